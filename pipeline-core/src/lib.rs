@@ -1,0 +1,78 @@
+//! `pipeline`: data pipelines as annotated async functions, with a dependency graph that the
+//! compiler checks.
+//!
+//! ```no_run
+//! use pipeline_core::prelude::*;
+//!
+//! /// Copies `users` from the read replica.
+//! #[task]
+//! async fn load_users(ctx: &Ctx) -> Result<()> {
+//!     Ok(())
+//! }
+//!
+//! /// The order model: needs the users.
+//! #[task(requires = [LoadUsers], retries = 2, timeout = "15m")]
+//! async fn make_order_model(ctx: &Ctx) -> Result<()> {
+//!     Ok(())
+//! }
+//!
+//! pipeline_core::main!();
+//! ```
+//!
+//! A dependency on a type that is not a task does not compile, nor does a cycle:
+//!
+//! ```text
+//! error[E0080]: evaluation panicked: task dependency cycle: a -> b -> a
+//! ```
+
+pub mod cli;
+pub mod ctx;
+pub mod dag;
+pub mod task;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use ctx::Ctx;
+pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
+pub use task::Task;
+
+/// Declares a task. See the crate documentation.
+///
+/// `#[task]` goes on `async fn name(ctx: &Ctx) -> Result<()>` and generates a unit struct named
+/// in UpperCamelCase (`load_orders` -> `LoadOrders`) that other tasks name as dependencies.
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `requires = [A, B]` | hard dependencies: must succeed first | none |
+/// | `after = [C]` | soft dependencies: run first, whatever their outcome | none |
+/// | `retries = 3` | attempts after the first | 0 |
+/// | `retry_delay = "30s"` | delay before the first retry, doubling after | `"10s"` |
+/// | `timeout = "15m"` | limit of one attempt | none |
+/// | `critical = false` | a failure alerts but does not fail the run | `true` |
+/// | `name = "x"` | the task's name | the fn name |
+/// | `for_each = KEYS` | one task per key of a `&'static [&'static str]`: `name[key]` | |
+///
+/// Durations are a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), combinable: `"1h30m"`.
+pub use pipeline_macros::task;
+
+/// The result type of tasks (`anyhow::Result`).
+pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
+
+/// What task code usually needs: `use pipeline_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Ctx, Result, Task, task};
+    pub use anyhow::Context as _;
+    pub use std::time::Duration;
+}
+
+/// The `main` of a pipeline binary: `pipeline_core::main!();`.
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main()
+        }
+    };
+}

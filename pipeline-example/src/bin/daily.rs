@@ -1,0 +1,3 @@
+use pipeline_example as _;
+
+pipeline_core::main!();

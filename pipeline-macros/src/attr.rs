@@ -1,0 +1,118 @@
+//! Parsing of the `#[task(..)]` keys. Simple checks (unknown or duplicated keys, malformed
+//! values) happen here, while the tokens are at hand, so that errors point at them.
+
+use proc_macro2::TokenStream;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, LitBool, LitInt, LitStr, Path, Token, bracketed};
+
+use crate::duration;
+
+/// The keys `#[task]` accepts, in the order the docs list them.
+const KEYS: &[&str] = &[
+    "requires",
+    "after",
+    "retries",
+    "retry_delay",
+    "timeout",
+    "critical",
+    "name",
+    "for_each",
+];
+
+/// What the attribute said. `None` means "not given": defaults are applied by `expand`.
+#[derive(Default)]
+pub struct TaskAttr {
+    /// Hard dependencies: must succeed before the task runs.
+    pub requires: Vec<Path>,
+    /// Soft dependencies: run first, whatever their outcome.
+    pub after: Vec<Path>,
+    pub retries: Option<u32>,
+    pub retry_delay_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub critical: Option<bool>,
+    pub name: Option<LitStr>,
+    /// The list of keys of a task family.
+    pub for_each: Option<Expr>,
+    seen: Vec<String>,
+}
+
+impl TaskAttr {
+    pub fn parse(args: TokenStream) -> syn::Result<Self> {
+        let mut attr = TaskAttr::default();
+        let parser = syn::meta::parser(|meta| attr.parse_key(meta));
+        parser.parse2(args)?;
+        Ok(attr)
+    }
+
+    fn parse_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
+        let Some(ident) = meta.path.get_ident() else {
+            return Err(meta.error(unknown_key_message("this path")));
+        };
+        let key = ident.to_string();
+        if !KEYS.contains(&key.as_str()) {
+            return Err(meta.error(unknown_key_message(&format!("`{key}`"))));
+        }
+        if self.seen.contains(&key) {
+            return Err(meta.error(format!("`{key}` is given more than once")));
+        }
+        self.seen.push(key.clone());
+        match key.as_str() {
+            "requires" => self.requires = parse_task_list(&meta)?,
+            "after" => self.after = parse_task_list(&meta)?,
+            "retries" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let value = lit.base10_parse::<u32>().map_err(|_| {
+                    syn::Error::new(
+                        lit.span(),
+                        "`retries` takes a whole number, e.g. `retries = 3`",
+                    )
+                })?;
+                self.retries = Some(value);
+            }
+            "retry_delay" => self.retry_delay_ms = Some(parse_duration(&meta)?),
+            "timeout" => self.timeout_ms = Some(parse_duration(&meta)?),
+            "critical" => {
+                // `critical` alone means `critical = true`.
+                let value = if meta.input.peek(Token![=]) {
+                    let lit: LitBool = meta.value()?.parse().map_err(|err| {
+                        syn::Error::new(err.span(), "`critical` takes `true` or `false`")
+                    })?;
+                    lit.value
+                } else {
+                    true
+                };
+                self.critical = Some(value);
+            }
+            "name" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                self.name = Some(lit);
+            }
+            "for_each" => self.for_each = Some(meta.value()?.parse()?),
+            _ => unreachable!("every key of KEYS is handled above"),
+        }
+        Ok(())
+    }
+}
+
+fn unknown_key_message(what: &str) -> String {
+    format!(
+        "unknown key {what} in #[task]; expected one of: {}",
+        KEYS.join(", ")
+    )
+}
+
+/// `[TypeA, path::TypeB]`: the task types a task depends on.
+fn parse_task_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
+    let input = meta.value()?;
+    let content;
+    bracketed!(content in input);
+    let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
+    Ok(paths.into_iter().collect())
+}
+
+fn parse_duration(meta: &ParseNestedMeta) -> syn::Result<u64> {
+    let lit: LitStr = meta.value()?.parse()?;
+    duration::parse_millis(&lit.value()).map_err(|msg| syn::Error::new(lit.span(), msg))
+}

@@ -1,0 +1,22 @@
+//! Procedural macros of `pipeline`. Use them through `pipeline_core` (`pipeline_core::task`),
+//! which re-exports them; the generated code refers to `::pipeline_core::__private` only.
+//!
+//! Each macro runs in three phases, each in its own module: [`attr`] parses the attribute's
+//! keys, [`ast`] reads the function, [`valid`] checks what the parser cannot, and [`expand`]
+//! writes the task type and its registration. Errors point at the user's own tokens.
+
+mod ast;
+mod attr;
+mod duration;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns `async fn name(ctx: &Ctx) -> Result<()>` into a registered task.
+///
+/// See the documentation of `pipeline_core::task` for the keys.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::task(args.into(), item.into()).into()
+}

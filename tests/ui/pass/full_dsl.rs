@@ -1,0 +1,53 @@
+// Every key, a family, dependencies across modules, and the graph the registry makes of them.
+use pipeline_core::prelude::*;
+use pipeline_core::{Dag, Task};
+
+const TABLES: &[&str] = &["users", "orders"];
+
+mod loads {
+    use pipeline_core::prelude::*;
+
+    /// Copies one table.
+    #[task(for_each = super::TABLES, retries = 3, retry_delay = "30s", timeout = "1h30m")]
+    pub async fn load(_ctx: &Ctx, _table: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rates from an API; may fail.
+    #[task(critical = false, retries = 5)]
+    pub async fn load_currency(_ctx: &Ctx) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The model.
+///
+/// Built nightly.
+#[task(requires = [loads::Load], after = [loads::LoadCurrency], critical, name = "order_model")]
+pub(crate) async fn make_order_model(ctx: &Ctx) -> Result<()> {
+    let _ = ctx.task();
+    Ok(())
+}
+
+#[task(requires = [MakeOrderModel], critical = true)]
+async fn report(_ctx: &Ctx) -> Result<()> {
+    Ok(())
+}
+
+fn main() {
+    assert_eq!(MakeOrderModel::name(), "order_model");
+    let dag = Dag::from_registry().expect("valid graph");
+    let names: Vec<&str> = dag.tasks().map(|(_, t)| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["load[users]", "load[orders]", "load_currency", "order_model", "report"]
+    );
+    let model = dag.task(dag.id("order_model").expect("model"));
+    assert_eq!(model.requires.len(), 2);
+    assert_eq!(model.after.len(), 1);
+    assert_eq!(model.description, "The model.\n\nBuilt nightly.");
+    let load = dag.task(dag.id("load[orders]").expect("member"));
+    assert_eq!(load.policy.retries, 3);
+    assert_eq!(load.policy.timeout, Some(Duration::from_secs(5400)));
+    assert!(!dag.task(dag.id("load_currency").expect("currency")).policy.critical);
+}
