@@ -1,28 +1,74 @@
-//! The command line of a pipeline binary (`daily list`, `daily graph`, ...). A binary's `main`
-//! is `pipeline_core::main!();`, which calls [`main`].
+//! The command line of a pipeline binary. A binary's `main` is `pipeline_core::main!();`:
+//!
+//! ```text
+//! daily [run] [TASK..] [--date D] [--only] [--test] [--force] [--workers N] [--json] [--wait]
+//! daily backfill --from D --to D [TASK..] [...]
+//! daily status [--date D] [--test]      daily history [--limit N]
+//! daily list                            daily graph [--format dot|mermaid]
+//! ```
+//!
+//! Exit codes: 0 when every critical task succeeded or was already complete, 1 when a run
+//! failed (or another run holds the partition), 2 for usage or configuration errors, 130 when
+//! cancelled by a signal.
 
-use std::io::Write;
+mod output;
+mod progress;
+
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::dag::{Dag, GraphFormat};
+use crate::date::Date;
+use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
+use crate::status::RunStatus;
 
-/// Exit code for usage and configuration errors (clap uses the same for bad arguments).
+const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, Parser)]
-#[command(
-    about = "Run and inspect this pipeline",
-    disable_help_subcommand = true
-)]
+#[command(about = "Run and inspect this pipeline. With no command: `run`, every task, today.")]
+#[command(disable_help_subcommand = true, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run tasks (all when none are named) with everything they depend on.
+    Run(RunArgs),
+    /// Run a range of dates, one after the other; stops at the first that fails.
+    Backfill {
+        /// First date, YYYY-MM-DD.
+        #[arg(long)]
+        from: Date,
+        /// Last date (included).
+        #[arg(long)]
+        to: Date,
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Show each task's state for a date: complete, failed, never run.
+    Status {
+        /// YYYY-MM-DD; default: today (UTC).
+        #[arg(long)]
+        date: Option<Date>,
+        /// The test-mode state instead of production.
+        #[arg(long)]
+        test: bool,
+    },
+    /// List recent runs.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
     /// List the tasks: name, dependencies, description.
     List,
     /// Print the task graph for Graphviz (dot) or Mermaid.
@@ -33,79 +79,283 @@ enum Command {
     },
 }
 
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The partition to run, YYYY-MM-DD; default: today (UTC).
+    #[arg(long)]
+    date: Option<Date>,
+    #[command(flatten)]
+    flags: RunFlags,
+}
+
+#[derive(Debug, Args)]
+struct RunFlags {
+    /// Tasks (or families) to run, with their dependencies; default: all.
+    tasks: Vec<String>,
+    /// Unit mode: run only the named tasks, treating their dependencies as done.
+    #[arg(long, requires = "tasks")]
+    only: bool,
+    /// Test mode: run everything, but write only to the test schema (or test files).
+    #[arg(long)]
+    test: bool,
+    /// Run the named tasks (all when none are named) even if already complete.
+    #[arg(long)]
+    force: bool,
+    /// How many tasks may run at once; default: the number of CPUs.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Wait for a concurrent run of the same date instead of refusing.
+    #[arg(long)]
+    wait: bool,
+}
+
 /// Parses the command line and runs the command; the process's exit code.
-pub fn main() -> ExitCode {
+pub fn main(pipeline: &str) -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::List => with_dag(list),
-        Command::Graph { format } => with_dag(|dag| {
-            print!("{}", dag.render(format));
-            Ok(())
-        }),
-    };
-    match result {
-        Ok(code) => code,
+    let quiet_logs = matches!(
+        &cli.command,
+        None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
+    ) && progress::is_terminal();
+    init_logging(quiet_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(EXIT_USAGE)
-        }
-    }
-}
-
-fn with_dag(command: impl FnOnce(&Dag) -> anyhow::Result<()>) -> anyhow::Result<ExitCode> {
-    let dag = Dag::from_registry()?;
-    command(&dag)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn list(dag: &Dag) -> anyhow::Result<()> {
-    let names = |ids: &[crate::dag::TaskId]| -> String {
-        if ids.is_empty() {
-            "-".to_string()
-        } else {
-            ids.iter()
-                .map(|&id| dag.task(id).name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILED);
         }
     };
-    let rows: Vec<[String; 4]> = dag
-        .tasks()
-        .map(|(_, task)| {
-            let mut name = task.name.clone();
-            if !task.policy.critical {
-                name.push_str(" (non-critical)");
-            }
-            let summary = task.description.lines().next().unwrap_or("").to_string();
-            [name, names(&task.requires), names(&task.after), summary]
-        })
-        .collect();
-    let header = ["TASK", "REQUIRES", "AFTER", "DESCRIPTION"].map(String::from);
-    print_table(&header, &rows)
+    let result = runtime.block_on(dispatch(pipeline, cli));
+    // Do not wait for tasks stuck in blocking code after a cancellation.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure { code, error }) => {
+            eprintln!(
+                "error: {}",
+                crate::config::redact_text(&format!("{error:#}"))
+            );
+            ExitCode::from(code)
+        }
+    }
 }
 
-/// Left-aligned columns, the last one unpadded.
-pub(crate) fn print_table<const N: usize>(
-    header: &[String; N],
-    rows: &[[String; N]],
-) -> anyhow::Result<()> {
-    let mut widths = header.each_ref().map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+/// An error and the exit code it means.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        error: error.into(),
+    }
+}
+
+impl From<RunError> for Failure {
+    fn from(err: RunError) -> Self {
+        match err {
+            RunError::Usage(error) => Failure {
+                code: EXIT_USAGE,
+                error,
+            },
+            RunError::Locked(error) | RunError::Failed(error) => Failure {
+                code: EXIT_FAILED,
+                error,
+            },
         }
     }
-    let mut out = std::io::stdout().lock();
-    for row in std::iter::once(header).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
+}
+
+async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
+    let command = cli.command.unwrap_or(Command::Run(cli.run));
+    let dag = || Dag::from_registry().map(Arc::new).map_err(usage);
+    match command {
+        Command::List => {
+            output::list(&*dag()?).map_err(usage)?;
+            Ok(0)
+        }
+        Command::Graph { format } => {
+            print!("{}", dag()?.render(format));
+            Ok(0)
+        }
+        Command::Run(args) => {
+            let runner = runner(pipeline, dag()?).await?;
+            let options = options(&args.flags, args.date.unwrap_or_else(Date::today));
+            let report = run_one(&runner, &options, args.flags.json, watch_signals()).await?;
+            if args.flags.json {
+                output::print_json(&report);
+            }
+            Ok(exit_code(report.status))
+        }
+        Command::Backfill { from, to, flags } => {
+            if from > to {
+                return Err(usage(anyhow::anyhow!("--from {from} is after --to {to}")));
+            }
+            let runner = runner(pipeline, dag()?).await?;
+            let cancel = watch_signals();
+            let mut reports = Vec::new();
+            let mut date = from;
+            while date <= to {
+                let report =
+                    run_one(&runner, &options(&flags, date), flags.json, cancel.clone()).await?;
+                let status = report.status;
+                reports.push(report);
+                if status != RunStatus::Succeeded {
+                    eprintln!("backfill stopped at {date}; run the same command again to resume");
+                    break;
+                }
+                date = date.next();
+            }
+            if flags.json {
+                output::print_backfill_json(&reports);
+            }
+            Ok(reports.last().map_or(0, |r| exit_code(r.status)))
+        }
+        Command::Status { date, test } => {
+            let runner = runner(pipeline, dag()?).await?;
+            output::status(&runner, date.unwrap_or_else(Date::today), test)
+                .await
+                .map_err(|error| Failure {
+                    code: EXIT_FAILED,
+                    error,
+                })?;
+            Ok(0)
+        }
+        Command::History { limit } => {
+            let runner = runner(pipeline, dag()?).await?;
+            output::history(&runner, limit)
+                .await
+                .map_err(|error| Failure {
+                    code: EXIT_FAILED,
+                    error,
+                })?;
+            Ok(0)
+        }
+    }
+}
+
+async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
+    let config = Config::load().map_err(usage)?;
+    let store = open_store(&config).await.map_err(usage)?;
+    Ok(Runner {
+        dag,
+        store,
+        config,
+        pipeline: pipeline.to_string(),
+    })
+}
+
+fn options(flags: &RunFlags, date: Date) -> RunOptions {
+    let mut options = RunOptions::new(date);
+    options.targets = flags.tasks.clone();
+    options.only = flags.only;
+    options.test = flags.test;
+    options.force = flags.force;
+    options.wait = flags.wait;
+    if let Some(workers) = flags.workers {
+        options.workers = usize::from(workers);
+    }
+    options
+}
+
+async fn run_one(
+    runner: &Runner,
+    options: &RunOptions,
+    json: bool,
+    cancel: watch::Receiver<bool>,
+) -> Result<RunReport, Failure> {
+    if options.only {
+        let targets = runner.resolve(&options.targets).map_err(usage)?;
+        output::explain_unit_mode(&runner.dag, &targets);
+    }
+    if options.test {
+        eprintln!(
+            "test mode: writes go to the `{}` schema (PostgreSQL) or *.test.db files (SQLite); production tables are untouched",
+            crate::run::TEST_SCHEMA
+        );
+    }
+    let observer = progress::Progress::new(!json);
+    let report = runner.run(options, &observer, cancel).await?;
+    observer.clear();
+    if !json {
+        output::print_summary(&report);
+    }
+    Ok(report)
+}
+
+fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Cancelled => EXIT_CANCELLED,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// Ctrl-C or SIGTERM cancels the run; a second one ends the process at once.
+fn watch_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        for count in 0.. {
+            if !next_signal().await {
+                return;
+            }
+            if count == 0 {
+                eprintln!(
+                    "\ncancelling: running tasks are stopped and recorded as cancelled (signal again to exit at once)"
+                );
+                let _ = tx.send(true);
             } else {
-                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+                std::process::exit(i32::from(EXIT_CANCELLED));
             }
         }
-        writeln!(out, "{}", line.trim_end())?;
+    });
+    rx
+}
+
+/// Waits for SIGINT or SIGTERM; false when signals cannot be watched.
+async fn next_signal() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return false;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => true,
+            _ = terminate.recv() => true,
+        }
     }
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
+/// Logs go to stderr; `PIPELINE_LOG` (error, warn, info, debug, trace) sets the level.
+fn init_logging(quiet: bool) {
+    let default = if quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    let level = std::env::var("PIPELINE_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(default);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(progress::is_terminal())
+        .with_max_level(level)
+        .try_init();
 }

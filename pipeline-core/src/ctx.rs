@@ -1,19 +1,87 @@
-//! What a running task sees.
+//! What a running task sees: the run, the partition date, the mode, and the named databases.
+
+use std::sync::Arc;
+
+use crate::date::Date;
+use crate::db::{Databases, Db};
+
+/// Facts of a run shared by every task in it.
+#[derive(Debug)]
+pub struct RunInfo {
+    pub run_id: i64,
+    pub pipeline: String,
+    pub date: Date,
+    /// Test mode: writes go to the test schema (PostgreSQL) or test files (SQLite).
+    pub test: bool,
+    /// Unit mode: only the named tasks run; their dependencies count as done.
+    pub unit: bool,
+    pub databases: Databases,
+}
 
 /// The context handed to every task attempt.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
+    run: Arc<RunInfo>,
     task: String,
+    attempt: u32,
 }
 
 impl Ctx {
-    /// A context for `task`.
-    pub fn new(task: impl Into<String>) -> Self {
-        Ctx { task: task.into() }
+    pub fn new(run: Arc<RunInfo>, task: impl Into<String>, attempt: u32) -> Self {
+        Ctx {
+            run,
+            task: task.into(),
+            attempt,
+        }
     }
 
     /// The name of the running task (`load[orders]` for a family member).
     pub fn task(&self) -> &str {
         &self.task
+    }
+
+    /// 1 for the first attempt, 2 for the first retry, ...
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run.run_id
+    }
+
+    pub fn pipeline(&self) -> &str {
+        &self.run.pipeline
+    }
+
+    /// The partition the run works on (`--date`, default today in UTC).
+    pub fn date(&self) -> Date {
+        self.run.date
+    }
+
+    /// Whether this is a test-mode run (`--test`): writes through [`Ctx::db`] go to the test
+    /// schema or files, never to production tables.
+    pub fn is_test(&self) -> bool {
+        self.run.test
+    }
+
+    /// Whether this is a unit-mode run (`--only`).
+    pub fn is_unit(&self) -> bool {
+        self.run.unit
+    }
+
+    /// A configured database by name, connected on first use. In test mode its writes go to
+    /// the test schema (PostgreSQL) or a `*.test.db` file beside it (SQLite).
+    pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
+        self.run.databases.get(name).await
+    }
+
+    /// Whether a database of that name is configured.
+    pub fn has_db(&self, name: &str) -> bool {
+        self.run.databases.is_configured(name)
+    }
+
+    /// The `warehouse` database: by default `./.pipeline/warehouse.db`.
+    pub async fn warehouse(&self) -> anyhow::Result<Db> {
+        self.db("warehouse").await
     }
 }

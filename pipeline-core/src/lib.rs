@@ -26,17 +26,29 @@
 //! ```
 
 pub mod cli;
+pub mod config;
 pub mod ctx;
 pub mod dag;
+pub mod date;
+pub mod db;
+pub mod run;
+pub mod state;
+pub mod status;
 pub mod task;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
+pub use anyhow;
 pub use ctx::Ctx;
 pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
+pub use db::{Db, DbPool};
+/// The SQL toolkit behind [`Db`], for tasks that run their own queries.
+pub use sqlx;
 pub use task::Task;
+/// Structured logs; each task attempt runs in a `task` span.
+pub use tracing;
 
 /// Declares a task. See the crate documentation.
 ///
@@ -63,7 +75,7 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
     pub use crate::{Ctx, Result, Task, task};
-    pub use anyhow::Context as _;
+    pub use anyhow::{Context as _, anyhow, bail, ensure};
     pub use std::time::Duration;
 }
 
@@ -72,7 +84,7 @@ pub mod prelude {
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main()
+            $crate::cli::main(::core::env!("CARGO_BIN_NAME"))
         }
     };
 }

@@ -1,10 +1,12 @@
 //! The `daily` pipeline: a nightly ETL modelled on a food-delivery company.
 //!
 //! - [`replica`]: copies `users`, `restaurants` and `orders` from the production read replica
-//!   into the warehouse (one task per table, a task family).
-//! - [`currency`]: exchange rates from an external API; low priority.
+//!   into the warehouse (one task per table, a task family). Without a configured replica, a
+//!   generated [`demo`] replica stands in.
+//! - [`currency`]: exchange rates; low priority.
 //! - [`model`]: the order model built on the loads, and the management report on top of it.
 
 pub mod currency;
+pub mod demo;
 pub mod model;
 pub mod replica;

@@ -1,20 +1,42 @@
-//! Models and reports built in the warehouse.
+//! Models and reports built in the warehouse. Each is rebuilt in one transaction: readers see
+//! the previous version until the new one is complete.
 
 use pipeline_core::prelude::*;
 
 use crate::currency::LoadCurrency;
 use crate::replica::Load;
 
-/// Orders joined with users and restaurants, amounts converted to EUR.
+/// Delivered orders joined with users and restaurants, amounts converted to EUR.
 #[task(requires = [Load], after = [LoadCurrency], timeout = "30m")]
 pub async fn make_order_model(ctx: &Ctx) -> Result<()> {
-    let _ = ctx;
-    Ok(())
+    let date = ctx.date().to_string();
+    let script = format!(
+        "CREATE TABLE IF NOT EXISTS currency_rates (date TEXT NOT NULL, currency TEXT NOT NULL, eur_rate NUMERIC NOT NULL, \
+             PRIMARY KEY (date, currency));
+         DROP TABLE IF EXISTS order_model;
+         CREATE TABLE order_model AS
+         SELECT o.id, o.created_at, u.city AS user_city, r.name AS restaurant, r.city AS restaurant_city,
+                o.amount, o.currency, round(o.amount * COALESCE(c.eur_rate, 1.0), 2) AS amount_eur
+         FROM orders o
+         JOIN users u ON u.id = o.user_id
+         JOIN restaurants r ON r.id = o.restaurant_id
+         LEFT JOIN currency_rates c ON c.currency = o.currency AND c.date = '{date}'
+         WHERE o.status = 'delivered';"
+    );
+    ctx.warehouse().await?.execute_script(&script).await
 }
 
-/// The management report: revenue per city and day.
+/// The management report: revenue in EUR per city and day.
 #[task(requires = [MakeOrderModel])]
 pub async fn make_management_report(ctx: &Ctx) -> Result<()> {
-    let _ = ctx;
-    Ok(())
+    ctx.warehouse()
+        .await?
+        .execute_script(
+            "DROP TABLE IF EXISTS management_report;
+             CREATE TABLE management_report AS
+             SELECT restaurant_city AS city, substr(created_at, 1, 10) AS day,
+                    count(*) AS orders, round(sum(amount_eur), 2) AS revenue_eur
+             FROM order_model GROUP BY 1, 2 ORDER BY 1, 2;",
+        )
+        .await
 }

@@ -1,0 +1,268 @@
+//! What the commands print: tables for people, JSON for machines.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use crate::dag::{Dag, TaskId};
+use crate::date::{Date, format_duration, format_timestamp};
+use crate::run::{RunReport, Runner};
+use crate::state::{AttemptRecord, Namespace, PartitionKey};
+use crate::status::TaskStatus;
+
+pub fn list(dag: &Dag) -> anyhow::Result<()> {
+    let names = |ids: &[TaskId]| -> String {
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.iter()
+                .map(|&id| dag.task(id).name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let rows: Vec<[String; 4]> = dag
+        .tasks()
+        .map(|(_, task)| {
+            let mut name = task.name.clone();
+            if !task.policy.critical {
+                name.push_str(" (non-critical)");
+            }
+            let summary = task.description.lines().next().unwrap_or("").to_string();
+            [name, names(&task.requires), names(&task.after), summary]
+        })
+        .collect();
+    print_table(&["TASK", "REQUIRES", "AFTER", "DESCRIPTION"], &rows)
+}
+
+pub fn explain_unit_mode(dag: &Dag, targets: &[TaskId]) {
+    let targets_set: Vec<bool> = {
+        let mut set = vec![false; dag.len()];
+        for id in targets {
+            set[id.index()] = true;
+        }
+        set
+    };
+    let mut assumed: Vec<&str> = targets
+        .iter()
+        .flat_map(|&id| {
+            let task = dag.task(id);
+            task.requires
+                .iter()
+                .chain(&task.after)
+                .copied()
+                .collect::<Vec<_>>()
+        })
+        .filter(|dep| !targets_set[dep.index()])
+        .map(|dep| dag.task(dep).name.as_str())
+        .collect();
+    assumed.sort_unstable();
+    assumed.dedup();
+    let names: Vec<&str> = targets
+        .iter()
+        .map(|&id| dag.task(id).name.as_str())
+        .collect();
+    let deps = if assumed.is_empty() {
+        "none".to_string()
+    } else {
+        assumed.join(", ")
+    };
+    eprintln!(
+        "unit mode: running only {}; dependencies treated as done: {deps}",
+        names.join(", ")
+    );
+}
+
+pub fn print_summary(report: &RunReport) {
+    let rows: Vec<[String; 5]> = report
+        .tasks
+        .iter()
+        .filter(|t| t.status != TaskStatus::Skipped || report.tasks.len() <= 50)
+        .map(|t| {
+            let mut name = t.name.clone();
+            if !t.critical {
+                name.push_str(" (non-critical)");
+            }
+            let error = t
+                .error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+                .to_string();
+            let duration = if t.attempts == 0 {
+                "-".into()
+            } else {
+                format_duration(Duration::from_millis(t.duration_ms))
+            };
+            [
+                name,
+                t.status.to_string(),
+                t.attempts.to_string(),
+                duration,
+                error,
+            ]
+        })
+        .collect();
+    let _ = print_table(&["TASK", "STATUS", "ATTEMPTS", "DURATION", "ERROR"], &rows);
+    let mut counts: Vec<String> = TaskStatus::ALL
+        .iter()
+        .map(|&s| (s, report.count(s)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect();
+    if counts.is_empty() {
+        counts.push("no tasks".into());
+    }
+    let mode = match (report.test, report.unit) {
+        (true, true) => " (test mode, unit mode)",
+        (true, false) => " (test mode)",
+        (false, true) => " (unit mode)",
+        (false, false) => "",
+    };
+    println!(
+        "\nrun {} of {} for {}{mode}: {} in {} ({})",
+        report.run_id,
+        report.pipeline,
+        report.date,
+        report.status,
+        format_duration(Duration::from_millis(report.duration_ms)),
+        counts.join(", ")
+    );
+}
+
+pub fn print_json(report: &RunReport) {
+    match serde_json::to_string_pretty(report) {
+        Ok(json) => println!("{json}"),
+        Err(err) => eprintln!("error: cannot write the JSON summary: {err}"),
+    }
+}
+
+pub fn print_backfill_json(reports: &[RunReport]) {
+    let status = reports.last().map_or("succeeded", |r| r.status.as_str());
+    let value = serde_json::json!({ "status": status, "runs": reports });
+    match serde_json::to_string_pretty(&value) {
+        Ok(json) => println!("{json}"),
+        Err(err) => eprintln!("error: cannot write the JSON summary: {err}"),
+    }
+}
+
+pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<()> {
+    let key = PartitionKey {
+        pipeline: runner.pipeline.clone(),
+        partition: date.to_string(),
+        namespace: if test {
+            Namespace::Test
+        } else {
+            Namespace::Production
+        },
+    };
+    let complete = runner.store.completed(&key).await?;
+    let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
+    for attempt in runner.store.attempts(&key).await? {
+        let entry = last
+            .entry(attempt.task.clone())
+            .or_insert_with(|| (attempt.clone(), 0));
+        entry.1 += 1;
+        entry.0 = attempt;
+    }
+    let rows: Vec<[String; 5]> = runner
+        .dag
+        .tasks()
+        .map(|(_, task)| {
+            let found = last.get(&task.name);
+            let state = if complete.contains(&task.name) {
+                "complete".to_string()
+            } else {
+                found.map_or("not run".into(), |(a, _)| a.status.to_string())
+            };
+            let attempts = found.map_or("0".into(), |(_, n)| n.to_string());
+            let when = found.map_or("-".into(), |(a, _)| format_timestamp(a.started_at));
+            let error = found
+                .filter(|_| !complete.contains(&task.name))
+                .and_then(|(a, _)| a.error.as_deref())
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+                .to_string();
+            [task.name.clone(), state, attempts, when, error]
+        })
+        .collect();
+    println!("{} {} ({})", runner.pipeline, date, key.namespace);
+    print_table(
+        &["TASK", "STATE", "ATTEMPTS", "LAST ATTEMPT (UTC)", "ERROR"],
+        &rows,
+    )
+}
+
+pub async fn history(runner: &Runner, limit: u32) -> anyhow::Result<()> {
+    let runs = runner.store.runs(&runner.pipeline, limit).await?;
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|run| {
+            let mode = match (run.namespace.as_str(), run.unit_mode) {
+                ("test", true) => "test, unit",
+                ("test", false) => "test",
+                (_, true) => "unit",
+                _ => "-",
+            };
+            let duration = run.finished_at.map_or("-".into(), |end| {
+                format_duration(Duration::from_millis((end - run.started_at).max(0) as u64))
+            });
+            let targets = if run.targets.is_empty() {
+                "all".into()
+            } else {
+                run.targets.join(" ")
+            };
+            [
+                run.id.to_string(),
+                run.partition.clone(),
+                run.status.to_string(),
+                mode.to_string(),
+                format_timestamp(run.started_at),
+                duration,
+                format!(
+                    "{}/{}",
+                    run.tasks_failed.unwrap_or(0),
+                    run.tasks_total.unwrap_or(0)
+                ),
+                targets,
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "RUN",
+            "DATE",
+            "STATUS",
+            "MODE",
+            "STARTED (UTC)",
+            "DURATION",
+            "FAILED/TASKS",
+            "TARGETS",
+        ],
+        &rows,
+    )
+}
+
+/// Left-aligned columns, the last one unpadded.
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> anyhow::Result<()> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header = header.map(String::from);
+    let mut out = std::io::stdout().lock();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}

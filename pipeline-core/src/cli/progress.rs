@@ -1,0 +1,92 @@
+//! Progress while a run goes: a live bar on a terminal, one log line per task otherwise.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::run::{Observer, TaskReport};
+use crate::status::TaskStatus;
+
+pub fn is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+pub enum Progress {
+    Bar(ProgressBar),
+    Lines,
+    Silent,
+}
+
+impl Progress {
+    /// A bar on a terminal, log lines elsewhere; nothing when `visible` is false.
+    pub fn new(visible: bool) -> Self {
+        if !visible {
+            Progress::Silent
+        } else if is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Progress::Bar(bar)
+        } else {
+            Progress::Lines
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn planned(&self, tasks: usize, skipped: usize) {
+        match self {
+            Progress::Bar(bar) => bar.set_length(tasks as u64),
+            Progress::Lines => tracing::info!("{tasks} tasks, {skipped} already complete"),
+            Progress::Silent => {}
+        }
+    }
+
+    fn started(&self, task: &str, _attempt: u32) {
+        match self {
+            Progress::Bar(bar) => bar.set_message(format!("started {task}")),
+            Progress::Lines => tracing::info!("started {task}"),
+            Progress::Silent => {}
+        }
+    }
+
+    fn finished(&self, task: &TaskReport) {
+        match self {
+            Progress::Bar(bar) => {
+                bar.inc(1);
+                if !task.status.is_success() {
+                    bar.println(format!("{} {}", task.status, task.name));
+                }
+            }
+            Progress::Lines if task.status == TaskStatus::Skipped => {}
+            Progress::Lines if task.status.is_success() => {
+                tracing::info!(
+                    "{} {} in {}",
+                    task.status,
+                    task.name,
+                    crate::date::format_duration(Duration::from_millis(task.duration_ms))
+                );
+            }
+            Progress::Lines => {
+                tracing::warn!(
+                    "{} {}: {}",
+                    task.status,
+                    task.name,
+                    task.error.as_deref().unwrap_or("")
+                );
+            }
+            Progress::Silent => {}
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Configuration: `pipeline.toml` in the working directory, overridden by environment variables.
+//! With neither, everything runs on SQLite files under `./.pipeline/`.
+//!
+//! ```toml
+//! [state]
+//! url = "postgres://etl@warehouse-host/etl"   # or PIPELINE_STATE_URL
+//!
+//! [databases]
+//! warehouse = "postgres://etl@warehouse-host/dwh"   # or PIPELINE_DB_WAREHOUSE_URL
+//! replica = "postgres://reader@replica-host/prod"   # or PIPELINE_DB_REPLICA_URL
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// Where the embedded default keeps its files.
+pub const DEFAULT_DIR: &str = ".pipeline";
+const CONFIG_FILE: &str = "pipeline.toml";
+
+/// The loaded configuration. Each URL remembers the setting it came from, for error messages.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub state: Setting,
+    pub databases: BTreeMap<String, Setting>,
+}
+
+/// A URL and where it was set (`PIPELINE_STATE_URL`, `pipeline.toml [state] url`, default).
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub url: String,
+    pub source: String,
+}
+
+impl Setting {
+    /// The URL with any password replaced by `***`: the only form that may be printed.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    state: Option<StateSection>,
+    #[serde(default)]
+    databases: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateSection {
+    url: String,
+}
+
+impl Config {
+    /// Reads `pipeline.toml` (or the file named by `PIPELINE_CONFIG`) if present, then the
+    /// environment.
+    pub fn load() -> anyhow::Result<Config> {
+        let explicit = std::env::var_os("PIPELINE_CONFIG").map(PathBuf::from);
+        let path = explicit
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(CONFIG_FILE));
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(parse_file(&path, &text)?),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        };
+        Self::from_parts(file.unwrap_or_default(), &path, std::env::vars())
+    }
+
+    /// The embedded defaults alone: no file, no environment.
+    pub fn embedded() -> Config {
+        Self::from_parts(File::default(), Path::new(CONFIG_FILE), std::iter::empty())
+            .unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
+
+    fn from_parts(
+        file: File,
+        path: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let in_file = |what: &str| format!("{} {what}", path.display());
+        let mut state = match file.state {
+            Some(section) => Setting {
+                url: section.url,
+                source: in_file("[state] url"),
+            },
+            None => Setting {
+                url: format!("sqlite://{DEFAULT_DIR}/state.db"),
+                source: "the default".into(),
+            },
+        };
+        let mut databases: BTreeMap<String, Setting> = BTreeMap::new();
+        databases.insert(
+            "warehouse".into(),
+            Setting {
+                url: format!("sqlite://{DEFAULT_DIR}/warehouse.db"),
+                source: "the default".into(),
+            },
+        );
+        for (name, url) in file.databases {
+            check_database_name(&name).with_context(|| in_file("[databases]"))?;
+            let source = in_file(&format!("[databases] {name}"));
+            databases.insert(name, Setting { url, source });
+        }
+        for (key, value) in env {
+            if key == "PIPELINE_STATE_URL" {
+                state = Setting {
+                    url: value,
+                    source: key,
+                };
+            } else if let Some(name) = key
+                .strip_prefix("PIPELINE_DB_")
+                .and_then(|k| k.strip_suffix("_URL"))
+            {
+                let name = name.to_ascii_lowercase();
+                check_database_name(&name)
+                    .with_context(|| format!("environment variable {key}"))?;
+                databases.insert(
+                    name,
+                    Setting {
+                        url: value,
+                        source: key,
+                    },
+                );
+            }
+        }
+        check_scheme(&state)?;
+        for setting in databases.values() {
+            check_scheme(setting)?;
+        }
+        Ok(Config { state, databases })
+    }
+
+    /// The URL of a named database, or an error that says how to configure it.
+    pub fn database(&self, name: &str) -> anyhow::Result<&Setting> {
+        self.databases.get(name).with_context(|| {
+            let known: Vec<&str> = self.databases.keys().map(String::as_str).collect();
+            format!(
+                "no database named `{name}` is configured (known: {}); add `{name} = \"postgres://..\"` \
+                 under [databases] in {CONFIG_FILE} or set PIPELINE_DB_{}_URL",
+                known.join(", "),
+                name.to_ascii_uppercase()
+            )
+        })
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> anyhow::Result<File> {
+    toml::from_str(text).map_err(|err| {
+        // toml's message quotes the offending line, which may hold a password: redact it.
+        anyhow::anyhow!(
+            "{} is not valid: {}",
+            path.display(),
+            redact_text(&err.to_string())
+        )
+    })
+}
+
+fn check_database_name(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("invalid database name {name:?}: use letters, digits and underscores");
+    }
+    Ok(())
+}
+
+fn check_scheme(setting: &Setting) -> anyhow::Result<()> {
+    let scheme = setting.url.split_once(':').map_or("", |(scheme, _)| scheme);
+    if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+        bail!(
+            "{}: unsupported database URL {:?}; use sqlite://path/to/file.db or postgres://user@host/db",
+            setting.source,
+            redact_url(&setting.url)
+        );
+    }
+    Ok(())
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`. Also hides a `password=`
+/// query parameter.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find('/')
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
+            }
+        }
+    }
+    if let Some(start) = out.find("password=") {
+        let value_start = start + "password=".len();
+        let value_end = out[value_start..]
+            .find('&')
+            .map_or(out.len(), |i| value_start + i);
+        out.replace_range(value_start..value_end, "***");
+    }
+    out
+}
+
+/// Redacts every URL found in a text (error messages of drivers and parsers).
+pub fn redact_text(text: &str) -> String {
+    text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+        .map(|word| {
+            if word.contains("://") {
+                redact_url(word)
+            } else {
+                word.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let file = parse_file(Path::new("pipeline.toml"), toml)?;
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::from_parts(
+            file,
+            Path::new("pipeline.toml"),
+            env.collect::<Vec<_>>().into_iter(),
+        )
+    }
+
+    #[test]
+    fn defaults_to_sqlite_files() {
+        let config = config("", &[]).expect("valid");
+        assert_eq!(config.state.url, "sqlite://.pipeline/state.db");
+        assert_eq!(
+            config.database("warehouse").expect("default").url,
+            "sqlite://.pipeline/warehouse.db"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = config(
+            "[state]\nurl = \"sqlite://a.db\"\n[databases]\nreplica = \"postgres://r@h/db\"\n",
+            &[
+                ("PIPELINE_STATE_URL", "postgres://s@h/state"),
+                ("PIPELINE_DB_REPLICA_URL", "sqlite://r.db"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.state.url, "postgres://s@h/state");
+        assert_eq!(config.state.source, "PIPELINE_STATE_URL");
+        assert_eq!(
+            config.database("replica").expect("set").url,
+            "sqlite://r.db"
+        );
+    }
+
+    #[test]
+    fn bad_configuration_is_named() {
+        let err =
+            config("[state]\nurl = \"mysql://u:hunter2@h/db\"\n", &[]).expect_err("bad scheme");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("pipeline.toml [state] url") && msg.contains("u:***@h"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+
+        let err = config("[stat]\nurl = 1\n", &[]).expect_err("unknown section");
+        assert!(err.to_string().contains("unknown field `stat`"), "{err}");
+
+        let err =
+            config("[state\nurl = \"postgres://u:hunter2@h/db\"", &[]).expect_err("malformed");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let err = config("", &[])
+            .expect("valid")
+            .database("replica")
+            .map(|_| ())
+            .expect_err("unknown");
+        assert!(err.to_string().contains("PIPELINE_DB_REPLICA_URL"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:p%40ss@host:5432/db"),
+            "postgres://u:***@host:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@host/db"), "postgres://u@host/db");
+        assert_eq!(
+            redact_url("postgres://host/db?user=u&password=x&ssl=1"),
+            "postgres://host/db?user=u&password=***&ssl=1"
+        );
+        assert_eq!(
+            redact_url("sqlite://.pipeline/state.db"),
+            "sqlite://.pipeline/state.db"
+        );
+        assert_eq!(
+            redact_text("cannot reach \"postgres://a:b@h/d\" now"),
+            "cannot reach \"postgres://a:***@h/d\" now"
+        );
+    }
+}

@@ -1,0 +1,340 @@
+//! Connections to the supported databases (SQLite and PostgreSQL), chosen by URL scheme, and the
+//! named database handles that tasks use. In test mode, a handle points its writes elsewhere: a
+//! separate SQLite file, or a PostgreSQL schema set as the only `search_path`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+use tokio::sync::OnceCell;
+
+use crate::config::{Config, Setting, redact_text};
+
+/// How long a connection attempt may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pool for one of the supported backends.
+#[derive(Clone, Debug)]
+pub enum DbPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool it is: `dispatch!(pool, p => query.execute(p))`.
+macro_rules! dispatch {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::db::DbPool::Sqlite($p) => $body,
+            $crate::db::DbPool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// Where a pool's writes go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The database as configured.
+    Production,
+    /// Test mode: a `*.test.db` file beside a SQLite database, or this schema in PostgreSQL.
+    Test { schema: String },
+}
+
+impl DbPool {
+    /// Connects to `setting.url`. Errors name the setting and never show a password.
+    pub async fn connect(
+        setting: &Setting,
+        target: &Target,
+        max_connections: u32,
+    ) -> anyhow::Result<DbPool> {
+        let fail = || {
+            format!(
+                "cannot connect to {} (set by {}); check that the server runs and the URL is right",
+                setting.redacted(),
+                setting.source
+            )
+        };
+        let pool = if setting.url.starts_with("sqlite:") {
+            DbPool::Sqlite(
+                connect_sqlite(&setting.url, target, max_connections)
+                    .await
+                    .map_err(redacted)
+                    .with_context(fail)?,
+            )
+        } else {
+            DbPool::Postgres(
+                connect_postgres(&setting.url, target, max_connections)
+                    .await
+                    .map_err(redacted)
+                    .with_context(fail)?,
+            )
+        };
+        Ok(pool)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DbPool::Sqlite(_) => "sqlite",
+            DbPool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs a script of statements (`;`-separated) in one transaction: all or nothing.
+    pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await)
+    }
+}
+
+/// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`): a deferred transaction that upgrades later fails with "database is locked"
+/// instead of waiting for the busy timeout.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
+
+fn redacted(err: sqlx::Error) -> anyhow::Error {
+    anyhow::anyhow!(redact_text(&err.to_string()))
+}
+
+/// The file of a `sqlite:` URL, if it names one (not `:memory:`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// `warehouse.db` -> `warehouse.test.db`.
+fn test_file(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.test.{}", ext.to_string_lossy()),
+        None => format!("{stem}.test"),
+    };
+    path.with_file_name(name)
+}
+
+async fn connect_sqlite(
+    url: &str,
+    target: &Target,
+    max_connections: u32,
+) -> Result<SqlitePool, sqlx::Error> {
+    let mut options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    if let Some(path) = sqlite_path(url) {
+        let path = match target {
+            Target::Production => path,
+            Target::Test { .. } => test_file(&path),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
+        }
+        options = options.filename(path);
+    }
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+}
+
+async fn connect_postgres(
+    url: &str,
+    target: &Target,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?;
+    let mut pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(CONNECT_TIMEOUT);
+    if let Target::Test { schema } = target {
+        let quoted = quote_ident(schema);
+        let create = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
+        let first = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::query(AssertSqlSafe(create)).execute(&first).await?;
+        first.close().await;
+        // Only the test schema: an unqualified write can never reach a production table.
+        let set = Arc::new(format!("SET search_path TO {quoted}"));
+        pool = pool.after_connect(move |conn, _| {
+            let set = Arc::clone(&set);
+            Box::pin(async move {
+                sqlx::query(AssertSqlSafe(set.as_str().to_string()))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        });
+    }
+    pool.connect_with(options).await
+}
+
+/// Quotes a PostgreSQL or SQLite identifier: `a"b` -> `"a""b"`.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The named databases of a run, connected on first use.
+#[derive(Debug)]
+pub struct Databases {
+    config: Config,
+    target: Target,
+    pools: HashMap<String, OnceCell<DbPool>>,
+}
+
+impl Databases {
+    pub fn new(config: Config, target: Target) -> Self {
+        let pools = config
+            .databases
+            .keys()
+            .map(|name| (name.clone(), OnceCell::new()))
+            .collect();
+        Databases {
+            config,
+            target,
+            pools,
+        }
+    }
+
+    pub fn is_configured(&self, name: &str) -> bool {
+        self.pools.contains_key(name)
+    }
+
+    /// The pool of a configured database, connecting on first use.
+    pub async fn get(&self, name: &str) -> anyhow::Result<Db> {
+        let setting = self.config.database(name)?;
+        let cell = self
+            .pools
+            .get(name)
+            .context("database list changed while running")?;
+        let pool = cell
+            .get_or_try_init(|| DbPool::connect(setting, &self.target, 8))
+            .await
+            .with_context(|| format!("database `{name}`"))?
+            .clone();
+        Ok(Db {
+            name: name.to_string(),
+            pool,
+            target: self.target.clone(),
+        })
+    }
+
+    pub async fn close(&self) {
+        for cell in self.pools.values() {
+            if let Some(pool) = cell.get() {
+                pool.close().await;
+            }
+        }
+    }
+}
+
+/// A named database as a task sees it.
+#[derive(Clone, Debug)]
+pub struct Db {
+    name: String,
+    pool: DbPool,
+    target: Target,
+}
+
+impl Db {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    /// Whether writes go to the test schema or file.
+    pub fn is_test(&self) -> bool {
+        matches!(self.target, Target::Test { .. })
+    }
+
+    /// Runs a script of statements in one transaction: all or nothing.
+    pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
+        self.pool
+            .execute_script(sql)
+            .await
+            .with_context(|| format!("script on database `{}` failed", self.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_mode_files_sit_beside_production_files() {
+        assert_eq!(
+            test_file(Path::new(".pipeline/warehouse.db")),
+            Path::new(".pipeline/warehouse.test.db")
+        );
+        assert_eq!(test_file(Path::new("/data/wh")), Path::new("/data/wh.test"));
+        assert_eq!(
+            sqlite_path("sqlite://.pipeline/a.db?mode=rwc"),
+            Some(PathBuf::from(".pipeline/a.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("orders"), "\"orders\"");
+        assert_eq!(
+            quote_ident("a\"; DROP TABLE x; --"),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Writes attempts and markers to the state store in the background, in batches: whatever
+//! arrived while the previous batch was written goes in one transaction. This keeps durable
+//! state cheap when thousands of short tasks finish at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::state::{AttemptRecord, MarkerRecord, PartitionKey, StateStore};
+
+enum Write {
+    Attempt(AttemptRecord),
+    Marker(MarkerRecord),
+}
+
+/// The sending side; cheap to clone into every running task.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Write>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Write::Attempt(a) => a.fmt(f),
+            Write::Marker(m) => m.fmt(f),
+        }
+    }
+}
+
+/// The writing side: [`RecorderTask::finish`] waits until everything sent is written.
+#[derive(Debug)]
+pub struct RecorderTask {
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+pub fn start(store: Arc<dyn StateStore>, key: PartitionKey) -> (Recorder, RecorderTask) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = tokio::spawn(write_batches(store, key, rx));
+    (Recorder { tx }, RecorderTask { handle })
+}
+
+impl Recorder {
+    pub fn attempt(&self, record: AttemptRecord) {
+        // Fails only after the writer stopped on an error, which `finish` reports.
+        let _ = self.tx.send(Write::Attempt(record));
+    }
+
+    pub fn marker(&self, record: MarkerRecord) {
+        let _ = self.tx.send(Write::Marker(record));
+    }
+}
+
+impl RecorderTask {
+    /// Waits for every write sent before `recorder` was dropped. All clones must be dropped.
+    pub async fn finish(self, recorder: Recorder) -> anyhow::Result<()> {
+        drop(recorder);
+        self.handle
+            .await
+            .map_err(|err| anyhow::anyhow!("the state writer crashed: {err}"))?
+    }
+}
+
+async fn write_batches(
+    store: Arc<dyn StateStore>,
+    key: PartitionKey,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+) -> anyhow::Result<()> {
+    while let Some(first) = rx.recv().await {
+        let mut attempts: Vec<AttemptRecord> = Vec::new();
+        let mut index: HashMap<(String, u32), usize> = HashMap::new();
+        let mut markers = Vec::new();
+        let mut add = |write: Write| match write {
+            // The latest state of an attempt wins: one row per attempt and batch.
+            Write::Attempt(record) => match index.get(&(record.task.clone(), record.attempt)) {
+                Some(&at) => attempts[at] = record,
+                None => {
+                    index.insert((record.task.clone(), record.attempt), attempts.len());
+                    attempts.push(record);
+                }
+            },
+            Write::Marker(record) => markers.push(record),
+        };
+        add(first);
+        while let Ok(write) = rx.try_recv() {
+            add(write);
+        }
+        store
+            .record(&key, &attempts, &markers)
+            .await
+            .map_err(|err| err.context("cannot write task results to the state store"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Run history and completion markers. One [`StateStore`] trait; [`SqlStateStore`] implements it
+//! for SQLite (the embedded default: a file under `./.pipeline/`, WAL) and PostgreSQL (shared by
+//! many processes), chosen by the URL's scheme. Each backend has its own versioned migrations
+//! (`migrations/<backend>/NNNN_name.sql`), applied when the store is opened.
+
+mod sql;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use sql::SqlStateStore;
+
+use crate::status::{RunStatus, TaskStatus};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a run's markers live: the pipeline, its partition (a date) and production or test.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    pub pipeline: String,
+    pub partition: String,
+    pub namespace: Namespace,
+}
+
+/// Test-mode runs keep their own markers and locks: they never make production work look done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    Production,
+    Test,
+}
+
+impl Namespace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Production => "prod",
+            Namespace::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who holds (or wants) the run lock of a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockHolder {
+    /// Unique per run attempt of a process.
+    pub token: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockAttempt {
+    Acquired,
+    Held(LockHolder),
+}
+
+/// A run about to start.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub key: PartitionKey,
+    /// The targets as given (empty: all tasks).
+    pub targets: Vec<String>,
+    pub unit_mode: bool,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+}
+
+/// One attempt of one task; written when it starts and again when it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub run_id: i64,
+    pub task: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub status: TaskStatus,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A task that completed for the partition, in a given run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkerRecord {
+    pub task: String,
+    pub run_id: i64,
+    pub completed_at: i64,
+}
+
+/// A run as `daily history` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub partition: String,
+    pub namespace: String,
+    pub status: RunStatus,
+    pub targets: Vec<String>,
+    pub unit_mode: bool,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub tasks_total: Option<i64>,
+    pub tasks_failed: Option<i64>,
+}
+
+/// The durable record of runs. Implementations must be safe to share between concurrent runs
+/// of different partitions, in one process or many.
+pub trait StateStore: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Takes the run lock of a partition, or says who holds it.
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        holder: &'a LockHolder,
+    ) -> BoxFuture<'a, anyhow::Result<LockAttempt>>;
+
+    /// Removes a lock left by a process that is gone, and marks its unfinished runs and
+    /// attempts as cancelled so that nothing stays "running".
+    fn break_lock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Proves the holder is alive.
+    fn heartbeat<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    fn unlock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Records a new run as `running`; its id.
+    fn start_run<'a>(&'a self, run: &'a NewRun) -> BoxFuture<'a, anyhow::Result<i64>>;
+
+    /// Records a run's outcome; any attempt of it still `running` becomes `cancelled`.
+    fn finish_run<'a>(
+        &'a self,
+        run_id: i64,
+        status: RunStatus,
+        totals: (i64, i64),
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Writes attempts (inserted or updated by `(run_id, task, attempt)`) and markers in one
+    /// transaction.
+    fn record<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        attempts: &'a [AttemptRecord],
+        markers: &'a [MarkerRecord],
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// The tasks complete for the partition.
+    fn completed<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>>;
+
+    /// The most recent runs of a pipeline, newest first.
+    fn runs<'a>(
+        &'a self,
+        pipeline: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<RunRecord>>>;
+
+    /// Every attempt made for the partition, oldest first.
+    fn attempts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<AttemptRecord>>>;
+
+    fn close(&self) -> BoxFuture<'_, ()>;
+}

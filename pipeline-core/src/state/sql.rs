@@ -1,0 +1,449 @@
+//! The state store on SQLite or PostgreSQL. The statements are shared (both dialects accept
+//! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
+
+use std::collections::HashSet;
+
+use anyhow::Context as _;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+
+use super::{
+    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, NewRun, PartitionKey,
+    RunRecord, StateStore,
+};
+use crate::config::Setting;
+use crate::db::{BeginWrite as _, DbPool, Target, dispatch};
+use crate::status::{RunStatus, TaskStatus};
+
+/// `(version, name, sql)` in order. A released migration is never edited: add a new one.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Rows per multi-row statement: well under both backends' limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+#[derive(Debug)]
+pub struct SqlStateStore {
+    pool: DbPool,
+}
+
+impl SqlStateStore {
+    /// Connects to the store named by the setting and brings its schema up to date.
+    pub async fn open(setting: &Setting) -> anyhow::Result<SqlStateStore> {
+        let pool = DbPool::connect(setting, &Target::Production, 4)
+            .await
+            .context("cannot open the state store")?;
+        let store = SqlStateStore { pool };
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("cannot migrate the state store at {}", setting.redacted()))?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        const TRACKING: &str = "CREATE TABLE IF NOT EXISTS pipeline_schema_migrations \
+                                (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+        let migrations = match self.pool {
+            DbPool::Sqlite(_) => SQLITE_MIGRATIONS,
+            DbPool::Postgres(_) => POSTGRES_MIGRATIONS,
+        };
+        dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            if let DbPool::Postgres(_) = self.pool {
+                // Many workers may start at once: one migrates, the others wait for it.
+                sqlx::query("SELECT pg_advisory_xact_lock(7354012)").execute(&mut *tx).await?;
+            }
+            sqlx::query(TRACKING).execute(&mut *tx).await?;
+            let current: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM pipeline_schema_migrations")
+                .fetch_one(&mut *tx)
+                .await?;
+            for (version, name, script) in migrations.iter().filter(|(v, _, _)| Some(*v) > current) {
+                sqlx::raw_sql(AssertSqlSafe(*script))
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("migration {version} ({name}) failed"))?;
+                sqlx::query("INSERT INTO pipeline_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                    .bind(version)
+                    .bind(name)
+                    .bind(crate::date::now_millis())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+fn to_status<T: std::str::FromStr<Err = String>>(text: &str) -> anyhow::Result<T> {
+    text.parse().map_err(|err: String| {
+        anyhow::anyhow!("state store holds {err}: was it written by a newer version?")
+    })
+}
+
+impl StateStore for SqlStateStore {
+    fn backend(&self) -> &'static str {
+        self.pool.backend()
+    }
+
+    fn try_lock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        holder: &'a LockHolder,
+    ) -> BoxFuture<'a, anyhow::Result<LockAttempt>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let inserted = sqlx::query(
+                    "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, started_at, heartbeat_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .bind(&holder.token)
+                .bind(&holder.host)
+                .bind(holder.pid)
+                .bind(holder.started_at)
+                .bind(holder.heartbeat_at)
+                .execute(pool)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(LockAttempt::Acquired);
+                }
+                let row = sqlx::query(
+                    "SELECT token, host, pid, started_at, heartbeat_at FROM pipeline_locks \
+                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .fetch_optional(pool)
+                .await?;
+                match row {
+                    Some(row) => Ok(LockAttempt::Held(LockHolder {
+                        token: row.try_get("token")?,
+                        host: row.try_get("host")?,
+                        pid: row.try_get("pid")?,
+                        started_at: row.try_get("started_at")?,
+                        heartbeat_at: row.try_get("heartbeat_at")?,
+                    })),
+                    // Released between the two statements: try again.
+                    None => self.try_lock(key, holder).await,
+                }
+            })
+        })
+    }
+
+    fn break_lock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let mut tx = pool.begin_write().await?;
+                let removed = sqlx::query(
+                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if removed == 1 {
+                    // One run per partition at a time: whatever is still running there died.
+                    sqlx::query(
+                        "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
+                         error = 'the process running it stopped without finishing' \
+                         WHERE status = $3 AND run_id IN (SELECT id FROM pipeline_runs \
+                         WHERE pipeline = $4 AND partition = $5 AND namespace = $6 AND status = $7)",
+                    )
+                    .bind(TaskStatus::Cancelled.as_str())
+                    .bind(now)
+                    .bind(TaskStatus::Running.as_str())
+                    .bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+                    .bind(RunStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE pipeline_runs SET status = $1, finished_at = $2 \
+                         WHERE pipeline = $3 AND partition = $4 AND namespace = $5 AND status = $6",
+                    )
+                    .bind(RunStatus::Cancelled.as_str())
+                    .bind(now)
+                    .bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+                    .bind(RunStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            });
+            Ok(())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                sqlx::query(
+                    "UPDATE pipeline_locks SET heartbeat_at = $1 \
+                     WHERE pipeline = $2 AND partition = $3 AND namespace = $4 AND token = $5",
+                )
+                .bind(now)
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .bind(token)
+                .execute(pool)
+                .await?;
+            });
+            Ok(())
+        })
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        token: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                sqlx::query(
+                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .bind(token)
+                .execute(pool)
+                .await?;
+            });
+            Ok(())
+        })
+    }
+
+    fn start_run<'a>(&'a self, run: &'a NewRun) -> BoxFuture<'a, anyhow::Result<i64>> {
+        Box::pin(async move {
+            let id: i64 = dispatch!(&self.pool, pool => {
+                sqlx::query_scalar(
+                    "INSERT INTO pipeline_runs (pipeline, partition, namespace, status, targets, unit_mode, host, pid, started_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(&run.key.pipeline)
+                .bind(&run.key.partition)
+                .bind(run.key.namespace.as_str())
+                .bind(RunStatus::Running.as_str())
+                .bind(run.targets.join(" "))
+                .bind(i64::from(run.unit_mode))
+                .bind(&run.host)
+                .bind(run.pid)
+                .bind(run.started_at)
+                .fetch_one(pool)
+                .await?
+            });
+            Ok(id)
+        })
+    }
+
+    fn finish_run<'a>(
+        &'a self,
+        run_id: i64,
+        status: RunStatus,
+        totals: (i64, i64),
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query("UPDATE pipeline_attempts SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4")
+                    .bind(TaskStatus::Cancelled.as_str())
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(TaskStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE pipeline_runs SET status = $1, finished_at = $2, tasks_total = $3, tasks_failed = $4 WHERE id = $5",
+                )
+                .bind(status.as_str())
+                .bind(now)
+                .bind(totals.0)
+                .bind(totals.1)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            });
+            Ok(())
+        })
+    }
+
+    fn record<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        attempts: &'a [AttemptRecord],
+        markers: &'a [MarkerRecord],
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if attempts.is_empty() && markers.is_empty() {
+                return Ok(());
+            }
+            dispatch!(&self.pool, pool => {
+                let mut tx = pool.begin_write().await?;
+                for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::new(
+                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error) ",
+                    );
+                    query.push_values(chunk, |mut row, a| {
+                        row.push_bind(a.run_id)
+                            .push_bind(a.task.as_str())
+                            .push_bind(i64::from(a.attempt))
+                            .push_bind(a.status.as_str())
+                            .push_bind(a.started_at)
+                            .push_bind(a.finished_at)
+                            .push_bind(a.error.as_deref());
+                    });
+                    query.push(
+                        " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
+                         finished_at = excluded.finished_at, error = excluded.error",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                for chunk in markers.chunks(ROWS_PER_STATEMENT) {
+                    let mut query = QueryBuilder::new(
+                        "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at) ",
+                    );
+                    query.push_values(chunk, |mut row, m| {
+                        row.push_bind(key.pipeline.as_str())
+                            .push_bind(key.partition.as_str())
+                            .push_bind(key.namespace.as_str())
+                            .push_bind(m.task.as_str())
+                            .push_bind(m.run_id)
+                            .push_bind(m.completed_at);
+                    });
+                    query.push(
+                        " ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
+                         run_id = excluded.run_id, completed_at = excluded.completed_at",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            });
+            Ok(())
+        })
+    }
+
+    fn completed<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>> {
+        Box::pin(async move {
+            let tasks: Vec<String> = dispatch!(&self.pool, pool => {
+                sqlx::query_scalar("SELECT task FROM pipeline_markers WHERE pipeline = $1 AND partition = $2 AND namespace = $3")
+                    .bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+                    .fetch_all(pool)
+                    .await?
+            });
+            Ok(tasks.into_iter().collect())
+        })
+    }
+
+    fn runs<'a>(
+        &'a self,
+        pipeline: &'a str,
+        limit: u32,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<RunRecord>>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let rows = sqlx::query(
+                    "SELECT id, partition, namespace, status, targets, unit_mode, host, pid, started_at, finished_at, \
+                     tasks_total, tasks_failed FROM pipeline_runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2",
+                )
+                .bind(pipeline)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let targets: String = row.try_get("targets")?;
+                        Ok(RunRecord {
+                            id: row.try_get("id")?,
+                            partition: row.try_get("partition")?,
+                            namespace: row.try_get("namespace")?,
+                            status: to_status(row.try_get("status")?)?,
+                            targets: targets.split_whitespace().map(String::from).collect(),
+                            unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
+                            host: row.try_get("host")?,
+                            pid: row.try_get("pid")?,
+                            started_at: row.try_get("started_at")?,
+                            finished_at: row.try_get("finished_at")?,
+                            tasks_total: row.try_get("tasks_total")?,
+                            tasks_failed: row.try_get("tasks_failed")?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn attempts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<AttemptRecord>>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let rows = sqlx::query(
+                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error \
+                     FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
+                     WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
+                     ORDER BY a.run_id, a.started_at, a.attempt",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(AttemptRecord {
+                            run_id: row.try_get("run_id")?,
+                            task: row.try_get("task")?,
+                            attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+                            status: to_status(row.try_get("status")?)?,
+                            started_at: row.try_get("started_at")?,
+                            finished_at: row.try_get("finished_at")?,
+                            error: row.try_get("error")?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.pool.close())
+    }
+}

@@ -1,0 +1,94 @@
+//! The fixed sets of outcomes. Strings in the state store, the JSON summary and the CLI come
+//! from `Display`/`FromStr` here, never by hand.
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok($name::$variant),)*
+                    other => Err(format!("unknown {} `{other}`", stringify!($name))),
+                }
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// What happened to a task in a run (and, while it runs, to its current attempt).
+    TaskStatus {
+        /// An attempt is in progress (state store only).
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Already complete for the partition: not run again.
+        Skipped = "skipped",
+        Failed = "failed",
+        /// A `requires` dependency did not succeed, so the task did not run.
+        UpstreamFailed = "upstream_failed",
+        TimedOut = "timed_out",
+        Cancelled = "cancelled",
+    }
+}
+
+impl TaskStatus {
+    /// Succeeded now or before: dependents may run.
+    pub fn is_success(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Skipped)
+    }
+}
+
+string_enum! {
+    /// The outcome of a whole run.
+    RunStatus {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RunStatus, TaskStatus};
+
+    #[test]
+    fn statuses_round_trip_through_strings() {
+        for status in TaskStatus::ALL {
+            assert_eq!(status.to_string().parse::<TaskStatus>(), Ok(*status));
+        }
+        for status in RunStatus::ALL {
+            assert_eq!(status.to_string().parse::<RunStatus>(), Ok(*status));
+        }
+        assert_eq!(TaskStatus::UpstreamFailed.to_string(), "upstream_failed");
+        assert!("done".parse::<TaskStatus>().is_err());
+    }
+}
