@@ -79,12 +79,16 @@ pub mod prelude {
     pub use std::time::Duration;
 }
 
-/// The `main` of a pipeline binary: `pipeline_core::main!();`.
+/// The `main` of a pipeline binary: `pipeline_core::main!("daily");`. The name keys the run
+/// history and locks in the state store; without it, the binary's name is used.
 #[macro_export]
 macro_rules! main {
     () => {
+        $crate::main!(::core::env!("CARGO_BIN_NAME"));
+    };
+    ($pipeline:expr) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main(::core::env!("CARGO_BIN_NAME"))
+            $crate::cli::main($pipeline)
         }
     };
 }

@@ -1,1 +1,259 @@
-//! Tests only: see `tests/`.
+//! Helpers shared by the test suites in `tests/`: throw-away working directories, running a
+//! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique across parallel tests and processes.
+pub fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An empty working directory, removed when dropped.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+/// What a finished subprocess left.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not JSON ({err}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The status of a task in a `--json` summary.
+    pub fn task_status(&self, task: &str) -> String {
+        let json = self.json();
+        let tasks = json["tasks"].as_array().cloned().unwrap_or_default();
+        tasks
+            .iter()
+            .find(|t| t["name"] == task)
+            .and_then(|t| t["status"].as_str().map(String::from))
+            .unwrap_or_else(|| panic!("no task {task} in {json}"))
+    }
+}
+
+impl Sandbox {
+    pub fn new(name: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(unique_name(&format!("pipeline_{name}")));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    pub fn write(&self, file: &str, contents: &str) {
+        std::fs::write(self.path(file), contents).expect("write a file in the sandbox");
+    }
+
+    pub fn remove(&self, file: &str) {
+        let _ = std::fs::remove_file(self.path(file));
+    }
+
+    pub fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.path(file)).unwrap_or_default()
+    }
+
+    /// A command running `binary` in this directory, with no `PIPELINE_*` settings inherited.
+    pub fn command(&self, binary: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(binary);
+        command.args(args).current_dir(&self.dir);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PIPELINE_") {
+                command.env_remove(key);
+            }
+        }
+        command.env("PIPELINE_LOG", "info");
+        command
+    }
+
+    pub fn run(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(binary, args);
+        command.envs(env.iter().copied());
+        let output = command.output().expect("start the pipeline binary");
+        Output {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn spawn(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
+        let mut command = self.command(binary, args);
+        command
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command.spawn().expect("start the pipeline binary")
+    }
+
+    /// Waits until `file` contains `text` (a task reached a point), or panics after 30 s.
+    pub fn wait_for(&self, file: &str, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.read(file).contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{file} never contained {text:?}: {}",
+                self.read(file)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Collects a spawned child's exit and output.
+pub fn finish(child: Child) -> Output {
+    let output = child
+        .wait_with_output()
+        .expect("wait for the pipeline binary");
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Sends a signal (`INT`, `TERM`, `KILL`) to a process.
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// The server the PostgreSQL tests use: `DATABASE_URL`, or the local default.
+pub fn postgres_admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A PostgreSQL database of its own for one test, dropped afterwards.
+#[derive(Debug)]
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates the database. Panics with a clear message when no server is reachable: tests
+    /// that need PostgreSQL must never pass silently without it.
+    pub fn create() -> PgDatabase {
+        let name = unique_name("pipeline_test");
+        let admin = postgres_admin_url();
+        let statement = format!("CREATE DATABASE \"{name}\"");
+        on_own_runtime(async move {
+            let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|err| {
+                panic!("PostgreSQL is required for this test; cannot connect with DATABASE_URL ({err}). Start it or run .ci/run")
+            });
+            sqlx::query(AssertSqlSafe(statement))
+                .execute(&mut conn)
+                .await
+                .expect("create the test database");
+        });
+        let url = match postgres_admin_url().rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("DATABASE_URL has no database part"),
+        };
+        PgDatabase { name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let admin = postgres_admin_url();
+        on_own_runtime(async move {
+            if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                let _ = sqlx::query(AssertSqlSafe(statement))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    }
+}
+
+/// Runs a future to completion on a fresh runtime in its own thread (usable from async tests).
+fn on_own_runtime<F: std::future::Future<Output = ()> + Send + 'static>(future: F) {
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(future);
+    });
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A stable fingerprint of every table's rows in a SQLite file.
+pub async fn sqlite_checksum(path: &Path) -> String {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the SQLite file");
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .expect("list tables");
+    let mut digest = String::new();
+    for table in tables {
+        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+        let columns: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT name FROM pragma_table_info('{}')",
+            table.replace('\'', "''")
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("list columns");
+        let row_text = columns
+            .iter()
+            .map(|c| format!("quote(\"{}\")", c.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {row_text} FROM {quoted} ORDER BY rowid"
+        )))
+        .fetch_all(&mut conn)
+        .await
+        .expect("read a table");
+        digest.push_str(&format!("{table}:{}:{};", rows.len(), rows.join("\n")));
+    }
+    digest
+}

@@ -1,3 +1,3 @@
 use pipeline_example as _;
 
-pipeline_core::main!();
+pipeline_core::main!("daily");

@@ -1,0 +1,60 @@
+//! A pipeline for end-to-end tests, steered by files in its working directory:
+//! - `fail-<task>`: the task fails (`fail-<task>-once`: only its first attempt fails);
+//! - `sleep-<task>`: the task sleeps that many milliseconds;
+//! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use pipeline_core::prelude::*;
+
+fn log(line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("ran.log")?;
+    writeln!(file, "{line}")?;
+    Ok(())
+}
+
+async fn behave(ctx: &Ctx) -> Result<()> {
+    let task = ctx.task();
+    log(&format!("{task} started"))?;
+    if let Ok(ms) = std::fs::read_to_string(format!("sleep-{task}")) {
+        let ms: u64 = ms.trim().parse().context("sleep file holds milliseconds")?;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if std::path::Path::new(&format!("fail-{task}")).exists() {
+        bail!("{task} failed on purpose");
+    }
+    if ctx.attempt() == 1 && std::path::Path::new(&format!("fail-{task}-once")).exists() {
+        bail!("{task} failed on purpose, once");
+    }
+    log(&format!("{task} done"))
+}
+
+/// Extracts.
+#[task]
+async fn extract(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Transforms what was extracted.
+#[task(requires = [Extract], retries = 1, retry_delay = "100ms")]
+async fn transform(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Takes its time when asked to.
+#[task]
+async fn slow(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Reports on everything.
+#[task(requires = [Transform, Slow])]
+async fn report(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+pipeline_core::main!();

@@ -1,0 +1,384 @@
+//! One suite, run against both state-store backends: SQLite (a real file) and PostgreSQL (a
+//! database of its own per test).
+
+use std::sync::Arc;
+
+use pipeline_core::config::Setting;
+use pipeline_core::state::{
+    AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
+    SqlStateStore, StateStore,
+};
+use pipeline_core::status::{RunStatus, TaskStatus};
+use pipeline_tests::{PgDatabase, Sandbox};
+
+/// Keeps the backing file or database alive for the test.
+enum Backing {
+    File(#[allow(dead_code)] Sandbox),
+    Database(#[allow(dead_code)] PgDatabase),
+}
+
+async fn open(url: String) -> Arc<dyn StateStore> {
+    let setting = Setting {
+        url,
+        source: "the test".into(),
+    };
+    Arc::new(
+        SqlStateStore::open(&setting)
+            .await
+            .expect("open the state store"),
+    )
+}
+
+async fn sqlite() -> (Arc<dyn StateStore>, Backing) {
+    let sandbox = Sandbox::new("state");
+    let url = format!("sqlite://{}", sandbox.path("state.db").display());
+    (open(url).await, Backing::File(sandbox))
+}
+
+async fn postgres() -> (Arc<dyn StateStore>, Backing) {
+    let database = PgDatabase::create();
+    (
+        open(database.url.clone()).await,
+        Backing::Database(database),
+    )
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (store, _backing) = super::sqlite().await;
+                    assert_eq!(store.backend(), "sqlite");
+                    super::$test(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (store, _backing) = super::postgres().await;
+                    assert_eq!(store.backend(), "postgres");
+                    super::$test(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    runs_attempts_and_markers_round_trip,
+    markers_are_per_partition_and_namespace,
+    one_batch_may_hold_a_start_and_its_end,
+    finishing_a_run_leaves_nothing_running,
+    the_lock_is_exclusive_and_breakable,
+    many_rows_in_one_batch,
+);
+
+fn key(partition: &str, namespace: Namespace) -> PartitionKey {
+    PartitionKey {
+        pipeline: "daily".into(),
+        partition: partition.into(),
+        namespace,
+    }
+}
+
+async fn start(store: &Arc<dyn StateStore>, key: &PartitionKey) -> i64 {
+    store
+        .start_run(&NewRun {
+            key: key.clone(),
+            targets: vec!["report".into()],
+            unit_mode: false,
+            host: "test-host".into(),
+            pid: 42,
+            started_at: 1_000,
+        })
+        .await
+        .expect("start a run")
+}
+
+fn attempt(run_id: i64, task: &str, attempt: u32, status: TaskStatus) -> AttemptRecord {
+    AttemptRecord {
+        run_id,
+        task: task.into(),
+        attempt,
+        status,
+        started_at: 2_000 + i64::from(attempt),
+        finished_at: (status != TaskStatus::Running).then_some(3_000),
+        error: (status == TaskStatus::Failed).then(|| "boom".to_string()),
+    }
+}
+
+async fn runs_attempts_and_markers_round_trip(store: Arc<dyn StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    store
+        .record(
+            &key,
+            &[attempt(run, "extract", 1, TaskStatus::Running)],
+            &[],
+        )
+        .await
+        .expect("record a start");
+    store
+        .record(
+            &key,
+            &[
+                attempt(run, "extract", 1, TaskStatus::Failed),
+                attempt(run, "extract", 2, TaskStatus::Succeeded),
+            ],
+            &[MarkerRecord {
+                task: "extract".into(),
+                run_id: run,
+                completed_at: 3_000,
+            }],
+        )
+        .await
+        .expect("record the ends");
+    store
+        .finish_run(run, RunStatus::Succeeded, (1, 0), 4_000)
+        .await
+        .expect("finish");
+
+    let attempts = store.attempts(&key).await.expect("attempts");
+    assert_eq!(
+        attempts,
+        vec![
+            attempt(run, "extract", 1, TaskStatus::Failed),
+            attempt(run, "extract", 2, TaskStatus::Succeeded)
+        ]
+    );
+    assert_eq!(
+        store
+            .completed(&key)
+            .await
+            .expect("markers")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        ["extract"]
+    );
+    let runs = store.runs("daily", 10).await.expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].status, runs[0].finished_at, runs[0].tasks_total),
+        (RunStatus::Succeeded, Some(4_000), Some(1))
+    );
+    assert_eq!(runs[0].targets, ["report"]);
+    assert!(store.runs("other", 10).await.expect("runs").is_empty());
+}
+
+async fn markers_are_per_partition_and_namespace(store: Arc<dyn StateStore>) {
+    let production = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &production).await;
+    let marker = MarkerRecord {
+        task: "load".into(),
+        run_id: run,
+        completed_at: 1,
+    };
+    store
+        .record(&production, &[], &[marker.clone()])
+        .await
+        .expect("mark");
+    // Marking twice (a forced re-run) is not an error.
+    store
+        .record(&production, &[], &[marker])
+        .await
+        .expect("mark again");
+    assert!(
+        store
+            .completed(&production)
+            .await
+            .expect("markers")
+            .contains("load")
+    );
+    assert!(
+        store
+            .completed(&key("2026-11-25", Namespace::Production))
+            .await
+            .expect("markers")
+            .is_empty()
+    );
+    assert!(
+        store
+            .completed(&key("2026-11-26", Namespace::Test))
+            .await
+            .expect("markers")
+            .is_empty()
+    );
+}
+
+async fn one_batch_may_hold_a_start_and_its_end(store: Arc<dyn StateStore>) {
+    // The recorder coalesces, but the store must also accept an update without a prior insert.
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    store
+        .record(&key, &[attempt(run, "t", 1, TaskStatus::Succeeded)], &[])
+        .await
+        .expect("record");
+    let attempts = store.attempts(&key).await.expect("attempts");
+    assert_eq!(attempts[0].status, TaskStatus::Succeeded);
+}
+
+async fn finishing_a_run_leaves_nothing_running(store: Arc<dyn StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    store
+        .record(&key, &[attempt(run, "slow", 1, TaskStatus::Running)], &[])
+        .await
+        .expect("record");
+    store
+        .finish_run(run, RunStatus::Cancelled, (1, 1), 9_000)
+        .await
+        .expect("finish");
+    let attempts = store.attempts(&key).await.expect("attempts");
+    assert_eq!(
+        (attempts[0].status, attempts[0].finished_at),
+        (TaskStatus::Cancelled, Some(9_000))
+    );
+}
+
+async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
+    let holder = |token: &str, pid: i64| LockHolder {
+        token: token.into(),
+        host: "host-a".into(),
+        pid,
+        started_at: 10,
+        heartbeat_at: 20,
+    };
+    assert_eq!(
+        store
+            .try_lock(&key, &holder("first", 1))
+            .await
+            .expect("lock"),
+        LockAttempt::Acquired
+    );
+    // A test-mode run of the same date has its own lock.
+    assert_eq!(
+        store
+            .try_lock(
+                &PartitionKey {
+                    namespace: Namespace::Test,
+                    ..key.clone()
+                },
+                &holder("t", 3)
+            )
+            .await
+            .expect("lock"),
+        LockAttempt::Acquired
+    );
+    assert_eq!(
+        store
+            .try_lock(&key, &holder("second", 2))
+            .await
+            .expect("lock"),
+        LockAttempt::Held(holder("first", 1))
+    );
+    store.heartbeat(&key, "first", 99).await.expect("heartbeat");
+    let LockAttempt::Held(held) = store
+        .try_lock(&key, &holder("second", 2))
+        .await
+        .expect("lock")
+    else {
+        panic!("the lock should be held");
+    };
+    assert_eq!(held.heartbeat_at, 99);
+
+    // The holder died mid-run: breaking its lock cancels what it left running.
+    let run = start(&store, &key).await;
+    store
+        .record(&key, &[attempt(run, "slow", 1, TaskStatus::Running)], &[])
+        .await
+        .expect("record");
+    store.break_lock(&key, "first", 5_000).await.expect("break");
+    assert_eq!(
+        store
+            .try_lock(&key, &holder("second", 2))
+            .await
+            .expect("lock"),
+        LockAttempt::Acquired
+    );
+    assert_eq!(
+        store.attempts(&key).await.expect("attempts")[0].status,
+        TaskStatus::Cancelled
+    );
+    assert_eq!(
+        store.runs("daily", 1).await.expect("runs")[0].status,
+        RunStatus::Cancelled
+    );
+
+    // Breaking with a stale token does not remove the new holder's lock.
+    store.break_lock(&key, "first", 6_000).await.expect("break");
+    store.unlock(&key, "first").await.expect("unlock");
+    assert!(matches!(
+        store
+            .try_lock(&key, &holder("third", 4))
+            .await
+            .expect("lock"),
+        LockAttempt::Held(_)
+    ));
+    store.unlock(&key, "second").await.expect("unlock");
+    assert_eq!(
+        store
+            .try_lock(&key, &holder("third", 4))
+            .await
+            .expect("lock"),
+        LockAttempt::Acquired
+    );
+}
+
+async fn many_rows_in_one_batch(store: Arc<dyn StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    let attempts: Vec<AttemptRecord> = (0..2_500)
+        .map(|i| attempt(run, &format!("t{i}"), 1, TaskStatus::Succeeded))
+        .collect();
+    let markers: Vec<MarkerRecord> = (0..2_500)
+        .map(|i| MarkerRecord {
+            task: format!("t{i}"),
+            run_id: run,
+            completed_at: 1,
+        })
+        .collect();
+    store
+        .record(&key, &attempts, &markers)
+        .await
+        .expect("record a large batch");
+    assert_eq!(store.completed(&key).await.expect("markers").len(), 2_500);
+    assert_eq!(store.attempts(&key).await.expect("attempts").len(), 2_500);
+}
+
+#[tokio::test]
+async fn opening_twice_migrates_once() {
+    let sandbox = Sandbox::new("migrate");
+    let url = format!("sqlite://{}", sandbox.path("nested/dir/state.db").display());
+    let first = open(url.clone()).await;
+    first.close().await;
+    let second = open(url).await;
+    assert!(
+        second
+            .completed(&key("2026-11-26", Namespace::Production))
+            .await
+            .expect("query")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_clear_error_without_the_password() {
+    let setting = Setting {
+        url: "postgres://etl:hunter2@127.0.0.1:1/state".into(),
+        source: "PIPELINE_STATE_URL".into(),
+    };
+    let err = SqlStateStore::open(&setting)
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("PIPELINE_STATE_URL") && message.contains("etl:***@127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
