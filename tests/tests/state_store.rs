@@ -178,7 +178,7 @@ async fn markers_are_per_partition_and_namespace(store: Arc<dyn StateStore>) {
         completed_at: 1,
     };
     store
-        .record(&production, &[], &[marker.clone()])
+        .record(&production, &[], std::slice::from_ref(&marker))
         .await
         .expect("mark");
     // Marking twice (a forced re-run) is not an error.
