@@ -315,6 +315,9 @@ impl Runner {
 
         loop {
             while let Some(id) = ready.pop_front() {
+                // Read the signal afresh: a task cancelled by it may finish before this loop
+                // has seen the change, and its dependents are cancelled, not upstream_failed.
+                cancelled = cancelled || *cancel.borrow();
                 let task = dag.task(id);
                 let immediate = if cancelled {
                     Some(not_run(

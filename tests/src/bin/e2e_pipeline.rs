@@ -13,7 +13,8 @@ fn log(line: &str) -> Result<()> {
         .create(true)
         .append(true)
         .open("ran.log")?;
-    writeln!(file, "{line}")?;
+    // One write per line: appends of concurrent tasks never interleave.
+    file.write_all(format!("{line}\n").as_bytes())?;
     Ok(())
 }
 

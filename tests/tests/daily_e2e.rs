@@ -1,0 +1,211 @@
+//! The real `daily` binary as a subprocess, in a fresh directory: the embedded default, resume,
+//! test mode, backfill, and its errors.
+
+use pipeline_tests::{PgDatabase, Sandbox, sqlite_checksum};
+
+const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
+
+#[test]
+fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
+    let sandbox = Sandbox::new("daily");
+    let first = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let json = first.json();
+    assert_eq!(json["status"], "succeeded");
+    let tasks = json["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 6);
+    for task in tasks {
+        assert_eq!(task["status"], "succeeded", "{task}");
+        assert_eq!(task["attempts"], 1, "{task}");
+        assert!(task["duration_ms"].is_u64(), "{task}");
+    }
+    // Dependencies come before dependents in the summary.
+    let names: Vec<&str> = tasks.iter().filter_map(|t| t["name"].as_str()).collect();
+    let position = |name| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .expect("task in summary")
+    };
+    assert!(position("load[orders]") < position("make_order_model"));
+    assert!(position("make_order_model") < position("make_management_report"));
+    assert!(sandbox.path(".pipeline/warehouse.db").exists());
+    assert!(sandbox.path(".pipeline/demo_replica.db").exists());
+
+    let second = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &[]);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    for task in second.json()["tasks"].as_array().expect("tasks") {
+        assert_eq!(task["status"], "skipped", "{task}");
+    }
+
+    let human = sandbox.run(DAILY, &["--date", "2026-11-20"], &[]);
+    assert_eq!(human.code, Some(0), "{}", human.stderr);
+    assert!(
+        human.stdout.contains("TASK") && human.stdout.contains("6 skipped"),
+        "{}",
+        human.stdout
+    );
+
+    let history = sandbox.run(DAILY, &["history"], &[]);
+    assert_eq!(history.stdout.lines().count(), 4, "{}", history.stdout);
+    let status = sandbox.run(DAILY, &["status", "--date", "2026-11-20"], &[]);
+    assert_eq!(
+        status.stdout.matches("complete").count(),
+        6,
+        "{}",
+        status.stdout
+    );
+}
+
+#[tokio::test]
+async fn test_mode_never_touches_production_tables() {
+    let sandbox = Sandbox::new("daily_test_mode");
+    let production = sandbox.run(DAILY, &["run", "--date", "2026-11-20"], &[]);
+    assert_eq!(production.code, Some(0), "{}", production.stderr);
+    let warehouse = sandbox.path(".pipeline/warehouse.db");
+    let before = sqlite_checksum(&warehouse).await;
+    assert!(
+        before.contains("management_report:"),
+        "the production run built the report"
+    );
+
+    let test = sandbox.run(
+        DAILY,
+        &["run", "--date", "2026-11-21", "--test", "--json"],
+        &[],
+    );
+    assert_eq!(test.code, Some(0), "{}", test.stderr);
+    assert_eq!(test.json()["test"], true);
+    assert!(test.stderr.contains("test mode"), "{}", test.stderr);
+    // The whole pipeline ran (test markers are separate from production ones)...
+    assert_eq!(test.task_status("make_management_report"), "succeeded");
+    // ...into the test file, not the production one.
+    assert_eq!(sqlite_checksum(&warehouse).await, before);
+    let test_file = sandbox.path(".pipeline/warehouse.test.db");
+    assert!(
+        sqlite_checksum(&test_file)
+            .await
+            .contains("management_report:")
+    );
+
+    // Production markers of the date were not written by the test run.
+    let production_again = sandbox.run(DAILY, &["run", "--date", "2026-11-21", "--json"], &[]);
+    assert_eq!(
+        production_again.task_status("make_management_report"),
+        "succeeded"
+    );
+}
+
+#[test]
+fn backfill_runs_each_date_and_resumes() {
+    let sandbox = Sandbox::new("daily_backfill");
+    let args = [
+        "backfill",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+        "--json",
+    ];
+    let first = sandbox.run(DAILY, &args, &[]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let json = first.json();
+    let runs = json["runs"].as_array().expect("runs");
+    let dates: Vec<&str> = runs.iter().filter_map(|r| r["date"].as_str()).collect();
+    assert_eq!(dates, ["2026-11-01", "2026-11-02", "2026-11-03"]);
+    let again = sandbox.run(DAILY, &args, &[]);
+    for run in again.json()["runs"].as_array().expect("runs") {
+        assert!(
+            run["tasks"]
+                .as_array()
+                .expect("tasks")
+                .iter()
+                .all(|t| t["status"] == "skipped"),
+            "{run}"
+        );
+    }
+    let reversed = sandbox.run(
+        DAILY,
+        &["backfill", "--from", "2026-11-03", "--to", "2026-11-01"],
+        &[],
+    );
+    assert_eq!(reversed.code, Some(2), "{}", reversed.stderr);
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2_with_a_clear_message() {
+    let sandbox = Sandbox::new("daily_errors");
+    let typo = sandbox.run(DAILY, &["run", "make_order_mode"], &[]);
+    assert_eq!(typo.code, Some(2));
+    assert!(
+        typo.stderr.contains("did you mean `make_order_model`?"),
+        "{}",
+        typo.stderr
+    );
+
+    let bad_date = sandbox.run(DAILY, &["run", "--date", "2026-02-30"], &[]);
+    assert_eq!(bad_date.code, Some(2));
+    assert!(
+        bad_date.stderr.contains("YYYY-MM-DD"),
+        "{}",
+        bad_date.stderr
+    );
+
+    sandbox.write(
+        "pipeline.toml",
+        "[state]\nurl = \"postgres://etl:hunter2@127.0.0.1:1/state\"\n[databases\n",
+    );
+    let malformed = sandbox.run(DAILY, &["run"], &[]);
+    assert_eq!(malformed.code, Some(2));
+    assert!(
+        malformed.stderr.contains("pipeline.toml is not valid"),
+        "{}",
+        malformed.stderr
+    );
+    assert!(
+        !malformed.stderr.contains("hunter2"),
+        "{}",
+        malformed.stderr
+    );
+
+    sandbox.write(
+        "pipeline.toml",
+        "[state]\nurl = \"postgres://etl:hunter2@127.0.0.1:1/state\"\n",
+    );
+    let unreachable = sandbox.run(DAILY, &["run"], &[]);
+    assert_eq!(unreachable.code, Some(2));
+    assert!(
+        unreachable.stderr.contains("pipeline.toml [state] url"),
+        "{}",
+        unreachable.stderr
+    );
+    assert!(
+        unreachable.stderr.contains("etl:***@"),
+        "{}",
+        unreachable.stderr
+    );
+    assert!(
+        !unreachable.stderr.contains("hunter2"),
+        "{}",
+        unreachable.stderr
+    );
+    assert!(!unreachable.stdout.contains("hunter2"));
+}
+
+#[test]
+fn keeps_its_state_in_postgres_when_configured() {
+    let database = PgDatabase::create();
+    let sandbox = Sandbox::new("daily_pg_state");
+    let env = [("PIPELINE_STATE_URL", database.url.as_str())];
+    let first = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(first.task_status("make_management_report"), "succeeded");
+    assert!(
+        !sandbox.path(".pipeline/state.db").exists(),
+        "no SQLite state when Postgres is configured"
+    );
+    let second = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &env);
+    assert_eq!(second.task_status("make_management_report"), "skipped");
+    let history = sandbox.run(DAILY, &["history"], &env);
+    assert_eq!(history.stdout.lines().count(), 3, "{}", history.stdout);
+}

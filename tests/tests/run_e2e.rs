@@ -1,0 +1,245 @@
+//! The executor end to end, through a test pipeline binary whose tasks fail, sleep or log on
+//! demand: resume, unit mode, --force, retries, the run lock (also after kill -9), signals.
+
+use pipeline_tests::{Sandbox, finish, signal};
+
+const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
+const DATE: &str = "2026-11-26";
+
+fn run(sandbox: &Sandbox, extra: &[&str]) -> pipeline_tests::Output {
+    let mut args = vec!["run", "--date", DATE, "--json"];
+    args.extend_from_slice(extra);
+    sandbox.run(PIPELINE, &args, &[])
+}
+
+fn started(sandbox: &Sandbox, task: &str) -> usize {
+    sandbox
+        .read("ran.log")
+        .lines()
+        .filter(|l| *l == format!("{task} started"))
+        .count()
+}
+
+#[test]
+fn a_failure_stops_dependents_and_the_next_run_resumes() {
+    let sandbox = Sandbox::new("resume");
+    sandbox.write("fail-transform", "");
+    let failed = run(&sandbox, &[]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    assert_eq!(failed.json()["status"], "failed");
+    assert_eq!(failed.task_status("extract"), "succeeded");
+    assert_eq!(
+        failed.task_status("slow"),
+        "succeeded",
+        "an independent branch keeps running"
+    );
+    assert_eq!(failed.task_status("transform"), "failed");
+    assert_eq!(failed.task_status("report"), "upstream_failed");
+    assert_eq!(started(&sandbox, "transform"), 2, "one retry");
+    assert_eq!(started(&sandbox, "report"), 0);
+
+    sandbox.remove("fail-transform");
+    let resumed = run(&sandbox, &[]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(resumed.task_status("extract"), "skipped");
+    assert_eq!(resumed.task_status("slow"), "skipped");
+    assert_eq!(resumed.task_status("transform"), "succeeded");
+    assert_eq!(resumed.task_status("report"), "succeeded");
+    assert_eq!(started(&sandbox, "extract"), 1);
+
+    let status = sandbox.run(PIPELINE, &["status", "--date", DATE], &[]);
+    assert_eq!(
+        status.stdout.matches("complete").count(),
+        4,
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn a_retry_that_succeeds_counts_its_attempts() {
+    let sandbox = Sandbox::new("retry");
+    sandbox.write("fail-transform-once", "");
+    let output = run(&sandbox, &["transform"]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    let json = output.json();
+    let transform = json["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "transform"))
+        .cloned();
+    assert_eq!(transform.expect("transform")["attempts"], 2);
+    assert!(
+        !json["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .any(|t| t["name"] == "report"),
+        "targets limit the run"
+    );
+}
+
+#[test]
+fn unit_mode_runs_exactly_the_named_task() {
+    let sandbox = Sandbox::new("only");
+    let output = run(&sandbox, &["--only", "report"]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    assert!(
+        output.stderr.contains(
+            "unit mode: running only report; dependencies treated as done: slow, transform"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(sandbox.read("ran.log"), "report started\nreport done\n");
+    assert_eq!(output.json()["unit"], true);
+    assert_eq!(output.json()["tasks"].as_array().expect("tasks").len(), 1);
+
+    let missing = sandbox.run(PIPELINE, &["run", "--only"], &[]);
+    assert_eq!(missing.code, Some(2), "--only needs task names");
+}
+
+#[test]
+fn force_reruns_the_targets_only() {
+    let sandbox = Sandbox::new("force");
+    assert_eq!(run(&sandbox, &[]).code, Some(0));
+    let forced = run(&sandbox, &["--force", "transform"]);
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+    assert_eq!(forced.task_status("transform"), "succeeded");
+    assert_eq!(forced.task_status("extract"), "skipped");
+    assert_eq!(started(&sandbox, "transform"), 2);
+    assert_eq!(
+        started(&sandbox, "extract"),
+        1,
+        "{}",
+        sandbox.read("ran.log")
+    );
+}
+
+#[test]
+fn workers_bound_how_many_tasks_run_at_once() {
+    let sandbox = Sandbox::new("workers");
+    sandbox.write("sleep-extract", "300");
+    sandbox.write("sleep-slow", "300");
+    let output = run(&sandbox, &["--workers", "1"]);
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    // With one worker, each task finishes before the next one starts.
+    let log = sandbox.read("ran.log");
+    let lines: Vec<&str> = log.lines().collect();
+    for pair in lines.chunks(2) {
+        let task = pair[0].trim_end_matches(" started");
+        assert_eq!(pair[1], format!("{task} done"), "{log}");
+    }
+}
+
+#[test]
+fn a_second_run_of_the_same_date_is_refused_or_waits() {
+    let sandbox = Sandbox::new("lock");
+    sandbox.write("sleep-slow", "2000");
+    let first = sandbox.spawn(PIPELINE, &["run", "--date", DATE, "--json"], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+
+    let refused = run(&sandbox, &[]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let holder = format!("pid {}", first.id());
+    assert!(
+        refused
+            .stderr
+            .contains("another run of `e2e-pipeline` for 2026-11-26 is in progress"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&holder) && refused.stderr.contains("--wait"),
+        "{}",
+        refused.stderr
+    );
+
+    // Another date is not blocked.
+    let other = sandbox.run(
+        PIPELINE,
+        &["run", "--date", "2026-11-25", "--only", "extract"],
+        &[],
+    );
+    assert_eq!(other.code, Some(0), "{}", other.stderr);
+
+    let waited = run(&sandbox, &["--wait"]);
+    assert_eq!(waited.code, Some(0), "{}", waited.stderr);
+    assert_eq!(
+        waited.task_status("slow"),
+        "skipped",
+        "the first run finished it"
+    );
+    assert_eq!(finish(first).code, Some(0));
+}
+
+#[test]
+fn a_run_killed_with_sigkill_does_not_block_the_next_one() {
+    let sandbox = Sandbox::new("kill9");
+    sandbox.write("sleep-slow", "60000");
+    let mut victim = sandbox.spawn(PIPELINE, &["run", "--date", DATE], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    signal(&victim, "KILL");
+    let _ = victim.wait();
+
+    sandbox.remove("sleep-slow");
+    let next = run(&sandbox, &[]);
+    assert_eq!(next.code, Some(0), "{}", next.stderr);
+    assert!(
+        next.stderr.contains("breaking the run lock"),
+        "{}",
+        next.stderr
+    );
+    assert_eq!(next.task_status("slow"), "succeeded");
+    assert_eq!(next.task_status("report"), "succeeded");
+
+    let history = sandbox.run(PIPELINE, &["history"], &[]);
+    let killed = history
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("1 "))
+        .expect("the killed run");
+    assert!(killed.contains("cancelled"), "{}", history.stdout);
+    let status = sandbox.run(PIPELINE, &["status", "--date", DATE], &[]);
+    assert!(!status.stdout.contains("running"), "{}", status.stdout);
+}
+
+#[test]
+fn a_signal_cancels_running_tasks_and_records_them() {
+    for name in ["INT", "TERM"] {
+        let sandbox = Sandbox::new("signal");
+        sandbox.write("sleep-slow", "60000");
+        let child = sandbox.spawn(PIPELINE, &["run", "--date", DATE, "--json"], &[]);
+        sandbox.wait_for("ran.log", "slow started");
+        sandbox.wait_for("ran.log", "transform done");
+        signal(&child, name);
+        let output = finish(child);
+        assert_eq!(output.code, Some(130), "SIG{name}: {}", output.stderr);
+        assert_eq!(output.json()["status"], "cancelled");
+        assert_eq!(output.task_status("slow"), "cancelled");
+        assert_eq!(output.task_status("report"), "cancelled");
+        assert_eq!(output.task_status("transform"), "succeeded");
+
+        let history = sandbox.run(PIPELINE, &["history"], &[]);
+        assert!(
+            history
+                .stdout
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("cancelled")),
+            "{}",
+            history.stdout
+        );
+        let status = sandbox.run(PIPELINE, &["status", "--date", DATE], &[]);
+        assert!(
+            status.stdout.contains("cancelled") && !status.stdout.contains("running"),
+            "{}",
+            status.stdout
+        );
+
+        sandbox.remove("sleep-slow");
+        let resumed = run(&sandbox, &[]);
+        assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+        assert_eq!(resumed.task_status("transform"), "skipped");
+        assert_eq!(resumed.task_status("slow"), "succeeded");
+    }
+}
