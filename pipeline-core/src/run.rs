@@ -23,6 +23,7 @@ use crate::date::{Date, now_millis};
 use crate::db::{Databases, Target};
 use crate::state::{AttemptRecord, MarkerRecord, Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::{RunStatus, TaskStatus};
+use crate::task::TaskFuture;
 
 pub use backoff::{MAX_RETRY_DELAY, ceiling as retry_delay_ceiling};
 pub use lock::{LockHeld, hostname};
@@ -312,6 +313,7 @@ impl Runner {
             .collect();
         let mut running: JoinSet<(TaskId, TaskReport)> = JoinSet::new();
         let mut cancelled = *cancel.borrow();
+        let mut inline_streak: u64 = 0;
 
         loop {
             while let Some(id) = ready.pop_front() {
@@ -363,8 +365,37 @@ impl Runner {
                     recorder: recorder.clone(),
                     cancel: cancel.clone(),
                 };
-                running.spawn(async move { (id, attempt.run().await) });
                 observer.started(&task.name, 1);
+                // The first poll happens here: a task that finishes without waiting (a no-op,
+                // a cheap check) costs no spawn and no thread hand-off. Anything that waits is
+                // spawned and polled again with a real waker, so it runs in parallel.
+                let mut future = Box::pin(attempt.run());
+                match future
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+                {
+                    std::task::Poll::Ready(report) => {
+                        self.finished(
+                            id,
+                            report,
+                            &dependents,
+                            &plan.in_plan,
+                            &mut waiting,
+                            &mut blocked_by,
+                            &mut ready,
+                            &mut reports,
+                            observer,
+                        );
+                    }
+                    std::task::Poll::Pending => {
+                        running.spawn(async move { (id, future.await) });
+                    }
+                }
+                inline_streak += 1;
+                if inline_streak % 512 == 0 {
+                    // Long runs of instant tasks must not starve the state writer.
+                    tokio::task::yield_now().await;
+                }
             }
             if running.is_empty() {
                 break;
@@ -489,27 +520,21 @@ impl AttemptLoop {
         };
         self.recorder.attempt(record.clone());
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
-        let action = self.action.clone();
         let span = tracing::info_span!("task", task = %self.name, attempt);
-        // Each attempt is its own tokio task: a panic is caught as a failure, and a timeout or
-        // cancellation aborts it.
-        let mut handle = tokio::spawn(async move { action.start(&ctx).await }.instrument(span));
+        // A timeout or cancellation drops the attempt's future, which cancels it at its
+        // current await point; a panic inside it is caught and counts as a failure.
+        let work = catch_panic(self.action.start(&ctx)).instrument(span);
         let timeout = self.policy.timeout.unwrap_or(Duration::MAX);
         let (status, error) = tokio::select! {
-            joined = &mut handle => match joined {
+            outcome = work => match outcome {
                 Ok(Ok(())) => (TaskStatus::Succeeded, None),
                 Ok(Err(err)) => (TaskStatus::Failed, Some(format!("{err:#}"))),
-                Err(err) if err.is_panic() => (TaskStatus::Failed, Some(format!("panicked: {}", panic_message(err.into_panic())))),
-                Err(err) => (TaskStatus::Failed, Some(err.to_string())),
+                Err(panic) => (TaskStatus::Failed, Some(format!("panicked: {}", panic_message(panic)))),
             },
             () = sleep_or_forever(timeout) => {
-                handle.abort();
                 (TaskStatus::TimedOut, Some(format!("timed out after {}", crate::date::format_duration(timeout))))
             }
-            () = cancelled(&mut self.cancel) => {
-                handle.abort();
-                (TaskStatus::Cancelled, Some("cancelled by a signal".into()))
-            }
+            () = cancelled(&mut self.cancel) => (TaskStatus::Cancelled, Some("cancelled by a signal".into())),
         };
         record.status = status;
         record.finished_at = Some(now_millis());
@@ -534,6 +559,20 @@ impl AttemptLoop {
             critical: self.policy.critical,
         }
     }
+}
+
+/// Runs a task's future, turning a panic into an error value instead of unwinding further.
+async fn catch_panic(
+    mut future: TaskFuture<'_>,
+) -> Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>> {
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
 }
 
 async fn sleep_or_forever(duration: Duration) {

@@ -1,0 +1,171 @@
+//! Executor benchmark: synthetic no-op DAGs built with the runtime builder, run through the real
+//! executor with the SQLite state store (durable markers and attempts), then run again when
+//! everything is complete.
+//!
+//! `cargo bench -p pipeline-core --bench executor` runs every case, each in a child process so
+//! that its peak RSS is its own. `-- --case layered --tasks 5000` runs one case.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pipeline_core::config::{Config, Setting};
+use pipeline_core::dag::{Dag, TaskSpec};
+use pipeline_core::date::Date;
+use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
+use tokio::sync::watch;
+
+const SIZES: &[usize] = &[1_000, 2_000, 5_000, 10_000, 100_000];
+const SHAPES: &[&str] = &["chain", "fan-in", "layered"];
+/// Tasks per layer of the layered shape.
+const LAYER_WIDTH: usize = 100;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let (Some(shape), Some(tasks)) = (value("--case"), value("--tasks")) {
+        let tasks: usize = tasks.parse().expect("--tasks takes a number");
+        run_case(&shape, tasks);
+        return;
+    }
+    println!(
+        "executor benchmark: no-op tasks, SQLite state store, {} workers",
+        workers()
+    );
+    println!(
+        "{:<8} {:>7} {:>9} {:>10} {:>11} {:>10} {:>10}",
+        "shape", "tasks", "build", "run", "per task", "re-run", "peak RSS"
+    );
+    let me = std::env::current_exe().expect("own path");
+    for shape in SHAPES {
+        for &tasks in SIZES {
+            let output = Command::new(&me)
+                .args(["--case", shape, "--tasks", &tasks.to_string()])
+                .output()
+                .expect("run a case");
+            assert!(
+                output.status.success(),
+                "{shape} {tasks}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+        }
+    }
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Deterministic pseudo-random numbers (xorshift), so every run builds the same DAG.
+struct Seeded(u64);
+impl Seeded {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+fn build(shape: &str, tasks: usize) -> Dag {
+    let noop = |i: usize| TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }));
+    let mut builder = Dag::builder();
+    let mut random = Seeded(0x9e37_79b9_7f4a_7c15);
+    for i in 0..tasks {
+        let spec = match shape {
+            "chain" if i > 0 => noop(i).requires([format!("t{}", i - 1)]),
+            "fan-in" if i + 1 == tasks => noop(i).requires((0..i).map(|j| format!("t{j}"))),
+            "layered" if i >= LAYER_WIDTH => {
+                let layer_start = (i / LAYER_WIDTH - 1) * LAYER_WIDTH;
+                let mut deps: Vec<usize> = (0..3)
+                    .map(|_| layer_start + random.next(LAYER_WIDTH))
+                    .collect();
+                deps.sort_unstable();
+                deps.dedup();
+                noop(i).requires(deps.into_iter().map(|j| format!("t{j}")))
+            }
+            _ => noop(i),
+        };
+        builder.task(spec);
+    }
+    builder.build().expect("a valid DAG")
+}
+
+fn run_case(shape: &str, tasks: usize) {
+    let dir = std::env::temp_dir().join(format!(
+        "pipeline-bench-{}-{shape}-{tasks}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let mut config = Config::embedded();
+    config.state = Setting {
+        url: format!("sqlite://{}", dir.join("state.db").display()),
+        source: "the benchmark".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let started = Instant::now();
+    let dag = Arc::new(build(shape, tasks));
+    let build_time = started.elapsed();
+    let (run_time, rerun_time) = runtime.block_on(async {
+        let store = open_store(&config).await.expect("the state store");
+        let runner = Runner {
+            dag,
+            store,
+            config: config.clone(),
+            pipeline: "bench".into(),
+        };
+        let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("a date"));
+        options.workers = workers();
+        let (_tx, cancel) = watch::channel(false);
+        let started = Instant::now();
+        let report = runner
+            .run(&options, &Quiet, cancel.clone())
+            .await
+            .expect("the run");
+        let run_time = started.elapsed();
+        assert_eq!(
+            report.count(pipeline_core::status::TaskStatus::Succeeded),
+            tasks
+        );
+        let started = Instant::now();
+        let report = runner
+            .run(&options, &Quiet, cancel)
+            .await
+            .expect("the re-run");
+        let rerun_time = started.elapsed();
+        assert_eq!(
+            report.count(pipeline_core::status::TaskStatus::Skipped),
+            tasks
+        );
+        (run_time, rerun_time)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let ms = |d: std::time::Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "{shape:<8} {tasks:>7} {:>9} {:>10} {:>8.1} µs {:>10} {:>7} MB",
+        ms(build_time),
+        ms(run_time),
+        run_time.as_secs_f64() * 1e6 / tasks as f64,
+        ms(rerun_time),
+        peak_rss_mb()
+    );
+}
+
+/// Peak resident memory of this process, from /proc (0 where unavailable).
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
