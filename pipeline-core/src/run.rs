@@ -392,7 +392,7 @@ impl Runner {
                     }
                 }
                 inline_streak += 1;
-                if inline_streak % 512 == 0 {
+                if inline_streak.is_multiple_of(512) {
                     // Long runs of instant tasks must not starve the state writer.
                     tokio::task::yield_now().await;
                 }
