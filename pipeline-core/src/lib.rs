@@ -16,7 +16,7 @@
 //!     Ok(())
 //! }
 //!
-//! pipeline_core::main!();
+//! pipeline_core::main!("daily");
 //! ```
 //!
 //! A dependency on a type that is not a task does not compile, nor does a cycle:
