@@ -294,3 +294,60 @@ async fn unit_mode_and_resume_in_process() {
         "completed in unit mode"
     );
 }
+
+#[tokio::test]
+async fn test_mode_on_postgres_writes_only_to_the_test_schema() {
+    use pipeline_core::sqlx;
+    let warehouse = pipeline_tests::PgDatabase::create();
+    let writes = |name: &str| {
+        TaskSpec::new(name, |ctx| {
+            Box::pin(async move {
+                let db = ctx.warehouse().await?;
+                db.execute_script(&format!(
+                    "CREATE TABLE IF NOT EXISTS orders (id BIGINT, mode TEXT); INSERT INTO orders VALUES ({}, '{}');",
+                    ctx.run_id(),
+                    if ctx.is_test() { "test" } else { "production" }
+                ))
+                .await
+            })
+        })
+    };
+    let mut h = harness(vec![writes("load_orders")]).await;
+    h.runner.config.databases.insert(
+        "warehouse".into(),
+        Setting {
+            url: warehouse.url.clone(),
+            source: "the test".into(),
+        },
+    );
+    assert_eq!(h.run(|_| {}).await.status, RunStatus::Succeeded);
+    let pool = sqlx::PgPool::connect(&warehouse.url)
+        .await
+        .expect("connect");
+    let production = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT string_agg(id || ':' || mode, ',') FROM public.orders",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("production rows")
+    };
+    let before = production().await;
+    assert_eq!(before, "1:production");
+
+    let test = h.run(|o| o.test = true).await;
+    assert_eq!(test.status, RunStatus::Succeeded);
+    assert_eq!(
+        status(&test, "load_orders"),
+        TaskStatus::Succeeded,
+        "test markers are separate"
+    );
+    assert_eq!(production().await, before, "production rows untouched");
+    let in_test: String =
+        sqlx::query_scalar("SELECT string_agg(mode, ',') FROM pipeline_test.orders")
+            .fetch_one(&pool)
+            .await
+            .expect("test rows");
+    assert_eq!(in_test, "test");
+    pool.close().await;
+}
