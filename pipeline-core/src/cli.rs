@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! daily [run] [TASK..] [--date D] [--only] [--test] [--force] [--workers N] [--json] [--wait]
+//!       [--fail-fast]
 //! daily backfill --from D --to D [TASK..] [...]
 //! daily status [--date D] [--test]      daily history [--limit N]
 //! daily list                            daily graph [--format dot|mermaid]
@@ -110,6 +111,9 @@ struct RunFlags {
     /// Wait for a concurrent run of the same date instead of refusing.
     #[arg(long)]
     wait: bool,
+    /// Start no new task after the first critical failure.
+    #[arg(long)]
+    fail_fast: bool,
 }
 
 /// Parses the command line and runs the command; the process's exit code.
@@ -259,6 +263,7 @@ fn options(flags: &RunFlags, date: Date) -> RunOptions {
     options.test = flags.test;
     options.force = flags.force;
     options.wait = flags.wait;
+    options.fail_fast = flags.fail_fast;
     if let Some(workers) = flags.workers {
         options.workers = usize::from(workers);
     }

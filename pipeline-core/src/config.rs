@@ -8,6 +8,11 @@
 //! [databases]
 //! warehouse = "postgres://etl@warehouse-host/dwh"   # or PIPELINE_DB_WAREHOUSE_URL
 //! replica = "postgres://reader@replica-host/prod"   # or PIPELINE_DB_REPLICA_URL
+//!
+//! [alerts]
+//! slack_webhook = "https://hooks.slack.com/services/.."   # or PIPELINE_SLACK_WEBHOOK
+//! pagerduty_routing_key = ".."                           # or PIPELINE_PAGERDUTY_ROUTING_KEY
+//! pagerduty_url = "https://events.eu.pagerduty.com/v2/enqueue"   # or PIPELINE_PAGERDUTY_URL
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,6 +30,41 @@ const CONFIG_FILE: &str = "pipeline.toml";
 pub struct Config {
     pub state: Setting,
     pub databases: BTreeMap<String, Setting>,
+    pub alerts: AlertConfig,
+}
+
+/// Where alerts go. Low severity (non-critical failures) goes to Slack, high severity (critical
+/// failures) to PagerDuty, or to Slack when no pager is configured. The log always gets both.
+#[derive(Clone, Debug, Default)]
+pub struct AlertConfig {
+    pub slack_webhook: Option<Secret>,
+    pub pagerduty_routing_key: Option<Secret>,
+    /// The Events API v2 endpoint; default [`PAGERDUTY_EVENTS_URL`].
+    pub pagerduty_url: Option<String>,
+}
+
+/// PagerDuty's Events API v2 endpoint.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// A value that must never be printed (a webhook URL, a routing key): `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// A URL and where it was set (`PIPELINE_STATE_URL`, `pipeline.toml [state] url`, default).
@@ -48,6 +88,16 @@ struct File {
     state: Option<StateSection>,
     #[serde(default)]
     databases: BTreeMap<String, String>,
+    #[serde(default)]
+    alerts: Option<AlertsSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsSection {
+    slack_webhook: Option<String>,
+    pagerduty_routing_key: Option<String>,
+    pagerduty_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,8 +157,21 @@ impl Config {
             let source = in_file(&format!("[databases] {name}"));
             databases.insert(name, Setting { url, source });
         }
+        let env: Vec<(String, String)> = env.collect();
+        let section = file.alerts.unwrap_or_default();
+        let mut alerts = AlertConfig {
+            slack_webhook: section.slack_webhook.map(Secret),
+            pagerduty_routing_key: section.pagerduty_routing_key.map(Secret),
+            pagerduty_url: section.pagerduty_url,
+        };
         for (key, value) in env {
-            if key == "PIPELINE_STATE_URL" {
+            if key == "PIPELINE_SLACK_WEBHOOK" {
+                alerts.slack_webhook = Some(Secret(value));
+            } else if key == "PIPELINE_PAGERDUTY_ROUTING_KEY" {
+                alerts.pagerduty_routing_key = Some(Secret(value));
+            } else if key == "PIPELINE_PAGERDUTY_URL" {
+                alerts.pagerduty_url = Some(value);
+            } else if key == "PIPELINE_STATE_URL" {
                 state = Setting {
                     url: value,
                     source: key,
@@ -133,7 +196,11 @@ impl Config {
         for setting in databases.values() {
             check_scheme(setting)?;
         }
-        Ok(Config { state, databases })
+        Ok(Config {
+            state,
+            databases,
+            alerts,
+        })
     }
 
     /// The URL of a named database, or an error that says how to configure it.

@@ -25,6 +25,7 @@
 //! error[E0080]: evaluation panicked: task dependency cycle: a -> b -> a
 //! ```
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod ctx;
@@ -46,7 +47,7 @@ pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
 pub use db::{Db, DbPool};
 /// The SQL toolkit behind [`Db`], for tasks that run their own queries.
 pub use sqlx;
-pub use task::Task;
+pub use task::{Fatal, ResultExt, Task};
 /// Structured logs; each task attempt runs in a `task` span.
 pub use tracing;
 
@@ -74,7 +75,7 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Ctx, Result, Task, task};
+    pub use crate::{Ctx, Result, ResultExt as _, Task, task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
     pub use std::time::Duration;
 }

@@ -2,33 +2,33 @@
 //! as its own dependencies are done (no layer barriers), at most `workers` at a time; complete
 //! tasks are skipped; every attempt is recorded; Ctrl-C cancels what runs and records it.
 
+mod attempt;
 mod backoff;
+mod executor;
 mod lock;
 mod recorder;
 mod report;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tracing::Instrument as _;
 
+use crate::alert::{Alerts, DELIVERY_DEADLINE};
 use crate::config::Config;
-use crate::ctx::{Ctx, RunInfo};
-use crate::dag::{Action, Dag, DagError, Policy, TaskId};
+use crate::ctx::RunInfo;
+use crate::dag::{Dag, DagError, TaskId};
 use crate::date::{Date, now_millis};
 use crate::db::{Databases, Target};
-use crate::state::{AttemptRecord, MarkerRecord, Namespace, NewRun, PartitionKey, StateStore};
-use crate::status::{RunStatus, TaskStatus};
-use crate::task::TaskFuture;
+use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
+use crate::status::RunStatus;
 
 pub use backoff::{MAX_RETRY_DELAY, ceiling as retry_delay_ceiling};
 pub use lock::{LockHeld, hostname};
 pub use recorder::Recorder;
-pub use report::{RunReport, TaskReport};
+pub use report::{Blocked, RunReport, TaskReport};
 
 /// The schema that test-mode writes go to in PostgreSQL databases.
 pub const TEST_SCHEMA: &str = "pipeline_test";
@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub workers: usize,
     /// Wait for a concurrent run of the same partition instead of refusing.
     pub wait: bool,
+    /// Stop starting new tasks after the first critical failure.
+    pub fail_fast: bool,
 }
 
 impl RunOptions {
@@ -61,6 +63,7 @@ impl RunOptions {
             force: false,
             workers: std::thread::available_parallelism().map_or(4, |n| n.get()),
             wait: false,
+            fail_fast: false,
         }
     }
 }
@@ -168,8 +171,14 @@ impl Runner {
         cancel: watch::Receiver<bool>,
         started: Instant,
     ) -> Result<RunReport, RunError> {
-        let failed = RunError::Failed;
-        let complete = self.store.completed(key).await.map_err(failed)?;
+        let complete = self.store.completed(key).await.map_err(RunError::Failed)?;
+        let open_alerts = self
+            .store
+            .open_alerts(key)
+            .await
+            .map_err(RunError::Failed)?;
+        let mut alerts =
+            Alerts::from_config(&self.config.alerts, options.test).map_err(RunError::Usage)?;
         let plan = self.plan(options, targets, &complete);
         let run_id = self
             .store
@@ -203,22 +212,24 @@ impl Runner {
             plan.selected.len(),
             plan.skip.iter().filter(|s| **s).count(),
         );
-        let tasks = self
-            .execute(
-                &plan,
-                &info,
-                &recorder,
-                observer,
-                cancel,
-                options.workers.max(1),
-            )
-            .await;
+        let execution = executor::Execution {
+            dag: &self.dag,
+            plan: &plan,
+            info: &info,
+            recorder: &recorder,
+            observer,
+            alerts: &mut alerts,
+            open_alerts,
+            workers: options.workers.max(1),
+            fail_fast: options.fail_fast,
+        };
+        let (tasks, signalled) = execution.run(cancel).await;
         let written = writer.finish(recorder).await;
         info.databases.close().await;
+        alerts.finish(DELIVERY_DEADLINE).await;
 
-        let cancelled = tasks.iter().any(|t| t.status == TaskStatus::Cancelled);
         let critical_failed = tasks.iter().any(|t| t.critical && !t.status.is_success());
-        let status = if cancelled {
+        let status = if signalled {
             RunStatus::Cancelled
         } else if critical_failed || written.is_err() {
             RunStatus::Failed
@@ -240,6 +251,7 @@ impl Runner {
             unit: options.only,
             status,
             duration_ms: started.elapsed().as_millis() as u64,
+            blocked: RunReport::blocked_critical_paths(&tasks),
             tasks,
         })
     }
@@ -280,321 +292,6 @@ impl Runner {
             skip,
         }
     }
-
-    async fn execute(
-        &self,
-        plan: &Plan,
-        info: &Arc<RunInfo>,
-        recorder: &Recorder,
-        observer: &dyn Observer,
-        mut cancel: watch::Receiver<bool>,
-        workers: usize,
-    ) -> Vec<TaskReport> {
-        let dag = &self.dag;
-        let dependents = dag.dependents();
-        // Dependencies outside the plan (unit mode) count as done.
-        let mut waiting: Vec<usize> = dag
-            .tasks()
-            .map(|(_, t)| {
-                t.requires
-                    .iter()
-                    .chain(&t.after)
-                    .filter(|d| plan.in_plan[d.index()])
-                    .count()
-            })
-            .collect();
-        let mut blocked_by: Vec<Option<TaskId>> = vec![None; dag.len()];
-        let mut reports: Vec<Option<TaskReport>> = vec![None; dag.len()];
-        let mut ready: VecDeque<TaskId> = plan
-            .selected
-            .iter()
-            .copied()
-            .filter(|id| waiting[id.index()] == 0)
-            .collect();
-        let mut running: JoinSet<(TaskId, TaskReport)> = JoinSet::new();
-        let mut cancelled = *cancel.borrow();
-        let mut inline_streak: u64 = 0;
-
-        loop {
-            while let Some(id) = ready.pop_front() {
-                // Read the signal afresh: a task cancelled by it may finish before this loop
-                // has seen the change, and its dependents are cancelled, not upstream_failed.
-                cancelled = cancelled || *cancel.borrow();
-                let task = dag.task(id);
-                let immediate = if cancelled {
-                    Some(not_run(
-                        task,
-                        TaskStatus::Cancelled,
-                        "the run was cancelled before it started".into(),
-                    ))
-                } else if plan.skip[id.index()] {
-                    Some(not_run(task, TaskStatus::Skipped, String::new()))
-                } else if let Some(dep) = blocked_by[id.index()] {
-                    let dep = &dag.task(dep).name;
-                    Some(not_run(
-                        task,
-                        TaskStatus::UpstreamFailed,
-                        format!("requires `{dep}`, which did not succeed"),
-                    ))
-                } else {
-                    None
-                };
-                if let Some(report) = immediate {
-                    self.finished(
-                        id,
-                        report,
-                        &dependents,
-                        &plan.in_plan,
-                        &mut waiting,
-                        &mut blocked_by,
-                        &mut ready,
-                        &mut reports,
-                        observer,
-                    );
-                    continue;
-                }
-                if running.len() >= workers {
-                    ready.push_front(id);
-                    break;
-                }
-                let attempt = AttemptLoop {
-                    name: task.name.clone(),
-                    policy: task.policy,
-                    action: task.action.clone(),
-                    info: Arc::clone(info),
-                    recorder: recorder.clone(),
-                    cancel: cancel.clone(),
-                };
-                observer.started(&task.name, 1);
-                // The first poll happens here: a task that finishes without waiting (a no-op,
-                // a cheap check) costs no spawn and no thread hand-off. Anything that waits is
-                // spawned and polled again with a real waker, so it runs in parallel.
-                let mut future = Box::pin(attempt.run());
-                match future
-                    .as_mut()
-                    .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-                {
-                    std::task::Poll::Ready(report) => {
-                        self.finished(
-                            id,
-                            report,
-                            &dependents,
-                            &plan.in_plan,
-                            &mut waiting,
-                            &mut blocked_by,
-                            &mut ready,
-                            &mut reports,
-                            observer,
-                        );
-                    }
-                    std::task::Poll::Pending => {
-                        running.spawn(async move { (id, future.await) });
-                    }
-                }
-                inline_streak += 1;
-                if inline_streak.is_multiple_of(512) {
-                    // Long runs of instant tasks must not starve the state writer.
-                    tokio::task::yield_now().await;
-                }
-            }
-            if running.is_empty() {
-                break;
-            }
-            tokio::select! {
-                joined = running.join_next() => {
-                    let Some(joined) = joined else { continue };
-                    match joined {
-                        Ok((id, report)) => self.finished(id, report, &dependents, &plan.in_plan, &mut waiting, &mut blocked_by, &mut ready, &mut reports, observer),
-                        Err(err) => tracing::error!("a task's supervisor stopped unexpectedly: {err}"),
-                    }
-                }
-                changed = cancel.changed(), if !cancelled => {
-                    // Running tasks see the same signal and record themselves as cancelled.
-                    cancelled = changed.is_err() || *cancel.borrow();
-                }
-            }
-        }
-        // Dependencies before dependents: the order a reader follows.
-        dag.topological_order()
-            .into_iter()
-            .filter_map(|id| reports[id.index()].take())
-            .collect()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finished(
-        &self,
-        id: TaskId,
-        report: TaskReport,
-        dependents: &[Vec<TaskId>],
-        in_plan: &[bool],
-        waiting: &mut [usize],
-        blocked_by: &mut [Option<TaskId>],
-        ready: &mut VecDeque<TaskId>,
-        reports: &mut [Option<TaskReport>],
-        observer: &dyn Observer,
-    ) {
-        observer.finished(&report);
-        let success = report.status.is_success();
-        reports[id.index()] = Some(report);
-        for &dependent in &dependents[id.index()] {
-            if !in_plan[dependent.index()] {
-                continue;
-            }
-            if !success
-                && blocked_by[dependent.index()].is_none()
-                && self.dag.task(dependent).requires.contains(&id)
-            {
-                blocked_by[dependent.index()] = Some(id);
-            }
-            waiting[dependent.index()] -= 1;
-            if waiting[dependent.index()] == 0 {
-                ready.push_back(dependent);
-            }
-        }
-    }
-}
-
-fn not_run(task: &crate::dag::TaskNode, status: TaskStatus, error: String) -> TaskReport {
-    TaskReport {
-        name: task.name.clone(),
-        status,
-        attempts: 0,
-        duration_ms: 0,
-        error: (!error.is_empty()).then_some(error),
-        critical: task.policy.critical,
-    }
-}
-
-/// Runs one task: attempts, timeouts, retries with backoff, and cancellation.
-struct AttemptLoop {
-    name: String,
-    policy: Policy,
-    action: Action,
-    info: Arc<RunInfo>,
-    recorder: Recorder,
-    cancel: watch::Receiver<bool>,
-}
-
-impl AttemptLoop {
-    async fn run(mut self) -> TaskReport {
-        let started = Instant::now();
-        let max_attempts = self.policy.retries.saturating_add(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let (status, error) = self.attempt(attempt).await;
-            let retry = matches!(status, TaskStatus::Failed | TaskStatus::TimedOut)
-                && attempt < max_attempts;
-            if status == TaskStatus::Succeeded {
-                self.recorder.marker(MarkerRecord {
-                    task: self.name.clone(),
-                    run_id: self.info.run_id,
-                    completed_at: now_millis(),
-                });
-            }
-            if retry {
-                let delay = backoff::delay(self.policy.retry_delay, attempt);
-                tracing::warn!(task = %self.name, attempt, "attempt {attempt} {status}; retrying in {delay:?}: {}", error.as_deref().unwrap_or(""));
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => continue,
-                    () = cancelled(&mut self.cancel) => {
-                        return self.report(TaskStatus::Cancelled, attempt, started, Some("the run was cancelled while waiting to retry".into()));
-                    }
-                }
-            }
-            return self.report(status, attempt, started, error);
-        }
-    }
-
-    async fn attempt(&mut self, attempt: u32) -> (TaskStatus, Option<String>) {
-        let started_at = now_millis();
-        let mut record = AttemptRecord {
-            run_id: self.info.run_id,
-            task: self.name.clone(),
-            attempt,
-            status: TaskStatus::Running,
-            started_at,
-            finished_at: None,
-            error: None,
-        };
-        self.recorder.attempt(record.clone());
-        let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
-        let span = tracing::info_span!("task", task = %self.name, attempt);
-        // A timeout or cancellation drops the attempt's future, which cancels it at its
-        // current await point; a panic inside it is caught and counts as a failure.
-        let work = catch_panic(self.action.start(&ctx)).instrument(span);
-        let timeout = self.policy.timeout.unwrap_or(Duration::MAX);
-        let (status, error) = tokio::select! {
-            outcome = work => match outcome {
-                Ok(Ok(())) => (TaskStatus::Succeeded, None),
-                Ok(Err(err)) => (TaskStatus::Failed, Some(format!("{err:#}"))),
-                Err(panic) => (TaskStatus::Failed, Some(format!("panicked: {}", panic_message(panic)))),
-            },
-            () = sleep_or_forever(timeout) => {
-                (TaskStatus::TimedOut, Some(format!("timed out after {}", crate::date::format_duration(timeout))))
-            }
-            () = cancelled(&mut self.cancel) => (TaskStatus::Cancelled, Some("cancelled by a signal".into())),
-        };
-        record.status = status;
-        record.finished_at = Some(now_millis());
-        record.error = error.clone();
-        self.recorder.attempt(record);
-        (status, error)
-    }
-
-    fn report(
-        &self,
-        status: TaskStatus,
-        attempts: u32,
-        started: Instant,
-        error: Option<String>,
-    ) -> TaskReport {
-        TaskReport {
-            name: self.name.clone(),
-            status,
-            attempts,
-            duration_ms: started.elapsed().as_millis() as u64,
-            error,
-            critical: self.policy.critical,
-        }
-    }
-}
-
-/// Runs a task's future, turning a panic into an error value instead of unwinding further.
-async fn catch_panic(
-    mut future: TaskFuture<'_>,
-) -> Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>> {
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    })
-    .await
-}
-
-async fn sleep_or_forever(duration: Duration) {
-    match tokio::time::Instant::now().checked_add(duration) {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Resolves when the run is cancelled (or whoever could cancel it is gone: never, then).
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|c| *c).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".into())
 }
 
 /// Opens the configured state store.

@@ -5,13 +5,14 @@
 
 mod sql;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 pub use sql::SqlStateStore;
 
+use crate::alert::Severity;
 use crate::status::{RunStatus, TaskStatus};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -175,6 +176,20 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         &'a self,
         key: &'a PartitionKey,
     ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>>;
+
+    /// The tasks of the partition with an alert still open, and its severity.
+    fn open_alerts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, Severity>>>;
+
+    /// Opens (`Some`) or resolves (`None`) the alert of each task, in order.
+    fn set_alerts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        alerts: &'a [(String, Option<Severity>)],
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
 
     /// The most recent runs of a pipeline, newest first.
     fn runs<'a>(

@@ -3,6 +3,7 @@
 //! the binary.
 
 mod acyclic;
+mod fatal;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use crate::ctx::Ctx;
 
 pub use acyclic::assert_acyclic;
+pub use fatal::{Fatal, ResultExt};
 
 /// What running a task returns: a boxed, `Send` future borrowing the context.
 pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;

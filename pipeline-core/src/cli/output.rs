@@ -113,6 +113,13 @@ pub fn print_summary(report: &RunReport) {
     if counts.is_empty() {
         counts.push("no tasks".into());
     }
+    for blocked in &report.blocked {
+        println!(
+            "critical task `{}` did not run because non-critical `{}` failed: if it can do without \
+             it, make that an `after` dependency; if not, make `{}` critical",
+            blocked.task, blocked.by, blocked.by
+        );
+    }
     let mode = match (report.test, report.unit) {
         (true, true) => " (test mode, unit mode)",
         (true, false) => " (test mode)",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::alert::Severity;
 use crate::state::{AttemptRecord, MarkerRecord, PartitionKey, StateStore};
 
 /// How long to gather writes before committing them together.
@@ -18,6 +19,8 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 enum Write {
     Attempt(AttemptRecord),
     Marker(MarkerRecord),
+    /// An alert opened (with its severity) or resolved (`None`) for a task.
+    Alert(String, Option<Severity>),
 }
 
 /// The sending side; cheap to clone into every running task.
@@ -31,6 +34,7 @@ impl std::fmt::Debug for Write {
         match self {
             Write::Attempt(a) => a.fmt(f),
             Write::Marker(m) => m.fmt(f),
+            Write::Alert(task, severity) => write!(f, "alert {task}: {severity:?}"),
         }
     }
 }
@@ -56,6 +60,10 @@ impl Recorder {
     pub fn marker(&self, record: MarkerRecord) {
         let _ = self.tx.send(Write::Marker(record));
     }
+
+    pub fn alert(&self, task: String, severity: Option<Severity>) {
+        let _ = self.tx.send(Write::Alert(task, severity));
+    }
 }
 
 impl RecorderTask {
@@ -77,6 +85,7 @@ async fn write_batches(
         let mut attempts: Vec<AttemptRecord> = Vec::new();
         let mut index: HashMap<(String, u32), usize> = HashMap::new();
         let mut markers = Vec::new();
+        let mut alerts: Vec<(String, Option<Severity>)> = Vec::new();
         let mut add = |write: Write| match write {
             // The latest state of an attempt wins: one row per attempt and batch.
             Write::Attempt(record) => match index.get(&(record.task.clone(), record.attempt)) {
@@ -87,6 +96,7 @@ async fn write_batches(
                 }
             },
             Write::Marker(record) => markers.push(record),
+            Write::Alert(task, severity) => alerts.push((task, severity)),
         };
         add(first);
         tokio::time::sleep(BATCH_WINDOW).await;
@@ -97,6 +107,12 @@ async fn write_batches(
             .record(&key, &attempts, &markers)
             .await
             .map_err(|err| err.context("cannot write task results to the state store"))?;
+        if !alerts.is_empty() {
+            store
+                .set_alerts(&key, &alerts, crate::date::now_millis())
+                .await
+                .map_err(|err| err.context("cannot record alerts in the state store"))?;
+        }
     }
     Ok(())
 }

@@ -14,6 +14,17 @@ pub struct TaskReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub critical: bool,
+    /// For a task that did not run: the failed task at the root of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+/// A critical task that could not run because a non-critical task failed: the dependency
+/// does not mean what it says (make it `after`, or make the dependency critical).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Blocked {
+    pub task: String,
+    pub by: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +37,8 @@ pub struct RunReport {
     pub status: RunStatus,
     pub duration_ms: u64,
     pub tasks: Vec<TaskReport>,
+    /// Critical tasks blocked by non-critical failures.
+    pub blocked: Vec<Blocked>,
 }
 
 impl RunReport {
@@ -38,5 +51,24 @@ impl RunReport {
         self.tasks
             .iter()
             .filter(|t| t.critical && !t.status.is_success())
+    }
+
+    /// Finds the critical tasks that a non-critical failure kept from running.
+    pub fn blocked_critical_paths(tasks: &[TaskReport]) -> Vec<Blocked> {
+        let critical: std::collections::HashMap<&str, bool> = tasks
+            .iter()
+            .map(|t| (t.name.as_str(), t.critical))
+            .collect();
+        tasks
+            .iter()
+            .filter(|t| t.critical && t.status == TaskStatus::UpstreamFailed)
+            .filter_map(|t| {
+                let cause = t.cause.as_deref()?;
+                (critical.get(cause) == Some(&false)).then(|| Blocked {
+                    task: t.name.clone(),
+                    by: cause.to_string(),
+                })
+            })
+            .collect()
     }
 }

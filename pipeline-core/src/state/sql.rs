@@ -1,7 +1,7 @@
 //! The state store on SQLite or PostgreSQL. The statements are shared (both dialects accept
 //! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
@@ -10,21 +10,36 @@ use super::{
     AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, NewRun, PartitionKey,
     RunRecord, StateStore,
 };
+use crate::alert::Severity;
 use crate::config::Setting;
 use crate::db::{BeginWrite as _, DbPool, Target, dispatch};
 use crate::status::{RunStatus, TaskStatus};
 
 /// `(version, name, sql)` in order. A released migration is never edited: add a new one.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../../migrations/sqlite/0002_alerts.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "alerts",
+        include_str!("../../migrations/postgres/0002_alerts.sql"),
+    ),
+];
 
 /// Rows per multi-row statement: well under both backends' limits on bound parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -368,6 +383,71 @@ impl StateStore for SqlStateStore {
                     .await?
             });
             Ok(tasks.into_iter().collect())
+        })
+    }
+
+    fn open_alerts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, Severity>>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
+                sqlx::query_as(
+                    "SELECT task, severity FROM pipeline_alerts \
+                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .fetch_all(pool)
+                .await?
+            });
+            Ok(rows
+                .into_iter()
+                .map(|(task, severity)| (task, Severity::parse(&severity)))
+                .collect())
+        })
+    }
+
+    fn set_alerts<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+        alerts: &'a [(String, Option<Severity>)],
+        now: i64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let mut tx = pool.begin_write().await?;
+                for (task, severity) in alerts {
+                    match severity {
+                        Some(severity) => sqlx::query(
+                            "INSERT INTO pipeline_alerts (pipeline, partition, namespace, task, severity, opened_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, partition, namespace, task) \
+                             DO UPDATE SET severity = excluded.severity, opened_at = excluded.opened_at",
+                        )
+                        .bind(&key.pipeline)
+                        .bind(&key.partition)
+                        .bind(key.namespace.as_str())
+                        .bind(task)
+                        .bind(severity.as_str())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?,
+                        None => sqlx::query(
+                            "DELETE FROM pipeline_alerts \
+                             WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND task = $4",
+                        )
+                        .bind(&key.pipeline)
+                        .bind(&key.partition)
+                        .bind(key.namespace.as_str())
+                        .bind(task)
+                        .execute(&mut *tx)
+                        .await?,
+                    };
+                }
+                tx.commit().await?;
+            });
+            Ok(())
         })
     }
 

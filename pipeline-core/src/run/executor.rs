@@ -1,0 +1,301 @@
+//! Scheduling one run: a task becomes ready when its own dependencies in the plan are done, and
+//! starts at once if fewer than `workers` tasks run. Outcomes flow to dependents: a failed
+//! `requires` makes them `upstream_failed`; an `after` does not. Alerts are raised here, where
+//! a task's final outcome is known.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::attempt::AttemptLoop;
+use super::recorder::Recorder;
+use super::report::TaskReport;
+use super::{Observer, Plan};
+use crate::alert::{AlertEvent, Alerts, Severity, Subject};
+use crate::ctx::RunInfo;
+use crate::dag::{Dag, TaskId, TaskNode};
+use crate::status::TaskStatus;
+
+/// How many tasks may finish in a row without waiting before the loop yields to others.
+const INLINE_STREAK: u64 = 512;
+
+pub(super) struct Execution<'r> {
+    pub dag: &'r Dag,
+    pub plan: &'r Plan,
+    pub info: &'r Arc<RunInfo>,
+    pub recorder: &'r Recorder,
+    pub observer: &'r dyn Observer,
+    pub alerts: &'r mut Alerts,
+    /// Tasks of the partition with an alert still open, and its severity.
+    pub open_alerts: HashMap<String, Severity>,
+    pub workers: usize,
+    /// Stop starting tasks after the first critical failure.
+    pub fail_fast: bool,
+}
+
+/// Per-run scheduling state.
+struct Schedule {
+    dependents: Vec<Vec<TaskId>>,
+    /// Dependencies in the plan not finished yet.
+    waiting: Vec<usize>,
+    /// The first failed `requires` dependency of a task.
+    blocked_by: Vec<Option<TaskId>>,
+    /// The task at the root of a failure: itself when it failed, else its blocker's cause.
+    cause: Vec<Option<TaskId>>,
+    reports: Vec<Option<TaskReport>>,
+    ready: VecDeque<TaskId>,
+    /// Set by `--fail-fast`: the critical task whose failure stops new starts.
+    stopped_by: Option<TaskId>,
+}
+
+impl Execution<'_> {
+    /// Runs the plan; the reports in dependency order, and whether a signal cancelled the run.
+    pub async fn run(mut self, mut cancel: watch::Receiver<bool>) -> (Vec<TaskReport>, bool) {
+        let dag = self.dag;
+        let in_plan = &self.plan.in_plan;
+        // Dependencies outside the plan (unit mode) count as done.
+        let waiting: Vec<usize> = dag
+            .tasks()
+            .map(|(_, t)| {
+                t.requires
+                    .iter()
+                    .chain(&t.after)
+                    .filter(|d| in_plan[d.index()])
+                    .count()
+            })
+            .collect();
+        let ready = self
+            .plan
+            .selected
+            .iter()
+            .copied()
+            .filter(|id| waiting[id.index()] == 0)
+            .collect();
+        let mut schedule = Schedule {
+            dependents: dag.dependents(),
+            waiting,
+            blocked_by: vec![None; dag.len()],
+            cause: vec![None; dag.len()],
+            reports: vec![None; dag.len()],
+            ready,
+            stopped_by: None,
+        };
+        let mut running: JoinSet<(TaskId, TaskReport)> = JoinSet::new();
+        let mut signalled = *cancel.borrow();
+        let mut streak: u64 = 0;
+
+        loop {
+            while let Some(id) = schedule.ready.pop_front() {
+                // Read the signal afresh: a task cancelled by it may finish before this loop
+                // has seen the change, and its dependents are cancelled, not upstream_failed.
+                signalled = signalled || *cancel.borrow();
+                if let Some(report) = self.without_running(id, &schedule, signalled) {
+                    self.finished(id, report, &mut schedule);
+                    continue;
+                }
+                if running.len() >= self.workers {
+                    schedule.ready.push_front(id);
+                    break;
+                }
+                let task = dag.task(id);
+                self.observer.started(&task.name, 1);
+                let attempts = AttemptLoop {
+                    name: task.name.clone(),
+                    policy: task.policy,
+                    action: task.action.clone(),
+                    info: Arc::clone(self.info),
+                    recorder: self.recorder.clone(),
+                    cancel: cancel.clone(),
+                };
+                // The first poll happens here: a task that finishes without waiting (a no-op,
+                // a cheap check) costs no spawn and no thread hand-off. Anything that waits is
+                // spawned and polled again with a real waker, so it runs in parallel.
+                let mut future = Box::pin(attempts.run());
+                match future
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    Poll::Ready(report) => self.finished(id, report, &mut schedule),
+                    Poll::Pending => {
+                        running.spawn(async move { (id, future.await) });
+                    }
+                }
+                streak += 1;
+                if streak.is_multiple_of(INLINE_STREAK) {
+                    // Long runs of instant tasks must not starve the state writer.
+                    tokio::task::yield_now().await;
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next() => match joined {
+                    Some(Ok((id, report))) => self.finished(id, report, &mut schedule),
+                    Some(Err(err)) => tracing::error!("a task's supervisor stopped unexpectedly: {err}"),
+                    None => {}
+                },
+                changed = cancel.changed(), if !signalled => {
+                    // Running tasks see the same signal and record themselves as cancelled.
+                    signalled = changed.is_err() || *cancel.borrow();
+                }
+            }
+        }
+        // Dependencies before dependents: the order a reader follows.
+        let reports = dag
+            .topological_order()
+            .into_iter()
+            .filter_map(|id| schedule.reports[id.index()].take())
+            .collect();
+        (reports, signalled)
+    }
+
+    /// The outcome of a ready task that must not run, if so.
+    fn without_running(
+        &self,
+        id: TaskId,
+        schedule: &Schedule,
+        signalled: bool,
+    ) -> Option<TaskReport> {
+        let task = self.dag.task(id);
+        let name_of = |id: TaskId| &self.dag.task(id).name;
+        if signalled {
+            return Some(not_run(
+                task,
+                TaskStatus::Cancelled,
+                "the run was cancelled before it started".into(),
+            ));
+        }
+        if self.plan.skip[id.index()] {
+            return Some(not_run(task, TaskStatus::Skipped, String::new()));
+        }
+        if let Some(dep) = schedule.blocked_by[id.index()] {
+            let error = format!("requires `{}`, which did not succeed", name_of(dep));
+            let mut report = not_run(task, TaskStatus::UpstreamFailed, error);
+            report.cause = schedule.cause[dep.index()].map(|c| name_of(c).clone());
+            return Some(report);
+        }
+        if let Some(stopper) = schedule.stopped_by {
+            let error = format!(
+                "not started: --fail-fast after `{}` failed",
+                name_of(stopper)
+            );
+            return Some(not_run(task, TaskStatus::Cancelled, error));
+        }
+        None
+    }
+
+    fn finished(&mut self, id: TaskId, report: TaskReport, schedule: &mut Schedule) {
+        self.observer.finished(&report);
+        let success = report.status.is_success();
+        let final_failure = matches!(report.status, TaskStatus::Failed | TaskStatus::TimedOut);
+        schedule.cause[id.index()] = match report.status {
+            _ if final_failure => Some(id),
+            TaskStatus::UpstreamFailed => {
+                schedule.blocked_by[id.index()].and_then(|dep| schedule.cause[dep.index()])
+            }
+            _ => None,
+        };
+        if self.fail_fast && report.critical && !success && schedule.stopped_by.is_none() {
+            schedule.stopped_by = Some(id);
+        }
+        self.alert(id, &report, schedule);
+        schedule.reports[id.index()] = Some(report);
+        for &dependent in &schedule.dependents[id.index()] {
+            if !self.plan.in_plan[dependent.index()] {
+                continue;
+            }
+            if !success
+                && schedule.blocked_by[dependent.index()].is_none()
+                && self.dag.task(dependent).requires.contains(&id)
+            {
+                schedule.blocked_by[dependent.index()] = Some(id);
+            }
+            schedule.waiting[dependent.index()] -= 1;
+            if schedule.waiting[dependent.index()] == 0 {
+                schedule.ready.push_back(dependent);
+            }
+        }
+    }
+
+    /// One alert per task failure after its last attempt; a resolve when a task that alerted
+    /// succeeds. A task that could not run does not alert (its cause did), except a critical
+    /// task kept from running by a non-critical failure: only a page reports that.
+    fn alert(&mut self, id: TaskId, report: &TaskReport, schedule: &Schedule) {
+        let subject = Subject {
+            pipeline: self.info.pipeline.clone(),
+            partition: self.info.date.to_string(),
+            task: report.name.clone(),
+            run_id: self.info.run_id,
+            host: super::hostname(),
+        };
+        let severity = if report.critical {
+            Severity::High
+        } else {
+            Severity::Low
+        };
+        let kind = if report.critical {
+            "critical task"
+        } else {
+            "non-critical task"
+        };
+        let error = report.error.clone().unwrap_or_default();
+        let event = match report.status {
+            TaskStatus::Succeeded => match self.open_alerts.remove(&report.name) {
+                Some(severity) => AlertEvent::Resolve { subject, severity },
+                None => return,
+            },
+            TaskStatus::Failed | TaskStatus::TimedOut => AlertEvent::Trigger {
+                summary: format!(
+                    "{} {}: {kind} `{}` {} after {} attempt{}",
+                    subject.pipeline,
+                    subject.partition,
+                    report.name,
+                    report.status,
+                    report.attempts,
+                    if report.attempts == 1 { "" } else { "s" }
+                ),
+                subject,
+                severity,
+                details: error,
+            },
+            TaskStatus::UpstreamFailed if report.critical => {
+                let cause = schedule.cause[id.index()].map(|c| self.dag.task(c));
+                let Some(cause) = cause.filter(|c| !c.policy.critical) else {
+                    return;
+                };
+                AlertEvent::Trigger {
+                    summary: format!(
+                        "{} {}: critical task `{}` could not run because non-critical `{}` failed",
+                        subject.pipeline, subject.partition, report.name, cause.name
+                    ),
+                    subject,
+                    severity: Severity::High,
+                    details: error,
+                }
+            }
+            _ => return,
+        };
+        let state = match &event {
+            AlertEvent::Trigger { severity, .. } => Some(*severity),
+            AlertEvent::Resolve { .. } => None,
+        };
+        self.recorder.alert(report.name.clone(), state);
+        self.alerts.send(event);
+    }
+}
+
+fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
+    TaskReport {
+        name: task.name.clone(),
+        status,
+        attempts: 0,
+        duration_ms: 0,
+        error: (!error.is_empty()).then_some(error),
+        critical: task.policy.critical,
+        cause: None,
+    }
+}
