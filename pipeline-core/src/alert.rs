@@ -138,7 +138,10 @@ impl Alerts {
         if log_only {
             return Ok(alerts);
         }
-        let client = http::client()?;
+        let timeout = config
+            .timeout_secs
+            .map_or(http::DEFAULT_TIMEOUT, Duration::from_secs);
+        let client = http::client(timeout)?;
         let slack: Option<Arc<dyn Notifier>> = config.slack_webhook.clone().map(|webhook| {
             Arc::new(SlackNotifier::new(client.clone(), webhook)) as Arc<dyn Notifier>
         });

@@ -13,6 +13,7 @@
 //! slack_webhook = "https://hooks.slack.com/services/.."   # or PIPELINE_SLACK_WEBHOOK
 //! pagerduty_routing_key = ".."                           # or PIPELINE_PAGERDUTY_ROUTING_KEY
 //! pagerduty_url = "https://events.eu.pagerduty.com/v2/enqueue"   # or PIPELINE_PAGERDUTY_URL
+//! timeout_secs = 10                                      # or PIPELINE_ALERT_TIMEOUT_SECS
 //! ```
 
 use std::collections::BTreeMap;
@@ -41,6 +42,8 @@ pub struct AlertConfig {
     pub pagerduty_routing_key: Option<Secret>,
     /// The Events API v2 endpoint; default [`PAGERDUTY_EVENTS_URL`].
     pub pagerduty_url: Option<String>,
+    /// Limit of one delivery request, in seconds; default 10.
+    pub timeout_secs: Option<u64>,
 }
 
 /// PagerDuty's Events API v2 endpoint.
@@ -98,6 +101,7 @@ struct AlertsSection {
     slack_webhook: Option<String>,
     pagerduty_routing_key: Option<String>,
     pagerduty_url: Option<String>,
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +167,7 @@ impl Config {
             slack_webhook: section.slack_webhook.map(Secret),
             pagerduty_routing_key: section.pagerduty_routing_key.map(Secret),
             pagerduty_url: section.pagerduty_url,
+            timeout_secs: section.timeout_secs,
         };
         for (key, value) in env {
             if key == "PIPELINE_SLACK_WEBHOOK" {
@@ -171,6 +176,12 @@ impl Config {
                 alerts.pagerduty_routing_key = Some(Secret(value));
             } else if key == "PIPELINE_PAGERDUTY_URL" {
                 alerts.pagerduty_url = Some(value);
+            } else if key == "PIPELINE_ALERT_TIMEOUT_SECS" {
+                let secs = value.trim().parse().ok().filter(|s| *s > 0);
+                alerts.timeout_secs =
+                    Some(secs.with_context(|| {
+                        format!("{key}={value:?}: use a whole number of seconds")
+                    })?);
             } else if key == "PIPELINE_STATE_URL" {
                 state = Setting {
                     url: value,

@@ -1,6 +1,8 @@
 //! Helpers shared by the test suites in `tests/`: throw-away working directories, running a
 //! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
 
+pub mod http_stub;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -351,3 +351,85 @@ async fn test_mode_on_postgres_writes_only_to_the_test_schema() {
     assert_eq!(in_test, "test");
     pool.close().await;
 }
+
+#[tokio::test]
+async fn retries_back_off_with_growing_delays() {
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&starts);
+    let h = harness(vec![
+        TaskSpec::new("flaky", move |_ctx| -> TaskFuture<'_> {
+            seen.lock().expect("lock").push(std::time::Instant::now());
+            Box::pin(async { Err(anyhow::anyhow!("still down")) })
+        })
+        .policy(Policy {
+            retries: 3,
+            retry_delay: Duration::from_millis(100),
+            timeout: None,
+            critical: true,
+        }),
+    ])
+    .await;
+    let report = h.run(|_| {}).await;
+    assert_eq!(task(&report, "flaky").attempts, 4);
+    let starts = starts.lock().expect("lock").clone();
+    let delays: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Each delay lies between half and all of its exponential bound: 100, 200, 400 ms.
+    for (delay, bound_ms) in delays.iter().zip([100u64, 200, 400]) {
+        let bound = Duration::from_millis(bound_ms);
+        assert!(
+            *delay >= bound / 2 && *delay <= bound + Duration::from_millis(80),
+            "{delays:?}"
+        );
+    }
+    assert!(delays[2] > delays[0], "{delays:?}");
+}
+
+#[tokio::test]
+async fn a_fatal_error_ends_the_task_at_once() {
+    use pipeline_core::ResultExt as _;
+    let h = harness(vec![
+        TaskSpec::new("login", |_ctx| {
+            Box::pin(async { Err::<(), _>(anyhow::anyhow!("bad password")).fatal() })
+        })
+        .policy(policy(5, None, true)),
+    ])
+    .await;
+    let report = h.run(|_| {}).await;
+    let login = task(&report, "login");
+    assert_eq!((login.status, login.attempts), (TaskStatus::Failed, 1));
+    assert_eq!(
+        login.error.as_deref(),
+        Some("bad password (fatal: not retried)")
+    );
+}
+
+#[tokio::test]
+async fn fail_fast_starts_nothing_after_a_critical_failure() {
+    let h = harness(vec![
+        failing("a_breaks"),
+        ok("b_would_run"),
+        ok("c_would_run"),
+        failing("d_optional").policy(policy(0, None, false)),
+    ])
+    .await;
+    let report = h
+        .run(|o| {
+            o.fail_fast = true;
+            o.workers = 1;
+        })
+        .await;
+    assert_eq!(
+        report.status,
+        RunStatus::Failed,
+        "a failed run, not a cancelled one"
+    );
+    assert_eq!(status(&report, "a_breaks"), TaskStatus::Failed);
+    assert_eq!(status(&report, "b_would_run"), TaskStatus::Cancelled);
+    assert_eq!(
+        task(&report, "c_would_run").error.as_deref(),
+        Some("not started: --fail-fast after `a_breaks` failed")
+    );
+
+    let without = h.run(|o| o.workers = 1).await;
+    assert_eq!(status(&without, "b_would_run"), TaskStatus::Succeeded);
+}

@@ -50,7 +50,7 @@ fn a_failure_stops_dependents_and_the_next_run_resumes() {
     let status = sandbox.run(PIPELINE, &["status", "--date", DATE], &[]);
     assert_eq!(
         status.stdout.matches("complete").count(),
-        4,
+        8,
         "{}",
         status.stdout
     );

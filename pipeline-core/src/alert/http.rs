@@ -7,17 +7,17 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use reqwest::{Client, StatusCode};
 
-/// Limit of one request, connection included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit of one request, connection included, unless configured.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// A longer `Retry-After` is not waited for: the alert is given up.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15);
 
-pub fn client() -> anyhow::Result<Client> {
+pub fn client(timeout: Duration) -> anyhow::Result<Client> {
     Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .connect_timeout(REQUEST_TIMEOUT)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         .user_agent(concat!("pipeline/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot set up the HTTP client for alerts")

@@ -1,5 +1,6 @@
 //! A pipeline for end-to-end tests, steered by files in its working directory:
 //! - `fail-<task>`: the task fails (`fail-<task>-once`: only its first attempt fails);
+//! - `fatal-<task>`: the task fails with an error marked fatal;
 //! - `sleep-<task>`: the task sleeps that many milliseconds;
 //! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
 
@@ -28,6 +29,9 @@ async fn behave(ctx: &Ctx) -> Result<()> {
     if std::path::Path::new(&format!("fail-{task}")).exists() {
         bail!("{task} failed on purpose");
     }
+    if std::path::Path::new(&format!("fatal-{task}")).exists() {
+        return Err(anyhow!("{task} cannot go on")).fatal();
+    }
     if ctx.attempt() == 1 && std::path::Path::new(&format!("fail-{task}-once")).exists() {
         bail!("{task} failed on purpose, once");
     }
@@ -55,6 +59,30 @@ async fn slow(ctx: &Ctx) -> Result<()> {
 /// Reports on everything.
 #[task(requires = [Transform, Slow])]
 async fn report(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Nice to have: nothing needs it.
+#[task(critical = false, retries = 1, retry_delay = "50ms")]
+async fn enrich(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// A feed that may fail (non-critical)...
+#[task(critical = false)]
+async fn optional_feed(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// ...that a critical task requires anyway: the dependency does not mean what it says.
+#[task(requires = [OptionalFeed])]
+async fn publish(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Retries a lot, so its retries can be observed.
+#[task(retries = 3, retry_delay = "100ms")]
+async fn validate(ctx: &Ctx) -> Result<()> {
     behave(ctx).await
 }
 
