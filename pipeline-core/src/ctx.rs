@@ -16,6 +16,16 @@ pub struct RunInfo {
     /// Unit mode: only the named tasks run; their dependencies count as done.
     pub unit: bool,
     pub databases: Databases,
+    /// One-line notes tasks leave for the run summary (`Ctx::detail`), by task.
+    pub details: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl RunInfo {
+    /// The notes a task left, taken out.
+    pub fn take_details(&self, task: &str) -> Vec<String> {
+        let mut details = self.details.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        details.remove(task).unwrap_or_default()
+    }
 }
 
 /// The context handed to every task attempt.
@@ -73,6 +83,12 @@ impl Ctx {
     /// the test schema (PostgreSQL) or a `*.test.db` file beside it (SQLite).
     pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
         self.run.databases.get(name).await
+    }
+
+    /// Leaves a one-line note for the run summary, e.g. what a load did.
+    pub fn detail(&self, text: impl Into<String>) {
+        let mut details = self.run.details.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        details.entry(self.task.clone()).or_default().push(text.into());
     }
 
     /// Whether a database of that name is configured.

@@ -206,6 +206,7 @@ impl Runner {
             test: options.test,
             unit: options.only,
             databases: Databases::new(self.config.clone(), target),
+            details: Default::default(),
         });
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
         observer.planned(

@@ -83,12 +83,11 @@ pub fn print_summary(report: &RunReport) {
             if !t.critical {
                 name.push_str(" (non-critical)");
             }
-            let error = t
-                .error
-                .as_deref()
-                .and_then(|e| e.lines().next())
-                .unwrap_or("")
-                .to_string();
+            // The error if any, else what the task reported (e.g. a load's mode and rows).
+            let note = match &t.error {
+                Some(error) => error.lines().next().unwrap_or("").to_string(),
+                None => t.details.join("; "),
+            };
             let duration = if t.attempts == 0 {
                 "-".into()
             } else {
@@ -99,11 +98,11 @@ pub fn print_summary(report: &RunReport) {
                 t.status.to_string(),
                 t.attempts.to_string(),
                 duration,
-                error,
+                note,
             ]
         })
         .collect();
-    let _ = print_table(&["TASK", "STATUS", "ATTEMPTS", "DURATION", "ERROR"], &rows);
+    let _ = print_table(&["TASK", "STATUS", "ATTEMPTS", "DURATION", "ERROR / NOTE"], &rows);
     let mut counts: Vec<String> = TaskStatus::ALL
         .iter()
         .map(|&s| (s, report.count(s)))

@@ -142,6 +142,7 @@ impl AttemptLoop {
             error,
             critical: self.policy.critical,
             cause: None,
+            details: self.info.take_details(&self.name),
         }
     }
 }

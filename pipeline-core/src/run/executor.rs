@@ -297,5 +297,6 @@ fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
         error: (!error.is_empty()).then_some(error),
         critical: task.policy.critical,
         cause: None,
+        details: Vec::new(),
     }
 }

@@ -17,6 +17,9 @@ pub struct TaskReport {
     /// For a task that did not run: the failed task at the root of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
+    /// Notes the task left (`Ctx::detail`), such as what a table load did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 /// A critical task that could not run because a non-critical task failed: the dependency
