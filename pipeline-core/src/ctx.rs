@@ -23,7 +23,10 @@ pub struct RunInfo {
 impl RunInfo {
     /// The notes a task left, taken out.
     pub fn take_details(&self, task: &str) -> Vec<String> {
-        let mut details = self.details.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut details = self
+            .details
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         details.remove(task).unwrap_or_default()
     }
 }
@@ -87,8 +90,20 @@ impl Ctx {
 
     /// Leaves a one-line note for the run summary, e.g. what a load did.
     pub fn detail(&self, text: impl Into<String>) {
-        let mut details = self.run.details.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        details.entry(self.task.clone()).or_default().push(text.into());
+        let mut details = self
+            .run
+            .details
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        details
+            .entry(self.task.clone())
+            .or_default()
+            .push(text.into());
+    }
+
+    /// A configured database to read from as it is in production, even in test mode.
+    pub async fn source_db(&self, name: &str) -> anyhow::Result<Db> {
+        self.run.databases.source(name).await
     }
 
     /// Whether a database of that name is configured.

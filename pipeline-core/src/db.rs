@@ -232,19 +232,25 @@ pub struct Databases {
     config: Config,
     target: Target,
     pools: HashMap<String, OnceCell<DbPool>>,
+    /// In test mode, production pools for reading sources (`Databases::source`).
+    sources: HashMap<String, OnceCell<DbPool>>,
 }
 
 impl Databases {
     pub fn new(config: Config, target: Target) -> Self {
-        let pools = config
-            .databases
-            .keys()
-            .map(|name| (name.clone(), OnceCell::new()))
-            .collect();
+        let cells = || {
+            config
+                .databases
+                .keys()
+                .map(|name| (name.clone(), OnceCell::new()))
+                .collect()
+        };
+        let (pools, sources) = (cells(), cells());
         Databases {
             config,
             target,
             pools,
+            sources,
         }
     }
 
@@ -252,27 +258,42 @@ impl Databases {
         self.pools.contains_key(name)
     }
 
-    /// The pool of a configured database, connecting on first use.
+    /// The pool of a configured database, connecting on first use. In test mode its writes
+    /// go to the test schema or file.
     pub async fn get(&self, name: &str) -> anyhow::Result<Db> {
+        self.connect(name, &self.pools, self.target.clone()).await
+    }
+
+    /// A database to read from as it is in production, even in test mode: the source of a
+    /// load. (Test mode redirects writes, never what is read from a replica.)
+    pub async fn source(&self, name: &str) -> anyhow::Result<Db> {
+        self.connect(name, &self.sources, Target::Production).await
+    }
+
+    async fn connect(
+        &self,
+        name: &str,
+        cells: &HashMap<String, OnceCell<DbPool>>,
+        target: Target,
+    ) -> anyhow::Result<Db> {
         let setting = self.config.database(name)?;
-        let cell = self
-            .pools
+        let cell = cells
             .get(name)
             .context("database list changed while running")?;
         let pool = cell
-            .get_or_try_init(|| DbPool::connect(setting, &self.target, 8))
+            .get_or_try_init(|| DbPool::connect(setting, &target, 8))
             .await
             .with_context(|| format!("database `{name}`"))?
             .clone();
         Ok(Db {
             name: name.to_string(),
             pool,
-            target: self.target.clone(),
+            target,
         })
     }
 
     pub async fn close(&self) {
-        for cell in self.pools.values() {
+        for cell in self.pools.values().chain(self.sources.values()) {
             if let Some(pool) = cell.get() {
                 pool.close().await;
             }
@@ -295,6 +316,17 @@ impl Db {
 
     pub fn pool(&self) -> &DbPool {
         &self.pool
+    }
+
+    /// The file of a SQLite database (the test file in test mode).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        match &self.pool {
+            DbPool::Sqlite(pool) => {
+                let path = pool.connect_options().get_filename().to_path_buf();
+                (!path.as_os_str().is_empty() && path != Path::new(":memory:")).then_some(path)
+            }
+            DbPool::Postgres(_) => None,
+        }
     }
 
     /// Whether writes go to the test schema or file.

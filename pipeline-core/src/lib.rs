@@ -32,6 +32,7 @@ pub mod ctx;
 pub mod dag;
 pub mod date;
 pub mod db;
+pub mod load;
 pub mod run;
 pub mod state;
 pub mod status;

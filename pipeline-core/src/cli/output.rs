@@ -102,7 +102,10 @@ pub fn print_summary(report: &RunReport) {
             ]
         })
         .collect();
-    let _ = print_table(&["TASK", "STATUS", "ATTEMPTS", "DURATION", "ERROR / NOTE"], &rows);
+    let _ = print_table(
+        &["TASK", "STATUS", "ATTEMPTS", "DURATION", "ERROR / NOTE"],
+        &rows,
+    );
     let mut counts: Vec<String> = TaskStatus::ALL
         .iter()
         .map(|&s| (s, report.count(s)))

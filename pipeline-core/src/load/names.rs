@@ -1,0 +1,85 @@
+//! Names a load creates and accepts. PostgreSQL silently truncates identifiers to 63 bytes, so
+//! longer ones are refused rather than loaded under another name; staging names are built to
+//! stay within the limit and unique per run.
+
+use anyhow::bail;
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// Accepts any identifier that can be quoted safely: quotes, spaces and semicolons are fine
+/// (every identifier is quoted), NUL bytes and over-long names are not.
+pub fn check_identifier(name: &str) -> anyhow::Result<()> {
+    if name.is_empty() {
+        bail!("an identifier cannot be empty");
+    }
+    if name.contains('\0') {
+        bail!("an identifier cannot contain a NUL byte");
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        bail!(
+            "identifier is {} bytes long; PostgreSQL keeps only {MAX_IDENTIFIER_BYTES}, so it would silently name another table",
+            name.len()
+        );
+    }
+    Ok(())
+}
+
+/// `orders` -> `orders__pl_stage_42_9f3a`: the table's name cut to fit, a short hash of the full
+/// name (so two long names that share a prefix differ), the run id and a nonce.
+pub fn staging_name(table: &str, run_id: i64) -> String {
+    let nonce =
+        fnv1a(format!("{table}/{run_id}/{:?}", std::time::SystemTime::now()).as_bytes()) & 0xffff;
+    format!("{}{run_id}_{nonce:04x}", staging_prefix(table))
+}
+
+/// What every staging table of `table` starts with, to find leftovers of failed runs.
+pub fn staging_prefix(table: &str) -> String {
+    let mut cut = table.len().min(30);
+    while !table.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}_{:08x}__pl_stage_",
+        &table[..cut],
+        fnv1a(table.as_bytes()) as u32
+    )
+}
+
+/// FNV-1a, 64 bits: a stable, dependency-free hash for names and schema fingerprints.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_fit_and_differ() {
+        let long = "x".repeat(63);
+        let name = staging_name(&long, i64::MAX);
+        assert!(
+            name.len() <= MAX_IDENTIFIER_BYTES,
+            "{} bytes: {name}",
+            name.len()
+        );
+        assert!(name.starts_with(&staging_prefix(&long)));
+        let unicode = "ä".repeat(31);
+        assert!(staging_name(&unicode, 1).len() <= MAX_IDENTIFIER_BYTES);
+        let a = format!("{}a", "y".repeat(40));
+        let b = format!("{}b", "y".repeat(40));
+        assert_ne!(staging_prefix(&a), staging_prefix(&b));
+    }
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(check_identifier("orders").is_ok());
+        assert!(check_identifier("we\"ird; DROP TABLE x; --").is_ok());
+        assert!(check_identifier("").is_err());
+        assert!(check_identifier("a\0b").is_err());
+        assert!(check_identifier(&"x".repeat(64)).is_err());
+    }
+}

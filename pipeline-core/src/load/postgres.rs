@@ -1,0 +1,766 @@
+//! PostgreSQL to PostgreSQL: binary COPY streamed from the source into a staging table (or, for
+//! an incremental load, a temporary table), then swapped in or merged in one transaction.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use sqlx::postgres::PgPool;
+use sqlx::{AssertSqlSafe, Executor as _, PgConnection, Row as _};
+
+use super::names::{fnv1a, staging_name, staging_prefix};
+use super::{LoadMode, LoadReport, LoadSpec, META_TABLE};
+use crate::db::quote_ident;
+
+const SWAP_ATTEMPTS: u32 = 5;
+
+struct Column {
+    name: String,
+    type_sql: String,
+    not_null: bool,
+}
+
+struct SourceSchema {
+    columns: Vec<Column>,
+    primary_key: Vec<String>,
+    hash: String,
+}
+
+struct Meta {
+    hash: String,
+    high_water: Option<i64>,
+    row_count: i64,
+}
+
+pub(super) async fn load(
+    source: &PgPool,
+    target: &PgPool,
+    spec: &LoadSpec,
+) -> anyhow::Result<LoadReport> {
+    let schema = source_schema(source, spec).await?;
+    let mut conn = target
+        .acquire()
+        .await
+        .context("cannot connect to the warehouse")?;
+    let target_schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let qualified = format!(
+        "{}.{}",
+        quote_ident(&target_schema),
+        quote_ident(&spec.target_table)
+    );
+    conn.execute(AssertSqlSafe(format!(
+        "CREATE TABLE IF NOT EXISTS {}.{META_TABLE} (table_name TEXT PRIMARY KEY, schema_hash TEXT NOT NULL, \
+         high_water BIGINT, row_count BIGINT NOT NULL, mode TEXT NOT NULL, loaded_at BIGINT NOT NULL)",
+        quote_ident(&target_schema)
+    )))
+    .await?;
+    drop_leftover_staging(&mut conn, &target_schema, &spec.target_table).await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&qualified)
+        .fetch_one(&mut *conn)
+        .await?;
+    let meta = read_meta(&mut conn, &target_schema, &spec.target_table).await?;
+    let schema_changed = meta.as_ref().is_some_and(|m| m.hash != schema.hash);
+    if let Some(key) = &spec.incremental_key
+        && !schema.columns.iter().any(|c| &c.name == key)
+    {
+        bail!("the incremental key `{key}` is not a column of the source");
+    }
+    let incremental_from = match (&spec.incremental_key, &meta) {
+        (Some(_), Some(meta)) if exists && !schema_changed => {
+            meta.high_water.map(|hw| (hw, meta.row_count))
+        }
+        _ => None,
+    };
+    let mut report = match incremental_from {
+        Some((high_water, row_count)) => {
+            incremental(
+                source,
+                &mut conn,
+                spec,
+                &schema,
+                &target_schema,
+                high_water,
+                row_count,
+            )
+            .await?
+        }
+        None => {
+            let mode = if exists {
+                LoadMode::Full
+            } else {
+                LoadMode::Initial
+            };
+            rebuild(
+                source,
+                target,
+                &mut conn,
+                spec,
+                &schema,
+                &target_schema,
+                exists,
+                mode,
+            )
+            .await?
+        }
+    };
+    report.schema_changed = schema_changed;
+    Ok(report)
+}
+
+async fn source_schema(source: &PgPool, spec: &LoadSpec) -> anyhow::Result<SourceSchema> {
+    let (columns, primary_key) = match &spec.query {
+        Some(query) => {
+            // Types come from the query's description (without modifiers such as numeric's).
+            let described = source
+                .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(format!(
+                    "SELECT * FROM ({query}) AS source LIMIT 0"
+                ))))
+                .await
+                .context("the custom source query is not valid")?;
+            let columns = sqlx::Statement::columns(&described)
+                .iter()
+                .map(|c| Column {
+                    name: sqlx::Column::name(c).to_string(),
+                    type_sql: sqlx::TypeInfo::name(sqlx::Column::type_info(c)).to_string(),
+                    not_null: false,
+                })
+                .collect();
+            (columns, Vec::new())
+        }
+        None => {
+            let rows = sqlx::query(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            )
+            .bind(&spec.source_schema)
+            .bind(&spec.source_table)
+            .fetch_all(source)
+            .await
+            .context("cannot read the source table's columns")?;
+            if rows.is_empty() {
+                bail!(
+                    "the source has no table {}.{}",
+                    spec.source_schema,
+                    spec.source_table
+                );
+            }
+            let columns = rows
+                .iter()
+                .map(|row| {
+                    Ok(Column {
+                        name: row.try_get(0)?,
+                        type_sql: row.try_get(1)?,
+                        not_null: row.try_get(2)?,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let primary_key: Vec<String> = sqlx::query_scalar(
+                "SELECT a.attname FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary \
+                 ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            )
+            .bind(&spec.source_schema)
+            .bind(&spec.source_table)
+            .fetch_all(source)
+            .await?;
+            (columns, primary_key)
+        }
+    };
+    let fingerprint: String = columns
+        .iter()
+        .map(|c| format!("{}\u{1f}{}\u{1f}{}\u{1e}", c.name, c.type_sql, c.not_null))
+        .collect();
+    let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes()));
+    Ok(SourceSchema {
+        columns,
+        primary_key,
+        hash,
+    })
+}
+
+fn column_list(schema: &SourceSchema) -> String {
+    schema
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `COPY (..) TO STDOUT` of what to load, keys above `after` for an incremental load.
+fn copy_out_sql(spec: &LoadSpec, schema: &SourceSchema, after: Option<i64>) -> String {
+    let select = match (&spec.query, after, &spec.incremental_key) {
+        (Some(query), _, _) => format!("SELECT * FROM ({query}) AS source"),
+        (None, Some(after), Some(key)) => format!(
+            "SELECT {} FROM {}.{} WHERE {} > {after}",
+            column_list(schema),
+            quote_ident(&spec.source_schema),
+            quote_ident(&spec.source_table),
+            quote_ident(key)
+        ),
+        (None, _, _) => format!(
+            "SELECT {} FROM {}.{}",
+            column_list(schema),
+            quote_ident(&spec.source_schema),
+            quote_ident(&spec.source_table)
+        ),
+    };
+    format!("COPY ({select}) TO STDOUT (FORMAT binary)")
+}
+
+/// Streams the source's COPY output into `COPY {into} FROM STDIN` on `conn`. Never leaves the
+/// COPY half-done: on any error it is aborted, which keeps the connection usable.
+async fn stream_copy(
+    source: &PgPool,
+    copy_out: &str,
+    conn: &mut PgConnection,
+    into: &str,
+) -> anyhow::Result<u64> {
+    let mut source_conn = source
+        .acquire()
+        .await
+        .context("cannot connect to the source")?;
+    let mut copy_in = conn
+        .copy_in_raw(&format!("COPY {into} FROM STDIN (FORMAT binary)"))
+        .await?;
+    let streamed: anyhow::Result<()> = async {
+        let mut stream = source_conn
+            .copy_out_raw(copy_out)
+            .await
+            .context("the source refused the COPY")?;
+        while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
+            let chunk = chunk.context("reading from the source failed")?;
+            copy_in
+                .send(chunk)
+                .await
+                .context("writing to the warehouse failed")?;
+        }
+        Ok(())
+    }
+    .await;
+    match streamed {
+        Ok(()) => Ok(copy_in.finish().await?),
+        Err(err) => {
+            let _ = copy_in.abort("the source stream failed").await;
+            Err(err)
+        }
+    }
+}
+
+async fn read_meta(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<Option<Meta>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT schema_hash, high_water, row_count FROM {}.{META_TABLE} WHERE table_name = $1",
+        quote_ident(schema)
+    )))
+    .bind(table)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(Meta {
+            hash: row.try_get(0)?,
+            high_water: row.try_get(1)?,
+            row_count: row.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
+async fn write_meta(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    hash: &str,
+    high_water: Option<i64>,
+    row_count: i64,
+    mode: LoadMode,
+) -> anyhow::Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO {}.{META_TABLE} (table_name, schema_hash, high_water, row_count, mode, loaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET schema_hash = excluded.schema_hash, \
+         high_water = excluded.high_water, row_count = excluded.row_count, mode = excluded.mode, loaded_at = excluded.loaded_at",
+        quote_ident(schema)
+    )))
+    .bind(table)
+    .bind(hash)
+    .bind(high_water)
+    .bind(row_count)
+    .bind(format!("{mode:?}").to_lowercase())
+    .bind(crate::date::now_millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Staging tables of this table left by runs that died.
+async fn drop_leftover_staging(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<()> {
+    let pattern = format!(
+        "{}%",
+        staging_prefix(table)
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%")
+    );
+    let leftovers: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname LIKE $2",
+    )
+    .bind(schema)
+    .bind(pattern)
+    .fetch_all(&mut *conn)
+    .await?;
+    for leftover in leftovers {
+        tracing::info!("dropping staging table {leftover} left by an earlier failed load");
+        conn.execute(AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {}.{}",
+            quote_ident(schema),
+            quote_ident(&leftover)
+        )))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn incremental(
+    source: &PgPool,
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    schema: &SourceSchema,
+    target_schema: &str,
+    high_water: i64,
+    row_count: i64,
+) -> anyhow::Result<LoadReport> {
+    let key = spec
+        .incremental_key
+        .as_deref()
+        .context("an incremental load needs a key")?;
+    let (qkey, qualified) = (
+        quote_ident(key),
+        format!(
+            "{}.{}",
+            quote_ident(target_schema),
+            quote_ident(&spec.target_table)
+        ),
+    );
+    let after = high_water.saturating_sub(spec.lookback);
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.execute(AssertSqlSafe(format!(
+        "CREATE TEMP TABLE pipeline_incoming (LIKE {qualified}) ON COMMIT DROP"
+    )))
+    .await?;
+    let rows = stream_copy(
+        source,
+        &copy_out_sql(spec, schema, Some(after)),
+        &mut tx,
+        "pipeline_incoming",
+    )
+    .await?;
+    let deleted = tx
+        .execute(AssertSqlSafe(format!(
+            "DELETE FROM {qualified} AS t USING pipeline_incoming AS s WHERE t.{qkey} = s.{qkey}"
+        )))
+        .await?
+        .rows_affected();
+    let inserted = tx
+        .execute(AssertSqlSafe(format!(
+            "INSERT INTO {qualified} SELECT * FROM pipeline_incoming"
+        )))
+        .await?
+        .rows_affected();
+    let newest: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT max({qkey})::bigint FROM pipeline_incoming"
+    )))
+    .fetch_one(&mut *tx)
+    .await?;
+    let high_water = newest.map_or(high_water, |n| n.max(high_water));
+    let total = row_count + inserted as i64 - deleted as i64;
+    write_meta(
+        &mut tx,
+        target_schema,
+        &spec.target_table,
+        &schema.hash,
+        Some(high_water),
+        total,
+        LoadMode::Incremental,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(LoadReport {
+        table: spec.target_table.clone(),
+        mode: LoadMode::Incremental,
+        rows,
+        schema_changed: false,
+        high_water: Some(high_water),
+        duration_ms: 0,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn rebuild(
+    source: &PgPool,
+    target: &PgPool,
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    schema: &SourceSchema,
+    target_schema: &str,
+    exists: bool,
+    mode: LoadMode,
+) -> anyhow::Result<LoadReport> {
+    let staging = staging_name(&spec.target_table, spec.run_id);
+    let qschema = quote_ident(target_schema);
+    let qstaging = format!("{qschema}.{}", quote_ident(&staging));
+    let built = async {
+        let columns: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    quote_ident(&c.name),
+                    c.type_sql,
+                    if c.not_null { " NOT NULL" } else { "" }
+                )
+            })
+            .collect();
+        conn.execute(AssertSqlSafe(format!(
+            "CREATE TABLE {qstaging} ({})",
+            columns.join(", ")
+        )))
+        .await?;
+        let rows = stream_copy(source, &copy_out_sql(spec, schema, None), conn, &qstaging).await?;
+        if !schema.primary_key.is_empty() {
+            let pk: Vec<String> = schema.primary_key.iter().map(|c| quote_ident(c)).collect();
+            conn.execute(AssertSqlSafe(format!(
+                "ALTER TABLE {qstaging} ADD PRIMARY KEY ({})",
+                pk.join(", ")
+            )))
+            .await?;
+        }
+        let indexes = if exists {
+            copy_indexes(conn, target_schema, &spec.target_table, &staging).await?
+        } else {
+            Vec::new()
+        };
+        conn.execute(AssertSqlSafe(format!("ANALYZE {qstaging}")))
+            .await?;
+        let high_water = match &spec.incremental_key {
+            Some(key) => {
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT max({})::bigint FROM {qstaging}",
+                    quote_ident(key)
+                )))
+                .fetch_one(&mut *conn)
+                .await?
+            }
+            None => None,
+        };
+        swap(
+            target,
+            conn,
+            spec,
+            schema,
+            target_schema,
+            &staging,
+            exists,
+            &indexes,
+            high_water,
+            rows,
+            mode,
+        )
+        .await?;
+        anyhow::Ok((rows, high_water))
+    }
+    .await;
+    match built {
+        Ok((rows, high_water)) => Ok(LoadReport {
+            table: spec.target_table.clone(),
+            mode,
+            rows,
+            schema_changed: false,
+            high_water,
+            duration_ms: 0,
+        }),
+        Err(err) => {
+            // The old table is untouched; do not leave the staging table behind either.
+            if let Ok(mut cleanup) = target.acquire().await {
+                let _ = cleanup
+                    .execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS {qstaging}")))
+                    .await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Builds the old table's secondary indexes on the staging table under temporary names;
+/// returns `(temporary, original)` names to rename after the swap.
+async fn copy_indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    staging: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique \
+         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = $1 AND t.relname = $2 AND NOT x.indisprimary ORDER BY i.relname",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut renames = Vec::new();
+    for (n, row) in rows.iter().enumerate() {
+        let (name, definition, unique): (String, String, bool) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        // pg_get_indexdef gives `CREATE [UNIQUE] INDEX name ON schema.table USING ...`.
+        let names: (String, String, String) =
+            sqlx::query_as("SELECT quote_ident($1), quote_ident($2), quote_ident($3)")
+                .bind(&name)
+                .bind(schema)
+                .bind(table)
+                .fetch_one(&mut *conn)
+                .await?;
+        let prefix = format!(
+            "CREATE {}INDEX {} ON {}.{} ",
+            if unique { "UNIQUE " } else { "" },
+            names.0,
+            names.1,
+            names.2
+        );
+        let Some(rest) = definition.strip_prefix(&prefix) else {
+            bail!("cannot rebuild index {name} of {table}: unexpected definition {definition}");
+        };
+        let temporary = format!("{}_i{n}", &staging[..staging.len().min(58)]);
+        let statement = format!(
+            "CREATE {}INDEX {} ON {}.{} {rest}",
+            if unique { "UNIQUE " } else { "" },
+            quote_ident(&temporary),
+            quote_ident(schema),
+            quote_ident(staging)
+        );
+        conn.execute(AssertSqlSafe(statement))
+            .await
+            .with_context(|| format!("cannot rebuild index {name}"))?;
+        renames.push((temporary, name));
+    }
+    Ok(renames)
+}
+
+/// The swap: one short transaction that replaces the old table with the staging one, keeping
+/// grants and comments and recording the load. Retried while readers hold the old table.
+#[allow(clippy::too_many_arguments)]
+async fn swap(
+    target: &PgPool,
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    schema: &SourceSchema,
+    target_schema: &str,
+    staging: &str,
+    exists: bool,
+    indexes: &[(String, String)],
+    high_water: Option<i64>,
+    rows: u64,
+    mode: LoadMode,
+) -> anyhow::Result<()> {
+    let qschema = quote_ident(target_schema);
+    let qtable = format!("{qschema}.{}", quote_ident(&spec.target_table));
+    for attempt in 1..=SWAP_ATTEMPTS {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let timeout_ms = spec.swap_lock_timeout.as_millis().max(1);
+        tx.execute(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{timeout_ms}ms'"
+        )))
+        .await?;
+        if exists {
+            if let Err(err) = tx
+                .execute(AssertSqlSafe(format!(
+                    "LOCK TABLE {qtable} IN ACCESS EXCLUSIVE MODE"
+                )))
+                .await
+            {
+                let lock_timeout = err
+                    .as_database_error()
+                    .and_then(|e| e.code())
+                    .is_some_and(|code| code == "55P03");
+                tx.rollback().await?;
+                if !lock_timeout {
+                    return Err(err.into());
+                }
+                let holders = lock_holders(target, &qtable).await.unwrap_or_default();
+                if attempt == SWAP_ATTEMPTS {
+                    bail!(
+                        "cannot swap in the new `{}`: after {SWAP_ATTEMPTS} tries, other sessions still hold it ({}); \
+                         the old table is intact",
+                        spec.target_table,
+                        if holders.is_empty() {
+                            "unknown sessions".into()
+                        } else {
+                            holders.join("; ")
+                        }
+                    );
+                }
+                let delay =
+                    super::super::run::retry_delay_ceiling(Duration::from_millis(500), attempt);
+                tracing::warn!(
+                    "`{}` is in use ({}); swap retried in {delay:?}",
+                    spec.target_table,
+                    holders.join("; ")
+                );
+                tokio::time::sleep(
+                    delay / 2 + Duration::from_millis(u64::from(attempt) * 37 % 250),
+                )
+                .await;
+                continue;
+            }
+            let views: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
+                 JOIN pg_class v ON v.oid = r.ev_class WHERE d.refobjid = to_regclass($1) AND v.oid <> d.refobjid ORDER BY 1",
+            )
+            .bind(&qtable)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !views.is_empty() {
+                bail!(
+                    "cannot replace `{}`: views depend on it ({}); they would have to be dropped. \
+                     Load into another table name, or drop and recreate the views around the load",
+                    spec.target_table,
+                    views.join(", ")
+                );
+            }
+            let keep: Vec<String> = sqlx::query_scalar(
+                "SELECT format('GRANT %s ON %s TO %s', a.privilege_type, '__TABLE__', \
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END) \
+                 FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee \
+                 WHERE c.oid = to_regclass($1) AND a.grantee <> c.relowner \
+                 UNION ALL \
+                 SELECT format('COMMENT ON TABLE %s IS %L', '__TABLE__', d.description) \
+                 FROM pg_description d WHERE d.objoid = to_regclass($1) AND d.objsubid = 0 \
+                 UNION ALL \
+                 SELECT format('COMMENT ON COLUMN %s.%I IS %L', '__TABLE__', a.attname, d.description) \
+                 FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid \
+                 WHERE d.objoid = to_regclass($1) AND d.objsubid > 0",
+            )
+            .bind(&qtable)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.execute(AssertSqlSafe(format!("DROP TABLE {qtable}")))
+                .await?;
+            tx.execute(AssertSqlSafe(format!(
+                "ALTER TABLE {qschema}.{} RENAME TO {}",
+                quote_ident(staging),
+                quote_ident(&spec.target_table)
+            )))
+            .await?;
+            for statement in keep {
+                let statement = statement.replace("__TABLE__", &qtable);
+                // A comment on a column the new schema no longer has is dropped with it.
+                if let Err(err) = tx
+                    .execute(AssertSqlSafe(format!(
+                        "SAVEPOINT keep; {statement}; RELEASE SAVEPOINT keep"
+                    )))
+                    .await
+                {
+                    tracing::warn!(
+                        "not kept on the new `{}`: {statement} ({err})",
+                        spec.target_table
+                    );
+                    tx.execute("ROLLBACK TO SAVEPOINT keep").await?;
+                }
+            }
+        } else {
+            tx.execute(AssertSqlSafe(format!(
+                "ALTER TABLE {qschema}.{} RENAME TO {}",
+                quote_ident(staging),
+                quote_ident(&spec.target_table)
+            )))
+            .await?;
+        }
+        if !schema.primary_key.is_empty() {
+            // The key keeps the conventional name, not the staging table's.
+            let pkey = format!("{}_pkey", spec.target_table);
+            tx.execute(AssertSqlSafe(format!(
+                "DO $$ DECLARE name text; BEGIN \
+                 SELECT conname INTO name FROM pg_constraint WHERE conrelid = {}::regclass AND contype = 'p'; \
+                 IF name IS NOT NULL THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {}, name, {}); END IF; END $$",
+                quote_literal(&qtable),
+                quote_literal(&qtable),
+                quote_literal(&truncate_identifier(&pkey))
+            )))
+            .await?;
+        }
+        for (temporary, original) in indexes {
+            tx.execute(AssertSqlSafe(format!(
+                "ALTER INDEX {qschema}.{} RENAME TO {}",
+                quote_ident(temporary),
+                quote_ident(original)
+            )))
+            .await?;
+        }
+        write_meta(
+            &mut tx,
+            target_schema,
+            &spec.target_table,
+            &schema.hash,
+            high_water,
+            rows as i64,
+            mode,
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    bail!("the swap of `{}` did not happen", spec.target_table)
+}
+
+/// Sessions holding a lock on the table: `pid 123 (alice, psql, idle in transaction: SELECT ..)`.
+async fn lock_holders(target: &PgPool, qtable: &str) -> anyhow::Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT l.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''), \
+                left(coalesce(a.query, ''), 80) \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid()",
+    )
+    .bind(qtable)
+    .fetch_all(target)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let (pid, user, app, state, query): (i32, String, String, String, String) = (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            );
+            Ok(format!("pid {pid} ({user}, {app}, {state}: {query})"))
+        })
+        .collect()
+}
+
+/// A SQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Cuts a name to PostgreSQL's 63 bytes at a character boundary.
+fn truncate_identifier(name: &str) -> String {
+    let mut cut = name.len().min(super::names::MAX_IDENTIFIER_BYTES);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    name[..cut].to_string()
+}
