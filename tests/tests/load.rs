@@ -1,0 +1,665 @@
+//! Table loads against real databases: PostgreSQL to PostgreSQL and SQLite to SQLite, through
+//! the real executor. Shared cases run on both backends; PostgreSQL-only ones cover the swap's
+//! locking, views, grants and concurrent commits.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pipeline_core::config::{Config, Setting};
+use pipeline_core::dag::{Dag, TaskSpec};
+use pipeline_core::date::Date;
+use pipeline_core::load::LoadReport;
+use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::sqlx::{self, AssertSqlSafe, Executor as _, PgPool, SqlitePool};
+use pipeline_core::status::TaskStatus;
+use pipeline_tests::{PgDatabase, Sandbox};
+use tokio::sync::watch;
+
+/// What one load asks for.
+#[derive(Clone, Default)]
+struct Args {
+    table: String,
+    incremental: Option<String>,
+    query: Option<String>,
+    swap_timeout: Option<Duration>,
+    test_mode: bool,
+}
+
+fn args(table: &str) -> Args {
+    Args {
+        table: table.into(),
+        ..Args::default()
+    }
+}
+
+enum Databases {
+    Postgres {
+        source: PgPool,
+        warehouse: PgPool,
+        _dbs: (PgDatabase, PgDatabase),
+    },
+    Sqlite {
+        source: SqlitePool,
+        warehouse: SqlitePool,
+    },
+}
+
+struct Fixture {
+    dbs: Databases,
+    config: Config,
+    sandbox: Sandbox,
+}
+
+impl Fixture {
+    async fn postgres() -> Fixture {
+        let (source_db, warehouse_db) = (PgDatabase::create(), PgDatabase::create());
+        let sandbox = Sandbox::new("load_pg");
+        let config = config(&sandbox, &source_db.url, &warehouse_db.url);
+        let source = PgPool::connect(&source_db.url).await.expect("source");
+        let warehouse = PgPool::connect(&warehouse_db.url).await.expect("warehouse");
+        Fixture {
+            dbs: Databases::Postgres {
+                source,
+                warehouse,
+                _dbs: (source_db, warehouse_db),
+            },
+            config,
+            sandbox,
+        }
+    }
+
+    async fn sqlite() -> Fixture {
+        let sandbox = Sandbox::new("load_sqlite");
+        let source_url = format!("sqlite://{}?mode=rwc", sandbox.path("replica.db").display());
+        let warehouse_url = format!(
+            "sqlite://{}?mode=rwc",
+            sandbox.path("warehouse.db").display()
+        );
+        let config = config(&sandbox, &source_url, &warehouse_url);
+        let source = SqlitePool::connect(&source_url).await.expect("source");
+        let warehouse = SqlitePool::connect(&warehouse_url)
+            .await
+            .expect("warehouse");
+        Fixture {
+            dbs: Databases::Sqlite { source, warehouse },
+            config,
+            sandbox,
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.dbs, Databases::Postgres { .. })
+    }
+
+    async fn source(&self, sql: &str) {
+        let sql = AssertSqlSafe(sql.to_string());
+        match &self.dbs {
+            Databases::Postgres { source, .. } => {
+                source.execute(sqlx::raw_sql(sql)).await.map(|_| ())
+            }
+            Databases::Sqlite { source, .. } => {
+                source.execute(sqlx::raw_sql(sql)).await.map(|_| ())
+            }
+        }
+        .expect("source statement");
+    }
+
+    async fn warehouse(&self, sql: &str) -> Option<String> {
+        let sql = AssertSqlSafe(sql.to_string());
+        match &self.dbs {
+            Databases::Postgres { warehouse, .. } => {
+                sqlx::query_scalar::<_, Option<String>>(sql)
+                    .fetch_one(warehouse)
+                    .await
+            }
+            Databases::Sqlite { warehouse, .. } => {
+                sqlx::query_scalar::<_, Option<String>>(sql)
+                    .fetch_one(warehouse)
+                    .await
+            }
+        }
+        .expect("warehouse query")
+    }
+
+    /// Every row of a table as text, ordered by `key`, on either side.
+    async fn rows(&self, warehouse: bool, table: &str, key: &str) -> String {
+        let (qt, qk) = (
+            pipeline_core::db::quote_ident(table),
+            pipeline_core::db::quote_ident(key),
+        );
+        match &self.dbs {
+            Databases::Postgres {
+                source,
+                warehouse: wh,
+                ..
+            } => {
+                let sql = format!(
+                    "SELECT coalesce(string_agg(t::text, '|' ORDER BY t.{qk}), '') FROM {qt} t"
+                );
+                let pool = if warehouse { wh } else { source };
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(pool)
+                    .await
+                    .expect("rows")
+            }
+            Databases::Sqlite {
+                source,
+                warehouse: wh,
+            } => {
+                let pool = if warehouse { wh } else { source };
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY name")
+                        .bind(table)
+                        .fetch_all(pool)
+                        .await
+                        .expect("columns");
+                let row = columns
+                    .iter()
+                    .map(|c| format!("quote(t.{})", pipeline_core::db::quote_ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(" || ',' || ");
+                let sql = format!(
+                    "SELECT coalesce(group_concat(r, '|'), '') FROM (SELECT {row} AS r FROM {qt} t ORDER BY t.{qk})"
+                );
+                sqlx::query_scalar(AssertSqlSafe(sql))
+                    .fetch_one(pool)
+                    .await
+                    .expect("rows")
+            }
+        }
+    }
+
+    /// Runs one load through the executor; its report, or the task's error.
+    async fn load(&self, args: Args) -> Result<LoadReport, String> {
+        let result: Arc<Mutex<Option<LoadReport>>> = Arc::default();
+        let (seen, task_args) = (Arc::clone(&result), args.clone());
+        let spec = TaskSpec::new("load", move |ctx| {
+            let (seen, args) = (Arc::clone(&seen), task_args.clone());
+            Box::pin(async move {
+                let mut load = ctx.load_table(&args.table);
+                if let Some(key) = &args.incremental {
+                    load = load.incremental_by(key).lookback(5);
+                }
+                if let Some(query) = &args.query {
+                    load = load.query(query);
+                }
+                if let Some(timeout) = args.swap_timeout {
+                    load = load.swap_lock_timeout(timeout);
+                }
+                let report = load.run().await?;
+                *seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(report);
+                Ok(())
+            })
+        });
+        let mut builder = Dag::builder();
+        builder.task(spec);
+        let runner = Runner {
+            dag: Arc::new(builder.build().expect("graph")),
+            store: open_store(&self.config).await.expect("state"),
+            config: self.config.clone(),
+            pipeline: "load-test".into(),
+        };
+        let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("date"));
+        options.force = true;
+        options.test = args.test_mode;
+        let (_tx, cancel) = watch::channel(false);
+        let report = runner.run(&options, &Quiet, cancel).await.expect("the run");
+        let task = &report.tasks[0];
+        if task.status == TaskStatus::Succeeded {
+            Ok(result.lock().expect("lock").clone().expect("a load report"))
+        } else {
+            Err(task.error.clone().unwrap_or_default())
+        }
+    }
+}
+
+fn config(sandbox: &Sandbox, source: &str, warehouse: &str) -> Config {
+    let mut config = Config::embedded();
+    config.state = Setting {
+        url: format!("sqlite://{}", sandbox.path("state.db").display()),
+        source: "test".into(),
+    };
+    config.databases.insert(
+        "replica".into(),
+        Setting {
+            url: source.into(),
+            source: "test".into(),
+        },
+    );
+    config.databases.insert(
+        "warehouse".into(),
+        Setting {
+            url: warehouse.into(),
+            source: "test".into(),
+        },
+    );
+    config
+}
+
+/// `orders` with `n` rows, keys 1..=n.
+async fn orders(fx: &Fixture, n: i64) {
+    let create = if fx.is_postgres() {
+        "CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, user_id BIGINT NOT NULL, amount NUMERIC(10,2), notes TEXT)"
+    } else {
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL, amount NUMERIC(10,2), notes TEXT)"
+    };
+    fx.source(create).await;
+    add_orders(fx, 1, n).await;
+}
+
+async fn add_orders(fx: &Fixture, from: i64, to: i64) {
+    let series = if fx.is_postgres() {
+        format!(
+            "SELECT i, i % 7, i * 1.25, CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || i END FROM generate_series({from}, {to}) AS i"
+        )
+    } else {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM n WHERE i < {to}) \
+             SELECT i, i % 7, i * 1.25, CASE WHEN i % 3 = 0 THEN NULL ELSE 'note ' || i END FROM n"
+        )
+    };
+    fx.source(&format!(
+        "INSERT INTO orders (id, user_id, amount, notes) {series}"
+    ))
+    .await;
+    if fx.is_postgres() {
+        fx.source("SELECT setval('orders_id_seq', (SELECT max(id) FROM orders))")
+            .await;
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod postgres {
+            $( #[tokio::test] async fn $test() { super::$test(super::Fixture::postgres().await).await; } )*
+        }
+        mod sqlite {
+            $( #[tokio::test] async fn $test() { super::$test(super::Fixture::sqlite().await).await; } )*
+        }
+    };
+}
+
+on_both_backends!(
+    first_full_and_incremental_loads,
+    schema_changes_rebuild_the_table,
+    hostile_identifiers_load_or_are_refused,
+    test_mode_writes_elsewhere,
+);
+
+async fn first_full_and_incremental_loads(fx: Fixture) {
+    orders(&fx, 100).await;
+    let incremental = Args {
+        incremental: Some("id".into()),
+        ..args("orders")
+    };
+    let first = fx.load(incremental.clone()).await.expect("first load");
+    assert_eq!(
+        (first.mode, first.rows, first.high_water),
+        (pipeline_core::load::LoadMode::Initial, 100, Some(100))
+    );
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await
+    );
+
+    add_orders(&fx, 101, 120).await;
+    let next = fx
+        .load(incremental.clone())
+        .await
+        .expect("incremental load");
+    assert_eq!(next.mode, pipeline_core::load::LoadMode::Incremental);
+    assert_eq!(
+        next.rows, 25,
+        "20 new rows and the 5 of the look-back window"
+    );
+    assert_eq!(next.high_water, Some(120));
+    assert!(!next.schema_changed);
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await
+    );
+    let count = fx
+        .warehouse("SELECT CAST(count(*) AS TEXT) FROM orders")
+        .await;
+    assert_eq!(
+        count.as_deref(),
+        Some("120"),
+        "the re-read rows are not duplicated"
+    );
+    let meta = fx
+        .warehouse(
+            "SELECT CAST(row_count AS TEXT) FROM pipeline_table_loads WHERE table_name = 'orders'",
+        )
+        .await;
+    assert_eq!(meta.as_deref(), Some("120"));
+
+    let full = fx.load(args("orders")).await.expect("full load");
+    assert_eq!(
+        (full.mode, full.rows),
+        (pipeline_core::load::LoadMode::Full, 120)
+    );
+}
+
+async fn schema_changes_rebuild_the_table(fx: Fixture) {
+    orders(&fx, 50).await;
+    let incremental = Args {
+        incremental: Some("id".into()),
+        ..args("orders")
+    };
+    fx.load(incremental.clone()).await.expect("first load");
+    let changes: &[&str] = if fx.is_postgres() {
+        &[
+            "ALTER TABLE orders ADD COLUMN currency TEXT DEFAULT 'EUR'",
+            "ALTER TABLE orders DROP COLUMN notes",
+            "ALTER TABLE orders ALTER COLUMN amount TYPE NUMERIC(12,3)",
+            // Reorder: same columns, another order.
+            "CREATE TABLE orders2 AS SELECT currency, amount, user_id, id FROM orders; DROP TABLE orders; \
+             ALTER TABLE orders2 RENAME TO orders; ALTER TABLE orders ADD PRIMARY KEY (id)",
+        ]
+    } else {
+        &[
+            "ALTER TABLE orders ADD COLUMN currency TEXT DEFAULT 'EUR'",
+            "ALTER TABLE orders DROP COLUMN notes",
+            "CREATE TABLE orders2 (id INTEGER PRIMARY KEY, user_id BIGINT NOT NULL, amount REAL, currency TEXT); \
+             INSERT INTO orders2 SELECT id, user_id, amount, currency FROM orders; DROP TABLE orders; \
+             ALTER TABLE orders2 RENAME TO orders",
+            "CREATE TABLE orders2 (currency TEXT, amount REAL, user_id BIGINT NOT NULL, id INTEGER PRIMARY KEY); \
+             INSERT INTO orders2 SELECT currency, amount, user_id, id FROM orders; DROP TABLE orders; \
+             ALTER TABLE orders2 RENAME TO orders",
+        ]
+    };
+    for change in changes {
+        fx.source(change).await;
+        let report = fx
+            .load(incremental.clone())
+            .await
+            .unwrap_or_else(|err| panic!("after {change}: {err}"));
+        assert!(report.schema_changed, "{change}");
+        assert_eq!(
+            (report.mode, report.rows),
+            (pipeline_core::load::LoadMode::Full, 50),
+            "{change}"
+        );
+        assert_eq!(
+            fx.rows(true, "orders", "id").await,
+            fx.rows(false, "orders", "id").await,
+            "{change}"
+        );
+        let unchanged = fx.load(incremental.clone()).await.expect("next load");
+        assert_eq!(
+            unchanged.mode,
+            pipeline_core::load::LoadMode::Incremental,
+            "{change}"
+        );
+    }
+}
+
+async fn hostile_identifiers_load_or_are_refused(fx: Fixture) {
+    let table = "we\"ird; DROP TABLE orders; --";
+    fx.source("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        .await;
+    fx.source(&format!(
+        "CREATE TABLE {} ({} INTEGER PRIMARY KEY, {} TEXT); INSERT INTO {} VALUES (1, 'a'), (2, 'b')",
+        pipeline_core::db::quote_ident(table),
+        pipeline_core::db::quote_ident("key with space"),
+        pipeline_core::db::quote_ident("it's"),
+        pipeline_core::db::quote_ident(table)
+    ))
+    .await;
+    let report = fx
+        .load(Args {
+            incremental: Some("key with space".into()),
+            ..args(table)
+        })
+        .await
+        .expect("hostile names load");
+    assert_eq!(report.rows, 2);
+    assert_eq!(
+        fx.rows(true, table, "key with space").await,
+        fx.rows(false, table, "key with space").await
+    );
+    fx.load(args("orders"))
+        .await
+        .expect("orders still exists in the source");
+
+    let long = "x".repeat(64);
+    let err = fx.load(args(&long)).await.expect_err("too long");
+    assert!(err.contains("64 bytes long"), "{err}");
+    let err = fx.load(args("no_such_table")).await.expect_err("missing");
+    assert!(err.contains("no_such_table"), "{err}");
+}
+
+async fn test_mode_writes_elsewhere(fx: Fixture) {
+    orders(&fx, 10).await;
+    fx.load(args("orders")).await.expect("production load");
+    let before = fx.rows(true, "orders", "id").await;
+    add_orders(&fx, 11, 15).await;
+    let test = fx
+        .load(Args {
+            test_mode: true,
+            ..args("orders")
+        })
+        .await
+        .expect("test-mode load");
+    assert_eq!(test.rows, 15, "test mode reads the production source");
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        before,
+        "production table untouched"
+    );
+    if fx.is_postgres() {
+        let rows = fx
+            .warehouse("SELECT CAST(count(*) AS TEXT) FROM pipeline_test.orders")
+            .await;
+        assert_eq!(rows.as_deref(), Some("15"));
+    } else {
+        assert!(fx.sandbox.path("warehouse.test.db").exists());
+    }
+}
+
+#[tokio::test]
+async fn postgres_out_of_order_commits_are_not_lost_nor_duplicated() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 10).await;
+    let incremental = Args {
+        incremental: Some("id".into()),
+        ..args("orders")
+    };
+    fx.load(incremental.clone()).await.expect("first load");
+    let Databases::Postgres { source, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    // T1 takes id 11 but commits late; T2 takes id 12 and commits first.
+    let mut slow = source.begin().await.expect("t1");
+    sqlx::query("INSERT INTO orders (user_id, amount) VALUES (1, 1)")
+        .execute(&mut *slow)
+        .await
+        .expect("insert 11");
+    sqlx::query("INSERT INTO orders (user_id, amount) VALUES (2, 2)")
+        .execute(source)
+        .await
+        .expect("insert 12");
+    let during = fx
+        .load(incremental.clone())
+        .await
+        .expect("load while T1 is open");
+    assert_eq!(during.high_water, Some(12));
+    slow.commit().await.expect("commit 11");
+    fx.load(incremental.clone())
+        .await
+        .expect("load after T1 committed");
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await
+    );
+    assert_eq!(
+        fx.warehouse("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders WHERE id > 10")
+            .await
+            .as_deref(),
+        Some("11,12")
+    );
+}
+
+#[tokio::test]
+async fn postgres_swap_keeps_grants_comments_and_indexes_and_refuses_to_drop_views() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    fx.load(args("orders")).await.expect("first load");
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let role = pipeline_tests::unique_name("reader");
+    for statement in [
+        format!("CREATE ROLE {role}"),
+        format!("GRANT SELECT ON orders TO {role}"),
+        "COMMENT ON TABLE orders IS 'orders from the replica'".to_string(),
+        "COMMENT ON COLUMN orders.user_id IS 'who ordered'".to_string(),
+        "CREATE INDEX orders_by_user ON orders (user_id)".to_string(),
+    ] {
+        warehouse
+            .execute(AssertSqlSafe(statement))
+            .await
+            .expect("setup");
+    }
+    fx.load(args("orders")).await.expect("rebuild");
+    let granted = fx
+        .warehouse(&format!(
+            "SELECT CAST(has_table_privilege('{role}', 'orders', 'SELECT') AS TEXT)"
+        ))
+        .await;
+    assert_eq!(granted.as_deref(), Some("true"));
+    assert_eq!(
+        fx.warehouse("SELECT obj_description('orders'::regclass, 'pg_class')")
+            .await
+            .as_deref(),
+        Some("orders from the replica")
+    );
+    assert_eq!(
+        fx.warehouse("SELECT col_description('orders'::regclass, 2)")
+            .await
+            .as_deref(),
+        Some("who ordered")
+    );
+    assert_eq!(
+        fx.warehouse("SELECT indexdef FROM pg_indexes WHERE indexname = 'orders_by_user'")
+            .await
+            .as_deref(),
+        Some("CREATE INDEX orders_by_user ON public.orders USING btree (user_id)")
+    );
+    assert_eq!(fx.warehouse("SELECT conname::text FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype = 'p'").await.as_deref(), Some("orders_pkey"));
+
+    warehouse
+        .execute("CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 10")
+        .await
+        .expect("view");
+    let err = fx
+        .load(args("orders"))
+        .await
+        .expect_err("a view depends on it");
+    assert!(err.contains("views depend on it (big_orders)"), "{err}");
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await,
+        "old table intact"
+    );
+    let staging = fx
+        .warehouse("SELECT CAST(count(*) AS TEXT) FROM pg_class WHERE relname LIKE '%__pl_stage_%'")
+        .await;
+    assert_eq!(
+        staging.as_deref(),
+        Some("0"),
+        "no staging table left behind"
+    );
+    warehouse
+        .execute(AssertSqlSafe(format!(
+            "DROP VIEW big_orders; DROP OWNED BY {role}; DROP ROLE {role}"
+        )))
+        .await
+        .expect("cleanup");
+}
+
+#[tokio::test]
+async fn postgres_swap_waits_for_readers_then_fails_cleanly_naming_them() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    fx.load(args("orders")).await.expect("first load");
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let mut reader = warehouse.begin().await.expect("reader");
+    sqlx::query("SELECT count(*) FROM orders")
+        .execute(&mut *reader)
+        .await
+        .expect("read");
+    let reader_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *reader)
+        .await
+        .expect("pid");
+    let quick = Args {
+        swap_timeout: Some(Duration::from_millis(100)),
+        ..args("orders")
+    };
+    let err = fx
+        .load(quick.clone())
+        .await
+        .expect_err("the reader holds the table");
+    assert!(
+        err.contains("other sessions still hold it") && err.contains(&format!("pid {reader_pid}")),
+        "{err}"
+    );
+    assert!(err.contains("the old table is intact"), "{err}");
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await
+    );
+
+    // A reader that finishes within the retries does not fail the load.
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reader.commit().await.expect("reader done");
+    });
+    fx.load(quick)
+        .await
+        .expect("the swap succeeds once the reader is gone");
+    releaser.await.expect("releaser");
+}
+
+#[tokio::test]
+async fn postgres_a_failure_mid_load_leaves_the_old_table_and_no_staging() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    fx.load(args("orders")).await.expect("first load");
+    let before = fx.rows(true, "orders", "id").await;
+    let broken = Args {
+        query: Some("SELECT id, 10 / (id - 15) AS ratio FROM orders".into()),
+        ..args("orders")
+    };
+    let err = fx
+        .load(broken)
+        .await
+        .expect_err("division by zero at row 15");
+    assert!(err.contains("division by zero"), "{err}");
+    assert_eq!(fx.rows(true, "orders", "id").await, before);
+    let staging = fx
+        .warehouse("SELECT CAST(count(*) AS TEXT) FROM pg_class WHERE relname LIKE '%__pl_stage_%'")
+        .await;
+    assert_eq!(staging.as_deref(), Some("0"));
+
+    // A staging table left by a killed process is cleaned up by the next load.
+    let leftover = pipeline_core::load::staging_name("orders", 999);
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    warehouse
+        .execute(AssertSqlSafe(format!(
+            "CREATE TABLE {} (id int)",
+            pipeline_core::db::quote_ident(&leftover)
+        )))
+        .await
+        .expect("leftover");
+    fx.load(args("orders")).await.expect("next load");
+    let staging = fx
+        .warehouse("SELECT CAST(count(*) AS TEXT) FROM pg_class WHERE relname LIKE '%__pl_stage_%'")
+        .await;
+    assert_eq!(staging.as_deref(), Some("0"));
+}
