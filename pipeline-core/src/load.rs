@@ -17,10 +17,11 @@
 //! - **Metadata** (schema hash, high-water mark, row count) lives in `pipeline_table_loads`
 //!   in the warehouse, committed in the same transaction as the data.
 //! - **Incremental loads lose nothing.** Sequence values are not committed in order: a row with
-//!   a smaller id can commit after a larger one was loaded. Each incremental load therefore
-//!   re-reads the keys above `high water - lookback` (default 10,000 keys) and replaces rows by
-//!   key, so a late row is picked up and no row is loaded twice, as long as no transaction
-//!   commits more than `lookback` keys late.
+//!   a smaller id can commit after a larger one was loaded, leaving a gap that fills later.
+//!   Each incremental load therefore reads the keys above the high-water mark *and* the keys
+//!   missing from the warehouse within the `lookback` window below it (default 10,000 keys),
+//!   and replaces rows by key: a late row is picked up, no row is loaded twice, and only the
+//!   gaps are read again, as long as no transaction commits more than `lookback` keys late.
 //!
 //! PostgreSQL to PostgreSQL streams with binary COPY (memory stays flat whatever the size);
 //! SQLite to SQLite copies inside the warehouse through `ATTACH`.
@@ -87,6 +88,19 @@ impl std::fmt::Display for LoadReport {
             crate::date::format_duration(std::time::Duration::from_millis(self.duration_ms))
         )
     }
+}
+
+/// The rows of an incremental load: new keys, and the gaps below the high-water mark that a
+/// late commit may have filled since.
+pub(crate) fn incremental_filter(quoted_key: &str, high_water: i64, gaps: &[i64]) -> String {
+    if gaps.is_empty() {
+        return format!("{quoted_key} > {high_water}");
+    }
+    let gaps: Vec<String> = gaps.iter().map(i64::to_string).collect();
+    format!(
+        "({quoted_key} > {high_water} OR {quoted_key} IN ({}))",
+        gaps.join(",")
+    )
 }
 
 /// A load being set up; see [`Ctx::load_table`].

@@ -288,6 +288,8 @@ on_both_backends!(
 
 async fn first_full_and_incremental_loads(fx: Fixture) {
     orders(&fx, 100).await;
+    let late = "late_order";
+    fx.source(&format!("CREATE TABLE {late} AS SELECT * FROM orders WHERE id = 98; DELETE FROM orders WHERE id = 98")).await;
     let incremental = Args {
         incremental: Some("id".into()),
         ..args("orders")
@@ -295,22 +297,27 @@ async fn first_full_and_incremental_loads(fx: Fixture) {
     let first = fx.load(incremental.clone()).await.expect("first load");
     assert_eq!(
         (first.mode, first.rows, first.high_water),
-        (pipeline_core::load::LoadMode::Initial, 100, Some(100))
+        (pipeline_core::load::LoadMode::Initial, 99, Some(100))
     );
     assert_eq!(
         fx.rows(true, "orders", "id").await,
         fx.rows(false, "orders", "id").await
     );
 
+    // Key 98 commits late (it was missing at the first load): the gap is read again.
     add_orders(&fx, 101, 120).await;
+    fx.source(&format!(
+        "INSERT INTO orders SELECT 98, user_id, amount, notes FROM {late}"
+    ))
+    .await;
     let next = fx
         .load(incremental.clone())
         .await
         .expect("incremental load");
     assert_eq!(next.mode, pipeline_core::load::LoadMode::Incremental);
     assert_eq!(
-        next.rows, 25,
-        "20 new rows and the 5 of the look-back window"
+        next.rows, 21,
+        "the 20 new rows and the late one in the gap, nothing else"
     );
     assert_eq!(next.high_water, Some(120));
     assert!(!next.schema_changed);

@@ -12,6 +12,8 @@ use super::{LoadMode, LoadReport, LoadSpec, META_TABLE};
 use crate::db::quote_ident;
 
 const SWAP_ATTEMPTS: u32 = 5;
+/// COPY data is forwarded in batches of about this size: memory stays flat and small.
+const COPY_BATCH_BYTES: usize = 256 * 1024;
 
 struct Column {
     name: String,
@@ -192,18 +194,17 @@ fn column_list(schema: &SourceSchema) -> String {
         .join(", ")
 }
 
-/// `COPY (..) TO STDOUT` of what to load, keys above `after` for an incremental load.
-fn copy_out_sql(spec: &LoadSpec, schema: &SourceSchema, after: Option<i64>) -> String {
-    let select = match (&spec.query, after, &spec.incremental_key) {
-        (Some(query), _, _) => format!("SELECT * FROM ({query}) AS source"),
-        (None, Some(after), Some(key)) => format!(
-            "SELECT {} FROM {}.{} WHERE {} > {after}",
+/// `COPY (..) TO STDOUT` of what to load: everything, or the rows matching `filter`.
+fn copy_out_sql(spec: &LoadSpec, schema: &SourceSchema, filter: Option<&str>) -> String {
+    let select = match (&spec.query, filter) {
+        (Some(query), _) => format!("SELECT * FROM ({query}) AS source"),
+        (None, Some(filter)) => format!(
+            "SELECT {} FROM {}.{} WHERE {filter}",
             column_list(schema),
             quote_ident(&spec.source_schema),
             quote_ident(&spec.source_table),
-            quote_ident(key)
         ),
-        (None, _, _) => format!(
+        (None, None) => format!(
             "SELECT {} FROM {}.{}",
             column_list(schema),
             quote_ident(&spec.source_schema),
@@ -233,10 +234,21 @@ async fn stream_copy(
             .copy_out_raw(copy_out)
             .await
             .context("the source refused the COPY")?;
+        // The source sends one message per row: forward them in large batches.
+        let mut batch = Vec::with_capacity(COPY_BATCH_BYTES);
         while let Some(chunk) = std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
-            let chunk = chunk.context("reading from the source failed")?;
+            batch.extend_from_slice(&chunk.context("reading from the source failed")?);
+            if batch.len() >= COPY_BATCH_BYTES {
+                copy_in
+                    .send(batch.as_slice())
+                    .await
+                    .context("writing to the warehouse failed")?;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
             copy_in
-                .send(chunk)
+                .send(batch.as_slice())
                 .await
                 .context("writing to the warehouse failed")?;
         }
@@ -355,6 +367,15 @@ async fn incremental(
         ),
     );
     let after = high_water.saturating_sub(spec.lookback);
+    let gaps: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT k FROM generate_series($1::bigint, $2::bigint) AS k \
+         WHERE NOT EXISTS (SELECT 1 FROM {qualified} AS t WHERE t.{qkey} = k) ORDER BY k"
+    )))
+    .bind(after.saturating_add(1))
+    .bind(high_water)
+    .fetch_all(&mut *conn)
+    .await?;
+    let filter = super::incremental_filter(&qkey, high_water, &gaps);
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     tx.execute(AssertSqlSafe(format!(
         "CREATE TEMP TABLE pipeline_incoming (LIKE {qualified}) ON COMMIT DROP"
@@ -362,11 +383,13 @@ async fn incremental(
     .await?;
     let rows = stream_copy(
         source,
-        &copy_out_sql(spec, schema, Some(after)),
+        &copy_out_sql(spec, schema, Some(&filter)),
         &mut tx,
         "pipeline_incoming",
     )
     .await?;
+    // Without statistics the planner may scan the whole table for the merge.
+    tx.execute("ANALYZE pipeline_incoming").await?;
     let deleted = tx
         .execute(AssertSqlSafe(format!(
             "DELETE FROM {qualified} AS t USING pipeline_incoming AS s WHERE t.{qkey} = s.{qkey}"

@@ -141,14 +141,24 @@ async fn load_attached(
     {
         let key = quote_ident(&key);
         let after = high_water.saturating_sub(spec.lookback);
+        let gaps: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH RECURSIVE k(v) AS (SELECT {} UNION ALL SELECT v + 1 FROM k WHERE v < {high_water}) \
+             SELECT v FROM k WHERE NOT EXISTS (SELECT 1 FROM main.{table} AS t WHERE t.{key} = k.v)",
+            after.saturating_add(1)
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+        let filter = super::incremental_filter(&key, high_water, &gaps);
         let deleted = tx
             .execute(AssertSqlSafe(format!(
-                "DELETE FROM main.{table} WHERE {key} IN (SELECT {key} FROM {select_from} WHERE {key} > {after})"
+                "DELETE FROM main.{table} WHERE {key} IN (SELECT {key} FROM {select_from} WHERE {filter})"
             )))
             .await?
             .rows_affected();
         let inserted = tx
-            .execute(AssertSqlSafe(format!("INSERT INTO main.{table} ({column_list}) SELECT {column_list} FROM {select_from} WHERE {key} > {after}")))
+            .execute(AssertSqlSafe(format!(
+                "INSERT INTO main.{table} ({column_list}) SELECT {column_list} FROM {select_from} WHERE {filter}"
+            )))
             .await?
             .rows_affected();
         let newest: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
