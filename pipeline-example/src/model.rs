@@ -34,7 +34,7 @@ pub async fn make_management_report(ctx: &Ctx) -> Result<()> {
         .execute_script(
             "DROP TABLE IF EXISTS management_report;
              CREATE TABLE management_report AS
-             SELECT restaurant_city AS city, substr(created_at, 1, 10) AS day,
+             SELECT restaurant_city AS city, substr(CAST(created_at AS TEXT), 1, 10) AS day,
                     count(*) AS orders, round(sum(amount_eur), 2) AS revenue_eur
              FROM order_model GROUP BY 1, 2 ORDER BY 1, 2;",
         )

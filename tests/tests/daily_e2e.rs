@@ -209,3 +209,165 @@ fn keeps_its_state_in_postgres_when_configured() {
     let history = sandbox.run(DAILY, &["history"], &env);
     assert_eq!(history.stdout.lines().count(), 3, "{}", history.stdout);
 }
+
+/// A replica and a warehouse on PostgreSQL, with the example's tables in the replica.
+struct PgPipeline {
+    replica: PgDatabase,
+    warehouse: PgDatabase,
+}
+
+impl PgPipeline {
+    fn new(orders: i64) -> PgPipeline {
+        let pipeline = PgPipeline {
+            replica: PgDatabase::create(),
+            warehouse: PgDatabase::create(),
+        };
+        pipeline.replica(&format!(
+            "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT NOT NULL, city TEXT NOT NULL, created_at DATE NOT NULL);
+             INSERT INTO users SELECT i, 'user ' || i, (ARRAY['Berlin','Oslo','Tallinn'])[1 + i % 3], DATE '2026-01-01' + i % 300
+                FROM generate_series(1, 500) AS i;
+             CREATE TABLE restaurants (id BIGINT PRIMARY KEY, name TEXT NOT NULL, city TEXT NOT NULL);
+             INSERT INTO restaurants SELECT i, 'restaurant ' || i, (ARRAY['Berlin','Oslo','Tallinn'])[1 + i % 3]
+                FROM generate_series(1, 50) AS i;
+             CREATE TABLE orders (id BIGSERIAL PRIMARY KEY, user_id BIGINT NOT NULL, restaurant_id BIGINT NOT NULL,
+                amount NUMERIC(10,2) NOT NULL, currency TEXT NOT NULL, status TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL);
+             INSERT INTO orders (user_id, restaurant_id, amount, currency, status, created_at)
+                SELECT 1 + i % 500, 1 + i % 50, 5 + (i % 100), (ARRAY['EUR','SEK','NOK'])[1 + i % 3],
+                       CASE WHEN i % 17 = 0 THEN 'cancelled' ELSE 'delivered' END,
+                       TIMESTAMPTZ '2026-11-01' + (i % 30) * INTERVAL '1 day'
+                FROM generate_series(1, {orders}) AS i;"
+        ));
+        pipeline
+    }
+
+    fn replica(&self, sql: &str) {
+        psql(&self.replica.url, sql);
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("PIPELINE_DB_REPLICA_URL", self.replica.url.as_str()),
+            ("PIPELINE_DB_WAREHOUSE_URL", self.warehouse.url.as_str()),
+        ]
+    }
+
+    fn warehouse(&self, sql: &str) -> String {
+        psql(&self.warehouse.url, sql)
+    }
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([url, "-qAtc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn runs_against_postgres_incrementally_and_in_test_mode() {
+    let pg = PgPipeline::new(5_000);
+    let sandbox = Sandbox::new("daily_pg");
+    let env = pg.env();
+    let first = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let orders = first.json()["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "load[orders]").cloned())
+        .expect("orders");
+    assert!(
+        orders["details"][0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("orders: first load, 5000 rows"),
+        "{orders}"
+    );
+    assert_eq!(pg.warehouse("SELECT count(*) FROM orders"), "5000");
+    assert_ne!(pg.warehouse("SELECT count(*) FROM management_report"), "0");
+
+    pg.replica("INSERT INTO orders (user_id, restaurant_id, amount, currency, status, created_at) SELECT 1, 1, 9.5, 'EUR', 'delivered', now() FROM generate_series(1, 10)");
+    let next = sandbox.run(DAILY, &["run", "--date", "2026-11-21", "--json"], &env);
+    assert_eq!(next.code, Some(0), "{}", next.stderr);
+    let orders = next.json()["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "load[orders]").cloned())
+        .expect("orders");
+    assert!(
+        orders["details"][0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("orders: incremental, 10 rows"),
+        "{orders}"
+    );
+    assert_eq!(pg.warehouse("SELECT count(*) FROM orders"), "5010");
+
+    let checksum = "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM (SELECT * FROM public.management_report) t";
+    let before = (
+        pg.warehouse(checksum),
+        pg.warehouse("SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM public.orders o"),
+    );
+    pg.replica("INSERT INTO orders (user_id, restaurant_id, amount, currency, status, created_at) SELECT 2, 2, 1, 'EUR', 'delivered', now() FROM generate_series(1, 10)");
+    let test = sandbox.run(
+        DAILY,
+        &["run", "--date", "2026-11-22", "--test", "--json"],
+        &env,
+    );
+    assert_eq!(test.code, Some(0), "{}", test.stderr);
+    assert_eq!(
+        (
+            pg.warehouse(checksum),
+            pg.warehouse("SELECT md5(string_agg(o::text, ',' ORDER BY o.id)) FROM public.orders o")
+        ),
+        before
+    );
+    assert_eq!(
+        pg.warehouse("SELECT count(*) FROM pipeline_test.orders"),
+        "5020"
+    );
+}
+
+#[test]
+fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
+    let pg = PgPipeline::new(300_000);
+    let sandbox = Sandbox::new("daily_kill");
+    let env = pg.env();
+    let first = sandbox.run(DAILY, &["run", "load", "--date", "2026-11-20"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    // A schema change makes the next load a full rebuild through a staging table.
+    pg.replica("ALTER TABLE orders ADD COLUMN note TEXT DEFAULT 'x'; INSERT INTO orders (user_id, restaurant_id, amount, currency, status, created_at) SELECT 1 + i % 500, 1, 1, 'EUR', 'delivered', now() FROM generate_series(1, 700000) AS i");
+    let mut victim = sandbox.spawn(
+        DAILY,
+        &["run", "load[orders]", "--date", "2026-11-21"],
+        &env,
+    );
+    let staging = "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders%__pl_stage_%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pg.warehouse(staging) == "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the staging table never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    pipeline_tests::signal(&victim, "KILL");
+    let _ = victim.wait();
+    assert_eq!(
+        pg.warehouse("SELECT count(*) FROM orders"),
+        "300000",
+        "the old table is intact and readable"
+    );
+
+    let next = sandbox.run(
+        DAILY,
+        &["run", "load[orders]", "--date", "2026-11-21", "--json"],
+        &env,
+    );
+    assert_eq!(next.code, Some(0), "{}", next.stderr);
+    assert_eq!(pg.warehouse("SELECT count(*) FROM orders"), "1000000");
+    assert_eq!(pg.warehouse(staging), "0", "no staging leftovers");
+}
