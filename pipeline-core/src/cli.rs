@@ -155,6 +155,13 @@ struct Failure {
     error: anyhow::Error,
 }
 
+fn failed(error: anyhow::Error) -> Failure {
+    Failure {
+        code: EXIT_FAILED,
+        error,
+    }
+}
+
 fn usage(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: EXIT_USAGE,
@@ -226,20 +233,12 @@ async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
             let runner = runner(pipeline, dag()?).await?;
             output::status(&runner, date.unwrap_or_else(Date::today), test)
                 .await
-                .map_err(|error| Failure {
-                    code: EXIT_FAILED,
-                    error,
-                })?;
+                .map_err(failed)?;
             Ok(0)
         }
         Command::History { limit } => {
             let runner = runner(pipeline, dag()?).await?;
-            output::history(&runner, limit)
-                .await
-                .map_err(|error| Failure {
-                    code: EXIT_FAILED,
-                    error,
-                })?;
+            output::history(&runner, limit).await.map_err(failed)?;
             Ok(0)
         }
     }

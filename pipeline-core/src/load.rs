@@ -49,6 +49,40 @@ pub const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::
 /// The metadata table kept in the warehouse.
 pub const META_TABLE: &str = "pipeline_table_loads";
 
+/// The metadata table, `qualified` by its schema (`main.` in SQLite).
+pub(crate) fn meta_create_sql(schema: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {schema}.{META_TABLE} (table_name TEXT PRIMARY KEY, schema_hash TEXT NOT NULL, \
+         high_water BIGINT, row_count BIGINT NOT NULL, mode TEXT NOT NULL, loaded_at BIGINT NOT NULL)"
+    )
+}
+
+/// Reads a table's metadata: `schema_hash, high_water, row_count` for `$1`.
+pub(crate) fn meta_select_sql(schema: &str) -> String {
+    format!(
+        "SELECT schema_hash, high_water, row_count FROM {schema}.{META_TABLE} WHERE table_name = $1"
+    )
+}
+
+/// Records a load: binds `table, hash, high_water, row_count, mode, loaded_at`.
+pub(crate) fn meta_upsert_sql(schema: &str) -> String {
+    format!(
+        "INSERT INTO {schema}.{META_TABLE} (table_name, schema_hash, high_water, row_count, mode, loaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET schema_hash = excluded.schema_hash, \
+         high_water = excluded.high_water, row_count = excluded.row_count, mode = excluded.mode, loaded_at = excluded.loaded_at"
+    )
+}
+
+impl LoadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadMode::Initial => "initial",
+            LoadMode::Full => "full",
+            LoadMode::Incremental => "incremental",
+        }
+    }
+}
+
 /// What a load did.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct LoadReport {

@@ -48,6 +48,25 @@ impl Output {
         })
     }
 
+    /// Panics, showing stderr, unless it contains `text`.
+    pub fn assert_stderr_has(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Panics if `text` (a secret, say) shows anywhere in the output.
+    pub fn assert_lacks(&self, secret: &str) {
+        assert!(
+            !self.stdout.contains(secret) && !self.stderr.contains(secret),
+            "{secret:?} leaked:\n{}\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+
     /// The status of a task in a `--json` summary.
     pub fn task_status(&self, task: &str) -> String {
         let json = self.json();

@@ -38,14 +38,8 @@ impl Setup {
         let mut args = vec!["run", "--date", DATE, "--json"];
         args.extend_from_slice(extra);
         let output = self.sandbox.run(PIPELINE, &args, &env);
-        for secret in [WEBHOOK_SECRET, ROUTING_KEY] {
-            assert!(
-                !output.stdout.contains(secret) && !output.stderr.contains(secret),
-                "secret leaked:\n{}\n{}",
-                output.stdout,
-                output.stderr
-            );
-        }
+        output.assert_lacks(WEBHOOK_SECRET);
+        output.assert_lacks(ROUTING_KEY);
         output
     }
 
@@ -175,13 +169,7 @@ fn an_alert_endpoint_that_fails_does_not_change_the_run() {
     assert_eq!(output.code, Some(0), "{}", output.stderr);
     assert_eq!(output.task_status("enrich"), "failed");
     assert_eq!(setup.slack().len(), 3, "a few bounded retries");
-    assert!(
-        output
-            .stderr
-            .contains("could not deliver an alert about `enrich` to slack"),
-        "{}",
-        output.stderr
-    );
+    output.assert_stderr_has("could not deliver an alert about `enrich` to slack");
 }
 
 #[test]
@@ -197,13 +185,7 @@ fn an_alert_endpoint_that_hangs_delays_the_run_only_briefly() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(
-        output
-            .stderr
-            .contains("could not deliver an alert about `enrich` to slack"),
-        "{}",
-        output.stderr
-    );
+    output.assert_stderr_has("could not deliver an alert about `enrich` to slack");
 }
 
 #[test]
@@ -219,11 +201,7 @@ fn rate_limiting_is_honoured() {
         requests[1].at - requests[0].at >= Duration::from_millis(950),
         "waited as told"
     );
-    assert!(
-        !output.stderr.contains("could not deliver"),
-        "{}",
-        output.stderr
-    );
+    output.assert_lacks("could not deliver");
 
     let setup = Setup::new("alert_429_long");
     setup.server.otherwise(Reply::retry_after(3600));
@@ -234,7 +212,7 @@ fn rate_limiting_is_honoured() {
         1,
         "an hour is not waited for"
     );
-    assert!(output.stderr.contains("rate limiting"), "{}", output.stderr);
+    output.assert_stderr_has("rate limiting");
 }
 
 #[test]
@@ -245,11 +223,8 @@ fn test_mode_alerts_only_the_log() {
     let output = setup.run(&["--test"]);
     assert_eq!(output.code, Some(1));
     assert!(setup.server.requests().is_empty());
-    assert!(
-        output.stderr.contains("ALERT") && output.stderr.contains("alert:"),
-        "{}",
-        output.stderr
-    );
+    output.assert_stderr_has("ALERT");
+    output.assert_stderr_has("alert:");
 }
 
 #[test]

@@ -76,7 +76,7 @@ async fn test_mode_never_touches_production_tables() {
     );
     assert_eq!(test.code, Some(0), "{}", test.stderr);
     assert_eq!(test.json()["test"], true);
-    assert!(test.stderr.contains("test mode"), "{}", test.stderr);
+    test.assert_stderr_has("test mode");
     // The whole pipeline ran (test markers are separate from production ones)...
     assert_eq!(test.task_status("make_management_report"), "succeeded");
     // ...into the test file, not the production one.
@@ -137,19 +137,11 @@ fn usage_and_configuration_errors_exit_2_with_a_clear_message() {
     let sandbox = Sandbox::new("daily_errors");
     let typo = sandbox.run(DAILY, &["run", "make_order_mode"], &[]);
     assert_eq!(typo.code, Some(2));
-    assert!(
-        typo.stderr.contains("did you mean `make_order_model`?"),
-        "{}",
-        typo.stderr
-    );
+    typo.assert_stderr_has("did you mean `make_order_model`?");
 
     let bad_date = sandbox.run(DAILY, &["run", "--date", "2026-02-30"], &[]);
     assert_eq!(bad_date.code, Some(2));
-    assert!(
-        bad_date.stderr.contains("YYYY-MM-DD"),
-        "{}",
-        bad_date.stderr
-    );
+    bad_date.assert_stderr_has("YYYY-MM-DD");
 
     sandbox.write(
         "pipeline.toml",
@@ -157,16 +149,8 @@ fn usage_and_configuration_errors_exit_2_with_a_clear_message() {
     );
     let malformed = sandbox.run(DAILY, &["run"], &[]);
     assert_eq!(malformed.code, Some(2));
-    assert!(
-        malformed.stderr.contains("pipeline.toml is not valid"),
-        "{}",
-        malformed.stderr
-    );
-    assert!(
-        !malformed.stderr.contains("hunter2"),
-        "{}",
-        malformed.stderr
-    );
+    malformed.assert_stderr_has("pipeline.toml is not valid");
+    malformed.assert_lacks("hunter2");
 
     sandbox.write(
         "pipeline.toml",
@@ -174,21 +158,9 @@ fn usage_and_configuration_errors_exit_2_with_a_clear_message() {
     );
     let unreachable = sandbox.run(DAILY, &["run"], &[]);
     assert_eq!(unreachable.code, Some(2));
-    assert!(
-        unreachable.stderr.contains("pipeline.toml [state] url"),
-        "{}",
-        unreachable.stderr
-    );
-    assert!(
-        unreachable.stderr.contains("etl:***@"),
-        "{}",
-        unreachable.stderr
-    );
-    assert!(
-        !unreachable.stderr.contains("hunter2"),
-        "{}",
-        unreachable.stderr
-    );
+    unreachable.assert_stderr_has("pipeline.toml [state] url");
+    unreachable.assert_stderr_has("etl:***@");
+    unreachable.assert_lacks("hunter2");
     assert!(!unreachable.stdout.contains("hunter2"));
 }
 

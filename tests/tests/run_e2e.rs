@@ -83,12 +83,8 @@ fn unit_mode_runs_exactly_the_named_task() {
     let sandbox = Sandbox::new("only");
     let output = run(&sandbox, &["--only", "report"]);
     assert_eq!(output.code, Some(0), "{}", output.stderr);
-    assert!(
-        output.stderr.contains(
-            "unit mode: running only report; dependencies treated as done: slow, transform"
-        ),
-        "{}",
-        output.stderr
+    output.assert_stderr_has(
+        "unit mode: running only report; dependencies treated as done: slow, transform",
     );
     assert_eq!(sandbox.read("ran.log"), "report started\nreport done\n");
     assert_eq!(output.json()["unit"], true);
@@ -141,18 +137,9 @@ fn a_second_run_of_the_same_date_is_refused_or_waits() {
     let refused = run(&sandbox, &[]);
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
     let holder = format!("pid {}", first.id());
-    assert!(
-        refused
-            .stderr
-            .contains("another run of `e2e-pipeline` for 2026-11-26 is in progress"),
-        "{}",
-        refused.stderr
-    );
-    assert!(
-        refused.stderr.contains(&holder) && refused.stderr.contains("--wait"),
-        "{}",
-        refused.stderr
-    );
+    refused.assert_stderr_has("another run of `e2e-pipeline` for 2026-11-26 is in progress");
+    refused.assert_stderr_has(&holder);
+    refused.assert_stderr_has("--wait");
 
     // Another date is not blocked.
     let other = sandbox.run(
@@ -184,11 +171,7 @@ fn a_run_killed_with_sigkill_does_not_block_the_next_one() {
     sandbox.remove("sleep-slow");
     let next = run(&sandbox, &[]);
     assert_eq!(next.code, Some(0), "{}", next.stderr);
-    assert!(
-        next.stderr.contains("breaking the run lock"),
-        "{}",
-        next.stderr
-    );
+    next.assert_stderr_has("breaking the run lock");
     assert_eq!(next.task_status("slow"), "succeeded");
     assert_eq!(next.task_status("report"), "succeeded");
 

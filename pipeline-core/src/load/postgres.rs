@@ -8,7 +8,7 @@ use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor as _, PgConnection, Row as _};
 
 use super::names::{fnv1a, staging_name, staging_prefix};
-use super::{LoadMode, LoadReport, LoadSpec, META_TABLE};
+use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
 use crate::db::quote_ident;
 
 const SWAP_ATTEMPTS: u32 = 5;
@@ -51,12 +51,8 @@ pub(super) async fn load(
         quote_ident(&target_schema),
         quote_ident(&spec.target_table)
     );
-    conn.execute(AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS {}.{META_TABLE} (table_name TEXT PRIMARY KEY, schema_hash TEXT NOT NULL, \
-         high_water BIGINT, row_count BIGINT NOT NULL, mode TEXT NOT NULL, loaded_at BIGINT NOT NULL)",
-        quote_ident(&target_schema)
-    )))
-    .await?;
+    conn.execute(AssertSqlSafe(meta_create_sql(&quote_ident(&target_schema))))
+        .await?;
     drop_leftover_staging(&mut conn, &target_schema, &spec.target_table).await?;
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(&qualified)
@@ -269,13 +265,10 @@ async fn read_meta(
     schema: &str,
     table: &str,
 ) -> anyhow::Result<Option<Meta>> {
-    let row = sqlx::query(AssertSqlSafe(format!(
-        "SELECT schema_hash, high_water, row_count FROM {}.{META_TABLE} WHERE table_name = $1",
-        quote_ident(schema)
-    )))
-    .bind(table)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = sqlx::query(AssertSqlSafe(meta_select_sql(&quote_ident(schema))))
+        .bind(table)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(|row| {
         Ok(Meta {
             hash: row.try_get(0)?,
@@ -295,20 +288,15 @@ async fn write_meta(
     row_count: i64,
     mode: LoadMode,
 ) -> anyhow::Result<()> {
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {}.{META_TABLE} (table_name, schema_hash, high_water, row_count, mode, loaded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (table_name) DO UPDATE SET schema_hash = excluded.schema_hash, \
-         high_water = excluded.high_water, row_count = excluded.row_count, mode = excluded.mode, loaded_at = excluded.loaded_at",
-        quote_ident(schema)
-    )))
-    .bind(table)
-    .bind(hash)
-    .bind(high_water)
-    .bind(row_count)
-    .bind(format!("{mode:?}").to_lowercase())
-    .bind(crate::date::now_millis())
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(AssertSqlSafe(meta_upsert_sql(&quote_ident(schema))))
+        .bind(table)
+        .bind(hash)
+        .bind(high_water)
+        .bind(row_count)
+        .bind(mode.as_str())
+        .bind(crate::date::now_millis())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

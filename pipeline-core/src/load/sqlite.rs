@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use sqlx::{AssertSqlSafe, Executor as _, Row as _, SqlitePool};
 
 use super::names::fnv1a;
-use super::{LoadMode, LoadReport, LoadSpec, META_TABLE};
+use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
 use crate::db::quote_ident;
 
 const SOURCE: &str = "pipeline_source";
@@ -111,23 +111,18 @@ async fn load_attached(
         .join(", ");
 
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    tx.execute(AssertSqlSafe(format!(
-        "CREATE TABLE IF NOT EXISTS main.{META_TABLE} (table_name TEXT PRIMARY KEY, schema_hash TEXT NOT NULL, \
-         high_water INTEGER, row_count INTEGER NOT NULL, mode TEXT NOT NULL, loaded_at INTEGER NOT NULL)"
-    )))
-    .await?;
+    tx.execute(AssertSqlSafe(meta_create_sql("main"))).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT count(*) > 0 FROM main.sqlite_master WHERE type = 'table' AND name = $1",
     )
     .bind(&spec.target_table)
     .fetch_one(&mut *tx)
     .await?;
-    let meta: Option<(String, Option<i64>, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT schema_hash, high_water, row_count FROM main.{META_TABLE} WHERE table_name = $1"
-    )))
-    .bind(&spec.target_table)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let meta: Option<(String, Option<i64>, i64)> =
+        sqlx::query_as(AssertSqlSafe(meta_select_sql("main")))
+            .bind(&spec.target_table)
+            .fetch_optional(&mut *tx)
+            .await?;
     let schema_changed = meta.as_ref().is_some_and(|(h, _, _)| *h != hash);
     let incremental = match (&spec.incremental_key, &meta) {
         (Some(key), Some((_, Some(high_water), row_count))) if exists && !schema_changed => {
@@ -248,19 +243,15 @@ async fn load_attached(
         };
         (mode, rows, high_water, rows as i64)
     };
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO main.{META_TABLE} (table_name, schema_hash, high_water, row_count, mode, loaded_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (table_name) DO UPDATE SET schema_hash = excluded.schema_hash, high_water = excluded.high_water, \
-         row_count = excluded.row_count, mode = excluded.mode, loaded_at = excluded.loaded_at"
-    )))
-    .bind(&spec.target_table)
-    .bind(&hash)
-    .bind(high_water)
-    .bind(row_count)
-    .bind(format!("{mode:?}").to_lowercase())
-    .bind(crate::date::now_millis())
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(AssertSqlSafe(meta_upsert_sql("main")))
+        .bind(&spec.target_table)
+        .bind(&hash)
+        .bind(high_water)
+        .bind(row_count)
+        .bind(mode.as_str())
+        .bind(crate::date::now_millis())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(LoadReport {
         table: spec.target_table.clone(),
