@@ -25,12 +25,13 @@ pub fn check_identifier(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `orders` -> `orders__pl_stage_42_9f3a`: the table's name cut to fit, a short hash of the full
-/// name (so two long names that share a prefix differ), the run id and a nonce.
+/// `orders` -> `orders_1f2e3d4c__pl_stage_9f3a0b1c`: the table's name cut to fit, a short hash
+/// of the full name (so two long names that share a prefix differ), and a hash of the run and
+/// the time, unique per load. At most 58 bytes: room for suffixes of derived names.
 pub fn staging_name(table: &str, run_id: i64) -> String {
-    let nonce =
-        fnv1a(format!("{table}/{run_id}/{:?}", std::time::SystemTime::now()).as_bytes()) & 0xffff;
-    format!("{}{run_id}_{nonce:04x}", staging_prefix(table))
+    let unique =
+        fnv1a(format!("{table}/{run_id}/{:?}", std::time::SystemTime::now()).as_bytes()) as u32;
+    format!("{}{unique:08x}", staging_prefix(table))
 }
 
 /// What every staging table of `table` starts with, to find leftovers of failed runs.
@@ -62,7 +63,7 @@ mod tests {
         let long = "x".repeat(63);
         let name = staging_name(&long, i64::MAX);
         assert!(
-            name.len() <= MAX_IDENTIFIER_BYTES,
+            name.len() <= 58,
             "{} bytes: {name}",
             name.len()
         );
