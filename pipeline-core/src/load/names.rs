@@ -62,11 +62,7 @@ mod tests {
     fn staging_names_fit_and_differ() {
         let long = "x".repeat(63);
         let name = staging_name(&long, i64::MAX);
-        assert!(
-            name.len() <= 58,
-            "{} bytes: {name}",
-            name.len()
-        );
+        assert!(name.len() <= 58, "{} bytes: {name}", name.len());
         assert!(name.starts_with(&staging_prefix(&long)));
         let unicode = "ä".repeat(31);
         assert!(staging_name(&unicode, 1).len() <= MAX_IDENTIFIER_BYTES);
