@@ -25,7 +25,7 @@ use crate::db::{Databases, Target};
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
-pub use backoff::{MAX_RETRY_DELAY, ceiling as retry_delay_ceiling};
+pub use backoff::{MAX_RETRY_DELAY, delay as retry_delay};
 pub use lock::{LockHeld, hostname};
 pub use recorder::Recorder;
 pub use report::{Blocked, RunReport, TaskReport};

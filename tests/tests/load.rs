@@ -670,3 +670,37 @@ async fn postgres_a_failure_mid_load_leaves_the_old_table_and_no_staging() {
         .await;
     assert_eq!(staging.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn a_custom_query_is_loaded_in_full_on_both_backends() {
+    for fx in [Fixture::postgres().await, Fixture::sqlite().await] {
+        orders(&fx, 30).await;
+        let query = Args {
+            query: Some("SELECT user_id, count(*) AS orders FROM orders GROUP BY user_id".into()),
+            ..args("orders_per_user")
+        };
+        let report = fx.load(query.clone()).await.expect("query load");
+        assert_eq!(
+            (report.mode, report.rows),
+            (pipeline_core::load::LoadMode::Initial, 7)
+        );
+        assert_eq!(
+            fx.warehouse("SELECT CAST(sum(orders) AS TEXT) FROM orders_per_user")
+                .await
+                .as_deref(),
+            Some("30")
+        );
+        let again = fx.load(query).await.expect("query load again");
+        assert_eq!(again.mode, pipeline_core::load::LoadMode::Full);
+        let incremental = Args {
+            incremental: Some("user_id".into()),
+            query: Some("SELECT 1 AS user_id".into()),
+            ..args("x")
+        };
+        let err = fx
+            .load(incremental)
+            .await
+            .expect_err("a query load is always full");
+        assert!(err.contains("always full"), "{err}");
+    }
+}

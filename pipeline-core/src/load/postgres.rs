@@ -12,6 +12,8 @@ use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, me
 use crate::db::quote_ident;
 
 const SWAP_ATTEMPTS: u32 = 5;
+/// First delay between swap tries; doubles, with jitter.
+const SWAP_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// COPY data is forwarded in batches of about this size: memory stays flat and small.
 const COPY_BATCH_BYTES: usize = 256 * 1024;
 
@@ -636,17 +638,14 @@ async fn swap(
                         }
                     );
                 }
-                let delay =
-                    super::super::run::retry_delay_ceiling(Duration::from_millis(500), attempt);
+                let delay = crate::run::retry_delay(SWAP_RETRY_DELAY, attempt);
                 tracing::warn!(
-                    "`{}` is in use ({}); swap retried in {delay:?}",
+                    "`{}` is in use ({}); swap retried in {}",
                     spec.target_table,
-                    holders.join("; ")
+                    holders.join("; "),
+                    crate::date::format_duration(delay)
                 );
-                tokio::time::sleep(
-                    delay / 2 + Duration::from_millis(u64::from(attempt) * 37 % 250),
-                )
-                .await;
+                tokio::time::sleep(delay).await;
                 continue;
             }
             let views: Vec<String> = sqlx::query_scalar(
