@@ -364,6 +364,17 @@ impl Dag {
                 })
                 .collect()
         };
+        // A blocking check joins the `requires` of every task that requires its target.
+        let mut blocking_checks: HashMap<usize, Vec<String>> = HashMap::new();
+        for def in defs {
+            if let Some(target) = def.blocks {
+                let names = members(def).into_iter().map(|(name, _)| name);
+                blocking_checks
+                    .entry(target.addr())
+                    .or_default()
+                    .extend(names);
+            }
+        }
         let mut builder = Dag::builder();
         for def in defs {
             let policy = Policy {
@@ -379,6 +390,16 @@ impl Dag {
                 spec.family = def.keys.map(|_| def.name.to_string());
                 spec.origin = Some(def.origin());
                 spec.requires = dep_names(def.requires);
+                for dep in def.requires {
+                    // Checks of the same target do not wait for each other.
+                    let checks_same_target = def.check;
+                    if let Some(checks) = blocking_checks
+                        .get(&dep.addr())
+                        .filter(|_| !checks_same_target)
+                    {
+                        spec.requires.extend(checks.iter().cloned());
+                    }
+                }
                 spec.after = dep_names(def.after);
                 spec.policy = policy;
                 builder.task(spec);

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod alert;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod ctx;
@@ -71,12 +72,25 @@ pub use tracing;
 /// Durations are a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), combinable: `"1h30m"`.
 pub use pipeline_macros::task;
 
+/// Declares a check of another task's outcome: a first-class node that runs after its target.
+///
+/// `#[check(on = LoadOrders)]` goes on `async fn name(ctx: &Ctx) -> Result<Check>`.
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `on = Task` | the task whose outcome is checked (required) | |
+/// | `severity = "error"` | a failure pages (`"warn"`: alerts Slack) and fails the run | `"warn"` |
+/// | `blocking` | tasks that require the target wait for the check, and do not run if it fails | off |
+/// | `timeout = "5m"`, `name = "x"` | as for tasks | |
+pub use pipeline_macros::check;
+
 /// The result type of tasks (`anyhow::Result`).
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Ctx, Result, ResultExt as _, Task, task};
+    pub use crate::check::Check;
+    pub use crate::{Ctx, Result, ResultExt as _, Task, check, task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
     pub use std::time::Duration;
 }

@@ -17,6 +17,15 @@ where
     Box::pin(future)
 }
 
+/// Boxes the future of a check function: its `Check` becomes a note for the summary, and a
+/// failed one an error of the task, which alerts by the check's severity.
+pub fn boxed_check_future<'a, F>(ctx: &'a Ctx, future: F) -> TaskFuture<'a>
+where
+    F: std::future::Future<Output = anyhow::Result<crate::check::Check>> + Send + 'a,
+{
+    Box::pin(async move { future.await?.conclude(ctx) })
+}
+
 /// The keys of a task family: a `&'static [&'static str]`, e.g. `const TABLES: &[&str] = &[..]`.
 pub const fn keys(keys: &'static [&'static str]) -> &'static [&'static str] {
     keys
@@ -47,5 +56,7 @@ pub static INVALID_TASK: TaskDef = TaskDef {
     timeout: None,
     critical: true,
     keys: None,
+    check: false,
+    blocks: None,
     run: |_, _| missing_key("<invalid task>"),
 };

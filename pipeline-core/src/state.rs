@@ -87,6 +87,8 @@ pub struct AttemptRecord {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub error: Option<String>,
+    /// What the attempt reported besides errors (a load's rows, a check's finding).
+    pub note: Option<String>,
 }
 
 /// A task that completed for the partition, in a given run.

@@ -59,6 +59,10 @@ pub struct TaskDef {
     pub critical: bool,
     /// For a task family: one task per key (`load[orders]`).
     pub keys: Option<&'static [&'static str]>,
+    /// Declared with `#[check]`.
+    pub check: bool,
+    /// For a blocking check: the checked task, whose dependents wait for this check.
+    pub blocks: Option<DefRef>,
     pub run: RunFn,
 }
 

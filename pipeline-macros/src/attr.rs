@@ -21,6 +21,16 @@ const KEYS: &[&str] = &[
     "for_each",
 ];
 
+/// The keys `#[check]` accepts.
+const CHECK_KEYS: &[&str] = &["on", "severity", "blocking", "timeout", "name"];
+
+/// What makes a task a check (`#[check(on = ..)]`).
+#[derive(Default)]
+pub struct CheckOptions {
+    /// Tasks that require the checked task wait for the check and do not run if it fails.
+    pub blocking: bool,
+}
+
 /// What the attribute said. `None` means "not given": defaults are applied by `expand`.
 #[derive(Default)]
 pub struct TaskAttr {
@@ -35,6 +45,8 @@ pub struct TaskAttr {
     pub name: Option<LitStr>,
     /// The list of keys of a task family.
     pub for_each: Option<Expr>,
+    /// Set for `#[check]`.
+    pub check: Option<CheckOptions>,
     seen: Vec<String>,
 }
 
@@ -44,6 +56,65 @@ impl TaskAttr {
         let parser = syn::meta::parser(|meta| attr.parse_key(meta));
         parser.parse2(args)?;
         Ok(attr)
+    }
+
+    /// `#[check(on = Target, severity = "warn" | "error", blocking, timeout = "..", name = "..")]`:
+    /// a task that requires its target and fails when the outcome is wrong.
+    pub fn parse_check(args: TokenStream) -> syn::Result<Self> {
+        let mut attr = TaskAttr {
+            check: Some(CheckOptions::default()),
+            // A failed check alerts gently unless `severity = "error"`.
+            critical: Some(false),
+            ..TaskAttr::default()
+        };
+        let parser = syn::meta::parser(|meta| attr.parse_check_key(meta));
+        parser.parse2(args)?;
+        if attr.requires.is_empty() {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "a check needs the task whose outcome it checks: `#[check(on = LoadOrders)]`",
+            ));
+        }
+        Ok(attr)
+    }
+
+    fn parse_check_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
+        let Some(ident) = meta.path.get_ident() else {
+            return Err(meta.error(unknown_check_key_message("this path")));
+        };
+        let key = ident.to_string();
+        if !CHECK_KEYS.contains(&key.as_str()) {
+            return Err(meta.error(unknown_check_key_message(&format!("`{key}`"))));
+        }
+        if self.seen.contains(&key) {
+            return Err(meta.error(format!("`{key}` is given more than once")));
+        }
+        self.seen.push(key.clone());
+        match key.as_str() {
+            "on" => self.requires = vec![meta.value()?.parse()?],
+            "severity" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                self.critical = Some(match lit.value().as_str() {
+                    "warn" => false,
+                    "error" => true,
+                    _ => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "`severity` is \"warn\" (a failure alerts Slack) or \"error\" (it pages)",
+                        ));
+                    }
+                });
+            }
+            "blocking" => {
+                if let Some(check) = &mut self.check {
+                    check.blocking = true;
+                }
+            }
+            "timeout" => self.timeout_ms = Some(parse_duration(&meta)?),
+            "name" => self.name = Some(meta.value()?.parse()?),
+            _ => unreachable!("every key of CHECK_KEYS is handled above"),
+        }
+        Ok(())
     }
 
     fn parse_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
@@ -94,6 +165,13 @@ impl TaskAttr {
         }
         Ok(())
     }
+}
+
+fn unknown_check_key_message(what: &str) -> String {
+    format!(
+        "unknown key {what} in #[check]; expected one of: {}",
+        CHECK_KEYS.join(", ")
+    )
 }
 
 fn unknown_key_message(what: &str) -> String {

@@ -11,24 +11,38 @@ use crate::ast::TaskFn;
 use crate::attr::TaskAttr;
 use crate::valid;
 
-pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+/// Which attribute is being expanded.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Task,
+    Check,
+}
+
+pub fn task(args: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(err) => {
             // Not a function: say so, and keep the item so that other errors stay meaningful.
-            let err = syn::Error::new(err.span(), "#[task] goes on an `async fn`");
+            let what = match kind {
+                Kind::Task => "#[task] goes on an `async fn`",
+                Kind::Check => "#[check] goes on an `async fn`",
+            };
+            let err = syn::Error::new(err.span(), what);
             let compile_error = err.to_compile_error();
             return quote!(#compile_error #item);
         }
     };
-    match try_expand(args, &function) {
+    match try_expand(args, &function, kind) {
         Ok(tokens) => tokens,
         Err(err) => fallback(&function, err),
     }
 }
 
-fn try_expand(args: TokenStream, function: &ItemFn) -> syn::Result<TokenStream> {
-    let attr = TaskAttr::parse(args)?;
+fn try_expand(args: TokenStream, function: &ItemFn, kind: Kind) -> syn::Result<TokenStream> {
+    let attr = match kind {
+        Kind::Task => TaskAttr::parse(args)?,
+        Kind::Check => TaskAttr::parse_check(args)?,
+    };
     let task = TaskFn::from_syn(function, attr.name.as_ref());
     valid::validate(&task, &attr)?;
     Ok(expand(&task, &attr))
@@ -62,7 +76,15 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
         }
         None => quote!(::core::option::Option::None),
     };
-    let call = call_user_fn(task, attr.for_each.is_some());
+    let call = call_user_fn(task, attr.for_each.is_some(), attr.check.is_some());
+    let is_check = attr.check.is_some();
+    let blocks = match (&attr.check, attr.requires.first()) {
+        (Some(check), Some(target)) if check.blocking => {
+            let target = dependency_refs(std::slice::from_ref(target));
+            quote!(::core::option::Option::Some(#(#target)*))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
     // rustc reports a cycle at this const: point it at the task's name.
     let cycle_check = quote_spanned! {task.name_span=>
         const _: () = __p::assert_acyclic(<#type_name as __p::Task>::DEF);
@@ -94,6 +116,8 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 timeout: #timeout,
                 critical: #critical,
                 keys: #keys,
+                check: #is_check,
+                blocks: #blocks,
                 run: __pipeline_run,
             };
 
@@ -132,7 +156,7 @@ fn dependency_refs(paths: &[syn::Path]) -> Vec<TokenStream> {
 /// The call of the user's function, boxed as a `Send` future. The pieces are spanned on the
 /// user's tokens: a wrong parameter type is reported on that parameter, a wrong return type or a
 /// future that is not `Send` on the return type.
-fn call_user_fn(task: &TaskFn, family: bool) -> TokenStream {
+fn call_user_fn(task: &TaskFn, family: bool, check: bool) -> TokenStream {
     let fn_ident = &task.original.sig.ident;
     let name = &task.name;
     let span_of = |ty: Option<&&syn::Type>| ty.map_or(fn_ident.span(), |ty| ty.span());
@@ -152,7 +176,11 @@ fn call_user_fn(task: &TaskFn, family: bool) -> TokenStream {
     } else {
         quote!(#fn_ident(#ctx_arg))
     };
-    quote_spanned!(output_span=> __p::boxed_task_future(#call))
+    if check {
+        quote_spanned!(output_span=> __p::boxed_check_future(ctx, #call))
+    } else {
+        quote_spanned!(output_span=> __p::boxed_task_future(#call))
+    }
 }
 
 /// Invalid input: the error, the user's function untouched, and a stand-in task type so that

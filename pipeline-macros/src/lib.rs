@@ -18,5 +18,13 @@ use proc_macro::TokenStream;
 /// See the documentation of `pipeline_core::task` for the keys.
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::task(args.into(), item.into()).into()
+    expand::task(args.into(), item.into(), expand::Kind::Task).into()
+}
+
+/// Turns `async fn name(ctx: &Ctx) -> Result<Check>` into a check of another task's outcome.
+///
+/// See the documentation of `pipeline_core::check` for the keys.
+#[proc_macro_attribute]
+pub fn check(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::task(args.into(), item.into(), expand::Kind::Check).into()
 }

@@ -8,12 +8,15 @@ use crate::ast::TaskFn;
 use crate::attr::TaskAttr;
 
 const SIGNATURE: &str = "async fn name(ctx: &Ctx) -> Result<()>";
+const CHECK_SIGNATURE: &str = "async fn name(ctx: &Ctx) -> Result<Check>";
 const FAMILY_SIGNATURE: &str = "async fn name(ctx: &Ctx, key: &str) -> Result<()>";
 
 pub fn validate(task: &TaskFn, attr: &TaskAttr) -> syn::Result<()> {
     let mut errors = Errors::default();
     let sig = &task.original.sig;
-    let expected = if attr.for_each.is_some() {
+    let expected = if attr.check.is_some() {
+        CHECK_SIGNATURE
+    } else if attr.for_each.is_some() {
         FAMILY_SIGNATURE
     } else {
         SIGNATURE
@@ -84,7 +87,19 @@ pub fn validate(task: &TaskFn, attr: &TaskAttr) -> syn::Result<()> {
     if let ReturnType::Default = sig.output {
         errors.push(Error::new(
             sig.paren_token.span.close(),
-            format!("a task returns `Result<()>`: `{expected}`"),
+            format!(
+                "a {} returns `{}`: `{expected}`",
+                if attr.check.is_some() {
+                    "check"
+                } else {
+                    "task"
+                },
+                if attr.check.is_some() {
+                    "Result<Check>"
+                } else {
+                    "Result<()>"
+                }
+            ),
         ));
     }
     if task.name.is_empty() {

@@ -245,3 +245,57 @@ fn a_fatal_error_is_not_retried() {
         "validate cannot go on (fatal: not retried)"
     );
 }
+
+#[test]
+fn a_stale_table_fails_its_check_pages_and_blocks_dependents() {
+    let setup = Setup::new("check_stale");
+    setup.sandbox.write("age-stamp", "7200");
+    let stale = setup.run(&["publish_events", "events_are_fresh", "events_exist"]);
+    assert_eq!(stale.code, Some(1), "{}", stale.stderr);
+    assert_eq!(stale.task_status("events_are_fresh"), "failed");
+    assert_eq!(stale.task_status("events_exist"), "succeeded");
+    assert_eq!(
+        stale.task_status("publish_events"),
+        "upstream_failed",
+        "a blocking check stops the target's dependents"
+    );
+    let json = stale.json();
+    let check = json["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "events_are_fresh"))
+        .cloned()
+        .expect("check");
+    let error = check["error"].as_str().unwrap_or("");
+    assert!(
+        error.starts_with("check failed: newest events.at is 2h00m old (limit 1h00m)"),
+        "{error}"
+    );
+    let pages = setup.pager();
+    assert_eq!(pages.len(), 1, "severity error pages: {pages:?}");
+    assert_eq!(
+        pages[0]["payload"]["custom_details"]["task"],
+        "events_are_fresh"
+    );
+
+    let status = setup
+        .sandbox
+        .run(PIPELINE, &["status", "--date", DATE], &[]);
+    assert!(
+        status.stdout.contains("check failed: newest events.at"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("passed: events has 1 rows"),
+        "{}",
+        status.stdout
+    );
+
+    setup.sandbox.write("age-stamp", "60");
+    let fresh = setup.run(&["stamp", "publish_events", "--force"]);
+    assert_eq!(fresh.code, Some(0), "{}", fresh.stderr);
+    assert_eq!(fresh.task_status("publish_events"), "succeeded");
+    let pages = setup.pager();
+    assert_eq!(pages.len(), 2);
+    assert_eq!(pages[1]["event_action"], "resolve");
+}

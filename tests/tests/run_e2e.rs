@@ -48,9 +48,15 @@ fn a_failure_stops_dependents_and_the_next_run_resumes() {
     assert_eq!(started(&sandbox, "extract"), 1);
 
     let status = sandbox.run(PIPELINE, &["status", "--date", DATE], &[]);
-    assert_eq!(
-        status.stdout.matches("complete").count(),
-        8,
+    // Every task of the pipeline is complete for the date now.
+    let states: Vec<&str> = status
+        .stdout
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .collect();
+    assert!(
+        !states.is_empty() && states.iter().all(|s| *s == "complete"),
         "{}",
         status.stdout
     );

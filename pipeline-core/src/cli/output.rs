@@ -186,18 +186,27 @@ pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<(
             };
             let attempts = found.map_or("0".into(), |(_, n)| n.to_string());
             let when = found.map_or("-".into(), |(a, _)| format_timestamp(a.started_at));
-            let error = found
-                .filter(|_| !complete.contains(&task.name))
-                .and_then(|(a, _)| a.error.as_deref())
+            // A complete task shows what it reported; any other its last error.
+            let note = found
+                .and_then(|(a, _)| match complete.contains(&task.name) {
+                    true => a.note.as_deref(),
+                    false => a.error.as_deref().or(a.note.as_deref()),
+                })
                 .and_then(|e| e.lines().next())
                 .unwrap_or("")
                 .to_string();
-            [task.name.clone(), state, attempts, when, error]
+            [task.name.clone(), state, attempts, when, note]
         })
         .collect();
     println!("{} {} ({})", runner.pipeline, date, key.namespace);
     print_table(
-        &["TASK", "STATE", "ATTEMPTS", "LAST ATTEMPT (UTC)", "ERROR"],
+        &[
+            "TASK",
+            "STATE",
+            "ATTEMPTS",
+            "LAST ATTEMPT (UTC)",
+            "ERROR / NOTE",
+        ],
         &rows,
     )
 }

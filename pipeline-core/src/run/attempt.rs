@@ -24,6 +24,8 @@ pub(super) struct AttemptLoop {
     pub info: Arc<RunInfo>,
     pub recorder: Recorder,
     pub cancel: watch::Receiver<bool>,
+    /// Notes the attempts left (`Ctx::detail`), for the report.
+    pub notes: Vec<String>,
 }
 
 /// How one attempt ended.
@@ -87,6 +89,7 @@ impl AttemptLoop {
             started_at: now_millis(),
             finished_at: None,
             error: None,
+            note: None,
         };
         self.recorder.attempt(record.clone());
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
@@ -123,6 +126,9 @@ impl AttemptLoop {
         record.status = outcome.status;
         record.finished_at = Some(now_millis());
         record.error = outcome.error.clone();
+        let notes = self.info.take_details(&self.name);
+        record.note = (!notes.is_empty()).then(|| notes.join("; "));
+        self.notes.extend(notes);
         self.recorder.attempt(record);
         outcome
     }
@@ -142,7 +148,7 @@ impl AttemptLoop {
             error,
             critical: self.policy.critical,
             cause: None,
-            details: self.info.take_details(&self.name),
+            details: self.notes.clone(),
         }
     }
 }

@@ -109,6 +109,7 @@ impl Execution<'_> {
                     info: Arc::clone(self.info),
                     recorder: self.recorder.clone(),
                     cancel: cancel.clone(),
+                    notes: Vec::new(),
                 };
                 // The first poll happens here: a task that finishes without waiting (a no-op,
                 // a cheap check) costs no spawn and no thread hand-off. Anything that waits is

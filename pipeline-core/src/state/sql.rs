@@ -27,6 +27,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../../migrations/sqlite/0002_alerts.sql"),
     ),
+    (
+        3,
+        "notes",
+        include_str!("../../migrations/sqlite/0003_attempt_notes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -38,6 +43,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "alerts",
         include_str!("../../migrations/postgres/0002_alerts.sql"),
+    ),
+    (
+        3,
+        "notes",
+        include_str!("../../migrations/postgres/0003_attempt_notes.sql"),
     ),
 ];
 
@@ -328,7 +338,7 @@ impl StateStore for SqlStateStore {
                 let mut tx = pool.begin_write().await?;
                 for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
                     let mut query = QueryBuilder::new(
-                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error) ",
+                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note) ",
                     );
                     query.push_values(chunk, |mut row, a| {
                         row.push_bind(a.run_id)
@@ -337,11 +347,12 @@ impl StateStore for SqlStateStore {
                             .push_bind(a.status.as_str())
                             .push_bind(a.started_at)
                             .push_bind(a.finished_at)
-                            .push_bind(a.error.as_deref());
+                            .push_bind(a.error.as_deref())
+                            .push_bind(a.note.as_deref());
                     });
                     query.push(
                         " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
-                         finished_at = excluded.finished_at, error = excluded.error",
+                         finished_at = excluded.finished_at, error = excluded.error, note = excluded.note",
                     );
                     query.build().execute(&mut *tx).await?;
                 }
@@ -496,7 +507,7 @@ impl StateStore for SqlStateStore {
         Box::pin(async move {
             dispatch!(&self.pool, pool => {
                 let rows = sqlx::query(
-                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error \
+                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note \
                      FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
                      WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
                      ORDER BY a.run_id, a.started_at, a.attempt",
@@ -516,6 +527,7 @@ impl StateStore for SqlStateStore {
                             started_at: row.try_get("started_at")?,
                             finished_at: row.try_get("finished_at")?,
                             error: row.try_get("error")?,
+                            note: row.try_get("note")?,
                         })
                     })
                     .collect()

@@ -86,4 +86,38 @@ async fn validate(ctx: &Ctx) -> Result<()> {
     behave(ctx).await
 }
 
+/// Writes an event into the warehouse, `age-stamp` seconds old (default: now).
+#[task]
+async fn stamp(ctx: &Ctx) -> Result<()> {
+    let age: u64 = std::fs::read_to_string("age-stamp")
+        .map_or(Ok(0), |s| s.trim().parse())
+        .context("age-stamp holds seconds")?;
+    let sql = format!(
+        "CREATE TABLE IF NOT EXISTS events (at TEXT NOT NULL);
+         INSERT INTO events VALUES (strftime('%Y-%m-%d %H:%M:%S', 'now', '-{age} seconds'));"
+    );
+    ctx.warehouse().await?.execute_script(&sql).await
+}
+
+/// Events must be at most an hour old; nothing is published from stale data.
+#[check(on = Stamp, severity = "error", blocking)]
+async fn events_are_fresh(ctx: &Ctx) -> Result<Check> {
+    ctx.warehouse()
+        .await?
+        .freshness("events", "at", Duration::from_secs(3600))
+        .await
+}
+
+/// A gentle check: there are events at all.
+#[check(on = Stamp)]
+async fn events_exist(ctx: &Ctx) -> Result<Check> {
+    ctx.warehouse().await?.row_count_at_least("events", 1).await
+}
+
+/// Uses the events.
+#[task(requires = [Stamp])]
+async fn publish_events(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
 pipeline_core::main!();

@@ -34,13 +34,25 @@ async fn report(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The model has rows.
+#[check(on = MakeOrderModel, severity = "error", blocking)]
+async fn model_has_rows(_ctx: &Ctx) -> Result<Check> {
+    Ok(Check::pass("1 row").with_value(1.0))
+}
+
+/// A gentle check, not blocking.
+#[check(on = MakeOrderModel, name = "model_looks_fine", timeout = "1m")]
+async fn model_looks_fine(_ctx: &Ctx) -> Result<Check> {
+    Ok(Check::expect(true, "fine"))
+}
+
 fn main() {
     assert_eq!(MakeOrderModel::name(), "order_model");
     let dag = Dag::from_registry().expect("valid graph");
     let names: Vec<&str> = dag.tasks().map(|(_, t)| t.name.as_str()).collect();
     assert_eq!(
         names,
-        ["load[users]", "load[orders]", "load_currency", "order_model", "report"]
+        ["load[users]", "load[orders]", "load_currency", "model_has_rows", "model_looks_fine", "order_model", "report"]
     );
     let model = dag.task(dag.id("order_model").expect("model"));
     assert_eq!(model.requires.len(), 2);
@@ -50,4 +62,12 @@ fn main() {
     assert_eq!(load.policy.retries, 3);
     assert_eq!(load.policy.timeout, Some(Duration::from_secs(5400)));
     assert!(!dag.task(dag.id("load_currency").expect("currency")).policy.critical);
+    // The report requires the model, so it also waits for the model's blocking check.
+    let report = dag.task(dag.id("report").expect("report"));
+    let report_deps: Vec<&str> = report.requires.iter().map(|&id| dag.task(id).name.as_str()).collect();
+    assert_eq!(report_deps, ["order_model", "model_has_rows"]);
+    let gentle = dag.task(dag.id("model_looks_fine").expect("check"));
+    assert!(!gentle.policy.critical);
+    assert_eq!(gentle.requires.len(), 1, "checks do not wait for each other");
+    assert!(dag.task(dag.id("model_has_rows").expect("check")).policy.critical);
 }
