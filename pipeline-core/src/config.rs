@@ -284,6 +284,16 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// A URL safe to show for an API: no password and no query string (which often carries a
+/// token): `https://api.example.com/v1/rates?...`.
+pub fn redact_query(url: &str) -> String {
+    let without_fragment = url.split('#').next().unwrap_or(url);
+    match without_fragment.split_once('?') {
+        Some((base, _)) => format!("{}?...", redact_url(base)),
+        None => redact_url(without_fragment),
+    }
+}
+
 /// Redacts every URL found in a text (error messages of drivers and parsers).
 pub fn redact_text(text: &str) -> String {
     text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
@@ -363,6 +373,18 @@ mod tests {
             .map(|_| ())
             .expect_err("unknown");
         assert!(err.to_string().contains("PIPELINE_DB_REPLICA_URL"), "{err}");
+    }
+
+    #[test]
+    fn hides_query_strings_of_api_urls() {
+        assert_eq!(
+            redact_query("https://u:pw@api.example.com/v1/rates?api_key=s3cret&x=1"),
+            "https://u:***@api.example.com/v1/rates?..."
+        );
+        assert_eq!(
+            redact_query("https://api.example.com/v1/rates"),
+            "https://api.example.com/v1/rates"
+        );
     }
 
     #[test]

@@ -28,6 +28,10 @@ impl Date {
         })
     }
 
+    pub fn days_since_epoch(self) -> i64 {
+        self.days
+    }
+
     pub fn next(self) -> Date {
         Date {
             days: self.days + 1,

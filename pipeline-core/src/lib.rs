@@ -26,6 +26,7 @@
 //! ```
 
 pub mod alert;
+pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -15,6 +15,10 @@ pub enum Reply {
     Status(u16, Vec<(String, String)>, String),
     /// Never answers (until the server stops).
     Hang,
+    /// Announces `declared` bytes, sends the body, then closes the connection.
+    Truncated(String, usize),
+    /// Sends the body a byte at a time, pausing between bytes.
+    Trickle(String, Duration),
 }
 
 impl Reply {
@@ -24,6 +28,10 @@ impl Reply {
 
     pub fn status(code: u16) -> Reply {
         Reply::Status(code, Vec::new(), String::new())
+    }
+
+    pub fn json(body: &str) -> Reply {
+        Reply::Status(200, Vec::new(), body.into())
     }
 
     pub fn retry_after(seconds: u64) -> Reply {
@@ -203,6 +211,27 @@ async fn serve(mut socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
         };
         match reply {
             Reply::Hang => std::future::pending::<()>().await,
+            Reply::Truncated(body, declared) => {
+                let head = format!(
+                    "HTTP/1.1 200 STUB\r\ncontent-length: {declared}\r\ncontent-type: application/json\r\n\r\n"
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+                return;
+            }
+            Reply::Trickle(body, pause) => {
+                let head = format!(
+                    "HTTP/1.1 200 STUB\r\ncontent-length: {}\r\ncontent-type: application/json\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                for byte in body.as_bytes() {
+                    if socket.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
             Reply::Status(code, headers, body) => {
                 let mut response = format!(
                     "HTTP/1.1 {code} STUB\r\ncontent-length: {}\r\ncontent-type: application/json\r\n",
