@@ -192,7 +192,8 @@ async fn connect_postgres(
     target: &Target,
     max_connections: u32,
 ) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(url)?;
+    // "relation already exists, skipping" and the like are not worth a log line.
+    let options = PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
     let mut pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(CONNECT_TIMEOUT);

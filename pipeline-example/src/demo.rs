@@ -1,7 +1,9 @@
-//! DEMO DATA, clearly not production: when no `replica` database is configured, the example
-//! generates a small SQLite "read replica" at `.pipeline/demo_replica.db` on first use, so that
-//! `cargo run --bin daily` shows real loads with no server. Configure a real replica with
-//! `PIPELINE_DB_REPLICA_URL` or `[databases] replica = ".."` in `pipeline.toml`.
+//! DEMO DATA, clearly not production. When no `replica` database is configured, the example
+//! generates a small SQLite "read replica" at `.pipeline/demo_replica.db` on first use; when no
+//! rates API is configured, it serves demo exchange rates itself on 127.0.0.1. So
+//! `cargo run --bin daily` shows real loads, through the real code paths, with no server.
+//! Configure a real replica with `PIPELINE_DB_REPLICA_URL` (or `[databases] replica = ".."` in
+//! `pipeline.toml`) and a real rates API with `DAILY_RATES_URL`.
 
 use pipeline_core::config::DEFAULT_DIR;
 use pipeline_core::prelude::*;
@@ -78,4 +80,78 @@ async fn generate_if_missing() -> Result<()> {
     generated.context("cannot generate the demo replica")?;
     std::fs::rename(&partial, &path)
         .with_context(|| format!("cannot move the demo replica to {}", path.display()))
+}
+
+/// A DEMO rates API on a local port, serving two pages of fixed rates with cursor pagination
+/// (`{"data": [...], "next": "2"}`), for as long as it is alive.
+#[derive(Debug)]
+pub struct RatesServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RatesServer {
+    pub async fn start() -> Result<RatesServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot open the demo rates API")?;
+        let port = listener.local_addr()?.port();
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(answer(socket));
+            }
+        });
+        Ok(RatesServer { port, task })
+    }
+
+    /// The URL of the rates of `date`.
+    pub fn url(&self, date: pipeline_core::date::Date) -> String {
+        format!("http://127.0.0.1:{}/v1/rates?date={date}", self.port)
+    }
+}
+
+impl Drop for RatesServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Answers one request: page 1 without a cursor, page 2 with `cursor=2`.
+async fn answer(mut socket: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+        match socket.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&head);
+    let target = head.split_whitespace().nth(1).unwrap_or("/");
+    let query = |name: &str| {
+        target.split_once('?').and_then(|(_, q)| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        })
+    };
+    let date = query("date").unwrap_or("1970-01-01");
+    let (rates, next): (&[(&str, f64)], &str) = match query("cursor") {
+        None => (&[("EUR", 1.0), ("SEK", 0.087)], "\"2\""),
+        Some(_) => (&[("NOK", 0.085), ("USD", 0.93)], "null"),
+    };
+    let rows: Vec<String> = rates
+        .iter()
+        .map(|(currency, rate)| {
+            format!(
+                r#"{{"date":"{date}","currency":"{currency}","eur_rate":{rate},"source":"DEMO"}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"data":[{}],"next":{next}}}"#, rows.join(","));
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = socket.write_all(response.as_bytes()).await;
 }

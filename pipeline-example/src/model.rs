@@ -16,7 +16,7 @@ pub async fn make_order_model(ctx: &Ctx) -> Result<()> {
          DROP TABLE IF EXISTS order_model;
          CREATE TABLE order_model AS
          SELECT o.id, o.created_at, u.city AS user_city, r.name AS restaurant, r.city AS restaurant_city,
-                o.amount, o.currency, round(o.amount * COALESCE(c.eur_rate, 1.0), 2) AS amount_eur
+                o.amount, o.currency, round(CAST(o.amount * COALESCE(c.eur_rate, 1.0) AS NUMERIC), 2) AS amount_eur
          FROM orders o
          JOIN users u ON u.id = o.user_id
          JOIN restaurants r ON r.id = o.restaurant_id
@@ -24,6 +24,21 @@ pub async fn make_order_model(ctx: &Ctx) -> Result<()> {
          WHERE o.status = 'delivered';"
     );
     ctx.warehouse().await?.execute_script(&script).await
+}
+
+/// Order ids must be unique after the loads; nothing is modelled from duplicated orders.
+#[check(on = Load, severity = "error", blocking)]
+pub async fn orders_have_unique_ids(ctx: &Ctx) -> Result<Check> {
+    ctx.warehouse().await?.unique_key("orders", &["id"]).await
+}
+
+/// The report has rows: an empty report is wrong even if every task succeeded.
+#[check(on = MakeManagementReport)]
+pub async fn report_is_not_empty(ctx: &Ctx) -> Result<Check> {
+    ctx.warehouse()
+        .await?
+        .row_count_at_least("management_report", 1)
+        .await
 }
 
 /// The management report: revenue in EUR per city and day.

@@ -13,7 +13,7 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let json = first.json();
     assert_eq!(json["status"], "succeeded");
     let tasks = json["tasks"].as_array().expect("tasks");
-    assert_eq!(tasks.len(), 6);
+    assert_eq!(tasks.len(), 8, "6 tasks and 2 checks");
     for task in tasks {
         assert_eq!(task["status"], "succeeded", "{task}");
         assert_eq!(task["attempts"], 1, "{task}");
@@ -41,7 +41,7 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let human = sandbox.run(DAILY, &["--date", "2026-11-20"], &[]);
     assert_eq!(human.code, Some(0), "{}", human.stderr);
     assert!(
-        human.stdout.contains("TASK") && human.stdout.contains("6 skipped"),
+        human.stdout.contains("TASK") && human.stdout.contains("8 skipped"),
         "{}",
         human.stdout
     );
@@ -51,7 +51,14 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let status = sandbox.run(DAILY, &["status", "--date", "2026-11-20"], &[]);
     assert_eq!(
         status.stdout.matches("complete").count(),
-        6,
+        8,
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("passed: orders has 0 duplicated keys"),
         "{}",
         status.stdout
     );

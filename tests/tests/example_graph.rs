@@ -14,7 +14,12 @@ fn the_example_graph_has_its_family_and_soft_dependency() {
         .collect();
     assert_eq!(
         requires,
-        ["load[users]", "load[restaurants]", "load[orders]"]
+        [
+            "load[users]",
+            "load[restaurants]",
+            "load[orders]",
+            "orders_have_unique_ids"
+        ]
     );
     let after: Vec<&str> = model
         .after
@@ -24,5 +29,16 @@ fn the_example_graph_has_its_family_and_soft_dependency() {
     assert_eq!(after, ["load_currency"]);
     assert_eq!(dag.select("load").expect("family").len(), 3);
     let report = dag.id("make_management_report").expect("report");
-    assert_eq!(dag.upstream(&[report]).len(), dag.len());
+    // Everything but the check of the report itself leads to the report.
+    assert_eq!(dag.upstream(&[report]).len(), dag.len() - 1);
+    // The blocking check of the loads stands between them and the model.
+    let model_deps: Vec<&str> = model
+        .requires
+        .iter()
+        .map(|&id| dag.task(id).name.as_str())
+        .collect();
+    assert!(
+        model_deps.contains(&"orders_have_unique_ids"),
+        "{model_deps:?}"
+    );
 }
