@@ -78,18 +78,35 @@ impl TaskAttr {
         Ok(attr)
     }
 
-    fn parse_check_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
+    /// The key being parsed, if it is one of `keys` and was not given before.
+    fn take_key(
+        &mut self,
+        meta: &ParseNestedMeta,
+        attribute: &str,
+        keys: &[&str],
+    ) -> syn::Result<String> {
+        let unknown = |what: &str| {
+            format!(
+                "unknown key {what} in #[{attribute}]; expected one of: {}",
+                keys.join(", ")
+            )
+        };
         let Some(ident) = meta.path.get_ident() else {
-            return Err(meta.error(unknown_check_key_message("this path")));
+            return Err(meta.error(unknown("this path")));
         };
         let key = ident.to_string();
-        if !CHECK_KEYS.contains(&key.as_str()) {
-            return Err(meta.error(unknown_check_key_message(&format!("`{key}`"))));
+        if !keys.contains(&key.as_str()) {
+            return Err(meta.error(unknown(&format!("`{key}`"))));
         }
         if self.seen.contains(&key) {
             return Err(meta.error(format!("`{key}` is given more than once")));
         }
         self.seen.push(key.clone());
+        Ok(key)
+    }
+
+    fn parse_check_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
+        let key = self.take_key(&meta, "check", CHECK_KEYS)?;
         match key.as_str() {
             "on" => self.requires = vec![meta.value()?.parse()?],
             "severity" => {
@@ -118,17 +135,7 @@ impl TaskAttr {
     }
 
     fn parse_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
-        let Some(ident) = meta.path.get_ident() else {
-            return Err(meta.error(unknown_key_message("this path")));
-        };
-        let key = ident.to_string();
-        if !KEYS.contains(&key.as_str()) {
-            return Err(meta.error(unknown_key_message(&format!("`{key}`"))));
-        }
-        if self.seen.contains(&key) {
-            return Err(meta.error(format!("`{key}` is given more than once")));
-        }
-        self.seen.push(key.clone());
+        let key = self.take_key(&meta, "task", KEYS)?;
         match key.as_str() {
             "requires" => self.requires = parse_task_list(&meta)?,
             "after" => self.after = parse_task_list(&meta)?,
@@ -165,20 +172,6 @@ impl TaskAttr {
         }
         Ok(())
     }
-}
-
-fn unknown_check_key_message(what: &str) -> String {
-    format!(
-        "unknown key {what} in #[check]; expected one of: {}",
-        CHECK_KEYS.join(", ")
-    )
-}
-
-fn unknown_key_message(what: &str) -> String {
-    format!(
-        "unknown key {what} in #[task]; expected one of: {}",
-        KEYS.join(", ")
-    )
 }
 
 /// `[TypeA, path::TypeB]`: the task types a task depends on.

@@ -155,6 +155,31 @@ impl Drop for Sandbox {
     }
 }
 
+/// Runs one task through the real executor, forced, for 2026-11-26; its report. The state
+/// store is the one `config` names.
+pub async fn run_task(
+    config: &pipeline_core::config::Config,
+    spec: pipeline_core::dag::TaskSpec,
+    test_mode: bool,
+) -> pipeline_core::run::TaskReport {
+    use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
+    let mut builder = pipeline_core::dag::Dag::builder();
+    builder.task(spec);
+    let runner = Runner {
+        dag: std::sync::Arc::new(builder.build().expect("a valid graph")),
+        store: open_store(config).await.expect("the state store"),
+        config: config.clone(),
+        pipeline: "test".into(),
+    };
+    let mut options =
+        RunOptions::new(pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date"));
+    options.force = true;
+    options.test = test_mode;
+    let (_tx, cancel) = tokio::sync::watch::channel(false);
+    let mut report = runner.run(&options, &Quiet, cancel).await.expect("the run");
+    report.tasks.remove(0)
+}
+
 /// Collects a spawned child's exit and output.
 pub fn finish(child: Child) -> Output {
     let output = child

@@ -6,14 +6,12 @@ use std::time::{Duration, Instant};
 
 use pipeline_core::api::{ApiReport, Limits};
 use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
+use pipeline_core::dag::TaskSpec;
 use pipeline_core::date::Date;
-use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
 use pipeline_core::sqlx::{self, SqlitePool};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::Sandbox;
 use pipeline_tests::http_stub::{Reply, StubServer};
-use tokio::sync::watch;
 
 #[derive(serde::Deserialize, serde::Serialize)]
 struct Rate {
@@ -86,19 +84,7 @@ impl Api {
                 Ok(())
             })
         });
-        let mut builder = Dag::builder();
-        builder.task(spec);
-        let runner = Runner {
-            dag: Arc::new(builder.build().expect("graph")),
-            store: open_store(&self.config).await.expect("state"),
-            config: self.config.clone(),
-            pipeline: "api-test".into(),
-        };
-        let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("date"));
-        options.force = true;
-        let (_tx, cancel) = watch::channel(false);
-        let report = runner.run(&options, &Quiet, cancel).await.expect("run");
-        let task = &report.tasks[0];
+        let task = pipeline_tests::run_task(&self.config, spec, false).await;
         let error = task.error.clone().unwrap_or_default();
         assert!(
             !error.contains("SECRET123"),
@@ -188,7 +174,8 @@ async fn pages_are_loaded_deduplicated_and_upserted() {
 #[tokio::test]
 async fn server_errors_and_rate_limits_are_retried() {
     let api = Api::new();
-    let date = httpdate_in(Duration::from_secs(1));
+    // Whole seconds, and about a second passes before the 503: the wait is 2 to 3 seconds.
+    let date = httpdate_in(Duration::from_secs(3));
     api.server.script([
         Reply::status(500),
         Reply::Status(429, vec![("Retry-After".into(), "1".into())], String::new()),
@@ -196,7 +183,6 @@ async fn server_errors_and_rate_limits_are_retried() {
         Reply::status(408),
         page(&[("2026-11-26", "SEK", 0.087)], None),
     ]);
-    let started = Instant::now();
     let limits = Limits {
         attempts: 5,
         ..quick()
@@ -204,10 +190,17 @@ async fn server_errors_and_rate_limits_are_retried() {
     let report = api.load(limits).await.expect("load after retries");
     assert_eq!(report.rows, 1);
     assert_eq!(api.server.requests().len(), 5);
+    // The client waited as each Retry-After said: 1 s, then until the date.
+    let at: Vec<Instant> = api.server.requests().iter().map(|r| r.at).collect();
     assert!(
-        started.elapsed() >= Duration::from_millis(1500),
-        "both Retry-After forms were honoured: {:?}",
-        started.elapsed()
+        at[2] - at[1] >= Duration::from_millis(950),
+        "Retry-After in seconds: {:?}",
+        at[2] - at[1]
+    );
+    assert!(
+        at[3] - at[2] >= Duration::from_millis(1500),
+        "Retry-After as a date: {:?}",
+        at[3] - at[2]
     );
 }
 

@@ -377,7 +377,7 @@ async fn retries_back_off_with_growing_delays() {
     for (delay, bound_ms) in delays.iter().zip([100u64, 200, 400]) {
         let bound = Duration::from_millis(bound_ms);
         assert!(
-            *delay >= bound / 2 && *delay <= bound + Duration::from_millis(80),
+            *delay >= bound / 2 && *delay <= bound + Duration::from_millis(400),
             "{delays:?}"
         );
     }

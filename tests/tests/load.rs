@@ -6,14 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
-use pipeline_core::date::Date;
+use pipeline_core::dag::TaskSpec;
 use pipeline_core::load::LoadReport;
-use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
 use pipeline_core::sqlx::{self, AssertSqlSafe, Executor as _, PgPool, SqlitePool};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::{PgDatabase, Sandbox};
-use tokio::sync::watch;
 
 /// What one load asks for.
 #[derive(Clone, Default)]
@@ -191,20 +188,7 @@ impl Fixture {
                 Ok(())
             })
         });
-        let mut builder = Dag::builder();
-        builder.task(spec);
-        let runner = Runner {
-            dag: Arc::new(builder.build().expect("graph")),
-            store: open_store(&self.config).await.expect("state"),
-            config: self.config.clone(),
-            pipeline: "load-test".into(),
-        };
-        let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("date"));
-        options.force = true;
-        options.test = args.test_mode;
-        let (_tx, cancel) = watch::channel(false);
-        let report = runner.run(&options, &Quiet, cancel).await.expect("the run");
-        let task = &report.tasks[0];
+        let task = pipeline_tests::run_task(&self.config, spec, args.test_mode).await;
         if task.status == TaskStatus::Succeeded {
             Ok(result.lock().expect("lock").clone().expect("a load report"))
         } else {
