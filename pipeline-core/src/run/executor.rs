@@ -226,6 +226,16 @@ impl Execution<'_> {
     /// succeeds. A task that could not run does not alert (its cause did), except a critical
     /// task kept from running by a non-critical failure: only a page reports that.
     fn alert(&mut self, id: TaskId, report: &TaskReport, schedule: &Schedule) {
+        // Most outcomes never alert: decide that before building anything.
+        let may_alert = match report.status {
+            TaskStatus::Succeeded => self.open_alerts.contains_key(&report.name),
+            TaskStatus::Failed | TaskStatus::TimedOut => true,
+            TaskStatus::UpstreamFailed => report.critical,
+            _ => false,
+        };
+        if !may_alert {
+            return;
+        }
         let subject = Subject {
             pipeline: self.info.pipeline.clone(),
             partition: self.info.date.to_string(),
