@@ -267,27 +267,21 @@ impl DagBuilder {
                 })
                 .collect()
         };
+        // Each spec is consumed as it is resolved: its dependency names are freed at once,
+        // which keeps the peak memory of large graphs low.
         let mut tasks = Vec::with_capacity(self.specs.len());
-        for spec in &self.specs {
-            let requires = resolve(&spec.name, &spec.requires)?;
-            let after = resolve(&spec.name, &spec.after)?;
-            tasks.push((requires, after));
-        }
-        let tasks: Vec<TaskNode> = self
-            .specs
-            .into_iter()
-            .zip(tasks)
-            .map(|(spec, (requires, after))| TaskNode {
+        for spec in self.specs {
+            tasks.push(TaskNode {
+                requires: resolve(&spec.name, &spec.requires)?,
+                after: resolve(&spec.name, &spec.after)?,
                 name: spec.name,
                 description: spec.description,
                 family: spec.family,
                 origin: spec.origin,
-                requires,
-                after,
                 policy: spec.policy,
                 action: spec.action,
-            })
-            .collect();
+            });
+        }
         let dag = Dag {
             tasks,
             by_name,
@@ -453,7 +447,13 @@ impl Dag {
 
     /// Every task, dependencies before dependents (ties broken by id, so the order is stable).
     pub fn topological_order(&self) -> Vec<TaskId> {
-        let (order, _) = self.kahn();
+        let (order, _) = self.kahn(&self.dependents());
+        order
+    }
+
+    /// The same, reusing dependents already computed with [`Dag::dependents`].
+    pub fn topological_order_with(&self, dependents: &[Vec<TaskId>]) -> Vec<TaskId> {
+        let (order, _) = self.kahn(dependents);
         order
     }
 
@@ -501,8 +501,7 @@ impl Dag {
     }
 
     /// Kahn's algorithm: the order, and the in-degrees left (non-zero only on or behind cycles).
-    fn kahn(&self) -> (Vec<TaskId>, Vec<usize>) {
-        let dependents = self.dependents();
+    fn kahn(&self, dependents: &[Vec<TaskId>]) -> (Vec<TaskId>, Vec<usize>) {
         let mut waiting: Vec<usize> = self
             .tasks
             .iter()
@@ -529,7 +528,7 @@ impl Dag {
     /// A dependency cycle, if any, as names starting from its smallest one and ending with it
     /// again: `a -> b -> a` means `a` depends on `b`, which depends on `a`.
     fn find_cycle(&self) -> Option<Vec<String>> {
-        let (order, waiting) = self.kahn();
+        let (order, waiting) = self.kahn(&self.dependents());
         if order.len() == self.tasks.len() {
             return None;
         }

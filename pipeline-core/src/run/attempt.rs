@@ -1,7 +1,9 @@
 //! One task in one run: its attempts, each under the task's timeout, retried with backoff
 //! while attempts remain and the error is not fatal; cancelled by the run's signal.
 
+use std::future::Future as _;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -13,7 +15,7 @@ use super::report::TaskReport;
 use crate::ctx::{Ctx, RunInfo};
 use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
-use crate::state::{AttemptRecord, MarkerRecord};
+use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
 use crate::task::{Fatal, TaskFuture};
 
@@ -42,14 +44,12 @@ impl AttemptLoop {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(attempt).await;
+            let (outcome, record) = self.attempt(attempt).await;
             if outcome.status == TaskStatus::Succeeded {
                 // The task's work has committed: only now is it complete.
-                self.recorder.marker(MarkerRecord {
-                    task: self.name.clone(),
-                    run_id: self.info.run_id,
-                    completed_at: now_millis(),
-                });
+                self.recorder.completed(record).await;
+            } else {
+                self.recorder.attempt(record).await;
             }
             let retryable = matches!(outcome.status, TaskStatus::Failed | TaskStatus::TimedOut)
                 && !outcome.fatal;
@@ -80,8 +80,9 @@ impl AttemptLoop {
         }
     }
 
-    async fn attempt(&mut self, attempt: u32) -> Outcome {
-        let mut record = AttemptRecord {
+    /// Runs one attempt; its outcome and the record of it (written by the caller).
+    async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord) {
+        let record = AttemptRecord {
             run_id: self.info.run_id,
             task: self.name.clone(),
             attempt,
@@ -91,27 +92,22 @@ impl AttemptLoop {
             error: None,
             note: None,
         };
-        self.recorder.attempt(record.clone());
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
         let span = tracing::info_span!("task", task = %self.name, attempt);
         // A timeout or cancellation drops the attempt's future, which cancels it at its
         // current await point; a panic inside it is caught and counts as a failure.
         let work = catch_panic(self.action.start(&ctx)).instrument(span);
+        let mut work = std::pin::pin!(work);
+        // An attempt that finishes at its first poll needs no "running" record; one that waits
+        // gets it before waiting, so that a crash leaves a trace of what was running.
+        let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first {
+            return self.finish(record, outcome_of(result));
+        }
+        self.recorder.attempt(record.clone()).await;
         let timeout = self.policy.timeout.unwrap_or(Duration::MAX);
         let outcome = tokio::select! {
-            outcome = work => match outcome {
-                Ok(Ok(())) => Outcome { status: TaskStatus::Succeeded, error: None, fatal: false },
-                Ok(Err(err)) => Outcome {
-                    status: TaskStatus::Failed,
-                    fatal: Fatal::is_fatal(&err),
-                    error: Some(crate::config::redact_text(&format!("{err:#}"))),
-                },
-                Err(panic) => Outcome {
-                    status: TaskStatus::Failed,
-                    error: Some(format!("panicked: {}", panic_message(panic))),
-                    fatal: false,
-                },
-            },
+            result = work.as_mut() => outcome_of(result),
             () = sleep_or_forever(timeout) => Outcome {
                 status: TaskStatus::TimedOut,
                 error: Some(format!("timed out after {}", format_duration(timeout))),
@@ -123,14 +119,17 @@ impl AttemptLoop {
                 fatal: false,
             },
         };
+        self.finish(record, outcome)
+    }
+
+    fn finish(&mut self, mut record: AttemptRecord, outcome: Outcome) -> (Outcome, AttemptRecord) {
         record.status = outcome.status;
         record.finished_at = Some(now_millis());
         record.error = outcome.error.clone();
         let notes = self.info.take_details(&self.name);
         record.note = (!notes.is_empty()).then(|| notes.join("; "));
         self.notes.extend(notes);
-        self.recorder.attempt(record);
-        outcome
+        (outcome, record)
     }
 
     fn report(
@@ -150,6 +149,26 @@ impl AttemptLoop {
             cause: None,
             details: self.notes.clone(),
         }
+    }
+}
+
+fn outcome_of(result: Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>) -> Outcome {
+    match result {
+        Ok(Ok(())) => Outcome {
+            status: TaskStatus::Succeeded,
+            error: None,
+            fatal: false,
+        },
+        Ok(Err(err)) => Outcome {
+            status: TaskStatus::Failed,
+            fatal: Fatal::is_fatal(&err),
+            error: Some(crate::config::redact_text(&format!("{err:#}"))),
+        },
+        Err(panic) => Outcome {
+            status: TaskStatus::Failed,
+            error: Some(format!("panicked: {}", panic_message(panic))),
+            fatal: false,
+        },
     }
 }
 

@@ -147,7 +147,7 @@ impl Execution<'_> {
         }
         // Dependencies before dependents: the order a reader follows.
         let reports = dag
-            .topological_order()
+            .topological_order_with(&schedule.dependents)
             .into_iter()
             .filter_map(|id| schedule.reports[id.index()].take())
             .collect();

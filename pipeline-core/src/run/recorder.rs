@@ -13,12 +13,17 @@ use tokio::task::JoinHandle;
 use crate::alert::Severity;
 use crate::state::{AttemptRecord, MarkerRecord, PartitionKey, StateStore};
 
+/// Writes waiting at most: when the store falls behind, tasks wait for room (and the executor
+/// with them) instead of memory growing with the backlog.
+const QUEUE: usize = 4096;
+
 /// How long to gather writes before committing them together.
 const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 enum Write {
     Attempt(AttemptRecord),
-    Marker(MarkerRecord),
+    /// A successful attempt: its row and the task's completion marker.
+    Completed(AttemptRecord),
     /// An alert opened (with its severity) or resolved (`None`) for a task.
     Alert(String, Option<Severity>),
 }
@@ -26,14 +31,14 @@ enum Write {
 /// The sending side; cheap to clone into every running task.
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    tx: mpsc::UnboundedSender<Write>,
+    tx: mpsc::Sender<Write>,
 }
 
 impl std::fmt::Debug for Write {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Write::Attempt(a) => a.fmt(f),
-            Write::Marker(m) => m.fmt(f),
+            Write::Completed(a) => write!(f, "completed {a:?}"),
             Write::Alert(task, severity) => write!(f, "alert {task}: {severity:?}"),
         }
     }
@@ -46,23 +51,32 @@ pub struct RecorderTask {
 }
 
 pub fn start(store: Arc<dyn StateStore>, key: PartitionKey) -> (Recorder, RecorderTask) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(QUEUE);
     let handle = tokio::spawn(write_batches(store, key, rx));
     (Recorder { tx }, RecorderTask { handle })
 }
 
 impl Recorder {
-    pub fn attempt(&self, record: AttemptRecord) {
+    pub async fn attempt(&self, record: AttemptRecord) {
         // Fails only after the writer stopped on an error, which `finish` reports.
-        let _ = self.tx.send(Write::Attempt(record));
+        let _ = self.tx.send(Write::Attempt(record)).await;
     }
 
-    pub fn marker(&self, record: MarkerRecord) {
-        let _ = self.tx.send(Write::Marker(record));
+    /// The last attempt of a task that succeeded: recorded, and the task marked complete.
+    pub async fn completed(&self, record: AttemptRecord) {
+        let _ = self.tx.send(Write::Completed(record)).await;
     }
 
     pub fn alert(&self, task: String, severity: Option<Severity>) {
-        let _ = self.tx.send(Write::Alert(task, severity));
+        // Called where nothing can wait; alerts are rare, so a full queue just gets a helper.
+        if let Err(mpsc::error::TrySendError::Full(write)) =
+            self.tx.try_send(Write::Alert(task, severity))
+        {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(write).await;
+            });
+        }
     }
 }
 
@@ -79,23 +93,32 @@ impl RecorderTask {
 async fn write_batches(
     store: Arc<dyn StateStore>,
     key: PartitionKey,
-    mut rx: mpsc::UnboundedReceiver<Write>,
+    mut rx: mpsc::Receiver<Write>,
 ) -> anyhow::Result<()> {
     while let Some(first) = rx.recv().await {
         let mut attempts: Vec<AttemptRecord> = Vec::new();
         let mut index: HashMap<(String, u32), usize> = HashMap::new();
         let mut markers = Vec::new();
         let mut alerts: Vec<(String, Option<Severity>)> = Vec::new();
-        let mut add = |write: Write| match write {
-            // The latest state of an attempt wins: one row per attempt and batch.
-            Write::Attempt(record) => match index.get(&(record.task.clone(), record.attempt)) {
+        // The latest state of an attempt wins: one row per attempt and batch.
+        let mut add_attempt =
+            |record: AttemptRecord| match index.get(&(record.task.clone(), record.attempt)) {
                 Some(&at) => attempts[at] = record,
                 None => {
                     index.insert((record.task.clone(), record.attempt), attempts.len());
                     attempts.push(record);
                 }
-            },
-            Write::Marker(record) => markers.push(record),
+            };
+        let mut add = |write: Write| match write {
+            Write::Attempt(record) => add_attempt(record),
+            Write::Completed(record) => {
+                markers.push(MarkerRecord {
+                    task: record.task.clone(),
+                    run_id: record.run_id,
+                    completed_at: record.finished_at.unwrap_or(record.started_at),
+                });
+                add_attempt(record);
+            }
             Write::Alert(task, severity) => alerts.push((task, severity)),
         };
         add(first);
