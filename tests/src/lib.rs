@@ -155,6 +155,26 @@ impl Drop for Sandbox {
     }
 }
 
+impl Sandbox {
+    /// A configuration whose state store is a SQLite file in this directory, with the given
+    /// databases (`name`, URL).
+    pub fn config(&self, databases: &[(&str, &str)]) -> pipeline_core::config::Config {
+        use pipeline_core::config::{Config, Setting};
+        let setting = |url: String| Setting {
+            url,
+            source: "the test".into(),
+        };
+        let mut config = Config::embedded();
+        config.state = setting(format!("sqlite://{}", self.path("state.db").display()));
+        for (name, url) in databases {
+            config
+                .databases
+                .insert(name.to_string(), setting(url.to_string()));
+        }
+        config
+    }
+}
+
 /// Runs one task through the real executor, forced, for 2026-11-26; its report. The state
 /// store is the one `config` names.
 pub async fn run_task(

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline_core::api::{ApiReport, Limits};
-use pipeline_core::config::{Config, Setting};
+use pipeline_core::config::Config;
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::date::Date;
 use pipeline_core::sqlx::{self, SqlitePool};
@@ -42,21 +42,11 @@ fn quick() -> Limits {
 impl Api {
     fn new() -> Api {
         let sandbox = Sandbox::new("api");
-        let mut config = Config::embedded();
-        config.state = Setting {
-            url: format!("sqlite://{}", sandbox.path("state.db").display()),
-            source: "test".into(),
-        };
-        config.databases.insert(
-            "warehouse".into(),
-            Setting {
-                url: format!(
-                    "sqlite://{}?mode=rwc",
-                    sandbox.path("warehouse.db").display()
-                ),
-                source: "test".into(),
-            },
+        let warehouse = format!(
+            "sqlite://{}?mode=rwc",
+            sandbox.path("warehouse.db").display()
         );
+        let config = sandbox.config(&[("warehouse", &warehouse)]);
         Api {
             server: StubServer::start(),
             sandbox,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pipeline_core::config::{Config, Setting};
+use pipeline_core::config::Setting;
 use pipeline_core::dag::{Dag, Policy, TaskSpec};
 use pipeline_core::date::Date;
 use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner, open_store};
@@ -42,11 +42,7 @@ struct Harness {
 
 async fn harness(specs: Vec<TaskSpec>) -> Harness {
     let sandbox = Sandbox::new("executor");
-    let mut config = Config::embedded();
-    config.state = Setting {
-        url: format!("sqlite://{}", sandbox.path("state.db").display()),
-        source: "the test".into(),
-    };
+    let config = sandbox.config(&[]);
     let mut builder = Dag::builder();
     for spec in specs {
         builder.task(spec);

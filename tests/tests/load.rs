@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pipeline_core::config::{Config, Setting};
+use pipeline_core::config::Config;
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::load::LoadReport;
 use pipeline_core::sqlx::{self, AssertSqlSafe, Executor as _, PgPool, SqlitePool};
@@ -198,26 +198,7 @@ impl Fixture {
 }
 
 fn config(sandbox: &Sandbox, source: &str, warehouse: &str) -> Config {
-    let mut config = Config::embedded();
-    config.state = Setting {
-        url: format!("sqlite://{}", sandbox.path("state.db").display()),
-        source: "test".into(),
-    };
-    config.databases.insert(
-        "replica".into(),
-        Setting {
-            url: source.into(),
-            source: "test".into(),
-        },
-    );
-    config.databases.insert(
-        "warehouse".into(),
-        Setting {
-            url: warehouse.into(),
-            source: "test".into(),
-        },
-    );
-    config
+    sandbox.config(&[("replica", source), ("warehouse", warehouse)])
 }
 
 /// `orders` with `n` rows, keys 1..=n.
