@@ -222,6 +222,11 @@ async fn connect_postgres(
     pool.connect_with(options).await
 }
 
+/// A PostgreSQL or SQLite string literal: `it's` -> `'it''s'`.
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Quotes a PostgreSQL or SQLite identifier: `a"b` -> `"a""b"`.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -28,6 +28,7 @@
 
 mod names;
 mod postgres;
+mod schema;
 mod sqlite;
 
 use std::time::Instant;

@@ -36,15 +36,20 @@ pub fn staging_name(table: &str, run_id: i64) -> String {
 
 /// What every staging table of `table` starts with, to find leftovers of failed runs.
 pub fn staging_prefix(table: &str) -> String {
-    let mut cut = table.len().min(30);
-    while !table.is_char_boundary(cut) {
-        cut -= 1;
-    }
     format!(
         "{}_{:08x}__pl_stage_",
-        &table[..cut],
+        truncate(table, 30),
         fnv1a(table.as_bytes()) as u32
     )
+}
+
+/// `name` cut to at most `max` bytes, at a character boundary.
+pub fn truncate(name: &str, max: usize) -> &str {
+    let mut cut = name.len().min(max);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &name[..cut]
 }
 
 /// FNV-1a, 64 bits: a stable, dependency-free hash for names and schema fingerprints.

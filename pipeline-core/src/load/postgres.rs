@@ -7,33 +7,16 @@ use anyhow::{Context as _, bail};
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor as _, PgConnection, Row as _};
 
-use super::names::{fnv1a, staging_name, staging_prefix};
+use super::names::{MAX_IDENTIFIER_BYTES, staging_name, staging_prefix, truncate};
+use super::schema::{Column, Incremental, Plan, Previous, SourceSchema, plan};
 use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
-use crate::db::quote_ident;
+use crate::db::{quote_ident, quote_literal};
 
 const SWAP_ATTEMPTS: u32 = 5;
 /// First delay between swap tries; doubles, with jitter.
 const SWAP_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// COPY data is forwarded in batches of about this size: memory stays flat and small.
 const COPY_BATCH_BYTES: usize = 256 * 1024;
-
-struct Column {
-    name: String,
-    type_sql: String,
-    not_null: bool,
-}
-
-struct SourceSchema {
-    columns: Vec<Column>,
-    primary_key: Vec<String>,
-    hash: String,
-}
-
-struct Meta {
-    hash: String,
-    high_water: Option<i64>,
-    row_count: i64,
-}
 
 pub(super) async fn load(
     source: &PgPool,
@@ -60,38 +43,13 @@ pub(super) async fn load(
         .bind(&qualified)
         .fetch_one(&mut *conn)
         .await?;
-    let meta = read_meta(&mut conn, &target_schema, &spec.target_table).await?;
-    let schema_changed = meta.as_ref().is_some_and(|m| m.hash != schema.hash);
-    if let Some(key) = &spec.incremental_key
-        && !schema.columns.iter().any(|c| &c.name == key)
-    {
-        bail!("the incremental key `{key}` is not a column of the source");
-    }
-    let incremental_from = match (&spec.incremental_key, &meta) {
-        (Some(_), Some(meta)) if exists && !schema_changed => {
-            meta.high_water.map(|hw| (hw, meta.row_count))
+    let previous = read_meta(&mut conn, &target_schema, &spec.target_table).await?;
+    let (plan, schema_changed) = plan(spec, &schema, exists, previous.as_ref())?;
+    let mut report = match plan {
+        Plan::Incremental(from) => {
+            incremental(source, &mut conn, spec, &schema, &target_schema, from).await?
         }
-        _ => None,
-    };
-    let mut report = match incremental_from {
-        Some((high_water, row_count)) => {
-            incremental(
-                source,
-                &mut conn,
-                spec,
-                &schema,
-                &target_schema,
-                high_water,
-                row_count,
-            )
-            .await?
-        }
-        None => {
-            let mode = if exists {
-                LoadMode::Full
-            } else {
-                LoadMode::Initial
-            };
+        Plan::Rebuild(mode) => {
             rebuild(
                 source,
                 target,
@@ -110,24 +68,15 @@ pub(super) async fn load(
 }
 
 async fn source_schema(source: &PgPool, spec: &LoadSpec) -> anyhow::Result<SourceSchema> {
-    let (columns, primary_key) = match &spec.query {
+    match &spec.query {
         Some(query) => {
-            // Types come from the query's description (without modifiers such as numeric's).
             let described = source
                 .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(format!(
                     "SELECT * FROM ({query}) AS source LIMIT 0"
                 ))))
                 .await
                 .context("the custom source query is not valid")?;
-            let columns = sqlx::Statement::columns(&described)
-                .iter()
-                .map(|c| Column {
-                    name: sqlx::Column::name(c).to_string(),
-                    type_sql: sqlx::TypeInfo::name(sqlx::Column::type_info(c)).to_string(),
-                    not_null: false,
-                })
-                .collect();
-            (columns, Vec::new())
+            Ok(SourceSchema::of_query(&described))
         }
         None => {
             let rows = sqlx::query(
@@ -168,28 +117,9 @@ async fn source_schema(source: &PgPool, spec: &LoadSpec) -> anyhow::Result<Sourc
             .bind(&spec.source_table)
             .fetch_all(source)
             .await?;
-            (columns, primary_key)
+            Ok(SourceSchema::new(columns, primary_key))
         }
-    };
-    let fingerprint: String = columns
-        .iter()
-        .map(|c| format!("{}\u{1f}{}\u{1f}{}\u{1e}", c.name, c.type_sql, c.not_null))
-        .collect();
-    let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes()));
-    Ok(SourceSchema {
-        columns,
-        primary_key,
-        hash,
-    })
-}
-
-fn column_list(schema: &SourceSchema) -> String {
-    schema
-        .columns
-        .iter()
-        .map(|c| quote_ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    }
 }
 
 /// `COPY (..) TO STDOUT` of what to load: everything, or the rows matching `filter`.
@@ -198,13 +128,13 @@ fn copy_out_sql(spec: &LoadSpec, schema: &SourceSchema, filter: Option<&str>) ->
         (Some(query), _) => format!("SELECT * FROM ({query}) AS source"),
         (None, Some(filter)) => format!(
             "SELECT {} FROM {}.{} WHERE {filter}",
-            column_list(schema),
+            schema.column_list(),
             quote_ident(&spec.source_schema),
             quote_ident(&spec.source_table),
         ),
         (None, None) => format!(
             "SELECT {} FROM {}.{}",
-            column_list(schema),
+            schema.column_list(),
             quote_ident(&spec.source_schema),
             quote_ident(&spec.source_table)
         ),
@@ -266,13 +196,13 @@ async fn read_meta(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
-) -> anyhow::Result<Option<Meta>> {
+) -> anyhow::Result<Option<Previous>> {
     let row = sqlx::query(AssertSqlSafe(meta_select_sql(&quote_ident(schema))))
         .bind(table)
         .fetch_optional(&mut *conn)
         .await?;
     row.map(|row| {
-        Ok(Meta {
+        Ok(Previous {
             hash: row.try_get(0)?,
             high_water: row.try_get(1)?,
             row_count: row.try_get(2)?,
@@ -341,15 +271,14 @@ async fn incremental(
     spec: &LoadSpec,
     schema: &SourceSchema,
     target_schema: &str,
-    high_water: i64,
-    row_count: i64,
+    Incremental {
+        key,
+        high_water,
+        row_count,
+    }: Incremental,
 ) -> anyhow::Result<LoadReport> {
-    let key = spec
-        .incremental_key
-        .as_deref()
-        .context("an incremental load needs a key")?;
     let (qkey, qualified) = (
-        quote_ident(key),
+        quote_ident(&key),
         format!(
             "{}.{}",
             quote_ident(target_schema),
@@ -447,21 +376,9 @@ async fn rebuild(
     let qschema = quote_ident(target_schema);
     let qstaging = format!("{qschema}.{}", quote_ident(&staging));
     let built = async {
-        let columns: Vec<String> = schema
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {}{}",
-                    quote_ident(&c.name),
-                    c.type_sql,
-                    if c.not_null { " NOT NULL" } else { "" }
-                )
-            })
-            .collect();
         conn.execute(AssertSqlSafe(format!(
             "CREATE TABLE {qstaging} ({})",
-            columns.join(", ")
+            schema.column_definitions().join(", ")
         )))
         .await?;
         let rows = stream_copy(source, &copy_out_sql(spec, schema, None), conn, &qstaging).await?;
@@ -569,7 +486,8 @@ async fn copy_indexes(
         let Some(rest) = definition.strip_prefix(&prefix) else {
             bail!("cannot rebuild index {name} of {table}: unexpected definition {definition}");
         };
-        let temporary = format!("{}_i{n}", &staging[..staging.len().min(58)]);
+        // Staging names leave room for this suffix within PostgreSQL's 63 bytes.
+        let temporary = format!("{staging}_i{n}");
         let statement = format!(
             "CREATE {}INDEX {} ON {}.{} {rest}",
             if unique { "UNIQUE " } else { "" },
@@ -720,7 +638,7 @@ async fn swap(
                  IF name IS NOT NULL THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {}, name, {}); END IF; END $$",
                 quote_literal(&qtable),
                 quote_literal(&qtable),
-                quote_literal(&truncate_identifier(&pkey))
+                quote_literal(truncate(&pkey, MAX_IDENTIFIER_BYTES))
             )))
             .await?;
         }
@@ -771,18 +689,4 @@ async fn lock_holders(target: &PgPool, qtable: &str) -> anyhow::Result<Vec<Strin
             Ok(format!("pid {pid} ({user}, {app}, {state}: {query})"))
         })
         .collect()
-}
-
-/// A SQL string literal.
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Cuts a name to PostgreSQL's 63 bytes at a character boundary.
-fn truncate_identifier(name: &str) -> String {
-    let mut cut = name.len().min(super::names::MAX_IDENTIFIER_BYTES);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    name[..cut].to_string()
 }
