@@ -11,7 +11,7 @@ mod report;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
@@ -27,7 +27,6 @@ use crate::status::RunStatus;
 
 pub use backoff::{MAX_RETRY_DELAY, delay as retry_delay};
 pub use lock::{LockHeld, hostname};
-pub use recorder::Recorder;
 pub use report::{Blocked, RunReport, TaskReport};
 
 /// The schema that test-mode writes go to in PostgreSQL databases.
@@ -71,8 +70,8 @@ impl RunOptions {
 /// Hears about progress (the CLI's progress bar or log lines).
 pub trait Observer: Send + Sync {
     fn planned(&self, _tasks: usize, _skipped: usize) {}
-    fn started(&self, _task: &str, _attempt: u32) {}
-    fn retrying(&self, _task: &str, _attempt: u32, _delay: Duration, _error: &str) {}
+    fn started(&self, _task: &str) {}
+
     fn finished(&self, _task: &TaskReport) {}
 }
 
@@ -124,6 +123,19 @@ impl Runner {
         Ok(ids)
     }
 
+    /// Where the markers, locks and runs of a date (in production or test mode) are kept.
+    pub fn partition_key(&self, date: Date, test: bool) -> PartitionKey {
+        PartitionKey {
+            pipeline: self.pipeline.clone(),
+            partition: date.to_string(),
+            namespace: if test {
+                Namespace::Test
+            } else {
+                Namespace::Production
+            },
+        }
+    }
+
     /// Runs one partition. `cancel` turning true cancels the run.
     pub async fn run(
         &self,
@@ -135,15 +147,7 @@ impl Runner {
         let targets = self
             .resolve(&options.targets)
             .map_err(|e| RunError::Usage(e.into()))?;
-        let key = PartitionKey {
-            pipeline: self.pipeline.clone(),
-            partition: options.date.to_string(),
-            namespace: if options.test {
-                Namespace::Test
-            } else {
-                Namespace::Production
-            },
-        };
+        let key = self.partition_key(options.date, options.test);
         let lock = lock::acquire(Arc::clone(&self.store), &key, options.wait)
             .await
             .map_err(|err| {
@@ -224,7 +228,11 @@ impl Runner {
             workers: options.workers.max(1),
             fail_fast: options.fail_fast,
         };
-        let (tasks, signalled) = execution.run(cancel).await;
+        let executor::Executed {
+            tasks,
+            blocked,
+            signalled,
+        } = execution.run(cancel).await;
         let written = writer.finish(recorder).await;
         info.databases.close().await;
         alerts.finish(DELIVERY_DEADLINE).await;
@@ -252,7 +260,7 @@ impl Runner {
             unit: options.only,
             status,
             duration_ms: started.elapsed().as_millis() as u64,
-            blocked: RunReport::blocked_critical_paths(&tasks),
+            blocked,
             tasks,
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::dag::{Dag, TaskId};
 use crate::date::{Date, format_duration, format_timestamp};
 use crate::run::{RunReport, Runner};
-use crate::state::{AttemptRecord, Namespace, PartitionKey};
+use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
 
 pub fn list(dag: &Dag) -> anyhow::Result<()> {
@@ -156,15 +156,7 @@ pub fn print_backfill_json(reports: &[RunReport]) {
 }
 
 pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<()> {
-    let key = PartitionKey {
-        pipeline: runner.pipeline.clone(),
-        partition: date.to_string(),
-        namespace: if test {
-            Namespace::Test
-        } else {
-            Namespace::Production
-        },
-    };
+    let key = runner.partition_key(date, test);
     let complete = runner.store.completed(&key).await?;
     let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
     for attempt in runner.store.attempts(&key).await? {

@@ -53,7 +53,7 @@ impl Observer for Progress {
         }
     }
 
-    fn started(&self, task: &str, _attempt: u32) {
+    fn started(&self, task: &str) {
         match self {
             Progress::Bar(bar) => bar.set_message(format!("started {task}")),
             Progress::Lines => tracing::info!("started {task}"),

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::attempt::AttemptLoop;
 use super::recorder::Recorder;
-use super::report::TaskReport;
+use super::report::{Blocked, TaskReport};
 use super::{Observer, Plan};
 use crate::alert::{AlertEvent, Alerts, Severity, Subject};
 use crate::ctx::RunInfo;
@@ -49,11 +49,22 @@ struct Schedule {
     ready: VecDeque<TaskId>,
     /// Set by `--fail-fast`: the critical task whose failure stops new starts.
     stopped_by: Option<TaskId>,
+    /// Critical tasks kept from running by a non-critical failure.
+    blocked: Vec<Blocked>,
 }
 
-impl Execution<'_> {
-    /// Runs the plan; the reports in dependency order, and whether a signal cancelled the run.
-    pub async fn run(mut self, mut cancel: watch::Receiver<bool>) -> (Vec<TaskReport>, bool) {
+/// What a run did.
+pub(super) struct Executed {
+    /// Dependencies before dependents.
+    pub tasks: Vec<TaskReport>,
+    pub blocked: Vec<Blocked>,
+    /// Whether a signal cancelled the run.
+    pub signalled: bool,
+}
+
+impl<'r> Execution<'r> {
+    /// Runs the plan.
+    pub async fn run(mut self, mut cancel: watch::Receiver<bool>) -> Executed {
         let dag = self.dag;
         let in_plan = &self.plan.in_plan;
         // Dependencies outside the plan (unit mode) count as done.
@@ -82,6 +93,7 @@ impl Execution<'_> {
             reports: vec![None; dag.len()],
             ready,
             stopped_by: None,
+            blocked: Vec::new(),
         };
         let mut running: JoinSet<(TaskId, TaskReport)> = JoinSet::new();
         let mut signalled = *cancel.borrow();
@@ -101,7 +113,7 @@ impl Execution<'_> {
                     break;
                 }
                 let task = dag.task(id);
-                self.observer.started(&task.name, 1);
+                self.observer.started(&task.name);
                 let attempts = AttemptLoop {
                     name: task.name.clone(),
                     policy: task.policy,
@@ -146,12 +158,16 @@ impl Execution<'_> {
             }
         }
         // Dependencies before dependents: the order a reader follows.
-        let reports = dag
+        let tasks = dag
             .topological_order_with(&schedule.dependents)
             .into_iter()
             .filter_map(|id| schedule.reports[id.index()].take())
             .collect();
-        (reports, signalled)
+        Executed {
+            tasks,
+            blocked: schedule.blocked,
+            signalled,
+        }
     }
 
     /// The outcome of a ready task that must not run, if so.
@@ -203,7 +219,14 @@ impl Execution<'_> {
         if self.fail_fast && report.critical && !success && schedule.stopped_by.is_none() {
             schedule.stopped_by = Some(id);
         }
-        self.alert(id, &report, schedule);
+        let blocker = self.non_critical_blocker(id, &report, schedule);
+        if let Some(blocker) = blocker {
+            schedule.blocked.push(Blocked {
+                task: report.name.clone(),
+                by: blocker.name.clone(),
+            });
+        }
+        self.alert(&report, blocker);
         schedule.reports[id.index()] = Some(report);
         for &dependent in &schedule.dependents[id.index()] {
             if !self.plan.in_plan[dependent.index()] {
@@ -225,12 +248,27 @@ impl Execution<'_> {
     /// One alert per task failure after its last attempt; a resolve when a task that alerted
     /// succeeds. A task that could not run does not alert (its cause did), except a critical
     /// task kept from running by a non-critical failure: only a page reports that.
-    fn alert(&mut self, id: TaskId, report: &TaskReport, schedule: &Schedule) {
+    /// For a critical task that could not run: the non-critical failed task at the root of it.
+    /// Such a dependency does not mean what it says, so the summary names it and it pages.
+    fn non_critical_blocker(
+        &self,
+        id: TaskId,
+        report: &TaskReport,
+        schedule: &Schedule,
+    ) -> Option<&'r TaskNode> {
+        if !(report.critical && report.status == TaskStatus::UpstreamFailed) {
+            return None;
+        }
+        let cause = self.dag.task(schedule.cause[id.index()]?);
+        (!cause.policy.critical).then_some(cause)
+    }
+
+    fn alert(&mut self, report: &TaskReport, blocker: Option<&TaskNode>) {
         // Most outcomes never alert: decide that before building anything.
         let may_alert = match report.status {
             TaskStatus::Succeeded => self.open_alerts.contains_key(&report.name),
             TaskStatus::Failed | TaskStatus::TimedOut => true,
-            TaskStatus::UpstreamFailed => report.critical,
+            TaskStatus::UpstreamFailed => blocker.is_some(),
             _ => false,
         };
         if !may_alert {
@@ -273,11 +311,8 @@ impl Execution<'_> {
                 severity,
                 details: error,
             },
-            TaskStatus::UpstreamFailed if report.critical => {
-                let cause = schedule.cause[id.index()].map(|c| self.dag.task(c));
-                let Some(cause) = cause.filter(|c| !c.policy.critical) else {
-                    return;
-                };
+            TaskStatus::UpstreamFailed => {
+                let Some(cause) = blocker else { return };
                 AlertEvent::Trigger {
                     summary: format!(
                         "{} {}: critical task `{}` could not run because non-critical `{}` failed",

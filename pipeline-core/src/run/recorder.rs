@@ -4,6 +4,7 @@
 //! once; a crash loses at most that window, which only causes a harmless re-run.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,10 +103,10 @@ async fn write_batches(
         let mut alerts: Vec<(String, Option<Severity>)> = Vec::new();
         // The latest state of an attempt wins: one row per attempt and batch.
         let mut add_attempt =
-            |record: AttemptRecord| match index.get(&(record.task.clone(), record.attempt)) {
-                Some(&at) => attempts[at] = record,
-                None => {
-                    index.insert((record.task.clone(), record.attempt), attempts.len());
+            |record: AttemptRecord| match index.entry((record.task.clone(), record.attempt)) {
+                Entry::Occupied(at) => attempts[*at.get()] = record,
+                Entry::Vacant(slot) => {
+                    slot.insert(attempts.len());
                     attempts.push(record);
                 }
             };

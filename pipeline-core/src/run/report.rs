@@ -48,30 +48,4 @@ impl RunReport {
     pub fn count(&self, status: TaskStatus) -> usize {
         self.tasks.iter().filter(|t| t.status == status).count()
     }
-
-    /// Critical tasks that did not succeed: what makes a run fail.
-    pub fn critical_failures(&self) -> impl Iterator<Item = &TaskReport> {
-        self.tasks
-            .iter()
-            .filter(|t| t.critical && !t.status.is_success())
-    }
-
-    /// Finds the critical tasks that a non-critical failure kept from running.
-    pub fn blocked_critical_paths(tasks: &[TaskReport]) -> Vec<Blocked> {
-        let critical: std::collections::HashMap<&str, bool> = tasks
-            .iter()
-            .map(|t| (t.name.as_str(), t.critical))
-            .collect();
-        tasks
-            .iter()
-            .filter(|t| t.critical && t.status == TaskStatus::UpstreamFailed)
-            .filter_map(|t| {
-                let cause = t.cause.as_deref()?;
-                (critical.get(cause) == Some(&false)).then(|| Blocked {
-                    task: t.name.clone(),
-                    by: cause.to_string(),
-                })
-            })
-            .collect()
-    }
 }
