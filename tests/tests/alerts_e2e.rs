@@ -299,3 +299,30 @@ fn a_stale_table_fails_its_check_pages_and_blocks_dependents() {
     assert_eq!(pages.len(), 2);
     assert_eq!(pages[1]["event_action"], "resolve");
 }
+
+#[test]
+fn without_a_pager_critical_failures_go_to_slack() {
+    let setup = Setup::new("alert_no_pager");
+    setup.sandbox.write("fail-transform", "");
+    let webhook = setup
+        .server
+        .url(&format!("/slack/services/{WEBHOOK_SECRET}"));
+    let env = [
+        ("PIPELINE_SLACK_WEBHOOK", webhook.as_str()),
+        ("PIPELINE_ALERT_TIMEOUT_SECS", "1"),
+    ];
+    let output = setup
+        .sandbox
+        .run(PIPELINE, &["run", "--date", DATE, "--json"], &env);
+    assert_eq!(output.code, Some(1), "{}", output.stderr);
+    output.assert_lacks(WEBHOOK_SECRET);
+    let slack = setup.slack();
+    assert_eq!(slack.len(), 1, "{slack:?}");
+    assert!(
+        slack[0].starts_with(":rotating_light:")
+            && slack[0].contains("critical task `transform` failed"),
+        "{}",
+        slack[0]
+    );
+    assert!(setup.pager().is_empty());
+}

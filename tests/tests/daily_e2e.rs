@@ -350,3 +350,57 @@ fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
     assert_eq!(pg.warehouse("SELECT count(*) FROM orders"), "1000000");
     assert_eq!(pg.warehouse(staging), "0", "no staging leftovers");
 }
+
+#[test]
+fn lists_its_tasks_and_draws_its_graph() {
+    let sandbox = Sandbox::new("daily_list");
+    let list = sandbox.run(DAILY, &["list"], &[]);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let header = list.stdout.lines().next().unwrap_or("");
+    assert!(
+        header.starts_with("TASK") && header.contains("REQUIRES") && header.contains("DESCRIPTION"),
+        "{header}"
+    );
+    let model = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("make_order_model "))
+        .expect("the model is listed");
+    assert!(
+        model.contains("load[orders]")
+            && model.contains("load_currency")
+            && model.contains("Delivered orders"),
+        "{model}"
+    );
+    assert!(
+        list.stdout.contains("load_currency (non-critical)"),
+        "{}",
+        list.stdout
+    );
+
+    let mermaid = sandbox.run(DAILY, &["graph", "--format", "mermaid"], &[]);
+    assert_eq!(mermaid.code, Some(0), "{}", mermaid.stderr);
+    assert!(
+        mermaid.stdout.starts_with("flowchart LR\n")
+            && mermaid.stdout.contains("[\"load[orders]\"]"),
+        "{}",
+        mermaid.stdout
+    );
+    assert!(
+        mermaid.stdout.contains(" -.-> "),
+        "the soft dependency on the rates is dashed"
+    );
+    let dot = sandbox.run(DAILY, &["graph"], &[]);
+    assert!(
+        dot.stdout.starts_with("digraph pipeline {")
+            && dot
+                .stdout
+                .contains("\"load[orders]\" -> \"orders_have_unique_ids\";"),
+        "{}",
+        dot.stdout
+    );
+    assert!(
+        !sandbox.path(".pipeline").exists(),
+        "listing touches no database"
+    );
+}

@@ -232,3 +232,46 @@ fn a_signal_cancels_running_tasks_and_records_them() {
         assert_eq!(resumed.task_status("slow"), "succeeded");
     }
 }
+
+#[test]
+fn a_backfill_stops_at_the_first_failing_date_and_resumes_there() {
+    let sandbox = Sandbox::new("backfill_stop");
+    sandbox.write("fail-transform", "");
+    let args = [
+        "backfill",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+        "--json",
+        "transform",
+    ];
+    let failed = sandbox.run(PIPELINE, &args, &[]);
+    assert_eq!(failed.code, Some(1), "{}", failed.stderr);
+    let json = failed.json();
+    let dates: Vec<&str> = json["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["date"].as_str())
+        .collect();
+    assert_eq!(dates, ["2026-11-01"], "later dates are not started");
+    assert_eq!(json["status"], "failed");
+    failed.assert_stderr_has("backfill stopped at 2026-11-01");
+
+    sandbox.remove("fail-transform");
+    let resumed = sandbox.run(PIPELINE, &args, &[]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    let json = resumed.json();
+    let runs = json["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 3);
+    let first_extract = runs[0]["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "extract"))
+        .cloned();
+    assert_eq!(
+        first_extract.expect("extract")["status"],
+        "skipped",
+        "what finished before is not redone"
+    );
+}
