@@ -160,11 +160,9 @@ pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<(
     let complete = runner.store.completed(&key).await?;
     let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
     for attempt in runner.store.attempts(&key).await? {
-        let entry = last
-            .entry(attempt.task.clone())
-            .or_insert_with(|| (attempt.clone(), 0));
-        entry.1 += 1;
-        entry.0 = attempt;
+        // Attempts come oldest first: keep the latest of each task, and count them.
+        let count = last.get(&attempt.task).map_or(0, |(_, n)| *n) + 1;
+        last.insert(attempt.task.clone(), (attempt, count));
     }
     let rows: Vec<[String; 5]> = runner
         .dag
