@@ -10,10 +10,11 @@
 //! - **Schema changes** are detected by hashing the source's columns (names, types with
 //!   modifiers, nullability, order). Unchanged: an incremental load when one is asked for.
 //!   Changed, or first load: a full rebuild.
-//! - **Atomic**: a rebuild fills a staging table, builds its primary key and indexes, runs
-//!   ANALYZE, then swaps it in with a short transaction (under a lock timeout, retried with
-//!   jitter) that keeps grants and comments. Readers see the old table or the new one, never a
-//!   half-loaded one; a failure leaves the old table as it was.
+//! - **Atomic**: on PostgreSQL a rebuild fills a staging table, builds its primary key and
+//!   indexes, runs ANALYZE, then swaps it in with a short transaction (under a lock timeout,
+//!   retried with jitter) that keeps grants and comments; on SQLite it happens in one
+//!   `BEGIN IMMEDIATE` transaction, which WAL readers never see half done. Either way readers
+//!   see the old table or the new one, and a failure leaves the old table as it was.
 //! - **Metadata** (schema hash, high-water mark, row count) lives in `pipeline_table_loads`
 //!   in the warehouse, committed in the same transaction as the data.
 //! - **Incremental loads lose nothing.** Sequence values are not committed in order: a row with
