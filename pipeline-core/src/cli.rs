@@ -12,6 +12,7 @@
 //! failed (or another run holds the partition), 2 for usage or configuration errors, 130 when
 //! cancelled by a signal.
 
+mod logging;
 mod output;
 mod progress;
 
@@ -123,7 +124,7 @@ pub fn main(pipeline: &str) -> ExitCode {
         &cli.command,
         None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
     ) && progress::is_terminal();
-    init_logging(quiet_logs);
+    logging::init(quiet_logs, progress::is_terminal());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,6 +138,7 @@ pub fn main(pipeline: &str) -> ExitCode {
     let result = runtime.block_on(dispatch(pipeline, cli));
     // Do not wait for tasks stuck in blocking code after a cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    logging::flush();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure { code, error }) => {
@@ -197,9 +199,10 @@ async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Run(args) => {
+            let cancel = watch_signals();
             let runner = runner(pipeline, dag()?).await?;
             let options = options(&args.flags, args.date.unwrap_or_else(Date::today));
-            let report = run_one(&runner, &options, args.flags.json, watch_signals()).await?;
+            let report = run_one(&runner, &options, args.flags.json, cancel).await?;
             if args.flags.json {
                 output::print_json(&report);
             }
@@ -209,8 +212,8 @@ async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
             if from > to {
                 return Err(usage(anyhow::anyhow!("--from {from} is after --to {to}")));
             }
-            let runner = runner(pipeline, dag()?).await?;
             let cancel = watch_signals();
+            let runner = runner(pipeline, dag()?).await?;
             let mut reports = Vec::new();
             let mut date = from;
             while date <= to {
@@ -286,8 +289,10 @@ async fn run_one(
         );
     }
     let observer = progress::Progress::new(!json);
-    let report = runner.run(options, &observer, cancel).await?;
+    let report = runner.run(options, &observer, cancel).await;
     observer.clear();
+    logging::flush();
+    let report = report?;
     if !json {
         output::print_summary(&report);
     }
@@ -302,14 +307,18 @@ fn exit_code(status: RunStatus) -> u8 {
     }
 }
 
-/// Ctrl-C or SIGTERM cancels the run; a second one ends the process at once.
+/// Ctrl-C or SIGTERM cancels the run; a second one ends the process at once. The handlers are
+/// installed before this returns, so a signal that comes right after is never missed.
 fn watch_signals() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
+    let Some(mut signals) = Signals::install() else {
+        tracing::warn!("cannot watch for Ctrl-C and SIGTERM: a signal ends the run at once");
+        return rx;
+    };
     tokio::spawn(async move {
         for count in 0.. {
-            if !next_signal().await {
-                return;
-            }
+            signals.next().await;
+            logging::flush();
             if count == 0 {
                 eprintln!(
                     "\ncancelling: running tasks are stopped and recorded as cancelled (signal again to exit at once)"
@@ -323,43 +332,43 @@ fn watch_signals() -> watch::Receiver<bool> {
     rx
 }
 
-/// Waits for SIGINT or SIGTERM; false when signals cannot be watched.
-async fn next_signal() -> bool {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return false;
-        };
-        tokio::select! {
-            _ = interrupt.recv() => true,
-            _ = terminate.recv() => true,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.is_ok()
-    }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
 }
 
-/// Logs go to stderr; `PIPELINE_LOG` (error, warn, info, debug, trace) sets the level.
-fn init_logging(quiet: bool) {
-    let default = if quiet {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
-    };
-    let level = std::env::var("PIPELINE_LOG")
-        .ok()
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(default);
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(progress::is_terminal())
-        .with_max_level(level)
-        .try_init();
+impl Signals {
+    fn install() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Some(Signals {
+                interrupt: signal(SignalKind::interrupt()).ok()?,
+                terminate: signal(SignalKind::terminate()).ok()?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Some(Signals {})
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }

@@ -216,6 +216,7 @@ impl Config {
 
     /// The URL of a named database, or an error that says how to configure it.
     pub fn database(&self, name: &str) -> anyhow::Result<&Setting> {
+        use crate::task::ResultExt as _;
         self.databases.get(name).with_context(|| {
             let known: Vec<&str> = self.databases.keys().map(String::as_str).collect();
             format!(
@@ -225,6 +226,7 @@ impl Config {
                 name.to_ascii_uppercase()
             )
         })
+        .fatal()
     }
 }
 

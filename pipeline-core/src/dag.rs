@@ -100,6 +100,8 @@ pub struct TaskSpec {
     after: Vec<String>,
     policy: Policy,
     action: Action,
+    /// For a check: the task (or family) it checks, and whether it blocks.
+    check: Option<(String, bool)>,
 }
 
 impl TaskSpec {
@@ -121,6 +123,7 @@ impl TaskSpec {
             after: Vec::new(),
             policy: Policy::default(),
             action,
+            check: None,
         }
     }
 
@@ -146,6 +149,19 @@ impl TaskSpec {
         self
     }
 
+    /// Makes this task a check of `target` (a task or a family), which it requires. A
+    /// `blocking` check also holds back every task that requires the target: they wait for
+    /// it and do not run if it fails. Its policy's `critical` is its severity: a failed
+    /// non-critical check alerts gently and never fails the run, even when it blocks.
+    pub fn checks(mut self, target: impl Into<String>, blocking: bool) -> Self {
+        let target = target.into();
+        if !self.requires.contains(&target) {
+            self.requires.push(target.clone());
+        }
+        self.check = Some((target, blocking));
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -164,6 +180,17 @@ pub struct TaskNode {
     pub after: Vec<TaskId>,
     pub policy: Policy,
     pub action: Action,
+    /// Set for a check: what it checks.
+    pub check: Option<CheckRole>,
+}
+
+/// What a check checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRole {
+    /// The checked task, or every member of the checked family.
+    pub targets: Vec<TaskId>,
+    /// Tasks that require a target also require the check.
+    pub blocking: bool,
 }
 
 /// Why a graph is not valid, or a name not known.
@@ -252,25 +279,35 @@ impl DagBuilder {
                 families.entry(family.clone()).or_default().push(id);
             }
         }
+        // A name is a task's, or else a family's, which means each of its members.
         let resolve = |task: &str, names: &[String]| -> Result<Vec<TaskId>, DagError> {
-            names
-                .iter()
-                .map(|dep| {
-                    by_name
-                        .get(dep)
-                        .copied()
-                        .ok_or_else(|| DagError::UnknownDependency {
-                            task: task.to_string(),
-                            dependency: dep.clone(),
-                            suggestion: suggest::closest(dep, by_name.keys().map(String::as_str)),
-                        })
-                })
-                .collect()
+            let mut ids = Vec::with_capacity(names.len());
+            for dep in names {
+                if let Some(&id) = by_name.get(dep) {
+                    ids.push(id);
+                } else if let Some(members) = families.get(dep) {
+                    ids.extend_from_slice(members);
+                } else {
+                    return Err(DagError::UnknownDependency {
+                        task: task.to_string(),
+                        dependency: dep.clone(),
+                        suggestion: suggest::closest(dep, by_name.keys().map(String::as_str)),
+                    });
+                }
+            }
+            Ok(ids)
         };
         // Each spec is consumed as it is resolved: its dependency names are freed at once,
         // which keeps the peak memory of large graphs low.
         let mut tasks = Vec::with_capacity(self.specs.len());
         for spec in self.specs {
+            let check = match &spec.check {
+                Some((target, blocking)) => Some(CheckRole {
+                    targets: resolve(&spec.name, std::slice::from_ref(target))?,
+                    blocking: *blocking,
+                }),
+                None => None,
+            };
             tasks.push(TaskNode {
                 requires: resolve(&spec.name, &spec.requires)?,
                 after: resolve(&spec.name, &spec.after)?,
@@ -280,8 +317,10 @@ impl DagBuilder {
                 origin: spec.origin,
                 policy: spec.policy,
                 action: spec.action,
+                check,
             });
         }
+        hold_back_by_blocking_checks(&mut tasks);
         let dag = Dag {
             tasks,
             by_name,
@@ -291,6 +330,38 @@ impl DagBuilder {
             return Err(DagError::Cycle { path });
         }
         Ok(dag)
+    }
+}
+
+/// A blocking check joins the `requires` of every task that requires one of its targets
+/// (checks of the same targets do not wait for each other).
+fn hold_back_by_blocking_checks(tasks: &mut [TaskNode]) {
+    let mut checks_of: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+    for (index, task) in tasks.iter().enumerate() {
+        if let Some(role) = task.check.as_ref().filter(|role| role.blocking) {
+            for &target in &role.targets {
+                checks_of
+                    .entry(target)
+                    .or_default()
+                    .push(TaskId(index as u32));
+            }
+        }
+    }
+    if checks_of.is_empty() {
+        return;
+    }
+    for task in tasks.iter_mut().filter(|task| task.check.is_none()) {
+        let mut held_by: Vec<TaskId> = task
+            .requires
+            .iter()
+            .filter_map(|dep| checks_of.get(dep))
+            .flatten()
+            .copied()
+            .collect();
+        held_by.sort_unstable();
+        held_by.dedup();
+        held_by.retain(|check| !task.requires.contains(check));
+        task.requires.extend(held_by);
     }
 }
 
@@ -358,17 +429,6 @@ impl Dag {
                 })
                 .collect()
         };
-        // A blocking check joins the `requires` of every task that requires its target.
-        let mut blocking_checks: HashMap<usize, Vec<String>> = HashMap::new();
-        for def in defs {
-            if let Some(target) = def.blocks {
-                let names = members(def).into_iter().map(|(name, _)| name);
-                blocking_checks
-                    .entry(target.addr())
-                    .or_default()
-                    .extend(names);
-            }
-        }
         let mut builder = Dag::builder();
         for def in defs {
             let policy = Policy {
@@ -377,6 +437,12 @@ impl Dag {
                 timeout: def.timeout,
                 critical: def.critical,
             };
+            // A check's target is its one `requires`; a family's name means all its members.
+            let check = def
+                .check
+                .then(|| def.requires.first())
+                .flatten()
+                .map(|target| (target.def().name.to_string(), def.blocks.is_some()));
             for (name, key) in members(def) {
                 let mut spec =
                     TaskSpec::with_action(name, Action::Registered { run: def.run, key });
@@ -384,18 +450,9 @@ impl Dag {
                 spec.family = def.keys.map(|_| def.name.to_string());
                 spec.origin = Some(def.origin());
                 spec.requires = dep_names(def.requires);
-                for dep in def.requires {
-                    // Checks of the same target do not wait for each other.
-                    let checks_same_target = def.check;
-                    if let Some(checks) = blocking_checks
-                        .get(&dep.addr())
-                        .filter(|_| !checks_same_target)
-                    {
-                        spec.requires.extend(checks.iter().cloned());
-                    }
-                }
                 spec.after = dep_names(def.after);
                 spec.policy = policy;
+                spec.check = check.clone();
                 builder.task(spec);
             }
         }

@@ -133,8 +133,14 @@ impl BeginWrite for PgPool {
     }
 }
 
+/// The error's text without secrets; still fatal when no retry can fix it.
 fn redacted(err: sqlx::Error) -> anyhow::Error {
-    anyhow::anyhow!(redact_text(&err.to_string()))
+    let text = anyhow::anyhow!(redact_text(&err.to_string()));
+    if crate::task::fatal::is_permanent(&err) {
+        crate::task::Fatal::wrap(text)
+    } else {
+        text
+    }
 }
 
 /// The file of a `sqlite:` URL, if it names one (not `:memory:`).

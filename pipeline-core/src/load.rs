@@ -34,11 +34,12 @@ mod sqlite;
 
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow};
 use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::db::DbPool;
+use crate::task::ResultExt as _;
 
 pub use names::{check_identifier, staging_name};
 
@@ -257,19 +258,31 @@ impl TableLoad<'_> {
             ("source schema", &spec.source_schema),
             ("target table", &spec.target_table),
         ] {
-            check_identifier(name).with_context(|| format!("{what} {name:?}"))?;
+            check_identifier(name)
+                .with_context(|| format!("{what} {name:?}"))
+                .fatal()?;
         }
         if let Some(key) = &spec.incremental_key {
-            check_identifier(key).with_context(|| format!("incremental key {key:?}"))?;
+            check_identifier(key)
+                .with_context(|| format!("incremental key {key:?}"))
+                .fatal()?;
             if spec.query.is_some() {
-                bail!("a load from a custom query is always full: drop `.incremental_by({key:?})`");
+                return Err(anyhow!(
+                    "a load from a custom query is always full: drop `.incremental_by({key:?})`"
+                ))
+                .fatal();
             }
         }
         let started = Instant::now();
         let target = self.ctx.db(&spec.target_db).await?;
         let loaded = match (&spec.source_file, target.pool()) {
             (Some(path), DbPool::Sqlite(target)) => sqlite::load(path, target, &spec).await,
-            (Some(_), _) => bail!("a load from a SQLite file needs a SQLite warehouse"),
+            (Some(_), _) => {
+                return Err(anyhow!(
+                    "a load from a SQLite file needs a SQLite warehouse"
+                ))
+                .fatal();
+            }
             (None, _) => load_from_db(self.ctx, &target, &spec).await,
         };
         let mut report = loaded.with_context(|| {
@@ -302,12 +315,14 @@ async fn load_from_db(
                 .context("the source must be a SQLite file, not an in-memory database")?;
             sqlite::load(&path, target, spec).await
         }
-        (source_pool, target_pool) => bail!(
-            "loading from {} (`{}`) into {} (`{}`) is not supported: use two PostgreSQL or two SQLite databases",
+        (source_pool, target_pool) => Err(anyhow!(
+            "loading from {} (`{}`) into {} (`{}`) is not supported: use two PostgreSQL or two \
+             SQLite databases",
             source_pool.backend(),
             spec.source_db,
             target_pool.backend(),
             spec.target_db
-        ),
+        ))
+        .fatal(),
     }
 }

@@ -8,6 +8,7 @@ mod executor;
 mod lock;
 mod recorder;
 mod report;
+mod worker;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -148,7 +149,9 @@ impl Runner {
             .resolve(&options.targets)
             .map_err(|e| RunError::Usage(e.into()))?;
         let key = self.partition_key(options.date, options.test);
-        let lock = lock::acquire(Arc::clone(&self.store), &key, options.wait)
+        // The run stops on the caller's signal, or when its lock is taken from it.
+        let (stop, stopped) = watch::channel(*cancel.borrow());
+        let lock = lock::acquire(Arc::clone(&self.store), &key, options.wait, stop.clone())
             .await
             .map_err(|err| {
                 if err.is::<LockHeld>() {
@@ -157,9 +160,16 @@ impl Runner {
                     RunError::Failed(err)
                 }
             })?;
+        let forward = tokio::spawn(async move {
+            let mut cancel = cancel;
+            if cancel.wait_for(|c| *c).await.is_ok() {
+                let _ = stop.send(true);
+            }
+        });
         let result = self
-            .run_locked(options, &targets, &key, observer, cancel, started)
+            .run_locked(options, &targets, &key, observer, stopped, started)
             .await;
+        forward.abort();
         let released = lock.release().await;
         let report = result?;
         released.map_err(|err| RunError::Failed(err.context("cannot release the run lock")))?;
@@ -231,16 +241,16 @@ impl Runner {
         let executor::Executed {
             tasks,
             blocked,
+            failed,
             signalled,
         } = execution.run(cancel).await;
         let written = writer.finish(recorder).await;
         info.databases.close().await;
         alerts.finish(DELIVERY_DEADLINE).await;
 
-        let critical_failed = tasks.iter().any(|t| t.critical && !t.status.is_success());
         let status = if signalled {
             RunStatus::Cancelled
-        } else if critical_failed || written.is_err() {
+        } else if failed || written.is_err() {
             RunStatus::Failed
         } else {
             RunStatus::Succeeded

@@ -54,8 +54,13 @@ pub struct LockHolder {
     pub token: String,
     pub host: String,
     pub pid: i64,
+    /// The process ID space `pid` belongs to (see `run::lock`); empty where unknown.
+    pub pid_space: String,
     pub started_at: i64,
+    /// The last heartbeat, by the state store's clock (set by the store, not the holder).
     pub heartbeat_at: i64,
+    /// How long ago that was, by the store's clock, when the lock was read.
+    pub heartbeat_age_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,22 +134,23 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         holder: &'a LockHolder,
     ) -> BoxFuture<'a, anyhow::Result<LockAttempt>>;
 
-    /// Removes a lock left by a process that is gone, and marks its unfinished runs and
-    /// attempts as cancelled so that nothing stays "running".
+    /// Removes a lock left by a process that is gone, if it is still as `holder` describes
+    /// it (same token, no heartbeat since), and marks its unfinished runs and attempts as
+    /// cancelled so that nothing stays "running". Whether it was removed.
     fn break_lock<'a>(
         &'a self,
         key: &'a PartitionKey,
-        token: &'a str,
+        holder: &'a LockHolder,
         now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    ) -> BoxFuture<'a, anyhow::Result<bool>>;
 
-    /// Proves the holder is alive.
+    /// Proves the holder is alive, by the store's clock. False when the lock is no longer
+    /// the holder's.
     fn heartbeat<'a>(
         &'a self,
         key: &'a PartitionKey,
         token: &'a str,
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    ) -> BoxFuture<'a, anyhow::Result<bool>>;
 
     fn unlock<'a>(
         &'a self,

@@ -3,7 +3,7 @@
 //! the binary.
 
 mod acyclic;
-mod fatal;
+pub(crate) mod fatal;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -177,7 +177,7 @@ fn a_run_killed_with_sigkill_does_not_block_the_next_one() {
     sandbox.remove("sleep-slow");
     let next = run(&sandbox, &[]);
     assert_eq!(next.code, Some(0), "{}", next.stderr);
-    next.assert_stderr_has("breaking the run lock");
+    next.assert_stderr_has("broke the run lock");
     assert_eq!(next.task_status("slow"), "succeeded");
     assert_eq!(next.task_status("report"), "succeeded");
 

@@ -246,8 +246,14 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
         token: token.into(),
         host: "host-a".into(),
         pid,
+        pid_space: "space-a".into(),
         started_at: 10,
-        heartbeat_at: 20,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+    };
+    let held_by = |attempt: LockAttempt| match attempt {
+        LockAttempt::Held(holder) => holder,
+        LockAttempt::Acquired => panic!("the lock should be held"),
     };
     assert_eq!(
         store
@@ -270,22 +276,40 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
             .expect("lock"),
         LockAttempt::Acquired
     );
-    assert_eq!(
+    let first = held_by(
         store
             .try_lock(&key, &holder("second", 2))
             .await
             .expect("lock"),
-        LockAttempt::Held(holder("first", 1))
     );
-    store.heartbeat(&key, "first", 99).await.expect("heartbeat");
-    let LockAttempt::Held(held) = store
-        .try_lock(&key, &holder("second", 2))
-        .await
-        .expect("lock")
-    else {
-        panic!("the lock should be held");
-    };
-    assert_eq!(held.heartbeat_at, 99);
+    assert_eq!(
+        (first.token.as_str(), first.pid, first.pid_space.as_str()),
+        ("first", 1, "space-a")
+    );
+    // Heartbeats are written and aged by the store's clock, not the holders'.
+    let wall = pipeline_core::date::now_millis();
+    assert!(
+        (first.heartbeat_at - wall).abs() < 5_000,
+        "{} vs {wall}",
+        first.heartbeat_at
+    );
+    assert!((0..5_000).contains(&first.heartbeat_age_ms), "{first:?}");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(store.heartbeat(&key, "first").await.expect("heartbeat"));
+    assert!(
+        !store.heartbeat(&key, "nobody").await.expect("heartbeat"),
+        "a heartbeat of a lock one does not hold says so"
+    );
+    let beaten = held_by(
+        store
+            .try_lock(&key, &holder("second", 2))
+            .await
+            .expect("lock"),
+    );
+    assert!(beaten.heartbeat_at > first.heartbeat_at, "{beaten:?}");
+
+    // A lock judged on an older heartbeat is not broken: its holder has beaten since.
+    assert!(!store.break_lock(&key, &first, 4_000).await.expect("break"));
 
     // The holder died mid-run: breaking its lock cancels what it left running.
     let run = start(&store, &key).await;
@@ -293,7 +317,7 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
         .record(&key, &[attempt(run, "slow", 1, TaskStatus::Running)], &[])
         .await
         .expect("record");
-    store.break_lock(&key, "first", 5_000).await.expect("break");
+    assert!(store.break_lock(&key, &beaten, 5_000).await.expect("break"));
     assert_eq!(
         store
             .try_lock(&key, &holder("second", 2))
@@ -311,7 +335,7 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
     );
 
     // Breaking with a stale token does not remove the new holder's lock.
-    store.break_lock(&key, "first", 6_000).await.expect("break");
+    assert!(!store.break_lock(&key, &beaten, 6_000).await.expect("break"));
     store.unlock(&key, "first").await.expect("unlock");
     assert!(matches!(
         store

@@ -1,23 +1,35 @@
 //! One task in one run: its attempts, each under the task's timeout, retried with backoff
 //! while attempts remain and the error is not fatal; cancelled by the run's signal.
+//!
+//! This loop is control plane: it runs beside the attempt (see [`super::worker`]), so its
+//! timeout and the signal fire on time whatever the task's code does. An attempt holds a
+//! worker slot while it runs and gives it back while it waits to retry.
 
-use std::future::Future as _;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
-use tracing::Instrument as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::backoff;
 use super::recorder::Recorder;
 use super::report::TaskReport;
+use super::worker::{self, Running, WorkResult};
 use crate::ctx::{Ctx, RunInfo};
 use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
-use crate::task::{Fatal, TaskFuture};
+use crate::task::Fatal;
+
+/// How long a cancelled attempt may take to reach an await and stop before the run goes on
+/// without it (the process then ends it when it exits).
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often the watchdog looks at a running attempt.
+const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
+/// An attempt that holds its thread this long without reaching an await is named in the log.
+const BLOCKING_WARNING_AFTER: Duration = Duration::from_secs(60);
+/// How often a retry that waits for a stuck earlier attempt says so.
+const STUCK_REMINDER_EVERY: Duration = Duration::from_secs(30);
 
 pub(super) struct AttemptLoop {
     pub name: String,
@@ -26,6 +38,9 @@ pub(super) struct AttemptLoop {
     pub info: Arc<RunInfo>,
     pub recorder: Recorder,
     pub cancel: watch::Receiver<bool>,
+    /// The run's worker slots; `slot` is the one this task holds while an attempt runs.
+    pub slots: Arc<Semaphore>,
+    pub slot: Option<OwnedSemaphorePermit>,
     /// Notes the attempts left (`Ctx::detail`), for the report.
     pub notes: Vec<String>,
 }
@@ -37,14 +52,52 @@ struct Outcome {
     fatal: bool,
 }
 
+impl Outcome {
+    fn cancelled(error: &str) -> Self {
+        Outcome {
+            status: TaskStatus::Cancelled,
+            error: Some(error.into()),
+            fatal: false,
+        }
+    }
+}
+
 impl AttemptLoop {
-    pub async fn run(mut self) -> TaskReport {
+    /// Runs the attempts; the task's report, and its worker slot, which the executor frees
+    /// only once it has taken the report in (so that nothing starts on an outdated view).
+    pub async fn run(mut self) -> (TaskReport, Option<OwnedSemaphorePermit>) {
+        let report = self.attempts().await;
+        (report, self.slot.take())
+    }
+
+    async fn attempts(&mut self) -> TaskReport {
         let started = Instant::now();
         let max_attempts = self.policy.retries.saturating_add(1);
+        // An attempt stopped at its timeout whose code had not reached an await yet: the next
+        // attempt waits for it, so that two attempts of one task never run at once.
+        let mut unfinished: Option<Running> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (outcome, record) = self.attempt(attempt).await;
+            if attempt > 1 {
+                let mut cancel = self.cancel.clone();
+                let ready = async {
+                    if let Some(previous) = unfinished.take() {
+                        self.wait_for_stuck(previous).await;
+                    }
+                    Arc::clone(&self.slots).acquire_owned().await.ok()
+                };
+                let slot = tokio::select! {
+                    slot = ready => slot,
+                    () = cancelled(&mut cancel) => {
+                        let error = Some("cancelled while waiting to retry".to_string());
+                        return self.report(TaskStatus::Cancelled, attempt - 1, started, error);
+                    }
+                };
+                self.slot = slot;
+            }
+            let (outcome, record, still_running) = self.attempt(attempt).await;
+            unfinished = still_running;
             if outcome.status == TaskStatus::Succeeded {
                 // The task's work has committed: only now is it complete.
                 self.recorder.completed(record).await;
@@ -54,6 +107,8 @@ impl AttemptLoop {
             let retryable = matches!(outcome.status, TaskStatus::Failed | TaskStatus::TimedOut)
                 && !outcome.fatal;
             if retryable && attempt < max_attempts {
+                // A task waiting to retry does not hold a worker slot.
+                self.slot = None;
                 let delay = backoff::delay(self.policy.retry_delay, attempt);
                 tracing::warn!(
                     task = %self.name,
@@ -70,6 +125,15 @@ impl AttemptLoop {
                     }
                 }
             }
+            if unfinished.is_some() {
+                tracing::warn!(
+                    task = %self.name,
+                    "the last attempt {} but its code is still busy on its thread (a synchronous \
+                     call or CPU-bound work that has not reached an await); the run goes on \
+                     without it, and it stops at its next await or when the process exits",
+                    outcome.status
+                );
+            }
             let error = match (outcome.fatal, outcome.error) {
                 (true, Some(error)) if max_attempts > attempt => {
                     Some(format!("{error} (fatal: not retried)"))
@@ -80,9 +144,10 @@ impl AttemptLoop {
         }
     }
 
-    /// Runs one attempt; its outcome and the record of it (written by the caller).
-    async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord) {
-        let record = AttemptRecord {
+    /// Runs one attempt: its outcome, the record of it (written by the caller), and the attempt
+    /// itself when it was stopped at its timeout but has not reached an await yet.
+    async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord, Option<Running>) {
+        let mut record = AttemptRecord {
             run_id: self.info.run_id,
             task: self.name.clone(),
             attempt,
@@ -92,44 +157,97 @@ impl AttemptLoop {
             error: None,
             note: None,
         };
-        let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
-        let span = tracing::info_span!("task", task = %self.name, attempt);
-        // A timeout or cancellation drops the attempt's future, which cancels it at its
-        // current await point; a panic inside it is caught and counts as a failure.
-        let work = catch_panic(self.action.start(&ctx)).instrument(span);
-        let mut work = std::pin::pin!(work);
-        // An attempt that finishes at its first poll needs no "running" record; one that waits
-        // gets it before waiting, so that a crash leaves a trace of what was running.
-        let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
-        if let Poll::Ready(result) = first {
-            return self.finish(record, outcome_of(result));
-        }
+        // A crash leaves a trace of what was running. For an attempt that ends at once, the
+        // writer keeps only the final state of it (one row per attempt and batch).
         self.recorder.attempt(record.clone()).await;
-        let timeout = self.policy.timeout.unwrap_or(Duration::MAX);
-        let outcome = tokio::select! {
-            result = work.as_mut() => outcome_of(result),
-            () = sleep_or_forever(timeout) => Outcome {
-                status: TaskStatus::TimedOut,
-                error: Some(format!("timed out after {}", format_duration(timeout))),
-                fatal: false,
-            },
-            () = cancelled(&mut self.cancel) => Outcome {
-                status: TaskStatus::Cancelled,
-                error: Some("cancelled by a signal".into()),
-                fatal: false,
-            },
+        let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
+        let mut running = worker::start(self.action.clone(), ctx);
+        let deadline = self
+            .policy
+            .timeout
+            .and_then(|limit| tokio::time::Instant::now().checked_add(limit));
+        let mut warned = false;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                result = running.result() => break outcome_of(result),
+                () = cancelled(&mut self.cancel) => {
+                    running.stop();
+                    self.let_stop(&mut running).await;
+                    break Outcome::cancelled("cancelled by a signal");
+                }
+                () = sleep_until(deadline) => {
+                    running.stop();
+                    let limit = self.policy.timeout.unwrap_or_default();
+                    break Outcome {
+                        status: TaskStatus::TimedOut,
+                        error: Some(format!("timed out after {}", format_duration(limit))),
+                        fatal: false,
+                    };
+                }
+                () = tokio::time::sleep(WATCHDOG_EVERY), if !warned => {
+                    let busy = running.busy_for();
+                    if busy >= BLOCKING_WARNING_AFTER {
+                        warned = true;
+                        tracing::warn!(
+                            task = %self.name,
+                            "attempt {attempt} has held its thread for {} without reaching an \
+                             await (a synchronous call or CPU-bound work); a timeout or Ctrl-C \
+                             stops it only at an await",
+                            format_duration(busy)
+                        );
+                    }
+                }
+            }
         };
-        self.finish(record, outcome)
-    }
-
-    fn finish(&mut self, mut record: AttemptRecord, outcome: Outcome) -> (Outcome, AttemptRecord) {
         record.status = outcome.status;
         record.finished_at = Some(now_millis());
         record.error = outcome.error.clone();
         let notes = self.info.take_details(&self.name);
         record.note = (!notes.is_empty()).then(|| notes.join("; "));
         self.notes.extend(notes);
-        (outcome, record)
+        let still_running =
+            (outcome.status == TaskStatus::TimedOut && !running.is_finished()).then_some(running);
+        (outcome, record, still_running)
+    }
+
+    /// After a signal: gives a stopped attempt a bounded grace to reach an await and drop.
+    async fn let_stop(&self, running: &mut Running) {
+        if tokio::time::timeout(STOP_GRACE, running.result())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                task = %self.name,
+                "did not stop within {} of the signal: its code is busy on its thread (a \
+                 synchronous call or CPU-bound work); it is recorded as cancelled and ends \
+                 with the process",
+                format_duration(STOP_GRACE)
+            );
+        }
+    }
+
+    /// Waits until an attempt that timed out while busy has really ended, saying so now and
+    /// then: a retry never runs beside it.
+    async fn wait_for_stuck(&self, mut previous: Running) {
+        let since = Instant::now();
+        loop {
+            tracing::warn!(
+                task = %self.name,
+                "the retry waits for the previous attempt, which timed out but has not reached \
+                 an await for {} (a synchronous call or CPU-bound work)",
+                format_duration(previous.busy_for())
+            );
+            let wait = tokio::time::timeout(STUCK_REMINDER_EVERY, previous.result());
+            if wait.await.is_ok() {
+                tracing::info!(
+                    task = %self.name,
+                    "the previous attempt ended after {}; retrying",
+                    format_duration(since.elapsed())
+                );
+                return;
+            }
+        }
     }
 
     fn report(
@@ -152,42 +270,32 @@ impl AttemptLoop {
     }
 }
 
-fn outcome_of(result: Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>>) -> Outcome {
+fn outcome_of(result: Option<WorkResult>) -> Outcome {
     match result {
-        Ok(Ok(())) => Outcome {
+        Some(Ok(Ok(()))) => Outcome {
             status: TaskStatus::Succeeded,
             error: None,
             fatal: false,
         },
-        Ok(Err(err)) => Outcome {
+        Some(Ok(Err(err))) => Outcome {
             status: TaskStatus::Failed,
             fatal: Fatal::is_fatal(&err),
             error: Some(crate::config::redact_text(&format!("{err:#}"))),
         },
-        Err(panic) => Outcome {
+        Some(Err(panic)) => Outcome {
             status: TaskStatus::Failed,
-            error: Some(format!("panicked: {}", panic_message(panic))),
+            error: Some(format!("panicked: {panic}")),
             fatal: false,
         },
+        // Only a stop request ends the work without a result, and then a branch that asked
+        // for it has already decided the outcome.
+        None => Outcome::cancelled("stopped"),
     }
 }
 
-/// Runs a task's future, turning a panic into an error value instead of unwinding further.
-async fn catch_panic(
-    mut future: TaskFuture<'_>,
-) -> Result<anyhow::Result<()>, Box<dyn std::any::Any + Send>> {
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(Ok(result)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    })
-    .await
-}
-
-async fn sleep_or_forever(duration: Duration) {
-    match tokio::time::Instant::now().checked_add(duration) {
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
     }
@@ -198,12 +306,4 @@ pub(super) async fn cancelled(cancel: &mut watch::Receiver<bool>) {
     if cancel.wait_for(|c| *c).await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".into())
 }

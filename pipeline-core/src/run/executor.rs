@@ -5,9 +5,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::attempt::AttemptLoop;
@@ -18,9 +17,6 @@ use crate::alert::{AlertEvent, Alerts, Severity, Subject};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
 use crate::status::TaskStatus;
-
-/// How many tasks may finish in a row without waiting before the loop yields to others.
-const INLINE_STREAK: u64 = 512;
 
 pub(super) struct Execution<'r> {
     pub dag: &'r Dag,
@@ -51,6 +47,8 @@ struct Schedule {
     stopped_by: Option<TaskId>,
     /// Critical tasks kept from running by a non-critical failure.
     blocked: Vec<Blocked>,
+    /// Whether a task's outcome fails the run.
+    run_failed: bool,
 }
 
 /// What a run did.
@@ -58,6 +56,8 @@ pub(super) struct Executed {
     /// Dependencies before dependents.
     pub tasks: Vec<TaskReport>,
     pub blocked: Vec<Blocked>,
+    /// Whether a task's outcome fails the run (see `fails_run`).
+    pub failed: bool,
     /// Whether a signal cancelled the run.
     pub signalled: bool,
 }
@@ -94,10 +94,14 @@ impl<'r> Execution<'r> {
             ready,
             stopped_by: None,
             blocked: Vec::new(),
+            run_failed: false,
         };
-        let mut running: JoinSet<(TaskId, TaskReport)> = JoinSet::new();
+        let mut running: JoinSet<(TaskId, (TaskReport, Option<OwnedSemaphorePermit>))> =
+            JoinSet::new();
+        let slots = Arc::new(Semaphore::new(self.workers));
+        // A slot won while waiting, kept for the next ready task.
+        let mut won: Option<OwnedSemaphorePermit> = None;
         let mut signalled = *cancel.borrow();
-        let mut streak: u64 = 0;
 
         loop {
             while let Some(id) = schedule.ready.pop_front() {
@@ -108,10 +112,13 @@ impl<'r> Execution<'r> {
                     self.finished(id, report, &mut schedule);
                     continue;
                 }
-                if running.len() >= self.workers {
+                let Some(slot) = won
+                    .take()
+                    .or_else(|| Arc::clone(&slots).try_acquire_owned().ok())
+                else {
                     schedule.ready.push_front(id);
                     break;
-                }
+                };
                 let task = dag.task(id);
                 self.observer.started(&task.name);
                 let attempts = AttemptLoop {
@@ -121,33 +128,21 @@ impl<'r> Execution<'r> {
                     info: Arc::clone(self.info),
                     recorder: self.recorder.clone(),
                     cancel: cancel.clone(),
+                    slots: Arc::clone(&slots),
+                    slot: Some(slot),
                     notes: Vec::new(),
                 };
-                // The first poll happens here: a task that finishes without waiting (a no-op,
-                // a cheap check) costs no spawn and no thread hand-off. Anything that waits is
-                // spawned and polled again with a real waker, so it runs in parallel.
-                let mut future = Box::pin(attempts.run());
-                match future
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-                {
-                    Poll::Ready(report) => self.finished(id, report, &mut schedule),
-                    Poll::Pending => {
-                        running.spawn(async move { (id, future.await) });
-                    }
-                }
-                streak += 1;
-                if streak.is_multiple_of(INLINE_STREAK) {
-                    // Long runs of instant tasks must not starve the state writer.
-                    tokio::task::yield_now().await;
-                }
+                running.spawn(async move { (id, attempts.run().await) });
             }
+            // A slot won for a task that then did not need it goes back: a retry may want it.
+            won = None;
             if running.is_empty() {
                 break;
             }
+            let waiting_for_slot = !schedule.ready.is_empty();
             tokio::select! {
                 joined = running.join_next() => match joined {
-                    Some(Ok((id, report))) => self.finished(id, report, &mut schedule),
+                    Some(Ok((id, (report, _slot)))) => self.finished(id, report, &mut schedule),
                     Some(Err(err)) => tracing::error!("a task's supervisor stopped unexpectedly: {err}"),
                     None => {}
                 },
@@ -155,8 +150,11 @@ impl<'r> Execution<'r> {
                     // Running tasks see the same signal and record themselves as cancelled.
                     signalled = changed.is_err() || *cancel.borrow();
                 }
+                slot = Arc::clone(&slots).acquire_owned(), if waiting_for_slot => won = slot.ok(),
             }
         }
+        // A signal that came as the last task ended still cancels the run.
+        signalled = signalled || *cancel.borrow();
         // Dependencies before dependents: the order a reader follows.
         let tasks = dag
             .topological_order_with(&schedule.dependents)
@@ -166,6 +164,7 @@ impl<'r> Execution<'r> {
         Executed {
             tasks,
             blocked: schedule.blocked,
+            failed: schedule.run_failed,
             signalled,
         }
     }
@@ -190,7 +189,14 @@ impl<'r> Execution<'r> {
             return Some(not_run(task, TaskStatus::Skipped, String::new()));
         }
         if let Some(dep) = schedule.blocked_by[id.index()] {
-            let error = format!("requires `{}`, which did not succeed", name_of(dep));
+            let error = if self.dag.task(dep).check.is_some() {
+                format!(
+                    "held back by the blocking check `{}`, which did not pass",
+                    name_of(dep)
+                )
+            } else {
+                format!("requires `{}`, which did not succeed", name_of(dep))
+            };
             let mut report = not_run(task, TaskStatus::UpstreamFailed, error);
             report.cause = schedule.cause[dep.index()].map(|c| name_of(c).clone());
             return Some(report);
@@ -216,7 +222,9 @@ impl<'r> Execution<'r> {
             }
             _ => None,
         };
-        if self.fail_fast && report.critical && !success && schedule.stopped_by.is_none() {
+        let fails_run = self.fails_run(id, &report, schedule);
+        schedule.run_failed |= fails_run;
+        if self.fail_fast && fails_run && schedule.stopped_by.is_none() {
             schedule.stopped_by = Some(id);
         }
         let blocker = self.non_critical_blocker(id, &report, schedule);
@@ -260,7 +268,23 @@ impl<'r> Execution<'r> {
             return None;
         }
         let cause = self.dag.task(schedule.cause[id.index()]?);
-        (!cause.policy.critical).then_some(cause)
+        // A gentle check that holds tasks back does what it was written for: its own alert
+        // says so, and nothing pages.
+        (!cause.policy.critical && cause.check.is_none()).then_some(cause)
+    }
+
+    /// Whether a task's outcome fails the run: a critical task that did not succeed, unless a
+    /// non-critical (warn) check held it back.
+    fn fails_run(&self, id: TaskId, report: &TaskReport, schedule: &Schedule) -> bool {
+        if !report.critical || report.status.is_success() {
+            return false;
+        }
+        let held_by_gentle_check = report.status == TaskStatus::UpstreamFailed
+            && schedule.cause[id.index()].is_some_and(|cause| {
+                let cause = self.dag.task(cause);
+                cause.check.is_some() && !cause.policy.critical
+            });
+        !held_by_gentle_check
     }
 
     fn alert(&mut self, report: &TaskReport, blocker: Option<&TaskNode>) {

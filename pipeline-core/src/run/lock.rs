@@ -1,11 +1,16 @@
-//! One run per (pipeline, partition) at a time. The holder proves it is alive with a heartbeat;
-//! a lock whose holder is gone (killed with -9, machine lost) is broken instead of blocking
-//! the next run forever.
+//! One run per (pipeline, partition) at a time. The holder proves it is alive with a heartbeat
+//! that runs on the control plane, where no task code can starve it.
+//!
+//! A lock is broken (its holder killed with -9, its machine lost) only when its holder is
+//! surely gone: a holder that shares this process's PID space (the same kernel boot and PID
+//! namespace) is gone when its pid is; any other holder when its heartbeat is older than
+//! [`STALE_AFTER_MS`] by the state store's clock, so that hosts' clocks never matter.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::date::{format_timestamp, now_millis};
@@ -13,7 +18,8 @@ use crate::state::{LockAttempt, LockHolder, PartitionKey, StateStore};
 
 /// How often the holder refreshes its heartbeat.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-/// A lock whose heartbeat is older than this belongs to a process that is gone.
+/// A lock of another PID space whose heartbeat is older than this belongs to a process that
+/// is gone: six heartbeats missed.
 const STALE_AFTER_MS: i64 = 60_000;
 /// How often `--wait` asks again.
 const WAIT_POLL: Duration = Duration::from_millis(500);
@@ -42,11 +48,14 @@ pub struct LockHeld {
     started: String,
 }
 
-/// Takes the run lock of `key`; with `wait`, polls until the holder is done.
+/// Takes the run lock of `key`; with `wait`, polls until the holder is done. Should the lock be
+/// taken from this process later (its heartbeats did not reach the store for a minute), `lost`
+/// is set, so that the run stops instead of running beside another.
 pub async fn acquire(
     store: Arc<dyn StateStore>,
     key: &PartitionKey,
     wait: bool,
+    lost: watch::Sender<bool>,
 ) -> anyhow::Result<RunLock> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let host = hostname();
@@ -56,28 +65,31 @@ pub async fn acquire(
         "{host}:{pid}:{started_at}:{}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
+    let me = LockHolder {
+        token: token.clone(),
+        host: host.clone(),
+        pid,
+        pid_space: pid_space().to_string(),
+        started_at,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+    };
     loop {
-        let now = now_millis();
-        let me = LockHolder {
-            token: token.clone(),
-            host: host.clone(),
-            pid,
-            started_at,
-            heartbeat_at: now,
-        };
         match store.try_lock(key, &me).await? {
             LockAttempt::Acquired => break,
-            LockAttempt::Held(holder) if is_stale(&holder, &host, now) => {
-                tracing::warn!(
-                    "breaking the run lock of {} {} left by pid {} on {} (no sign of life since {} UTC); \
-                     its unfinished tasks are recorded as cancelled",
-                    key.pipeline,
-                    key.partition,
-                    holder.pid,
-                    holder.host,
-                    format_timestamp(holder.heartbeat_at)
-                );
-                store.break_lock(key, &holder.token, now).await?;
+            LockAttempt::Held(holder) if is_gone(&holder) => {
+                let broken = store.break_lock(key, &holder, now_millis()).await?;
+                if broken {
+                    tracing::warn!(
+                        "broke the run lock of {} {} left by pid {} on {} ({}); its unfinished \
+                         tasks are recorded as cancelled",
+                        key.pipeline,
+                        key.partition,
+                        holder.pid,
+                        holder.host,
+                        why_gone(&holder)
+                    );
+                }
             }
             LockAttempt::Held(holder) if !wait => {
                 return Err(LockHeld {
@@ -97,23 +109,39 @@ pub async fn acquire(
             LockAttempt::Held(_) => tokio::time::sleep(WAIT_POLL).await,
         }
     }
-    let heartbeat = tokio::spawn({
-        let (store, key, token) = (Arc::clone(&store), key.clone(), token.clone());
-        async move {
-            loop {
-                tokio::time::sleep(HEARTBEAT_EVERY).await;
-                if let Err(err) = store.heartbeat(&key, &token, now_millis()).await {
-                    tracing::warn!("cannot refresh the run lock's heartbeat: {err:#}");
-                }
-            }
-        }
-    });
+    let heartbeat = tokio::spawn(beat(Arc::clone(&store), key.clone(), token.clone(), lost));
     Ok(RunLock {
         store,
         key: key.clone(),
         token,
         heartbeat,
     })
+}
+
+/// Refreshes the heartbeat until aborted; sets `lost` if the lock is no longer this run's.
+async fn beat(
+    store: Arc<dyn StateStore>,
+    key: PartitionKey,
+    token: String,
+    lost: watch::Sender<bool>,
+) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+        match store.heartbeat(&key, &token).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    "the run lock of {} {} was taken over by another process (this run's \
+                     heartbeats did not reach the state store in time); stopping this run",
+                    key.pipeline,
+                    key.partition
+                );
+                let _ = lost.send(true);
+                return;
+            }
+            Err(err) => tracing::warn!("cannot refresh the run lock's heartbeat: {err:#}"),
+        }
+    }
 }
 
 impl RunLock {
@@ -123,25 +151,48 @@ impl RunLock {
     }
 }
 
-fn is_stale(holder: &LockHolder, my_host: &str, now: i64) -> bool {
-    now - holder.heartbeat_at > STALE_AFTER_MS
-        || (holder.host == my_host && !process_alive(holder.pid))
+/// Whether the holder of a lock is surely gone.
+fn is_gone(holder: &LockHolder) -> bool {
+    if !holder.pid_space.is_empty() && holder.pid_space == pid_space() {
+        !process_alive(holder.pid)
+    } else {
+        holder.heartbeat_age_ms > STALE_AFTER_MS
+    }
 }
 
-/// Whether a process of this machine is alive. Where this cannot be known, assume it is and
-/// rely on the heartbeat.
-fn process_alive(pid: i64) -> bool {
-    if cfg!(target_os = "linux") {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // A zombie ("Z") has exited; only its exit status is left to collect.
-            Ok(stat) => !stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-            Err(_) => false,
-        }
+fn why_gone(holder: &LockHolder) -> String {
+    if holder.pid_space == pid_space() {
+        "the process is gone".into()
     } else {
-        true
+        format!(
+            "no heartbeat since {} UTC by the state store's clock",
+            format_timestamp(holder.heartbeat_at)
+        )
+    }
+}
+
+/// Which process ID space this process lives in: the kernel's boot and the PID namespace. Two
+/// processes with the same value see the same pids; empty where this cannot be known.
+fn pid_space() -> &'static str {
+    static SPACE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SPACE.get_or_init(|| {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
+        let namespace = std::fs::read_link("/proc/self/ns/pid");
+        match (boot, namespace) {
+            (Ok(boot), Ok(namespace)) => format!("{}/{}", boot.trim(), namespace.display()),
+            _ => String::new(),
+        }
+    })
+}
+
+/// Whether a process of this PID space is alive (a zombie has exited).
+fn process_alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 
@@ -165,32 +216,31 @@ fn read_hostname() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_lock_is_stale_when_its_holder_is_gone() {
-        let holder = |host: &str, pid: i64, heartbeat_at: i64| LockHolder {
+    fn holder(pid_space: &str, pid: i64, heartbeat_age_ms: i64) -> LockHolder {
+        LockHolder {
             token: "t".into(),
-            host: host.into(),
+            host: "h".into(),
             pid,
+            pid_space: pid_space.into(),
             started_at: 0,
-            heartbeat_at,
-        };
+            heartbeat_at: 0,
+            heartbeat_age_ms,
+        }
+    }
+
+    #[test]
+    fn a_live_holder_of_this_pid_space_is_never_gone_however_old_its_heartbeat() {
         let me = i64::from(std::process::id());
-        let now = 1_000_000;
-        assert!(!is_stale(&holder("here", me, now - 1000), "here", now));
-        assert!(is_stale(
-            &holder("here", me, now - STALE_AFTER_MS - 1),
-            "here",
-            now
-        ));
-        assert!(is_stale(
-            &holder("here", i64::from(i32::MAX), now),
-            "here",
-            now
-        ));
-        assert!(!is_stale(
-            &holder("elsewhere", i64::from(i32::MAX), now),
-            "here",
-            now
-        ));
+        assert!(!pid_space().is_empty(), "Linux tells the PID space");
+        assert!(!is_gone(&holder(pid_space(), me, 10 * STALE_AFTER_MS)));
+        assert!(is_gone(&holder(pid_space(), i64::from(i32::MAX), 0)));
+    }
+
+    #[test]
+    fn a_holder_elsewhere_is_gone_only_when_its_heartbeat_is_stale() {
+        let alive_here = i64::from(std::process::id());
+        assert!(!is_gone(&holder("other", alive_here, STALE_AFTER_MS)));
+        assert!(is_gone(&holder("other", alive_here, STALE_AFTER_MS + 1)));
+        assert!(!is_gone(&holder("", i64::from(i32::MAX), 1000)));
     }
 }

@@ -32,6 +32,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "notes",
         include_str!("../../migrations/sqlite/0003_attempt_notes.sql"),
     ),
+    (
+        4,
+        "lock pid space",
+        include_str!("../../migrations/sqlite/0004_lock_pid_space.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -48,6 +53,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "notes",
         include_str!("../../migrations/postgres/0003_attempt_notes.sql"),
+    ),
+    (
+        4,
+        "lock pid space",
+        include_str!("../../migrations/postgres/0004_lock_pid_space.sql"),
     ),
 ];
 
@@ -71,6 +81,15 @@ impl SqlStateStore {
             .await
             .with_context(|| format!("cannot migrate the state store at {}", setting.redacted()))?;
         Ok(store)
+    }
+
+    /// The database's clock in ms since the Unix epoch, as SQL: heartbeats are written and
+    /// judged by one clock, whatever the clocks of the hosts that run pipelines say.
+    fn clock_ms(&self) -> &'static str {
+        match self.pool {
+            DbPool::Sqlite(_) => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            DbPool::Postgres(_) => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -124,30 +143,31 @@ impl StateStore for SqlStateStore {
         key: &'a PartitionKey,
         holder: &'a LockHolder,
     ) -> BoxFuture<'a, anyhow::Result<LockAttempt>> {
+        let now = self.clock_ms();
         Box::pin(async move {
             dispatch!(&self.pool, pool => {
-                let inserted = sqlx::query(
-                    "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, started_at, heartbeat_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                )
+                let inserted = sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}) ON CONFLICT DO NOTHING",
+                )))
                 .bind(&key.pipeline)
                 .bind(&key.partition)
                 .bind(key.namespace.as_str())
                 .bind(&holder.token)
                 .bind(&holder.host)
                 .bind(holder.pid)
+                .bind(&holder.pid_space)
                 .bind(holder.started_at)
-                .bind(holder.heartbeat_at)
                 .execute(pool)
                 .await?
                 .rows_affected();
                 if inserted == 1 {
                     return Ok(LockAttempt::Acquired);
                 }
-                let row = sqlx::query(
-                    "SELECT token, host, pid, started_at, heartbeat_at FROM pipeline_locks \
-                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
-                )
+                let row = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT token, host, pid, pid_space, started_at, heartbeat_at, {now} - heartbeat_at AS heartbeat_age \
+                     FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+                )))
                 .bind(&key.pipeline)
                 .bind(&key.partition)
                 .bind(key.namespace.as_str())
@@ -158,8 +178,10 @@ impl StateStore for SqlStateStore {
                         token: row.try_get("token")?,
                         host: row.try_get("host")?,
                         pid: row.try_get("pid")?,
+                        pid_space: row.try_get("pid_space")?,
                         started_at: row.try_get("started_at")?,
                         heartbeat_at: row.try_get("heartbeat_at")?,
+                        heartbeat_age_ms: row.try_get("heartbeat_age")?,
                     })),
                     // Released between the two statements: try again.
                     None => self.try_lock(key, holder).await,
@@ -171,23 +193,28 @@ impl StateStore for SqlStateStore {
     fn break_lock<'a>(
         &'a self,
         key: &'a PartitionKey,
-        token: &'a str,
+        holder: &'a LockHolder,
         now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move {
+            let mut broken = false;
             dispatch!(&self.pool, pool => {
                 let mut tx = pool.begin_write().await?;
+                // Only the lock as it was judged: a holder that has beaten since keeps it.
                 let removed = sqlx::query(
-                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 \
+                     AND token = $4 AND heartbeat_at = $5",
                 )
                 .bind(&key.pipeline)
                 .bind(&key.partition)
                 .bind(key.namespace.as_str())
-                .bind(token)
+                .bind(&holder.token)
+                .bind(holder.heartbeat_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
                 if removed == 1 {
+                    broken = true;
                     // One run per partition at a time: whatever is still running there died.
                     sqlx::query(
                         "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
@@ -219,7 +246,7 @@ impl StateStore for SqlStateStore {
                 }
                 tx.commit().await?;
             });
-            Ok(())
+            Ok(broken)
         })
     }
 
@@ -227,23 +254,23 @@ impl StateStore for SqlStateStore {
         &'a self,
         key: &'a PartitionKey,
         token: &'a str,
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let now = self.clock_ms();
         Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                sqlx::query(
-                    "UPDATE pipeline_locks SET heartbeat_at = $1 \
-                     WHERE pipeline = $2 AND partition = $3 AND namespace = $4 AND token = $5",
-                )
-                .bind(now)
+            let updated = dispatch!(&self.pool, pool => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE pipeline_locks SET heartbeat_at = {now} \
+                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                )))
                 .bind(&key.pipeline)
                 .bind(&key.partition)
                 .bind(key.namespace.as_str())
                 .bind(token)
                 .execute(pool)
-                .await?;
+                .await?
+                .rows_affected()
             });
-            Ok(())
+            Ok(updated == 1)
         })
     }
 

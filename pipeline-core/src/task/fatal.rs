@@ -19,9 +19,41 @@ use std::fmt;
 pub struct Fatal(anyhow::Error);
 
 impl Fatal {
-    /// Whether `error`, or any error it wraps, was marked fatal.
+    /// Whether `error`, or any error it wraps, was marked fatal, or is a database error that
+    /// no retry can fix (see [`is_permanent`]).
     pub fn is_fatal(error: &anyhow::Error) -> bool {
-        error.chain().any(|cause| cause.is::<Fatal>())
+        error.chain().any(|cause| {
+            cause.is::<Fatal>()
+                || cause
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_permanent)
+        })
+    }
+
+    /// `error`, marked fatal.
+    pub(crate) fn wrap(error: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(Fatal(error))
+    }
+}
+
+/// Whether a database error says the statement or connection is wrong, not that the server had
+/// trouble: an unknown database, schema, table or column, a syntax error, a missing privilege,
+/// bad credentials. Retrying those only delays the page; a typo must cost seconds, not minutes.
+pub(crate) fn is_permanent(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        // PostgreSQL's SQLSTATE classes: 42 syntax or access rule (undefined table or column,
+        // insufficient privilege), 3D unknown database, 3F unknown schema, 28 authorization,
+        // 0A feature not supported.
+        Some(_) => ["42", "3D", "3F", "28", "0A"]
+            .iter()
+            .any(|class| code.starts_with(class)),
+        // SQLite's SQLITE_ERROR (1): a statement that cannot run (no such table or column,
+        // syntax). Busy, locked, full and I/O errors have other codes and may pass.
+        None => db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() && code == "1",
     }
 }
 

@@ -2,10 +2,13 @@
 //! - `fail-<task>`: the task fails (`fail-<task>-once`: only its first attempt fails);
 //! - `fatal-<task>`: the task fails with an error marked fatal;
 //! - `sleep-<task>`: the task sleeps that many milliseconds;
+//! - `block-<task>` / `spin-<task>`: before its first await, the task blocks its thread (as a
+//!   synchronous client does) or burns CPU (as a transform does) for that many milliseconds;
+//! - `block-late-<task>`: the same blocking, after the task's sleep;
 //! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pipeline_core::prelude::*;
 
@@ -19,12 +22,35 @@ fn log(line: &str) -> Result<()> {
     Ok(())
 }
 
+/// The milliseconds in `file`, if it exists.
+fn millis(file: &str) -> Result<Option<Duration>> {
+    match std::fs::read_to_string(file) {
+        Ok(ms) => Ok(Some(Duration::from_millis(
+            ms.trim()
+                .parse()
+                .with_context(|| format!("{file} holds milliseconds"))?,
+        ))),
+        Err(_) => Ok(None),
+    }
+}
+
 async fn behave(ctx: &Ctx) -> Result<()> {
     let task = ctx.task();
     log(&format!("{task} started"))?;
-    if let Ok(ms) = std::fs::read_to_string(format!("sleep-{task}")) {
-        let ms: u64 = ms.trim().parse().context("sleep file holds milliseconds")?;
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+    if let Some(duration) = millis(&format!("block-{task}"))? {
+        std::thread::sleep(duration);
+    }
+    if let Some(duration) = millis(&format!("spin-{task}"))? {
+        let until = Instant::now() + duration;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+    if let Some(duration) = millis(&format!("sleep-{task}"))? {
+        tokio::time::sleep(duration).await;
+    }
+    if let Some(duration) = millis(&format!("block-late-{task}"))? {
+        std::thread::sleep(duration);
     }
     if std::path::Path::new(&format!("fail-{task}")).exists() {
         bail!("{task} failed on purpose");
@@ -83,6 +109,12 @@ async fn publish(ctx: &Ctx) -> Result<()> {
 /// Retries a lot, so its retries can be observed.
 #[task(retries = 3, retry_delay = "100ms")]
 async fn validate(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// May take one second per attempt.
+#[task(timeout = "1s")]
+async fn bounded(ctx: &Ctx) -> Result<()> {
     behave(ctx).await
 }
 
