@@ -4,6 +4,10 @@
 //!
 //! `cargo bench -p pipeline-core --bench executor` runs every case, each in a child process so
 //! that its peak RSS is its own. `-- --case layered --tasks 5000` runs one case.
+//!
+//! The CPU-bound case runs independent tasks that each burn a fixed amount of CPU before any
+//! await, with one worker and then two: on two cores, two workers must take at most 0.6x the
+//! time of one (task code runs on threads of its own, never on the scheduler's).
 
 use std::process::Command;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ fn main() {
         run_case(&shape, tasks);
         return;
     }
+    cpu_bound(16, std::time::Duration::from_millis(50));
     println!(
         "executor benchmark: no-op tasks, SQLite state store, {} workers",
         workers()
@@ -71,6 +76,68 @@ impl Seeded {
         self.0 ^= self.0 << 17;
         (self.0 % bound as u64) as usize
     }
+}
+
+/// Runs `tasks` independent tasks that each spin for `work`, with 1 and 2 workers.
+fn cpu_bound(tasks: usize, work: std::time::Duration) {
+    let spin = move |i: usize| {
+        TaskSpec::new(format!("spin{i}"), move |_ctx| {
+            Box::pin(async move {
+                let until = Instant::now() + work;
+                let mut x: u64 = 1;
+                while Instant::now() < until {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                }
+                std::hint::black_box(x);
+                Ok(())
+            })
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut times = Vec::new();
+    for workers in [1, 2] {
+        let mut builder = Dag::builder();
+        for i in 0..tasks {
+            builder.task(spin(i));
+        }
+        let dag = Arc::new(builder.build().expect("a valid DAG"));
+        let dir = std::env::temp_dir().join(format!("pipeline-bench-cpu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let mut config = Config::embedded();
+        config.state = Setting {
+            url: format!(
+                "sqlite://{}",
+                dir.join(format!("state{workers}.db")).display()
+            ),
+            source: "the benchmark".into(),
+        };
+        let elapsed = runtime.block_on(async {
+            let runner = Runner {
+                dag,
+                store: open_store(&config).await.expect("the state store"),
+                config: config.clone(),
+                pipeline: "bench".into(),
+            };
+            let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("a date"));
+            options.workers = workers;
+            let (_tx, cancel) = watch::channel(false);
+            let started = Instant::now();
+            runner.run(&options, &Quiet, cancel).await.expect("the run");
+            started.elapsed()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        times.push(elapsed);
+    }
+    println!(
+        "CPU-bound: {tasks} tasks of {} ms each: 1 worker {:.0} ms, 2 workers {:.0} ms ({:.2}x)\n",
+        work.as_millis(),
+        times[0].as_secs_f64() * 1000.0,
+        times[1].as_secs_f64() * 1000.0,
+        times[1].as_secs_f64() / times[0].as_secs_f64()
+    );
 }
 
 fn build(shape: &str, tasks: usize) -> Dag {

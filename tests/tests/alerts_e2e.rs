@@ -301,6 +301,44 @@ fn a_stale_table_fails_its_check_pages_and_blocks_dependents() {
 }
 
 #[test]
+fn a_gentle_blocking_check_holds_dependents_back_with_one_message_and_no_page() {
+    let setup = Setup::new("check_gentle");
+    setup.sandbox.write("insane-collect", "");
+    let held = setup.run(&["summarize", "present"]);
+    assert_eq!(
+        held.code,
+        Some(0),
+        "a warn check never fails the run: {}",
+        held.stderr
+    );
+    assert_eq!(held.json()["status"], "succeeded");
+    assert_eq!(held.task_status("collect_looks_sane"), "failed");
+    let json = held.json();
+    for name in ["summarize", "present"] {
+        let task = json["tasks"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == name))
+            .cloned()
+            .expect("task");
+        assert_eq!(task["status"], "upstream_failed", "{task}");
+        assert_eq!(task["cause"], "collect_looks_sane", "{task}");
+        assert_eq!(
+            task["error"],
+            "held back by the blocking check `collect_looks_sane`, which did not pass"
+        );
+    }
+    assert_eq!(json["blocked"], serde_json::json!([]), "{json}");
+    assert_eq!(setup.pager().len(), 0, "a warn check never pages");
+    let slack = setup.slack();
+    assert_eq!(
+        slack.len(),
+        1,
+        "one message for one failed check: {slack:?}"
+    );
+    assert!(slack[0].contains("collect_looks_sane"), "{slack:?}");
+}
+
+#[test]
 fn without_a_pager_critical_failures_go_to_slack() {
     let setup = Setup::new("alert_no_pager");
     setup.sandbox.write("fail-transform", "");

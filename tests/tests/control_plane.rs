@@ -365,3 +365,24 @@ async fn errors_no_retry_can_fix_are_not_retried() {
     }
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn a_task_whose_code_never_comes_back_is_not_retried_forever() {
+    let running = Arc::new(Concurrency::default());
+    let h = harness(vec![
+        blocking("hung", Duration::from_secs(60), &running).policy(policy(3, 10, Some(200))),
+    ])
+    .await;
+    let started = Instant::now();
+    let report = h.run_with(2).await;
+    let hung = task(&report, "hung");
+    assert_eq!((hung.status, hung.attempts), (TaskStatus::TimedOut, 1));
+    assert!(
+        hung.error
+            .as_deref()
+            .is_some_and(|e| e.contains("not retried, as two attempts of a task never run at once")),
+        "{hung:?}"
+    );
+    assert_eq!(running.most(), 1);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}

@@ -195,3 +195,31 @@ fn large_layered_graphs_build_quickly_enough_to_be_useful() {
     let last = dag.id("t19_0").expect("task");
     assert!(dag.upstream(&[last]).len() > 19);
 }
+
+#[test]
+fn a_blocking_check_holds_back_the_tasks_that_require_its_target() {
+    let dag = build(vec![
+        noop("load"),
+        noop("fresh").checks("load", true),
+        noop("counted").checks("load", false),
+        noop("model").requires(["load"]),
+        noop("audit").after(["load"]),
+    ])
+    .expect("valid graph");
+    let id = |name: &str| dag.select(name).expect("known")[0];
+    let model = dag.task(id("model"));
+    assert_eq!(names(&dag, &model.requires), ["load", "fresh"]);
+    assert_eq!(
+        names(&dag, &dag.task(id("audit")).requires),
+        Vec::<String>::new(),
+        "an `after` dependency does not wait for checks"
+    );
+    assert_eq!(
+        names(&dag, &dag.task(id("counted")).requires),
+        ["load"],
+        "checks of one target do not wait for each other"
+    );
+    let role = dag.task(id("fresh")).check.clone().expect("a check");
+    assert!(role.blocking);
+    assert_eq!(names(&dag, &role.targets), ["load"]);
+}

@@ -28,8 +28,6 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 /// An attempt that holds its thread this long without reaching an await is named in the log.
 const BLOCKING_WARNING_AFTER: Duration = Duration::from_secs(60);
-/// How often a retry that waits for a stuck earlier attempt says so.
-const STUCK_REMINDER_EVERY: Duration = Duration::from_secs(30);
 
 pub(super) struct AttemptLoop {
     pub name: String,
@@ -82,19 +80,29 @@ impl AttemptLoop {
             if attempt > 1 {
                 let mut cancel = self.cancel.clone();
                 let ready = async {
-                    if let Some(previous) = unfinished.take() {
-                        self.wait_for_stuck(previous).await;
-                    }
-                    Arc::clone(&self.slots).acquire_owned().await.ok()
+                    let ended = match unfinished.take() {
+                        Some(previous) => self.wait_for_stuck(previous).await,
+                        None => true,
+                    };
+                    let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+                    (ended, slot)
                 };
-                let slot = tokio::select! {
-                    slot = ready => slot,
+                let (ended, slot) = tokio::select! {
+                    ready = ready => ready,
                     () = cancelled(&mut cancel) => {
                         let error = Some("cancelled while waiting to retry".to_string());
                         return self.report(TaskStatus::Cancelled, attempt - 1, started, error);
                     }
                 };
                 self.slot = slot;
+                if !ended {
+                    let error = format!(
+                        "timed out after {}, and its code is still blocking its thread (not at \
+                         an await); not retried, as two attempts of a task never run at once",
+                        format_duration(self.policy.timeout.unwrap_or_default())
+                    );
+                    return self.report(TaskStatus::TimedOut, attempt - 1, started, Some(error));
+                }
             }
             let (outcome, record, still_running) = self.attempt(attempt).await;
             unfinished = still_running;
@@ -227,27 +235,28 @@ impl AttemptLoop {
         }
     }
 
-    /// Waits until an attempt that timed out while busy has really ended, saying so now and
-    /// then: a retry never runs beside it.
-    async fn wait_for_stuck(&self, mut previous: Running) {
+    /// Waits until an attempt that timed out while busy has really ended, for as long again as
+    /// its timeout (at least [`STOP_GRACE`]): a retry never runs beside it, and a task whose
+    /// code never comes back does not hold the run forever. Whether it ended.
+    async fn wait_for_stuck(&self, mut previous: Running) -> bool {
+        let patience = self.policy.timeout.unwrap_or_default().max(STOP_GRACE);
+        tracing::warn!(
+            task = %self.name,
+            "the retry waits up to {} for the previous attempt, which timed out but has not \
+             reached an await for {} (a synchronous call or CPU-bound work)",
+            format_duration(patience),
+            format_duration(previous.busy_for())
+        );
         let since = Instant::now();
-        loop {
-            tracing::warn!(
+        let ended = tokio::time::timeout(patience, previous.result()).await.is_ok();
+        if ended {
+            tracing::info!(
                 task = %self.name,
-                "the retry waits for the previous attempt, which timed out but has not reached \
-                 an await for {} (a synchronous call or CPU-bound work)",
-                format_duration(previous.busy_for())
+                "the previous attempt ended after {}; retrying",
+                format_duration(since.elapsed())
             );
-            let wait = tokio::time::timeout(STUCK_REMINDER_EVERY, previous.result());
-            if wait.await.is_ok() {
-                tracing::info!(
-                    task = %self.name,
-                    "the previous attempt ended after {}; retrying",
-                    format_duration(since.elapsed())
-                );
-                return;
-            }
         }
+        ended
     }
 
     fn report(

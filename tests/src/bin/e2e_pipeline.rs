@@ -152,4 +152,29 @@ async fn publish_events(ctx: &Ctx) -> Result<()> {
     behave(ctx).await
 }
 
+/// Collects figures.
+#[task]
+async fn collect(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// A gentle, blocking check: fails when `insane-collect` exists.
+#[check(on = Collect, blocking)]
+async fn collect_looks_sane(_ctx: &Ctx) -> Result<Check> {
+    let sane = !std::path::Path::new("insane-collect").exists();
+    Ok(Check::expect(sane, "the collected figures look sane"))
+}
+
+/// Summarizes the figures.
+#[task(requires = [Collect])]
+async fn summarize(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+/// Presents the figures.
+#[task(requires = [Collect])]
+async fn present(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
 pipeline_core::main!();
