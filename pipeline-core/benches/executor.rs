@@ -175,7 +175,7 @@ fn run_case(shape: &str, tasks: usize) {
         url: format!("sqlite://{}", dir.join("state.db").display()),
         source: "the benchmark".into(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");

@@ -125,7 +125,8 @@ pub fn main(pipeline: &str) -> ExitCode {
         None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
     ) && progress::is_terminal();
     logging::init(quiet_logs, progress::is_terminal());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The control plane needs no parallelism: task code runs on threads of its own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -46,8 +46,12 @@ pub use names::{check_identifier, staging_name};
 /// Keys re-read below the high-water mark on each incremental load.
 pub const DEFAULT_LOOKBACK: i64 = 10_000;
 
-/// How long a swap waits for readers of the old table, per try (five tries).
-pub const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long one try of a swap waits for the old table's lock. Readers that come after the
+/// request queue behind it for at most this long, so it is short; the swap tries again.
+pub const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a swap keeps trying while readers hold the old table before the load fails.
+pub const DEFAULT_SWAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The metadata table kept in the warehouse.
 pub const META_TABLE: &str = "pipeline_table_loads";
@@ -97,6 +101,10 @@ pub struct LoadReport {
     pub schema_changed: bool,
     pub high_water: Option<i64>,
     pub duration_ms: u64,
+    /// What a rebuild could not carry over because the source dropped what it applied to:
+    /// warehouse indexes, grants, comments or settings of columns that are gone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -119,11 +127,16 @@ impl std::fmt::Display for LoadReport {
         };
         write!(
             f,
-            "{}: {mode}, {} rows in {}",
+            "{}: {mode}, {} row{} in {}",
             self.table,
             self.rows,
+            if self.rows == 1 { "" } else { "s" },
             crate::date::format_duration(std::time::Duration::from_millis(self.duration_ms))
-        )
+        )?;
+        for dropped in &self.dropped {
+            write!(f, "; {dropped}")?;
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +180,8 @@ pub(crate) struct LoadSpec {
     pub source_file: Option<std::path::PathBuf>,
     /// How long the swap waits for readers of the old table, per try.
     pub swap_lock_timeout: std::time::Duration,
+    /// How long the swap keeps trying in all.
+    pub swap_patience: std::time::Duration,
 }
 
 impl Ctx {
@@ -187,6 +202,7 @@ impl Ctx {
                 run_id: self.run_id(),
                 source_file: None,
                 swap_lock_timeout: DEFAULT_SWAP_LOCK_TIMEOUT,
+                swap_patience: DEFAULT_SWAP_PATIENCE,
             },
         }
     }
@@ -206,10 +222,17 @@ impl TableLoad<'_> {
         self
     }
 
-    /// How long the swap waits for readers of the old table before trying again (five
-    /// tries). Default: 3 s.
+    /// How long one try of the swap waits for readers of the old table. New readers queue
+    /// behind a waiting swap, so this bounds how long they can be held up. Default: 250 ms.
     pub fn swap_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.spec.swap_lock_timeout = timeout;
+        self
+    }
+
+    /// How long the swap keeps trying (with growing pauses between tries) before the load
+    /// fails, naming the sessions that hold the table. Default: 30 s.
+    pub fn swap_patience(mut self, patience: std::time::Duration) -> Self {
+        self.spec.swap_patience = patience;
         self
     }
 

@@ -181,7 +181,9 @@ impl Fixture {
                     load = load.query(query);
                 }
                 if let Some(timeout) = args.swap_timeout {
-                    load = load.swap_lock_timeout(timeout);
+                    load = load
+                        .swap_lock_timeout(timeout)
+                        .swap_patience(Duration::from_secs(2));
                 }
                 let report = load.run().await?;
                 *seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(report);

@@ -43,6 +43,22 @@ pub fn staging_prefix(table: &str) -> String {
     )
 }
 
+/// The name of an object derived from a table (`orders_pkey`), never longer than PostgreSQL
+/// keeps and never equal to the table's own name, however long that is: a name that does not
+/// fit is cut and told apart by a hash of the whole (`<cut>_1a2b3c4d_pkey`).
+pub fn derived(table: &str, suffix: &str) -> String {
+    let whole = format!("{table}_{suffix}");
+    if whole.len() <= MAX_IDENTIFIER_BYTES {
+        return whole;
+    }
+    let room = MAX_IDENTIFIER_BYTES - suffix.len() - 10;
+    format!(
+        "{}_{:08x}_{suffix}",
+        truncate(table, room),
+        fnv1a(table.as_bytes()) as u32
+    )
+}
+
 /// `name` cut to at most `max` bytes, at a character boundary.
 pub fn truncate(name: &str, max: usize) -> &str {
     let mut cut = name.len().min(max);
@@ -74,6 +90,20 @@ mod tests {
         let a = format!("{}a", "y".repeat(40));
         let b = format!("{}b", "y".repeat(40));
         assert_ne!(staging_prefix(&a), staging_prefix(&b));
+    }
+
+    #[test]
+    fn derived_names_fit_and_never_equal_the_table() {
+        assert_eq!(derived("orders", "pkey"), "orders_pkey");
+        for length in [58, 59, 62, 63] {
+            let table = "t".repeat(length);
+            let name = derived(&table, "pkey");
+            assert!(name.len() <= MAX_IDENTIFIER_BYTES, "{name}");
+            assert_ne!(name, table);
+            assert!(name.ends_with("_pkey"));
+        }
+        let wide = "ä".repeat(31);
+        assert!(derived(&wide, "pkey").len() <= MAX_IDENTIFIER_BYTES);
     }
 
     #[test]

@@ -1,20 +1,17 @@
 //! PostgreSQL to PostgreSQL: binary COPY streamed from the source into a staging table (or, for
 //! an incremental load, a temporary table), then swapped in or merged in one transaction.
 
-use std::time::Duration;
+mod swap;
 
 use anyhow::{Context as _, bail};
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor as _, PgConnection, Row as _};
 
-use super::names::{MAX_IDENTIFIER_BYTES, staging_name, staging_prefix, truncate};
+use super::names::{staging_name, staging_prefix};
 use super::schema::{Column, Incremental, Plan, Previous, SourceSchema, plan};
 use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
-use crate::db::{quote_ident, quote_literal};
+use crate::db::quote_ident;
 
-const SWAP_ATTEMPTS: u32 = 5;
-/// First delay between swap tries; doubles, with jitter.
-const SWAP_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// COPY data is forwarded in batches of about this size: memory stays flat and small.
 const COPY_BATCH_BYTES: usize = 256 * 1024;
 
@@ -24,39 +21,81 @@ pub(super) async fn load(
     spec: &LoadSpec,
 ) -> anyhow::Result<LoadReport> {
     let schema = source_schema(source, spec).await?;
+    // A connection of its own, closed (never returned to the pool) when the load ends or is
+    // dropped: the session-level lock below then ends with it, whatever happened.
     let mut conn = target
         .acquire()
         .await
-        .context("cannot connect to the warehouse")?;
+        .context("cannot connect to the warehouse")?
+        .detach();
     let target_schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut conn)
+        .await?;
+    let loaded = async {
+        lock_target(&mut conn, &target_schema, &spec.target_table).await?;
+        load_locked(source, target, &mut conn, spec, &schema, &target_schema).await
+    }
+    .await;
+    let _ = sqlx::Connection::close(conn).await;
+    loaded
+}
+
+/// Serialises loads of one table: two runs (of different dates, or different processes) that
+/// load it at once would otherwise both append the same rows, or drop each other's staging
+/// table. Waits for the other load; the lock is the session's and ends with it.
+async fn lock_target(conn: &mut PgConnection, schema: &str, table: &str) -> anyhow::Result<()> {
+    let key = format!("pipeline load {schema}.{table}");
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1)::bigint)")
+        .bind(&key)
         .fetch_one(&mut *conn)
         .await?;
+    if !locked {
+        tracing::info!("waiting for another load of `{table}` to finish");
+        sqlx::query("SELECT pg_advisory_lock(hashtext($1)::bigint)")
+            .bind(&key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The load, holding the table's load lock.
+async fn load_locked(
+    source: &PgPool,
+    target: &PgPool,
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    schema: &SourceSchema,
+    target_schema: &str,
+) -> anyhow::Result<LoadReport> {
+    let conn = &mut *conn;
     let qualified = format!(
         "{}.{}",
-        quote_ident(&target_schema),
+        quote_ident(target_schema),
         quote_ident(&spec.target_table)
     );
-    conn.execute(AssertSqlSafe(meta_create_sql(&quote_ident(&target_schema))))
+    conn.execute(AssertSqlSafe(meta_create_sql(&quote_ident(target_schema))))
         .await?;
-    drop_leftover_staging(&mut conn, &target_schema, &spec.target_table).await?;
+    // Under the load lock, a staging table of this table belongs to a load that is gone.
+    drop_leftover_staging(conn, target_schema, &spec.target_table).await?;
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(&qualified)
         .fetch_one(&mut *conn)
         .await?;
-    let previous = read_meta(&mut conn, &target_schema, &spec.target_table).await?;
-    let (plan, schema_changed) = plan(spec, &schema, exists, previous.as_ref())?;
+    let previous = read_meta(conn, target_schema, &spec.target_table).await?;
+    let (plan, schema_changed) = plan(spec, schema, exists, previous.as_ref())?;
     let mut report = match plan {
         Plan::Incremental(from) => {
-            incremental(source, &mut conn, spec, &schema, &target_schema, from).await?
+            incremental(source, conn, spec, schema, target_schema, from).await?
         }
         Plan::Rebuild(mode) => {
             rebuild(
                 source,
                 target,
-                &mut conn,
+                conn,
                 spec,
-                &schema,
-                &target_schema,
+                schema,
+                target_schema,
                 exists,
                 mode,
             )
@@ -211,7 +250,7 @@ async fn read_meta(
     .transpose()
 }
 
-async fn write_meta(
+pub(super) async fn write_meta(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
@@ -358,6 +397,7 @@ async fn incremental(
         schema_changed: false,
         high_water: Some(high_water),
         duration_ms: 0,
+        dropped: Vec::new(),
     })
 }
 
@@ -390,8 +430,16 @@ async fn rebuild(
             )))
             .await?;
         }
+        let mut dropped = Vec::new();
         let indexes = if exists {
-            copy_indexes(conn, target_schema, &spec.target_table, &staging).await?
+            copy_indexes(
+                conn,
+                target_schema,
+                &spec.target_table,
+                &staging,
+                &mut dropped,
+            )
+            .await?
         } else {
             Vec::new()
         };
@@ -408,31 +456,30 @@ async fn rebuild(
             }
             None => None,
         };
-        swap(
-            target,
-            conn,
+        let swap = swap::Swap {
             spec,
             schema,
             target_schema,
-            &staging,
+            staging: &staging,
             exists,
-            &indexes,
+            indexes: &indexes,
             high_water,
             rows,
             mode,
-        )
-        .await?;
-        anyhow::Ok((rows, high_water))
+        };
+        dropped.extend(swap.run(target, conn).await?);
+        anyhow::Ok((rows, high_water, dropped))
     }
     .await;
     match built {
-        Ok((rows, high_water)) => Ok(LoadReport {
+        Ok((rows, high_water, dropped)) => Ok(LoadReport {
             table: spec.target_table.clone(),
             mode,
             rows,
             schema_changed: false,
             high_water,
             duration_ms: 0,
+            dropped,
         }),
         Err(err) => {
             // The old table is untouched; do not leave the staging table behind either.
@@ -447,12 +494,14 @@ async fn rebuild(
 }
 
 /// Builds the old table's secondary indexes on the staging table under temporary names;
-/// returns `(temporary, original)` names to rename after the swap.
+/// returns `(temporary, original)` names to rename after the swap. An index on a column the
+/// source no longer has is not rebuilt, and said so in `dropped`.
 async fn copy_indexes(
     conn: &mut PgConnection,
     schema: &str,
     table: &str,
     staging: &str,
+    dropped: &mut Vec<String>,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let rows = sqlx::query(
         "SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique \
@@ -495,198 +544,25 @@ async fn copy_indexes(
             quote_ident(schema),
             quote_ident(staging)
         );
-        conn.execute(AssertSqlSafe(statement))
-            .await
-            .with_context(|| format!("cannot rebuild index {name}"))?;
-        renames.push((temporary, name));
-    }
-    Ok(renames)
-}
-
-/// The swap: one short transaction that replaces the old table with the staging one, keeping
-/// grants and comments and recording the load. Retried while readers hold the old table.
-#[allow(clippy::too_many_arguments)]
-async fn swap(
-    target: &PgPool,
-    conn: &mut PgConnection,
-    spec: &LoadSpec,
-    schema: &SourceSchema,
-    target_schema: &str,
-    staging: &str,
-    exists: bool,
-    indexes: &[(String, String)],
-    high_water: Option<i64>,
-    rows: u64,
-    mode: LoadMode,
-) -> anyhow::Result<()> {
-    let qschema = quote_ident(target_schema);
-    let qtable = format!("{qschema}.{}", quote_ident(&spec.target_table));
-    for attempt in 1..=SWAP_ATTEMPTS {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let timeout_ms = spec.swap_lock_timeout.as_millis().max(1);
-        tx.execute(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = '{timeout_ms}ms'"
-        )))
-        .await?;
-        if exists {
-            if let Err(err) = tx
-                .execute(AssertSqlSafe(format!(
-                    "LOCK TABLE {qtable} IN ACCESS EXCLUSIVE MODE"
-                )))
-                .await
-            {
-                let lock_timeout = err
+        match conn.execute(AssertSqlSafe(statement)).await {
+            Ok(_) => renames.push((temporary, name)),
+            // The source dropped a column the index is on: the index goes with it.
+            Err(err)
+                if err
                     .as_database_error()
                     .and_then(|e| e.code())
-                    .is_some_and(|code| code == "55P03");
-                tx.rollback().await?;
-                if !lock_timeout {
-                    return Err(err.into());
-                }
-                let holders = lock_holders(target, &qtable).await.unwrap_or_default();
-                if attempt == SWAP_ATTEMPTS {
-                    bail!(
-                        "cannot swap in the new `{}`: after {SWAP_ATTEMPTS} tries, other sessions still hold it ({}); \
-                         the old table is intact",
-                        spec.target_table,
-                        if holders.is_empty() {
-                            "unknown sessions".into()
-                        } else {
-                            holders.join("; ")
-                        }
-                    );
-                }
-                let delay = crate::run::retry_delay(SWAP_RETRY_DELAY, attempt);
-                tracing::warn!(
-                    "`{}` is in use ({}); swap retried in {}",
-                    spec.target_table,
-                    holders.join("; "),
-                    crate::date::format_duration(delay)
-                );
-                tokio::time::sleep(delay).await;
-                continue;
+                    .is_some_and(|code| code == "42703") =>
+            {
+                dropped.push(format!(
+                    "index {name} was dropped: {}",
+                    err.as_database_error()
+                        .map_or(String::new(), |e| e.message().to_string())
+                ));
             }
-            let views: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT v.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid \
-                 JOIN pg_class v ON v.oid = r.ev_class WHERE d.refobjid = to_regclass($1) AND v.oid <> d.refobjid ORDER BY 1",
-            )
-            .bind(&qtable)
-            .fetch_all(&mut *tx)
-            .await?;
-            if !views.is_empty() {
-                bail!(
-                    "cannot replace `{}`: views depend on it ({}); they would have to be dropped. \
-                     Load into another table name, or drop and recreate the views around the load",
-                    spec.target_table,
-                    views.join(", ")
-                );
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!("cannot rebuild index {name}")));
             }
-            let keep: Vec<String> = sqlx::query_scalar(
-                "SELECT format('GRANT %s ON %s TO %s', a.privilege_type, '__TABLE__', \
-                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END) \
-                 FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee \
-                 WHERE c.oid = to_regclass($1) AND a.grantee <> c.relowner \
-                 UNION ALL \
-                 SELECT format('COMMENT ON TABLE %s IS %L', '__TABLE__', d.description) \
-                 FROM pg_description d WHERE d.objoid = to_regclass($1) AND d.objsubid = 0 \
-                 UNION ALL \
-                 SELECT format('COMMENT ON COLUMN %s.%I IS %L', '__TABLE__', a.attname, d.description) \
-                 FROM pg_description d JOIN pg_attribute a ON a.attrelid = d.objoid AND a.attnum = d.objsubid \
-                 WHERE d.objoid = to_regclass($1) AND d.objsubid > 0",
-            )
-            .bind(&qtable)
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.execute(AssertSqlSafe(format!("DROP TABLE {qtable}")))
-                .await?;
-            tx.execute(AssertSqlSafe(format!(
-                "ALTER TABLE {qschema}.{} RENAME TO {}",
-                quote_ident(staging),
-                quote_ident(&spec.target_table)
-            )))
-            .await?;
-            for statement in keep {
-                let statement = statement.replace("__TABLE__", &qtable);
-                // A comment on a column the new schema no longer has is dropped with it.
-                if let Err(err) = tx
-                    .execute(AssertSqlSafe(format!(
-                        "SAVEPOINT keep; {statement}; RELEASE SAVEPOINT keep"
-                    )))
-                    .await
-                {
-                    tracing::warn!(
-                        "not kept on the new `{}`: {statement} ({err})",
-                        spec.target_table
-                    );
-                    tx.execute("ROLLBACK TO SAVEPOINT keep").await?;
-                }
-            }
-        } else {
-            tx.execute(AssertSqlSafe(format!(
-                "ALTER TABLE {qschema}.{} RENAME TO {}",
-                quote_ident(staging),
-                quote_ident(&spec.target_table)
-            )))
-            .await?;
         }
-        if !schema.primary_key.is_empty() {
-            // The key keeps the conventional name, not the staging table's.
-            let pkey = format!("{}_pkey", spec.target_table);
-            tx.execute(AssertSqlSafe(format!(
-                "DO $$ DECLARE name text; BEGIN \
-                 SELECT conname INTO name FROM pg_constraint WHERE conrelid = {}::regclass AND contype = 'p'; \
-                 IF name IS NOT NULL THEN EXECUTE format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', {}, name, {}); END IF; END $$",
-                quote_literal(&qtable),
-                quote_literal(&qtable),
-                quote_literal(truncate(&pkey, MAX_IDENTIFIER_BYTES))
-            )))
-            .await?;
-        }
-        for (temporary, original) in indexes {
-            tx.execute(AssertSqlSafe(format!(
-                "ALTER INDEX {qschema}.{} RENAME TO {}",
-                quote_ident(temporary),
-                quote_ident(original)
-            )))
-            .await?;
-        }
-        write_meta(
-            &mut tx,
-            target_schema,
-            &spec.target_table,
-            &schema.hash,
-            high_water,
-            rows as i64,
-            mode,
-        )
-        .await?;
-        tx.commit().await?;
-        return Ok(());
     }
-    bail!("the swap of `{}` did not happen", spec.target_table)
-}
-
-/// Sessions holding a lock on the table: `pid 123 (alice, psql, idle in transaction: SELECT ..)`.
-async fn lock_holders(target: &PgPool, qtable: &str) -> anyhow::Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT l.pid, coalesce(a.usename, ''), coalesce(a.application_name, ''), coalesce(a.state, ''), \
-                left(coalesce(a.query, ''), 80) \
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.relation = to_regclass($1) AND l.granted AND l.pid <> pg_backend_pid()",
-    )
-    .bind(qtable)
-    .fetch_all(target)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let (pid, user, app, state, query): (i32, String, String, String, String) = (
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-            );
-            Ok(format!("pid {pid} ({user}, {app}, {state}: {query})"))
-        })
-        .collect()
+    Ok(renames)
 }

@@ -69,6 +69,7 @@ async fn load_attached(
     });
     let (plan, schema_changed) = plan(spec, &schema, exists, previous.as_ref())?;
 
+    let mut dropped = Vec::new();
     let (mode, rows, high_water, row_count) = match plan {
         Plan::Incremental(Incremental {
             key,
@@ -153,6 +154,7 @@ async fn load_attached(
                         "index not rebuilt on the new `{}`: {index} ({err})",
                         spec.target_table
                     );
+                    dropped.push(format!("index was dropped: {index} ({err})"));
                     tx.execute("ROLLBACK TO idx; RELEASE idx").await?;
                 }
             }
@@ -189,6 +191,7 @@ async fn load_attached(
         schema_changed,
         high_water,
         duration_ms: 0,
+        dropped,
     })
 }
 

@@ -248,7 +248,9 @@ impl AttemptLoop {
             format_duration(previous.busy_for())
         );
         let since = Instant::now();
-        let ended = tokio::time::timeout(patience, previous.result()).await.is_ok();
+        let ended = tokio::time::timeout(patience, previous.result())
+            .await
+            .is_ok();
         if ended {
             tracing::info!(
                 task = %self.name,

@@ -6,8 +6,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tokio::task::JoinSet;
 
 use super::attempt::AttemptLoop;
 use super::recorder::Recorder;
@@ -96,8 +97,9 @@ impl<'r> Execution<'r> {
             blocked: Vec::new(),
             run_failed: false,
         };
-        let mut running: JoinSet<(TaskId, (TaskReport, Option<OwnedSemaphorePermit>))> =
-            JoinSet::new();
+        // The attempt loops are polled here, by this one control task: they only wait (task
+        // code runs on threads of its own), and a wake-up reaches the scheduler directly.
+        let mut running = FuturesUnordered::new();
         let slots = Arc::new(Semaphore::new(self.workers));
         // A slot won while waiting, kept for the next ready task.
         let mut won: Option<OwnedSemaphorePermit> = None;
@@ -132,7 +134,7 @@ impl<'r> Execution<'r> {
                     slot: Some(slot),
                     notes: Vec::new(),
                 };
-                running.spawn(async move { (id, attempts.run().await) });
+                running.push(async move { (id, attempts.run().await) });
             }
             // A slot won for a task that then did not need it goes back: a retry may want it.
             won = None;
@@ -141,11 +143,9 @@ impl<'r> Execution<'r> {
             }
             let waiting_for_slot = !schedule.ready.is_empty();
             tokio::select! {
-                joined = running.join_next() => match joined {
-                    Some(Ok((id, (report, _slot)))) => self.finished(id, report, &mut schedule),
-                    Some(Err(err)) => tracing::error!("a task's supervisor stopped unexpectedly: {err}"),
-                    None => {}
-                },
+                Some((id, (report, _slot))) = running.next() => {
+                    self.finished(id, report, &mut schedule);
+                }
                 changed = cancel.changed(), if !signalled => {
                     // Running tasks see the same signal and record themselves as cancelled.
                     signalled = changed.is_err() || *cancel.borrow();
