@@ -30,6 +30,9 @@ pub use backoff::{MAX_RETRY_DELAY, delay as retry_delay};
 pub use lock::{LockHeld, hostname};
 pub use report::{Blocked, RunReport, TaskReport};
 
+/// How long the end of a run waits for the databases' connections to close.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The schema that test-mode writes go to in PostgreSQL databases.
 pub const TEST_SCHEMA: &str = "pipeline_test";
 
@@ -245,7 +248,17 @@ impl Runner {
             signalled,
         } = execution.run(cancel).await;
         let written = writer.finish(recorder).await;
-        info.databases.close().await;
+        // A connection held by an attempt that never came back (stuck in blocking code) would
+        // keep a pool from closing: the run does not wait for it.
+        if tokio::time::timeout(CLOSE_GRACE, info.databases.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the run's database connections did not close within {}; going on without them",
+                crate::date::format_duration(CLOSE_GRACE)
+            );
+        }
         alerts.finish(DELIVERY_DEADLINE).await;
 
         let status = if signalled {

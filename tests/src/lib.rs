@@ -182,6 +182,17 @@ pub async fn run_task(
     spec: pipeline_core::dag::TaskSpec,
     test_mode: bool,
 ) -> pipeline_core::run::TaskReport {
+    let date = pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date");
+    run_task_on(config, spec, test_mode, date).await
+}
+
+/// [`run_task`] for another partition date: runs of different dates may run at once.
+pub async fn run_task_on(
+    config: &pipeline_core::config::Config,
+    spec: pipeline_core::dag::TaskSpec,
+    test_mode: bool,
+    date: pipeline_core::date::Date,
+) -> pipeline_core::run::TaskReport {
     use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
     let mut builder = pipeline_core::dag::Dag::builder();
     builder.task(spec);
@@ -191,8 +202,7 @@ pub async fn run_task(
         config: config.clone(),
         pipeline: "test".into(),
     };
-    let mut options =
-        RunOptions::new(pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date"));
+    let mut options = RunOptions::new(date);
     options.force = true;
     options.test = test_mode;
     let (_tx, cancel) = tokio::sync::watch::channel(false);

@@ -20,6 +20,9 @@ struct Args {
     query: Option<String>,
     swap_timeout: Option<Duration>,
     test_mode: bool,
+    /// The run's partition day in November 2026 (default 26): runs of different days may
+    /// load at the same time.
+    day: Option<u32>,
 }
 
 fn args(table: &str) -> Args {
@@ -190,7 +193,9 @@ impl Fixture {
                 Ok(())
             })
         });
-        let task = pipeline_tests::run_task(&self.config, spec, args.test_mode).await;
+        let date =
+            pipeline_core::date::Date::from_ymd(2026, 11, args.day.unwrap_or(26)).expect("a date");
+        let task = pipeline_tests::run_task_on(&self.config, spec, args.test_mode, date).await;
         if task.status == TaskStatus::Succeeded {
             Ok(result.lock().expect("lock").clone().expect("a load report"))
         } else {
@@ -247,6 +252,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    incremental_keys_that_would_lose_rows_are_refused_before_copying,
     first_full_and_incremental_loads,
     schema_changes_rebuild_the_table,
     hostile_identifiers_load_or_are_refused,
@@ -670,4 +676,343 @@ async fn a_custom_query_is_loaded_in_full_on_both_backends() {
             .expect_err("a query load is always full");
         assert!(err.contains("always full"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn postgres_concurrent_loads_of_one_table_neither_duplicate_nor_fail() {
+    let fx = Fixture::postgres().await;
+    // A unique key but no primary key: nothing in the warehouse would stop duplicates.
+    fx.source(
+        "CREATE TABLE events (id BIGINT NOT NULL UNIQUE, payload TEXT); \
+         INSERT INTO events SELECT i, repeat('x', 50) FROM generate_series(1, 1000) AS i",
+    )
+    .await;
+    let incremental = |day| Args {
+        incremental: Some("id".into()),
+        day: Some(day),
+        ..args("events")
+    };
+    fx.load(incremental(1)).await.expect("first load");
+    for round in 0..3 {
+        let from = 1001 + round * 20_000;
+        fx.source(&format!(
+            "INSERT INTO events SELECT i, repeat('y', 50) FROM generate_series({from}, {}) AS i",
+            from + 19_999
+        ))
+        .await;
+        let (a, b) = tokio::join!(fx.load(incremental(2)), fx.load(incremental(3)));
+        a.expect("one load");
+        b.expect("the other load");
+        let counts = fx
+            .warehouse(
+                "SELECT format('%s %s %s', count(*), count(DISTINCT id), \
+                 (SELECT row_count FROM pipeline_table_loads WHERE table_name = 'events')) FROM events",
+            )
+            .await
+            .expect("counts");
+        let expected = 1000 + (round + 1) * 20_000;
+        assert_eq!(
+            counts,
+            format!("{expected} {expected} {expected}"),
+            "round {round}: rows, distinct keys and the metadata's count agree"
+        );
+    }
+    // Two rebuilds at once: one waits for the other; neither drops the other's staging table.
+    let full = |day| Args {
+        day: Some(day),
+        ..args("events")
+    };
+    let (a, b) = tokio::join!(fx.load(full(4)), fx.load(full(5)));
+    a.expect("one rebuild");
+    b.expect("the other rebuild");
+    assert_eq!(
+        fx.rows(true, "events", "id").await,
+        fx.rows(false, "events", "id").await
+    );
+}
+
+#[tokio::test]
+async fn postgres_a_rebuild_keeps_security_triggers_owner_and_exact_grants() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    fx.load(args("orders")).await.expect("first load");
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let role = |what: &str| pipeline_tests::unique_name(what);
+    let (owner, reader, limited, columns) =
+        (role("owner"), role("reader"), role("limited"), role("cols"));
+    for statement in [
+        format!("CREATE ROLE {owner}"),
+        format!("CREATE ROLE {reader}"),
+        format!("CREATE ROLE {limited}"),
+        format!("CREATE ROLE {columns}"),
+        format!("GRANT USAGE ON SCHEMA public TO {reader}"),
+        // The schema's defaults grant every new table to `limited`; this table revoked it.
+        format!("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {limited}"),
+        format!("REVOKE ALL ON orders FROM {limited}"),
+        format!("GRANT SELECT ON orders TO {reader} WITH GRANT OPTION"),
+        format!("GRANT SELECT (id, amount) ON orders TO {columns}"),
+        "ALTER TABLE orders ENABLE ROW LEVEL SECURITY".into(),
+        "ALTER TABLE orders FORCE ROW LEVEL SECURITY".into(),
+        format!("CREATE POLICY small_ones ON orders FOR SELECT TO {reader} USING (id <= 9)"),
+        "CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+            .into(),
+        "CREATE TRIGGER orders_stamp BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION stamp()"
+            .into(),
+        "ALTER TABLE orders DISABLE TRIGGER orders_stamp".into(),
+        "ALTER TABLE orders REPLICA IDENTITY FULL".into(),
+        "ALTER TABLE orders ALTER COLUMN notes SET STATISTICS 500".into(),
+        "ALTER TABLE orders SET (fillfactor = 70)".into(),
+        format!("ALTER TABLE orders OWNER TO {owner}"),
+    ] {
+        warehouse
+            .execute(AssertSqlSafe(statement.clone()))
+            .await
+            .unwrap_or_else(|err| panic!("{statement}: {err}"));
+    }
+    let report = fx.load(args("orders")).await.expect("rebuild");
+    assert_eq!(report.rows, 20);
+    assert_eq!(
+        fx.warehouse(
+            "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'orders'::regclass"
+        )
+        .await
+        .unwrap_or_default(),
+        owner
+    );
+    assert_eq!(
+        fx.warehouse("SELECT format('%s %s %s', relrowsecurity, relforcerowsecurity, relreplident) FROM pg_class WHERE oid = 'orders'::regclass").await.unwrap_or_default(),
+        "t t f"
+    );
+    assert_eq!(
+        fx.warehouse(
+            "SELECT qual FROM pg_policies WHERE tablename = 'orders' AND policyname = 'small_ones'"
+        )
+        .await
+        .unwrap_or_default(),
+        "(id <= 9)"
+    );
+    assert_eq!(
+        fx.warehouse(&format!(
+            "SELECT format('%s %s %s %s %s', \
+               has_table_privilege('{limited}', 'orders', 'SELECT'), \
+               has_table_privilege('{reader}', 'orders', 'SELECT WITH GRANT OPTION'), \
+               has_column_privilege('{columns}', 'orders', 'amount', 'SELECT'), \
+               has_column_privilege('{columns}', 'orders', 'notes', 'SELECT'), \
+               has_table_privilege('{columns}', 'orders', 'SELECT'))"
+        ))
+        .await
+        .unwrap_or_default(),
+        "f t t f f",
+        "grants exactly as before: the revoke stays, the grant option and column grants too"
+    );
+    assert_eq!(
+        fx.warehouse("SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'orders_stamp'")
+            .await
+            .unwrap_or_default(),
+        "D"
+    );
+    assert_eq!(
+        fx.warehouse("SELECT format('%s %s', (SELECT attstattarget FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'notes'), reloptions) FROM pg_class WHERE oid = 'orders'::regclass").await.unwrap_or_default(),
+        "500 {fillfactor=70}"
+    );
+    // A reader limited by the policy sees what it saw before.
+    let mut conn = warehouse.acquire().await.expect("a connection");
+    conn.execute(AssertSqlSafe(format!("SET ROLE {reader}")))
+        .await
+        .expect("set role");
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("read as the limited reader");
+    conn.execute("RESET ROLE").await.expect("reset role");
+    assert_eq!(seen, 9);
+}
+
+#[tokio::test]
+async fn postgres_objects_that_depend_on_the_table_are_named() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 5).await;
+    fx.load(args("orders")).await.expect("first load");
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    warehouse
+        .execute("CREATE TABLE refunds (order_id BIGINT REFERENCES orders (id))")
+        .await
+        .expect("a foreign key");
+    let err = fx
+        .load(args("orders"))
+        .await
+        .expect_err("a foreign key refers to it");
+    assert!(
+        err.contains(
+            "other objects depend on it (constraint refunds_order_id_fkey on table refunds)"
+        ),
+        "{err}"
+    );
+    warehouse
+        .execute("DROP TABLE refunds; CREATE FUNCTION order_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM orders; END")
+        .await
+        .expect("a function");
+    let err = fx
+        .load(args("orders"))
+        .await
+        .expect_err("a function depends on it");
+    assert!(err.contains("function order_count()"), "{err}");
+    assert!(
+        err.contains("the old table is intact") || err.contains("depend on it"),
+        "{err}"
+    );
+    warehouse
+        .execute("DROP FUNCTION order_count(); ALTER TABLE orders ADD CONSTRAINT positive CHECK (amount > 0)")
+        .await
+        .expect("a constraint");
+    let err = fx
+        .load(args("orders"))
+        .await
+        .expect_err("a constraint of its own");
+    assert!(
+        err.contains(
+            "constraints that a rebuild would lose (positive (CHECK ((amount > (0)::numeric))))"
+        ),
+        "{err}"
+    );
+}
+
+async fn an_index_on_a_dropped_column_is_dropped_and_reported(fx: Fixture) {
+    orders(&fx, 10).await;
+    fx.load(args("orders")).await.expect("first load");
+    let create = "CREATE INDEX orders_by_note ON orders (notes)";
+    match &fx.dbs {
+        Databases::Postgres { warehouse, .. } => warehouse.execute(create).await.map(|_| ()),
+        Databases::Sqlite { warehouse, .. } => warehouse.execute(create).await.map(|_| ()),
+    }
+    .expect("a warehouse index");
+    fx.source("ALTER TABLE orders DROP COLUMN notes").await;
+    let report = fx.load(args("orders")).await.expect("the rebuild goes on");
+    assert!(report.schema_changed);
+    assert!(
+        report.dropped.iter().any(|d| d.contains("orders_by_note")),
+        "{:?}",
+        report.dropped
+    );
+    assert!(report.to_string().contains("orders_by_note"), "{report}");
+    fx.load(args("orders"))
+        .await
+        .expect("and so do later loads");
+}
+
+#[tokio::test]
+async fn postgres_an_index_on_a_dropped_column_is_dropped_and_reported() {
+    an_index_on_a_dropped_column_is_dropped_and_reported(Fixture::postgres().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_index_on_a_dropped_column_is_dropped_and_reported() {
+    an_index_on_a_dropped_column_is_dropped_and_reported(Fixture::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_names_at_the_limit_or_with_dollars_rebuild() {
+    let fx = Fixture::postgres().await;
+    let longest = "t".repeat(63);
+    for name in [longest.as_str(), "a$$b", "x$y$$;--"] {
+        let quoted = pipeline_core::db::quote_ident(name);
+        fx.source(&format!(
+            "CREATE TABLE {quoted} (id BIGINT PRIMARY KEY, v TEXT); INSERT INTO {quoted} VALUES (1, 'one')"
+        ))
+        .await;
+        fx.load(args(name)).await.expect("first load");
+        let report = fx.load(args(name)).await.expect("a rebuild swaps it");
+        assert_eq!(report.rows, 1, "{name}");
+    }
+}
+
+async fn incremental_keys_that_would_lose_rows_are_refused_before_copying(fx: Fixture) {
+    let stamp_type = if fx.is_postgres() {
+        "TIMESTAMP"
+    } else {
+        "TEXT"
+    };
+    fx.source(&format!(
+        "CREATE TABLE lines (order_id BIGINT NOT NULL, line INT NOT NULL, at {stamp_type}, \
+         PRIMARY KEY (order_id, line)); \
+         INSERT INTO lines VALUES (1, 1, NULL), (1, 2, NULL), (2, 1, NULL)"
+    ))
+    .await;
+    let by = |key: &str| Args {
+        incremental: Some(key.into()),
+        ..args("lines")
+    };
+    let err = fx.load(by("order_id")).await.expect_err("not unique");
+    assert!(
+        err.contains("the incremental key `order_id` is not unique in the source"),
+        "{err}"
+    );
+    let err = fx.load(by("at")).await.expect_err("not an integer");
+    assert!(err.contains("must be an integer"), "{err}");
+    let exists = if fx.is_postgres() {
+        "SELECT CAST(to_regclass('lines') IS NOT NULL AS TEXT)"
+    } else {
+        "SELECT CAST(count(*) > 0 AS TEXT) FROM sqlite_master WHERE name = 'lines'"
+    };
+    let copied = fx.warehouse(exists).await;
+    assert!(
+        matches!(copied.as_deref(), Some("false" | "0")),
+        "nothing was copied: {copied:?}"
+    );
+    fx.source("CREATE UNIQUE INDEX lines_code ON lines (line, order_id); ALTER TABLE lines ADD COLUMN id BIGINT; UPDATE lines SET id = order_id * 100 + line; CREATE UNIQUE INDEX lines_id ON lines (id)").await;
+    fx.load(by("id")).await.expect("a unique integer key loads");
+}
+
+#[tokio::test]
+async fn postgres_types_of_extensions_and_queries_load_in_test_mode_and_exactly() {
+    let fx = Fixture::postgres().await;
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let types = "CREATE EXTENSION IF NOT EXISTS citext; \
+                 CREATE TYPE mood AS ENUM ('calm', 'cross')";
+    fx.source(types).await;
+    warehouse
+        .execute(sqlx::raw_sql(types))
+        .await
+        .expect("the same types in the warehouse");
+    fx.source(
+        "CREATE TABLE people (id BIGINT PRIMARY KEY, email citext, mood mood, code CHAR(3), \
+         moods mood[]); \
+         INSERT INTO people VALUES (1, 'A@x.org', 'calm', 'abc', '{calm,cross}'), \
+                                   (2, 'b@x.org', 'cross', 'de', NULL)",
+    )
+    .await;
+    for test_mode in [false, true] {
+        let report = fx
+            .load(Args {
+                test_mode,
+                ..args("people")
+            })
+            .await
+            .unwrap_or_else(|err| panic!("test mode {test_mode}: {err}"));
+        assert_eq!(report.rows, 2);
+    }
+    assert_eq!(
+        fx.warehouse("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'pipeline_test.people'::regclass AND attname = 'code'")
+            .await
+            .as_deref(),
+        Some("character(3)")
+    );
+    let query = Args {
+        query: Some("SELECT id, code, 'xy'::char(2) AS pair, email FROM people".into()),
+        ..args("coded")
+    };
+    let report = fx.load(query).await.expect("a query with char(n) columns");
+    assert_eq!(report.rows, 2);
+    assert_eq!(
+        fx.warehouse("SELECT string_agg(format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'coded'::regclass AND attnum > 0")
+            .await
+            .as_deref(),
+        Some("bigint, character(3), bpchar, citext")
+    );
 }

@@ -11,6 +11,7 @@ use super::names::{staging_name, staging_prefix};
 use super::schema::{Column, Incremental, Plan, Previous, SourceSchema, plan};
 use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
 use crate::db::quote_ident;
+use crate::task::ResultExt as _;
 
 /// COPY data is forwarded in batches of about this size: memory stays flat and small.
 const COPY_BATCH_BYTES: usize = 256 * 1024;
@@ -106,59 +107,114 @@ async fn load_locked(
     Ok(report)
 }
 
+/// The columns of what is loaded, with their types as the catalogue has them (modifiers
+/// included: `character(3)`, `numeric(10,2)`). Read with only `pg_catalog` on the search path,
+/// so that every other type comes qualified (`public.citext`, `public.mood`) and resolves in a
+/// warehouse or test schema whose search path does not hold the source's schemas.
 async fn source_schema(source: &PgPool, spec: &LoadSpec) -> anyhow::Result<SourceSchema> {
-    match &spec.query {
-        Some(query) => {
-            let described = source
-                .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(format!(
-                    "SELECT * FROM ({query}) AS source LIMIT 0"
-                ))))
-                .await
-                .context("the custom source query is not valid")?;
-            Ok(SourceSchema::of_query(&described))
-        }
-        None => {
-            let rows = sqlx::query(
-                "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            )
-            .bind(&spec.source_schema)
-            .bind(&spec.source_table)
-            .fetch_all(source)
-            .await
-            .context("cannot read the source table's columns")?;
-            if rows.is_empty() {
-                bail!(
-                    "the source has no table {}.{}",
-                    spec.source_schema,
-                    spec.source_table
-                );
-            }
-            let columns = rows
-                .iter()
-                .map(|row| {
-                    Ok(Column {
-                        name: row.try_get(0)?,
-                        type_sql: row.try_get(1)?,
-                        not_null: row.try_get(2)?,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let primary_key: Vec<String> = sqlx::query_scalar(
-                "SELECT a.attname FROM pg_index i \
-                 JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                 WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary \
-                 ORDER BY array_position(i.indkey::int2[], a.attnum)",
-            )
-            .bind(&spec.source_schema)
-            .bind(&spec.source_table)
-            .fetch_all(source)
-            .await?;
-            Ok(SourceSchema::new(columns, primary_key))
-        }
+    let mut conn = source
+        .acquire()
+        .await
+        .context("cannot connect to the source")?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let schema = match &spec.query {
+        Some(query) => query_schema(&mut tx, query).await?,
+        None => table_schema(&mut tx, spec).await?,
+    };
+    tx.commit().await?;
+    Ok(schema)
+}
+
+async fn query_schema(conn: &mut PgConnection, query: &str) -> anyhow::Result<SourceSchema> {
+    let described = conn
+        .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(format!(
+            "SELECT * FROM ({query}) AS source LIMIT 0"
+        ))))
+        .await
+        .context("the custom source query is not valid")?;
+    // The query is read with the source's own search path; its types without it.
+    conn.execute("SET LOCAL search_path TO pg_catalog").await?;
+    let mut columns = Vec::new();
+    for column in sqlx::Statement::columns(&described) {
+        // A column read from a table has that column's exact type; a computed one its type
+        // without modifiers (`bpchar` rather than `character`, which would mean one character).
+        let type_sql: String = sqlx::query_scalar(
+            "SELECT coalesce( \
+                (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 WHERE a.attrelid = $1::oid AND a.attnum = $2 AND $1 <> 0), \
+                CASE WHEN $3::oid = 'bpchar'::regtype THEN 'bpchar' ELSE format_type($3::oid, NULL) END)",
+        )
+        .bind(column.relation_id().map_or(0, |oid| i64::from(oid.0)))
+        .bind(column.relation_attribute_no().unwrap_or(0))
+        .bind(
+            sqlx::Column::type_info(column)
+                .oid()
+                .map_or(0, |oid| i64::from(oid.0)),
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        columns.push(Column {
+            name: sqlx::Column::name(column).to_string(),
+            type_sql,
+            not_null: false,
+        });
     }
+    Ok(SourceSchema::new(columns, Vec::new()))
+}
+
+async fn table_schema(conn: &mut PgConnection, spec: &LoadSpec) -> anyhow::Result<SourceSchema> {
+    conn.execute("SET LOCAL search_path TO pg_catalog").await?;
+    let rows = sqlx::query(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+    )
+    .bind(&spec.source_schema)
+    .bind(&spec.source_table)
+    .fetch_all(&mut *conn)
+    .await
+    .context("cannot read the source table's columns")?;
+    if rows.is_empty() {
+        return Err(anyhow::anyhow!(
+            "the source has no table {}.{}",
+            spec.source_schema,
+            spec.source_table
+        ))
+        .fatal();
+    }
+    let columns = rows
+        .iter()
+        .map(|row| {
+            Ok(Column {
+                name: row.try_get(0)?,
+                type_sql: row.try_get(1)?,
+                not_null: row.try_get(2)?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let primary_key: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+         WHERE n.nspname = $1 AND c.relname = $2 AND i.indisprimary \
+         ORDER BY array_position(i.indkey::int2[], a.attnum)",
+    )
+    .bind(&spec.source_schema)
+    .bind(&spec.source_table)
+    .fetch_all(&mut *conn)
+    .await?;
+    let unique: Vec<String> = sqlx::query_scalar(
+        "SELECT a.attname FROM pg_index i \
+         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+         WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indnkeyatts = 1 \
+           AND i.indpred IS NULL AND i.indexprs IS NULL",
+    )
+    .bind(&spec.source_schema)
+    .bind(&spec.source_table)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(SourceSchema::new(columns, primary_key).with_unique(unique))
 }
 
 /// `COPY (..) TO STDOUT` of what to load: everything, or the rows matching `filter`.

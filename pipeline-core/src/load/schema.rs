@@ -3,6 +3,8 @@
 
 use anyhow::bail;
 
+use crate::task::ResultExt as _;
+
 use super::names::fnv1a;
 use super::{LoadMode, LoadSpec};
 use crate::db::quote_ident;
@@ -18,6 +20,8 @@ pub(super) struct Column {
 pub(super) struct SourceSchema {
     pub columns: Vec<Column>,
     pub primary_key: Vec<String>,
+    /// Columns unique on their own in the source (a one-column primary key or unique index).
+    pub unique_columns: Vec<String>,
     /// Changes when a column is added, dropped, retyped, made nullable or moved.
     pub hash: String,
 }
@@ -29,9 +33,14 @@ impl SourceSchema {
             .map(|c| format!("{}\u{1f}{}\u{1f}{}\u{1e}", c.name, c.type_sql, c.not_null))
             .collect();
         let hash = format!("{:016x}", fnv1a(fingerprint.as_bytes()));
+        let unique_columns = match primary_key.as_slice() {
+            [key] => vec![key.clone()],
+            _ => Vec::new(),
+        };
         SourceSchema {
             columns,
             primary_key,
+            unique_columns,
             hash,
         }
     }
@@ -48,6 +57,16 @@ impl SourceSchema {
             })
             .collect();
         SourceSchema::new(columns, Vec::new())
+    }
+
+    /// Adds columns that a unique index of the source covers on their own.
+    pub fn with_unique(mut self, columns: impl IntoIterator<Item = String>) -> SourceSchema {
+        for column in columns {
+            if !self.unique_columns.contains(&column) {
+                self.unique_columns.push(column);
+            }
+        }
+        self
     }
 
     /// `"a", "b", "c"`.
@@ -104,10 +123,8 @@ pub(super) fn plan(
     exists: bool,
     previous: Option<&Previous>,
 ) -> anyhow::Result<(Plan, bool)> {
-    if let Some(key) = &spec.incremental_key
-        && !schema.columns.iter().any(|c| &c.name == key)
-    {
-        bail!("the incremental key `{key}` is not a column of the source");
+    if let Some(key) = &spec.incremental_key {
+        check_incremental_key(key, schema).fatal()?;
     }
     let schema_changed = previous.is_some_and(|p| p.hash != schema.hash);
     let plan = match (&spec.incremental_key, previous) {
@@ -127,4 +144,33 @@ pub(super) fn plan(
         _ => Plan::Rebuild(LoadMode::Initial),
     };
     Ok((plan, schema_changed))
+}
+
+/// An incremental key must be an integer column that is unique in the source: rows are
+/// found by `key > high-water mark`, so a key that repeats (an order's lines by order id)
+/// would never bring the lines added later to an order already loaded, and a timestamp or text
+/// key has no gaps to find. Both are refused before anything is copied.
+fn check_incremental_key(key: &str, schema: &SourceSchema) -> anyhow::Result<()> {
+    let Some(column) = schema.columns.iter().find(|c| c.name == key) else {
+        bail!("the incremental key `{key}` is not a column of the source");
+    };
+    let type_sql = column.type_sql.to_ascii_lowercase();
+    // smallint, integer, bigint (PostgreSQL); INTEGER, INT, BIGINT (SQLite).
+    let integer =
+        type_sql.contains("int") && !type_sql.contains("interval") && !type_sql.contains("point");
+    if !integer {
+        bail!(
+            "the incremental key `{key}` is of type {}; it must be an integer that grows with \
+             each new row (an id from a sequence). Load this table in full instead",
+            column.type_sql
+        );
+    }
+    if !schema.unique_columns.iter().any(|c| c == key) {
+        bail!(
+            "the incremental key `{key}` is not unique in the source (no primary key or unique \
+             index on it alone): rows added later under a key already loaded would never be \
+             loaded. Use a unique key, or load this table in full"
+        );
+    }
+    Ok(())
 }

@@ -237,8 +237,17 @@ async fn source_schema(
         });
     }
     primary_key.sort();
+    let unique: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT min(ii.name) FROM pragma_index_list({table}, '{SOURCE}') AS il, \
+                pragma_index_info(il.name, '{SOURCE}') AS ii \
+         WHERE il.\"unique\" = 1 AND il.partial = 0 GROUP BY il.name HAVING count(*) = 1",
+        table = quote_literal(&spec.source_table)
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(SourceSchema::new(
         columns,
         primary_key.into_iter().map(|(_, name)| name).collect(),
-    ))
+    )
+    .with_unique(unique))
 }

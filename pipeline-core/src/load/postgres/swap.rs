@@ -647,6 +647,16 @@ async fn refuse_dependents(
            AND NOT (d.classid = 'pg_class'::regclass AND d.objid = d.refobjid) \
            AND NOT (d.classid = 'pg_constraint'::regclass AND EXISTS \
                 (SELECT 1 FROM pg_constraint c WHERE c.oid = d.objid AND c.conrelid = d.refobjid)) \
+           AND NOT (d.classid = 'pg_policy'::regclass AND EXISTS \
+                (SELECT 1 FROM pg_policy p WHERE p.oid = d.objid AND p.polrelid = d.refobjid)) \
+           AND NOT (d.classid = 'pg_trigger'::regclass AND EXISTS \
+                (SELECT 1 FROM pg_trigger t WHERE t.oid = d.objid AND t.tgrelid = d.refobjid)) \
+           AND NOT (d.classid = 'pg_statistic_ext'::regclass AND EXISTS \
+                (SELECT 1 FROM pg_statistic_ext s WHERE s.oid = d.objid AND s.stxrelid = d.refobjid)) \
+           AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS \
+                (SELECT 1 FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = d.refobjid)) \
+           AND NOT (d.classid = 'pg_class'::regclass AND EXISTS \
+                (SELECT 1 FROM pg_index i WHERE i.indexrelid = d.objid AND i.indrelid = d.refobjid)) \
          ORDER BY 1",
     )
     .bind(qtable)
