@@ -136,7 +136,17 @@ pub fn main(pipeline: &str) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let result = runtime.block_on(dispatch(pipeline, cli));
+    // Runs watch for signals from the start: one that comes while the state store opens
+    // still ends the run as cancelled.
+    let cancel = {
+        let _entered = runtime.enter();
+        let runs = matches!(
+            &cli.command,
+            None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
+        );
+        runs.then(watch_signals)
+    };
+    let result = runtime.block_on(dispatch(pipeline, cli, cancel));
     // Do not wait for tasks stuck in blocking code after a cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     logging::flush();
@@ -187,7 +197,12 @@ impl From<RunError> for Failure {
     }
 }
 
-async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
+async fn dispatch(
+    pipeline: &str,
+    cli: Cli,
+    cancel: Option<watch::Receiver<bool>>,
+) -> Result<u8, Failure> {
+    let cancel = || cancel.clone().unwrap_or_else(|| watch::channel(false).1);
     let command = cli.command.unwrap_or(Command::Run(cli.run));
     let dag = || Dag::from_registry().map(Arc::new).map_err(usage);
     match command {
@@ -200,10 +215,9 @@ async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Run(args) => {
-            let cancel = watch_signals();
             let runner = runner(pipeline, dag()?).await?;
             let options = options(&args.flags, args.date.unwrap_or_else(Date::today));
-            let report = run_one(&runner, &options, args.flags.json, cancel).await?;
+            let report = run_one(&runner, &options, args.flags.json, cancel()).await?;
             if args.flags.json {
                 output::print_json(&report);
             }
@@ -213,7 +227,7 @@ async fn dispatch(pipeline: &str, cli: Cli) -> Result<u8, Failure> {
             if from > to {
                 return Err(usage(anyhow::anyhow!("--from {from} is after --to {to}")));
             }
-            let cancel = watch_signals();
+            let cancel = cancel();
             let runner = runner(pipeline, dag()?).await?;
             let mut reports = Vec::new();
             let mut date = from;

@@ -352,6 +352,62 @@ fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
 }
 
 #[test]
+fn sigterm_at_any_stage_of_a_load_ends_the_process_and_frees_the_date() {
+    let pg = PgPipeline::new(200_000);
+    let sandbox = Sandbox::new("daily_term");
+    let env = pg.env();
+    let first = sandbox.run(DAILY, &["run", "load", "--date", "2026-11-20"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    // From just started to swapping: each trial's schema change makes its load a rebuild.
+    for (trial, delay_ms) in [0u64, 30, 80, 150, 250, 400, 600, 900]
+        .into_iter()
+        .enumerate()
+    {
+        pg.replica(&format!("ALTER TABLE orders ADD COLUMN c{trial} INT"));
+        let mut child = sandbox.spawn(
+            DAILY,
+            &["run", "load[orders]", "--date", "2026-11-21", "--force"],
+            &env,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        pipeline_tests::signal(&child, "TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                pipeline_tests::signal(&child, "KILL");
+                let output = pipeline_tests::finish(child);
+                panic!("trial {trial}: hung after SIGTERM: {}", output.stderr);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let output = pipeline_tests::finish(child);
+        // Before its handlers are in place (right at exec), the signal ends it as usual.
+        let before_start = std::os::unix::process::ExitStatusExt::signal(&status) == Some(15);
+        assert!(
+            matches!(status.code(), Some(0 | 130)) || before_start,
+            "trial {trial} ({delay_ms} ms): {status:?} {}",
+            output.stderr
+        );
+        assert_eq!(
+            pg.warehouse("SELECT count(*) FROM orders"),
+            "200000",
+            "trial {trial}: the table is whole"
+        );
+    }
+    let next = sandbox.run(
+        DAILY,
+        &["run", "load[orders]", "--date", "2026-11-21", "--force"],
+        &env,
+    );
+    assert_eq!(next.code, Some(0), "the date is free: {}", next.stderr);
+    let staging = "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders%__pl_stage_%'";
+    assert_eq!(pg.warehouse(staging), "0", "no staging leftovers");
+}
+
+#[test]
 fn lists_its_tasks_and_draws_its_graph() {
     let sandbox = Sandbox::new("daily_list");
     let list = sandbox.run(DAILY, &["list"], &[]);

@@ -104,6 +104,7 @@ impl<'r> Execution<'r> {
         // A slot won while waiting, kept for the next ready task.
         let mut won: Option<OwnedSemaphorePermit> = None;
         let mut signalled = *cancel.borrow();
+        let mut uncancellable = false;
 
         loop {
             while let Some(id) = schedule.ready.pop_front() {
@@ -146,10 +147,12 @@ impl<'r> Execution<'r> {
                 Some((id, (report, _slot))) = running.next() => {
                     self.finished(id, report, &mut schedule);
                 }
-                changed = cancel.changed(), if !signalled => {
+                changed = cancel.changed(), if !signalled && !uncancellable => match changed {
                     // Running tasks see the same signal and record themselves as cancelled.
-                    signalled = changed.is_err() || *cancel.borrow();
-                }
+                    Ok(()) => signalled = *cancel.borrow(),
+                    // Whoever could cancel the run is gone: nothing will.
+                    Err(_) => uncancellable = true,
+                },
                 slot = Arc::clone(&slots).acquire_owned(), if waiting_for_slot => won = slot.ok(),
             }
         }
