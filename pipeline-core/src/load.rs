@@ -182,6 +182,8 @@ pub(crate) struct LoadSpec {
     pub swap_lock_timeout: std::time::Duration,
     /// How long the swap keeps trying in all.
     pub swap_patience: std::time::Duration,
+    /// Rebuild by replacing the rows of the live table rather than swapping in a new one.
+    pub replace_rows: bool,
 }
 
 impl Ctx {
@@ -203,6 +205,7 @@ impl Ctx {
                 source_file: None,
                 swap_lock_timeout: DEFAULT_SWAP_LOCK_TIMEOUT,
                 swap_patience: DEFAULT_SWAP_PATIENCE,
+                replace_rows: false,
             },
         }
     }
@@ -226,6 +229,18 @@ impl TableLoad<'_> {
     /// behind a waiting swap, so this bounds how long they can be held up. Default: 250 ms.
     pub fn swap_lock_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.spec.swap_lock_timeout = timeout;
+        self
+    }
+
+    /// Rebuilds replace the rows inside the live table, in one transaction, instead of
+    /// swapping in a new table. A reader whose snapshot is older than the swap
+    /// (`REPEATABLE READ` or `SERIALIZABLE`, such as a report or a `pg_dump`) sees a swapped
+    /// table as empty; with this it keeps seeing the old rows, and nobody waits for a lock.
+    /// It costs more: every row is deleted and written again under the table's indexes, and
+    /// the dead rows wait for vacuum. Used while the source's schema is unchanged; a schema
+    /// change still swaps. PostgreSQL only (SQLite readers keep their snapshot either way).
+    pub fn replace_rows(mut self) -> Self {
+        self.spec.replace_rows = true;
         self
     }
 

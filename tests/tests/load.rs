@@ -20,6 +20,7 @@ struct Args {
     query: Option<String>,
     swap_timeout: Option<Duration>,
     test_mode: bool,
+    replace_rows: bool,
     /// The run's partition day in November 2026 (default 26): runs of different days may
     /// load at the same time.
     day: Option<u32>,
@@ -182,6 +183,9 @@ impl Fixture {
                 }
                 if let Some(query) = &args.query {
                     load = load.query(query);
+                }
+                if args.replace_rows {
+                    load = load.replace_rows();
                 }
                 if let Some(timeout) = args.swap_timeout {
                     load = load
@@ -1015,4 +1019,49 @@ async fn postgres_types_of_extensions_and_queries_load_in_test_mode_and_exactly(
             .as_deref(),
         Some("bigint, character(3), bpchar, citext")
     );
+}
+
+async fn count_orders(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(conn)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn postgres_snapshot_readers_see_a_swapped_table_empty_but_replaced_rows_whole() {
+    let fx = Fixture::postgres().await;
+    orders(&fx, 30).await;
+    fx.load(args("orders")).await.expect("first load");
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let mut total = 30;
+    for (replace_rows, seen_by_old_snapshot) in [(false, 0), (true, 35)] {
+        let mut reader = warehouse.acquire().await.expect("a reader");
+        reader
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .expect("begin");
+        // A snapshot older than the load, taken without touching (or locking) the table.
+        sqlx::query("SELECT 1 FROM pipeline_table_loads LIMIT 1")
+            .execute(&mut *reader)
+            .await
+            .expect("snapshot");
+        add_orders(&fx, total + 1, total + 5).await;
+        total += 5;
+        fx.load(Args {
+            replace_rows,
+            ..args("orders")
+        })
+        .await
+        .expect("a rebuild");
+        assert_eq!(
+            count_orders(&mut reader).await,
+            seen_by_old_snapshot,
+            "replace_rows {replace_rows}: what a snapshot older than the load sees"
+        );
+        reader.execute("COMMIT").await.expect("commit");
+        assert_eq!(count_orders(&mut reader).await, total);
+    }
 }

@@ -89,6 +89,9 @@ async fn load_locked(
         Plan::Incremental(from) => {
             incremental(source, conn, spec, schema, target_schema, from).await?
         }
+        Plan::Rebuild(_) if spec.replace_rows && exists && !schema_changed => {
+            replace_rows(source, conn, spec, schema, target_schema).await?
+        }
         Plan::Rebuild(mode) => {
             rebuild(
                 source,
@@ -452,6 +455,58 @@ async fn incremental(
         rows,
         schema_changed: false,
         high_water: Some(high_water),
+        duration_ms: 0,
+        dropped: Vec::new(),
+    })
+}
+
+/// A rebuild that keeps the table: its rows are deleted and the source's copied in, in one
+/// transaction. Readers are never blocked and keep their snapshots.
+async fn replace_rows(
+    source: &PgPool,
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    schema: &SourceSchema,
+    target_schema: &str,
+) -> anyhow::Result<LoadReport> {
+    let qualified = format!(
+        "{}.{}",
+        quote_ident(target_schema),
+        quote_ident(&spec.target_table)
+    );
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.execute(AssertSqlSafe(format!("DELETE FROM {qualified}")))
+        .await?;
+    let into = format!("{qualified} ({})", schema.column_list());
+    let rows = stream_copy(source, &copy_out_sql(spec, schema, None), &mut tx, &into).await?;
+    let high_water: Option<i64> = match &spec.incremental_key {
+        Some(key) => {
+            sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT max({})::bigint FROM {qualified}",
+                quote_ident(key)
+            )))
+            .fetch_one(&mut *tx)
+            .await?
+        }
+        None => None,
+    };
+    write_meta(
+        &mut tx,
+        target_schema,
+        &spec.target_table,
+        &schema.hash,
+        high_water,
+        rows as i64,
+        LoadMode::Full,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(LoadReport {
+        table: spec.target_table.clone(),
+        mode: LoadMode::Full,
+        rows,
+        schema_changed: false,
+        high_water,
         duration_ms: 0,
         dropped: Vec::new(),
     })
