@@ -192,7 +192,7 @@ impl Alerts {
                         "could not deliver an alert about `{}` to {}: {}",
                         event.subject().task,
                         notifier.name(),
-                        crate::config::redact_text(&format!("{err:#}"))
+                        crate::message::error_text(&err)
                     );
                 }
             });

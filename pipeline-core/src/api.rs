@@ -34,8 +34,6 @@ use serde::de::DeserializeOwned;
 
 use crate::ctx::Ctx;
 
-pub use fetch::parse_http_date;
-
 /// How the API pages its results.
 #[derive(Clone, Debug)]
 pub enum Pagination {
@@ -47,17 +45,30 @@ pub enum Pagination {
     Page { param: String, first: u64 },
 }
 
-/// Limits of one load; see the setters of [`ApiLoad`] for the defaults.
+/// Limits of one load. The defaults suit a nightly load of a service that may hang: a stalled
+/// or trickling response is given up within a minute and retried, and the whole load never
+/// takes more than ten minutes.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// To connect to the service. Default: 10 s.
     pub connect_timeout: Duration,
+    /// Between two reads of a response: a response that stalls this long is given up.
+    /// Default: 30 s.
     pub read_timeout: Duration,
+    /// One request, its whole response included (a response that trickles in slowly is
+    /// given up too). Default: 60 s.
+    pub request_timeout: Duration,
+    /// The whole load: every page, retry and wait. Default: 10 min.
     pub total_timeout: Duration,
-    /// Attempts per request, the first included.
+    /// Attempts per request, the first included. Default: 4.
     pub attempts: u32,
+    /// The first delay between attempts, doubling with jitter. Default: 1 s.
     pub retry_delay: Duration,
+    /// The longest `Retry-After` waited for; a longer one fails the load. Default: 120 s.
     pub max_retry_after: Duration,
+    /// The largest response accepted. Default: 20 MB.
     pub max_body_bytes: usize,
+    /// More pages than this is taken for an endless pagination. Default: 1,000.
     pub max_pages: u32,
 }
 
@@ -66,8 +77,9 @@ impl Default for Limits {
         Limits {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
-            total_timeout: Duration::from_secs(120),
-            attempts: 5,
+            request_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(600),
+            attempts: 4,
             retry_delay: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(120),
             max_body_bytes: 20 * 1024 * 1024,
@@ -114,7 +126,7 @@ pub struct ApiLoad<'c, T> {
 impl<T> std::fmt::Debug for ApiLoad<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiLoad")
-            .field("url", &crate::config::redact_query(&self.url))
+            .field("url", &crate::secrets::redact_query(&self.url))
             .field("rows_at", &self.rows_at)
             .field("pagination", &self.pagination)
             .finish_non_exhaustive()
@@ -165,8 +177,14 @@ impl<T: DeserializeOwned + Serialize> ApiLoad<'_, T> {
         self
     }
 
-    /// A request header (an API key, say: never logged).
+    /// A request header (an API key, say). Its value never shows in a message, even when the
+    /// service echoes it back, and it is never sent to another origin (a redirect there is
+    /// refused).
     pub fn header(mut self, name: &str, value: &str) -> Self {
+        const PLAIN: &[&str] = &["accept", "accept-language", "content-type", "user-agent"];
+        if !PLAIN.contains(&name.to_ascii_lowercase().as_str()) {
+            crate::secrets::register(value);
+        }
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -183,8 +201,7 @@ impl<T: DeserializeOwned + Serialize> ApiLoad<'_, T> {
         self
     }
 
-    /// All limits at once. Defaults: connect 10 s, read 30 s, total 120 s per request; 5
-    /// attempts from a 1 s delay; `Retry-After` up to 120 s; 20 MB per response; 1,000 pages.
+    /// All limits at once; see [`Limits`] for each and its default.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -206,15 +223,21 @@ impl<T: DeserializeOwned + Serialize> ApiLoad<'_, T> {
             crate::load::check_identifier(column)
                 .with_context(|| format!("key column {column:?}"))?;
         }
-        let shown_url = crate::config::redact_query(&self.url);
-        let fetched = fetch::fetch_all::<T>(
+        let shown_url = crate::secrets::redact_query(&self.url);
+        let fetching = fetch::fetch_all::<T>(
             &self.url,
             &self.rows_at,
             &self.pagination,
             &self.headers,
             &self.limits,
-        )
-        .await
+        );
+        let fetched = match tokio::time::timeout(self.limits.total_timeout, fetching).await {
+            Ok(fetched) => fetched,
+            Err(_) => Err(anyhow::anyhow!(
+                "the load took longer than its total limit of {} (Limits::total_timeout)",
+                crate::date::format_duration(self.limits.total_timeout)
+            )),
+        }
         .with_context(|| format!("loading {shown_url} into `{table}` (nothing was written)"))?;
         let db = self.ctx.db(&self.target_db).await?;
         let rows = write::upsert(&db, &table, &key, fetched.rows)

@@ -34,8 +34,12 @@ const EXIT_CANCELLED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(about = "Run and inspect this pipeline. With no command: `run`, every task, today.")]
-#[command(disable_help_subcommand = true, args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
 struct Cli {
+    /// Print the version and the graph's fingerprint (changes when a task, a dependency or a
+    /// check is added, removed or renamed).
+    #[arg(long, short = 'V')]
+    version: bool,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -117,9 +121,16 @@ struct RunFlags {
     fail_fast: bool,
 }
 
-/// Parses the command line and runs the command; the process's exit code.
-pub fn main(pipeline: &str) -> ExitCode {
-    let cli = Cli::parse();
+/// Parses the command line and runs the command; the process's exit code. `version` is the
+/// binary crate's.
+pub fn main(pipeline: &str, version: &str) -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    if cli.version {
+        return print_version(pipeline, version);
+    }
     let quiet_logs = matches!(
         &cli.command,
         None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
@@ -146,31 +157,85 @@ pub fn main(pipeline: &str) -> ExitCode {
         );
         runs.then(watch_signals)
     };
+    let json = match &cli.command {
+        None => cli.run.flags.json,
+        Some(Command::Run(args)) => args.flags.json,
+        Some(Command::Backfill { flags, .. }) => flags.json,
+        _ => false,
+    };
     let result = runtime.block_on(dispatch(pipeline, cli, cancel));
     // Do not wait for tasks stuck in blocking code after a cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     logging::flush();
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(Failure { code, error }) => {
-            eprintln!(
-                "error: {}",
-                crate::config::redact_text(&format!("{error:#}"))
-            );
+        Err(Failure { code, kind, error }) => {
+            let text = crate::message::error_text(&error);
+            eprintln!("error: {text}");
+            if json {
+                output::print_error_json(kind, code, &text);
+            }
             ExitCode::from(code)
         }
     }
 }
 
-/// An error and the exit code it means.
+/// A command line that does not parse: clap's message (help and version go to stdout), and
+/// the same as JSON when `--json` was asked for.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|arg| arg == "--json") {
+        let text = err.to_string();
+        let first = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        output::print_error_json("usage", EXIT_USAGE, first);
+    }
+    let _ = err.print();
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn print_version(pipeline: &str, version: &str) -> ExitCode {
+    match Dag::from_registry() {
+        Ok(dag) => {
+            println!(
+                "{pipeline} {version} (graph {}, {} tasks; pipeline-core {})",
+                dag.fingerprint(),
+                dag.len(),
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// An error, what kind it is (for `--json`: `usage`, `locked`, `failed`) and the exit code it
+/// means.
 struct Failure {
     code: u8,
+    kind: &'static str,
     error: anyhow::Error,
 }
 
 fn failed(error: anyhow::Error) -> Failure {
     Failure {
         code: EXIT_FAILED,
+        kind: "failed",
         error,
     }
 }
@@ -178,6 +243,7 @@ fn failed(error: anyhow::Error) -> Failure {
 fn usage(error: impl Into<anyhow::Error>) -> Failure {
     Failure {
         code: EXIT_USAGE,
+        kind: "usage",
         error: error.into(),
     }
 }
@@ -185,14 +251,13 @@ fn usage(error: impl Into<anyhow::Error>) -> Failure {
 impl From<RunError> for Failure {
     fn from(err: RunError) -> Self {
         match err {
-            RunError::Usage(error) => Failure {
-                code: EXIT_USAGE,
-                error,
-            },
-            RunError::Locked(error) | RunError::Failed(error) => Failure {
+            RunError::Usage(error) => usage(error),
+            RunError::Locked(error) => Failure {
                 code: EXIT_FAILED,
+                kind: "locked",
                 error,
             },
+            RunError::Failed(error) => failed(error),
         }
     }
 }

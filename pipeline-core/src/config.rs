@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+
+use crate::task::ResultExt as _;
 use serde::Deserialize;
 
 /// Where the embedded default keeps its files.
@@ -80,7 +82,7 @@ pub struct Setting {
 impl Setting {
     /// The URL with any password replaced by `***`: the only form that may be printed.
     pub fn redacted(&self) -> String {
-        redact_url(&self.url)
+        crate::secrets::redact_url(&self.url)
     }
 }
 
@@ -207,6 +209,25 @@ impl Config {
         for setting in databases.values() {
             check_scheme(setting)?;
         }
+        // From here on, no message shows these, wherever they turn up.
+        for setting in std::iter::once(&state).chain(databases.values()) {
+            crate::secrets::register_url(&setting.url);
+        }
+        if let Some(webhook) = &alerts.slack_webhook {
+            crate::secrets::register(webhook.expose());
+            crate::secrets::register_url(webhook.expose());
+            // The path of a webhook URL is its token.
+            if let Some((_, path)) = webhook
+                .expose()
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('/'))
+            {
+                crate::secrets::register(path);
+            }
+        }
+        if let Some(key) = &alerts.pagerduty_routing_key {
+            crate::secrets::register(key.expose());
+        }
         Ok(Config {
             state,
             databases,
@@ -231,14 +252,23 @@ impl Config {
 }
 
 fn parse_file(path: &Path, text: &str) -> anyhow::Result<File> {
-    toml::from_str(text).map_err(|err| {
-        // toml's message quotes the offending line, which may hold a password: redact it.
-        anyhow::anyhow!(
-            "{} is not valid: {}",
-            path.display(),
-            redact_text(&err.to_string())
-        )
-    })
+    toml::from_str(text)
+        .map_err(|err| {
+            // toml's own message quotes the offending line, which may hold a webhook URL, a routing
+            // key or a password, whatever state the parse was in: say where, never what.
+            let place = err.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            });
+            anyhow::anyhow!(
+                "{} is not valid{place}: {}",
+                path.display(),
+                crate::secrets::redact(err.message().trim())
+            )
+        })
+        .fatal()
 }
 
 fn check_database_name(name: &str) -> anyhow::Result<()> {
@@ -254,59 +284,10 @@ fn check_scheme(setting: &Setting) -> anyhow::Result<()> {
         bail!(
             "{}: unsupported database URL {:?}; use sqlite://path/to/file.db or postgres://user@host/db",
             setting.source,
-            redact_url(&setting.url)
+            crate::secrets::redact_url(&setting.url)
         );
     }
     Ok(())
-}
-
-/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`. Also hides a `password=`
-/// query parameter.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find('/')
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at, "***");
-            }
-        }
-    }
-    if let Some(start) = out.find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = out[value_start..]
-            .find('&')
-            .map_or(out.len(), |i| value_start + i);
-        out.replace_range(value_start..value_end, "***");
-    }
-    out
-}
-
-/// A URL safe to show for an API: no password and no query string (which often carries a
-/// token): `https://api.example.com/v1/rates?...`.
-pub fn redact_query(url: &str) -> String {
-    let without_fragment = url.split('#').next().unwrap_or(url);
-    match without_fragment.split_once('?') {
-        Some((base, _)) => format!("{}?...", redact_url(base)),
-        None => redact_url(without_fragment),
-    }
-}
-
-/// Redacts every URL found in a text (error messages of drivers and parsers).
-pub fn redact_text(text: &str) -> String {
-    text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
-        .map(|word| {
-            if word.contains("://") {
-                redact_url(word)
-            } else {
-                word.to_string()
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -322,6 +303,8 @@ mod tests {
             env.collect::<Vec<_>>().into_iter(),
         )
     }
+
+    use crate::secrets::{redact as redact_text, redact_query, redact_url};
 
     #[test]
     fn defaults_to_sqlite_files() {

@@ -463,6 +463,34 @@ impl Dag {
         self.tasks.len()
     }
 
+    /// A short fingerprint of the graph's shape: its tasks' names, dependencies and checks,
+    /// independent of the order they were given in. `daily --version` shows it.
+    pub fn fingerprint(&self) -> String {
+        let names = |ids: &[TaskId]| {
+            let mut names: Vec<&str> = ids.iter().map(|id| self.task(*id).name.as_str()).collect();
+            names.sort_unstable();
+            names.join(",")
+        };
+        let mut lines: Vec<String> = self
+            .tasks
+            .iter()
+            .map(|task| {
+                let check = task.check.as_ref().map_or(String::new(), |role| {
+                    format!("check {} {}", names(&role.targets), role.blocking)
+                });
+                format!(
+                    "{}|{}|{}|{check}",
+                    task.name,
+                    names(&task.requires),
+                    names(&task.after)
+                )
+            })
+            .collect();
+        lines.sort_unstable();
+        let hash = crate::load::fnv1a(lines.join("\n").as_bytes());
+        format!("{:012x}", hash & 0xffff_ffff_ffff)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }

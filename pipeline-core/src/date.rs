@@ -60,7 +60,9 @@ impl FromStr for Date {
         let [y, m, d] = parts.as_slice() else {
             return Err(invalid());
         };
-        if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        // Digits only: `+202` and `+3` parse as numbers, but are not what a date looks like.
+        let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) {
             return Err(invalid());
         }
         let number = |s: &str| s.parse::<u32>().map_err(|_| invalid());
@@ -177,6 +179,9 @@ mod tests {
             "2026-1-1",
             "yesterday",
             "2026-11-26x",
+            "+202-01-01",
+            "2026-+3-+1",
+            "2026- 3- 1",
             "",
         ] {
             let err = bad.parse::<Date>().expect_err(bad);

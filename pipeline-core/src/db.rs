@@ -11,10 +11,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, PgPool, SqlitePool};
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, Setting, redact_text};
+use crate::config::{Config, Setting};
 
 /// How long a connection attempt may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,26 +53,25 @@ impl DbPool {
         target: &Target,
         max_connections: u32,
     ) -> anyhow::Result<DbPool> {
-        let fail = || {
-            format!(
-                "cannot connect to {} (set by {}); check that the server runs and the URL is right",
+        let fail = |err: sqlx::Error| {
+            let why = why_not_connected(&err, &setting.url);
+            redacted(err).context(format!(
+                "cannot connect to {} (set by {}): {why}",
                 setting.redacted(),
                 setting.source
-            )
+            ))
         };
         let pool = if setting.url.starts_with("sqlite:") {
             DbPool::Sqlite(
                 connect_sqlite(&setting.url, target, max_connections)
                     .await
-                    .map_err(redacted)
-                    .with_context(fail)?,
+                    .map_err(fail)?,
             )
         } else {
             DbPool::Postgres(
                 connect_postgres(&setting.url, target, max_connections)
                     .await
-                    .map_err(redacted)
-                    .with_context(fail)?,
+                    .map_err(fail)?,
             )
         };
         Ok(pool)
@@ -133,13 +132,37 @@ impl BeginWrite for PgPool {
     }
 }
 
-/// The error's text without secrets; still fatal when no retry can fix it.
+/// The error without secrets (connection errors may quote the URL); still fatal when no
+/// retry can fix it.
 fn redacted(err: sqlx::Error) -> anyhow::Error {
-    let text = anyhow::anyhow!(redact_text(&err.to_string()));
-    if crate::task::fatal::is_permanent(&err) {
+    let permanent =
+        crate::task::fatal::is_permanent(&err) || matches!(err, sqlx::Error::Configuration(_));
+    let text = anyhow::anyhow!(crate::message::error_text(&anyhow::Error::new(err)));
+    if permanent {
         crate::task::Fatal::wrap(text)
     } else {
         text
+    }
+}
+
+/// What a failed connection means, in words that say what to do.
+fn why_not_connected(err: &sqlx::Error, url: &str) -> String {
+    let place = PgConnectOptions::from_str(url)
+        .map(|o| format!("{}:{}", o.get_host(), o.get_port()))
+        .unwrap_or_else(|_| "the server".into());
+    match err {
+        sqlx::Error::Configuration(_) => "the URL is not valid; in a password, write / as %2F, \
+             @ as %40, : as %3A, ? as %3F and # as %23"
+            .into(),
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused at {place}: is the server running and listening there?")
+        }
+        sqlx::Error::PoolTimedOut => format!(
+            "no answer from {place} within {}: check the host, the port and any firewall",
+            crate::date::format_duration(CONNECT_TIMEOUT)
+        ),
+        sqlx::Error::Database(_) => "the server refused".into(),
+        _ => "check that the server runs and the URL is right".into(),
     }
 }
 
@@ -203,16 +226,17 @@ async fn connect_postgres(
     let mut pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(CONNECT_TIMEOUT);
+    // One plain connection first: its error is the real one (a pool would retry a refused
+    // connection until its timeout and then only say that it timed out).
+    let mut first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
     if let Target::Test { schema } = target {
         let quoted = quote_ident(schema);
         let create = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
-        let first = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options.clone())
+        sqlx::query(AssertSqlSafe(create))
+            .execute(&mut first)
             .await?;
-        sqlx::query(AssertSqlSafe(create)).execute(&first).await?;
-        first.close().await;
         // Only the test schema: an unqualified write can never reach a production table.
         let set = Arc::new(format!("SET search_path TO {quoted}"));
         pool = pool.after_connect(move |conn, _| {
@@ -225,7 +249,8 @@ async fn connect_postgres(
             })
         });
     }
-    pool.connect_with(options).await
+    sqlx::Connection::close(first).await?;
+    Ok(pool.connect_lazy_with(options))
 }
 
 /// A PostgreSQL or SQLite string literal: `it's` -> `'it''s'`.

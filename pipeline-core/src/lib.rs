@@ -34,8 +34,11 @@ pub mod ctx;
 pub mod dag;
 pub mod date;
 pub mod db;
+mod http;
 pub mod load;
+mod message;
 pub mod run;
+pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod task;
@@ -105,7 +108,7 @@ macro_rules! main {
     };
     ($pipeline:expr) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main($pipeline)
+            $crate::cli::main($pipeline, ::core::env!("CARGO_PKG_VERSION"))
         }
     };
 }

@@ -14,7 +14,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::alert::{Alerts, DELIVERY_DEADLINE};
@@ -328,8 +327,6 @@ impl Runner {
 
 /// Opens the configured state store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
-    let store = crate::state::SqlStateStore::open(&config.state)
-        .await
-        .with_context(|| format!("state store (set by {})", config.state.source))?;
+    let store = crate::state::SqlStateStore::open(&config.state).await?;
     Ok(Arc::new(store))
 }

@@ -30,7 +30,8 @@ fn quick() -> Limits {
     Limits {
         connect_timeout: Duration::from_millis(500),
         read_timeout: Duration::from_millis(300),
-        total_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(1),
+        total_timeout: Duration::from_secs(20),
         attempts: 3,
         retry_delay: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(5),
@@ -56,14 +57,24 @@ impl Api {
 
     /// Loads `/rates` (cursor pagination) into `currency_rates`.
     async fn load(&self, limits: Limits) -> Result<ApiReport, String> {
+        self.load_with_key(limits, "").await
+    }
+
+    /// A load that sends `key` (when not empty) as its `Authorization` header.
+    async fn load_with_key(&self, limits: Limits, key: &str) -> Result<ApiReport, String> {
         let url = self.server.url("/rates?api_key=SECRET123");
         let seen: Arc<Mutex<Option<ApiReport>>> = Arc::default();
         let out = Arc::clone(&seen);
+        let key = key.to_string();
         let spec = TaskSpec::new("load_rates", move |ctx| {
-            let (url, out, limits) = (url.clone(), Arc::clone(&out), limits.clone());
+            let (url, out, limits, key) =
+                (url.clone(), Arc::clone(&out), limits.clone(), key.clone());
             Box::pin(async move {
-                let report = ctx
-                    .load_api::<Rate>(&url)
+                let mut load = ctx.load_api::<Rate>(&url);
+                if !key.is_empty() {
+                    load = load.header("Authorization", &key);
+                }
+                let report = load
                     .rows_at("/data")
                     .cursor("cursor", "/next")
                     .into_table("currency_rates", &["date", "currency"])
@@ -147,6 +158,22 @@ async fn pages_are_loaded_deduplicated_and_upserted() {
     );
     let requests = api.server.requests();
     assert_eq!(requests[1].path, "/rates?api_key=SECRET123&cursor=p2");
+    let pool = SqlitePool::connect(&format!(
+        "sqlite://{}",
+        api.sandbox.path("warehouse.db").display()
+    ))
+    .await
+    .expect("open");
+    let columns: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('currency_rates') ORDER BY cid")
+            .fetch_all(&pool)
+            .await
+            .expect("columns");
+    assert_eq!(
+        columns,
+        ["date", "currency", "eur_rate"],
+        "the struct's order"
+    );
 
     api.server
         .script([page(&[("2026-11-26", "SEK", 0.09)], None)]);
@@ -212,16 +239,20 @@ async fn a_huge_retry_after_fails_at_once() {
 async fn hangs_trickles_and_truncated_bodies_fail_cleanly() {
     let body = serde_json::json!({ "data": [{ "date": "2026-11-26", "currency": "SEK", "eur_rate": 0.087 }], "next": null }).to_string();
     let cases = [
-        ("hang", Reply::Hang, "timed out"),
+        (
+            "hang",
+            Reply::Hang,
+            "stalled: no data for 300ms (Limits::read_timeout)",
+        ),
         (
             "trickle",
             Reply::Trickle(body.clone(), Duration::from_millis(60)),
-            "stalled",
+            "took longer than the request limit of 1.0s (Limits::request_timeout)",
         ),
         (
             "truncated",
             Reply::Truncated(body[..40].to_string(), body.len()),
-            "was cut short after",
+            "was cut short",
         ),
     ];
     for (name, reply, expected) in cases {
@@ -326,4 +357,58 @@ fn httpdate_in(after: Duration) -> String {
         t / 60 % 60,
         t % 60
     )
+}
+
+#[tokio::test]
+async fn api_keys_never_go_to_another_origin_nor_show_in_errors() {
+    const KEY: &str = "Bearer k3y-of-the-api";
+    let api = Api::new();
+    let elsewhere = StubServer::start();
+    elsewhere.otherwise(Reply::json(r#"{"data": [], "next": null}"#));
+    api.server.otherwise(Reply::Status(
+        302,
+        vec![("Location".into(), elsewhere.url("/collect"))],
+        String::new(),
+    ));
+    let err = api
+        .load_with_key(quick(), KEY)
+        .await
+        .expect_err("a redirect to another origin");
+    assert!(err.contains("redirected to another origin"), "{err}");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "nothing went to the other host"
+    );
+
+    let api = Api::new();
+    api.server.otherwise(Reply::Status(
+        401,
+        Vec::new(),
+        format!("invalid credentials: {KEY}"),
+    ));
+    let err = api.load_with_key(quick(), KEY).await.expect_err("refused");
+    assert!(err.contains("401") && err.contains("***"), "{err}");
+    assert!(!err.contains("k3y-of-the-api"), "{err}");
+}
+
+#[tokio::test]
+async fn the_total_limit_bounds_the_whole_load() {
+    let api = Api::new();
+    api.server.otherwise(Reply::Hang);
+    let limits = Limits {
+        total_timeout: Duration::from_millis(800),
+        attempts: 10,
+        ..quick()
+    };
+    let started = Instant::now();
+    let err = api.load(limits).await.expect_err("a hanging API");
+    assert!(
+        err.contains("took longer than its total limit of 800ms (Limits::total_timeout)"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

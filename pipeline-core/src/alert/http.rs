@@ -15,12 +15,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(15);
 
 pub fn client(timeout: Duration) -> anyhow::Result<Client> {
-    Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("pipeline/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot set up the HTTP client for alerts")
+    crate::http::client(timeout, timeout, timeout).context("alerts")
 }
 
 /// POSTs `body` to `url`; `what` names the endpoint in errors (never the URL).
@@ -37,16 +32,11 @@ pub async fn post_json(
         let wait = match response {
             Ok(response) if response.status().is_success() => return Ok(()),
             Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map_or(backoff, Duration::from_secs);
+                let retry_after = crate::http::retry_after(response.headers()).unwrap_or(backoff);
                 if retry_after > MAX_RETRY_AFTER {
                     bail!(
-                        "{what} is rate limiting (Retry-After {}s); alert dropped",
-                        retry_after.as_secs()
+                        "{what} is rate limiting (Retry-After {}); alert dropped",
+                        crate::date::format_duration(retry_after)
                     );
                 }
                 if last {

@@ -1,7 +1,7 @@
 //! Fetching every page of an API, with the misbehaviour of the service in mind.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use reqwest::{Client, StatusCode, Url};
@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::{Limits, Pagination};
-use crate::date::{Date, format_duration, now_millis};
+use crate::date::format_duration;
 
 /// Every row of every page, validated, as JSON objects.
 pub(super) struct Fetched {
@@ -25,13 +25,11 @@ pub(super) async fn fetch_all<T: DeserializeOwned + Serialize>(
     headers: &[(String, String)],
     limits: &Limits,
 ) -> anyhow::Result<Fetched> {
-    let client = Client::builder()
-        .connect_timeout(limits.connect_timeout)
-        .read_timeout(limits.read_timeout)
-        .timeout(limits.total_timeout)
-        .user_agent(concat!("pipeline/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("cannot set up the HTTP client")?;
+    let client = crate::http::client(
+        limits.connect_timeout,
+        limits.read_timeout,
+        limits.request_timeout,
+    )?;
     let base = Url::parse(url).map_err(|err| anyhow::anyhow!("invalid API URL: {err}"))?;
     let mut rows = Vec::new();
     let mut cursors_seen = HashSet::new();
@@ -142,9 +140,10 @@ async fn get(
         for (name, value) in headers {
             request = request.header(name, value);
         }
+        let started = Instant::now();
         let wait = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                match read_body(response, limits.max_body_bytes).await {
+                match read_body(response, limits, started).await {
                     Ok(body) => return Ok(body),
                     Err(BodyError::TooLarge(error)) => return Err(error),
                     Err(BodyError::Broken(error)) => {
@@ -155,7 +154,7 @@ async fn get(
             }
             Ok(response) => {
                 let status = response.status();
-                let retry_after = retry_after(&response);
+                let retry_after = crate::http::retry_after(response.headers());
                 let text: String = response
                     .text()
                     .await
@@ -180,15 +179,20 @@ async fn get(
                     None
                 }
             }
+            Err(err) if err.is_redirect() => {
+                // The same request would be redirected the same way: not retried.
+                let why = std::error::Error::source(&err)
+                    .map_or_else(|| err.to_string(), ToString::to_string);
+                bail!("the API {why}");
+            }
             Err(err) => {
-                let kind = if err.is_timeout() {
-                    "timed out"
+                last_error = if err.is_timeout() {
+                    anyhow::anyhow!("the request {}", which_limit(&err, limits, started))
                 } else if err.is_connect() {
-                    "could not connect"
+                    anyhow::anyhow!("could not connect: {}", err.without_url())
                 } else {
-                    "failed"
+                    anyhow::anyhow!("the request failed: {}", err.without_url())
                 };
-                last_error = anyhow::anyhow!("the request {kind}: {}", err.without_url());
                 None
             }
         };
@@ -218,7 +222,33 @@ enum BodyError {
     Broken(anyhow::Error),
 }
 
-async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+/// Which of the request's limits a timeout was: the message says it, with its value.
+fn which_limit(err: &reqwest::Error, limits: &Limits, started: Instant) -> String {
+    let elapsed = started.elapsed();
+    if elapsed + std::time::Duration::from_millis(50) >= limits.request_timeout {
+        format!(
+            "took longer than the request limit of {} (Limits::request_timeout)",
+            format_duration(limits.request_timeout)
+        )
+    } else if err.is_connect() {
+        format!(
+            "could not connect within {} (Limits::connect_timeout)",
+            format_duration(limits.connect_timeout)
+        )
+    } else {
+        format!(
+            "stalled: no data for {} (Limits::read_timeout)",
+            format_duration(limits.read_timeout)
+        )
+    }
+}
+
+async fn read_body(
+    mut response: reqwest::Response,
+    limits: &Limits,
+    started: Instant,
+) -> Result<Vec<u8>, BodyError> {
+    let cap = limits.max_body_bytes;
     let too_large = || {
         BodyError::TooLarge(anyhow::anyhow!(
             "the response is larger than the {cap}-byte limit"
@@ -241,77 +271,16 @@ async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8
             }
             Ok(None) => return Ok(body),
             Err(err) => {
-                let kind = if err.is_timeout() {
-                    "stalled"
+                let what = if err.is_timeout() {
+                    which_limit(&err, limits, started)
                 } else {
-                    "was cut short"
+                    format!("was cut short: {}", err.without_url())
                 };
                 return Err(BodyError::Broken(anyhow::anyhow!(
-                    "the response {kind} after {} bytes: {}",
+                    "the response, after {} bytes, {what}",
                     body.len(),
-                    err.without_url()
                 )));
             }
         }
-    }
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = parse_http_date(value)?;
-    Some(Duration::from_millis(
-        u64::try_from(at - now_millis()).unwrap_or(0),
-    ))
-}
-
-/// An HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`) as milliseconds since the epoch.
-pub fn parse_http_date(text: &str) -> Option<i64> {
-    let mut parts = text.split_whitespace();
-    let (_weekday, day, month, year, time, zone) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if zone != "GMT" || parts.next().is_some() {
-        return None;
-    }
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
-    let date = Date::from_ymd(year.parse().ok()?, month, day.parse().ok()?)?;
-    let mut clock = time.split(':').map(|n| n.parse::<i64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    Some((date.days_since_epoch() * 86_400 + h * 3600 + m * 60 + s) * 1000)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_http_date;
-
-    #[test]
-    fn parses_http_dates() {
-        assert_eq!(
-            parse_http_date("Thu, 01 Jan 1970 00:00:10 GMT"),
-            Some(10_000)
-        );
-        assert_eq!(
-            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(1_445_412_480_000)
-        );
-        assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 CET"), None);
-        assert_eq!(parse_http_date("tomorrow"), None);
     }
 }

@@ -146,6 +146,17 @@ pub fn print_json(report: &RunReport) {
     }
 }
 
+/// The JSON a script gets when a run could not start or died: `status` is `error`.
+pub fn print_error_json(kind: &str, exit_code: u8, error: &str) {
+    let value = serde_json::json!({
+        "status": "error",
+        "kind": kind,
+        "exit_code": exit_code,
+        "error": error,
+    });
+    println!("{value}");
+}
+
 pub fn print_backfill_json(reports: &[RunReport]) {
     let status = reports.last().map_or("succeeded", |r| r.status.as_str());
     let value = serde_json::json!({ "status": status, "runs": reports });

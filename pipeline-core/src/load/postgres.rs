@@ -75,8 +75,15 @@ async fn load_locked(
         quote_ident(target_schema),
         quote_ident(&spec.target_table)
     );
-    conn.execute(AssertSqlSafe(meta_create_sql(&quote_ident(target_schema))))
+    // Loads of different tables may be the first at once: one creates the metadata table.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)")
+        .bind(format!("pipeline load metadata {target_schema}"))
+        .execute(&mut *tx)
         .await?;
+    tx.execute(AssertSqlSafe(meta_create_sql(&quote_ident(target_schema))))
+        .await?;
+    tx.commit().await?;
     // Under the load lock, a staging table of this table belongs to a load that is gone.
     drop_leftover_staging(conn, target_schema, &spec.target_table).await?;
     let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")

@@ -291,7 +291,7 @@ fn outcome_of(result: Option<WorkResult>) -> Outcome {
         Some(Ok(Err(err))) => Outcome {
             status: TaskStatus::Failed,
             fatal: Fatal::is_fatal(&err),
-            error: Some(crate::config::redact_text(&format!("{err:#}"))),
+            error: Some(crate::message::error_text(&err)),
         },
         Some(Err(panic)) => Outcome {
             status: TaskStatus::Failed,

@@ -48,9 +48,14 @@ pub(crate) fn is_permanent(error: &sqlx::Error) -> bool {
         // PostgreSQL's SQLSTATE classes: 42 syntax or access rule (undefined table or column,
         // insufficient privilege), 3D unknown database, 3F unknown schema, 28 authorization,
         // 0A feature not supported.
-        Some(_) => ["42", "3D", "3F", "28", "0A"]
-            .iter()
-            .any(|class| code.starts_with(class)),
+        // Except "already exists" (42P04, 42P06, 42P07, 42710): concurrent `CREATE .. IF NOT
+        // EXISTS` statements race into it, and the next try finds the object there.
+        Some(_) => {
+            ["42", "3D", "3F", "28", "0A"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                && !["42P04", "42P06", "42P07", "42710"].contains(&code.as_ref())
+        }
         // SQLite's SQLITE_ERROR (1): a statement that cannot run (no such table or column,
         // syntax). Busy, locked, full and I/O errors have other codes and may pass.
         None => db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() && code == "1",

@@ -1,0 +1,71 @@
+//! How an error reads when it leaves the process (stderr, `--json`, the state store, alerts):
+//! its causes from the outermost in, one sentence each, never the same one twice, database
+//! errors as the server said them (without the driver's prefix and the server's C source line),
+//! and no secrets.
+
+/// The whole error, as one line.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx) => sqlx_text(sqlx),
+            None => cause.to_string(),
+        };
+        let text = text.trim().to_string();
+        // A wrapper that repeats its source (`{0}` in its message) says nothing new.
+        let repeated = parts
+            .last()
+            .is_some_and(|last| last == &text || last.ends_with(&format!(": {text}")));
+        if !text.is_empty() && !repeated {
+            parts.push(text);
+        }
+        if cause.is::<sqlx::Error>() {
+            // Its sources are what it just said.
+            break;
+        }
+    }
+    crate::secrets::redact(&parts.join(": "))
+}
+
+/// A database error as the server put it: message, detail and hint.
+fn sqlx_text(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => {
+            let mut text = db.message().to_string();
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                if let Some(detail) = pg.detail() {
+                    text = format!("{text} ({detail})");
+                }
+                if let Some(hint) = pg.hint() {
+                    text = format!("{text}; hint: {hint}");
+                }
+            }
+            text
+        }
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Configuration(config) => format!("invalid configuration: {config}"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn causes_read_once_each() {
+        let inner: anyhow::Result<()> = Err(anyhow::anyhow!("no such table: x"));
+        let error = inner
+            .context("no such table: x")
+            .context("loading `x`")
+            .expect_err("an error");
+        assert_eq!(error_text(&error), "loading `x`: no such table: x");
+        let io = sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        let error = anyhow::Error::new(io).context("cannot connect");
+        assert_eq!(error_text(&error), "cannot connect: refused");
+    }
+}
