@@ -21,6 +21,7 @@ use sqlx::AssertSqlSafe;
 use crate::ctx::Ctx;
 use crate::date::format_duration;
 use crate::db::{Db, DbPool, dispatch, quote_ident};
+use crate::task::ResultExt as _;
 
 /// The outcome of a check: passed or not, what it found, and the measured value.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +66,9 @@ impl Check {
 
     /// Notes the result for the summary and the state store; a failed check is an error.
     pub(crate) fn conclude(self, ctx: &Ctx) -> anyhow::Result<()> {
+        if let Some(value) = self.value {
+            ctx.measured(value);
+        }
         if self.passed {
             ctx.detail(format!("passed: {}", self.message));
             Ok(())
@@ -78,12 +82,16 @@ impl Check {
 impl Db {
     /// Passes when `table` has at least `minimum` rows.
     pub async fn row_count_at_least(&self, table: &str, minimum: i64) -> anyhow::Result<Check> {
+        self.require(table, &[]).await?;
         let rows = self
             .count(&format!("SELECT count(*) FROM {}", quote_ident(table)))
             .await?;
         Ok(Check::expect(
             rows >= minimum,
-            format!("{table} has {rows} rows (at least {minimum} expected)"),
+            format!(
+                "{table} has {} (at least {minimum} expected)",
+                plural(rows, "row")
+            ),
         )
         .with_value(rows as f64))
     }
@@ -96,6 +104,7 @@ impl Db {
         column: &str,
         max_age: Duration,
     ) -> anyhow::Result<Check> {
+        self.require(table, &[column]).await?;
         let (table_q, column_q) = (quote_ident(table), quote_ident(column));
         let sql = match self.pool() {
             DbPool::Postgres(_) => {
@@ -125,6 +134,7 @@ impl Db {
 
     /// Passes when no row of `table` has a null `column`.
     pub async fn no_nulls(&self, table: &str, column: &str) -> anyhow::Result<Check> {
+        self.require(table, &[column]).await?;
         let nulls = self
             .count(&format!(
                 "SELECT count(*) FROM {} WHERE {} IS NULL",
@@ -134,13 +144,14 @@ impl Db {
             .await?;
         Ok(Check::expect(
             nulls == 0,
-            format!("{table}.{column} has {nulls} null values"),
+            format!("{table}.{column} has {}", plural(nulls, "null value")),
         )
         .with_value(nulls as f64))
     }
 
     /// Passes when no two rows of `table` share the same `columns`.
     pub async fn unique_key(&self, table: &str, columns: &[&str]) -> anyhow::Result<Check> {
+        self.require(table, columns).await?;
         let key = columns
             .iter()
             .map(|c| quote_ident(c))
@@ -155,7 +166,8 @@ impl Db {
         Ok(Check::expect(
             duplicates == 0,
             format!(
-                "{table} has {duplicates} duplicated keys ({})",
+                "{table} has {} ({})",
+                plural(duplicates, "duplicated key"),
                 columns.join(", ")
             ),
         )
@@ -165,10 +177,54 @@ impl Db {
     /// Passes when `sql`, a query returning the number of bad rows, returns 0.
     pub async fn holds(&self, description: &str, sql: &str) -> anyhow::Result<Check> {
         let bad = self.count(sql).await?;
-        Ok(
-            Check::expect(bad == 0, format!("{description}: {bad} rows break it"))
-                .with_value(bad as f64),
+        Ok(Check::expect(
+            bad == 0,
+            format!(
+                "{description}: {} {}",
+                plural(bad, "row"),
+                if bad == 1 { "breaks it" } else { "break it" }
+            ),
         )
+        .with_value(bad as f64))
+    }
+
+    /// Fails, fatally and naming it, when the table or one of the columns does not exist: a
+    /// check that measures nothing must not pass (SQLite would read an unknown `"column"` as a
+    /// string and count no nulls in it).
+    async fn require(&self, table: &str, columns: &[&str]) -> anyhow::Result<()> {
+        let present: Vec<String> = match self.pool() {
+            DbPool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                     AND attnum > 0 AND NOT attisdropped",
+                )
+                .bind(quote_ident(table))
+                .fetch_all(pool)
+                .await
+            }
+            DbPool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .with_context(|| format!("cannot read the columns of {table}"))?;
+        if present.is_empty() {
+            return Err(anyhow::anyhow!(
+                "the checked table `{table}` does not exist in database `{}`",
+                self.name()
+            ))
+            .fatal();
+        }
+        if let Some(missing) = columns.iter().find(|c| !present.iter().any(|p| p == *c)) {
+            return Err(anyhow::anyhow!(
+                "the checked column `{missing}` is not a column of `{table}` (it has {})",
+                present.join(", ")
+            ))
+            .fatal();
+        }
+        Ok(())
     }
 
     async fn count(&self, sql: &str) -> anyhow::Result<i64> {
@@ -177,5 +233,14 @@ impl Db {
             dispatch!(self.pool(), pool => sqlx::query_scalar(sql).fetch_one(pool).await)
                 .with_context(|| format!("check query on database `{}` failed", self.name()))?;
         Ok(count)
+    }
+}
+
+/// `1 row`, `2 rows`.
+fn plural(count: i64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }

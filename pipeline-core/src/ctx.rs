@@ -18,9 +18,20 @@ pub struct RunInfo {
     pub databases: Databases,
     /// One-line notes tasks leave for the run summary (`Ctx::detail`), by task.
     pub details: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// The value a check measured, by task.
+    pub measured: std::sync::Mutex<std::collections::HashMap<String, f64>>,
 }
 
 impl RunInfo {
+    /// The value a check of `task` measured, taken out.
+    pub fn take_measured(&self, task: &str) -> Option<f64> {
+        let mut measured = self
+            .measured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        measured.remove(task)
+    }
+
     /// The notes a task left, taken out.
     pub fn take_details(&self, task: &str) -> Vec<String> {
         let mut details = self
@@ -99,6 +110,17 @@ impl Ctx {
             .entry(self.task.clone())
             .or_default()
             .push(text.into());
+    }
+
+    /// Records the value a check measured (a row count, an age in seconds), kept as a number
+    /// with the attempt.
+    pub(crate) fn measured(&self, value: f64) {
+        let mut measured = self
+            .run
+            .measured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        measured.insert(self.task.clone(), value);
     }
 
     /// A configured database to read from as it is in production, even in test mode.

@@ -223,6 +223,7 @@ impl Runner {
             unit: options.only,
             databases: Databases::new(self.config.clone(), target),
             details: Default::default(),
+            measured: Default::default(),
         });
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
         observer.planned(

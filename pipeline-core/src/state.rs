@@ -82,7 +82,7 @@ pub struct NewRun {
 }
 
 /// One attempt of one task; written when it starts and again when it ends.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AttemptRecord {
     pub run_id: i64,
     pub task: String,
@@ -94,6 +94,8 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// What the attempt reported besides errors (a load's rows, a check's finding).
     pub note: Option<String>,
+    /// What a check measured.
+    pub value: Option<f64>,
 }
 
 /// A task that completed for the partition, in a given run.

@@ -265,6 +265,10 @@ fn a_stale_table_fails_its_check_pages_and_blocks_dependents() {
         .and_then(|t| t.iter().find(|t| t["name"] == "events_are_fresh"))
         .cloned()
         .expect("check");
+    let age = check["value"]
+        .as_f64()
+        .expect("the measured age, as a number");
+    assert!((7150.0..7300.0).contains(&age), "{check}");
     let error = check["error"].as_str().unwrap_or("");
     assert!(
         error.starts_with("check failed: newest events.at is 2h00m old (limit 1h00m)"),
@@ -286,7 +290,9 @@ fn a_stale_table_fails_its_check_pages_and_blocks_dependents() {
         status.stdout
     );
     assert!(
-        status.stdout.contains("passed: events has 1 rows"),
+        status
+            .stdout
+            .contains("passed: events has 1 row (at least 1 expected) [measured 1]"),
         "{}",
         status.stdout
     );

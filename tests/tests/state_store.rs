@@ -109,6 +109,7 @@ fn attempt(run_id: i64, task: &str, attempt: u32, status: TaskStatus) -> Attempt
         finished_at: (status != TaskStatus::Running).then_some(3_000),
         error: (status == TaskStatus::Failed).then(|| "boom".to_string()),
         note: (status == TaskStatus::Succeeded).then(|| "1 row".to_string()),
+        value: (status == TaskStatus::Succeeded).then_some(1.5),
     }
 }
 

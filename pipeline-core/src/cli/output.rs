@@ -196,6 +196,10 @@ pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<(
                 .and_then(|e| e.lines().next())
                 .unwrap_or("")
                 .to_string();
+            let note = match found.and_then(|(a, _)| a.value) {
+                Some(value) => format!("{note} [measured {value}]"),
+                None => note,
+            };
             [task.name.clone(), state, attempts, when, note]
         })
         .collect();

@@ -41,6 +41,8 @@ pub(super) struct AttemptLoop {
     pub slot: Option<OwnedSemaphorePermit>,
     /// Notes the attempts left (`Ctx::detail`), for the report.
     pub notes: Vec<String>,
+    /// What the last check attempt measured.
+    pub value: Option<f64>,
 }
 
 /// How one attempt ended.
@@ -164,6 +166,7 @@ impl AttemptLoop {
             finished_at: None,
             error: None,
             note: None,
+            value: None,
         };
         // A crash leaves a trace of what was running. For an attempt that ends at once, the
         // writer keeps only the final state of it (one row per attempt and batch).
@@ -213,6 +216,10 @@ impl AttemptLoop {
         record.error = outcome.error.clone();
         let notes = self.info.take_details(&self.name);
         record.note = (!notes.is_empty()).then(|| notes.join("; "));
+        record.value = self.info.take_measured(&self.name);
+        if record.value.is_some() {
+            self.value = record.value;
+        }
         self.notes.extend(notes);
         let still_running =
             (outcome.status == TaskStatus::TimedOut && !running.is_finished()).then_some(running);
@@ -277,6 +284,7 @@ impl AttemptLoop {
             critical: self.policy.critical,
             cause: None,
             details: self.notes.clone(),
+            value: self.value,
         }
     }
 }

@@ -134,6 +134,7 @@ impl<'r> Execution<'r> {
                     slots: Arc::clone(&slots),
                     slot: Some(slot),
                     notes: Vec::new(),
+                    value: None,
                 };
                 running.push(async move { (id, attempts.run().await) });
             }
@@ -371,5 +372,6 @@ fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
         critical: task.policy.critical,
         cause: None,
         details: Vec::new(),
+        value: None,
     }
 }

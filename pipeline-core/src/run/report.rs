@@ -20,6 +20,9 @@ pub struct TaskReport {
     /// Notes the task left (`Ctx::detail`), such as what a table load did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
+    /// What a check measured (a row count, an age in seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 /// A critical task that could not run because a non-critical task failed: the dependency

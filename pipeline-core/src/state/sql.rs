@@ -37,6 +37,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "lock pid space",
         include_str!("../../migrations/sqlite/0004_lock_pid_space.sql"),
     ),
+    (
+        5,
+        "attempt values",
+        include_str!("../../migrations/sqlite/0005_attempt_values.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -58,6 +63,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lock pid space",
         include_str!("../../migrations/postgres/0004_lock_pid_space.sql"),
+    ),
+    (
+        5,
+        "attempt values",
+        include_str!("../../migrations/postgres/0005_attempt_values.sql"),
     ),
 ];
 
@@ -365,7 +375,7 @@ impl StateStore for SqlStateStore {
                 let mut tx = pool.begin_write().await?;
                 for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
                     let mut query = QueryBuilder::new(
-                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note) ",
+                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value) ",
                     );
                     query.push_values(chunk, |mut row, a| {
                         row.push_bind(a.run_id)
@@ -375,11 +385,13 @@ impl StateStore for SqlStateStore {
                             .push_bind(a.started_at)
                             .push_bind(a.finished_at)
                             .push_bind(a.error.as_deref())
-                            .push_bind(a.note.as_deref());
+                            .push_bind(a.note.as_deref())
+                            .push_bind(a.value);
                     });
                     query.push(
                         " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
-                         finished_at = excluded.finished_at, error = excluded.error, note = excluded.note",
+                         finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
+                         value = excluded.value",
                     );
                     query.build().execute(&mut *tx).await?;
                 }
@@ -534,7 +546,7 @@ impl StateStore for SqlStateStore {
         Box::pin(async move {
             dispatch!(&self.pool, pool => {
                 let rows = sqlx::query(
-                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note \
+                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note, a.value \
                      FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
                      WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
                      ORDER BY a.run_id, a.started_at, a.attempt",
@@ -555,6 +567,7 @@ impl StateStore for SqlStateStore {
                             finished_at: row.try_get("finished_at")?,
                             error: row.try_get("error")?,
                             note: row.try_get("note")?,
+                            value: row.try_get("value")?,
                         })
                     })
                     .collect()
