@@ -235,6 +235,21 @@ impl Config {
         })
     }
 
+    /// What a named database is, stably and without credentials: `postgres://host:5432/dwh`,
+    /// or the absolute path of a SQLite file. `None` when no database has that name.
+    pub fn identity(&self, name: &str) -> Option<String> {
+        let url = &self.databases.get(name)?.url;
+        if let Some(path) = crate::db::sqlite_path(url) {
+            let absolute = std::path::absolute(&path).unwrap_or(path);
+            return Some(format!("sqlite:{}", absolute.display()));
+        }
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        // Drop the user information (the password above all) and the query string.
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let rest = rest.split('?').next().unwrap_or(rest);
+        Some(format!("{scheme}://{rest}"))
+    }
+
     /// The URL of a named database, or an error that says how to configure it.
     pub fn database(&self, name: &str) -> anyhow::Result<&Setting> {
         use crate::task::ResultExt as _;

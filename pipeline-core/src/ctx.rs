@@ -20,9 +20,25 @@ pub struct RunInfo {
     pub details: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     /// The value a check measured, by task.
     pub measured: std::sync::Mutex<std::collections::HashMap<String, f64>>,
+    /// The databases each task opened to write (`Ctx::db`), by task.
+    pub written: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl RunInfo {
+    /// The databases `task` wrote through, as `name=identity;..` for its completion marker.
+    pub fn take_written(&self, task: &str) -> Option<String> {
+        let mut written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let names = written.remove(task)?;
+        let pairs: Vec<String> = names
+            .iter()
+            .map(|name| format!("{name}={}", self.databases.identity(name)))
+            .collect();
+        Some(pairs.join(";"))
+    }
+
     /// The value a check of `task` measured, taken out.
     pub fn take_measured(&self, task: &str) -> Option<f64> {
         let mut measured = self
@@ -96,7 +112,18 @@ impl Ctx {
     /// A configured database by name, connected on first use. In test mode its writes go to
     /// the test schema (PostgreSQL) or a `*.test.db` file beside it (SQLite).
     pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
-        self.run.databases.get(name).await
+        let db = self.run.databases.get(name).await?;
+        // The completion marker remembers where the task wrote.
+        let mut written = self
+            .run
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        written
+            .entry(self.task.clone())
+            .or_default()
+            .insert(name.to_string());
+        Ok(db)
     }
 
     /// Leaves a one-line note for the run summary, e.g. what a load did.

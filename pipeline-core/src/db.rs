@@ -291,6 +291,11 @@ impl Databases {
         }
     }
 
+    /// What the database of that name is (see `Config::identity`); empty when unknown.
+    pub fn identity(&self, name: &str) -> String {
+        self.config.identity(name).unwrap_or_default()
+    }
+
     pub fn is_configured(&self, name: &str) -> bool {
         self.pools.contains_key(name)
     }

@@ -139,6 +139,23 @@ impl Runner {
         }
     }
 
+    /// The tasks complete for the partition: marked so, and written to the databases their
+    /// names point at now (a task that loaded into a warehouse since replaced is not complete).
+    pub async fn complete(&self, key: &PartitionKey) -> anyhow::Result<HashSet<String>> {
+        let mut complete = self.store.completed(key).await?;
+        let targets = self.store.marker_targets(key).await?;
+        complete.retain(|task| {
+            targets.get(task).is_none_or(|targets| {
+                targets.split(';').all(|pair| {
+                    pair.split_once('=').is_some_and(|(name, identity)| {
+                        self.config.identity(name).as_deref() == Some(identity)
+                    })
+                })
+            })
+        });
+        Ok(complete)
+    }
+
     /// Runs one partition. `cancel` turning true cancels the run.
     pub async fn run(
         &self,
@@ -187,7 +204,7 @@ impl Runner {
         cancel: watch::Receiver<bool>,
         started: Instant,
     ) -> Result<RunReport, RunError> {
-        let complete = self.store.completed(key).await.map_err(RunError::Failed)?;
+        let complete = self.complete(key).await.map_err(RunError::Failed)?;
         let open_alerts = self
             .store
             .open_alerts(key)
@@ -224,6 +241,7 @@ impl Runner {
             databases: Databases::new(self.config.clone(), target),
             details: Default::default(),
             measured: Default::default(),
+            written: Default::default(),
         });
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
         observer.planned(

@@ -104,6 +104,9 @@ pub struct MarkerRecord {
     pub task: String,
     pub run_id: i64,
     pub completed_at: i64,
+    /// The databases the task wrote to: `name=identity` pairs joined by `;` (see
+    /// `Config::identity`); `None` when it wrote through none.
+    pub targets: Option<String>,
 }
 
 /// A run as `daily history` shows it.
@@ -180,6 +183,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         attempts: &'a [AttemptRecord],
         markers: &'a [MarkerRecord],
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// For complete tasks that wrote to databases: which ones (`MarkerRecord::targets`).
+    fn marker_targets<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, String>>>;
 
     /// The tasks complete for the partition.
     fn completed<'a>(

@@ -275,3 +275,35 @@ fn a_backfill_stops_at_the_first_failing_date_and_resumes_there() {
         "what finished before is not redone"
     );
 }
+
+#[test]
+fn a_task_that_wrote_to_another_warehouse_is_not_complete() {
+    let sandbox = Sandbox::new("markers_target");
+    let targets = ["stamp", "publish_events"];
+    let first = run(&sandbox, &targets);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(first.task_status("stamp"), "succeeded");
+    let again = run(&sandbox, &targets);
+    assert_eq!(again.task_status("stamp"), "skipped", "same warehouse: complete");
+
+    let other = format!("sqlite://{}", sandbox.path("other-warehouse.db").display());
+    let mut args = vec!["run", "--date", DATE, "--json"];
+    args.extend_from_slice(&targets);
+    let moved = sandbox.run(PIPELINE, &args, &[("PIPELINE_DB_WAREHOUSE_URL", &other)]);
+    assert_eq!(moved.code, Some(0), "{}", moved.stderr);
+    assert_eq!(
+        moved.task_status("stamp"),
+        "succeeded",
+        "the new warehouse has no events yet: the load runs there"
+    );
+    // A task that wrote nowhere stays complete wherever the warehouse points.
+    assert_eq!(moved.task_status("publish_events"), "skipped");
+    let extract = run(&sandbox, &["extract"]);
+    let extract_moved = sandbox.run(
+        PIPELINE,
+        &["run", "--date", DATE, "--json", "extract"],
+        &[("PIPELINE_DB_WAREHOUSE_URL", &other)],
+    );
+    assert_eq!(extract.code, Some(0), "{}", extract.stderr);
+    assert_eq!(extract_moved.task_status("extract"), "skipped");
+}

@@ -135,6 +135,7 @@ async fn runs_attempts_and_markers_round_trip(store: Arc<dyn StateStore>) {
                 task: "extract".into(),
                 run_id: run,
                 completed_at: 3_000,
+                targets: None,
             }],
         )
         .await
@@ -178,6 +179,7 @@ async fn markers_are_per_partition_and_namespace(store: Arc<dyn StateStore>) {
         task: "load".into(),
         run_id: run,
         completed_at: 1,
+        targets: None,
     };
     store
         .record(&production, &[], std::slice::from_ref(&marker))
@@ -366,6 +368,7 @@ async fn many_rows_in_one_batch(store: Arc<dyn StateStore>) {
             task: format!("t{i}"),
             run_id: run,
             completed_at: 1,
+            targets: None,
         })
         .collect();
     store

@@ -168,7 +168,7 @@ pub fn print_backfill_json(reports: &[RunReport]) {
 
 pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<()> {
     let key = runner.partition_key(date, test);
-    let complete = runner.store.completed(&key).await?;
+    let complete = runner.complete(&key).await?;
     let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
     for attempt in runner.store.attempts(&key).await? {
         // Attempts come oldest first: keep the latest of each task, and count them.

@@ -110,7 +110,8 @@ impl AttemptLoop {
             unfinished = still_running;
             if outcome.status == TaskStatus::Succeeded {
                 // The task's work has committed: only now is it complete.
-                self.recorder.completed(record).await;
+                let targets = self.info.take_written(&self.name);
+                self.recorder.completed(record, targets).await;
             } else {
                 self.recorder.attempt(record).await;
             }

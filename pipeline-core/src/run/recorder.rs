@@ -23,8 +23,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 enum Write {
     Attempt(AttemptRecord),
-    /// A successful attempt: its row and the task's completion marker.
-    Completed(AttemptRecord),
+    /// A successful attempt: its row and the task's completion marker, with the databases
+    /// it wrote to.
+    Completed(AttemptRecord, Option<String>),
     /// An alert opened (with its severity) or resolved (`None`) for a task.
     Alert(String, Option<Severity>),
 }
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Write {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Write::Attempt(a) => a.fmt(f),
-            Write::Completed(a) => write!(f, "completed {a:?}"),
+            Write::Completed(a, _) => write!(f, "completed {a:?}"),
             Write::Alert(task, severity) => write!(f, "alert {task}: {severity:?}"),
         }
     }
@@ -64,8 +65,8 @@ impl Recorder {
     }
 
     /// The last attempt of a task that succeeded: recorded, and the task marked complete.
-    pub async fn completed(&self, record: AttemptRecord) {
-        let _ = self.tx.send(Write::Completed(record)).await;
+    pub async fn completed(&self, record: AttemptRecord, targets: Option<String>) {
+        let _ = self.tx.send(Write::Completed(record, targets)).await;
     }
 
     pub fn alert(&self, task: String, severity: Option<Severity>) {
@@ -112,11 +113,12 @@ async fn write_batches(
             };
         let mut add = |write: Write| match write {
             Write::Attempt(record) => add_attempt(record),
-            Write::Completed(record) => {
+            Write::Completed(record, targets) => {
                 markers.push(MarkerRecord {
                     task: record.task.clone(),
                     run_id: record.run_id,
                     completed_at: record.finished_at.unwrap_or(record.started_at),
+                    targets,
                 });
                 add_attempt(record);
             }

@@ -42,6 +42,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "attempt values",
         include_str!("../../migrations/sqlite/0005_attempt_values.sql"),
     ),
+    (
+        6,
+        "marker targets",
+        include_str!("../../migrations/sqlite/0006_marker_targets.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -68,6 +73,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "attempt values",
         include_str!("../../migrations/postgres/0005_attempt_values.sql"),
+    ),
+    (
+        6,
+        "marker targets",
+        include_str!("../../migrations/postgres/0006_marker_targets.sql"),
     ),
 ];
 
@@ -397,7 +407,7 @@ impl StateStore for SqlStateStore {
                 }
                 for chunk in markers.chunks(ROWS_PER_STATEMENT) {
                     let mut query = QueryBuilder::new(
-                        "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at) ",
+                        "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at, targets) ",
                     );
                     query.push_values(chunk, |mut row, m| {
                         row.push_bind(key.pipeline.as_str())
@@ -405,11 +415,13 @@ impl StateStore for SqlStateStore {
                             .push_bind(key.namespace.as_str())
                             .push_bind(m.task.as_str())
                             .push_bind(m.run_id)
-                            .push_bind(m.completed_at);
+                            .push_bind(m.completed_at)
+                            .push_bind(m.targets.as_deref());
                     });
                     query.push(
                         " ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
-                         run_id = excluded.run_id, completed_at = excluded.completed_at",
+                         run_id = excluded.run_id, completed_at = excluded.completed_at, \
+                         targets = excluded.targets",
                     );
                     query.build().execute(&mut *tx).await?;
                 }
@@ -433,6 +445,26 @@ impl StateStore for SqlStateStore {
                     .await?
             });
             Ok(tasks.into_iter().collect())
+        })
+    }
+
+    fn marker_targets<'a>(
+        &'a self,
+        key: &'a PartitionKey,
+    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, String>>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
+                sqlx::query_as(
+                    "SELECT task, targets FROM pipeline_markers \
+                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND targets IS NOT NULL",
+                )
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .fetch_all(pool)
+                .await?
+            });
+            Ok(rows.into_iter().collect())
         })
     }
 
