@@ -139,6 +139,11 @@ impl Runner {
         }
     }
 
+    /// Closes runs whose process is gone (see `lock::reap`).
+    pub async fn reap_abandoned(&self) -> anyhow::Result<()> {
+        lock::reap(&*self.store, &self.pipeline).await
+    }
+
     /// The tasks complete for the partition: marked so, and written to the databases their
     /// names point at now (a task that loaded into a warehouse since replaced is not complete).
     pub async fn complete(&self, key: &PartitionKey) -> anyhow::Result<HashSet<String>> {

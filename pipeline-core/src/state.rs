@@ -140,14 +140,21 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, anyhow::Result<LockAttempt>>;
 
     /// Removes a lock left by a process that is gone, if it is still as `holder` describes
-    /// it (same token, no heartbeat since), and marks its unfinished runs and attempts as
-    /// cancelled so that nothing stays "running". Whether it was removed.
+    /// it (same token, no heartbeat since), and closes what it left: its runs `abandoned`,
+    /// their running attempts `cancelled`, so that nothing stays "running". Whether it was
+    /// removed.
     fn break_lock<'a>(
         &'a self,
         key: &'a PartitionKey,
         holder: &'a LockHolder,
         now: i64,
     ) -> BoxFuture<'a, anyhow::Result<bool>>;
+
+    /// Every run lock of a pipeline, with its holder.
+    fn locks<'a>(
+        &'a self,
+        pipeline: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(PartitionKey, LockHolder)>>>;
 
     /// Proves the holder is alive, by the store's clock. False when the lock is no longer
     /// the holder's.

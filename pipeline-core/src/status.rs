@@ -73,6 +73,8 @@ string_enum! {
         Succeeded = "succeeded",
         Failed = "failed",
         Cancelled = "cancelled",
+        /// Its process died (killed, machine lost): found out when its lock was found stale.
+        Abandoned = "abandoned",
     }
 }
 

@@ -334,7 +334,7 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
     );
     assert_eq!(
         store.runs("daily", 1).await.expect("runs")[0].status,
-        RunStatus::Cancelled
+        RunStatus::Abandoned
     );
 
     // Breaking with a stale token does not remove the new holder's lock.

@@ -167,6 +167,7 @@ pub fn print_backfill_json(reports: &[RunReport]) {
 }
 
 pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<()> {
+    runner.reap_abandoned().await?;
     let key = runner.partition_key(date, test);
     let complete = runner.complete(&key).await?;
     let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
@@ -217,6 +218,7 @@ pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<(
 }
 
 pub async fn history(runner: &Runner, limit: u32) -> anyhow::Result<()> {
+    runner.reap_abandoned().await?;
     let runs = runner.store.runs(&runner.pipeline, limit).await?;
     let rows: Vec<[String; 8]> = runs
         .iter()

@@ -118,6 +118,24 @@ pub async fn acquire(
     })
 }
 
+/// Closes what runs whose process is gone left behind (their locks, runs `abandoned`), so
+/// that `history` and `status` never show as running what no process runs.
+pub async fn reap(store: &dyn StateStore, pipeline: &str) -> anyhow::Result<()> {
+    for (key, holder) in store.locks(pipeline).await? {
+        if is_gone(&holder) && store.break_lock(&key, &holder, now_millis()).await? {
+            tracing::info!(
+                "the run of {} {} by pid {} on {} was abandoned ({}); recorded so",
+                key.pipeline,
+                key.partition,
+                holder.pid,
+                holder.host,
+                why_gone(&holder)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Refreshes the heartbeat until aborted; sets `lost` if the lock is no longer this run's.
 async fn beat(
     store: Arc<dyn StateStore>,

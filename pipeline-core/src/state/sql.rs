@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::{
-    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, NewRun, PartitionKey,
+    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
     RunRecord, StateStore,
 };
 use crate::alert::Severity;
@@ -238,7 +238,7 @@ impl StateStore for SqlStateStore {
                     // One run per partition at a time: whatever is still running there died.
                     sqlx::query(
                         "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
-                         error = 'the process running it stopped without finishing' \
+                         error = 'its process died before it finished (the run was abandoned)' \
                          WHERE status = $3 AND run_id IN (SELECT id FROM pipeline_runs \
                          WHERE pipeline = $4 AND partition = $5 AND namespace = $6 AND status = $7)",
                     )
@@ -255,7 +255,7 @@ impl StateStore for SqlStateStore {
                         "UPDATE pipeline_runs SET status = $1, finished_at = $2 \
                          WHERE pipeline = $3 AND partition = $4 AND namespace = $5 AND status = $6",
                     )
-                    .bind(RunStatus::Cancelled.as_str())
+                    .bind(RunStatus::Abandoned.as_str())
                     .bind(now)
                     .bind(&key.pipeline)
                     .bind(&key.partition)
@@ -267,6 +267,50 @@ impl StateStore for SqlStateStore {
                 tx.commit().await?;
             });
             Ok(broken)
+        })
+    }
+
+    fn locks<'a>(
+        &'a self,
+        pipeline: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Vec<(PartitionKey, LockHolder)>>> {
+        let now = self.clock_ms();
+        Box::pin(async move {
+            dispatch!(&self.pool, pool => {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at, \
+                            {now} - heartbeat_at AS heartbeat_age \
+                     FROM pipeline_locks WHERE pipeline = $1 ORDER BY partition, namespace",
+                )))
+                .bind(pipeline)
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        let namespace: String = row.try_get("namespace")?;
+                        Ok((
+                            PartitionKey {
+                                pipeline: pipeline.to_string(),
+                                partition: row.try_get("partition")?,
+                                namespace: if namespace == Namespace::Test.as_str() {
+                                    Namespace::Test
+                                } else {
+                                    Namespace::Production
+                                },
+                            },
+                            LockHolder {
+                                token: row.try_get("token")?,
+                                host: row.try_get("host")?,
+                                pid: row.try_get("pid")?,
+                                pid_space: row.try_get("pid_space")?,
+                                started_at: row.try_get("started_at")?,
+                                heartbeat_at: row.try_get("heartbeat_at")?,
+                                heartbeat_age_ms: row.try_get("heartbeat_age")?,
+                            },
+                        ))
+                    })
+                    .collect()
+            })
         })
     }
 
