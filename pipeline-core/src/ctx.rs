@@ -21,7 +21,8 @@ pub struct RunInfo {
     /// The value a check measured, by task.
     pub measured: std::sync::Mutex<std::collections::HashMap<String, f64>>,
     /// The databases each task opened to write (`Ctx::db`), by task.
-    pub written: std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
+    pub written:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 impl RunInfo {

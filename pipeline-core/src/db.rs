@@ -18,6 +18,10 @@ use crate::config::{Config, Setting};
 
 /// How long a connection attempt may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Statements slower than this are logged, at debug level: a COPY of a big table or a swap
+/// waiting for readers is slow on purpose, and says so itself.
+const SLOW_STATEMENT: Duration = Duration::from_secs(5);
+const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
 
 /// A pool for one of the supported backends.
 #[derive(Clone, Debug)]
@@ -198,7 +202,8 @@ async fn connect_sqlite(
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
-        .foreign_keys(true);
+        .foreign_keys(true)
+        .log_slow_statements(SLOW_STATEMENT_LOG, SLOW_STATEMENT);
     if let Some(path) = sqlite_path(url) {
         let path = match target {
             Target::Production => path,
@@ -222,7 +227,9 @@ async fn connect_postgres(
     max_connections: u32,
 ) -> Result<PgPool, sqlx::Error> {
     // "relation already exists, skipping" and the like are not worth a log line.
-    let options = PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
+    let options = PgConnectOptions::from_str(url)?
+        .options([("client_min_messages", "warning")])
+        .log_slow_statements(SLOW_STATEMENT_LOG, SLOW_STATEMENT);
     let mut pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(CONNECT_TIMEOUT);

@@ -146,6 +146,16 @@ fn a_second_run_of_the_same_date_is_refused_or_waits() {
     refused.assert_stderr_has("another run of `e2e-pipeline` for 2026-11-26 is in progress");
     refused.assert_stderr_has(&holder);
     refused.assert_stderr_has("--wait");
+    let json = refused.json();
+    assert_eq!(
+        (
+            json["status"].as_str(),
+            json["kind"].as_str(),
+            json["exit_code"].as_u64()
+        ),
+        (Some("error"), Some("locked"), Some(1)),
+        "{json}"
+    );
 
     // Another date is not blocked.
     let other = sandbox.run(
@@ -176,7 +186,11 @@ fn a_run_killed_with_sigkill_does_not_block_the_next_one() {
     // Before any other run of the date, history and status already know it is gone.
     let history = sandbox.run(PIPELINE, &["history"], &[]);
     assert!(
-        history.stdout.lines().nth(1).is_some_and(|l| l.contains("abandoned")),
+        history
+            .stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("abandoned")),
         "{}",
         history.stdout
     );
@@ -293,7 +307,11 @@ fn a_task_that_wrote_to_another_warehouse_is_not_complete() {
     assert_eq!(first.code, Some(0), "{}", first.stderr);
     assert_eq!(first.task_status("stamp"), "succeeded");
     let again = run(&sandbox, &targets);
-    assert_eq!(again.task_status("stamp"), "skipped", "same warehouse: complete");
+    assert_eq!(
+        again.task_status("stamp"),
+        "skipped",
+        "same warehouse: complete"
+    );
 
     let other = format!("sqlite://{}", sandbox.path("other-warehouse.db").display());
     let mut args = vec!["run", "--date", DATE, "--json"];
@@ -315,4 +333,47 @@ fn a_task_that_wrote_to_another_warehouse_is_not_complete() {
     );
     assert_eq!(extract.code, Some(0), "{}", extract.stderr);
     assert_eq!(extract_moved.task_status("extract"), "skipped");
+}
+
+#[test]
+fn scripts_get_json_for_every_failure_and_people_get_help_and_a_version() {
+    let sandbox = Sandbox::new("cli_edges");
+    let bad_date = sandbox.run(PIPELINE, &["run", "--date", "+202-01-01", "--json"], &[]);
+    assert_eq!(bad_date.code, Some(2), "{}", bad_date.stderr);
+    assert_eq!(bad_date.json()["kind"], "usage");
+    let unknown = sandbox.run(PIPELINE, &["run", "no_such_task", "--json"], &[]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
+    assert_eq!(unknown.json()["status"], "error");
+    assert!(
+        unknown.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown task `no_such_task`")),
+        "{}",
+        unknown.stdout
+    );
+    let broken_store = sandbox.run(
+        PIPELINE,
+        &["run", "--json"],
+        &[("PIPELINE_STATE_URL", "postgres://etl:pw@127.0.0.1:1/etl")],
+    );
+    assert_eq!(
+        broken_store.json()["status"],
+        "error",
+        "{}",
+        broken_store.stderr
+    );
+    broken_store.assert_stderr_has("connection refused at 127.0.0.1:1");
+    broken_store.assert_lacks(":pw@");
+
+    let help = sandbox.run(PIPELINE, &["help"], &[]);
+    assert_eq!(help.code, Some(0), "{}", help.stderr);
+    assert!(help.stdout.contains("Usage:"), "{}", help.stdout);
+    let version = sandbox.run(PIPELINE, &["--version"], &[]);
+    assert_eq!(version.code, Some(0), "{}", version.stderr);
+    assert!(
+        version.stdout.starts_with("e2e-pipeline 0.1.0 (graph ")
+            && version.stdout.contains(" tasks;"),
+        "{}",
+        version.stdout
+    );
 }

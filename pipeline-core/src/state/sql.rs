@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::{
-    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
-    RunRecord, StateStore,
+    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
+    PartitionKey, RunRecord, StateStore,
 };
 use crate::alert::Severity;
 use crate::config::Setting;
