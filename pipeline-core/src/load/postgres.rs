@@ -467,6 +467,24 @@ async fn incremental(
     })
 }
 
+/// The high-water mark a rebuild leaves: the largest incremental key in `table`.
+async fn max_key(
+    conn: &mut PgConnection,
+    spec: &LoadSpec,
+    table: &str,
+) -> anyhow::Result<Option<i64>> {
+    let Some(key) = &spec.incremental_key else {
+        return Ok(None);
+    };
+    let max = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT max({})::bigint FROM {table}",
+        quote_ident(key)
+    )))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(max)
+}
+
 /// A rebuild that keeps the table: its rows are deleted and the source's copied in, in one
 /// transaction. Readers are never blocked and keep their snapshots.
 async fn replace_rows(
@@ -486,17 +504,7 @@ async fn replace_rows(
         .await?;
     let into = format!("{qualified} ({})", schema.column_list());
     let rows = stream_copy(source, &copy_out_sql(spec, schema, None), &mut tx, &into).await?;
-    let high_water: Option<i64> = match &spec.incremental_key {
-        Some(key) => {
-            sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT max({})::bigint FROM {qualified}",
-                quote_ident(key)
-            )))
-            .fetch_one(&mut *tx)
-            .await?
-        }
-        None => None,
-    };
+    let high_water = max_key(&mut tx, spec, &qualified).await?;
     write_meta(
         &mut tx,
         target_schema,
@@ -563,17 +571,7 @@ async fn rebuild(
         };
         conn.execute(AssertSqlSafe(format!("ANALYZE {qstaging}")))
             .await?;
-        let high_water = match &spec.incremental_key {
-            Some(key) => {
-                sqlx::query_scalar(AssertSqlSafe(format!(
-                    "SELECT max({})::bigint FROM {qstaging}",
-                    quote_ident(key)
-                )))
-                .fetch_one(&mut *conn)
-                .await?
-            }
-            None => None,
-        };
+        let high_water = max_key(conn, spec, &qstaging).await?;
         let swap = swap::Swap {
             spec,
             schema,

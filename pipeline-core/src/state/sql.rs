@@ -147,6 +147,24 @@ impl SqlStateStore {
     }
 }
 
+/// A lock's holder from a row of `pipeline_locks` with its `heartbeat_age`.
+fn lock_holder<R: Row>(row: &R) -> anyhow::Result<LockHolder>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(LockHolder {
+        token: row.try_get("token")?,
+        host: row.try_get("host")?,
+        pid: row.try_get("pid")?,
+        pid_space: row.try_get("pid_space")?,
+        started_at: row.try_get("started_at")?,
+        heartbeat_at: row.try_get("heartbeat_at")?,
+        heartbeat_age_ms: row.try_get("heartbeat_age")?,
+    })
+}
+
 fn to_status<T: std::str::FromStr<Err = String>>(text: &str) -> anyhow::Result<T> {
     text.parse().map_err(|err: String| {
         anyhow::anyhow!("state store holds {err}: was it written by a newer version?")
@@ -194,15 +212,7 @@ impl StateStore for SqlStateStore {
                 .fetch_optional(pool)
                 .await?;
                 match row {
-                    Some(row) => Ok(LockAttempt::Held(LockHolder {
-                        token: row.try_get("token")?,
-                        host: row.try_get("host")?,
-                        pid: row.try_get("pid")?,
-                        pid_space: row.try_get("pid_space")?,
-                        started_at: row.try_get("started_at")?,
-                        heartbeat_at: row.try_get("heartbeat_at")?,
-                        heartbeat_age_ms: row.try_get("heartbeat_age")?,
-                    })),
+                    Some(row) => Ok(LockAttempt::Held(lock_holder(&row)?)),
                     // Released between the two statements: try again.
                     None => self.try_lock(key, holder).await,
                 }
@@ -298,15 +308,7 @@ impl StateStore for SqlStateStore {
                                     Namespace::Production
                                 },
                             },
-                            LockHolder {
-                                token: row.try_get("token")?,
-                                host: row.try_get("host")?,
-                                pid: row.try_get("pid")?,
-                                pid_space: row.try_get("pid_space")?,
-                                started_at: row.try_get("started_at")?,
-                                heartbeat_at: row.try_get("heartbeat_at")?,
-                                heartbeat_age_ms: row.try_get("heartbeat_age")?,
-                            },
+                            lock_holder(row)?,
                         ))
                     })
                     .collect()
