@@ -2,9 +2,9 @@
 //! control plane (scheduling, the lock's heartbeat, signals, timeouts, state writes).
 //!
 //! ETL code blocks (a synchronous client, a subprocess) and burns CPU (a transform) before or
-//! between its awaits. An attempt therefore runs on a thread of the task runtime's blocking
-//! pool, where `Handle::block_on` polls it; its sockets and timers are driven by that runtime's
-//! own I/O threads. Blocking code holds up only its own attempt's thread.
+//! between its awaits. An attempt therefore runs on a thread of its own ([`pool`]), where
+//! `Handle::block_on` polls it; its sockets and timers are driven by the task runtime's own I/O
+//! threads. Blocking code holds up only its own attempt's thread.
 //!
 //! Such code cannot be interrupted where it is: a timeout or a signal takes effect at the
 //! attempt's next await. Until then the control plane goes on without it (the attempt is
@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tracing::Instrument as _;
+
+mod pool;
 
 use crate::ctx::Ctx;
 use crate::dag::Action;
@@ -29,8 +30,8 @@ use crate::dag::Action;
 /// How an attempt's work ended: its own result, or a panic (with its message).
 pub(super) type WorkResult = Result<anyhow::Result<()>, String>;
 
-/// The runtime whose I/O threads drive task code's sockets and timers, and whose blocking pool
-/// lends each attempt its thread. Shared by every run of the process.
+/// The runtime whose I/O threads drive task code's sockets and timers. Shared by every run of
+/// the process.
 fn task_runtime() -> &'static Handle {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME
@@ -51,7 +52,10 @@ fn task_runtime() -> &'static Handle {
 pub(super) struct Running {
     /// Dropped (or sent) to ask the work to stop at its next await.
     stop: Option<oneshot::Sender<()>>,
-    thread: JoinHandle<Option<WorkResult>>,
+    /// The work's result, until it has been taken.
+    result: Option<oneshot::Receiver<Option<WorkResult>>>,
+    /// Set by the attempt's thread once it is done with the work.
+    done: Arc<std::sync::atomic::AtomicBool>,
     /// When the work's current poll started, in ms since `epoch`; 0 while it waits.
     polling_since: Arc<AtomicU64>,
     epoch: Instant,
@@ -64,7 +68,8 @@ pub(super) fn start(action: Action, ctx: Ctx) -> Running {
     let polling_since = Arc::new(AtomicU64::new(0));
     let watched = Arc::clone(&polling_since);
     let handle = task_runtime().clone();
-    let thread = task_runtime().spawn_blocking(move || {
+    static POOL: OnceLock<pool::Pool<Option<WorkResult>>> = OnceLock::new();
+    let submitted = pool::shared(&POOL).submit(Box::new(move || {
         let span = tracing::info_span!("task", task = %ctx.task(), attempt = ctx.attempt());
         handle.block_on(
             async move {
@@ -82,10 +87,11 @@ pub(super) fn start(action: Action, ctx: Ctx) -> Running {
             }
             .instrument(span),
         )
-    });
+    }));
     Running {
         stop: Some(stop),
-        thread,
+        result: Some(submitted.result),
+        done: submitted.done,
         polling_since,
         epoch,
     }
@@ -94,10 +100,13 @@ pub(super) fn start(action: Action, ctx: Ctx) -> Running {
 impl Running {
     /// Waits for the work's result; `None` when it was stopped or its thread died.
     pub async fn result(&mut self) -> Option<WorkResult> {
-        match (&mut self.thread).await {
+        let receiver = self.result.as_mut()?;
+        let result = match receiver.await {
             Ok(result) => result,
-            Err(err) => Some(Err(format!("its thread ended unexpectedly: {err}"))),
-        }
+            Err(_) => Some(Err("its thread ended unexpectedly".into())),
+        };
+        self.result = None;
+        result
     }
 
     /// Asks the work to stop at its next await (it is dropped there, which cancels it).
@@ -109,7 +118,7 @@ impl Running {
 
     /// Whether the attempt's thread is done.
     pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+        self.done.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How long the work has been inside one poll: blocking or computing without reaching an
