@@ -6,7 +6,9 @@ pub use inventory;
 
 pub use crate::ctx::Ctx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
-pub use crate::task::{DefRef, Registration, Task, TaskDef, TaskFuture, assert_acyclic};
+pub use crate::task::{
+    DefRef, RankRef, Registration, Task, TaskDef, TaskFuture, assert_acyclic, rank, task_id,
+};
 
 /// Boxes the future of a task function. Its bounds are where rustc checks the function's
 /// return type and that its future is `Send`.
@@ -44,6 +46,8 @@ pub fn missing_key(task: &'static str) -> TaskFuture<'static> {
 /// get no secondary errors. Never registered, so it never runs.
 pub static INVALID_TASK: TaskDef = TaskDef {
     name: "<invalid task>",
+    id: 0,
+    rank: RankRef::new(&1),
     description: "",
     module_path: "",
     file: "",

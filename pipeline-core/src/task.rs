@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::ctx::Ctx;
 
-pub use acyclic::assert_acyclic;
+pub use acyclic::{RankRef, assert_acyclic, rank, task_id};
 pub use fatal::{Fatal, ResultExt};
 
 /// What running a task returns: a boxed, `Send` future borrowing the context.
@@ -40,6 +40,10 @@ pub trait Task: 'static {
 #[derive(Debug)]
 pub struct TaskDef {
     pub name: &'static str,
+    /// Tells tasks apart in the compile-time check: a hash of the module and the type name.
+    pub id: u64,
+    /// The task's rank in the compile-time check (see `acyclic`).
+    pub rank: RankRef,
     /// The doc comment of the task function.
     pub description: &'static str,
     pub module_path: &'static str,

@@ -1,74 +1,170 @@
-//! The compile-time cycle check. `#[task]` emits `const _: () = assert_acyclic(<T as Task>::DEF);`
-//! for every task; rustc evaluates it while compiling and reports a panic as an error:
+//! The compile-time cycle check, at a cost linear in tasks plus edges.
+//!
+//! Every task has a rank, a `static` that `#[task]` writes next to its definition: one more
+//! than the largest rank of its dependencies. rustc evaluates each static once, so ranking a
+//! graph costs one step per edge, and a graph with a cycle has no ranking: somewhere on the
+//! cycle a rank would need itself. Before a task's rank looks at its dependencies' ranks, it
+//! looks for a short way back to itself (a search of at most [`SEARCH_NODES`] tasks); a task on
+//! such a cycle gets rank 0 and reads no other rank, so nothing recurses, and the member of the
+//! cycle with the smallest name reports it:
 //!
 //! ```text
 //! error[E0080]: evaluation panicked: task dependency cycle: load_orders -> load_users -> load_orders
 //! ```
 //!
-//! The walk follows raw pointers between the tasks' static definitions, so it works across
-//! modules, files and crates. A cycle is reported once, by its member with the smallest name.
+//! A cycle too long for that search is still refused: its ranks need themselves, and rustc's
+//! own cycle error lists the rank statics of the tasks on it. There is no limit under which a
+//! cycle compiles. Ranks are read through raw pointers so that rustc follows them only when a
+//! rank is computed, and tasks are told apart by an id hashed from their module and type, so
+//! that moving a task within its file changes nothing here.
 
 use super::{DefRef, TaskDef};
 
-/// Deeper chains than this are left to the run-time check, which has no limit.
-const MAX_DEPTH: usize = 256;
-/// More upstream tasks than this are left to the run-time check too.
-const MAX_VISITED: usize = 4096;
+/// Tasks a search for a way back looks at, at most (a cycle whose tasks are within this many
+/// of each other gets the clear message).
+const SEARCH_NODES: usize = 64;
+/// Dependencies a search follows, at most.
+const SEARCH_EDGES: usize = 256;
 const MESSAGE_CAPACITY: usize = 1024;
 const PREFIX: &str = "task dependency cycle: ";
 const ARROW: &str = " -> ";
 
-/// Panics (a compile error in const context) if `start` lies on a dependency cycle and has the
-/// smallest name in it. Follows both `requires` and `after`: either kind of cycle can never run.
-pub const fn assert_acyclic(start: DefRef) {
-    let mut path = [start; MAX_DEPTH];
-    let mut next_dep = [0usize; MAX_DEPTH];
-    let mut depth = 1;
-    let mut visited = [start; MAX_VISITED];
-    let mut visited_len = 0;
+/// A pointer to a task's rank `static`.
+#[derive(Clone, Copy, Debug)]
+pub struct RankRef(*const u32);
 
-    while depth > 0 {
-        let def = path[depth - 1].def();
-        let index = next_dep[depth - 1];
-        if index >= def.requires.len() + def.after.len() {
-            depth -= 1;
-            continue;
-        }
-        next_dep[depth - 1] = index + 1;
-        let dep = if index < def.requires.len() {
-            def.requires[index]
-        } else {
-            def.after[index - def.requires.len()]
-        };
-        if same_task(dep.def(), start.def()) {
-            if start_is_smallest(&path, depth) {
-                let (message, len) = cycle_message(&path, depth);
-                let (text, _) = message.split_at(len);
-                match core::str::from_utf8(text) {
-                    Ok(text) => panic!("{}", text),
-                    Err(_) => panic!("task dependency cycle"),
-                }
-            }
-            continue;
-        }
-        if contains(&visited, visited_len, dep) {
-            continue;
-        }
-        if visited_len == MAX_VISITED || depth == MAX_DEPTH {
-            return;
-        }
-        visited[visited_len] = dep;
-        visited_len += 1;
-        path[depth] = dep;
-        next_dep[depth] = 0;
-        depth += 1;
+// SAFETY: built only from a `&'static u32` (see `new`), which is immutable and `Sync`.
+unsafe impl Send for RankRef {}
+// SAFETY: as above.
+unsafe impl Sync for RankRef {}
+
+impl RankRef {
+    pub const fn new(rank: &'static u32) -> Self {
+        RankRef(rank)
+    }
+
+    const fn get(self) -> u32 {
+        // SAFETY: built from a `&'static u32` in `new`.
+        unsafe { *self.0 }
     }
 }
 
-const fn contains(visited: &[DefRef], len: usize, def: DefRef) -> bool {
+/// A task's id: a hash of its module path and its type's name, unique in a program.
+pub const fn task_id(module_path: &str, type_name: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let parts = [module_path.as_bytes(), b"::", type_name.as_bytes()];
+    let mut p = 0;
+    while p < parts.len() {
+        let bytes = parts[p];
+        let mut i = 0;
+        while i < bytes.len() {
+            hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
+            i += 1;
+        }
+        p += 1;
+    }
+    hash
+}
+
+/// The rank of `task`: 0 on a cycle found by the search, else one more than its largest
+/// dependency's rank (1 without dependencies).
+pub const fn rank(task: DefRef) -> u32 {
+    if way_back(task).found {
+        return 0;
+    }
+    let def = task.def();
+    let mut best = 0;
     let mut i = 0;
-    while i < len {
-        if same_task(visited[i].def(), def.def()) {
+    while i < def.requires.len() + def.after.len() {
+        let rank = dependency(def, i).def().rank.get();
+        if rank > best {
+            best = rank;
+        }
+        i += 1;
+    }
+    best + 1
+}
+
+/// Panics (a compile error in const context) when `task` lies on a cycle and has the smallest
+/// name on it. Reading its rank makes rustc rank everything upstream, which refuses any cycle
+/// there, whatever its length.
+pub const fn assert_acyclic(task: DefRef) {
+    if task.def().rank.get() != 0 {
+        return;
+    }
+    let search = way_back(task);
+    if search.found && start_is_smallest(&search) {
+        let (message, len) = cycle_message(&search);
+        let (text, _) = message.split_at(len);
+        match core::str::from_utf8(text) {
+            Ok(text) => panic!("{}", text),
+            Err(_) => panic!("task dependency cycle"),
+        }
+    }
+}
+
+/// A breadth-first search from a task for a way back to it.
+struct Search {
+    nodes: [DefRef; SEARCH_NODES],
+    /// The index in `nodes` each node was reached from.
+    parents: [usize; SEARCH_NODES],
+    len: usize,
+    /// Whether the last node reached has an edge back to the start.
+    found: bool,
+    /// The node whose edge leads back.
+    last: usize,
+}
+
+const fn way_back(start: DefRef) -> Search {
+    let mut search = Search {
+        nodes: [start; SEARCH_NODES],
+        parents: [0; SEARCH_NODES],
+        len: 1,
+        found: false,
+        last: 0,
+    };
+    let start_id = start.def().id;
+    let mut edges = 0;
+    let mut next = 0;
+    while next < search.len {
+        let def = search.nodes[next].def();
+        let mut i = 0;
+        while i < def.requires.len() + def.after.len() {
+            if edges == SEARCH_EDGES {
+                return search;
+            }
+            edges += 1;
+            let dep = dependency(def, i);
+            i += 1;
+            if dep.def().id == start_id {
+                search.found = true;
+                search.last = next;
+                return search;
+            }
+            if search.len < SEARCH_NODES && !seen(&search, dep.def().id) {
+                search.nodes[search.len] = dep;
+                search.parents[search.len] = next;
+                search.len += 1;
+            }
+        }
+        next += 1;
+    }
+    search
+}
+
+/// The `index`th dependency of a task: its `requires`, then its `after`.
+const fn dependency(def: &TaskDef, index: usize) -> DefRef {
+    if index < def.requires.len() {
+        def.requires[index]
+    } else {
+        def.after[index - def.requires.len()]
+    }
+}
+
+const fn seen(search: &Search, id: u64) -> bool {
+    let mut i = 0;
+    while i < search.len {
+        if search.nodes[i].def().id == id {
             return true;
         }
         i += 1;
@@ -76,21 +172,34 @@ const fn contains(visited: &[DefRef], len: usize, def: DefRef) -> bool {
     false
 }
 
-/// Two definitions are the same task when they come from the same macro call. (Pointers cannot
-/// be compared in const fns.)
-const fn same_task(a: &TaskDef, b: &TaskDef) -> bool {
-    a.line == b.line
-        && a.column == b.column
-        && str_eq(a.name, b.name)
-        && str_eq(a.file, b.file)
-        && str_eq(a.module_path, b.module_path)
+/// The cycle found, from the start: indices into `nodes`, and how many.
+const fn cycle_path(search: &Search) -> ([usize; SEARCH_NODES], usize) {
+    let mut reversed = [0usize; SEARCH_NODES];
+    let mut len = 0;
+    let mut at = search.last;
+    loop {
+        reversed[len] = at;
+        len += 1;
+        if at == 0 {
+            break;
+        }
+        at = search.parents[at];
+    }
+    let mut path = [0usize; SEARCH_NODES];
+    let mut i = 0;
+    while i < len {
+        path[i] = reversed[len - 1 - i];
+        i += 1;
+    }
+    (path, len)
 }
 
-const fn start_is_smallest(path: &[DefRef], depth: usize) -> bool {
-    let start = path[0].def().name;
+const fn start_is_smallest(search: &Search) -> bool {
+    let (path, len) = cycle_path(search);
+    let start = search.nodes[0].def().name;
     let mut i = 1;
-    while i < depth {
-        if str_less(path[i].def().name, start) {
+    while i < len {
+        if str_less(search.nodes[path[i]].def().name, start) {
             return false;
         }
         i += 1;
@@ -99,24 +208,25 @@ const fn start_is_smallest(path: &[DefRef], depth: usize) -> bool {
 }
 
 /// `task dependency cycle: a -> b -> a`, in a buffer (no allocation in const fns).
-const fn cycle_message(path: &[DefRef], depth: usize) -> ([u8; MESSAGE_CAPACITY], usize) {
+const fn cycle_message(search: &Search) -> ([u8; MESSAGE_CAPACITY], usize) {
+    let (path, len) = cycle_path(search);
     let mut message = [0u8; MESSAGE_CAPACITY];
-    let mut len = append(&mut message, 0, PREFIX);
+    let mut at = append(&mut message, 0, PREFIX);
     let mut i = 0;
     // The path, then its first task again to close the cycle.
-    while i <= depth {
-        let name = path[if i == depth { 0 } else { i }].def().name;
+    while i <= len {
+        let name = search.nodes[if i == len { 0 } else { path[i] }].def().name;
         if i > 0 {
-            len = append(&mut message, len, ARROW);
+            at = append(&mut message, at, ARROW);
         }
-        if len + name.len() + ARROW.len() + 3 > MESSAGE_CAPACITY {
-            len = append(&mut message, len, "...");
+        if at + name.len() + ARROW.len() + 3 > MESSAGE_CAPACITY {
+            at = append(&mut message, at, "...");
             break;
         }
-        len = append(&mut message, len, name);
+        at = append(&mut message, at, name);
         i += 1;
     }
-    (message, len)
+    (message, at)
 }
 
 /// Appends whole strings only, so the buffer always holds valid UTF-8.
@@ -131,21 +241,6 @@ const fn append(buf: &mut [u8; MESSAGE_CAPACITY], at: usize, text: &str) -> usiz
         i += 1;
     }
     at + bytes.len()
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 const fn str_less(a: &str, b: &str) -> bool {
