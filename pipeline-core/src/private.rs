@@ -7,7 +7,8 @@ pub use inventory;
 pub use crate::ctx::Ctx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
 pub use crate::task::{
-    DefRef, RankRef, Registration, Task, TaskDef, TaskFuture, assert_acyclic, rank, task_id,
+    DefRef, Location, LocationRef, RankRef, Registration, Task, TaskDef, TaskFuture,
+    assert_acyclic, rank, task_id,
 };
 
 /// Boxes the future of a task function. Its bounds are where rustc checks the function's
@@ -50,9 +51,11 @@ pub static INVALID_TASK: TaskDef = TaskDef {
     rank: RankRef::new(&1),
     description: "",
     module_path: "",
-    file: "",
-    line: 0,
-    column: 0,
+    location: LocationRef::new(&Location {
+        file: "",
+        line: 0,
+        column: 0,
+    }),
     requires: &[],
     after: &[],
     retries: 0,

@@ -47,9 +47,9 @@ pub struct TaskDef {
     /// The doc comment of the task function.
     pub description: &'static str,
     pub module_path: &'static str,
-    pub file: &'static str,
-    pub line: u32,
-    pub column: u32,
+    /// Where the function is written. Behind a pointer of its own: a task's place in its file
+    /// changes with every edit above it, and the compile-time check must not see that.
+    pub location: LocationRef,
     /// Hard dependencies: each must succeed before this task runs.
     pub requires: &'static [DefRef],
     /// Soft dependencies: each runs first, but its failure does not stop this task.
@@ -73,7 +73,36 @@ pub struct TaskDef {
 impl TaskDef {
     /// Where the task is defined, for error messages: `example::loads (src/loads.rs:12)`.
     pub fn origin(&self) -> String {
-        format!("{} ({}:{})", self.module_path, self.file, self.line)
+        let location = self.location.get();
+        format!("{} ({}:{})", self.module_path, location.file, location.line)
+    }
+}
+
+/// Where a task's function is written.
+#[derive(Debug)]
+pub struct Location {
+    pub file: &'static str,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A pointer to a task's [`Location`], which the compile-time check never reads.
+#[derive(Clone, Copy, Debug)]
+pub struct LocationRef(*const Location);
+
+// SAFETY: built only from a `&'static Location` (see `new`), immutable and `Sync`.
+unsafe impl Send for LocationRef {}
+// SAFETY: as above.
+unsafe impl Sync for LocationRef {}
+
+impl LocationRef {
+    pub const fn new(location: &'static Location) -> Self {
+        LocationRef(location)
+    }
+
+    pub fn get(self) -> &'static Location {
+        // SAFETY: built from a `&'static Location` in `new`.
+        unsafe { &*self.0 }
     }
 }
 
@@ -119,6 +148,12 @@ pub fn registered() -> Vec<&'static TaskDef> {
         .into_iter()
         .map(|registration| registration.0.def())
         .collect();
-    defs.sort_by(|a, b| (a.name, a.module_path, a.line).cmp(&(b.name, b.module_path, b.line)));
+    defs.sort_by(|a, b| {
+        (a.name, a.module_path, a.location.get().line).cmp(&(
+            b.name,
+            b.module_path,
+            b.location.get().line,
+        ))
+    });
     defs
 }

@@ -116,15 +116,20 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
             use ::pipeline_core::__private as __p;
 
             #[automatically_derived]
+            static __PIPELINE_LOCATION: __p::Location = __p::Location {
+                file: ::core::file!(),
+                line: ::core::line!(),
+                column: ::core::column!(),
+            };
+
+            #[automatically_derived]
             static __PIPELINE_DEF: __p::TaskDef = __p::TaskDef {
                 name: #name,
                 id: __p::task_id(::core::module_path!(), #type_name_text),
                 rank: __p::RankRef::new(&#rank_name),
                 description: #description,
                 module_path: ::core::module_path!(),
-                file: ::core::file!(),
-                line: ::core::line!(),
-                column: ::core::column!(),
+                location: __p::LocationRef::new(&__PIPELINE_LOCATION),
                 requires: &[#(#requires),*],
                 after: &[#(#after),*],
                 retries: #retries,
