@@ -386,3 +386,54 @@ async fn a_task_whose_code_never_comes_back_is_not_retried_forever() {
     assert_eq!(running.most(), 1);
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn task_code_may_use_tokio_as_it_would_anywhere() {
+    let h = harness(vec![
+        TaskSpec::new("block_in_place", |_ctx| {
+            Box::pin(async move {
+                let value = tokio::task::block_in_place(|| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    7
+                });
+                anyhow::ensure!(value == 7);
+                Ok(())
+            })
+        }),
+        TaskSpec::new("spawns", |_ctx| {
+            Box::pin(async move {
+                let spawned = tokio::spawn(async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    3
+                });
+                let blocking = tokio::task::spawn_blocking(|| 4);
+                anyhow::ensure!(spawned.await? + blocking.await? == 7);
+                Ok(())
+            })
+        }),
+        TaskSpec::new("panics", |_ctx| {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                panic!("a bug in the task");
+            })
+        }),
+    ])
+    .await;
+    let report = h.run_with(3).await;
+    assert_eq!(
+        task(&report, "block_in_place").status,
+        TaskStatus::Succeeded,
+        "{report:?}"
+    );
+    assert_eq!(
+        task(&report, "spawns").status,
+        TaskStatus::Succeeded,
+        "{report:?}"
+    );
+    let panicked = task(&report, "panics");
+    assert_eq!(panicked.status, TaskStatus::Failed);
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("panicked: a bug in the task")
+    );
+}
