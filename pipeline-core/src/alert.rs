@@ -14,40 +14,15 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use crate::BoxFuture;
 use crate::config::AlertConfig;
-use crate::state::BoxFuture;
+pub use crate::status::Severity;
 
 pub use pagerduty::PagerDutyNotifier;
 pub use slack::SlackNotifier;
 
 /// How long the end of a run waits for alerts still being delivered.
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(20);
-
-/// How urgent an alert is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Severity {
-    /// Someone should look during working hours (Slack).
-    Low,
-    /// Someone must look now (the pager).
-    High,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::High => "high",
-        }
-    }
-
-    pub fn parse(text: &str) -> Severity {
-        if text == "high" {
-            Severity::High
-        } else {
-            Severity::Low
-        }
-    }
-}
 
 /// Which task of which run an alert is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -88,6 +88,9 @@ pub use pipeline_macros::task;
 /// | `timeout = "5m"`, `name = "x"` | as for tasks | |
 pub use pipeline_macros::check;
 
+/// A boxed, `Send` future: what the state store's and alert senders' methods return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 /// The result type of tasks (`anyhow::Result`).
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 

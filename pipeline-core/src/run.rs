@@ -3,7 +3,6 @@
 //! tasks are skipped; every attempt is recorded; Ctrl-C cancels what runs and records it.
 
 mod attempt;
-mod backoff;
 mod executor;
 mod lock;
 mod recorder;
@@ -25,7 +24,6 @@ use crate::db::{Databases, Target};
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
-pub use backoff::{MAX_RETRY_DELAY, delay as retry_delay};
 pub use lock::{LockHeld, hostname};
 pub use report::{Blocked, RunReport, TaskReport};
 
@@ -177,12 +175,9 @@ impl Runner {
         let (stop, stopped) = watch::channel(*cancel.borrow());
         let lock = lock::acquire(Arc::clone(&self.store), &key, options.wait, stop.clone())
             .await
-            .map_err(|err| {
-                if err.is::<LockHeld>() {
-                    RunError::Locked(err)
-                } else {
-                    RunError::Failed(err)
-                }
+            .map_err(|err| match err {
+                lock::LockError::Held(held) => RunError::Locked(held.into()),
+                lock::LockError::Store(err) => RunError::Failed(err),
             })?;
         let forward = tokio::spawn(async move {
             let mut cancel = cancel;

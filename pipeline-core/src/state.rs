@@ -7,15 +7,12 @@ mod sql;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
 pub use sql::SqlStateStore;
 
-use crate::alert::Severity;
-use crate::status::{RunStatus, TaskStatus};
+use crate::status::{RunStatus, Severity, TaskStatus};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Where a run's markers live: the pipeline, its partition (a date) and production or test.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -78,6 +78,32 @@ string_enum! {
     }
 }
 
+/// How urgent an alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// Someone should look during working hours (Slack).
+    Low,
+    /// Someone must look now (the pager).
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::High => "high",
+        }
+    }
+
+    pub fn parse(text: &str) -> Severity {
+        if text == "high" {
+            Severity::High
+        } else {
+            Severity::Low
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{RunStatus, TaskStatus};

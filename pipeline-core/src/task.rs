@@ -3,6 +3,7 @@
 //! the binary.
 
 mod acyclic;
+pub(crate) mod backoff;
 pub(crate) mod fatal;
 
 use std::future::Future;

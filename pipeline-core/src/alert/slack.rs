@@ -3,8 +3,8 @@
 use reqwest::Client;
 
 use super::{AlertEvent, Notifier, http};
+use crate::BoxFuture;
 use crate::config::Secret;
-use crate::state::BoxFuture;
 
 #[derive(Debug)]
 pub struct SlackNotifier {

@@ -199,7 +199,7 @@ async fn get(
         if attempt == limits.attempts.max(1) {
             break;
         }
-        let wait = wait.unwrap_or_else(|| crate::run::retry_delay(limits.retry_delay, attempt));
+        let wait = wait.unwrap_or_else(|| crate::task::backoff::delay(limits.retry_delay, attempt));
         tracing::warn!(
             "attempt {attempt} failed ({last_error}); retrying in {}",
             format_duration(wait)

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
-use super::backoff;
 use super::recorder::Recorder;
 use super::report::TaskReport;
 use super::worker::{self, Running, WorkResult};
@@ -19,7 +18,7 @@ use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
-use crate::task::Fatal;
+use crate::task::{Fatal, backoff};
 
 /// How long a cancelled attempt may take to reach an await and stop before the run goes on
 /// without it (the process then ends it when it exits).

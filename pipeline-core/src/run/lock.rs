@@ -33,6 +33,17 @@ pub struct RunLock {
     heartbeat: JoinHandle<()>,
 }
 
+/// Why the lock was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// A live run holds it.
+    #[error(transparent)]
+    Held(#[from] LockHeld),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
 /// The lock is held by a live run.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -56,7 +67,7 @@ pub async fn acquire(
     key: &PartitionKey,
     wait: bool,
     lost: watch::Sender<bool>,
-) -> anyhow::Result<RunLock> {
+) -> Result<RunLock, LockError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let host = hostname();
     let pid = i64::from(std::process::id());

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::alert::Severity;
 use crate::state::{AttemptRecord, MarkerRecord, PartitionKey, StateStore};
+use crate::status::Severity;
 
 /// Writes waiting at most: when the store falls behind, tasks wait for room (and the executor
 /// with them) instead of memory growing with the backlog.

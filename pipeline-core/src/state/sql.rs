@@ -10,10 +10,9 @@ use super::{
     AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
     PartitionKey, RunRecord, StateStore,
 };
-use crate::alert::Severity;
 use crate::config::Setting;
 use crate::db::{BeginWrite as _, DbPool, Target, dispatch};
-use crate::status::{RunStatus, TaskStatus};
+use crate::status::{RunStatus, Severity, TaskStatus};
 
 /// `(version, name, sql)` in order. A released migration is never edited: add a new one.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[

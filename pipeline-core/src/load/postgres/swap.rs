@@ -92,7 +92,7 @@ impl Swap<'_> {
                         } else {
                             holders.join("; ")
                         };
-                        let delay = crate::run::retry_delay(SWAP_RETRY_DELAY, attempt)
+                        let delay = crate::task::backoff::delay(SWAP_RETRY_DELAY, attempt)
                             .min(MAX_SWAP_RETRY_DELAY);
                         if Instant::now() + delay >= give_up {
                             bail!(
