@@ -433,6 +433,12 @@ fn lists_its_tasks_and_draws_its_graph() {
         "{}",
         list.stdout
     );
+    for marked in [
+        "orders_have_unique_ids (check, error, blocking)",
+        "report_is_not_empty (check, warn)",
+    ] {
+        assert!(list.stdout.contains(marked), "{marked}: {}", list.stdout);
+    }
 
     let mermaid = sandbox.run(DAILY, &["graph", "--format", "mermaid"], &[]);
     assert_eq!(mermaid.code, Some(0), "{}", mermaid.stderr);
@@ -446,7 +452,19 @@ fn lists_its_tasks_and_draws_its_graph() {
         mermaid.stdout.contains(" -.-> "),
         "the soft dependency on the rates is dashed"
     );
+    assert!(
+        mermaid.stdout.contains("{{\"orders_have_unique_ids\"}}")
+            && mermaid.stdout.contains("classDef optional"),
+        "checks are hexagons, optional tasks dashed: {}",
+        mermaid.stdout
+    );
     let dot = sandbox.run(DAILY, &["graph"], &[]);
+    assert!(
+        dot.stdout
+            .contains("\"report_is_not_empty\" [shape=hexagon, style=dashed];"),
+        "{}",
+        dot.stdout
+    );
     assert!(
         dot.stdout.starts_with("digraph pipeline {")
             && dot

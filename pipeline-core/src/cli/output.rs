@@ -25,8 +25,14 @@ pub fn list(dag: &Dag) -> anyhow::Result<()> {
         .tasks()
         .map(|(_, task)| {
             let mut name = task.name.clone();
-            if !task.policy.critical {
-                name.push_str(" (non-critical)");
+            match (&task.check, task.policy.critical) {
+                (Some(role), critical) => name.push_str(&format!(
+                    " (check, {}{})",
+                    if critical { "error" } else { "warn" },
+                    if role.blocking { ", blocking" } else { "" }
+                )),
+                (None, false) => name.push_str(" (non-critical)"),
+                (None, true) => {}
             }
             let summary = task.description.lines().next().unwrap_or("").to_string();
             [name, names(&task.requires), names(&task.after), summary]

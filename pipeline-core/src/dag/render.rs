@@ -1,5 +1,6 @@
 //! The graph as text for other tools: Graphviz dot and Mermaid. Edges point from a dependency to
-//! its dependent (the direction data flows); `after` edges are dashed.
+//! its dependent (the direction data flows); `after` edges are dashed. Checks are hexagons, and
+//! non-critical tasks and `warn` checks have dashed outlines.
 
 use std::fmt::Write;
 use std::str::FromStr;
@@ -46,10 +47,17 @@ fn dot(dag: &Dag) -> String {
     let quote = |name: &str| format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
     let mut out = String::from("digraph pipeline {\n    rankdir=LR;\n    node [shape=box];\n");
     for (_, task) in dag.tasks() {
-        let style = if task.policy.critical {
-            ""
+        let mut attributes = Vec::new();
+        if task.check.is_some() {
+            attributes.push("shape=hexagon");
+        }
+        if !task.policy.critical {
+            attributes.push("style=dashed");
+        }
+        let style = if attributes.is_empty() {
+            String::new()
         } else {
-            " [style=dashed]"
+            format!(" [{}]", attributes.join(", "))
         };
         let _ = writeln!(out, "    {}{style};", quote(&task.name));
     }
@@ -66,12 +74,30 @@ fn mermaid(dag: &Dag) -> String {
     // Node ids are positional: task names may hold characters Mermaid does not allow in ids.
     let label = |name: &str| name.replace('"', "#quot;");
     let mut out = String::from("flowchart LR\n");
+    let mut optional = Vec::new();
     for (id, task) in dag.tasks() {
-        let _ = writeln!(out, "    t{}[\"{}\"]", id.index(), label(&task.name));
+        let (open, close) = if task.check.is_some() {
+            ("{{", "}}")
+        } else {
+            ("[", "]")
+        };
+        let _ = writeln!(
+            out,
+            "    t{}{open}\"{}\"{close}",
+            id.index(),
+            label(&task.name)
+        );
+        if !task.policy.critical {
+            optional.push(format!("t{}", id.index()));
+        }
     }
     for (from, to, soft) in edges(dag) {
         let arrow = if soft { "-.->" } else { "-->" };
         let _ = writeln!(out, "    t{} {arrow} t{}", from.index(), to.index());
+    }
+    if !optional.is_empty() {
+        out.push_str("    classDef optional stroke-dasharray: 5 5\n");
+        let _ = writeln!(out, "    class {} optional", optional.join(","));
     }
     out
 }
