@@ -4,6 +4,7 @@
 //! log gets everything. Delivery runs in the background with timeouts and a few bounded
 //! retries: it never changes a task's outcome, and the run waits for it only briefly.
 
+pub(crate) mod decide;
 mod http;
 mod pagerduty;
 mod slack;

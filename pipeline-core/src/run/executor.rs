@@ -1,7 +1,7 @@
 //! Scheduling one run: a task becomes ready when its own dependencies in the plan are done, and
 //! starts at once if fewer than `workers` tasks run. Outcomes flow to dependents: a failed
-//! `requires` makes them `upstream_failed`; an `after` does not. Alerts are raised here, where
-//! a task's final outcome is known.
+//! `requires` makes them `upstream_failed`; an `after` does not. Each final outcome goes to
+//! `alert::decide`, which says whether it alerts.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use super::attempt::AttemptLoop;
 use super::recorder::Recorder;
 use super::report::{Blocked, TaskReport};
 use super::{Observer, Plan};
-use crate::alert::{AlertEvent, Alerts, Severity, Subject};
+use crate::alert::decide::{RunSubject, decide};
+use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
 use crate::status::TaskStatus;
@@ -257,9 +258,6 @@ impl<'r> Execution<'r> {
         }
     }
 
-    /// One alert per task failure after its last attempt; a resolve when a task that alerted
-    /// succeeds. A task that could not run does not alert (its cause did), except a critical
-    /// task kept from running by a non-critical failure: only a page reports that.
     /// For a critical task that could not run: the non-critical failed task at the root of it.
     /// Such a dependency does not mean what it says, so the summary names it and it pages.
     fn non_critical_blocker(
@@ -291,67 +289,17 @@ impl<'r> Execution<'r> {
         !held_by_gentle_check
     }
 
+    /// Raises what `alert::decide` says the outcome calls for, and records it.
     fn alert(&mut self, report: &TaskReport, blocker: Option<&TaskNode>) {
-        // Most outcomes never alert: decide that before building anything.
-        let may_alert = match report.status {
-            TaskStatus::Succeeded => self.open_alerts.contains_key(&report.name),
-            TaskStatus::Failed | TaskStatus::TimedOut => true,
-            TaskStatus::UpstreamFailed => blocker.is_some(),
-            _ => false,
-        };
-        if !may_alert {
-            return;
-        }
-        let subject = Subject {
-            pipeline: self.info.pipeline.clone(),
-            partition: self.info.date.to_string(),
-            task: report.name.clone(),
+        let partition = self.info.date.to_string();
+        let run = RunSubject {
+            pipeline: &self.info.pipeline,
+            partition: &partition,
             run_id: self.info.run_id,
-            host: super::hostname(),
         };
-        let severity = if report.critical {
-            Severity::High
-        } else {
-            Severity::Low
-        };
-        let kind = if report.critical {
-            "critical task"
-        } else {
-            "non-critical task"
-        };
-        let error = report.error.clone().unwrap_or_default();
-        let event = match report.status {
-            TaskStatus::Succeeded => match self.open_alerts.remove(&report.name) {
-                Some(severity) => AlertEvent::Resolve { subject, severity },
-                None => return,
-            },
-            TaskStatus::Failed | TaskStatus::TimedOut => AlertEvent::Trigger {
-                summary: format!(
-                    "{} {}: {kind} `{}` {} after {} attempt{}",
-                    subject.pipeline,
-                    subject.partition,
-                    report.name,
-                    report.status,
-                    report.attempts,
-                    if report.attempts == 1 { "" } else { "s" }
-                ),
-                subject,
-                severity,
-                details: error,
-            },
-            TaskStatus::UpstreamFailed => {
-                let Some(cause) = blocker else { return };
-                AlertEvent::Trigger {
-                    summary: format!(
-                        "{} {}: critical task `{}` could not run because non-critical `{}` failed",
-                        subject.pipeline, subject.partition, report.name, cause.name
-                    ),
-                    subject,
-                    severity: Severity::High,
-                    details: error,
-                }
-            }
-            _ => return,
+        let blocked_by = blocker.map(|task| task.name.as_str());
+        let Some(event) = decide(report, blocked_by, &mut self.open_alerts, &run) else {
+            return;
         };
         let state = match &event {
             AlertEvent::Trigger { severity, .. } => Some(*severity),
