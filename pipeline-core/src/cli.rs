@@ -329,6 +329,23 @@ async fn dispatch(
 
 async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
     let config = Config::load().map_err(usage)?;
+    let kind = |name: &str| {
+        config
+            .databases
+            .get(name)
+            .map(|setting| setting.url.starts_with("sqlite:"))
+    };
+    if let (Some(replica), Some(warehouse)) = (kind("replica"), kind("warehouse"))
+        && replica != warehouse
+    {
+        tracing::warn!(
+            "`replica` is {} but `warehouse` is {}: table loads need two databases of the same \
+             kind; configure a {} warehouse (PIPELINE_DB_WAREHOUSE_URL) to load from this replica",
+            if replica { "SQLite" } else { "PostgreSQL" },
+            if warehouse { "SQLite" } else { "PostgreSQL" },
+            if replica { "SQLite" } else { "PostgreSQL" }
+        );
+    }
     let store = open_store(&config).await.map_err(usage)?;
     Ok(Runner {
         dag,

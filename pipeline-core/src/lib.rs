@@ -47,6 +47,11 @@ pub mod task;
 #[path = "private.rs"]
 pub mod __private;
 
+/// The guide for writing a pipeline (`docs/guide.md`): its snippets are compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/guide.md")]
+mod guide {}
+
 pub use anyhow;
 pub use ctx::Ctx;
 pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
