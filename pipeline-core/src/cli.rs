@@ -19,6 +19,7 @@ mod progress;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use tokio::sync::watch;
 
@@ -121,15 +122,32 @@ struct RunFlags {
     fail_fast: bool,
 }
 
+/// Where a binary's task graph comes from: the `#[task]`s linked into it, or a function that
+/// builds it from data at start-up (tasks listed in a file, say).
+#[derive(Clone, Copy, Debug)]
+pub enum Graph {
+    Registry,
+    Built(fn() -> anyhow::Result<Dag>),
+}
+
+impl Graph {
+    fn load(self) -> anyhow::Result<Dag> {
+        match self {
+            Graph::Registry => Ok(Dag::from_registry()?),
+            Graph::Built(build) => build().context("cannot build the task graph"),
+        }
+    }
+}
+
 /// Parses the command line and runs the command; the process's exit code. `version` is the
 /// binary crate's.
-pub fn main(pipeline: &str, version: &str) -> ExitCode {
+pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
     if cli.version {
-        return print_version(pipeline, version);
+        return print_version(pipeline, version, graph);
     }
     let quiet_logs = matches!(
         &cli.command,
@@ -163,7 +181,7 @@ pub fn main(pipeline: &str, version: &str) -> ExitCode {
         Some(Command::Backfill { flags, .. }) => flags.json,
         _ => false,
     };
-    let result = runtime.block_on(dispatch(pipeline, cli, cancel));
+    let result = runtime.block_on(dispatch(pipeline, graph, cli, cancel));
     // Do not wait for tasks stuck in blocking code after a cancellation.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     logging::flush();
@@ -206,8 +224,8 @@ fn usage_error(err: clap::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn print_version(pipeline: &str, version: &str) -> ExitCode {
-    match Dag::from_registry() {
+fn print_version(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
+    match graph.load() {
         Ok(dag) => {
             println!(
                 "{pipeline} {version} (graph {}, {} tasks; pipeline-core {})",
@@ -264,12 +282,13 @@ impl From<RunError> for Failure {
 
 async fn dispatch(
     pipeline: &str,
+    graph: Graph,
     cli: Cli,
     cancel: Option<watch::Receiver<bool>>,
 ) -> Result<u8, Failure> {
     let cancel = || cancel.clone().unwrap_or_else(|| watch::channel(false).1);
     let command = cli.command.unwrap_or(Command::Run(cli.run));
-    let dag = || Dag::from_registry().map(Arc::new).map_err(usage);
+    let dag = || graph.load().map(Arc::new).map_err(usage);
     match command {
         Command::List => {
             output::list(&*dag()?).map_err(usage)?;

@@ -139,6 +139,13 @@ impl TaskSpec {
         self
     }
 
+    /// Makes this task a member of a family: naming the family (in `daily run`, or in another
+    /// task's `requires`) means all its members.
+    pub fn family(mut self, family: impl Into<String>) -> Self {
+        self.family = Some(family.into());
+        self
+    }
+
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = text.into();
         self

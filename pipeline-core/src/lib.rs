@@ -109,6 +109,10 @@ pub mod prelude {
 
 /// The `main` of a pipeline binary: `pipeline_core::main!("daily");`. The name keys the run
 /// history and locks in the state store; without it, the binary's name is used.
+///
+/// `pipeline_core::main!("daily", graph = build_graph);` runs a graph built from data at
+/// start-up instead of the `#[task]`s: `fn build_graph() -> anyhow::Result<Dag>`, made with
+/// [`Dag::builder`] and [`TaskSpec`]s (families, checks and policies included).
 #[macro_export]
 macro_rules! main {
     () => {
@@ -116,7 +120,20 @@ macro_rules! main {
     };
     ($pipeline:expr) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::cli::main($pipeline, ::core::env!("CARGO_PKG_VERSION"))
+            $crate::cli::main(
+                $pipeline,
+                ::core::env!("CARGO_PKG_VERSION"),
+                $crate::cli::Graph::Registry,
+            )
+        }
+    };
+    ($pipeline:expr, graph = $graph:path) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main(
+                $pipeline,
+                ::core::env!("CARGO_PKG_VERSION"),
+                $crate::cli::Graph::Built($graph),
+            )
         }
     };
 }

@@ -377,3 +377,36 @@ fn scripts_get_json_for_every_failure_and_people_get_help_and_a_version() {
         version.stdout
     );
 }
+
+#[test]
+fn a_graph_built_from_data_at_start_up_runs_with_families_and_checks() {
+    const DATA: &str = env!("CARGO_BIN_EXE_data-pipeline");
+    let sandbox = Sandbox::new("data_graph");
+    let missing = sandbox.run(DATA, &["list"], &[]);
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    missing.assert_stderr_has("cannot build the task graph: cannot read tables.txt");
+
+    sandbox.write("tables.txt", "users\norders\n");
+    let list = sandbox.run(DATA, &["list"], &[]);
+    assert!(
+        list.stdout
+            .contains("orders_is_sane (check, error, blocking)"),
+        "{}",
+        list.stdout
+    );
+    let loads = sandbox.run(DATA, &["run", "load", "--date", DATE, "--json"], &[]);
+    assert_eq!(loads.code, Some(0), "{}", loads.stderr);
+    assert_eq!(loads.task_status("load[users]"), "succeeded");
+    assert_eq!(loads.task_status("load[orders]"), "succeeded");
+
+    sandbox.write("bad-orders", "");
+    let held = sandbox.run(DATA, &["run", "report", "--date", DATE, "--json"], &[]);
+    assert_eq!(held.code, Some(1), "{}", held.stderr);
+    assert_eq!(held.task_status("orders_is_sane"), "failed");
+    assert_eq!(held.task_status("report"), "upstream_failed");
+    sandbox.remove("bad-orders");
+    let done = sandbox.run(DATA, &["run", "report", "--date", DATE, "--json"], &[]);
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert_eq!(done.task_status("report"), "succeeded");
+    assert_eq!(done.task_status("load[users]"), "skipped");
+}

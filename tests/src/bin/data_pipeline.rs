@@ -1,0 +1,53 @@
+//! A pipeline whose graph comes from data at start-up: `tables.txt` in the working directory
+//! names the tables to load (one per line). Each table gets a member of the `load` family, a
+//! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
+//! the report back. Every task appends `<task> ran` to `ran.log`.
+
+use std::io::Write as _;
+
+use pipeline_core::dag::{Dag, Policy, TaskSpec};
+use pipeline_core::prelude::*;
+
+fn log(line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("ran.log")?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    Ok(())
+}
+
+fn logging(name: &str) -> TaskSpec {
+    TaskSpec::new(name, |ctx| {
+        let task = ctx.task().to_string();
+        Box::pin(async move { log(&format!("{task} ran")) })
+    })
+}
+
+fn build() -> anyhow::Result<Dag> {
+    let tables = std::fs::read_to_string("tables.txt").context("cannot read tables.txt")?;
+    let mut builder = Dag::builder();
+    for table in tables.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        builder.task(logging(&format!("load[{table}]")).family("load"));
+        let check = format!("{table}_is_sane");
+        let bad = format!("bad-{table}");
+        builder.task(
+            TaskSpec::new(check, move |_ctx| {
+                let bad = bad.clone();
+                Box::pin(async move {
+                    anyhow::ensure!(!std::path::Path::new(&bad).exists(), "{bad} exists");
+                    Ok(())
+                })
+            })
+            .checks(format!("load[{table}]"), true)
+            .policy(Policy {
+                critical: true,
+                ..Policy::default()
+            }),
+        );
+    }
+    builder.task(logging("report").requires(["load"]));
+    Ok(builder.build()?)
+}
+
+pipeline_core::main!("data-pipeline", graph = build);
