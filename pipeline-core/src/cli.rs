@@ -127,6 +127,8 @@ struct RunFlags {
 #[derive(Clone, Copy, Debug)]
 pub enum Graph {
     Registry,
+    /// The `#[task]`s linked in, which must include some from each of these crates.
+    Crates(&'static [&'static str]),
     Built(fn() -> anyhow::Result<Dag>),
 }
 
@@ -134,6 +136,22 @@ impl Graph {
     fn load(self) -> anyhow::Result<Dag> {
         match self {
             Graph::Registry => Ok(Dag::from_registry()?),
+            Graph::Crates(crates) => {
+                let defs = crate::task::registered();
+                for name in crates {
+                    let from_it = |path: &str| {
+                        path == *name
+                            || path.strip_prefix(name).is_some_and(|p| p.starts_with("::"))
+                    };
+                    if !defs.iter().any(|def| from_it(def.module_path)) {
+                        anyhow::bail!(
+                            "the crate `{name}` named in `main!` registers no task: is it the \
+                             crate that holds the #[task] functions?"
+                        );
+                    }
+                }
+                Ok(Dag::from_defs(&defs)?)
+            }
             Graph::Built(build) => build().context("cannot build the task graph"),
         }
     }

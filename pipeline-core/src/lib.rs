@@ -110,6 +110,9 @@ pub mod prelude {
 /// The `main` of a pipeline binary: `pipeline_core::main!("daily");`. The name keys the run
 /// history and locks in the state store; without it, the binary's name is used.
 ///
+/// `pipeline_core::main!("daily", tasks = [shop_tasks]);` links the crates that hold the tasks,
+/// and refuses to start if one of them registers none.
+///
 /// `pipeline_core::main!("daily", graph = build_graph);` runs a graph built from data at
 /// start-up instead of the `#[task]`s: `fn build_graph() -> anyhow::Result<Dag>`, made with
 /// [`Dag::builder`] and [`TaskSpec`]s (families, checks and policies included).
@@ -124,6 +127,16 @@ macro_rules! main {
                 $pipeline,
                 ::core::env!("CARGO_PKG_VERSION"),
                 $crate::cli::Graph::Registry,
+            )
+        }
+    };
+    ($pipeline:expr, tasks = [$($krate:ident),+ $(,)?]) => {
+        $(use $krate as _;)+
+        fn main() -> ::std::process::ExitCode {
+            $crate::cli::main(
+                $pipeline,
+                ::core::env!("CARGO_PKG_VERSION"),
+                $crate::cli::Graph::Crates(&[$(::core::stringify!($krate)),+]),
             )
         }
     };

@@ -410,3 +410,11 @@ fn a_graph_built_from_data_at_start_up_runs_with_families_and_checks() {
     assert_eq!(done.task_status("report"), "succeeded");
     assert_eq!(done.task_status("load[users]"), "skipped");
 }
+
+#[test]
+fn a_binary_that_names_the_wrong_crate_for_its_tasks_says_so() {
+    let sandbox = Sandbox::new("wrong_crate");
+    let output = sandbox.run(env!("CARGO_BIN_EXE_wrong-crate"), &["list"], &[]);
+    assert_eq!(output.code, Some(2), "{}", output.stderr);
+    output.assert_stderr_has("the crate `pipeline_tests` named in `main!` registers no task");
+}

@@ -1,3 +1,1 @@
-use pipeline_example as _;
-
-pipeline_core::main!("daily");
+pipeline_core::main!("daily", tasks = [pipeline_example]);
