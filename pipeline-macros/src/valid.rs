@@ -84,6 +84,37 @@ pub fn validate(task: &TaskFn, attr: &TaskAttr) -> syn::Result<()> {
         };
         errors.push(Error::new(at, format!("{hint}: `{expected}`")));
     }
+    // The context is borrowed: `ctx: Ctx` or `ctx: &str` would otherwise fail deep inside the
+    // generated code, where rustc suggests things that do not help.
+    if let Some(FnArg::Typed(first)) = sig.inputs.first() {
+        match &*first.ty {
+            syn::Type::Reference(reference) if last_segment_is(&reference.elem, "Ctx") => {}
+            syn::Type::Path(_) if last_segment_is(&first.ty, "Ctx") => {
+                errors.push(Error::new_spanned(
+                    &first.ty,
+                    format!("a task borrows its context: `ctx: &Ctx`, as in `{expected}`"),
+                ))
+            }
+            other => errors.push(Error::new_spanned(
+                other,
+                format!("a task's first parameter is its context, `ctx: &Ctx`: `{expected}`"),
+            )),
+        }
+    }
+    if let ReturnType::Type(_, output) = &sig.output {
+        let wanted_ok = if attr.check.is_some() { "Check" } else { "()" };
+        if let Some(ok) = result_ok_type(output)
+            && quote::quote!(#ok).to_string().replace(' ', "") != wanted_ok
+        {
+            let what = if attr.check.is_some() {
+                "a check returns `Result<Check>`"
+            } else {
+                "a task returns `Result<()>`: it writes what it makes to a database, and its \
+                 value is only success or an error"
+            };
+            errors.push(Error::new_spanned(ok, format!("{what}: `{expected}`")));
+        }
+    }
     if let ReturnType::Default = sig.output {
         errors.push(Error::new(
             sig.paren_token.span.close(),
@@ -162,5 +193,28 @@ impl Errors {
 
     fn finish(self) -> syn::Result<()> {
         self.0.map_or(Ok(()), Err)
+    }
+}
+
+/// Whether a type is a path ending in `name` (`Ctx`, `pipeline_core::Ctx`).
+fn last_segment_is(ty: &syn::Type, name: &str) -> bool {
+    matches!(ty, syn::Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == name))
+}
+
+/// The success type of a `Result<T>` or `Result<T, E>` return type, if it is spelled so.
+fn result_ok_type(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(ok) => Some(ok),
+        _ => None,
     }
 }

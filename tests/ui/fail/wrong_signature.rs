@@ -23,4 +23,14 @@ async fn wrong_output(_ctx: &Ctx) -> Result<u32> {
     Ok(1)
 }
 
+#[task]
+async fn context_by_value(_ctx: Ctx) -> Result<()> {
+    Ok(())
+}
+
+#[task]
+async fn returns_a_count(_ctx: &Ctx) -> Result<u64> {
+    Ok(1)
+}
+
 fn main() {}
