@@ -5,6 +5,7 @@
 mod acyclic;
 pub(crate) mod backoff;
 pub(crate) mod fatal;
+mod policy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use crate::ctx::Ctx;
 
 pub use acyclic::{RankRef, assert_acyclic, rank, task_id};
 pub use fatal::{Fatal, ResultExt};
+pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 
 /// What running a task returns: a boxed, `Send` future borrowing the context.
 pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;

@@ -1,0 +1,280 @@
+//! From tasks to a validated graph: names checked, dependencies resolved (a family's name
+//! means its members), blocking checks added to the tasks they hold back, cycles refused. The
+//! `#[task]` registry goes through the same rules as graphs built from data.
+
+use std::collections::HashMap;
+
+use super::spec::{Action, TaskSpec};
+use super::{CheckRole, Dag, TaskId, TaskNode, suggest};
+use crate::task::{self, Policy, TaskDef};
+
+/// Why a graph is not valid, or a name not known.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DagError {
+    #[error(
+        "no tasks are registered: the binary links no crate with #[task] functions \
+         (name the crate that defines them, e.g. `use my_tasks as _;`)"
+    )]
+    Empty,
+    #[error(
+        "two tasks are named `{name}`: {first} and {second}; rename one with #[task(name = \"..\")]"
+    )]
+    DuplicateName {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "task `{task}` depends on unknown task `{dependency}`{}",
+        did_you_mean(suggestion)
+    )]
+    UnknownDependency {
+        task: String,
+        dependency: String,
+        suggestion: Option<String>,
+    },
+    #[error("task dependency cycle: {}", path.join(" -> "))]
+    Cycle { path: Vec<String> },
+    #[error("invalid task name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("unknown task `{name}`{}", did_you_mean(suggestion))]
+    UnknownTask {
+        name: String,
+        suggestion: Option<String>,
+    },
+}
+
+fn did_you_mean(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|name| format!("; did you mean `{name}`?"))
+        .unwrap_or_default()
+}
+
+/// Collects tasks, then validates them into a [`Dag`].
+#[derive(Debug, Default)]
+pub struct DagBuilder {
+    specs: Vec<TaskSpec>,
+}
+
+impl DagBuilder {
+    pub fn task(&mut self, spec: TaskSpec) -> &mut Self {
+        self.specs.push(spec);
+        self
+    }
+
+    /// Checks names, dependencies and cycles; the first problem found is the error.
+    pub fn build(self) -> Result<Dag, DagError> {
+        if self.specs.is_empty() {
+            return Err(DagError::Empty);
+        }
+        let mut by_name: HashMap<String, TaskId> = HashMap::with_capacity(self.specs.len());
+        let mut families: HashMap<String, Vec<TaskId>> = HashMap::new();
+        for (index, spec) in self.specs.iter().enumerate() {
+            check_name(&spec.name)?;
+            let id = TaskId(u32::try_from(index).map_err(|_| DagError::InvalidName {
+                name: spec.name.clone(),
+                reason: "more than 4 billion tasks",
+            })?);
+            if let Some(&first) = by_name.get(&spec.name) {
+                let origin = |s: &TaskSpec| {
+                    s.origin
+                        .clone()
+                        .unwrap_or_else(|| "(built at run time)".into())
+                };
+                return Err(DagError::DuplicateName {
+                    name: spec.name.clone(),
+                    first: origin(&self.specs[first.index()]),
+                    second: origin(spec),
+                });
+            }
+            by_name.insert(spec.name.clone(), id);
+            if let Some(family) = &spec.family {
+                families.entry(family.clone()).or_default().push(id);
+            }
+        }
+        // A name is a task's, or else a family's, which means each of its members.
+        let resolve = |task: &str, names: &[String]| -> Result<Vec<TaskId>, DagError> {
+            let mut ids = Vec::with_capacity(names.len());
+            for dep in names {
+                if let Some(&id) = by_name.get(dep) {
+                    ids.push(id);
+                } else if let Some(members) = families.get(dep) {
+                    ids.extend_from_slice(members);
+                } else {
+                    return Err(DagError::UnknownDependency {
+                        task: task.to_string(),
+                        dependency: dep.clone(),
+                        suggestion: suggest::closest(dep, by_name.keys().map(String::as_str)),
+                    });
+                }
+            }
+            Ok(ids)
+        };
+        // Each spec is consumed as it is resolved: its dependency names are freed at once,
+        // which keeps the peak memory of large graphs low.
+        let mut tasks = Vec::with_capacity(self.specs.len());
+        for spec in self.specs {
+            let check = match &spec.check {
+                Some((target, blocking)) => Some(CheckRole {
+                    targets: resolve(&spec.name, std::slice::from_ref(target))?,
+                    blocking: *blocking,
+                }),
+                None => None,
+            };
+            tasks.push(TaskNode {
+                requires: resolve(&spec.name, &spec.requires)?,
+                after: resolve(&spec.name, &spec.after)?,
+                name: spec.name,
+                description: spec.description,
+                family: spec.family,
+                origin: spec.origin,
+                policy: spec.policy,
+                action: spec.action,
+                check,
+            });
+        }
+        hold_back_by_blocking_checks(&mut tasks);
+        let dag = Dag {
+            tasks,
+            by_name,
+            families,
+        };
+        if let Some(path) = dag.find_cycle() {
+            return Err(DagError::Cycle { path });
+        }
+        Ok(dag)
+    }
+}
+
+/// A blocking check joins the `requires` of every task that requires one of its targets
+/// (checks of the same targets do not wait for each other).
+fn hold_back_by_blocking_checks(tasks: &mut [TaskNode]) {
+    let mut checks_of: HashMap<TaskId, Vec<TaskId>> = HashMap::new();
+    for (index, task) in tasks.iter().enumerate() {
+        if let Some(role) = task.check.as_ref().filter(|role| role.blocking) {
+            for &target in &role.targets {
+                checks_of
+                    .entry(target)
+                    .or_default()
+                    .push(TaskId(index as u32));
+            }
+        }
+    }
+    if checks_of.is_empty() {
+        return;
+    }
+    for task in tasks.iter_mut().filter(|task| task.check.is_none()) {
+        let mut held_by: Vec<TaskId> = task
+            .requires
+            .iter()
+            .filter_map(|dep| checks_of.get(dep))
+            .flatten()
+            .copied()
+            .collect();
+        held_by.sort_unstable();
+        held_by.dedup();
+        held_by.retain(|check| !task.requires.contains(check));
+        task.requires.extend(held_by);
+    }
+}
+
+fn check_name(name: &str) -> Result<(), DagError> {
+    let reason = if name.is_empty() {
+        "a name cannot be empty"
+    } else if name.chars().any(char::is_control) {
+        "a name cannot contain control characters"
+    } else if name.trim() != name {
+        "a name cannot start or end with white space"
+    } else {
+        return Ok(());
+    };
+    Err(DagError::InvalidName {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+impl Dag {
+    /// The graph of every `#[task]` linked into this binary.
+    pub fn from_registry() -> Result<Dag, DagError> {
+        Self::from_defs(&task::registered())
+    }
+
+    /// The graph of the given definitions; a family becomes one task per key, and a dependency
+    /// on a family means a dependency on each of its members.
+    pub fn from_defs(defs: &[&'static TaskDef]) -> Result<Dag, DagError> {
+        let mut seen: HashMap<&str, &TaskDef> = HashMap::new();
+        for def in defs {
+            if let Some(first) = seen.insert(def.name, def) {
+                return Err(DagError::DuplicateName {
+                    name: def.name.to_string(),
+                    first: first.origin(),
+                    second: def.origin(),
+                });
+            }
+        }
+        let names_by_def: HashMap<usize, Vec<String>> = defs
+            .iter()
+            .map(|def| {
+                let names = members(def).into_iter().map(|(name, _)| name).collect();
+                (task::DefRef::new(def).addr(), names)
+            })
+            .collect();
+        let dep_names = |deps: &[task::DefRef]| -> Vec<String> {
+            deps.iter()
+                .flat_map(|dep| {
+                    names_by_def
+                        .get(&dep.addr())
+                        .cloned()
+                        .unwrap_or_else(|| vec![dep.def().name.to_string()])
+                })
+                .collect()
+        };
+        let mut builder = Dag::builder();
+        for def in defs {
+            let policy = Policy {
+                retries: def.retries,
+                retry_delay: def.retry_delay,
+                timeout: def.timeout,
+                critical: def.critical,
+            };
+            // A check's target is its one `requires`; a family's name means all its members.
+            let check = def
+                .check
+                .then(|| def.requires.first())
+                .flatten()
+                .map(|target| (target.def().name.to_string(), def.blocks.is_some()));
+            for (name, key) in members(def) {
+                let mut spec =
+                    TaskSpec::with_action(name, Action::Registered { run: def.run, key });
+                spec.description = def.description.to_string();
+                spec.family = def.keys.map(|_| def.name.to_string());
+                spec.origin = Some(def.origin());
+                spec.requires = dep_names(def.requires);
+                spec.after = dep_names(def.after);
+                spec.policy = policy;
+                spec.check = check.clone();
+                builder.task(spec);
+            }
+        }
+        builder.build()
+    }
+}
+
+/// The tasks a definition stands for, with their keys: itself, or one per key of a family.
+fn members(def: &TaskDef) -> Vec<(String, Option<&'static str>)> {
+    match def.keys {
+        Some(keys) => keys
+            .iter()
+            .map(|key| (member_name(def.name, key), Some(*key)))
+            .collect(),
+        None => vec![(def.name.to_string(), None)],
+    }
+}
+
+/// `load` + `orders` -> `load[orders]`.
+pub fn member_name(family: &str, key: &str) -> String {
+    format!("{family}[{key}]")
+}

@@ -1,0 +1,129 @@
+//! Tasks as a graph's builder receives them: what a task runs, its dependencies by name, its
+//! policy and, for a check, what it checks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ctx::Ctx;
+use crate::task::{Policy, RunFn, TaskFuture};
+
+/// A function run as a task, for graphs built from data.
+pub type DynRun = Arc<dyn for<'a> Fn(&'a Ctx) -> TaskFuture<'a> + Send + Sync>;
+
+/// What a task executes.
+#[derive(Clone)]
+pub enum Action {
+    /// A `#[task]` function (with its key, for a member of a family).
+    Registered {
+        run: RunFn,
+        key: Option<&'static str>,
+    },
+    /// A closure given to the builder.
+    Dynamic(DynRun),
+}
+
+impl Action {
+    /// Starts the task.
+    pub fn start<'a>(&self, ctx: &'a Ctx) -> TaskFuture<'a> {
+        match self {
+            Action::Registered { run, key } => run(ctx, *key),
+            Action::Dynamic(run) => run(ctx),
+        }
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Registered { key, .. } => {
+                f.debug_struct("Registered").field("key", key).finish()
+            }
+            Action::Dynamic(_) => f.write_str("Dynamic"),
+        }
+    }
+}
+
+/// One task as the builder receives it: dependencies by name.
+#[derive(Clone, Debug)]
+pub struct TaskSpec {
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) family: Option<String>,
+    pub(super) origin: Option<String>,
+    pub(super) requires: Vec<String>,
+    pub(super) after: Vec<String>,
+    pub(super) policy: Policy,
+    pub(super) action: Action,
+    /// For a check: the task (or family) it checks, and whether it blocks.
+    pub(super) check: Option<(String, bool)>,
+}
+
+impl TaskSpec {
+    /// A task that runs `run`; dependencies and policy are set with the other methods.
+    pub fn new<F>(name: impl Into<String>, run: F) -> Self
+    where
+        F: for<'a> Fn(&'a Ctx) -> TaskFuture<'a> + Send + Sync + 'static,
+    {
+        Self::with_action(name.into(), Action::Dynamic(Arc::new(run)))
+    }
+
+    pub(super) fn with_action(name: String, action: Action) -> Self {
+        TaskSpec {
+            name,
+            description: String::new(),
+            family: None,
+            origin: None,
+            requires: Vec::new(),
+            after: Vec::new(),
+            policy: Policy::default(),
+            action,
+            check: None,
+        }
+    }
+
+    /// Hard dependencies: each must succeed before this task runs.
+    pub fn requires<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.requires.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Soft dependencies: each runs first, but its failure does not stop this task.
+    pub fn after<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.after.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Makes this task a member of a family: naming the family (in `daily run`, or in another
+    /// task's `requires`) means all its members.
+    pub fn family(mut self, family: impl Into<String>) -> Self {
+        self.family = Some(family.into());
+        self
+    }
+
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
+
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Makes this task a check of `target` (a task or a family), which it requires. A
+    /// `blocking` check also holds back every task that requires the target: they wait for
+    /// it and do not run if it fails. Its policy's `critical` is its severity: a failed
+    /// non-critical check alerts gently and never fails the run, even when it blocks.
+    pub fn checks(mut self, target: impl Into<String>, blocking: bool) -> Self {
+        let target = target.into();
+        if !self.requires.contains(&target) {
+            self.requires.push(target.clone());
+        }
+        self.check = Some((target, blocking));
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
