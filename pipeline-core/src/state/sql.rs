@@ -164,6 +164,44 @@ where
     })
 }
 
+/// Binds a partition's key as three parameters in a row: pipeline, partition, namespace.
+trait BindKey<'k> {
+    fn bind_key(self, key: &'k PartitionKey) -> Self;
+}
+
+/// For every kind of query, on both backends.
+macro_rules! bind_key_for {
+    ($db:ty) => {
+        impl<'k> BindKey<'k> for sqlx::query::Query<'k, $db, <$db as sqlx::Database>::Arguments> {
+            fn bind_key(self, key: &'k PartitionKey) -> Self {
+                self.bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+            }
+        }
+        impl<'k, O> BindKey<'k>
+            for sqlx::query::QueryAs<'k, $db, O, <$db as sqlx::Database>::Arguments>
+        {
+            fn bind_key(self, key: &'k PartitionKey) -> Self {
+                self.bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+            }
+        }
+        impl<'k, O> BindKey<'k>
+            for sqlx::query::QueryScalar<'k, $db, O, <$db as sqlx::Database>::Arguments>
+        {
+            fn bind_key(self, key: &'k PartitionKey) -> Self {
+                self.bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+            }
+        }
+    };
+}
+bind_key_for!(sqlx::Sqlite);
+bind_key_for!(sqlx::Postgres);
+
 fn to_status<T: std::str::FromStr<Err = String>>(text: &str) -> anyhow::Result<T> {
     text.parse().map_err(|err: String| {
         anyhow::anyhow!("state store holds {err}: was it written by a newer version?")
@@ -187,9 +225,7 @@ impl StateStore for SqlStateStore {
                     "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}) ON CONFLICT DO NOTHING",
                 )))
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .bind(&holder.token)
                 .bind(&holder.host)
                 .bind(holder.pid)
@@ -205,9 +241,7 @@ impl StateStore for SqlStateStore {
                     "SELECT token, host, pid, pid_space, started_at, heartbeat_at, {now} - heartbeat_at AS heartbeat_age \
                      FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
                 )))
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .fetch_optional(pool)
                 .await?;
                 match row {
@@ -234,9 +268,7 @@ impl StateStore for SqlStateStore {
                     "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 \
                      AND token = $4 AND heartbeat_at = $5",
                 )
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .bind(&holder.token)
                 .bind(holder.heartbeat_at)
                 .execute(&mut *tx)
@@ -254,9 +286,7 @@ impl StateStore for SqlStateStore {
                     .bind(TaskStatus::Cancelled.as_str())
                     .bind(now)
                     .bind(TaskStatus::Running.as_str())
-                    .bind(&key.pipeline)
-                    .bind(&key.partition)
-                    .bind(key.namespace.as_str())
+                    .bind_key(key)
                     .bind(RunStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -266,9 +296,7 @@ impl StateStore for SqlStateStore {
                     )
                     .bind(RunStatus::Abandoned.as_str())
                     .bind(now)
-                    .bind(&key.pipeline)
-                    .bind(&key.partition)
-                    .bind(key.namespace.as_str())
+                    .bind_key(key)
                     .bind(RunStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
@@ -327,9 +355,7 @@ impl StateStore for SqlStateStore {
                     "UPDATE pipeline_locks SET heartbeat_at = {now} \
                      WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
                 )))
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .bind(token)
                 .execute(pool)
                 .await?
@@ -349,9 +375,7 @@ impl StateStore for SqlStateStore {
                 sqlx::query(
                     "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
                 )
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .bind(token)
                 .execute(pool)
                 .await?;
@@ -483,9 +507,7 @@ impl StateStore for SqlStateStore {
         Box::pin(async move {
             let tasks: Vec<String> = dispatch!(&self.pool, pool => {
                 sqlx::query_scalar("SELECT task FROM pipeline_markers WHERE pipeline = $1 AND partition = $2 AND namespace = $3")
-                    .bind(&key.pipeline)
-                    .bind(&key.partition)
-                    .bind(key.namespace.as_str())
+                    .bind_key(key)
                     .fetch_all(pool)
                     .await?
             });
@@ -503,9 +525,7 @@ impl StateStore for SqlStateStore {
                     "SELECT task, targets FROM pipeline_markers \
                      WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND targets IS NOT NULL",
                 )
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .fetch_all(pool)
                 .await?
             });
@@ -523,9 +543,7 @@ impl StateStore for SqlStateStore {
                     "SELECT task, severity FROM pipeline_alerts \
                      WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
                 )
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .fetch_all(pool)
                 .await?
             });
@@ -552,9 +570,7 @@ impl StateStore for SqlStateStore {
                              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, partition, namespace, task) \
                              DO UPDATE SET severity = excluded.severity, opened_at = excluded.opened_at",
                         )
-                        .bind(&key.pipeline)
-                        .bind(&key.partition)
-                        .bind(key.namespace.as_str())
+                        .bind_key(key)
                         .bind(task)
                         .bind(severity.as_str())
                         .bind(now)
@@ -564,9 +580,7 @@ impl StateStore for SqlStateStore {
                             "DELETE FROM pipeline_alerts \
                              WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND task = $4",
                         )
-                        .bind(&key.pipeline)
-                        .bind(&key.partition)
-                        .bind(key.namespace.as_str())
+                        .bind_key(key)
                         .bind(task)
                         .execute(&mut *tx)
                         .await?,
@@ -628,9 +642,7 @@ impl StateStore for SqlStateStore {
                      WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
                      ORDER BY a.run_id, a.started_at, a.attempt",
                 )
-                .bind(&key.pipeline)
-                .bind(&key.partition)
-                .bind(key.namespace.as_str())
+                .bind_key(key)
                 .fetch_all(pool)
                 .await?;
                 rows.iter()
