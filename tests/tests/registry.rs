@@ -1,34 +1,19 @@
-//! The graph of `#[task]` functions linked into a binary: families, module paths, and the
-//! start-up check for two tasks with the same name (which the compiler cannot see).
+//! The graph of `#[task]` functions linked into a binary, and the start-up check for two tasks
+//! with the same name in different crates (in one crate, they do not compile).
 
 use pipeline_core::prelude::*;
 use pipeline_core::{Dag, DagError};
+// Links the example, whose `load` family shares its name with the task below.
+use pipeline_example as _;
 
-mod first {
-    use pipeline_core::prelude::*;
-
-    #[task]
-    pub async fn load(_ctx: &Ctx) -> Result<()> {
-        Ok(())
-    }
-}
-
-mod second {
-    use pipeline_core::prelude::*;
-
-    #[task]
-    pub async fn load(_ctx: &Ctx) -> Result<()> {
-        Ok(())
-    }
-}
-
-#[task(requires = [first::Load, second::Load])]
-async fn model(_ctx: &Ctx) -> Result<()> {
+/// A `load` of this crate's own.
+#[task(name = "load")]
+async fn load_here(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
 #[test]
-fn two_tasks_with_one_name_are_rejected_at_start_up_naming_both() {
+fn two_tasks_with_one_name_in_two_crates_are_rejected_at_start_up_naming_both() {
     let err = Dag::from_registry().unwrap_err();
     let DagError::DuplicateName {
         name,
@@ -40,10 +25,13 @@ fn two_tasks_with_one_name_are_rejected_at_start_up_naming_both() {
     };
     assert_eq!(name, "load");
     assert!(
-        first.starts_with("registry::first (") && first.contains("registry.rs:"),
+        first.starts_with("pipeline_example::replica (") && first.contains("replica.rs:"),
         "{first}"
     );
-    assert!(second.starts_with("registry::second ("), "{second}");
+    assert!(
+        second.starts_with("registry (") && second.contains("registry.rs:"),
+        "{second}"
+    );
     assert!(
         err.to_string()
             .contains("rename one with #[task(name = \"..\")]"),
