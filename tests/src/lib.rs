@@ -193,21 +193,45 @@ pub async fn run_task_on(
     test_mode: bool,
     date: pipeline_core::date::Date,
 ) -> pipeline_core::run::TaskReport {
-    use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
-    let mut builder = pipeline_core::dag::Dag::builder();
-    builder.task(spec);
-    let runner = Runner {
-        dag: std::sync::Arc::new(builder.build().expect("a valid graph")),
-        store: open_store(config).await.expect("the state store"),
-        config: config.clone(),
-        pipeline: "test".into(),
-    };
+    use pipeline_core::run::{Quiet, RunOptions};
+    let runner = runner_for(config, "test", vec![spec]).await;
     let mut options = RunOptions::new(date);
     options.force = true;
     options.test = test_mode;
     let (_tx, cancel) = tokio::sync::watch::channel(false);
     let mut report = runner.run(&options, &Quiet, cancel).await.expect("the run");
     report.tasks.remove(0)
+}
+
+/// A runner of the graph of `specs`, with the state store that `config` names.
+pub async fn runner_for(
+    config: &pipeline_core::config::Config,
+    pipeline: &str,
+    specs: Vec<pipeline_core::dag::TaskSpec>,
+) -> pipeline_core::run::Runner {
+    let mut builder = pipeline_core::dag::Dag::builder();
+    for spec in specs {
+        builder.task(spec);
+    }
+    pipeline_core::run::Runner {
+        dag: std::sync::Arc::new(builder.build().expect("a valid graph")),
+        store: pipeline_core::run::open_store(config)
+            .await
+            .expect("the state store"),
+        config: config.clone(),
+        pipeline: pipeline.into(),
+    }
+}
+
+/// Appends one line to a file in one write, so that lines of concurrent tasks never
+/// interleave (the test pipelines' logs of what ran).
+pub fn append_line(file: &str, line: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    file.write_all(format!("{line}\n").as_bytes())
 }
 
 /// Collects a spawned child's exit and output.

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline_core::dag::{Dag, Policy, TaskSpec};
+use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner, open_store};
+use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
@@ -116,18 +116,9 @@ struct Harness {
 
 async fn harness(specs: Vec<TaskSpec>) -> Harness {
     let sandbox = Sandbox::new("control");
-    let config = sandbox.config(&[]);
-    let mut builder = Dag::builder();
-    for spec in specs {
-        builder.task(spec);
-    }
+    let runner = pipeline_tests::runner_for(&sandbox.config(&[]), "control", specs).await;
     Harness {
-        runner: Runner {
-            dag: Arc::new(builder.build().expect("a valid graph")),
-            store: open_store(&config).await.expect("the state store"),
-            config,
-            pipeline: "control".into(),
-        },
+        runner,
         _sandbox: sandbox,
     }
 }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pipeline_core::config::Setting;
-use pipeline_core::dag::{Dag, Policy, TaskSpec};
+use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner, open_store};
+use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_core::state::{Namespace, PartitionKey};
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_core::task::TaskFuture;
@@ -42,17 +42,7 @@ struct Harness {
 
 async fn harness(specs: Vec<TaskSpec>) -> Harness {
     let sandbox = Sandbox::new("executor");
-    let config = sandbox.config(&[]);
-    let mut builder = Dag::builder();
-    for spec in specs {
-        builder.task(spec);
-    }
-    let runner = Runner {
-        dag: Arc::new(builder.build().expect("a valid graph")),
-        store: open_store(&config).await.expect("the state store"),
-        config,
-        pipeline: "test".into(),
-    };
+    let runner = pipeline_tests::runner_for(&sandbox.config(&[]), "test", specs).await;
     Harness {
         runner,
         _sandbox: sandbox,

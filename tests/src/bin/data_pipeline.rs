@@ -3,18 +3,11 @@
 //! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
 //! the report back. Every task appends `<task> ran` to `ran.log`.
 
-use std::io::Write as _;
-
 use pipeline_core::dag::{Dag, Policy, TaskSpec};
 use pipeline_core::prelude::*;
 
 fn log(line: &str) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("ran.log")?;
-    file.write_all(format!("{line}\n").as_bytes())?;
-    Ok(())
+    Ok(pipeline_tests::append_line("ran.log", line)?)
 }
 
 fn logging(name: &str) -> TaskSpec {

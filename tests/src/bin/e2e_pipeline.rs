@@ -7,19 +7,12 @@
 //! - `block-late-<task>`: the same blocking, after the task's sleep;
 //! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use pipeline_core::prelude::*;
 
 fn log(line: &str) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("ran.log")?;
-    // One write per line: appends of concurrent tasks never interleave.
-    file.write_all(format!("{line}\n").as_bytes())?;
-    Ok(())
+    Ok(pipeline_tests::append_line("ran.log", line)?)
 }
 
 /// The milliseconds in `file`, if it exists.
