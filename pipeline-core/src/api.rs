@@ -91,10 +91,13 @@ impl Default for Limits {
 /// What an API load did.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ApiReport {
+    /// The warehouse table written.
     pub table: String,
+    /// Responses read, one per page.
     pub pages: u32,
     /// Rows written, after de-duplication by key.
     pub rows: u64,
+    /// How long the load took, every page, retry and wait included.
     pub duration_ms: u64,
 }
 

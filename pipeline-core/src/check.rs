@@ -27,12 +27,16 @@ use crate::task::ResultExt as _;
 #[derive(Clone, Debug, PartialEq)]
 #[must_use]
 pub struct Check {
+    /// Whether the outcome is as it should be.
     pub passed: bool,
+    /// What was found, in a sentence: shown in the summary, `daily status` and alerts.
     pub message: String,
+    /// The measured number (a row count, an age in seconds), kept with the attempt.
     pub value: Option<f64>,
 }
 
 impl Check {
+    /// A check that passed; `message` says what was found (`orders has 0 duplicated keys`).
     pub fn pass(message: impl Into<String>) -> Check {
         Check {
             passed: true,
@@ -41,6 +45,7 @@ impl Check {
         }
     }
 
+    /// A check that failed; `message` says what is wrong, for the alert and the summary.
     pub fn fail(message: impl Into<String>) -> Check {
         Check {
             passed: false,

@@ -38,7 +38,7 @@ mod http;
 pub mod load;
 mod message;
 pub mod run;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod state;
 pub mod status;
 pub mod task;

@@ -94,13 +94,17 @@ impl LoadMode {
 /// What a load did.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct LoadReport {
+    /// The warehouse table loaded.
     pub table: String,
+    /// A first load, a rebuild, or an incremental load.
     pub mode: LoadMode,
     /// Rows written: all of them for a rebuild, new and re-read ones for an incremental load.
     pub rows: u64,
     /// The source schema differs from the last load's (a rebuild followed).
     pub schema_changed: bool,
+    /// The largest incremental key loaded so far, for incremental loads.
     pub high_water: Option<i64>,
+    /// How long the load took.
     pub duration_ms: u64,
     /// What a rebuild could not carry over because the source dropped what it applied to:
     /// warehouse indexes, grants, comments or settings of columns that are gone.

@@ -24,7 +24,8 @@ use crate::db::{Databases, Target};
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
-pub use lock::{LockHeld, hostname};
+pub use lock::LockHeld;
+pub(crate) use lock::hostname;
 pub use report::{Blocked, RunReport, TaskReport};
 
 /// How long the end of a run waits for the databases' connections to close.
