@@ -291,10 +291,10 @@ impl<'r> Execution<'r> {
 
     /// Raises what `alert::decide` says the outcome calls for, and records it.
     fn alert(&mut self, report: &TaskReport, blocker: Option<&TaskNode>) {
-        let partition = self.info.date.to_string();
+        // Nothing is built here: most outcomes never alert, which `decide` finds out first.
         let run = RunSubject {
             pipeline: &self.info.pipeline,
-            partition: &partition,
+            date: self.info.date,
             run_id: self.info.run_id,
         };
         let blocked_by = blocker.map(|task| task.name.as_str());
