@@ -170,3 +170,26 @@ fn the_heartbeat_goes_on_while_every_worker_blocks() {
         "heartbeat at {first:?}, then {later:?}"
     );
 }
+
+#[test]
+fn a_timeout_of_code_at_an_await_is_not_reported_stuck() {
+    let sandbox = Sandbox::new("timeout_await");
+    // `bounded` may take one second; it sleeps (at an await) for three.
+    sandbox.write("sleep-bounded", "3000");
+    let output = sandbox.run(
+        PIPELINE,
+        &["run", "--date", DATE, "--json", "--only", "bounded"],
+        &[],
+    );
+    assert_eq!(
+        output.task_status("bounded"),
+        "timed_out",
+        "{}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains("still busy"),
+        "stopped at its await, it is not stuck: {}",
+        output.stderr
+    );
+}

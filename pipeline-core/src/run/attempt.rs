@@ -22,7 +22,10 @@ use crate::task::{Fatal, backoff};
 
 /// How long a cancelled attempt may take to reach an await and stop before the run goes on
 /// without it (the process then ends it when it exits).
-pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
+const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long an attempt stopped at its timeout may take to drop before it counts as stuck in
+/// blocking code: an attempt at an await drops at once.
+const SETTLE: Duration = Duration::from_millis(200);
 /// How often the watchdog looks at a running attempt.
 const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 /// An attempt that holds its thread this long without reaching an await is named in the log.
@@ -178,17 +181,26 @@ impl AttemptLoop {
             .timeout
             .and_then(|limit| tokio::time::Instant::now().checked_add(limit));
         let mut warned = false;
+        let mut timed_out_at = 0;
         let outcome = loop {
             tokio::select! {
                 biased;
                 result = running.result() => break outcome_of(result),
                 () = cancelled(&mut self.cancel) => {
-                    running.stop();
-                    self.let_stop(&mut running).await;
+                    if !running.stop_within(STOP_GRACE).await {
+                        tracing::warn!(
+                            task = %self.name,
+                            "did not stop within {} of the signal: its code is busy on its \
+                             thread (a synchronous call or CPU-bound work); it is recorded as \
+                             cancelled and ends with the process",
+                            format_duration(STOP_GRACE)
+                        );
+                    }
                     break Outcome::cancelled("cancelled by a signal");
                 }
                 () = sleep_until(deadline) => {
-                    running.stop();
+                    timed_out_at = now_millis();
+                    running.stop_within(SETTLE).await;
                     let limit = self.policy.timeout.unwrap_or_default();
                     break Outcome {
                         status: TaskStatus::TimedOut,
@@ -212,7 +224,12 @@ impl AttemptLoop {
             }
         };
         record.status = outcome.status;
-        record.finished_at = Some(now_millis());
+        // A timeout ends the attempt at its limit, however long its code takes to stop.
+        record.finished_at = Some(if timed_out_at > 0 {
+            timed_out_at
+        } else {
+            now_millis()
+        });
         record.error = outcome.error.clone();
         let notes = self.info.take_details(&self.name);
         record.note = (!notes.is_empty()).then(|| notes.join("; "));
@@ -224,22 +241,6 @@ impl AttemptLoop {
         let still_running =
             (outcome.status == TaskStatus::TimedOut && !running.is_finished()).then_some(running);
         (outcome, record, still_running)
-    }
-
-    /// After a signal: gives a stopped attempt a bounded grace to reach an await and drop.
-    async fn let_stop(&self, running: &mut Running) {
-        if tokio::time::timeout(STOP_GRACE, running.result())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                task = %self.name,
-                "did not stop within {} of the signal: its code is busy on its thread (a \
-                 synchronous call or CPU-bound work); it is recorded as cancelled and ends \
-                 with the process",
-                format_duration(STOP_GRACE)
-            );
-        }
     }
 
     /// Waits until an attempt that timed out while busy has really ended, for as long again as
@@ -255,9 +256,7 @@ impl AttemptLoop {
             format_duration(previous.busy_for())
         );
         let since = Instant::now();
-        let ended = tokio::time::timeout(patience, previous.result())
-            .await
-            .is_ok();
+        let ended = previous.stop_within(patience).await;
         if ended {
             tracing::info!(
                 task = %self.name,

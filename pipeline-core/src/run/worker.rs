@@ -109,11 +109,14 @@ impl Running {
         result
     }
 
-    /// Asks the work to stop at its next await (it is dropped there, which cancels it).
-    pub fn stop(&mut self) {
+    /// Asks the work to stop at its next await (it is dropped there, which cancels it) and
+    /// waits up to `grace` for its thread to be done with it. Whether it was.
+    pub async fn stop_within(&mut self, grace: Duration) -> bool {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // The thread marks itself done before it hands the result back.
+        self.is_finished() || tokio::time::timeout(grace, self.result()).await.is_ok()
     }
 
     /// Whether the attempt's thread is done.
