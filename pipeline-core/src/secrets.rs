@@ -44,16 +44,20 @@ pub fn register_url(url: &str) {
 
 /// `text` with URL passwords and registered secrets replaced by `***`.
 pub fn redact(text: &str) -> String {
-    let structural: String = text
-        .split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
-        .map(|word| {
-            if word.contains("://") {
-                redact_url(word)
-            } else {
-                word.to_string()
-            }
-        })
-        .collect();
+    // Most lines hold no URL: they are not split into words at all.
+    let structural: String = if text.contains("://") || text.contains("password=") {
+        text.split_inclusive(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`')
+            .map(|word| {
+                if word.contains("://") || word.contains("password=") {
+                    redact_url(word)
+                } else {
+                    word.to_string()
+                }
+            })
+            .collect()
+    } else {
+        text.to_string()
+    };
     let known = KNOWN
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -90,3 +90,21 @@ fn a_configuration_that_does_not_parse_shows_no_secret() {
         );
     }
 }
+
+#[test]
+fn what_task_code_logs_is_redacted_too() {
+    let sandbox = Sandbox::new("secret_log");
+    let url = "postgres://etl:Pw/Slash_H7@db.invalid/dwh";
+    sandbox.write(
+        "log-extract",
+        "connecting to postgres://etl:Pw/Slash_H7@db.invalid/dwh with Pw/Slash_H7",
+    );
+    let output = sandbox.run(
+        PIPELINE,
+        &["run", "--date", "2026-11-26", "--only", "extract"],
+        &[("PIPELINE_DB_WAREHOUSE_URL", url)],
+    );
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    output.assert_stderr_has("connecting to postgres://etl:***@db.invalid/dwh with ***");
+    assert_hidden(&output, &["Slash_H7"]);
+}

@@ -1,7 +1,8 @@
-//! Logs on stderr. On a terminal they are written as they come (the progress bar shows the
-//! rest). Elsewhere (cron, CI, containers: production) a run logs a line per task, so lines are
-//! gathered and written together: at most [`FLUSH_EVERY`] late, at once for warnings and
-//! errors, and before the process exits. One writer keeps every line in order.
+//! Logs on stderr, with secrets redacted (task code logs what it likes). On a terminal they are
+//! written as they come (the progress bar shows the rest). Elsewhere (cron, CI, containers:
+//! production) a run logs a line per task, so lines are gathered and written together: at
+//! most [`FLUSH_EVERY`] late, at once for warnings and errors, and before the process exits.
+//! One writer keeps every line in order.
 
 use std::io::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -30,11 +31,9 @@ pub fn init(quiet: bool, terminal: bool) {
         .with_target(false)
         .with_ansi(terminal)
         .with_max_level(level);
-    let _ = if terminal {
-        builder.with_writer(std::io::stderr).try_init()
-    } else {
-        builder.with_writer(Buffered).try_init()
-    };
+    let _ = builder
+        .with_writer(Buffered { at_once: terminal })
+        .try_init();
 }
 
 /// Writes out whatever is buffered; call before the process exits.
@@ -78,8 +77,10 @@ fn buffer() -> &'static Mutex<Vec<u8>> {
     })
 }
 
-/// The buffered stderr writer handed to `tracing_subscriber`.
-struct Buffered;
+/// The stderr writer handed to `tracing_subscriber`; `at_once` writes every line as it comes.
+struct Buffered {
+    at_once: bool,
+}
 
 /// One log line on its way into the buffer.
 struct Line {
@@ -100,7 +101,7 @@ impl<'a> MakeWriter<'a> for Buffered {
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Line {
         Line {
             text: Vec::new(),
-            urgent: *meta.level() <= tracing::Level::WARN,
+            urgent: self.at_once || *meta.level() <= tracing::Level::WARN,
         }
     }
 }
@@ -118,8 +119,9 @@ impl std::io::Write for Line {
 
 impl Drop for Line {
     fn drop(&mut self) {
+        let text = crate::secrets::redact(&String::from_utf8_lossy(&self.text));
         let mut buffer = lock(buffer());
-        buffer.extend_from_slice(&self.text);
+        buffer.extend_from_slice(text.as_bytes());
         if self.urgent || buffer.len() >= FLUSH_AT_BYTES {
             write_out(&mut buffer);
         }

@@ -5,6 +5,7 @@
 //! - `block-<task>` / `spin-<task>`: before its first await, the task blocks its thread (as a
 //!   synchronous client does) or burns CPU (as a transform does) for that many milliseconds;
 //! - `block-late-<task>`: the same blocking, after the task's sleep;
+//! - `log-<task>`: the task logs the file's text;
 //! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
 
 use std::time::{Duration, Instant};
@@ -30,6 +31,9 @@ fn millis(file: &str) -> Result<Option<Duration>> {
 async fn behave(ctx: &Ctx) -> Result<()> {
     let task = ctx.task();
     log(&format!("{task} started"))?;
+    if let Ok(text) = std::fs::read_to_string(format!("log-{task}")) {
+        pipeline_core::tracing::info!("{}", text.trim());
+    }
     if let Some(duration) = millis(&format!("block-{task}"))? {
         std::thread::sleep(duration);
     }
