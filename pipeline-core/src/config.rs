@@ -250,6 +250,15 @@ impl Config {
         Some(format!("{scheme}://{rest}"))
     }
 
+    /// The identity of every configured database, by name: worked out once per run rather
+    /// than for each task that completes.
+    pub fn identities(&self) -> std::collections::HashMap<String, String> {
+        self.databases
+            .keys()
+            .filter_map(|name| Some((name.clone(), self.identity(name)?)))
+            .collect()
+    }
+
     /// The URL of a named database, or an error that says how to configure it.
     pub fn database(&self, name: &str) -> anyhow::Result<&Setting> {
         use crate::task::ResultExt as _;

@@ -278,6 +278,8 @@ pub struct Databases {
     pools: HashMap<String, OnceCell<DbPool>>,
     /// In test mode, production pools for reading sources (`Databases::source`).
     sources: HashMap<String, OnceCell<DbPool>>,
+    /// What each name points at, for completion markers (`Config::identities`).
+    identities: HashMap<String, String>,
 }
 
 impl Databases {
@@ -291,6 +293,7 @@ impl Databases {
         };
         let (pools, sources) = (cells(), cells());
         Databases {
+            identities: config.identities(),
             config,
             target,
             pools,
@@ -299,8 +302,8 @@ impl Databases {
     }
 
     /// What the database of that name is (see `Config::identity`); empty when unknown.
-    pub fn identity(&self, name: &str) -> String {
-        self.config.identity(name).unwrap_or_default()
+    pub fn identity(&self, name: &str) -> &str {
+        self.identities.get(name).map_or("", String::as_str)
     }
 
     pub fn is_configured(&self, name: &str) -> bool {

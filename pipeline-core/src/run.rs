@@ -148,11 +148,15 @@ impl Runner {
     pub async fn complete(&self, key: &PartitionKey) -> anyhow::Result<HashSet<String>> {
         let mut complete = self.store.completed(key).await?;
         let targets = self.store.marker_targets(key).await?;
+        if targets.is_empty() {
+            return Ok(complete);
+        }
+        let identities = self.config.identities();
         complete.retain(|task| {
             targets.get(task).is_none_or(|targets| {
                 targets.split(';').all(|pair| {
                     pair.split_once('=').is_some_and(|(name, identity)| {
-                        self.config.identity(name).as_deref() == Some(identity)
+                        identities.get(name).map(String::as_str) == Some(identity)
                     })
                 })
             })
