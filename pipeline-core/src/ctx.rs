@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::LockUnpoisoned as _;
 use crate::date::Date;
 use crate::db::{Databases, Db};
 
@@ -28,10 +29,7 @@ pub struct RunInfo {
 impl RunInfo {
     /// The databases `task` wrote through, as `name=identity;..` for its completion marker.
     pub fn take_written(&self, task: &str) -> Option<String> {
-        let mut written = self
-            .written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut written = self.written.lock_unpoisoned();
         let names = written.remove(task)?;
         let pairs: Vec<String> = names
             .iter()
@@ -42,19 +40,13 @@ impl RunInfo {
 
     /// The value a check of `task` measured, taken out.
     pub fn take_measured(&self, task: &str) -> Option<f64> {
-        let mut measured = self
-            .measured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut measured = self.measured.lock_unpoisoned();
         measured.remove(task)
     }
 
     /// The notes a task left, taken out.
     pub fn take_details(&self, task: &str) -> Vec<String> {
-        let mut details = self
-            .details
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut details = self.details.lock_unpoisoned();
         details.remove(task).unwrap_or_default()
     }
 }
@@ -115,11 +107,7 @@ impl Ctx {
     pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
         let db = self.run.databases.get(name).await?;
         // The completion marker remembers where the task wrote.
-        let mut written = self
-            .run
-            .written
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut written = self.run.written.lock_unpoisoned();
         written
             .entry(self.task.clone())
             .or_default()
@@ -129,11 +117,7 @@ impl Ctx {
 
     /// Leaves a one-line note for the run summary, e.g. what a load did.
     pub fn detail(&self, text: impl Into<String>) {
-        let mut details = self
-            .run
-            .details
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut details = self.run.details.lock_unpoisoned();
         details
             .entry(self.task.clone())
             .or_default()
@@ -143,11 +127,7 @@ impl Ctx {
     /// Records the value a check measured (a row count, an age in seconds), kept as a number
     /// with the attempt.
     pub(crate) fn measured(&self, value: f64) {
-        let mut measured = self
-            .run
-            .measured
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut measured = self.run.measured.lock_unpoisoned();
         measured.insert(self.task.clone(), value);
     }
 

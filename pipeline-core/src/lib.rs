@@ -96,6 +96,18 @@ pub use pipeline_macros::check;
 /// A boxed, `Send` future: what the state store's and alert senders' methods return.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// Locks a mutex whose holder may have panicked: what it guards (notes, buffers, queues) is
+/// still good, and one task's panic must not take the run down.
+pub(crate) trait LockUnpoisoned<T> {
+    fn lock_unpoisoned(&self) -> std::sync::MutexGuard<'_, T>;
+}
+
+impl<T> LockUnpoisoned<T> for std::sync::Mutex<T> {
+    fn lock_unpoisoned(&self) -> std::sync::MutexGuard<'_, T> {
+        self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// The result type of tasks (`anyhow::Result`).
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::LockUnpoisoned as _;
+
 /// How long a line may wait in the buffer.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// A buffer this full is written at once.
@@ -46,9 +48,7 @@ pub fn flush() {
 static BUFFER: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
 
 fn lock(buffer: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
-    buffer
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    buffer.lock_unpoisoned()
 }
 
 fn write_out(buffer: &mut Vec<u8>) {

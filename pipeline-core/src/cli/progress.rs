@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::LockUnpoisoned as _;
 use crate::run::{Observer, TaskReport};
 use crate::status::TaskStatus;
 
@@ -55,9 +56,7 @@ fn show_running(
     running: &Mutex<Vec<String>>,
     change: impl FnOnce(&mut Vec<String>),
 ) {
-    let mut running = running
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut running = running.lock_unpoisoned();
     change(&mut running);
     let named = running
         .iter()

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::LockUnpoisoned as _;
+
 /// An idle thread this long ends.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
@@ -52,9 +54,7 @@ impl<T: Send + 'static> Pool<T> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock_unpoisoned()
     }
 
     /// Runs `job` on an idle thread, or on a new one when none is idle.
