@@ -1,5 +1,6 @@
 //! Loads from external HTTP APIs, written as if the service wants to hurt you: every request
-//! has connect, read and total timeouts; network errors, 5xx, 408 and 429 are retried with
+//! has connect, read and request timeouts, and the whole load a total one (see [`Limits`]);
+//! redirects to another origin are refused; network errors, 5xx, 408 and 429 are retried with
 //! backoff and jitter; `Retry-After` is honoured in both forms up to a cap (beyond it the
 //! load fails instead of sleeping for hours); a response over the size cap, a truncated body,
 //! malformed JSON or a field of the wrong type is an error that names the page, the row and

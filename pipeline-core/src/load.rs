@@ -122,6 +122,22 @@ pub enum LoadMode {
     Incremental,
 }
 
+impl LoadReport {
+    /// What a load of `spec` did, before the caller adds the rest (schema change, duration,
+    /// what was dropped).
+    pub(crate) fn new(spec: &LoadSpec, mode: LoadMode, rows: u64, high_water: Option<i64>) -> Self {
+        LoadReport {
+            table: spec.target_table.clone(),
+            mode,
+            rows,
+            schema_changed: false,
+            high_water,
+            duration_ms: 0,
+            dropped: Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Display for LoadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mode = match (self.mode, self.schema_changed) {

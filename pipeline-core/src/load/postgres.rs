@@ -456,15 +456,12 @@ async fn incremental(
     )
     .await?;
     tx.commit().await?;
-    Ok(LoadReport {
-        table: spec.target_table.clone(),
-        mode: LoadMode::Incremental,
+    Ok(LoadReport::new(
+        spec,
+        LoadMode::Incremental,
         rows,
-        schema_changed: false,
-        high_water: Some(high_water),
-        duration_ms: 0,
-        dropped: Vec::new(),
-    })
+        Some(high_water),
+    ))
 }
 
 /// The high-water mark a rebuild leaves: the largest incremental key in `table`.
@@ -516,15 +513,7 @@ async fn replace_rows(
     )
     .await?;
     tx.commit().await?;
-    Ok(LoadReport {
-        table: spec.target_table.clone(),
-        mode: LoadMode::Full,
-        rows,
-        schema_changed: false,
-        high_water,
-        duration_ms: 0,
-        dropped: Vec::new(),
-    })
+    Ok(LoadReport::new(spec, LoadMode::Full, rows, high_water))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -589,13 +578,8 @@ async fn rebuild(
     .await;
     match built {
         Ok((rows, high_water, dropped)) => Ok(LoadReport {
-            table: spec.target_table.clone(),
-            mode,
-            rows,
-            schema_changed: false,
-            high_water,
-            duration_ms: 0,
             dropped,
+            ..LoadReport::new(spec, mode, rows, high_water)
         }),
         Err(err) => {
             // The old table is untouched; do not leave the staging table behind either.

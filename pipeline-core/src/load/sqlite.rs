@@ -185,13 +185,9 @@ async fn load_attached(
         .await?;
     tx.commit().await?;
     Ok(LoadReport {
-        table: spec.target_table.clone(),
-        mode,
-        rows,
         schema_changed,
-        high_water,
-        duration_ms: 0,
         dropped,
+        ..LoadReport::new(spec, mode, rows, high_water)
     })
 }
 
