@@ -193,3 +193,21 @@ fn a_timeout_of_code_at_an_await_is_not_reported_stuck() {
         output.stderr
     );
 }
+
+#[test]
+fn a_run_whose_lock_was_taken_over_stops() {
+    let sandbox = Sandbox::new("lock_lost");
+    sandbox.write("sleep-slow", "60000");
+    let child = sandbox.spawn(
+        PIPELINE,
+        &["run", "--date", DATE, "--json", "--only", "slow"],
+        &[],
+    );
+    sandbox.wait_for("ran.log", "slow started");
+    // Another host judged the lock stale and broke it.
+    state_query(&sandbox, "DELETE FROM pipeline_locks RETURNING 1");
+    let output = finish(child);
+    output.assert_stderr_has("was taken over by another process");
+    assert_eq!(output.task_status("slow"), "cancelled", "{}", output.stderr);
+    assert_eq!(output.json()["status"], "cancelled");
+}
