@@ -12,21 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod shapes;
+
+use shapes::SHAPES;
+
 const SIZES: &[usize] = &[100, 1_000, 5_000];
-const SHAPES: &[&str] = &["chain", "fan-in", "layered"];
-/// Tasks per layer of the layered shape; each requires 3 of the previous layer.
-const LAYER_WIDTH: usize = 100;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let root = bench_dir();
-    let cases: Vec<(String, usize)> = match (value("--shape"), value("--tasks")) {
+    let cases: Vec<(String, usize)> = match (shapes::flag("--shape"), shapes::flag("--tasks")) {
         (Some(shape), Some(tasks)) => vec![(shape, tasks.parse().expect("--tasks takes a number"))],
         _ => SHAPES
             .iter()
@@ -87,26 +81,7 @@ fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
     let mut source = String::from("use pipeline_core::prelude::*;\n\n");
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut random = |bound: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % bound as u64) as usize
-    };
-    for i in 0..tasks {
-        let deps: Vec<usize> = match shape {
-            "chain" if i > 0 => vec![i - 1],
-            "fan-in" if i + 1 == tasks => (0..i).collect(),
-            "layered" if i >= LAYER_WIDTH => {
-                let start = (i / LAYER_WIDTH - 1) * LAYER_WIDTH;
-                let mut deps: Vec<usize> = (0..3).map(|_| start + random(LAYER_WIDTH)).collect();
-                deps.sort_unstable();
-                deps.dedup();
-                deps
-            }
-            _ => Vec::new(),
-        };
+    for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
         let requires: Vec<String> = deps.iter().map(|d| format!("T{d}")).collect();
         source.push_str(&format!(
             "/// Task {i}.\n#[task(requires = [{}])]\npub async fn t{i}(_ctx: &Ctx) -> Result<()> {{\n    Ok(())\n}}\n\n",

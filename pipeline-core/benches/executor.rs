@@ -19,20 +19,14 @@ use pipeline_core::date::Date;
 use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
 use tokio::sync::watch;
 
+mod shapes;
+
+use shapes::SHAPES;
+
 const SIZES: &[usize] = &[1_000, 2_000, 5_000, 10_000, 100_000];
-const SHAPES: &[&str] = &["chain", "fan-in", "layered"];
-/// Tasks per layer of the layered shape.
-const LAYER_WIDTH: usize = 100;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    if let (Some(shape), Some(tasks)) = (value("--case"), value("--tasks")) {
+    if let (Some(shape), Some(tasks)) = (shapes::flag("--case"), shapes::flag("--tasks")) {
         let tasks: usize = tasks.parse().expect("--tasks takes a number");
         run_case(&shape, tasks);
         return;
@@ -65,17 +59,6 @@ fn main() {
 
 fn workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Deterministic pseudo-random numbers (xorshift), so every run builds the same DAG.
-struct Seeded(u64);
-impl Seeded {
-    fn next(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % bound as u64) as usize
-    }
 }
 
 /// Runs `tasks` independent tasks that each spin for `work`, with 1 and 2 workers.
@@ -141,25 +124,10 @@ fn cpu_bound(tasks: usize, work: std::time::Duration) {
 }
 
 fn build(shape: &str, tasks: usize) -> Dag {
-    let noop = |i: usize| TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }));
     let mut builder = Dag::builder();
-    let mut random = Seeded(0x9e37_79b9_7f4a_7c15);
-    for i in 0..tasks {
-        let spec = match shape {
-            "chain" if i > 0 => noop(i).requires([format!("t{}", i - 1)]),
-            "fan-in" if i + 1 == tasks => noop(i).requires((0..i).map(|j| format!("t{j}"))),
-            "layered" if i >= LAYER_WIDTH => {
-                let layer_start = (i / LAYER_WIDTH - 1) * LAYER_WIDTH;
-                let mut deps: Vec<usize> = (0..3)
-                    .map(|_| layer_start + random.next(LAYER_WIDTH))
-                    .collect();
-                deps.sort_unstable();
-                deps.dedup();
-                noop(i).requires(deps.into_iter().map(|j| format!("t{j}")))
-            }
-            _ => noop(i),
-        };
-        builder.task(spec);
+    for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
+        let spec = TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }));
+        builder.task(spec.requires(deps.into_iter().map(|j| format!("t{j}"))));
     }
     builder.build().expect("a valid DAG")
 }
