@@ -41,9 +41,19 @@ pub enum Pagination {
     /// One response holds everything.
     None,
     /// Each response names the next cursor at a JSON pointer; it is sent back as `param`.
-    Cursor { param: String, next_at: String },
+    Cursor {
+        /// The query parameter that carries the cursor.
+        param: String,
+        /// The JSON pointer of the next cursor in a response (`/meta/next`).
+        next_at: String,
+    },
     /// Pages numbered from `first`, sent as `param`, until an empty page.
-    Page { param: String, first: u64 },
+    Page {
+        /// The query parameter that carries the page number.
+        param: String,
+        /// The first page's number.
+        first: u64,
+    },
 }
 
 /// Limits of one load. The defaults suit a nightly load of a service that may hang: a stalled

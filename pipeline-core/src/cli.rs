@@ -126,9 +126,11 @@ struct RunFlags {
 /// builds it from data at start-up (tasks listed in a file, say).
 #[derive(Clone, Copy, Debug)]
 pub enum Graph {
+    /// Every `#[task]` linked in.
     Registry,
     /// The `#[task]`s linked in, which must include some from each of these crates.
     Crates(&'static [&'static str]),
+    /// The graph this function builds.
     Built(fn() -> anyhow::Result<Dag>),
 }
 

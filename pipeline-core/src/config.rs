@@ -31,8 +31,11 @@ const CONFIG_FILE: &str = "pipeline.toml";
 /// The loaded configuration. Each URL remembers the setting it came from, for error messages.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The state store: run history, markers and locks.
     pub state: Setting,
+    /// The databases tasks reach by name (`ctx.db("warehouse")`).
     pub databases: BTreeMap<String, Setting>,
+    /// Where alerts go.
     pub alerts: AlertConfig,
 }
 
@@ -40,7 +43,9 @@ pub struct Config {
 /// failures) to PagerDuty, or to Slack when no pager is configured. The log always gets both.
 #[derive(Clone, Debug, Default)]
 pub struct AlertConfig {
+    /// A Slack incoming-webhook URL.
     pub slack_webhook: Option<Secret>,
+    /// A PagerDuty Events API v2 routing key.
     pub pagerduty_routing_key: Option<Secret>,
     /// The Events API v2 endpoint; default [`PAGERDUTY_EVENTS_URL`].
     pub pagerduty_url: Option<String>,
@@ -56,6 +61,7 @@ pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue"
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value; it is also redacted from every log line and error from now on.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -75,7 +81,9 @@ impl std::fmt::Debug for Secret {
 /// A URL and where it was set (`PIPELINE_STATE_URL`, `pipeline.toml [state] url`, default).
 #[derive(Clone, Debug)]
 pub struct Setting {
+    /// The URL; print [`Setting::redacted`] instead.
     pub url: String,
+    /// Where it was set, for error messages.
     pub source: String,
 }
 

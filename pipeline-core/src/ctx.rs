@@ -8,7 +8,7 @@ use crate::db::{Databases, Db};
 
 /// Facts of a run shared by every task in it.
 #[derive(Debug)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     pub run_id: i64,
     pub pipeline: String,
     pub date: Date,
@@ -60,7 +60,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(run: Arc<RunInfo>, task: impl Into<String>, attempt: u32) -> Self {
+    pub(crate) fn new(run: Arc<RunInfo>, task: impl Into<String>, attempt: u32) -> Self {
         Ctx {
             run,
             task: task.into(),
@@ -78,10 +78,12 @@ impl Ctx {
         self.attempt
     }
 
+    /// The run's id in the state store, as `daily history` lists it.
     pub fn run_id(&self) -> i64 {
         self.run.run_id
     }
 
+    /// The pipeline's name, as given to `main!` (`daily`).
     pub fn pipeline(&self) -> &str {
         &self.run.pipeline
     }

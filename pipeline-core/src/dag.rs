@@ -20,6 +20,7 @@ pub use spec::{Action, DynRun, TaskSpec};
 pub struct TaskId(u32);
 
 impl TaskId {
+    /// The position in the graph, for vectors indexed by task.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -28,15 +29,21 @@ impl TaskId {
 /// A task of a validated [`Dag`].
 #[derive(Debug)]
 pub struct TaskNode {
+    /// Its unique name (`load[orders]` for a family member).
     pub name: String,
+    /// What it does: the doc comment of a `#[task]`.
     pub description: String,
     /// The family name, for members of a `for_each` task.
     pub family: Option<String>,
     /// Where the task is defined, when known.
     pub origin: Option<String>,
+    /// Hard dependencies: must succeed first.
     pub requires: Vec<TaskId>,
+    /// Soft dependencies: run first, whatever their outcome.
     pub after: Vec<TaskId>,
+    /// Retries, timeout, criticality.
     pub policy: Policy,
+    /// What running it does.
     pub action: Action,
     /// Set for a check: what it checks.
     pub check: Option<CheckRole>,
@@ -60,10 +67,12 @@ pub struct Dag {
 }
 
 impl Dag {
+    /// A builder for graphs made from data at start-up (see [`TaskSpec`]).
     pub fn builder() -> DagBuilder {
         DagBuilder::default()
     }
 
+    /// How many tasks (family members counted one by one).
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -96,22 +105,27 @@ impl Dag {
         format!("{:012x}", hash & 0xffff_ffff_ffff)
     }
 
+    /// Whether it has no task.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
+    /// The task of an id from this graph.
     pub fn task(&self, id: TaskId) -> &TaskNode {
         &self.tasks[id.index()]
     }
 
+    /// Every id, in order.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = TaskId> + use<> {
         (0..self.tasks.len() as u32).map(TaskId)
     }
 
+    /// Every task with its id, in order.
     pub fn tasks(&self) -> impl ExactSizeIterator<Item = (TaskId, &TaskNode)> {
         self.ids().zip(self.tasks.iter())
     }
 
+    /// The id of the task with this name.
     pub fn id(&self, name: &str) -> Option<TaskId> {
         self.by_name.get(name).copied()
     }
@@ -174,6 +188,7 @@ impl Dag {
         dependents
     }
 
+    /// The graph as Graphviz or Mermaid text.
     pub fn render(&self, format: GraphFormat) -> String {
         render::render(self, format)
     }

@@ -19,6 +19,7 @@ impl Date {
         }
     }
 
+    /// A calendar date; `None` when there is no such day.
     pub fn from_ymd(year: i64, month: u32, day: u32) -> Option<Date> {
         if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
             return None;
@@ -28,10 +29,12 @@ impl Date {
         })
     }
 
+    /// Days since 1970-01-01.
     pub fn days_since_epoch(self) -> i64 {
         self.days
     }
 
+    /// The day after.
     pub fn next(self) -> Date {
         Date {
             days: self.days + 1,

@@ -26,7 +26,9 @@ const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
 /// A pool for one of the supported backends.
 #[derive(Clone, Debug)]
 pub enum DbPool {
+    /// An embedded SQLite file.
     Sqlite(SqlitePool),
+    /// A PostgreSQL server.
     Postgres(PgPool),
 }
 
@@ -47,7 +49,10 @@ pub enum Target {
     /// The database as configured.
     Production,
     /// Test mode: a `*.test.db` file beside a SQLite database, or this schema in PostgreSQL.
-    Test { schema: String },
+    Test {
+        /// The PostgreSQL schema that takes test-mode writes.
+        schema: String,
+    },
 }
 
 impl DbPool {
@@ -81,6 +86,7 @@ impl DbPool {
         Ok(pool)
     }
 
+    /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
             DbPool::Sqlite(_) => "sqlite",
@@ -98,6 +104,7 @@ impl DbPool {
         Ok(())
     }
 
+    /// Closes the pool's connections, waiting for those in use.
     pub async fn close(&self) {
         dispatch!(self, pool => pool.close().await)
     }
@@ -106,7 +113,7 @@ impl DbPool {
 /// Starts a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
 /// IMMEDIATE`): a deferred transaction that upgrades later fails with "database is locked"
 /// instead of waiting for the busy timeout.
-pub trait BeginWrite {
+pub(crate) trait BeginWrite {
     type Database: sqlx::Database;
 
     fn begin_write(
@@ -272,7 +279,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// The named databases of a run, connected on first use.
 #[derive(Debug)]
-pub struct Databases {
+pub(crate) struct Databases {
     config: Config,
     target: Target,
     pools: HashMap<String, OnceCell<DbPool>>,
@@ -306,6 +313,7 @@ impl Databases {
         self.identities.get(name).map_or("", String::as_str)
     }
 
+    /// Whether `pipeline.toml` (or the environment) names a database `name`.
     pub fn is_configured(&self, name: &str) -> bool {
         self.pools.contains_key(name)
     }
@@ -344,6 +352,7 @@ impl Databases {
         })
     }
 
+    /// Closes every pool opened.
     pub async fn close(&self) {
         for cell in self.pools.values().chain(self.sources.values()) {
             if let Some(pool) = cell.get() {
@@ -362,10 +371,12 @@ pub struct Db {
 }
 
 impl Db {
+    /// The database's name in the configuration (`warehouse`).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// Its connection pool, for queries of the task's own (`sqlx`).
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }

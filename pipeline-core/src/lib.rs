@@ -25,7 +25,10 @@
 //! error[E0080]: evaluation panicked: task dependency cycle: a -> b -> a
 //! ```
 
-pub mod alert;
+
+#![warn(missing_docs)]
+
+pub(crate) mod alert;
 pub mod api;
 pub mod check;
 pub mod cli;

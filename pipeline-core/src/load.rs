@@ -82,6 +82,7 @@ pub(crate) fn meta_upsert_sql(schema: &str) -> String {
 }
 
 impl LoadMode {
+    /// As stored and printed: `initial`, `full` or `incremental`.
     pub fn as_str(self) -> &'static str {
         match self {
             LoadMode::Initial => "initial",
@@ -112,6 +113,7 @@ pub struct LoadReport {
     pub dropped: Vec<String>,
 }
 
+/// How a table was loaded.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadMode {
@@ -119,6 +121,7 @@ pub enum LoadMode {
     Initial,
     /// Rebuilt and swapped in.
     Full,
+    /// Rows past the high-water mark appended (or re-read ones replaced).
     Incremental,
 }
 

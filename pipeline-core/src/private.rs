@@ -6,10 +6,9 @@ pub use inventory;
 
 pub use crate::ctx::Ctx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
-pub use crate::task::{
-    DefRef, Location, LocationRef, RankRef, Registration, Task, TaskDef, TaskFuture,
-    assert_acyclic, rank, task_id,
-};
+pub use crate::task::acyclic::{RankRef, assert_acyclic, rank, task_id};
+pub use crate::task::def::{DefRef, Location, LocationRef, Registration, TaskDef};
+pub use crate::task::{Task, TaskFuture};
 
 /// Boxes the future of a task function. Its bounds are where rustc checks the function's
 /// return type and that its future is `Send`.

@@ -39,6 +39,7 @@ pub const TEST_SCHEMA: &str = "pipeline_test";
 pub struct RunOptions {
     /// Task or family names; empty means every task.
     pub targets: Vec<String>,
+    /// The partition.
     pub date: Date,
     /// Unit mode: run exactly the targets; their dependencies count as done.
     pub only: bool,
@@ -55,6 +56,7 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// Every task of the graph for `date`, one worker per CPU, nothing else set.
     pub fn new(date: Date) -> Self {
         RunOptions {
             targets: Vec::new(),
@@ -71,9 +73,11 @@ impl RunOptions {
 
 /// Hears about progress (the CLI's progress bar or log lines).
 pub trait Observer: Send + Sync {
+    /// The run will consider `tasks` tasks, of which `skipped` are complete already.
     fn planned(&self, _tasks: usize, _skipped: usize) {}
+    /// A task's first attempt started.
     fn started(&self, _task: &str) {}
-
+    /// A task reached its outcome.
     fn finished(&self, _task: &TaskReport) {}
 }
 
@@ -99,9 +103,13 @@ pub enum RunError {
 /// Runs pipelines of one DAG against one state store.
 #[derive(Debug, Clone)]
 pub struct Runner {
+    /// The graph it runs.
     pub dag: Arc<Dag>,
+    /// Where runs, attempts, markers and locks are kept.
     pub store: Arc<dyn StateStore>,
+    /// The databases and alert settings.
     pub config: Config,
+    /// The pipeline's name: keys the history and locks in the store.
     pub pipeline: String,
 }
 

@@ -17,19 +17,25 @@ pub use crate::BoxFuture;
 /// Where a run's markers live: the pipeline, its partition (a date) and production or test.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PartitionKey {
+    /// The pipeline's name (`main!("daily")`).
     pub pipeline: String,
+    /// The partition: a date, `YYYY-MM-DD`.
     pub partition: String,
+    /// Production or test.
     pub namespace: Namespace,
 }
 
 /// Test-mode runs keep their own markers and locks: they never make production work look done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Namespace {
+    /// Ordinary runs.
     Production,
+    /// Runs with `--test`.
     Test,
 }
 
 impl Namespace {
+    /// As stored: `prod` or `test`.
     pub fn as_str(self) -> &'static str {
         match self {
             Namespace::Production => "prod",
@@ -49,10 +55,13 @@ impl fmt::Display for Namespace {
 pub struct LockHolder {
     /// Unique per run attempt of a process.
     pub token: String,
+    /// The holder's host name.
     pub host: String,
+    /// The holder's process id.
     pub pid: i64,
     /// The process ID space `pid` belongs to (see `run::lock`); empty where unknown.
     pub pid_space: String,
+    /// When the holder took the lock, in Unix milliseconds.
     pub started_at: i64,
     /// The last heartbeat, by the state store's clock (set by the store, not the holder).
     pub heartbeat_at: i64,
@@ -60,34 +69,48 @@ pub struct LockHolder {
     pub heartbeat_age_ms: i64,
 }
 
+/// What trying to take a run lock found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LockAttempt {
+    /// The lock is the caller's now.
     Acquired,
+    /// Someone else holds it.
     Held(LockHolder),
 }
 
 /// A run about to start.
 #[derive(Clone, Debug)]
 pub struct NewRun {
+    /// The partition it runs.
     pub key: PartitionKey,
     /// The targets as given (empty: all tasks).
     pub targets: Vec<String>,
+    /// Started with `--only`.
     pub unit_mode: bool,
+    /// The host running it.
     pub host: String,
+    /// The process running it.
     pub pid: i64,
+    /// Unix milliseconds.
     pub started_at: i64,
 }
 
 /// One attempt of one task; written when it starts and again when it ends.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttemptRecord {
+    /// The run it belongs to.
     pub run_id: i64,
+    /// The task's name (`load[orders]` for a family member).
     pub task: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// `running` until it ends.
     pub status: TaskStatus,
+    /// Unix milliseconds.
     pub started_at: i64,
+    /// Unix milliseconds; `None` while it runs.
     pub finished_at: Option<i64>,
+    /// Why it failed, redacted.
     pub error: Option<String>,
     /// What the attempt reported besides errors (a load's rows, a check's finding).
     pub note: Option<String>,
@@ -98,8 +121,11 @@ pub struct AttemptRecord {
 /// A task that completed for the partition, in a given run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MarkerRecord {
+    /// The task's name.
     pub task: String,
+    /// The run that completed it.
     pub run_id: i64,
+    /// Unix milliseconds.
     pub completed_at: i64,
     /// The databases the task wrote to: `name=identity` pairs joined by `;` (see
     /// `Config::identity`); `None` when it wrote through none.
@@ -109,17 +135,29 @@ pub struct MarkerRecord {
 /// A run as `daily history` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunRecord {
+    /// The run's id.
     pub id: i64,
+    /// Its partition (a date).
     pub partition: String,
+    /// `prod` or `test`.
     pub namespace: String,
+    /// `running` until it ends.
     pub status: RunStatus,
+    /// The targets as given (empty: all tasks).
     pub targets: Vec<String>,
+    /// Started with `--only`.
     pub unit_mode: bool,
+    /// The host that ran it.
     pub host: String,
+    /// The process that ran it.
     pub pid: i64,
+    /// Unix milliseconds.
     pub started_at: i64,
+    /// Unix milliseconds; `None` while it runs.
     pub finished_at: Option<i64>,
+    /// Tasks planned, once it ended.
     pub tasks_total: Option<i64>,
+    /// Tasks that did not succeed, once it ended.
     pub tasks_failed: Option<i64>,
 }
 
@@ -161,6 +199,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         token: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<bool>>;
 
+    /// Releases the lock if it is still `token`'s.
     fn unlock<'a>(
         &'a self,
         key: &'a PartitionKey,
@@ -227,5 +266,6 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         key: &'a PartitionKey,
     ) -> BoxFuture<'a, anyhow::Result<Vec<AttemptRecord>>>;
 
+    /// Closes the store's connections.
     fn close(&self) -> BoxFuture<'_, ()>;
 }

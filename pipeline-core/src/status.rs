@@ -15,8 +15,10 @@ macro_rules! string_enum {
         }
 
         impl $name {
+            /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
+            /// The value as stored and printed.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text,)*
@@ -48,13 +50,17 @@ string_enum! {
     TaskStatus {
         /// An attempt is in progress (state store only).
         Running = "running",
+        /// Its last attempt succeeded.
         Succeeded = "succeeded",
         /// Already complete for the partition: not run again.
         Skipped = "skipped",
+        /// Its last attempt failed (or a fatal error ended it).
         Failed = "failed",
         /// A `requires` dependency did not succeed, so the task did not run.
         UpstreamFailed = "upstream_failed",
+        /// Its last attempt ran out of its `timeout`.
         TimedOut = "timed_out",
+        /// Stopped by Ctrl-C or SIGTERM, or left running by a process that died.
         Cancelled = "cancelled",
     }
 }
@@ -69,9 +75,13 @@ impl TaskStatus {
 string_enum! {
     /// The outcome of a whole run.
     RunStatus {
+        /// In progress.
         Running = "running",
+        /// Every critical task succeeded or was complete already.
         Succeeded = "succeeded",
+        /// A critical task did not succeed.
         Failed = "failed",
+        /// Stopped by Ctrl-C or SIGTERM.
         Cancelled = "cancelled",
         /// Its process died (killed, machine lost): found out when its lock was found stale.
         Abandoned = "abandoned",
@@ -88,6 +98,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// As stored: `low` or `high`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Low => "low",
@@ -95,6 +106,7 @@ impl Severity {
         }
     }
 
+    /// From its stored form; anything but `high` is low.
     pub fn parse(text: &str) -> Severity {
         if text == "high" {
             Severity::High

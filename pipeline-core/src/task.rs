@@ -1,19 +1,19 @@
-//! Tasks as `#[task]` declares them: the [`Task`] trait implemented by each generated type, the
-//! static [`TaskDef`] behind it, and the registry that collects every definition linked into
-//! the binary.
+//! Tasks as `#[task]` declares them: the [`Task`] trait implemented by each generated type,
+//! their [`Policy`], and the errors that no retry can fix ([`Fatal`]). The static definition
+//! behind each task and the registry that collects them are internal (`def`).
 
-mod acyclic;
+pub(crate) mod acyclic;
 pub(crate) mod backoff;
+pub(crate) mod def;
 pub(crate) mod fatal;
 mod policy;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use crate::ctx::Ctx;
 
-pub use acyclic::{RankRef, assert_acyclic, rank, task_id};
+pub(crate) use def::{DefRef, TaskDef, registered};
 pub use fatal::{Fatal, ResultExt};
 pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 
@@ -21,7 +21,7 @@ pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 pub type TaskFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
 
 /// The generated entry point of a task: the context, and the key for members of a family.
-pub type RunFn = for<'a> fn(&'a Ctx, Option<&'static str>) -> TaskFuture<'a>;
+pub(crate) type RunFn = for<'a> fn(&'a Ctx, Option<&'static str>) -> TaskFuture<'a>;
 
 /// Implemented by the unit struct that `#[task]` generates for each task function
 /// (`load_orders` -> `LoadOrders`). Other tasks name these types in `requires` and `after`,
@@ -39,124 +39,3 @@ pub trait Task: 'static {
     }
 }
 
-/// Everything `#[task]` knows about a task, as a `static` written by the macro.
-#[derive(Debug)]
-pub struct TaskDef {
-    pub name: &'static str,
-    /// Tells tasks apart in the compile-time check: a hash of the module and the type name.
-    pub id: u64,
-    /// The task's rank in the compile-time check (see `acyclic`).
-    pub rank: RankRef,
-    /// The doc comment of the task function.
-    pub description: &'static str,
-    pub module_path: &'static str,
-    /// Where the function is written. Behind a pointer of its own: a task's place in its file
-    /// changes with every edit above it, and the compile-time check must not see that.
-    pub location: LocationRef,
-    /// Hard dependencies: each must succeed before this task runs.
-    pub requires: &'static [DefRef],
-    /// Soft dependencies: each runs first, but its failure does not stop this task.
-    pub after: &'static [DefRef],
-    /// Attempts after the first one.
-    pub retries: u32,
-    /// Delay before the first retry.
-    pub retry_delay: Duration,
-    pub timeout: Option<Duration>,
-    /// A failure of a non-critical task does not fail the run.
-    pub critical: bool,
-    /// For a task family: one task per key (`load[orders]`).
-    pub keys: Option<&'static [&'static str]>,
-    /// Declared with `#[check]`.
-    pub check: bool,
-    /// For a blocking check: the checked task, whose dependents wait for this check.
-    pub blocks: Option<DefRef>,
-    pub run: RunFn,
-}
-
-impl TaskDef {
-    /// Where the task is defined, for error messages: `example::loads (src/loads.rs:12)`.
-    pub fn origin(&self) -> String {
-        let location = self.location.get();
-        format!("{} ({}:{})", self.module_path, location.file, location.line)
-    }
-}
-
-/// Where a task's function is written.
-#[derive(Debug)]
-pub struct Location {
-    pub file: &'static str,
-    pub line: u32,
-    pub column: u32,
-}
-
-/// A pointer to a task's [`Location`], which the compile-time check never reads.
-#[derive(Clone, Copy, Debug)]
-pub struct LocationRef(*const Location);
-
-// SAFETY: built only from a `&'static Location` (see `new`), immutable and `Sync`.
-unsafe impl Send for LocationRef {}
-// SAFETY: as above.
-unsafe impl Sync for LocationRef {}
-
-impl LocationRef {
-    pub const fn new(location: &'static Location) -> Self {
-        LocationRef(location)
-    }
-
-    pub fn get(self) -> &'static Location {
-        // SAFETY: built from a `&'static Location` in `new`.
-        unsafe { &*self.0 }
-    }
-}
-
-/// A pointer to a task's static definition.
-///
-/// A raw pointer rather than a reference: the compile-time cycle check reads definitions
-/// through it, and rustc does not follow raw pointers when it checks a constant, so a cyclic
-/// graph reaches the check (and its clear message) instead of an error about recursive statics.
-#[derive(Clone, Copy, Debug)]
-pub struct DefRef(*const TaskDef);
-
-// SAFETY: a `DefRef` is only built from a `&'static TaskDef` (see `new`), and `TaskDef` is
-// immutable and `Sync`.
-unsafe impl Send for DefRef {}
-// SAFETY: as above.
-unsafe impl Sync for DefRef {}
-
-impl DefRef {
-    pub const fn new(def: &'static TaskDef) -> Self {
-        DefRef(def)
-    }
-
-    pub const fn def(self) -> &'static TaskDef {
-        // SAFETY: built from a `&'static TaskDef` in `new`.
-        unsafe { &*self.0 }
-    }
-
-    /// Identity of the definition, for maps at run time.
-    pub(crate) fn addr(self) -> usize {
-        self.0 as usize
-    }
-}
-
-/// One registered task, submitted by `#[task]` through `inventory`.
-#[derive(Debug)]
-pub struct Registration(pub DefRef);
-
-inventory::collect!(Registration);
-
-/// Every task linked into this binary, sorted by name (inventory's order is not stable).
-pub fn registered() -> Vec<&'static TaskDef> {
-    let mut defs: Vec<&'static TaskDef> = inventory::iter::<Registration>
-        .into_iter()
-        .map(|registration| registration.0.def())
-        .collect();
-    defs.sort_by(|a, b| {
-        (a.name, a.module_path, a.location.get().line).cmp(&(
-            b.name,
-            b.module_path,
-            b.location.get().line,
-        ))
-    });
-    defs
-}

@@ -12,6 +12,7 @@ use crate::task::{self, Policy, TaskDef};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DagError {
+    /// No task at all.
     #[error(
         "no tasks are registered: the binary links no crate with #[task] functions \
          (name the crate that defines them, e.g. `use my_tasks as _;`)"
@@ -20,27 +21,48 @@ pub enum DagError {
     #[error(
         "two tasks are named `{name}`: {first} and {second}; rename one with #[task(name = \"..\")]"
     )]
+    /// Two tasks share a name.
     DuplicateName {
+        /// The name.
         name: String,
+        /// Where the first is defined.
         first: String,
+        /// Where the second is defined.
         second: String,
     },
     #[error(
         "task `{task}` depends on unknown task `{dependency}`{}",
         did_you_mean(suggestion)
     )]
+    /// A dependency names no task.
     UnknownDependency {
+        /// The task that names it.
         task: String,
+        /// The unknown name.
         dependency: String,
+        /// The closest known name, if one is close.
         suggestion: Option<String>,
     },
     #[error("task dependency cycle: {}", path.join(" -> "))]
-    Cycle { path: Vec<String> },
+    /// The dependencies go round.
+    Cycle {
+        /// The tasks of the cycle, the first repeated at the end.
+        path: Vec<String>,
+    },
     #[error("invalid task name {name:?}: {reason}")]
-    InvalidName { name: String, reason: &'static str },
-    #[error("unknown task `{name}`{}", did_you_mean(suggestion))]
-    UnknownTask {
+    /// A name that cannot be a task's.
+    InvalidName {
+        /// The name.
         name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    #[error("unknown task `{name}`{}", did_you_mean(suggestion))]
+    /// A target names no task or family.
+    UnknownTask {
+        /// The unknown name.
+        name: String,
+        /// The closest known name, if one is close.
         suggestion: Option<String>,
     },
 }
@@ -59,6 +81,7 @@ pub struct DagBuilder {
 }
 
 impl DagBuilder {
+    /// Adds a task.
     pub fn task(&mut self, spec: TaskSpec) -> &mut Self {
         self.specs.push(spec);
         self

@@ -7,9 +7,12 @@ use std::str::FromStr;
 
 use super::{Dag, TaskId};
 
+/// How `daily graph` draws the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraphFormat {
+    /// Graphviz (`dot -Tsvg`).
     Dot,
+    /// Mermaid, for Markdown that renders it.
     Mermaid,
 }
 

@@ -15,7 +15,9 @@ pub type DynRun = Arc<dyn for<'a> Fn(&'a Ctx) -> TaskFuture<'a> + Send + Sync>;
 pub enum Action {
     /// A `#[task]` function (with its key, for a member of a family).
     Registered {
+        /// The generated entry point.
         run: RunFn,
+        /// The member's key.
         key: Option<&'static str>,
     },
     /// A closure given to the builder.
@@ -100,11 +102,13 @@ impl TaskSpec {
         self
     }
 
+    /// What the task does, for `daily list`.
     pub fn description(mut self, text: impl Into<String>) -> Self {
         self.description = text.into();
         self
     }
 
+    /// Retries, delay, timeout and criticality.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
@@ -123,6 +127,7 @@ impl TaskSpec {
         self
     }
 
+    /// The task's name.
     pub fn name(&self) -> &str {
         &self.name
     }

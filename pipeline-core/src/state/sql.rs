@@ -83,6 +83,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Rows per multi-row statement: well under both backends' limits on bound parameters.
 const ROWS_PER_STATEMENT: usize = 1000;
 
+/// The state store on SQLite or PostgreSQL, chosen by the setting's URL.
 #[derive(Debug)]
 pub struct SqlStateStore {
     pool: DbPool,

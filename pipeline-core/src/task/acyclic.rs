@@ -39,6 +39,7 @@ unsafe impl Send for RankRef {}
 unsafe impl Sync for RankRef {}
 
 impl RankRef {
+    /// Points at a rank.
     pub const fn new(rank: &'static u32) -> Self {
         RankRef(rank)
     }

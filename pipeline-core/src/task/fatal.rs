@@ -20,7 +20,8 @@ pub struct Fatal(anyhow::Error);
 
 impl Fatal {
     /// Whether `error`, or any error it wraps, was marked fatal, or is a database error that
-    /// no retry can fix (see [`is_permanent`]).
+    /// no retry can fix: a statement that is wrong, a missing table or privilege, bad
+    /// credentials (PostgreSQL SQLSTATE classes 42, 3D, 3F, 28, 0A; SQLite's SQL errors).
     pub fn is_fatal(error: &anyhow::Error) -> bool {
         error.chain().any(|cause| {
             cause.is::<Fatal>()
@@ -72,6 +73,7 @@ impl std::error::Error for Fatal {}
 
 /// `.fatal()` on a `Result`: its error ends the task without retrying.
 pub trait ResultExt<T> {
+    /// Marks the error as one no retry can fix.
     fn fatal(self) -> Result<T, anyhow::Error>;
 }
 
