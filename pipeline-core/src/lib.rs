@@ -25,7 +25,6 @@
 //! error[E0080]: evaluation panicked: task dependency cycle: a -> b -> a
 //! ```
 
-
 #![warn(missing_docs)]
 
 pub(crate) mod alert;
@@ -96,8 +95,9 @@ pub use pipeline_macros::task;
 /// | `timeout = "5m"`, `name = "x"` | as for tasks | |
 pub use pipeline_macros::check;
 
-/// A boxed, `Send` future: what the state store's and alert senders' methods return.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+/// A boxed, `Send` future: what alert senders return.
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Locks a mutex whose holder may have panicked: what it guards (notes, buffers, queues) is
 /// still good, and one task's panic must not take the run down.

@@ -106,7 +106,7 @@ pub struct Runner {
     /// The graph it runs.
     pub dag: Arc<Dag>,
     /// Where runs, attempts, markers and locks are kept.
-    pub store: Arc<dyn StateStore>,
+    pub store: Arc<StateStore>,
     /// The databases and alert settings.
     pub config: Config,
     /// The pipeline's name: keys the history and locks in the store.
@@ -148,7 +148,7 @@ impl Runner {
 
     /// Closes runs whose process is gone (see `lock::reap`).
     pub async fn reap_abandoned(&self) -> anyhow::Result<()> {
-        lock::reap(&*self.store, &self.pipeline).await
+        lock::reap(&self.store, &self.pipeline).await
     }
 
     /// The tasks complete for the partition: marked so, and written to the databases their
@@ -358,7 +358,7 @@ impl Runner {
 }
 
 /// Opens the configured state store.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
-    let store = crate::state::SqlStateStore::open(&config.state).await?;
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<StateStore>> {
+    let store = crate::state::StateStore::open(&config.state).await?;
     Ok(Arc::new(store))
 }

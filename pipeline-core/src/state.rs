@@ -1,18 +1,15 @@
-//! Run history and completion markers. One [`StateStore`] trait; [`SqlStateStore`] implements it
-//! for SQLite (the embedded default: a file under `./.pipeline/`, WAL) and PostgreSQL (shared by
-//! many processes), chosen by the URL's scheme. Each backend has its own versioned migrations
+//! Run history and completion markers. [`StateStore`] keeps them in SQLite (the embedded
+//! default: a file under `./.pipeline/`, WAL) or PostgreSQL (shared by many processes), chosen
+//! by the URL's scheme. Each backend has its own versioned migrations
 //! (`migrations/<backend>/NNNN_name.sql`), applied when the store is opened.
 
 mod sql;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-pub use sql::SqlStateStore;
+pub use sql::StateStore;
 
-use crate::status::{RunStatus, Severity, TaskStatus};
-
-pub use crate::BoxFuture;
+use crate::status::{RunStatus, TaskStatus};
 
 /// Where a run's markers live: the pipeline, its partition (a date) and production or test.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -159,113 +156,4 @@ pub struct RunRecord {
     pub tasks_total: Option<i64>,
     /// Tasks that did not succeed, once it ended.
     pub tasks_failed: Option<i64>,
-}
-
-/// The durable record of runs. Implementations must be safe to share between concurrent runs
-/// of different partitions, in one process or many.
-pub trait StateStore: Send + Sync + fmt::Debug {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
-
-    /// Takes the run lock of a partition, or says who holds it.
-    fn try_lock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        holder: &'a LockHolder,
-    ) -> BoxFuture<'a, anyhow::Result<LockAttempt>>;
-
-    /// Removes a lock left by a process that is gone, if it is still as `holder` describes
-    /// it (same token, no heartbeat since), and closes what it left: its runs `abandoned`,
-    /// their running attempts `cancelled`, so that nothing stays "running". Whether it was
-    /// removed.
-    fn break_lock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        holder: &'a LockHolder,
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<bool>>;
-
-    /// Every run lock of a pipeline, with its holder.
-    fn locks<'a>(
-        &'a self,
-        pipeline: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<(PartitionKey, LockHolder)>>>;
-
-    /// Proves the holder is alive, by the store's clock. False when the lock is no longer
-    /// the holder's.
-    fn heartbeat<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        token: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<bool>>;
-
-    /// Releases the lock if it is still `token`'s.
-    fn unlock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        token: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
-
-    /// Records a new run as `running`; its id.
-    fn start_run<'a>(&'a self, run: &'a NewRun) -> BoxFuture<'a, anyhow::Result<i64>>;
-
-    /// Records a run's outcome; any attempt of it still `running` becomes `cancelled`.
-    fn finish_run<'a>(
-        &'a self,
-        run_id: i64,
-        status: RunStatus,
-        totals: (i64, i64),
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
-
-    /// Writes attempts (inserted or updated by `(run_id, task, attempt)`) and markers in one
-    /// transaction.
-    fn record<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        attempts: &'a [AttemptRecord],
-        markers: &'a [MarkerRecord],
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
-
-    /// For complete tasks that wrote to databases: which ones (`MarkerRecord::targets`).
-    fn marker_targets<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, String>>>;
-
-    /// The tasks complete for the partition.
-    fn completed<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>>;
-
-    /// The tasks of the partition with an alert still open, and its severity.
-    fn open_alerts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, Severity>>>;
-
-    /// Opens (`Some`) or resolves (`None`) the alert of each task, in order.
-    fn set_alerts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        alerts: &'a [(String, Option<Severity>)],
-        now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
-
-    /// The most recent runs of a pipeline, newest first.
-    fn runs<'a>(
-        &'a self,
-        pipeline: &'a str,
-        limit: u32,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<RunRecord>>>;
-
-    /// Every attempt made for the partition, oldest first.
-    fn attempts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<AttemptRecord>>>;
-
-    /// Closes the store's connections.
-    fn close(&self) -> BoxFuture<'_, ()>;
 }

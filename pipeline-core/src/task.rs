@@ -38,4 +38,3 @@ pub trait Task: 'static {
         Self::DEF.def().name
     }
 }
-

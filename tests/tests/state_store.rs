@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pipeline_core::config::Setting;
 use pipeline_core::state::{
     AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
-    SqlStateStore, StateStore,
+    StateStore,
 };
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_tests::{PgDatabase, Sandbox};
@@ -17,25 +17,25 @@ enum Backing {
     Database(#[allow(dead_code)] PgDatabase),
 }
 
-async fn open(url: String) -> Arc<dyn StateStore> {
+async fn open(url: String) -> Arc<StateStore> {
     let setting = Setting {
         url,
         source: "the test".into(),
     };
     Arc::new(
-        SqlStateStore::open(&setting)
+        StateStore::open(&setting)
             .await
             .expect("open the state store"),
     )
 }
 
-async fn sqlite() -> (Arc<dyn StateStore>, Backing) {
+async fn sqlite() -> (Arc<StateStore>, Backing) {
     let sandbox = Sandbox::new("state");
     let url = format!("sqlite://{}", sandbox.path("state.db").display());
     (open(url).await, Backing::File(sandbox))
 }
 
-async fn postgres() -> (Arc<dyn StateStore>, Backing) {
+async fn postgres() -> (Arc<StateStore>, Backing) {
     let database = PgDatabase::create();
     (
         open(database.url.clone()).await,
@@ -85,7 +85,7 @@ fn key(partition: &str, namespace: Namespace) -> PartitionKey {
     }
 }
 
-async fn start(store: &Arc<dyn StateStore>, key: &PartitionKey) -> i64 {
+async fn start(store: &Arc<StateStore>, key: &PartitionKey) -> i64 {
     store
         .start_run(&NewRun {
             key: key.clone(),
@@ -113,7 +113,7 @@ fn attempt(run_id: i64, task: &str, attempt: u32, status: TaskStatus) -> Attempt
     }
 }
 
-async fn runs_attempts_and_markers_round_trip(store: Arc<dyn StateStore>) {
+async fn runs_attempts_and_markers_round_trip(store: Arc<StateStore>) {
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
     store
@@ -172,7 +172,7 @@ async fn runs_attempts_and_markers_round_trip(store: Arc<dyn StateStore>) {
     assert!(store.runs("other", 10).await.expect("runs").is_empty());
 }
 
-async fn markers_are_per_partition_and_namespace(store: Arc<dyn StateStore>) {
+async fn markers_are_per_partition_and_namespace(store: Arc<StateStore>) {
     let production = key("2026-11-26", Namespace::Production);
     let run = start(&store, &production).await;
     let marker = MarkerRecord {
@@ -213,7 +213,7 @@ async fn markers_are_per_partition_and_namespace(store: Arc<dyn StateStore>) {
     );
 }
 
-async fn one_batch_may_hold_a_start_and_its_end(store: Arc<dyn StateStore>) {
+async fn one_batch_may_hold_a_start_and_its_end(store: Arc<StateStore>) {
     // The recorder coalesces, but the store must also accept an update without a prior insert.
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
@@ -225,7 +225,7 @@ async fn one_batch_may_hold_a_start_and_its_end(store: Arc<dyn StateStore>) {
     assert_eq!(attempts[0].status, TaskStatus::Succeeded);
 }
 
-async fn finishing_a_run_leaves_nothing_running(store: Arc<dyn StateStore>) {
+async fn finishing_a_run_leaves_nothing_running(store: Arc<StateStore>) {
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
     store
@@ -243,7 +243,7 @@ async fn finishing_a_run_leaves_nothing_running(store: Arc<dyn StateStore>) {
     );
 }
 
-async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
+async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
     let key = key("2026-11-26", Namespace::Production);
     let holder = |token: &str, pid: i64| LockHolder {
         token: token.into(),
@@ -357,7 +357,7 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<dyn StateStore>) {
     );
 }
 
-async fn many_rows_in_one_batch(store: Arc<dyn StateStore>) {
+async fn many_rows_in_one_batch(store: Arc<StateStore>) {
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
     let attempts: Vec<AttemptRecord> = (0..2_500)
@@ -401,7 +401,7 @@ async fn an_unreachable_server_is_a_clear_error_without_the_password() {
         url: "postgres://etl:hunter2@127.0.0.1:1/state".into(),
         source: "PIPELINE_STATE_URL".into(),
     };
-    let err = SqlStateStore::open(&setting)
+    let err = StateStore::open(&setting)
         .await
         .expect_err("nothing listens on port 1");
     let message = format!("{err:#}");

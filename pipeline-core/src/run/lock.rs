@@ -27,7 +27,7 @@ const WAIT_POLL: Duration = Duration::from_millis(500);
 /// A held run lock; [`RunLock::release`] frees it (a crash leaves it to go stale).
 #[derive(Debug)]
 pub struct RunLock {
-    store: Arc<dyn StateStore>,
+    store: Arc<StateStore>,
     key: PartitionKey,
     token: String,
     heartbeat: JoinHandle<()>,
@@ -63,7 +63,7 @@ pub struct LockHeld {
 /// taken from this process later (its heartbeats did not reach the store for a minute), `lost`
 /// is set, so that the run stops instead of running beside another.
 pub async fn acquire(
-    store: Arc<dyn StateStore>,
+    store: Arc<StateStore>,
     key: &PartitionKey,
     wait: bool,
     lost: watch::Sender<bool>,
@@ -131,7 +131,7 @@ pub async fn acquire(
 
 /// Closes what runs whose process is gone left behind (their locks, runs `abandoned`), so
 /// that `history` and `status` never show as running what no process runs.
-pub async fn reap(store: &dyn StateStore, pipeline: &str) -> anyhow::Result<()> {
+pub async fn reap(store: &StateStore, pipeline: &str) -> anyhow::Result<()> {
     for (key, holder) in store.locks(pipeline).await? {
         if is_gone(&holder) && store.break_lock(&key, &holder, now_millis()).await? {
             tracing::info!(
@@ -148,12 +148,7 @@ pub async fn reap(store: &dyn StateStore, pipeline: &str) -> anyhow::Result<()> 
 }
 
 /// Refreshes the heartbeat until aborted; sets `lost` if the lock is no longer this run's.
-async fn beat(
-    store: Arc<dyn StateStore>,
-    key: PartitionKey,
-    token: String,
-    lost: watch::Sender<bool>,
-) {
+async fn beat(store: Arc<StateStore>, key: PartitionKey, token: String, lost: watch::Sender<bool>) {
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         match store.heartbeat(&key, &token).await {

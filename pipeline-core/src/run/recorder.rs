@@ -52,7 +52,7 @@ pub struct RecorderTask {
     handle: JoinHandle<anyhow::Result<()>>,
 }
 
-pub fn start(store: Arc<dyn StateStore>, key: PartitionKey) -> (Recorder, RecorderTask) {
+pub fn start(store: Arc<StateStore>, key: PartitionKey) -> (Recorder, RecorderTask) {
     let (tx, rx) = mpsc::channel(QUEUE);
     let handle = tokio::spawn(write_batches(store, key, rx));
     (Recorder { tx }, RecorderTask { handle })
@@ -93,7 +93,7 @@ impl RecorderTask {
 }
 
 async fn write_batches(
-    store: Arc<dyn StateStore>,
+    store: Arc<StateStore>,
     key: PartitionKey,
     mut rx: mpsc::Receiver<Write>,
 ) -> anyhow::Result<()> {

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::{
-    AttemptRecord, BoxFuture, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
-    PartitionKey, RunRecord, StateStore,
+    AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
+    RunRecord,
 };
 use crate::config::Setting;
 use crate::db::{BeginWrite as _, DbPool, Target, dispatch};
@@ -85,17 +85,17 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The state store on SQLite or PostgreSQL, chosen by the setting's URL.
 #[derive(Debug)]
-pub struct SqlStateStore {
+pub struct StateStore {
     pool: DbPool,
 }
 
-impl SqlStateStore {
+impl StateStore {
     /// Connects to the store named by the setting and brings its schema up to date.
-    pub async fn open(setting: &Setting) -> anyhow::Result<SqlStateStore> {
+    pub async fn open(setting: &Setting) -> anyhow::Result<StateStore> {
         let pool = DbPool::connect(setting, &Target::Production, 4)
             .await
             .context("cannot open the state store")?;
-        let store = SqlStateStore { pool };
+        let store = StateStore { pool };
         store
             .migrate()
             .await
@@ -209,463 +209,435 @@ fn to_status<T: std::str::FromStr<Err = String>>(text: &str) -> anyhow::Result<T
     })
 }
 
-impl StateStore for SqlStateStore {
-    fn backend(&self) -> &'static str {
+impl StateStore {
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
         self.pool.backend()
     }
 
-    fn try_lock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        holder: &'a LockHolder,
-    ) -> BoxFuture<'a, anyhow::Result<LockAttempt>> {
+    /// Takes the run lock of a partition, or says who holds it.
+    pub async fn try_lock(
+        &self,
+        key: &PartitionKey,
+        holder: &LockHolder,
+    ) -> anyhow::Result<LockAttempt> {
         let now = self.clock_ms();
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let inserted = sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}) ON CONFLICT DO NOTHING",
-                )))
-                .bind_key(key)
-                .bind(&holder.token)
-                .bind(&holder.host)
-                .bind(holder.pid)
-                .bind(&holder.pid_space)
-                .bind(holder.started_at)
-                .execute(pool)
-                .await?
-                .rows_affected();
-                if inserted == 1 {
-                    return Ok(LockAttempt::Acquired);
-                }
-                let row = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT token, host, pid, pid_space, started_at, heartbeat_at, {now} - heartbeat_at AS heartbeat_age \
-                     FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
-                )))
-                .bind_key(key)
-                .fetch_optional(pool)
-                .await?;
-                match row {
-                    Some(row) => Ok(LockAttempt::Held(lock_holder(&row)?)),
-                    // Released between the two statements: try again.
-                    None => self.try_lock(key, holder).await,
-                }
-            })
+        dispatch!(&self.pool, pool => {
+            let inserted = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO pipeline_locks (pipeline, partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}) ON CONFLICT DO NOTHING",
+            )))
+            .bind_key(key)
+            .bind(&holder.token)
+            .bind(&holder.host)
+            .bind(holder.pid)
+            .bind(&holder.pid_space)
+            .bind(holder.started_at)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(LockAttempt::Acquired);
+            }
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT token, host, pid, pid_space, started_at, heartbeat_at, {now} - heartbeat_at AS heartbeat_age \
+                 FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+            )))
+            .bind_key(key)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Ok(LockAttempt::Held(lock_holder(&row)?)),
+                // Released between the two statements: try again.
+                None => Box::pin(self.try_lock(key, holder)).await,
+            }
         })
     }
 
-    fn break_lock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        holder: &'a LockHolder,
+    /// Removes a lock left by a process that is gone, if it is still as `holder` describes
+    /// it (same token, no heartbeat since), and closes what it left: its runs `abandoned`,
+    /// their running attempts `cancelled`, so that nothing stays "running". Whether it was
+    /// removed.
+    pub async fn break_lock(
+        &self,
+        key: &PartitionKey,
+        holder: &LockHolder,
         now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
-        Box::pin(async move {
-            let mut broken = false;
-            dispatch!(&self.pool, pool => {
-                let mut tx = pool.begin_write().await?;
-                // Only the lock as it was judged: a holder that has beaten since keeps it.
-                let removed = sqlx::query(
-                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 \
-                     AND token = $4 AND heartbeat_at = $5",
-                )
-                .bind_key(key)
-                .bind(&holder.token)
-                .bind(holder.heartbeat_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if removed == 1 {
-                    broken = true;
-                    // One run per partition at a time: whatever is still running there died.
-                    sqlx::query(
-                        "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
-                         error = 'its process died before it finished (the run was abandoned)' \
-                         WHERE status = $3 AND run_id IN (SELECT id FROM pipeline_runs \
-                         WHERE pipeline = $4 AND partition = $5 AND namespace = $6 AND status = $7)",
-                    )
-                    .bind(TaskStatus::Cancelled.as_str())
-                    .bind(now)
-                    .bind(TaskStatus::Running.as_str())
-                    .bind_key(key)
-                    .bind(RunStatus::Running.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE pipeline_runs SET status = $1, finished_at = $2 \
-                         WHERE pipeline = $3 AND partition = $4 AND namespace = $5 AND status = $6",
-                    )
-                    .bind(RunStatus::Abandoned.as_str())
-                    .bind(now)
-                    .bind_key(key)
-                    .bind(RunStatus::Running.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-            });
-            Ok(broken)
-        })
-    }
-
-    fn locks<'a>(
-        &'a self,
-        pipeline: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<(PartitionKey, LockHolder)>>> {
-        let now = self.clock_ms();
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let rows = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at, \
-                            {now} - heartbeat_at AS heartbeat_age \
-                     FROM pipeline_locks WHERE pipeline = $1 ORDER BY partition, namespace",
-                )))
-                .bind(pipeline)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        let namespace: String = row.try_get("namespace")?;
-                        Ok((
-                            PartitionKey {
-                                pipeline: pipeline.to_string(),
-                                partition: row.try_get("partition")?,
-                                namespace: if namespace == Namespace::Test.as_str() {
-                                    Namespace::Test
-                                } else {
-                                    Namespace::Production
-                                },
-                            },
-                            lock_holder(row)?,
-                        ))
-                    })
-                    .collect()
-            })
-        })
-    }
-
-    fn heartbeat<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        token: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
-        let now = self.clock_ms();
-        Box::pin(async move {
-            let updated = dispatch!(&self.pool, pool => {
-                sqlx::query(AssertSqlSafe(format!(
-                    "UPDATE pipeline_locks SET heartbeat_at = {now} \
-                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
-                )))
-                .bind_key(key)
-                .bind(token)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            });
-            Ok(updated == 1)
-        })
-    }
-
-    fn unlock<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        token: &'a str,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
+    ) -> anyhow::Result<bool> {
+        let mut broken = false;
+        dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            // Only the lock as it was judged: a holder that has beaten since keeps it.
+            let removed = sqlx::query(
+                "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 \
+                 AND token = $4 AND heartbeat_at = $5",
+            )
+            .bind_key(key)
+            .bind(&holder.token)
+            .bind(holder.heartbeat_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if removed == 1 {
+                broken = true;
+                // One run per partition at a time: whatever is still running there died.
                 sqlx::query(
-                    "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                    "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
+                     error = 'its process died before it finished (the run was abandoned)' \
+                     WHERE status = $3 AND run_id IN (SELECT id FROM pipeline_runs \
+                     WHERE pipeline = $4 AND partition = $5 AND namespace = $6 AND status = $7)",
                 )
+                .bind(TaskStatus::Cancelled.as_str())
+                .bind(now)
+                .bind(TaskStatus::Running.as_str())
                 .bind_key(key)
-                .bind(token)
-                .execute(pool)
-                .await?;
-            });
-            Ok(())
-        })
-    }
-
-    fn start_run<'a>(&'a self, run: &'a NewRun) -> BoxFuture<'a, anyhow::Result<i64>> {
-        Box::pin(async move {
-            let id: i64 = dispatch!(&self.pool, pool => {
-                sqlx::query_scalar(
-                    "INSERT INTO pipeline_runs (pipeline, partition, namespace, status, targets, unit_mode, host, pid, started_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                )
-                .bind(&run.key.pipeline)
-                .bind(&run.key.partition)
-                .bind(run.key.namespace.as_str())
                 .bind(RunStatus::Running.as_str())
-                .bind(run.targets.join(" "))
-                .bind(i64::from(run.unit_mode))
-                .bind(&run.host)
-                .bind(run.pid)
-                .bind(run.started_at)
-                .fetch_one(pool)
-                .await?
-            });
-            Ok(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE pipeline_runs SET status = $1, finished_at = $2 \
+                     WHERE pipeline = $3 AND partition = $4 AND namespace = $5 AND status = $6",
+                )
+                .bind(RunStatus::Abandoned.as_str())
+                .bind(now)
+                .bind_key(key)
+                .bind(RunStatus::Running.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(broken)
+    }
+
+    /// Every run lock of a pipeline, with its holder.
+    pub async fn locks(&self, pipeline: &str) -> anyhow::Result<Vec<(PartitionKey, LockHolder)>> {
+        let now = self.clock_ms();
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT partition, namespace, token, host, pid, pid_space, started_at, heartbeat_at, \
+                        {now} - heartbeat_at AS heartbeat_age \
+                 FROM pipeline_locks WHERE pipeline = $1 ORDER BY partition, namespace",
+            )))
+            .bind(pipeline)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let namespace: String = row.try_get("namespace")?;
+                    Ok((
+                        PartitionKey {
+                            pipeline: pipeline.to_string(),
+                            partition: row.try_get("partition")?,
+                            namespace: if namespace == Namespace::Test.as_str() {
+                                Namespace::Test
+                            } else {
+                                Namespace::Production
+                            },
+                        },
+                        lock_holder(row)?,
+                    ))
+                })
+                .collect()
         })
     }
 
-    fn finish_run<'a>(
-        &'a self,
+    /// Proves the holder is alive, by the store's clock. False when the lock is no longer
+    /// the holder's.
+    pub async fn heartbeat(&self, key: &PartitionKey, token: &str) -> anyhow::Result<bool> {
+        let now = self.clock_ms();
+        let updated = dispatch!(&self.pool, pool => {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE pipeline_locks SET heartbeat_at = {now} \
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+            )))
+            .bind_key(key)
+            .bind(token)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    /// Releases the lock if it is still `token`'s.
+    pub async fn unlock(&self, key: &PartitionKey, token: &str) -> anyhow::Result<()> {
+        dispatch!(&self.pool, pool => {
+            sqlx::query(
+                "DELETE FROM pipeline_locks WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+            )
+            .bind_key(key)
+            .bind(token)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a new run as `running`; its id.
+    pub async fn start_run(&self, run: &NewRun) -> anyhow::Result<i64> {
+        let id: i64 = dispatch!(&self.pool, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO pipeline_runs (pipeline, partition, namespace, status, targets, unit_mode, host, pid, started_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(&run.key.pipeline)
+            .bind(&run.key.partition)
+            .bind(run.key.namespace.as_str())
+            .bind(RunStatus::Running.as_str())
+            .bind(run.targets.join(" "))
+            .bind(i64::from(run.unit_mode))
+            .bind(&run.host)
+            .bind(run.pid)
+            .bind(run.started_at)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// Records a run's outcome; any attempt of it still `running` becomes `cancelled`.
+    pub async fn finish_run(
+        &self,
         run_id: i64,
         status: RunStatus,
         totals: (i64, i64),
         now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let mut tx = pool.begin_write().await?;
-                sqlx::query("UPDATE pipeline_attempts SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4")
-                    .bind(TaskStatus::Cancelled.as_str())
-                    .bind(now)
-                    .bind(run_id)
-                    .bind(TaskStatus::Running.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE pipeline_runs SET status = $1, finished_at = $2, tasks_total = $3, tasks_failed = $4 WHERE id = $5",
-                )
-                .bind(status.as_str())
+    ) -> anyhow::Result<()> {
+        dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE pipeline_attempts SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4")
+                .bind(TaskStatus::Cancelled.as_str())
                 .bind(now)
-                .bind(totals.0)
-                .bind(totals.1)
                 .bind(run_id)
+                .bind(TaskStatus::Running.as_str())
                 .execute(&mut *tx)
                 .await?;
-                tx.commit().await?;
-            });
-            Ok(())
-        })
+            sqlx::query(
+                "UPDATE pipeline_runs SET status = $1, finished_at = $2, tasks_total = $3, tasks_failed = $4 WHERE id = $5",
+            )
+            .bind(status.as_str())
+            .bind(now)
+            .bind(totals.0)
+            .bind(totals.1)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
-    fn record<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        attempts: &'a [AttemptRecord],
-        markers: &'a [MarkerRecord],
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            if attempts.is_empty() && markers.is_empty() {
-                return Ok(());
+    /// Writes attempts (inserted or updated by `(run_id, task, attempt)`) and markers in one
+    /// transaction.
+    pub async fn record(
+        &self,
+        key: &PartitionKey,
+        attempts: &[AttemptRecord],
+        markers: &[MarkerRecord],
+    ) -> anyhow::Result<()> {
+        if attempts.is_empty() && markers.is_empty() {
+            return Ok(());
+        }
+        dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value) ",
+                );
+                query.push_values(chunk, |mut row, a| {
+                    row.push_bind(a.run_id)
+                        .push_bind(a.task.as_str())
+                        .push_bind(i64::from(a.attempt))
+                        .push_bind(a.status.as_str())
+                        .push_bind(a.started_at)
+                        .push_bind(a.finished_at)
+                        .push_bind(a.error.as_deref())
+                        .push_bind(a.note.as_deref())
+                        .push_bind(a.value);
+                });
+                query.push(
+                    " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
+                     finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
+                     value = excluded.value",
+                );
+                query.build().execute(&mut *tx).await?;
             }
-            dispatch!(&self.pool, pool => {
-                let mut tx = pool.begin_write().await?;
-                for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = QueryBuilder::new(
-                        "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value) ",
-                    );
-                    query.push_values(chunk, |mut row, a| {
-                        row.push_bind(a.run_id)
-                            .push_bind(a.task.as_str())
-                            .push_bind(i64::from(a.attempt))
-                            .push_bind(a.status.as_str())
-                            .push_bind(a.started_at)
-                            .push_bind(a.finished_at)
-                            .push_bind(a.error.as_deref())
-                            .push_bind(a.note.as_deref())
-                            .push_bind(a.value);
-                    });
-                    query.push(
-                        " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
-                         finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
-                         value = excluded.value",
-                    );
-                    query.build().execute(&mut *tx).await?;
-                }
-                for chunk in markers.chunks(ROWS_PER_STATEMENT) {
-                    let mut query = QueryBuilder::new(
-                        "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at, targets) ",
-                    );
-                    query.push_values(chunk, |mut row, m| {
-                        row.push_bind(key.pipeline.as_str())
-                            .push_bind(key.partition.as_str())
-                            .push_bind(key.namespace.as_str())
-                            .push_bind(m.task.as_str())
-                            .push_bind(m.run_id)
-                            .push_bind(m.completed_at)
-                            .push_bind(m.targets.as_deref());
-                    });
-                    query.push(
-                        " ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
-                         run_id = excluded.run_id, completed_at = excluded.completed_at, \
-                         targets = excluded.targets",
-                    );
-                    query.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            });
-            Ok(())
-        })
+            for chunk in markers.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::new(
+                    "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at, targets) ",
+                );
+                query.push_values(chunk, |mut row, m| {
+                    row.push_bind(key.pipeline.as_str())
+                        .push_bind(key.partition.as_str())
+                        .push_bind(key.namespace.as_str())
+                        .push_bind(m.task.as_str())
+                        .push_bind(m.run_id)
+                        .push_bind(m.completed_at)
+                        .push_bind(m.targets.as_deref());
+                });
+                query.push(
+                    " ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
+                     run_id = excluded.run_id, completed_at = excluded.completed_at, \
+                     targets = excluded.targets",
+                );
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
-    fn completed<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashSet<String>>> {
-        Box::pin(async move {
-            let tasks: Vec<String> = dispatch!(&self.pool, pool => {
-                sqlx::query_scalar("SELECT task FROM pipeline_markers WHERE pipeline = $1 AND partition = $2 AND namespace = $3")
-                    .bind_key(key)
-                    .fetch_all(pool)
-                    .await?
-            });
-            Ok(tasks.into_iter().collect())
-        })
-    }
-
-    fn marker_targets<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, String>>> {
-        Box::pin(async move {
-            let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
-                sqlx::query_as(
-                    "SELECT task, targets FROM pipeline_markers \
-                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND targets IS NOT NULL",
-                )
+    /// The tasks complete for the partition.
+    pub async fn completed(&self, key: &PartitionKey) -> anyhow::Result<HashSet<String>> {
+        let tasks: Vec<String> = dispatch!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT task FROM pipeline_markers WHERE pipeline = $1 AND partition = $2 AND namespace = $3")
                 .bind_key(key)
                 .fetch_all(pool)
                 .await?
-            });
-            Ok(rows.into_iter().collect())
-        })
+        });
+        Ok(tasks.into_iter().collect())
     }
 
-    fn open_alerts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<HashMap<String, Severity>>> {
-        Box::pin(async move {
-            let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
-                sqlx::query_as(
-                    "SELECT task, severity FROM pipeline_alerts \
-                     WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
-                )
-                .bind_key(key)
-                .fetch_all(pool)
-                .await?
-            });
-            Ok(rows
-                .into_iter()
-                .map(|(task, severity)| (task, Severity::parse(&severity)))
-                .collect())
-        })
+    /// For complete tasks that wrote to databases: which ones (`MarkerRecord::targets`).
+    pub async fn marker_targets(
+        &self,
+        key: &PartitionKey,
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT task, targets FROM pipeline_markers \
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND targets IS NOT NULL",
+            )
+            .bind_key(key)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().collect())
     }
 
-    fn set_alerts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-        alerts: &'a [(String, Option<Severity>)],
+    /// The tasks of the partition with an alert still open, and its severity.
+    pub async fn open_alerts(
+        &self,
+        key: &PartitionKey,
+    ) -> anyhow::Result<HashMap<String, Severity>> {
+        let rows: Vec<(String, String)> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT task, severity FROM pipeline_alerts \
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+            )
+            .bind_key(key)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(task, severity)| (task, Severity::parse(&severity)))
+            .collect())
+    }
+
+    /// Opens (`Some`) or resolves (`None`) the alert of each task, in order.
+    pub async fn set_alerts(
+        &self,
+        key: &PartitionKey,
+        alerts: &[(String, Option<Severity>)],
         now: i64,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let mut tx = pool.begin_write().await?;
-                for (task, severity) in alerts {
-                    match severity {
-                        Some(severity) => sqlx::query(
-                            "INSERT INTO pipeline_alerts (pipeline, partition, namespace, task, severity, opened_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, partition, namespace, task) \
-                             DO UPDATE SET severity = excluded.severity, opened_at = excluded.opened_at",
-                        )
-                        .bind_key(key)
-                        .bind(task)
-                        .bind(severity.as_str())
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?,
-                        None => sqlx::query(
-                            "DELETE FROM pipeline_alerts \
-                             WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND task = $4",
-                        )
-                        .bind_key(key)
-                        .bind(task)
-                        .execute(&mut *tx)
-                        .await?,
-                    };
-                }
-                tx.commit().await?;
-            });
-            Ok(())
-        })
+    ) -> anyhow::Result<()> {
+        dispatch!(&self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            for (task, severity) in alerts {
+                match severity {
+                    Some(severity) => sqlx::query(
+                        "INSERT INTO pipeline_alerts (pipeline, partition, namespace, task, severity, opened_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pipeline, partition, namespace, task) \
+                         DO UPDATE SET severity = excluded.severity, opened_at = excluded.opened_at",
+                    )
+                    .bind_key(key)
+                    .bind(task)
+                    .bind(severity.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?,
+                    None => sqlx::query(
+                        "DELETE FROM pipeline_alerts \
+                         WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND task = $4",
+                    )
+                    .bind_key(key)
+                    .bind(task)
+                    .execute(&mut *tx)
+                    .await?,
+                };
+            }
+            tx.commit().await?;
+        });
+        Ok(())
     }
 
-    fn runs<'a>(
-        &'a self,
-        pipeline: &'a str,
-        limit: u32,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<RunRecord>>> {
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let rows = sqlx::query(
-                    "SELECT id, partition, namespace, status, targets, unit_mode, host, pid, started_at, finished_at, \
-                     tasks_total, tasks_failed FROM pipeline_runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2",
-                )
-                .bind(pipeline)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        let targets: String = row.try_get("targets")?;
-                        Ok(RunRecord {
-                            id: row.try_get("id")?,
-                            partition: row.try_get("partition")?,
-                            namespace: row.try_get("namespace")?,
-                            status: to_status(row.try_get("status")?)?,
-                            targets: targets.split_whitespace().map(String::from).collect(),
-                            unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
-                            host: row.try_get("host")?,
-                            pid: row.try_get("pid")?,
-                            started_at: row.try_get("started_at")?,
-                            finished_at: row.try_get("finished_at")?,
-                            tasks_total: row.try_get("tasks_total")?,
-                            tasks_failed: row.try_get("tasks_failed")?,
-                        })
+    /// The most recent runs of a pipeline, newest first.
+    pub async fn runs(&self, pipeline: &str, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT id, partition, namespace, status, targets, unit_mode, host, pid, started_at, finished_at, \
+                 tasks_total, tasks_failed FROM pipeline_runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(pipeline)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let targets: String = row.try_get("targets")?;
+                    Ok(RunRecord {
+                        id: row.try_get("id")?,
+                        partition: row.try_get("partition")?,
+                        namespace: row.try_get("namespace")?,
+                        status: to_status(row.try_get("status")?)?,
+                        targets: targets.split_whitespace().map(String::from).collect(),
+                        unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
+                        host: row.try_get("host")?,
+                        pid: row.try_get("pid")?,
+                        started_at: row.try_get("started_at")?,
+                        finished_at: row.try_get("finished_at")?,
+                        tasks_total: row.try_get("tasks_total")?,
+                        tasks_failed: row.try_get("tasks_failed")?,
                     })
-                    .collect()
-            })
+                })
+                .collect()
         })
     }
 
-    fn attempts<'a>(
-        &'a self,
-        key: &'a PartitionKey,
-    ) -> BoxFuture<'a, anyhow::Result<Vec<AttemptRecord>>> {
-        Box::pin(async move {
-            dispatch!(&self.pool, pool => {
-                let rows = sqlx::query(
-                    "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note, a.value \
-                     FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
-                     WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
-                     ORDER BY a.run_id, a.started_at, a.attempt",
-                )
-                .bind_key(key)
-                .fetch_all(pool)
-                .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(AttemptRecord {
-                            run_id: row.try_get("run_id")?,
-                            task: row.try_get("task")?,
-                            attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
-                            status: to_status(row.try_get("status")?)?,
-                            started_at: row.try_get("started_at")?,
-                            finished_at: row.try_get("finished_at")?,
-                            error: row.try_get("error")?,
-                            note: row.try_get("note")?,
-                            value: row.try_get("value")?,
-                        })
+    /// Every attempt made for the partition, oldest first.
+    pub async fn attempts(&self, key: &PartitionKey) -> anyhow::Result<Vec<AttemptRecord>> {
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note, a.value \
+                 FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
+                 WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
+                 ORDER BY a.run_id, a.started_at, a.attempt",
+            )
+            .bind_key(key)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AttemptRecord {
+                        run_id: row.try_get("run_id")?,
+                        task: row.try_get("task")?,
+                        attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+                        status: to_status(row.try_get("status")?)?,
+                        started_at: row.try_get("started_at")?,
+                        finished_at: row.try_get("finished_at")?,
+                        error: row.try_get("error")?,
+                        note: row.try_get("note")?,
+                        value: row.try_get("value")?,
                     })
-                    .collect()
-            })
+                })
+                .collect()
         })
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.pool.close())
+    /// Closes the store's connections.
+    pub async fn close(&self) -> () {
+        self.pool.close().await
     }
 }
