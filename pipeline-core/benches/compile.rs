@@ -1,7 +1,8 @@
 //! Compile-time benchmark of the DAG check: generates crates of `#[task]`s in a given shape and
 //! size, and measures `cargo check` of each with the check and with a build that skips it
-//! (`PIPELINE_BENCH_SKIP_DAG_CHECK`, each mode in its own target directory), then the rebuild
-//! after an edit that adds a line to one task in the middle of a 1,000-task crate.
+//! (`PIPELINE_BENCH_SKIP_DAG_CHECK`, each mode in its own target directory), then the
+//! incremental rebuild after an edit that adds a line to one task of a 1,000-task crate: at the
+//! top, the middle and the bottom of one file, and in a crate of ten modules.
 //!
 //! `cargo bench -p pipeline-core --bench compile` runs chain, fan-in and layered at 100, 1,000
 //! and 5,000 tasks; `-- --shape layered --tasks 2000` one case. Crates go to
@@ -43,22 +44,45 @@ fn main() {
             with.as_secs_f64() - without.as_secs_f64()
         );
     }
-    let dir = generate(&root, "layered", 1_000);
-    check(&dir, &root.join("target-with"), false);
-    let lib = dir.join("src/lib.rs");
-    let source = std::fs::read_to_string(&lib).expect("the generated crate");
-    let edited = source.replacen(
-        "async fn t500(_ctx: &Ctx) -> Result<()> {",
-        "async fn t500(_ctx: &Ctx) -> Result<()> {\n    let _edited = 1;",
-        1,
-    );
-    std::fs::write(&lib, edited).expect("the edit");
-    let rebuild = cargo_check(&dir, &root.join("target-with"), false, false);
     println!(
-        "edit one task (adds a line) in layered 1000: {:.2} s",
+        "edit one task (adds a line to its body), layered 1000, `cargo check` after the edit:"
+    );
+    let one_file = generate(&root, "layered", 1_000);
+    for (place, task) in [("first", 0), ("middle", 500), ("last", 999)] {
+        let rebuild = edit_and_check(&one_file, &root.join("target-with"), task);
+        println!(
+            "  one file of 1,000 tasks, the {place} task: {:.2} s",
+            rebuild.as_secs_f64()
+        );
+    }
+    let modules = generate_modules(&root, "layered", 1_000, 100);
+    let rebuild = edit_and_check(&modules, &root.join("target-with"), 500);
+    println!(
+        "  ten modules of 100 tasks, the first task of the sixth: {:.2} s",
         rebuild.as_secs_f64()
     );
-    std::fs::write(&lib, source).expect("undo the edit");
+}
+
+/// Checks the crate in `dir`, adds a line to task `task`'s body, and returns the wall time of
+/// the `cargo check` that follows; the edit is undone afterwards. rustc rechecks every item
+/// whose place in its file moved, so the cost grows with the tasks below the edit in its file.
+fn edit_and_check(dir: &Path, target: &Path, task: usize) -> Duration {
+    check(dir, target, false);
+    let file = std::fs::read_dir(dir.join("src"))
+        .expect("the generated sources")
+        .map(|entry| entry.expect("a generated source").path())
+        .find(|path| {
+            std::fs::read_to_string(path)
+                .is_ok_and(|text| text.contains(&format!("async fn t{task}(")))
+        })
+        .expect("the task's file");
+    let source = std::fs::read_to_string(&file).expect("the generated crate");
+    let signature = format!("async fn t{task}(_ctx: &Ctx) -> Result<()> {{");
+    let edited = source.replacen(&signature, &format!("{signature}\n    let _edited = 1;"), 1);
+    std::fs::write(&file, edited).expect("the edit");
+    let rebuild = cargo_check(dir, target, false, false);
+    std::fs::write(&file, source).expect("undo the edit");
+    rebuild
 }
 
 fn bench_dir() -> PathBuf {
@@ -68,10 +92,43 @@ fn bench_dir() -> PathBuf {
     target.join("compile-bench")
 }
 
-/// Writes the crate `<shape>_<tasks>` and returns its directory.
+/// Writes the crate `<shape>_<tasks>`, every task in `src/lib.rs`, and returns its directory.
 fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
-    let name = format!("{}_{tasks}", shape.replace('-', "_"));
-    let dir = root.join(&name);
+    let dir = crate_dir(root, &format!("{}_{tasks}", shape.replace('-', "_")));
+    let mut source = String::from("use pipeline_core::prelude::*;\n\n");
+    for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
+        source.push_str(&task_source(i, &deps));
+    }
+    write_if_changed(&dir.join("src/lib.rs"), &source);
+    dir
+}
+
+/// Writes the crate `<shape>_<tasks>_modules`, its tasks in modules of `per_module`, and
+/// returns its directory.
+fn generate_modules(root: &Path, shape: &str, tasks: usize, per_module: usize) -> PathBuf {
+    let dir = crate_dir(
+        root,
+        &format!("{}_{tasks}_modules", shape.replace('-', "_")),
+    );
+    let dependencies = shapes::dependencies(shape, tasks);
+    let mut lib = String::new();
+    for (part, chunk) in dependencies.chunks(per_module).enumerate() {
+        lib.push_str(&format!("mod part{part};\npub use part{part}::*;\n"));
+        let mut source = String::from(
+            "#![allow(unused_imports)]\nuse super::*;\nuse pipeline_core::prelude::*;\n\n",
+        );
+        for (offset, deps) in chunk.iter().enumerate() {
+            source.push_str(&task_source(part * per_module + offset, deps));
+        }
+        write_if_changed(&dir.join(format!("src/part{part}.rs")), &source);
+    }
+    write_if_changed(&dir.join("src/lib.rs"), &lib);
+    dir
+}
+
+/// A crate directory with its manifest, depending on this `pipeline-core`.
+fn crate_dir(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
     std::fs::create_dir_all(dir.join("src")).expect("a crate directory");
     let core = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = format!(
@@ -80,16 +137,16 @@ fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
         core.display().to_string()
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
-    let mut source = String::from("use pipeline_core::prelude::*;\n\n");
-    for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
-        let requires: Vec<String> = deps.iter().map(|d| format!("T{d}")).collect();
-        source.push_str(&format!(
-            "/// Task {i}.\n#[task(requires = [{}])]\npub async fn t{i}(_ctx: &Ctx) -> Result<()> {{\n    Ok(())\n}}\n\n",
-            requires.join(", ")
-        ));
-    }
-    write_if_changed(&dir.join("src/lib.rs"), &source);
     dir
+}
+
+/// Task `i`, requiring the tasks `deps`.
+fn task_source(i: usize, deps: &[usize]) -> String {
+    let requires: Vec<String> = deps.iter().map(|d| format!("T{d}")).collect();
+    format!(
+        "/// Task {i}.\n#[task(requires = [{}])]\npub async fn t{i}(_ctx: &Ctx) -> Result<()> {{\n    Ok(())\n}}\n\n",
+        requires.join(", ")
+    )
 }
 
 fn write_if_changed(path: &Path, text: &str) {
@@ -98,10 +155,21 @@ fn write_if_changed(path: &Path, text: &str) {
     }
 }
 
-/// `cargo check` of the crate in `dir` from scratch (its dependencies built before); its wall
-/// time.
+/// `cargo check` of the crate in `dir` from scratch: its dependencies built before, its own
+/// incremental state removed; its wall time.
 fn check(dir: &Path, target: &Path, skip: bool) -> Duration {
     cargo_check(dir, target, skip, false);
+    let name = dir.file_name().expect("a crate name").to_string_lossy();
+    let incremental = target.join("debug/incremental");
+    for entry in std::fs::read_dir(&incremental).expect("the incremental directory") {
+        let path = entry.expect("an incremental entry").path();
+        if path
+            .file_name()
+            .is_some_and(|file| file.to_string_lossy().starts_with(&format!("{name}-")))
+        {
+            std::fs::remove_dir_all(&path).expect("remove the crate's incremental state");
+        }
+    }
     cargo_check(dir, target, skip, true)
 }
 

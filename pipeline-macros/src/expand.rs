@@ -119,8 +119,10 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     quote! {
         #function
 
+        // Only `Debug`: the type is a name to list in `requires`, and every derive is an impl
+        // that rustc rechecks for each task below an edit.
         #[doc = #type_doc]
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        #[derive(Debug)]
         #vis struct #type_name;
 
         #unique_name

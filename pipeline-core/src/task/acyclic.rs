@@ -22,9 +22,13 @@ use super::{DefRef, TaskDef};
 
 /// Tasks a search for a way back looks at, at most (a cycle whose tasks are within this many
 /// of each other gets the clear message).
-const SEARCH_NODES: usize = 64;
+const SEARCH_NODES: usize = 16;
 /// Dependencies a search follows, at most.
-const SEARCH_EDGES: usize = 256;
+const SEARCH_EDGES: usize = 64;
+/// Slots of the search's set of tasks seen: a power of two, twice [`SEARCH_NODES`], so that
+/// a lookup takes a probe or two (const evaluation is slow: a scanned list made the search
+/// cost grow with the square of the tasks it saw).
+const SEEN_SLOTS: usize = 2 * SEARCH_NODES;
 const MESSAGE_CAPACITY: usize = 1024;
 const PREFIX: &str = "task dependency cycle: ";
 const ARROW: &str = " -> ";
@@ -114,6 +118,8 @@ struct Search {
     found: bool,
     /// The node whose edge leads back.
     last: usize,
+    /// Ids of the tasks in `nodes`, by hash; 0 marks a free slot.
+    seen: [u64; SEEN_SLOTS],
 }
 
 const fn way_back(start: DefRef) -> Search {
@@ -123,8 +129,10 @@ const fn way_back(start: DefRef) -> Search {
         len: 1,
         found: false,
         last: 0,
+        seen: [0; SEEN_SLOTS],
     };
     let start_id = start.def().id;
+    first_sight(&mut search.seen, start_id);
     let mut edges = 0;
     let mut next = 0;
     while next < search.len {
@@ -142,7 +150,7 @@ const fn way_back(start: DefRef) -> Search {
                 search.last = next;
                 return search;
             }
-            if search.len < SEARCH_NODES && !seen(&search, dep.def().id) {
+            if search.len < SEARCH_NODES && first_sight(&mut search.seen, dep.def().id) {
                 search.nodes[search.len] = dep;
                 search.parents[search.len] = next;
                 search.len += 1;
@@ -162,15 +170,20 @@ const fn dependency(def: &TaskDef, index: usize) -> DefRef {
     }
 }
 
-const fn seen(search: &Search, id: u64) -> bool {
-    let mut i = 0;
-    while i < search.len {
-        if search.nodes[i].def().id == id {
+/// Adds `id` to the set; whether it was new. Never full: it holds at most [`SEARCH_NODES`]
+/// ids in twice as many slots.
+const fn first_sight(seen: &mut [u64; SEEN_SLOTS], id: u64) -> bool {
+    let mut slot = (id as usize) & (SEEN_SLOTS - 1);
+    loop {
+        if seen[slot] == id {
+            return false;
+        }
+        if seen[slot] == 0 {
+            seen[slot] = id;
             return true;
         }
-        i += 1;
+        slot = (slot + 1) & (SEEN_SLOTS - 1);
     }
-    false
 }
 
 /// The cycle found, from the start: indices into `nodes`, and how many.
