@@ -15,6 +15,7 @@
 mod logging;
 mod output;
 mod progress;
+mod schedules;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use crate::config::Config;
 use crate::dag::{Dag, GraphFormat};
 use crate::date::Date;
 use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
+use crate::schedule::{Scheduler, SchedulerOptions};
 use crate::status::RunStatus;
 
 const EXIT_FAILED: u8 = 1;
@@ -83,6 +85,27 @@ enum Command {
         /// `dot` or `mermaid`.
         #[arg(long, default_value = "dot")]
         format: GraphFormat,
+    },
+    /// List the schedules: cron, time zone, targets, deadline, the next five ticks (local and
+    /// UTC, with the partition each runs: the day before the tick's local date) and the last.
+    Schedules {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+        /// Print one crontab line per schedule instead, for teams that keep cron.
+        #[arg(long, conflicts_with = "json")]
+        crontab: bool,
+    },
+    /// Fire the schedules' runs at their ticks, in the foreground, until stopped. Several may
+    /// run against one state store: one is active, the others stand by.
+    Schedule {
+        /// Seconds the scheduler's lease lasts: a stand-by takes over this long after the
+        /// active scheduler dies.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_secs: u64,
+        /// How many tasks each run may run at once; default: the number of CPUs.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        workers: Option<u16>,
     },
 }
 
@@ -191,7 +214,9 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
         let _entered = runtime.enter();
         let runs = matches!(
             &cli.command,
-            None | Some(Command::Run(_)) | Some(Command::Backfill { .. })
+            None | Some(Command::Run(_))
+                | Some(Command::Backfill { .. })
+                | Some(Command::Schedule { .. })
         );
         runs.then(watch_signals)
     };
@@ -199,6 +224,7 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
         None => cli.run.flags.json,
         Some(Command::Run(args)) => args.flags.json,
         Some(Command::Backfill { flags, .. }) => flags.json,
+        Some(Command::Schedules { json, .. }) => *json,
         _ => false,
     };
     let result = runtime.block_on(dispatch(pipeline, graph, cli, cancel));
@@ -361,6 +387,39 @@ async fn dispatch(
         Command::History { limit } => {
             let runner = runner(pipeline, dag()?).await?;
             output::history(&runner, limit).await.map_err(failed)?;
+            Ok(0)
+        }
+        Command::Schedules { json, crontab } => {
+            let schedules = crate::schedule::registered().map_err(usage)?;
+            if crontab {
+                schedules::crontab(pipeline, &schedules).map_err(failed)?;
+                return Ok(0);
+            }
+            let runner = runner(pipeline, dag()?).await?;
+            schedules::list(&runner, &schedules, json)
+                .await
+                .map_err(failed)?;
+            Ok(0)
+        }
+        Command::Schedule {
+            lease_secs,
+            workers,
+        } => {
+            let schedules = crate::schedule::registered().map_err(usage)?;
+            if schedules.is_empty() {
+                return Err(usage(anyhow::anyhow!(
+                    "this binary has no schedules: declare them with `schedule!`"
+                )));
+            }
+            let runner = runner(pipeline, dag()?).await?;
+            let options = SchedulerOptions {
+                lease: std::time::Duration::from_secs(lease_secs),
+                workers: workers
+                    .map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
+                clock: crate::schedule::Clock::system(),
+            };
+            let scheduler = Scheduler::new(runner, schedules, options).map_err(usage)?;
+            scheduler.run(cancel()).await.map_err(failed)?;
             Ok(0)
         }
     }

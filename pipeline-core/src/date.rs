@@ -14,8 +14,13 @@ pub struct Date {
 impl Date {
     /// Today in UTC.
     pub fn today() -> Date {
+        Date::of_millis(now_millis())
+    }
+
+    /// The UTC day of a Unix timestamp in milliseconds.
+    pub(crate) fn of_millis(millis: i64) -> Date {
         Date {
-            days: now_millis().div_euclid(86_400_000),
+            days: millis.div_euclid(86_400_000),
         }
     }
 
@@ -38,6 +43,13 @@ impl Date {
     pub fn next(self) -> Date {
         Date {
             days: self.days + 1,
+        }
+    }
+
+    /// The day before.
+    pub fn previous(self) -> Date {
+        Date {
+            days: self.days - 1,
         }
     }
 

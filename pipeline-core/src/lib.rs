@@ -40,6 +40,7 @@ mod http;
 pub mod load;
 mod message;
 pub mod run;
+pub mod schedule;
 pub(crate) mod secrets;
 pub mod state;
 pub mod status;
@@ -95,6 +96,29 @@ pub use pipeline_macros::task;
 /// | `timeout = "5m"`, `name = "x"` | as for tasks | |
 pub use pipeline_macros::check;
 
+/// Declares a schedule: when which targets run, in which time zone, and by when they must be
+/// complete. `daily schedules` lists schedules; `daily schedule` fires them.
+///
+/// ```ignore
+/// schedule! {
+///     /// The nightly pipeline: the report, for yesterday in London.
+///     nightly, cron = "0 2 * * *", tz = "Europe/London", targets = [MakeReport], deadline = "4h"
+/// }
+/// ```
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `cron = ".."` | five fields (`min hour day month weekday`), six with seconds first, or `@daily`... | required |
+/// | `tz = ".."` | IANA time zone of the cron fields | `"UTC"` |
+/// | `targets = [A, B]` | tasks or families to run, with everything they need | required |
+/// | `deadline = "4h"` | one critical alert when the targets are not complete this long after a tick | none |
+/// | `catchup = ".."` | missed ticks after downtime: `"latest"` (run the newest once), `"all"` (each, oldest first, at most 100), `"none"` | `"latest"` |
+/// | `overlap = ".."` | a tick while the last run goes on: `"skip"` it or `"wait"` for the run | `"skip"` |
+///
+/// A tick runs the partition of the day before its local date. A malformed cron expression, an
+/// unknown time zone, an unknown target or a deadline that is not a duration do not compile.
+pub use pipeline_macros::schedule;
+
 /// A boxed, `Send` future: what alert senders return.
 pub(crate) type BoxFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -117,7 +141,7 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
     pub use crate::check::Check;
-    pub use crate::{Ctx, Result, ResultExt as _, Task, check, task};
+    pub use crate::{Ctx, Result, ResultExt as _, Task, check, schedule, task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
     pub use std::time::Duration;
 }

@@ -157,3 +157,24 @@ pub struct RunRecord {
     /// Tasks that did not succeed, once it ended.
     pub tasks_failed: Option<i64>,
 }
+
+/// A tick of a schedule, as the scheduler recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickRecord {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The schedule's name.
+    pub schedule: String,
+    /// When it was due, Unix milliseconds.
+    pub tick_at: i64,
+    /// The partition it runs.
+    pub partition: String,
+    /// When it was recorded, by the store's clock.
+    pub fired_at: i64,
+    /// `fired`, `skipped` (its previous run still going), or its run's outcome.
+    pub status: String,
+    /// Its run, once started.
+    pub run_id: Option<i64>,
+    /// Whether its deadline alert is open.
+    pub deadline_alerted: bool,
+}

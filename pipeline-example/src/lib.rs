@@ -5,8 +5,10 @@
 //!   generated [`demo`] replica stands in.
 //! - [`currency`]: exchange rates; low priority.
 //! - [`model`]: the order model built on the loads, and the management report on top of it.
+//! - [`schedules`]: when it runs: nightly in London, the report due by 06:00.
 
 pub mod currency;
 pub mod demo;
 pub mod model;
 pub mod replica;
+pub mod schedules;

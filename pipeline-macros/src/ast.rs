@@ -61,7 +61,8 @@ fn upper_camel_case(snake: &str) -> String {
         .collect()
 }
 
-fn doc_comment(attrs: &[syn::Attribute]) -> String {
+/// The doc comment of an item, lines joined with newlines, common indentation removed.
+pub fn doc_comment(attrs: &[syn::Attribute]) -> String {
     let lines: Vec<String> = attrs
         .iter()
         .filter(|attr| attr.path().is_ident("doc"))

@@ -9,6 +9,7 @@ mod ast;
 mod attr;
 mod duration;
 mod expand;
+mod schedule;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -27,4 +28,12 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn check(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::task(args.into(), item.into(), expand::Kind::Check).into()
+}
+
+/// Declares a schedule: when which targets run, in which time zone, by when they must be done.
+///
+/// See the documentation of `pipeline_core::schedule!` for the keys.
+#[proc_macro]
+pub fn schedule(input: TokenStream) -> TokenStream {
+    schedule::expand(input.into()).into()
 }

@@ -1,6 +1,8 @@
 //! The state store on SQLite or PostgreSQL. The statements are shared (both dialects accept
 //! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
 
+mod schedules;
+
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
@@ -46,6 +48,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "marker targets",
         include_str!("../../migrations/sqlite/0006_marker_targets.sql"),
     ),
+    (
+        7,
+        "schedules",
+        include_str!("../../migrations/sqlite/0007_schedules.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -77,6 +84,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "marker targets",
         include_str!("../../migrations/postgres/0006_marker_targets.sql"),
+    ),
+    (
+        7,
+        "schedules",
+        include_str!("../../migrations/postgres/0007_schedules.sql"),
     ),
 ];
 

@@ -174,4 +174,12 @@ async fn present(ctx: &Ctx) -> Result<()> {
     behave(ctx).await
 }
 
+schedule! {
+    /// Extracts every second, for the end-to-end test of `daily schedule`.
+    every_second,
+    cron = "* * * * * *",
+    targets = [Extract],
+    catchup = "none",
+}
+
 pipeline_core::main!();

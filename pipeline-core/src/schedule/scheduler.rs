@@ -1,0 +1,561 @@
+//! `daily schedule`: fires each schedule's runs at their ticks, in this process.
+//!
+//! Many scheduler processes may run against one state store; a lease on the store's clock
+//! makes one of them active and the others stand by, taking over within a lease period when
+//! the active one dies. A tick fires only after it is recorded under the live lease, and a
+//! tick's record is unique, so no tick fires twice; a tick recorded but whose run never ended
+//! (its scheduler died) is run again by the next active scheduler, and runs are idempotent
+//! (complete tasks are skipped), so none is lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::{Catchup, Clock, MAX_CATCHUP, Overlap, Schedule};
+use crate::alert::{AlertEvent, Alerts, Severity, Subject};
+use crate::date::{Date, now_millis};
+use crate::run::{Quiet, RunOptions, Runner};
+use crate::state::TickRecord;
+use crate::status::TaskStatus;
+
+/// A tick is on time while the scheduler is within this of it; older ones count as missed.
+const ON_TIME_MS: i64 = 60_000;
+/// Fired ticks older than this are no longer watched for their deadline.
+const WATCH_MS: i64 = 2 * 86_400_000;
+
+/// How the scheduler runs.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// How long the lease lasts without renewal: a stand-by takes over within it.
+    pub lease: Duration,
+    /// Tasks each run may run at once.
+    pub workers: usize,
+    /// Where the time comes from.
+    pub clock: Clock,
+}
+
+/// Which ticks of a schedule are due at `now`, given the last one recorded, by its catch-up
+/// rule: oldest first; and whether missed ones were left out.
+pub fn due_ticks(schedule: &Schedule, last: i64, now: i64) -> (Vec<i64>, bool) {
+    match schedule.catchup {
+        Catchup::Latest => schedule.ticks_between(last, now, 1),
+        Catchup::All => schedule.ticks_between(last, now, MAX_CATCHUP),
+        Catchup::None => {
+            let (mut ticks, older) = schedule.ticks_between(last, now, 1);
+            let missed = ticks.iter().any(|tick| now - tick > ON_TIME_MS);
+            ticks.retain(|tick| now - tick <= ON_TIME_MS);
+            (ticks, older || missed)
+        }
+    }
+}
+
+/// Fires the schedules' runs until `cancel` turns true.
+pub struct Scheduler {
+    runner: Arc<Runner>,
+    schedules: Vec<Schedule>,
+    options: SchedulerOptions,
+    token: String,
+    host: String,
+    alerts: Alerts,
+    /// The newest tick recorded, by schedule.
+    last: HashMap<String, i64>,
+    /// Fired ticks whose deadline is watched.
+    watched: Vec<TickRecord>,
+    /// Runs under way: the schedule and tick of each.
+    running: JoinSet<(String, i64)>,
+    running_ticks: HashMap<String, i64>,
+    /// When this scheduler was made: where a schedule that never fired starts.
+    started_at: i64,
+    /// The tick each schedule last said it holds back (`overlap = "wait"`), to say it once.
+    announced_wait: HashMap<String, i64>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("schedules", &self.schedules.len())
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler of these schedules over the runner's graph and store.
+    pub fn new(
+        runner: Runner,
+        schedules: Vec<Schedule>,
+        options: SchedulerOptions,
+    ) -> anyhow::Result<Scheduler> {
+        for schedule in &schedules {
+            runner.resolve(&schedule.targets).map_err(|err| {
+                anyhow::anyhow!(
+                    "schedule `{}` has a target this graph lacks: {err}",
+                    schedule.name
+                )
+            })?;
+        }
+        let alerts = Alerts::from_config(&runner.config.alerts, false)?;
+        let started_at = options.clock.now_ms();
+        Ok(Scheduler {
+            runner: Arc::new(runner),
+            schedules,
+            options,
+            token: format!(
+                "{}-{}-{}",
+                crate::run::hostname(),
+                std::process::id(),
+                now_millis()
+            ),
+            host: crate::run::hostname(),
+            alerts,
+            last: HashMap::new(),
+            watched: Vec::new(),
+            running: JoinSet::new(),
+            running_ticks: HashMap::new(),
+            started_at,
+            announced_wait: HashMap::new(),
+        })
+    }
+
+    /// Runs until `cancel` turns true: then stops the runs under way, waits for them (they
+    /// record themselves cancelled) and gives the lease up.
+    pub async fn run(mut self, mut cancel: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let renew = self.options.lease / 3;
+        let mut active = false;
+        let mut announced_standby = false;
+        while !*cancel.borrow() {
+            let leader = self.take_lease().await;
+            match (leader, active) {
+                (Ok(true), false) => {
+                    tracing::info!(
+                        "scheduler active: {} schedule(s) of `{}`",
+                        self.schedules.len(),
+                        self.runner.pipeline
+                    );
+                    self.become_active(&cancel).await?;
+                    active = true;
+                }
+                (Ok(false), _) => {
+                    if active {
+                        tracing::warn!(
+                            "scheduler lease lost to another process: standing by (runs under way go on)"
+                        );
+                        active = false;
+                    }
+                    if !announced_standby {
+                        let holder = self
+                            .runner
+                            .store
+                            .scheduler_lease(&self.runner.pipeline)
+                            .await?;
+                        if let Some((host, pid, _)) = holder {
+                            tracing::info!(
+                                "standing by: the scheduler on {host} (pid {pid}) is active"
+                            );
+                        }
+                        announced_standby = true;
+                    }
+                }
+                (Err(err), _) => {
+                    tracing::warn!(
+                        "cannot reach the state store to renew the scheduler lease: {}",
+                        crate::message::error_text(&err)
+                    );
+                    active = false;
+                }
+                (Ok(true), true) => {}
+            }
+            self.collect_finished().await;
+            // The next tick or deadline, on the scheduler's clock; the lease is renewed on
+            // real time whatever that clock says.
+            let mut wake = None;
+            if active {
+                announced_standby = false;
+                wake = self.pass(&cancel).await?;
+            }
+            let clock = self.options.clock.clone();
+            tokio::select! {
+                _ = clock.sleep_until(wake.unwrap_or(i64::MAX)) => {}
+                _ = tokio::time::sleep(renew) => {}
+                _ = cancel.changed() => {}
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    self.finished(done).await;
+                }
+            }
+        }
+        tracing::info!("scheduler stopping: waiting for runs under way");
+        while let Some(done) = self.running.join_next().await {
+            self.finished(done).await;
+        }
+        if active {
+            self.runner
+                .store
+                .release_scheduler_lease(&self.runner.pipeline, &self.token)
+                .await?;
+        }
+        self.alerts.finish(crate::alert::DELIVERY_DEADLINE).await;
+        Ok(())
+    }
+
+    async fn take_lease(&self) -> anyhow::Result<bool> {
+        self.runner
+            .store
+            .take_scheduler_lease(
+                &self.runner.pipeline,
+                &self.token,
+                &self.host,
+                i64::from(std::process::id()),
+                self.options.lease.as_millis() as i64,
+            )
+            .await
+    }
+
+    /// Reads what earlier schedulers recorded, and runs again ticks whose run never ended.
+    async fn become_active(&mut self, cancel: &watch::Receiver<bool>) -> anyhow::Result<()> {
+        let now = self.options.clock.now_ms();
+        let ticks = self
+            .runner
+            .store
+            .ticks(&self.runner.pipeline, now - WATCH_MS)
+            .await?;
+        self.watched.clear();
+        // A fired tick whose partition is locked has its run still going (the lease changed
+        // hands while its scheduler lives): that scheduler records its outcome. Runs whose
+        // process is gone are closed first, so their ticks run again.
+        self.runner.reap_abandoned().await?;
+        let live: std::collections::HashSet<String> = self
+            .runner
+            .store
+            .locks(&self.runner.pipeline)
+            .await?
+            .into_iter()
+            .filter(|(key, _)| key.namespace == crate::state::Namespace::Production)
+            .map(|(key, _)| key.partition)
+            .collect();
+        for tick in ticks {
+            let last = self
+                .last
+                .entry(tick.schedule.clone())
+                .or_insert(tick.tick_at);
+            *last = (*last).max(tick.tick_at);
+            let Some(schedule) = self.schedule(&tick.schedule).cloned() else {
+                continue;
+            };
+            if tick.status == "fired"
+                && !self.running_ticks.contains_key(&tick.schedule)
+                && !live.contains(&tick.partition)
+            {
+                tracing::warn!(
+                    "schedule `{}`: the run of tick {} never ended (its scheduler stopped); running it again",
+                    tick.schedule,
+                    schedule.local_time(tick.tick_at)
+                );
+                self.start(tick.clone(), cancel);
+            }
+            if schedule.deadline.is_some() && tick.status != "skipped" {
+                self.watched.push(tick);
+            }
+        }
+        // A schedule never fired starts from this scheduler's start: nothing to catch up.
+        for schedule in &self.schedules {
+            self.last
+                .entry(schedule.name.clone())
+                .or_insert(self.started_at);
+        }
+        Ok(())
+    }
+
+    /// Fires what is due and checks deadlines; when the next tick is due.
+    async fn pass(&mut self, cancel: &watch::Receiver<bool>) -> anyhow::Result<Option<i64>> {
+        let now = self.options.clock.now_ms();
+        let mut next_wake: Option<i64> = None;
+        for index in 0..self.schedules.len() {
+            let schedule = self.schedules[index].clone();
+            let last = self.last.get(&schedule.name).copied().unwrap_or(now);
+            let (due, left_out) = due_ticks(&schedule, last, now);
+            if left_out {
+                tracing::warn!(
+                    "schedule `{}`: missed ticks not run (catchup = {:?})",
+                    schedule.name,
+                    schedule.catchup
+                );
+            }
+            let mut newest = last;
+            // Missed ticks run one after the other; a tick that comes while a run goes on
+            // follows the schedule's overlap rule.
+            let catching_up = due.len() > 1;
+            for tick in due {
+                if self.running_ticks.contains_key(&schedule.name) {
+                    let overlap = if catching_up {
+                        Overlap::Wait
+                    } else {
+                        schedule.overlap
+                    };
+                    match overlap {
+                        Overlap::Wait => {
+                            if self.announced_wait.insert(schedule.name.clone(), tick) != Some(tick)
+                            {
+                                tracing::info!(
+                                    "schedule `{}`: tick {} waits for the previous run to end",
+                                    schedule.name,
+                                    schedule.local_time(tick)
+                                );
+                            }
+                            break;
+                        }
+                        Overlap::Skip => {
+                            tracing::warn!(
+                                "schedule `{}`: tick {} skipped: the previous run is still going",
+                                schedule.name,
+                                schedule.local_time(tick)
+                            );
+                            self.claim(&schedule, tick, "skipped").await?;
+                            newest = tick;
+                            continue;
+                        }
+                    }
+                }
+                if let Some(record) = self.claim(&schedule, tick, "fired").await? {
+                    tracing::info!(
+                        "schedule `{}`: tick {} runs {} for {}",
+                        schedule.name,
+                        schedule.local_time(tick),
+                        schedule.targets.join(", "),
+                        record.partition
+                    );
+                    if schedule.deadline.is_some() {
+                        self.watched.push(record.clone());
+                    }
+                    self.start(record, cancel);
+                }
+                newest = tick;
+            }
+            if newest != last {
+                self.last.insert(schedule.name.clone(), newest);
+            }
+            let from = if self.running_ticks.contains_key(&schedule.name)
+                && (schedule.overlap == Overlap::Wait || catching_up)
+            {
+                None
+            } else {
+                schedule.next_after(newest.max(now))
+            };
+            if let Some(next) = from {
+                next_wake = Some(next_wake.map_or(next, |wake| wake.min(next)));
+            }
+        }
+        self.check_deadlines(now).await?;
+        for tick in &self.watched {
+            let deadline = self
+                .schedule(&tick.schedule)
+                .and_then(|schedule| schedule.deadline)
+                .map_or(0, |deadline| deadline.as_millis() as i64);
+            let due = tick.tick_at + deadline;
+            if due > now {
+                next_wake = Some(next_wake.map_or(due, |wake| wake.min(due)));
+            }
+        }
+        Ok(next_wake)
+    }
+
+    /// Records a tick under the lease: the record when this process may fire it, `None` when
+    /// another one recorded it or the lease is gone.
+    async fn claim(
+        &self,
+        schedule: &Schedule,
+        tick: i64,
+        status: &str,
+    ) -> anyhow::Result<Option<TickRecord>> {
+        let record = TickRecord {
+            pipeline: self.runner.pipeline.clone(),
+            schedule: schedule.name.clone(),
+            tick_at: tick,
+            partition: schedule.partition(tick).to_string(),
+            fired_at: self.options.clock.now_ms(),
+            status: status.to_string(),
+            run_id: None,
+            deadline_alerted: false,
+        };
+        if self.runner.store.claim_tick(&self.token, &record).await? {
+            Ok(Some(record))
+        } else {
+            tracing::warn!(
+                "schedule `{}`: tick {} was not fired here: another scheduler recorded it, or \
+                 this one lost its lease",
+                schedule.name,
+                schedule.local_time(tick)
+            );
+            Ok(None)
+        }
+    }
+
+    /// Starts the run of a recorded tick.
+    fn start(&mut self, tick: TickRecord, cancel: &watch::Receiver<bool>) {
+        let Some(schedule) = self.schedule(&tick.schedule).cloned() else {
+            return;
+        };
+        let Ok(date) = tick.partition.parse::<Date>() else {
+            tracing::error!(
+                "schedule `{}`: bad partition `{}`",
+                tick.schedule,
+                tick.partition
+            );
+            return;
+        };
+        let mut options = RunOptions::new(date);
+        options.targets = schedule.targets.clone();
+        options.workers = self.options.workers;
+        // A manual run of the same date finishes first; this one then skips what it did.
+        options.wait = true;
+        let runner = Arc::clone(&self.runner);
+        let cancel = cancel.clone();
+        self.running_ticks
+            .insert(tick.schedule.clone(), tick.tick_at);
+        self.running.spawn(async move {
+            let outcome = runner.run(&options, &Quiet, cancel).await;
+            let mut record = tick;
+            match outcome {
+                Ok(report) => {
+                    tracing::info!(
+                        "schedule `{}`: run {} for {} {}",
+                        record.schedule,
+                        report.run_id,
+                        record.partition,
+                        report.status
+                    );
+                    record.status = report.status.to_string();
+                    record.run_id = Some(report.run_id);
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "schedule `{}`: the run for {} could not start: {}",
+                        record.schedule,
+                        record.partition,
+                        crate::message::error_text(&anyhow::Error::from(err))
+                    );
+                    record.status = "failed".to_string();
+                }
+            }
+            if let Err(err) = runner.store.record_tick_outcome(&record).await {
+                tracing::warn!(
+                    "schedule `{}`: cannot record the outcome of tick {}: {}",
+                    record.schedule,
+                    record.tick_at,
+                    crate::message::error_text(&err)
+                );
+            }
+            (record.schedule, record.tick_at)
+        });
+    }
+
+    async fn collect_finished(&mut self) {
+        while let Some(done) = self.running.try_join_next() {
+            self.finished(done).await;
+        }
+    }
+
+    async fn finished(&mut self, done: Result<(String, i64), tokio::task::JoinError>) {
+        match done {
+            Ok((schedule, tick)) => {
+                if self.running_ticks.get(&schedule) == Some(&tick) {
+                    self.running_ticks.remove(&schedule);
+                }
+            }
+            Err(err) => tracing::error!("a scheduled run ended abnormally: {err}"),
+        }
+    }
+
+    /// Alerts once when a tick's targets are not complete by its deadline, naming each one and
+    /// why; resolves when they are.
+    async fn check_deadlines(&mut self, now: i64) -> anyhow::Result<()> {
+        let mut index = 0;
+        while index < self.watched.len() {
+            let tick = self.watched[index].clone();
+            let Some(schedule) = self.schedule(&tick.schedule).cloned() else {
+                self.watched.remove(index);
+                continue;
+            };
+            let deadline = schedule.deadline.map_or(0, |d| d.as_millis() as i64);
+            if now < tick.tick_at + deadline {
+                index += 1;
+                continue;
+            }
+            let missing = self.missing_targets(&schedule, &tick).await?;
+            let subject = Subject {
+                pipeline: self.runner.pipeline.clone(),
+                partition: tick.partition.clone(),
+                task: format!("schedule {}", schedule.name),
+                run_id: tick.run_id.unwrap_or(0),
+                host: self.host.clone(),
+            };
+            let mut record = tick.clone();
+            if !missing.is_empty() && !tick.deadline_alerted {
+                self.alerts.send(AlertEvent::Trigger {
+                    subject,
+                    severity: Severity::High,
+                    summary: format!(
+                        "{} {}: schedule `{}` (tick {}) missed its {} deadline",
+                        self.runner.pipeline,
+                        tick.partition,
+                        schedule.name,
+                        schedule.local_time(tick.tick_at),
+                        crate::date::format_duration(Duration::from_millis(deadline as u64))
+                    ),
+                    details: format!("not complete: {}", missing.join(", ")),
+                });
+                record.deadline_alerted = true;
+                self.runner.store.record_deadline_alert(&record).await?;
+            } else if missing.is_empty() && tick.deadline_alerted {
+                self.alerts.send(AlertEvent::Resolve {
+                    subject,
+                    severity: Severity::High,
+                });
+                record.deadline_alerted = false;
+                self.runner.store.record_deadline_alert(&record).await?;
+            }
+            if missing.is_empty() || now - tick.tick_at > WATCH_MS {
+                self.watched.remove(index);
+            } else {
+                self.watched[index] = record;
+                index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The targets of a tick not complete for its partition, each with why: `failed`,
+    /// `upstream_failed`, `running`, `never started`, ...
+    async fn missing_targets(
+        &self,
+        schedule: &Schedule,
+        tick: &TickRecord,
+    ) -> anyhow::Result<Vec<String>> {
+        let Ok(date) = tick.partition.parse::<Date>() else {
+            return Ok(Vec::new());
+        };
+        let key = self.runner.partition_key(date, false);
+        let complete = self.runner.complete(&key).await?;
+        let ids = self.runner.resolve(&schedule.targets)?;
+        let attempts = self.runner.store.attempts(&key).await?;
+        let mut last_status: HashMap<&str, TaskStatus> = HashMap::new();
+        for attempt in &attempts {
+            last_status.insert(attempt.task.as_str(), attempt.status);
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| self.runner.dag.task(id).name.as_str())
+            .filter(|name| !complete.contains(*name))
+            .map(|name| match last_status.get(name) {
+                Some(status) => format!("{name} ({status})"),
+                None => format!("{name} (never started)"),
+            })
+            .collect())
+    }
+
+    fn schedule(&self, name: &str) -> Option<&Schedule> {
+        self.schedules.iter().find(|schedule| schedule.name == name)
+    }
+}

@@ -1,0 +1,105 @@
+//! `daily schedule` for real: a per-second schedule fires from the binary, a stand-by takes
+//! over when the active scheduler is killed, and `daily schedules` shows what happened.
+
+use std::time::{Duration, Instant};
+
+use pipeline_tests::{Sandbox, finish, signal};
+
+const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
+
+/// Waits until `done` holds for the recorded ticks of `every_second`, or panics after 30 s.
+fn wait_for_last_tick(sandbox: &Sandbox, mut done: impl FnMut(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = sandbox.run(PIPELINE, &["schedules", "--json"], &[]);
+        let schedules: serde_json::Value =
+            serde_json::from_str(&listed.stdout).expect("schedules --json prints JSON");
+        let every_second = schedules
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == "every_second"))
+            .cloned()
+            .expect("the every_second schedule");
+        if done(&every_second["last"]) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "last tick: {}",
+            every_second["last"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The UTC time of the newest recorded tick.
+fn last_tick_utc(sandbox: &Sandbox) -> String {
+    let mut utc = String::new();
+    wait_for_last_tick(sandbox, |last| {
+        utc = last["utc"].as_str().unwrap_or_default().to_string();
+        true
+    });
+    utc
+}
+
+#[test]
+fn the_binary_fires_ticks_and_a_stand_by_takes_over_after_kill_9() {
+    let sandbox = Sandbox::new("schedule-e2e");
+    let first = sandbox.spawn(PIPELINE, &["schedule", "--lease-secs", "2"], &[]);
+    sandbox.wait_for("ran.log", "extract done");
+    wait_for_last_tick(&sandbox, |last| last["status"] == "succeeded");
+    let second = sandbox.spawn(PIPELINE, &["schedule", "--lease-secs", "2"], &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&first, "KILL");
+    let first = finish(first);
+    assert!(
+        first.stderr.contains("scheduler active"),
+        "{}",
+        first.stderr
+    );
+    // The stand-by takes the lease once it expires, and fires ticks from then on.
+    let before = last_tick_utc(&sandbox);
+    std::thread::sleep(Duration::from_secs(3));
+    wait_for_last_tick(&sandbox, |last| {
+        last["status"] == "succeeded" && last["utc"].as_str().unwrap_or_default() > before.as_str()
+    });
+    signal(&second, "TERM");
+    let second = finish(second);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(second.stderr.contains("standing by"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("scheduler active"),
+        "{}",
+        second.stderr
+    );
+    // The partition ran once: later ticks found `extract` complete.
+    let extracts = sandbox
+        .read("ran.log")
+        .lines()
+        .filter(|line| *line == "extract started")
+        .count();
+    assert_eq!(extracts, 1, "{}", sandbox.read("ran.log"));
+}
+
+#[test]
+fn schedules_lists_ticks_and_a_crontab() {
+    let sandbox = Sandbox::new("schedules-list");
+    let listed = sandbox.run(PIPELINE, &["schedules"], &[]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(listed.stdout.contains("every_second"), "{}", listed.stdout);
+    assert_eq!(
+        listed.stdout.matches("  next  ").count(),
+        5,
+        "{}",
+        listed.stdout
+    );
+    assert!(listed.stdout.contains("never fired"), "{}", listed.stdout);
+    let crontab = sandbox.run(PIPELINE, &["schedules", "--crontab"], &[]);
+    assert_eq!(crontab.code, Some(0), "{}", crontab.stderr);
+    assert!(
+        crontab
+            .stdout
+            .contains("has a seconds field, which cron cannot express"),
+        "{}",
+        crontab.stdout
+    );
+}

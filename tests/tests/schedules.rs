@@ -1,0 +1,284 @@
+//! The scheduler against a real SQLite state store, on a clock the tests move: which ticks
+//! fire after downtime, overlapping runs, deadlines, and one active scheduler among several.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pipeline_core::dag::TaskSpec;
+use pipeline_core::run::Runner;
+use pipeline_core::schedule::{
+    Catchup, Clock, Overlap, Schedule, Scheduler, SchedulerOptions, due_ticks,
+};
+use pipeline_core::state::TickRecord;
+use pipeline_tests::{Sandbox, runner_for};
+use tokio::sync::watch;
+
+/// 2026-11-26 00:00 UTC.
+const MIDNIGHT: i64 = 1_795_651_200_000;
+const MINUTE: i64 = 60_000;
+
+/// A task that counts its runs, and blocks while `hold` is set.
+fn task(name: &str, runs: Arc<AtomicUsize>, hold: Arc<AtomicBool>) -> TaskSpec {
+    TaskSpec::new(name, move |_ctx| {
+        let (runs, hold) = (Arc::clone(&runs), Arc::clone(&hold));
+        Box::pin(async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            while hold.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(())
+        })
+    })
+}
+
+struct Harness {
+    runner: Runner,
+    clock: Clock,
+    runs: Arc<AtomicUsize>,
+    hold: Arc<AtomicBool>,
+    _sandbox: Sandbox,
+}
+
+async fn harness(name: &str) -> Harness {
+    let sandbox = Sandbox::new(name);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let hold = Arc::new(AtomicBool::new(false));
+    let config = sandbox.config(&[]);
+    let runner = runner_for(
+        &config,
+        "sched",
+        vec![task("report", Arc::clone(&runs), Arc::clone(&hold))],
+    )
+    .await;
+    Harness {
+        runner,
+        clock: Clock::manual(MIDNIGHT),
+        runs,
+        hold,
+        _sandbox: sandbox,
+    }
+}
+
+impl Harness {
+    /// Starts a scheduler of `schedule`; stop it by sending `true`.
+    fn start(&self, schedule: Schedule) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+        let options = SchedulerOptions {
+            lease: Duration::from_secs(60),
+            workers: 2,
+            clock: self.clock.clone(),
+        };
+        let scheduler =
+            Scheduler::new(self.runner.clone(), vec![schedule], options).expect("a scheduler");
+        let (stop, stopped) = watch::channel(false);
+        let handle = tokio::spawn(async move {
+            scheduler.run(stopped).await.expect("the scheduler");
+        });
+        (stop, handle)
+    }
+
+    async fn ticks(&self) -> Vec<TickRecord> {
+        self.runner
+            .store
+            .ticks("sched", 0)
+            .await
+            .expect("the ticks")
+    }
+
+    /// Waits until the recorded ticks satisfy `done`.
+    async fn wait_for_ticks(&self, done: impl Fn(&[TickRecord]) -> bool) -> Vec<TickRecord> {
+        for _ in 0..500 {
+            let ticks = self.ticks().await;
+            if done(&ticks) {
+                return ticks;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "ticks never reached the expected state: {:?}",
+            self.ticks().await
+        );
+    }
+}
+
+fn every_minute() -> Schedule {
+    Schedule::new("every_minute", "* * * * *", "UTC", &["report"]).expect("a schedule")
+}
+
+fn statuses(ticks: &[TickRecord]) -> Vec<(i64, &str)> {
+    ticks
+        .iter()
+        .map(|tick| ((tick.tick_at - MIDNIGHT) / MINUTE, tick.status.as_str()))
+        .collect()
+}
+
+#[test]
+fn catchup_rules_choose_the_missed_ticks() {
+    let last = MIDNIGHT;
+    let now = MIDNIGHT + 5 * MINUTE + 30_000;
+    let latest = every_minute();
+    assert_eq!(
+        due_ticks(&latest, last, now),
+        (vec![MIDNIGHT + 5 * MINUTE], true)
+    );
+    let all = every_minute().catchup(Catchup::All);
+    let (ticks, left_out) = due_ticks(&all, last, now);
+    assert_eq!(ticks.len(), 5);
+    assert!(!left_out);
+    let none = every_minute().catchup(Catchup::None);
+    assert_eq!(
+        due_ticks(&none, last, now),
+        (vec![MIDNIGHT + 5 * MINUTE], true),
+        "30 s late is still on time"
+    );
+    let long_ago = MIDNIGHT + 5 * MINUTE + 5 * MINUTE;
+    let (ticks, left_out) = due_ticks(&none, MIDNIGHT + 5 * MINUTE, long_ago + 1);
+    assert_eq!(ticks, vec![long_ago], "only the tick that is on time");
+    assert!(left_out);
+    // `all` is bounded: a year of missed minutes runs the newest hundred.
+    let (ticks, left_out) = due_ticks(&all, last, last + 366 * 24 * 60 * MINUTE);
+    assert_eq!(ticks.len(), 100);
+    assert!(left_out);
+}
+
+#[tokio::test]
+async fn a_restart_neither_repeats_nor_skips_and_catches_up_by_its_rule() {
+    let h = harness("sched-restart").await;
+    let (stop, handle) = h.start(every_minute().catchup(Catchup::All));
+    h.clock.set(MIDNIGHT + MINUTE);
+    h.wait_for_ticks(|t| statuses(t) == [(1, "succeeded")])
+        .await;
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+
+    // Down for four minutes; the next scheduler runs each missed tick once, oldest first.
+    h.clock.set(MIDNIGHT + 5 * MINUTE);
+    let (stop, handle) = h.start(every_minute().catchup(Catchup::All));
+    let ticks = h
+        .wait_for_ticks(|t| t.len() == 5 && t.iter().all(|t| t.status == "succeeded"))
+        .await;
+    assert_eq!(
+        statuses(&ticks).iter().map(|t| t.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+
+    // Down again; `latest` runs only the newest missed tick.
+    h.clock.set(MIDNIGHT + 9 * MINUTE);
+    let (stop, handle) = h.start(every_minute());
+    let ticks = h
+        .wait_for_ticks(|t| t.len() == 6 && t[5].status == "succeeded")
+        .await;
+    assert_eq!(ticks[5].tick_at, MIDNIGHT + 9 * MINUTE);
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+    // Every tick ran the partition of the day before.
+    assert!(ticks.iter().all(|t| t.partition == "2026-11-25"));
+}
+
+#[tokio::test]
+async fn overlap_skip_records_the_tick_and_wait_runs_it_after() {
+    for overlap in [Overlap::Skip, Overlap::Wait] {
+        let h = harness(&format!("sched-overlap-{overlap:?}")).await;
+        h.hold.store(true, Ordering::SeqCst);
+        let (stop, handle) = h.start(every_minute().overlap(overlap));
+        h.clock.set(MIDNIGHT + MINUTE);
+        h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+        h.clock.set(MIDNIGHT + 2 * MINUTE);
+        match overlap {
+            Overlap::Skip => {
+                h.wait_for_ticks(|t| statuses(t) == [(1, "fired"), (2, "skipped")])
+                    .await;
+                h.hold.store(false, Ordering::SeqCst);
+                h.wait_for_ticks(|t| statuses(t) == [(1, "succeeded"), (2, "skipped")])
+                    .await;
+                assert_eq!(h.runs.load(Ordering::SeqCst), 1);
+            }
+            Overlap::Wait => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                assert_eq!(statuses(&h.ticks().await), [(1, "fired")], "tick 2 waits");
+                h.hold.store(false, Ordering::SeqCst);
+                h.wait_for_ticks(|t| statuses(t) == [(1, "succeeded"), (2, "succeeded")])
+                    .await;
+            }
+        }
+        stop.send(true).expect("stop");
+        handle.await.expect("stopped");
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_alerts_once_while_the_targets_are_missing_and_resolves() {
+    let h = harness("sched-deadline").await;
+    h.hold.store(true, Ordering::SeqCst);
+    let schedule = every_minute().deadline(Duration::from_secs(600));
+    let (stop, handle) = h.start(schedule.overlap(Overlap::Wait));
+    h.clock.set(MIDNIGHT + MINUTE);
+    h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+    // Before the deadline: no alert.
+    h.clock.set(MIDNIGHT + 10 * MINUTE);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!h.ticks().await[0].deadline_alerted);
+    // Past it, with the report still running: one alert, recorded on the tick.
+    h.clock.set(MIDNIGHT + 11 * MINUTE + 1);
+    h.wait_for_ticks(|t| t[0].deadline_alerted).await;
+    // The report completes: the alert resolves.
+    h.hold.store(false, Ordering::SeqCst);
+    h.clock.set(MIDNIGHT + 12 * MINUTE);
+    h.wait_for_ticks(|t| t[0].status == "succeeded" && !t[0].deadline_alerted)
+        .await;
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
+    let h = harness("sched-lease").await;
+    let options = |lease: u64| SchedulerOptions {
+        lease: Duration::from_secs(lease),
+        workers: 1,
+        clock: h.clock.clone(),
+    };
+    // `wait`: a tick that comes while the last run's bookkeeping finishes must not be skipped.
+    let schedule = every_minute().catchup(Catchup::All).overlap(Overlap::Wait);
+    let first =
+        Scheduler::new(h.runner.clone(), vec![schedule.clone()], options(1)).expect("a scheduler");
+    let second = Scheduler::new(h.runner.clone(), vec![schedule], options(1)).expect("a scheduler");
+    let (_stop, stopped) = watch::channel(false);
+    let first = tokio::spawn(first.run(stopped.clone()));
+    h.clock.set(MIDNIGHT + MINUTE);
+    h.wait_for_ticks(|t| statuses(t) == [(1, "succeeded")])
+        .await;
+    let second = tokio::spawn(second.run(stopped));
+    for minute in 2..=3 {
+        h.clock.set(MIDNIGHT + minute * MINUTE);
+        h.wait_for_ticks(|t| {
+            t.len() == minute as usize && t.iter().all(|t| t.status == "succeeded")
+        })
+        .await;
+    }
+    // The active one dies without a word (its lease is not given up): the other takes over
+    // within a lease period and runs the ticks that came meanwhile, each once.
+    first.abort();
+    h.clock.set(MIDNIGHT + 5 * MINUTE);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    h.clock.set(MIDNIGHT + 5 * MINUTE + 1);
+    let ticks = h
+        .wait_for_ticks(|t| t.len() == 5 && t.iter().all(|t| t.status == "succeeded"))
+        .await;
+    assert_eq!(
+        statuses(&ticks).iter().map(|t| t.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let runs = h.runner.store.runs("sched", 100).await.expect("the runs");
+    let mut run_ids: Vec<i64> = ticks.iter().filter_map(|t| t.run_id).collect();
+    run_ids.dedup();
+    assert_eq!(run_ids.len(), 5, "each tick has a run of its own");
+    assert_eq!(
+        runs.len(),
+        5,
+        "and no other run was started: none ran twice"
+    );
+    second.abort();
+}
