@@ -8,7 +8,7 @@ pub use crate::ctx::Ctx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
 pub use crate::schedule::def::{Registration as ScheduleRegistration, ScheduleDef};
 pub use crate::schedule::{Catchup, Overlap};
-pub use crate::task::acyclic::{RankRef, assert_acyclic, rank, task_id};
+pub use crate::task::acyclic::{RankRef, rank, task_id};
 pub use crate::task::def::{DefRef, Location, LocationRef, Registration, TaskDef};
 pub use crate::task::{Task, TaskFuture};
 

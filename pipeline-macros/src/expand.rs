@@ -111,8 +111,7 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     } else {
         quote_spanned! {task.name_span=>
             #[allow(non_upper_case_globals)]
-            static #rank_name: u32 = __p::rank(<#type_name as __p::Task>::DEF);
-            const _: () = __p::assert_acyclic(<#type_name as __p::Task>::DEF);
+            static #rank_name: u32 = __p::rank(__p::DefRef::new(&__PIPELINE_DEF));
         }
     };
 

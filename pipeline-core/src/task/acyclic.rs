@@ -71,13 +71,28 @@ pub const fn task_id(module_path: &str, type_name: &str) -> u64 {
     hash
 }
 
-/// The rank of `task`: 0 on a cycle found by the search, else one more than its largest
-/// dependency's rank (1 without dependencies).
+/// The rank of `task`: one more than its largest dependency's rank (1 without dependencies).
+/// On a cycle that the search finds, the member with the smallest name panics with the cycle
+/// (a compile error in const context, at that task's rank) and the others get rank 0, so that
+/// nothing recurses. rustc evaluates every rank, so every cycle is refused, whatever its length.
 pub const fn rank(task: DefRef) -> u32 {
-    if way_back(task).found {
+    let def = task.def();
+    // A task without dependencies is on no cycle: no search (most loads are such tasks).
+    if def.requires.is_empty() && def.after.is_empty() {
+        return 1;
+    }
+    let search = way_back(task);
+    if search.found {
+        if start_is_smallest(&search) {
+            let (message, len) = cycle_message(&search);
+            let (text, _) = message.split_at(len);
+            match core::str::from_utf8(text) {
+                Ok(text) => panic!("{}", text),
+                Err(_) => panic!("task dependency cycle"),
+            }
+        }
         return 0;
     }
-    let def = task.def();
     let mut best = 0;
     let mut i = 0;
     while i < def.requires.len() + def.after.len() {
@@ -88,24 +103,6 @@ pub const fn rank(task: DefRef) -> u32 {
         i += 1;
     }
     best + 1
-}
-
-/// Panics (a compile error in const context) when `task` lies on a cycle and has the smallest
-/// name on it. Reading its rank makes rustc rank everything upstream, which refuses any cycle
-/// there, whatever its length.
-pub const fn assert_acyclic(task: DefRef) {
-    if task.def().rank.get() != 0 {
-        return;
-    }
-    let search = way_back(task);
-    if search.found && start_is_smallest(&search) {
-        let (message, len) = cycle_message(&search);
-        let (text, _) = message.split_at(len);
-        match core::str::from_utf8(text) {
-            Ok(text) => panic!("{}", text),
-            Err(_) => panic!("task dependency cycle"),
-        }
-    }
 }
 
 /// A breadth-first search from a task for a way back to it.
