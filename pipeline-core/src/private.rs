@@ -48,8 +48,6 @@ pub fn missing_key(task: &'static str) -> TaskFuture<'static> {
 /// get no secondary errors. Never registered, so it never runs.
 pub static INVALID_TASK: TaskDef = TaskDef {
     name: "<invalid task>",
-    id: 0,
-    rank: RankRef::new(&1),
     description: "",
     module_path: "",
     location: LocationRef::new(&Location {
@@ -68,3 +66,6 @@ pub static INVALID_TASK: TaskDef = TaskDef {
     blocks: None,
     run: |_, _| missing_key("<invalid task>"),
 };
+
+/// How tasks name [`INVALID_TASK`].
+pub const INVALID: DefRef = DefRef::new(&INVALID_TASK, 0, RankRef::new(&1));

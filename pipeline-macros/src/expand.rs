@@ -111,7 +111,7 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     } else {
         quote_spanned! {task.name_span=>
             #[allow(non_upper_case_globals)]
-            static #rank_name: u32 = __p::rank(__p::DefRef::new(&__PIPELINE_DEF));
+            static #rank_name: u32 = __p::rank(__PIPELINE_REF);
         }
     };
 
@@ -140,8 +140,6 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
             #[automatically_derived]
             static __PIPELINE_DEF: __p::TaskDef = __p::TaskDef {
                 name: #name,
-                id: __p::task_id(::core::module_path!(), #type_name_text),
-                rank: __p::RankRef::new(&#rank_name),
                 description: #description,
                 module_path: ::core::module_path!(),
                 location: __p::LocationRef::new(&__PIPELINE_LOCATION),
@@ -165,12 +163,18 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 #call
             }
 
+            const __PIPELINE_REF: __p::DefRef = __p::DefRef::new(
+                &__PIPELINE_DEF,
+                __p::task_id(::core::module_path!(), #type_name_text),
+                __p::RankRef::new(&#rank_name),
+            );
+
             #[automatically_derived]
             impl __p::Task for #type_name {
-                const DEF: __p::DefRef = __p::DefRef::new(&__PIPELINE_DEF);
+                const DEF: __p::DefRef = __PIPELINE_REF;
             }
 
-            __p::inventory::submit! { __p::Registration(<#type_name as __p::Task>::DEF) }
+            __p::inventory::submit! { __p::Registration(__PIPELINE_REF) }
 
             #cycle_check
         };
@@ -235,7 +239,7 @@ fn fallback(function: &ItemFn, err: syn::Error) -> TokenStream {
         const _: () = {
             use ::pipeline_core::__private as __p;
             impl __p::Task for #type_name {
-                const DEF: __p::DefRef = __p::DefRef::new(&__p::INVALID_TASK);
+                const DEF: __p::DefRef = __p::INVALID;
             }
         };
     }

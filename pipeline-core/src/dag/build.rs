@@ -242,7 +242,7 @@ impl Dag {
             .iter()
             .map(|def| {
                 let names = members(def).into_iter().map(|(name, _)| name).collect();
-                (task::DefRef::new(def).addr(), names)
+                (std::ptr::from_ref(*def) as usize, names)
             })
             .collect();
         let dep_names = |deps: &[task::DefRef]| -> Vec<String> {

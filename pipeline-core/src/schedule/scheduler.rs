@@ -129,15 +129,20 @@ impl Scheduler {
         while !*cancel.borrow() {
             let leader = self.take_lease().await;
             match (leader, active) {
-                (Ok(true), false) => {
-                    tracing::info!(
-                        "scheduler active: {} schedule(s) of `{}`",
-                        self.schedules.len(),
-                        self.runner.pipeline
-                    );
-                    self.become_active(&cancel).await?;
-                    active = true;
-                }
+                (Ok(true), false) => match self.become_active(&cancel).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            "scheduler active: {} schedule(s) of `{}`",
+                            self.schedules.len(),
+                            self.runner.pipeline
+                        );
+                        active = true;
+                    }
+                    Err(err) => tracing::warn!(
+                        "cannot read what earlier schedulers recorded: {}; trying again",
+                        crate::message::error_text(&err)
+                    ),
+                },
                 (Ok(false), _) => {
                     if active {
                         tracing::warn!(
@@ -150,7 +155,8 @@ impl Scheduler {
                             .runner
                             .store
                             .scheduler_lease(&self.runner.pipeline)
-                            .await?;
+                            .await
+                            .unwrap_or_default();
                         if let Some((host, pid, _)) = holder {
                             tracing::info!(
                                 "standing by: the scheduler on {host} (pid {pid}) is active"
@@ -174,7 +180,15 @@ impl Scheduler {
             let mut wake = None;
             if active {
                 announced_standby = false;
-                wake = self.pass(&cancel).await?;
+                // A store that fails now (a restart, a network blip) is tried again at the
+                // next renewal; the scheduler itself keeps going.
+                match self.pass(&cancel).await {
+                    Ok(next) => wake = next,
+                    Err(err) => tracing::warn!(
+                        "scheduler pass failed: {}; trying again",
+                        crate::message::error_text(&err)
+                    ),
+                }
             }
             let clock = self.options.clock.clone();
             tokio::select! {
@@ -276,14 +290,20 @@ impl Scheduler {
             let schedule = self.schedules[index].clone();
             let last = self.last.get(&schedule.name).copied().unwrap_or(now);
             let (due, left_out) = due_ticks(&schedule, last, now);
+            let mut newest = last;
             if left_out {
                 tracing::warn!(
                     "schedule `{}`: missed ticks not run (catchup = {:?})",
                     schedule.name,
                     schedule.catchup
                 );
+                // They are passed over for good, said once.
+                if due.is_empty()
+                    && let Some(&latest) = schedule.ticks_between(last, now, 1).0.last()
+                {
+                    newest = latest;
+                }
             }
-            let mut newest = last;
             // Missed ticks run one after the other; a tick that comes while a run goes on
             // follows the schedule's overlap rule.
             let catching_up = due.len() > 1;

@@ -96,7 +96,7 @@ pub const fn rank(task: DefRef) -> u32 {
     let mut best = 0;
     let mut i = 0;
     while i < def.requires.len() + def.after.len() {
-        let rank = dependency(def, i).def().rank.get();
+        let rank = dependency(def, i).rank.get();
         if rank > best {
             best = rank;
         }
@@ -128,7 +128,7 @@ const fn way_back(start: DefRef) -> Search {
         last: 0,
         seen: [0; SEEN_SLOTS],
     };
-    let start_id = start.def().id;
+    let start_id = start.id;
     first_sight(&mut search.seen, start_id);
     let mut edges = 0;
     let mut next = 0;
@@ -142,12 +142,12 @@ const fn way_back(start: DefRef) -> Search {
             edges += 1;
             let dep = dependency(def, i);
             i += 1;
-            if dep.def().id == start_id {
+            if dep.id == start_id {
                 search.found = true;
                 search.last = next;
                 return search;
             }
-            if search.len < SEARCH_NODES && first_sight(&mut search.seen, dep.def().id) {
+            if search.len < SEARCH_NODES && first_sight(&mut search.seen, dep.id) {
                 search.nodes[search.len] = dep;
                 search.parents[search.len] = next;
                 search.len += 1;

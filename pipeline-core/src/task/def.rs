@@ -11,10 +11,6 @@ use super::acyclic::RankRef;
 pub struct TaskDef {
     /// The task's name, or its family's.
     pub name: &'static str,
-    /// Tells tasks apart in the compile-time check: a hash of the module and the type name.
-    pub id: u64,
-    /// The task's rank in the compile-time check (see `acyclic`).
-    pub rank: RankRef,
     /// The doc comment of the task function.
     pub description: &'static str,
     /// The module that defines the task.
@@ -85,13 +81,21 @@ impl LocationRef {
     }
 }
 
-/// A pointer to a task's static definition.
+/// A task as its dependents name it: a pointer to its static definition, with what the
+/// compile-time check reads of it (its id and its rank), so that the check touches a task's
+/// definition only when it follows that task's own dependencies.
 ///
 /// A raw pointer rather than a reference: the compile-time cycle check reads definitions
 /// through it, and rustc does not follow raw pointers when it checks a constant, so a cyclic
 /// graph reaches the check (and its clear message) instead of an error about recursive statics.
 #[derive(Clone, Copy, Debug)]
-pub struct DefRef(*const TaskDef);
+pub struct DefRef {
+    def: *const TaskDef,
+    /// Tells tasks apart in the compile-time check: a hash of the module and the type name.
+    pub id: u64,
+    /// The task's rank in the compile-time check (see `acyclic`).
+    pub rank: RankRef,
+}
 
 // SAFETY: a `DefRef` is only built from a `&'static TaskDef` (see `new`), and `TaskDef` is
 // immutable and `Sync`.
@@ -100,20 +104,20 @@ unsafe impl Send for DefRef {}
 unsafe impl Sync for DefRef {}
 
 impl DefRef {
-    /// Points at a definition.
-    pub const fn new(def: &'static TaskDef) -> Self {
-        DefRef(def)
+    /// Points at a definition, with its id and rank.
+    pub const fn new(def: &'static TaskDef, id: u64, rank: RankRef) -> Self {
+        DefRef { def, id, rank }
     }
 
     /// The definition pointed at.
     pub const fn def(self) -> &'static TaskDef {
         // SAFETY: built from a `&'static TaskDef` in `new`.
-        unsafe { &*self.0 }
+        unsafe { &*self.def }
     }
 
     /// Identity of the definition, for maps at run time.
     pub(crate) fn addr(self) -> usize {
-        self.0 as usize
+        self.def as usize
     }
 }
 
