@@ -99,11 +99,19 @@ pub use pipeline_macros::check;
 /// Declares a schedule: when which targets run, in which time zone, and by when they must be
 /// complete. `daily schedules` lists schedules; `daily schedule` fires them.
 ///
-/// ```ignore
+/// ```no_run
+/// use pipeline_core::prelude::*;
+///
+/// #[task]
+/// async fn make_report(_ctx: &Ctx) -> Result<()> {
+///     Ok(())
+/// }
+///
 /// schedule! {
 ///     /// The nightly pipeline: the report, for yesterday in London.
 ///     nightly, cron = "0 2 * * *", tz = "Europe/London", targets = [MakeReport], deadline = "4h"
 /// }
+/// # fn main() {}
 /// ```
 ///
 /// | key | meaning | default |
