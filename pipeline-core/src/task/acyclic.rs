@@ -18,13 +18,13 @@
 //! rank is computed, and tasks are told apart by an id hashed from their module and type, so
 //! that moving a task within its file changes nothing here.
 
-use super::{DefRef, TaskDef};
+use super::DefRef;
 
 /// Tasks a search for a way back looks at, at most (a cycle whose tasks are within this many
 /// of each other gets the clear message).
-const SEARCH_NODES: usize = 16;
+const SEARCH_NODES: usize = 8;
 /// Dependencies a search follows, at most.
-const SEARCH_EDGES: usize = 64;
+const SEARCH_EDGES: usize = 32;
 /// Slots of the search's set of tasks seen: a power of two, twice [`SEARCH_NODES`], so that
 /// a lookup takes a probe or two (const evaluation is slow: a scanned list made the search
 /// cost grow with the square of the tasks it saw).
@@ -46,11 +46,6 @@ impl RankRef {
     /// Points at a rank.
     pub const fn new(rank: &'static u32) -> Self {
         RankRef(rank)
-    }
-
-    const fn get(self) -> u32 {
-        // SAFETY: built from a `&'static u32` in `new`.
-        unsafe { *self.0 }
     }
 }
 
@@ -94,13 +89,21 @@ pub const fn rank(task: DefRef) -> u32 {
         return 0;
     }
     let mut best = 0;
-    let mut i = 0;
-    while i < def.requires.len() + def.after.len() {
-        let rank = dependency(def, i).rank.get();
-        if rank > best {
-            best = rank;
+    let lists = [def.requires, def.after];
+    let mut list = 0;
+    while list < lists.len() {
+        let deps = lists[list];
+        let count = deps.len();
+        let mut i = 0;
+        while i < count {
+            // SAFETY: built from a `&'static u32` in `RankRef::new`.
+            let rank = unsafe { *deps[i].rank.0 };
+            if rank > best {
+                best = rank;
+            }
+            i += 1;
         }
-        i += 1;
+        list += 1;
     }
     best + 1
 }
@@ -119,6 +122,8 @@ struct Search {
     seen: [u64; SEEN_SLOTS],
 }
 
+// Const evaluation pays for every function call (a frame, a resolution), so the loops below
+// index slices and probe the set inline rather than through helpers.
 const fn way_back(start: DefRef) -> Search {
     let mut search = Search {
         nodes: [start; SEARCH_NODES],
@@ -129,58 +134,50 @@ const fn way_back(start: DefRef) -> Search {
         seen: [0; SEEN_SLOTS],
     };
     let start_id = start.id;
-    first_sight(&mut search.seen, start_id);
+    search.seen[(start_id as usize) & (SEEN_SLOTS - 1)] = start_id;
     let mut edges = 0;
     let mut next = 0;
     while next < search.len {
         let def = search.nodes[next].def();
-        let mut i = 0;
-        while i < def.requires.len() + def.after.len() {
-            if edges == SEARCH_EDGES {
-                return search;
+        let lists = [def.requires, def.after];
+        let mut list = 0;
+        while list < lists.len() {
+            let deps = lists[list];
+            let count = deps.len();
+            let mut i = 0;
+            while i < count {
+                if edges == SEARCH_EDGES {
+                    return search;
+                }
+                edges += 1;
+                let dep = deps[i];
+                i += 1;
+                if dep.id == start_id {
+                    search.found = true;
+                    search.last = next;
+                    return search;
+                }
+                if search.len == SEARCH_NODES {
+                    continue;
+                }
+                // Open addressing: the set holds at most SEARCH_NODES ids in twice as many
+                // slots, so a free slot is always found; 0 marks a free slot.
+                let mut slot = (dep.id as usize) & (SEEN_SLOTS - 1);
+                while search.seen[slot] != 0 && search.seen[slot] != dep.id {
+                    slot = (slot + 1) & (SEEN_SLOTS - 1);
+                }
+                if search.seen[slot] == 0 {
+                    search.seen[slot] = dep.id;
+                    search.nodes[search.len] = dep;
+                    search.parents[search.len] = next;
+                    search.len += 1;
+                }
             }
-            edges += 1;
-            let dep = dependency(def, i);
-            i += 1;
-            if dep.id == start_id {
-                search.found = true;
-                search.last = next;
-                return search;
-            }
-            if search.len < SEARCH_NODES && first_sight(&mut search.seen, dep.id) {
-                search.nodes[search.len] = dep;
-                search.parents[search.len] = next;
-                search.len += 1;
-            }
+            list += 1;
         }
         next += 1;
     }
     search
-}
-
-/// The `index`th dependency of a task: its `requires`, then its `after`.
-const fn dependency(def: &TaskDef, index: usize) -> DefRef {
-    if index < def.requires.len() {
-        def.requires[index]
-    } else {
-        def.after[index - def.requires.len()]
-    }
-}
-
-/// Adds `id` to the set; whether it was new. Never full: it holds at most [`SEARCH_NODES`]
-/// ids in twice as many slots.
-const fn first_sight(seen: &mut [u64; SEEN_SLOTS], id: u64) -> bool {
-    let mut slot = (id as usize) & (SEEN_SLOTS - 1);
-    loop {
-        if seen[slot] == id {
-            return false;
-        }
-        if seen[slot] == 0 {
-            seen[slot] = id;
-            return true;
-        }
-        slot = (slot + 1) & (SEEN_SLOTS - 1);
-    }
 }
 
 /// The cycle found, from the start: indices into `nodes`, and how many.
