@@ -21,7 +21,7 @@ use crate::date::Date;
 pub use clock::Clock;
 use cron::Cron;
 use def::{Registration, ScheduleDef};
-pub use scheduler::{Scheduler, SchedulerOptions, due_ticks};
+pub use scheduler::{BASELINE, Scheduler, SchedulerOptions, due_ticks};
 
 /// What a scheduler that was down does with the ticks it missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

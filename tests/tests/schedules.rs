@@ -8,7 +8,7 @@ use std::time::Duration;
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::run::Runner;
 use pipeline_core::schedule::{
-    Catchup, Clock, Overlap, Schedule, Scheduler, SchedulerOptions, due_ticks,
+    BASELINE, Catchup, Clock, Overlap, Schedule, Scheduler, SchedulerOptions, due_ticks,
 };
 use pipeline_core::state::TickRecord;
 use pipeline_tests::{Sandbox, runner_for};
@@ -77,7 +77,14 @@ impl Harness {
         (stop, handle)
     }
 
+    /// The ticks recorded, without a scheduler's mark of where it started watching.
     async fn ticks(&self) -> Vec<TickRecord> {
+        let mut ticks = self.all_ticks().await;
+        ticks.retain(|tick| tick.status != BASELINE);
+        ticks
+    }
+
+    async fn all_ticks(&self) -> Vec<TickRecord> {
         self.runner
             .store
             .ticks("sched", 0)
@@ -175,6 +182,32 @@ async fn a_restart_neither_repeats_nor_skips_and_catches_up_by_its_rule() {
     handle.await.expect("stopped");
     // Every tick ran the partition of the day before.
     assert!(ticks.iter().all(|t| t.partition == "2026-11-25"));
+}
+
+#[tokio::test]
+async fn a_scheduler_stopped_before_its_first_tick_leaves_a_mark_to_catch_up_from() {
+    let h = harness("sched-baseline").await;
+    let (stop, handle) = h.start(every_minute().catchup(Catchup::All));
+    for _ in 0..500 {
+        if h.all_ticks()
+            .await
+            .iter()
+            .any(|tick| tick.status == BASELINE)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+    assert!(h.ticks().await.is_empty(), "no tick came yet");
+    // Down through two ticks: the next scheduler runs both, from the first one's start.
+    h.clock.set(MIDNIGHT + 2 * MINUTE + 1);
+    let (stop, handle) = h.start(every_minute().catchup(Catchup::All));
+    h.wait_for_ticks(|t| statuses(t) == [(1, "succeeded"), (2, "succeeded")])
+        .await;
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
 }
 
 #[tokio::test]

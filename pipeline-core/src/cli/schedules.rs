@@ -8,7 +8,7 @@ use serde_json::json;
 use super::output::print_table;
 use crate::date::{format_duration, format_timestamp, now_millis};
 use crate::run::Runner;
-use crate::schedule::Schedule;
+use crate::schedule::{BASELINE, Schedule};
 use crate::state::TickRecord;
 
 /// Ticks shown ahead.
@@ -16,11 +16,13 @@ const NEXT: usize = 5;
 
 /// Prints the schedules as a table (or JSON), with the active scheduler, if any.
 pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow::Result<()> {
+    // A scheduler's mark of where it started watching is no tick.
     let last: HashMap<String, TickRecord> = runner
         .store
         .ticks(&runner.pipeline, i64::MAX)
         .await?
         .into_iter()
+        .filter(|tick| tick.status != BASELINE)
         .map(|tick| (tick.schedule.clone(), tick))
         .collect();
     let now = now_millis();

@@ -21,6 +21,9 @@ use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::TickRecord;
 use crate::status::TaskStatus;
 
+/// The status of the mark a scheduler leaves for a schedule that never fired: where it
+/// started watching.
+pub const BASELINE: &str = "baseline";
 /// A tick is on time while the scheduler is within this of it; older ones count as missed.
 const ON_TIME_MS: i64 = 60_000;
 /// Fired ticks older than this are no longer watched for their deadline.
@@ -269,15 +272,35 @@ impl Scheduler {
                 );
                 self.start(tick.clone(), cancel);
             }
-            if schedule.deadline.is_some() && tick.status != "skipped" {
+            if schedule.deadline.is_some() && tick.status != "skipped" && tick.status != BASELINE {
                 self.watched.push(tick);
             }
         }
-        // A schedule never fired starts from this scheduler's start: nothing to catch up.
-        for schedule in &self.schedules {
-            self.last
-                .entry(schedule.name.clone())
-                .or_insert(self.started_at);
+        // A schedule never fired starts from this scheduler's start, and says so in the store:
+        // a scheduler that dies before the first tick leaves the next one something to catch
+        // up from. Ticks fall on whole seconds; the mark never does (a start on a whole second
+        // is marked 1 ms later), so it can neither take a tick's place nor let one through.
+        let baseline = if self.started_at.rem_euclid(1000) == 0 {
+            self.started_at + 1
+        } else {
+            self.started_at
+        };
+        for schedule in self.schedules.clone() {
+            if self.last.contains_key(&schedule.name) {
+                continue;
+            }
+            let mark = TickRecord {
+                pipeline: self.runner.pipeline.clone(),
+                schedule: schedule.name.clone(),
+                tick_at: baseline,
+                partition: String::new(),
+                fired_at: baseline,
+                status: BASELINE.to_string(),
+                run_id: None,
+                deadline_alerted: false,
+            };
+            self.runner.store.claim_tick(&self.token, &mark).await?;
+            self.last.insert(schedule.name.clone(), baseline);
         }
         Ok(())
     }
