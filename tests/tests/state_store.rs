@@ -6,7 +6,7 @@ use std::sync::Arc;
 use pipeline_core::config::Setting;
 use pipeline_core::state::{
     AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
-    StateStore,
+    StateStore, TickRecord,
 };
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_tests::{PgDatabase, Sandbox};
@@ -75,6 +75,7 @@ on_both_backends!(
     finishing_a_run_leaves_nothing_running,
     the_lock_is_exclusive_and_breakable,
     many_rows_in_one_batch,
+    scheduler_lease_and_ticks,
 );
 
 fn key(partition: &str, namespace: Namespace) -> PartitionKey {
@@ -410,4 +411,135 @@ async fn an_unreachable_server_is_a_clear_error_without_the_password() {
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+fn tick(schedule: &str, tick_at: i64, status: &str) -> TickRecord {
+    TickRecord {
+        pipeline: "p".into(),
+        schedule: schedule.into(),
+        tick_at,
+        partition: "2026-11-25".into(),
+        fired_at: 0,
+        status: status.into(),
+        run_id: None,
+        deadline_alerted: false,
+    }
+}
+
+/// The scheduler's lease, its tick claims, and what a scheduler taking over reads.
+async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
+    assert!(
+        store
+            .take_scheduler_lease("p", "a", "host-a", 1, 60_000)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .take_scheduler_lease("p", "b", "host-b", 2, 60_000)
+            .await
+            .expect("lease")
+    );
+    assert_eq!(
+        store.scheduler_lease("p").await.expect("holder"),
+        Some(("host-a".to_string(), 1))
+    );
+    // Only the holder records ticks, each once.
+    assert!(
+        !store
+            .claim_tick("b", &tick("dense", 1_000, "fired"))
+            .await
+            .expect("claim")
+    );
+    for (at, status) in [
+        (1_000, "fired"),
+        (2_000, "fired"),
+        (3_000, "fired"),
+        (4_000, "skipped"),
+    ] {
+        assert!(
+            store
+                .claim_tick("a", &tick("dense", at, status))
+                .await
+                .expect("claim")
+        );
+    }
+    assert!(
+        !store
+            .claim_tick("a", &tick("dense", 1_000, "fired"))
+            .await
+            .expect("claim")
+    );
+    for at in [500, 1_500] {
+        let nightly = tick("nightly", at, "fired");
+        assert!(store.claim_tick("a", &nightly).await.expect("claim"));
+    }
+    let mut done = tick("dense", 1_000, "succeeded");
+    done.run_id = Some(7);
+    store.record_tick_outcome(&done).await.expect("outcome");
+    let mut alerted = tick("dense", 2_000, "fired");
+    alerted.deadline_alerted = true;
+    store.record_deadline_alert(&alerted).await.expect("alert");
+    store
+        .record_tick_outcome(&tick("dense", 2_000, "failed"))
+        .await
+        .expect("outcome");
+    for at in [500, 1_500] {
+        let nightly = tick("nightly", at, "succeeded");
+        store.record_tick_outcome(&nightly).await.expect("outcome");
+    }
+
+    let at = |ticks: Vec<TickRecord>| -> Vec<(String, i64, String)> {
+        ticks
+            .into_iter()
+            .map(|t| (t.schedule, t.tick_at, t.status))
+            .collect()
+    };
+    let all = store.ticks("p", 0).await.expect("ticks");
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[1].run_id, Some(7), "{all:?}");
+    // The newest of each schedule, whatever `since` says.
+    assert_eq!(
+        at(store.ticks("p", i64::MAX).await.expect("ticks")),
+        [
+            ("nightly".into(), 1_500, "succeeded".into()),
+            ("dense".into(), 4_000, "skipped".into())
+        ]
+    );
+    // Taking over: the open ones (never ended, or alerted) and the newest; settled ticks only
+    // of schedules with a deadline (`dense` at 1,000 and `nightly` at 500 are settled).
+    assert_eq!(
+        at(store.open_ticks("p", 0, &[]).await.expect("open ticks")),
+        [
+            ("nightly".into(), 1_500, "succeeded".into()),
+            ("dense".into(), 2_000, "failed".into()),
+            ("dense".into(), 3_000, "fired".into()),
+            ("dense".into(), 4_000, "skipped".into())
+        ]
+    );
+    assert_eq!(
+        at(store
+            .open_ticks("p", 0, &["nightly".into()])
+            .await
+            .expect("open ticks")),
+        [
+            ("nightly".into(), 500, "succeeded".into()),
+            ("nightly".into(), 1_500, "succeeded".into()),
+            ("dense".into(), 2_000, "failed".into()),
+            ("dense".into(), 3_000, "fired".into()),
+            ("dense".into(), 4_000, "skipped".into())
+        ]
+    );
+
+    store
+        .release_scheduler_lease("p", "a")
+        .await
+        .expect("release");
+    assert_eq!(store.scheduler_lease("p").await.expect("holder"), None);
+    assert!(
+        store
+            .take_scheduler_lease("p", "b", "host-b", 2, 60_000)
+            .await
+            .expect("lease")
+    );
 }

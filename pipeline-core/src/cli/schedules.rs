@@ -111,7 +111,7 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
     }
     println!();
     match runner.store.scheduler_lease(&runner.pipeline).await? {
-        Some((host, pid, _)) => println!("active scheduler: {host} (pid {pid})"),
+        Some((host, pid)) => println!("active scheduler: {host} (pid {pid})"),
         None => println!("no scheduler is active: start one with `daily schedule`"),
     }
     Ok(())

@@ -160,7 +160,7 @@ impl Scheduler {
                             .scheduler_lease(&self.runner.pipeline)
                             .await
                             .unwrap_or_default();
-                        if let Some((host, pid, _)) = holder {
+                        if let Some((host, pid)) = holder {
                             tracing::info!(
                                 "standing by: the scheduler on {host} (pid {pid}) is active"
                             );
@@ -233,10 +233,16 @@ impl Scheduler {
     /// Reads what earlier schedulers recorded, and runs again ticks whose run never ended.
     async fn become_active(&mut self, cancel: &watch::Receiver<bool>) -> anyhow::Result<()> {
         let now = self.options.clock.now_ms();
+        let with_deadlines: Vec<String> = self
+            .schedules
+            .iter()
+            .filter(|schedule| schedule.deadline.is_some())
+            .map(|schedule| schedule.name.clone())
+            .collect();
         let ticks = self
             .runner
             .store
-            .ticks(&self.runner.pipeline, now - WATCH_MS)
+            .open_ticks(&self.runner.pipeline, now - WATCH_MS, &with_deadlines)
             .await?;
         self.watched.clear();
         // A fired tick whose partition is locked has its run still going (the lease changed

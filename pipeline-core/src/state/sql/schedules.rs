@@ -1,7 +1,7 @@
 //! What the scheduler keeps: the ticks it fired, and the lease that makes one `daily schedule`
 //! process the active one. Both are decided by the store's clock, never a host's.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::StateStore;
 use crate::db::dispatch;
@@ -40,27 +40,19 @@ impl StateStore {
         })
     }
 
-    /// Who holds the scheduler lease, if it is live: host, pid, and milliseconds until it
-    /// expires.
-    pub async fn scheduler_lease(
-        &self,
-        pipeline: &str,
-    ) -> anyhow::Result<Option<(String, i64, i64)>> {
+    /// Who holds the scheduler lease, if it is live: host and pid.
+    pub async fn scheduler_lease(&self, pipeline: &str) -> anyhow::Result<Option<(String, i64)>> {
         let now = self.clock_ms();
         dispatch!(&self.pool, pool => {
             let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT host, pid, expires_at - {now} AS remaining FROM pipeline_scheduler_leases \
+                "SELECT host, pid FROM pipeline_scheduler_leases \
                  WHERE pipeline = $1 AND expires_at >= {now}",
             )))
             .bind(pipeline)
             .fetch_optional(pool)
             .await?;
             match row {
-                Some(row) => Ok(Some((
-                    row.try_get("host")?,
-                    row.try_get("pid")?,
-                    row.try_get("remaining")?,
-                ))),
+                Some(row) => Ok(Some((row.try_get("host")?, row.try_get("pid")?))),
                 None => Ok(None),
             }
         })
@@ -142,32 +134,73 @@ impl StateStore {
     /// whatever its age; oldest first.
     pub async fn ticks(&self, pipeline: &str, since_ms: i64) -> anyhow::Result<Vec<TickRecord>> {
         dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(
-                "SELECT pipeline, schedule, tick_at, partition, fired_at, status, run_id, \
-                 deadline_alerted FROM pipeline_schedule_ticks t WHERE pipeline = $1 AND \
-                 (tick_at >= $2 OR tick_at = (SELECT MAX(tick_at) FROM pipeline_schedule_ticks n \
-                 WHERE n.pipeline = t.pipeline AND n.schedule = t.schedule)) \
-                 ORDER BY tick_at, schedule",
-            )
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "{SELECT_TICKS}$1 AND (tick_at >= $2 OR {NEWEST}) ORDER BY tick_at, schedule"
+            )))
             .bind(pipeline)
             .bind(since_ms)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    let alerted: i64 = row.try_get("deadline_alerted")?;
-                    Ok(TickRecord {
-                        pipeline: row.try_get("pipeline")?,
-                        schedule: row.try_get("schedule")?,
-                        tick_at: row.try_get("tick_at")?,
-                        partition: row.try_get("partition")?,
-                        fired_at: row.try_get("fired_at")?,
-                        status: row.try_get("status")?,
-                        run_id: row.try_get("run_id")?,
-                        deadline_alerted: alerted != 0,
-                    })
-                })
-                .collect()
+            rows.iter().map(tick_record).collect()
         })
     }
+
+    /// What a scheduler taking over must know: the newest tick of each schedule and, of the
+    /// ticks due at or after `since_ms`, those not settled: fired but never ended, with a
+    /// deadline alert open, or of one of `deadline_schedules` and not skipped. The settled
+    /// ticks of dense schedules (one a second is 86,400 a day) are not read at all.
+    pub async fn open_ticks(
+        &self,
+        pipeline: &str,
+        since_ms: i64,
+        deadline_schedules: &[String],
+    ) -> anyhow::Result<Vec<TickRecord>> {
+        dispatch!(&self.pool, pool => {
+            let mut query = QueryBuilder::new(SELECT_TICKS);
+            query
+                .push_bind(pipeline)
+                .push(format!(" AND ({NEWEST} OR (tick_at >= "))
+                .push_bind(since_ms)
+                .push(" AND (status = 'fired' OR deadline_alerted <> 0");
+            if !deadline_schedules.is_empty() {
+                query.push(" OR (status NOT IN ('skipped', 'baseline') AND schedule IN (");
+                let mut names = query.separated(", ");
+                for name in deadline_schedules {
+                    names.push_bind(name.as_str());
+                }
+                query.push("))");
+            }
+            query.push("))) ORDER BY tick_at, schedule");
+            let rows = query.build().fetch_all(pool).await?;
+            rows.iter().map(tick_record).collect()
+        })
+    }
+}
+
+/// The columns of a tick, for one pipeline: the statement goes on with its parameter.
+const SELECT_TICKS: &str = "SELECT pipeline, schedule, tick_at, partition, fired_at, status, \
+     run_id, deadline_alerted FROM pipeline_schedule_ticks t WHERE pipeline = ";
+/// The newest tick of its schedule.
+const NEWEST: &str = "tick_at = (SELECT MAX(tick_at) FROM pipeline_schedule_ticks n \
+     WHERE n.pipeline = t.pipeline AND n.schedule = t.schedule)";
+
+/// A tick from its row, on either backend.
+fn tick_record<R: Row>(row: &R) -> anyhow::Result<TickRecord>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let alerted: i64 = row.try_get("deadline_alerted")?;
+    Ok(TickRecord {
+        pipeline: row.try_get("pipeline")?,
+        schedule: row.try_get("schedule")?,
+        tick_at: row.try_get("tick_at")?,
+        partition: row.try_get("partition")?,
+        fired_at: row.try_get("fired_at")?,
+        status: row.try_get("status")?,
+        run_id: row.try_get("run_id")?,
+        deadline_alerted: alerted != 0,
+    })
 }
