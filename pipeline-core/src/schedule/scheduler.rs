@@ -58,7 +58,8 @@ pub fn due_ticks(schedule: &Schedule, last: i64, now: i64) -> (Vec<i64>, bool) {
 /// Fires the schedules' runs until `cancel` turns true.
 pub struct Scheduler {
     runner: Arc<Runner>,
-    schedules: Vec<Schedule>,
+    /// Shared, so that a pass walks them while it changes the scheduler's own state.
+    schedules: Arc<[Schedule]>,
     options: SchedulerOptions,
     token: String,
     host: String,
@@ -104,7 +105,7 @@ impl Scheduler {
         let started_at = options.clock.now_ms();
         Ok(Scheduler {
             runner: Arc::new(runner),
-            schedules,
+            schedules: schedules.into(),
             options,
             token: format!(
                 "{}-{}-{}",
@@ -291,7 +292,7 @@ impl Scheduler {
         } else {
             self.started_at
         };
-        for schedule in self.schedules.clone() {
+        for schedule in Arc::clone(&self.schedules).iter() {
             if self.last.contains_key(&schedule.name) {
                 continue;
             }
@@ -315,10 +316,9 @@ impl Scheduler {
     async fn pass(&mut self, cancel: &watch::Receiver<bool>) -> anyhow::Result<Option<i64>> {
         let now = self.options.clock.now_ms();
         let mut next_wake: Option<i64> = None;
-        for index in 0..self.schedules.len() {
-            let schedule = self.schedules[index].clone();
+        for schedule in Arc::clone(&self.schedules).iter() {
             let last = self.last.get(&schedule.name).copied().unwrap_or(now);
-            let (due, left_out) = due_ticks(&schedule, last, now);
+            let (due, left_out) = due_ticks(schedule, last, now);
             let mut newest = last;
             if left_out {
                 tracing::warn!(
@@ -361,13 +361,13 @@ impl Scheduler {
                                 schedule.name,
                                 schedule.local_time(tick)
                             );
-                            self.claim(&schedule, tick, "skipped").await?;
+                            self.claim(schedule, tick, "skipped").await?;
                             newest = tick;
                             continue;
                         }
                     }
                 }
-                if let Some(record) = self.claim(&schedule, tick, "fired").await? {
+                if let Some(record) = self.claim(schedule, tick, "fired").await? {
                     tracing::info!(
                         "schedule `{}`: tick {} runs {} for {}",
                         schedule.name,
