@@ -75,6 +75,9 @@ pub struct Scheduler {
     started_at: i64,
     /// The tick each schedule last said it holds back (`overlap = "wait"`), to say it once.
     announced_wait: HashMap<String, i64>,
+    /// When deadlines were last checked: each check reads the store for every overdue tick,
+    /// so it runs once a renewal period, not on every wake of a dense schedule.
+    deadlines_checked_at: i64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -121,6 +124,7 @@ impl Scheduler {
             running_ticks: HashMap::new(),
             started_at,
             announced_wait: HashMap::new(),
+            deadlines_checked_at: i64::MIN,
         })
     }
 
@@ -396,7 +400,11 @@ impl Scheduler {
                 next_wake = Some(next_wake.map_or(next, |wake| wake.min(next)));
             }
         }
-        self.check_deadlines(now).await?;
+        let period = (self.options.lease / 3).as_millis() as i64;
+        if now.saturating_sub(self.deadlines_checked_at) >= period {
+            self.check_deadlines(now).await?;
+            self.deadlines_checked_at = now;
+        }
         for tick in &self.watched {
             let deadline = self
                 .schedule(&tick.schedule)
