@@ -168,7 +168,7 @@ impl Graph {
                         path == *name
                             || path.strip_prefix(name).is_some_and(|p| p.starts_with("::"))
                     };
-                    if !defs.iter().any(|def| from_it(def.module_path)) {
+                    if !defs.iter().any(|def| from_it(def.module_path())) {
                         anyhow::bail!(
                             "the crate `{name}` named in `main!` registers no task: is it the \
                              crate that holds the #[task] functions?"

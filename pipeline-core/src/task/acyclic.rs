@@ -15,7 +15,7 @@
 //! A cycle too long for that search is still refused: its ranks need themselves, and rustc's
 //! own cycle error lists the rank statics of the tasks on it. There is no limit under which a
 //! cycle compiles. Ranks are read through raw pointers so that rustc follows them only when a
-//! rank is computed, and tasks are told apart by an id hashed from their module and type, so
+//! rank is computed, and tasks are told apart by an id that `#[task]` hashes from their crate and name, so
 //! that moving a task within its file changes nothing here.
 
 use super::DefRef;
@@ -47,23 +47,6 @@ impl RankRef {
     pub const fn new(rank: &'static u32) -> Self {
         RankRef(rank)
     }
-}
-
-/// A task's id: a hash of its module path and its type's name, unique in a program.
-pub const fn task_id(module_path: &str, type_name: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [module_path.as_bytes(), b"::", type_name.as_bytes()];
-    let mut p = 0;
-    while p < parts.len() {
-        let bytes = parts[p];
-        let mut i = 0;
-        while i < bytes.len() {
-            hash = (hash ^ bytes[i] as u64).wrapping_mul(0x0100_0000_01b3);
-            i += 1;
-        }
-        p += 1;
-    }
-    hash
 }
 
 /// The rank of `task`: one more than its largest dependency's rank (1 without dependencies).

@@ -1,6 +1,7 @@
 //! A task's static definition as `#[task]` writes it, and the registry that collects them.
 //! Generated code names these through `__private`; they are no public API.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
 use super::RunFn;
@@ -13,10 +14,9 @@ pub struct TaskDef {
     pub name: &'static str,
     /// The doc comment of the task function.
     pub description: &'static str,
-    /// The module that defines the task.
-    pub module_path: &'static str,
-    /// Where the function is written. Behind a pointer of its own: a task's place in its file
-    /// changes with every edit above it, and the compile-time check must not see that.
+    /// Where the function is written, and in which module. Behind a pointer of its own: a
+    /// task's place in its file changes with every edit above it, and nothing else of the
+    /// definition may depend on that (rustc would check it again after each such edit).
     pub location: LocationRef,
     /// Hard dependencies: each must succeed before this task runs.
     pub requires: &'static [DefRef],
@@ -44,13 +44,23 @@ impl TaskDef {
     /// Where the task is defined, for error messages: `example::loads (src/loads.rs:12)`.
     pub fn origin(&self) -> String {
         let location = self.location.get();
-        format!("{} ({}:{})", self.module_path, location.file, location.line)
+        format!(
+            "{} ({}:{})",
+            location.module_path, location.file, location.line
+        )
+    }
+
+    /// The module that defines the task.
+    pub fn module_path(&self) -> &'static str {
+        self.location.get().module_path
     }
 }
 
 /// Where a task's function is written.
 #[derive(Debug)]
 pub struct Location {
+    /// The module, as `module_path!()` says.
+    pub module_path: &'static str,
     /// The source file, as `file!()` says.
     pub file: &'static str,
     /// The line of the function's name.
@@ -121,24 +131,62 @@ impl DefRef {
     }
 }
 
-/// One registered task, submitted by `#[task]` through `inventory`.
+/// One registered task: a link of the list of every task linked into the binary. `#[task]`
+/// writes one per task with a constructor that the platform's loader runs before `main`
+/// ([`register`]), the way `inventory` works. It is written out rather than submitted through
+/// `inventory::submit!` because a macro called from the expansion would make rustc check the
+/// task's registration again after every edit above the task in its file.
 #[derive(Debug)]
-pub struct Registration(pub DefRef);
+pub struct Registration {
+    def: DefRef,
+    next: AtomicPtr<Registration>,
+}
 
-inventory::collect!(Registration);
+impl Registration {
+    /// A registration of `def`, not yet linked.
+    pub const fn new(def: DefRef) -> Self {
+        Registration {
+            def,
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
 
-/// Every task linked into this binary, sorted by name (inventory's order is not stable).
+/// The head of the list of registrations.
+static REGISTERED: AtomicPtr<Registration> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Links a registration into the list; called once for each, before `main`.
+pub fn register(registration: &'static Registration) {
+    let node = std::ptr::from_ref(registration).cast_mut();
+    let mut head = REGISTERED.load(Ordering::Acquire);
+    loop {
+        registration.next.store(head, Ordering::Relaxed);
+        match REGISTERED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(current) => head = current,
+        }
+    }
+}
+
+/// Every registration, in no particular order.
+fn registrations() -> impl Iterator<Item = &'static Registration> {
+    let mut next = REGISTERED.load(Ordering::Acquire);
+    std::iter::from_fn(move || {
+        // SAFETY: the list holds only `&'static Registration`s (see `register`).
+        let registration = unsafe { next.as_ref() }?;
+        next = registration.next.load(Ordering::Acquire);
+        Some(registration)
+    })
+}
+
+/// Every task linked into this binary, sorted by name (the order of registration is not stable).
 pub fn registered() -> Vec<&'static TaskDef> {
-    let mut defs: Vec<&'static TaskDef> = inventory::iter::<Registration>
-        .into_iter()
-        .map(|registration| registration.0.def())
+    let mut defs: Vec<&'static TaskDef> = registrations()
+        .map(|registration| registration.def.def())
         .collect();
     defs.sort_by(|a, b| {
-        (a.name, a.module_path, a.location.get().line).cmp(&(
-            b.name,
-            b.module_path,
-            b.location.get().line,
-        ))
+        let (a_at, b_at) = (a.location.get(), b.location.get());
+        (a.name, a_at.module_path, a_at.line).cmp(&(b.name, b_at.module_path, b_at.line))
     });
     defs
 }

@@ -1,0 +1,58 @@
+//! `#[task]` writes its code at the user's tokens (so that an edit above a task does not make
+//! rustc check it again), where lints read it as the user's own: a crate with strict lints
+//! compiles it without a word, and a crate that forbids unsafe code can declare tasks.
+#![forbid(unsafe_code)]
+#![deny(
+    warnings,
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    unused_qualifications,
+    unused_results,
+    single_use_lifetimes,
+    elided_lifetimes_in_paths,
+    trivial_casts,
+    trivial_numeric_casts,
+    unused_lifetimes
+)]
+
+use pipeline_core::prelude::*;
+// Names a user may import, which the generated code must not then qualify needlessly.
+use std::fmt::{Debug, Formatter};
+use std::time::Duration as Delay;
+
+/// Tables to load.
+pub const TABLES: &[&str] = &["users", "orders"];
+
+/// A task with every setting that takes a value.
+#[task(retries = 2, retry_delay = "2m", timeout = "1h", critical = false)]
+pub async fn load_users(_ctx: &Ctx) -> Result<()> {
+    Ok(())
+}
+
+/// A family.
+#[task(for_each = TABLES, requires = [LoadUsers])]
+pub async fn load(_ctx: &Ctx, table: &str) -> Result<()> {
+    ensure!(!table.is_empty(), "a table");
+    Ok(())
+}
+
+/// A private task that nothing requires.
+#[task(after = [Load])]
+async fn tidy_up(_ctx: &Ctx) -> Result<()> {
+    Ok(())
+}
+
+/// A blocking check.
+#[check(on = LoadUsers, blocking)]
+async fn users_loaded(_ctx: &Ctx) -> Result<Check> {
+    Ok(Check::pass("loaded"))
+}
+
+/// Uses the imports above.
+pub fn describe(value: &dyn Debug, _formatter: Option<&Formatter<'_>>) -> Delay {
+    drop(format!("{value:?}"));
+    Delay::ZERO
+}
+
+fn main() {}
