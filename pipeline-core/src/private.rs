@@ -2,16 +2,21 @@
 //!
 //! `#[task]` writes its code at the user's tokens, where lints read it as the user's (see
 //! `pipeline-macros`' `expand`), so it names nothing here by a name that a user imports (such
-//! as `Ctx` or `Duration` from the prelude): that would be a needless qualification.
+//! as `Ctx`, `Task` or `Duration` from the prelude): that would be a needless qualification.
 
 pub use std::time::Duration;
 
 pub use inventory;
 
-pub use crate::ctx::Ctx;
+use crate::ctx::Ctx;
 pub use crate::ctx::Ctx as TaskCtx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
+pub use crate::schedule::def::{Registration as ScheduleRegistration, ScheduleDef};
+pub use crate::schedule::{Catchup, Overlap};
 pub use crate::task::Task as TaskType;
+pub use crate::task::TaskFuture;
+pub use crate::task::acyclic::{RankRef, rank};
+pub use crate::task::def::{DefRef, Location, LocationRef, Registration, TaskDef, register};
 pub use core::fmt::{Debug as DebugTrait, Formatter as DebugFormatter, Result as DebugResult};
 
 /// The key of a family member, `None` for other tasks.
@@ -40,11 +45,6 @@ pub const fn blocks(target: DefRef) -> Option<DefRef> {
 
 /// A task that holds nothing back.
 pub const NO_BLOCKS: Option<DefRef> = None;
-pub use crate::schedule::def::{Registration as ScheduleRegistration, ScheduleDef};
-pub use crate::schedule::{Catchup, Overlap};
-pub use crate::task::acyclic::{RankRef, rank};
-pub use crate::task::def::{DefRef, Location, LocationRef, Registration, TaskDef, register};
-pub use crate::task::{Task, TaskFuture};
 
 /// Boxes the future of a task function. Its bounds are where rustc checks the function's
 /// return type and that its future is `Send`.

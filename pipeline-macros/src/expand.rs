@@ -294,9 +294,10 @@ fn task_id(name: &str) -> u64 {
     hash.max(1)
 }
 
-/// `<Dep as Task>::DEF` for each dependency, spanned on the user's path so that an unknown or
-/// non-task type is reported there.
-fn dependency_refs(paths: &[syn::Path]) -> Vec<TokenStream> {
+/// `<Dep as Task>::DEF` for each dependency (or schedule target), spanned on the user's path so
+/// that an unknown or non-task type is reported there. Lints read these as the user's tokens,
+/// hence `TaskType`: `Task` itself comes with the prelude and would be a needless qualification.
+pub fn dependency_refs(paths: &[syn::Path]) -> Vec<TokenStream> {
     paths
         .iter()
         .map(|path| {

@@ -6,7 +6,6 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr, Path, Token, bracketed};
 
 use crate::{ast, duration};
@@ -195,10 +194,7 @@ fn write(schedule: &ScheduleInput) -> TokenStream {
         .map(LitStr::value)
         .unwrap_or_default();
     let tz = schedule.tz.clone().unwrap_or_else(|| "UTC".to_string());
-    let targets = schedule.targets.iter().map(|path| {
-        let span = path.span();
-        quote_spanned!(span=> <#path as __p::Task>::DEF)
-    });
+    let targets = crate::expand::dependency_refs(&schedule.targets);
     let deadline = match schedule.deadline_ms {
         Some(ms) => quote!(::core::option::Option::Some(__p::Duration::from_millis(#ms))),
         None => quote!(::core::option::Option::None),

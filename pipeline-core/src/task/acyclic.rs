@@ -15,8 +15,8 @@
 //! A cycle too long for that search is still refused: its ranks need themselves, and rustc's
 //! own cycle error lists the rank statics of the tasks on it. There is no limit under which a
 //! cycle compiles. Ranks are read through raw pointers so that rustc follows them only when a
-//! rank is computed, and tasks are told apart by an id that `#[task]` hashes from their crate and name, so
-//! that moving a task within its file changes nothing here.
+//! rank is computed, and tasks are told apart by an id that `#[task]` hashes from their crate
+//! and name, so that moving a task within its file changes nothing here.
 
 use super::DefRef;
 

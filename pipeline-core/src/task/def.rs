@@ -101,7 +101,8 @@ impl LocationRef {
 #[derive(Clone, Copy, Debug)]
 pub struct DefRef {
     def: *const TaskDef,
-    /// Tells tasks apart in the compile-time check: a hash of the module and the type name.
+    /// Tells tasks apart in the compile-time check: a hash of the crate and the task's name,
+    /// which `#[task]` computes.
     pub id: u64,
     /// The task's rank in the compile-time check (see `acyclic`).
     pub rank: RankRef,

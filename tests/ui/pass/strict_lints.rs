@@ -1,6 +1,7 @@
 //! `#[task]` writes its code at the user's tokens (so that an edit above a task does not make
 //! rustc check it again), where lints read it as the user's own: a crate with strict lints
-//! compiles it without a word, and a crate that forbids unsafe code can declare tasks.
+//! compiles it (and a schedule's targets, which are the user's tokens too) without a word, and
+//! a crate that forbids unsafe code can declare tasks.
 #![forbid(unsafe_code)]
 #![deny(
     warnings,
@@ -56,3 +57,8 @@ pub fn describe(value: &dyn Debug, _formatter: Option<&Formatter<'_>>) -> Delay 
 }
 
 fn main() {}
+
+schedule! {
+    /// A schedule of the tasks above.
+    nightly, cron = "0 2 * * *", tz = "Europe/London", targets = [Load, TidyUp], deadline = "4h",
+}
