@@ -133,10 +133,10 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     } else {
         quote_spanned! {task.name_span=>
             #[allow(non_upper_case_globals)]
-            static #rank_name: u32 = __p::rank(__PIPELINE_REF);
+            static #rank_name: u32 = __p::rank(<#type_name as __p::TaskType>::DEF);
         }
     };
-    let registration = registration(site);
+    let registration = registration(site, type_name);
 
     let generated = quote_spanned! {site=>
         #[doc = #type_doc]
@@ -191,15 +191,10 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 #call
             }
 
-            const __PIPELINE_REF: __p::DefRef = __p::DefRef::new(
-                &__PIPELINE_DEF,
-                #id,
-                __p::RankRef::new(&#rank_name),
-            );
-
             #[automatically_derived]
             impl __p::TaskType for #type_name {
-                const DEF: __p::DefRef = __PIPELINE_REF;
+                const DEF: __p::DefRef =
+                    __p::DefRef::new(&__PIPELINE_DEF, #id, __p::RankRef::new(&#rank_name));
             }
 
             #registration
@@ -212,15 +207,23 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
 
 /// The task's registration, which the platform's loader links into the list of tasks before
 /// `main` (see `Registration` for why it is not `inventory::submit!`): a function pointer in
-/// the section of functions that the loader calls, on each target that has one. The static
-/// in that section stays at the macro's call site, as macro code, which lints such as
-/// `unsafe_code` (for `link_section`) leave alone; so it is the one item of a task that rustc
-/// checks again after an edit above the task. On a target with no such section, each task is
-/// a compile error rather than silently unregistered.
-fn registration(site: Span) -> TokenStream {
-    let sections = [
-        (
-            quote!(any(
+/// the section of functions that the loader calls, on each target that has one (the runtime
+/// does not compile for a target without). The static in that section stays at the macro's
+/// call site, as macro code, which lints such as `unsafe_code` (for `link_section`) leave
+/// alone; so it is the one item of a task that rustc checks again after an edit above the task.
+fn registration(site: Span, type_name: &syn::Ident) -> TokenStream {
+    quote_spanned! {site=>
+        static __PIPELINE_REGISTRATION: __p::Registration =
+            __p::Registration::new(<#type_name as __p::TaskType>::DEF);
+        extern "C" fn __pipeline_register() {
+            __p::register(&__PIPELINE_REGISTRATION);
+        }
+    }
+    .into_iter()
+    .chain(quote! {
+        #[used]
+        #[cfg_attr(
+            any(
                 target_os = "linux",
                 target_os = "android",
                 target_os = "dragonfly",
@@ -229,37 +232,15 @@ fn registration(site: Span) -> TokenStream {
                 target_os = "illumos",
                 target_os = "netbsd",
                 target_os = "openbsd",
-            )),
-            ".init_array",
-        ),
-        (
-            quote!(any(target_os = "macos", target_os = "ios")),
-            "__DATA,__mod_init_func,mod_init_funcs",
-        ),
-        (quote!(windows), ".CRT$XCU"),
-    ];
-    let targets = sections.iter().map(|(target, _)| target);
-    let placements = sections
-        .iter()
-        .map(|(target, section)| quote!(#[cfg_attr(#target, unsafe(link_section = #section))]));
-    quote_spanned! {site=>
-        static __PIPELINE_REGISTRATION: __p::Registration =
-            __p::Registration::new(__PIPELINE_REF);
-        extern "C" fn __pipeline_register() {
-            __p::register(&__PIPELINE_REGISTRATION);
-        }
-    }
-    .into_iter()
-    .chain(quote! {
-        #[used]
-        #(#placements)*
+            ),
+            unsafe(link_section = ".init_array")
+        )]
+        #[cfg_attr(
+            any(target_os = "macos", target_os = "ios"),
+            unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
+        )]
+        #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
         static __PIPELINE_REGISTER: extern "C" fn() = __pipeline_register;
-
-        #[cfg(not(any(#(#targets),*)))]
-        ::core::compile_error!(
-            "pipeline registers a #[task] with a function that the platform's loader runs \
-             before `main`, and knows of no such section on this target"
-        );
     })
     .collect()
 }
