@@ -103,6 +103,7 @@ fn cpu_bound(tasks: usize, work: std::time::Duration) {
                 store: open_store(&config).await.expect("the state store"),
                 config: config.clone(),
                 pipeline: "bench".into(),
+                pools: Default::default(),
             };
             let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("a date"));
             options.workers = workers;
@@ -157,6 +158,7 @@ fn run_case(shape: &str, tasks: usize) {
             store,
             config: config.clone(),
             pipeline: "bench".into(),
+            pools: Default::default(),
         };
         let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("a date"));
         options.workers = workers();

@@ -235,6 +235,7 @@ async fn load_once(config: &Config, how: How) -> Duration {
         store: open_store(config).await.expect("state"),
         config: config.clone(),
         pipeline: "bench".into(),
+        pools: Default::default(),
     };
     let mut options = RunOptions::new(Date::from_ymd(2026, 11, 26).expect("date"));
     options.force = true;

@@ -49,6 +49,7 @@ fn main() {
             store: open_store(&config).await.expect("the state store"),
             config: config.clone(),
             pipeline: "bench".into(),
+            pools: Default::default(),
         };
         let nightly: Vec<Schedule> = (0..NIGHTLY)
             .map(|i| {

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::dag::{Dag, GraphFormat};
 use crate::date::Date;
+use crate::pool::Pools;
 use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
 use crate::schedule::{Scheduler, SchedulerOptions};
 use crate::status::RunStatus;
@@ -444,10 +445,13 @@ async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
             if replica { "SQLite" } else { "PostgreSQL" }
         );
     }
+    let declared = crate::pool::registered().map_err(usage)?;
+    let pools = Pools::configured(&declared, &config.pools).map_err(usage)?;
     let store = open_store(&config).await.map_err(usage)?;
     Ok(Runner {
         dag,
         store,
+        pools: Arc::new(pools),
         config,
         pipeline: pipeline.to_string(),
     })

@@ -14,6 +14,9 @@
 //! pagerduty_routing_key = ".."                           # or PIPELINE_PAGERDUTY_ROUTING_KEY
 //! pagerduty_url = "https://events.eu.pagerduty.com/v2/enqueue"   # or PIPELINE_PAGERDUTY_URL
 //! timeout_secs = 10                                      # or PIPELINE_ALERT_TIMEOUT_SECS
+//!
+//! [pools]
+//! replica = 4   # the size of `pool!(Replica, 2)`; or PIPELINE_POOL_REPLICA
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +40,8 @@ pub struct Config {
     pub databases: BTreeMap<String, Setting>,
     /// Where alerts go.
     pub alerts: AlertConfig,
+    /// Sizes of resource pools that override their `pool!` declaration.
+    pub pools: BTreeMap<String, usize>,
 }
 
 /// Where alerts go. Low severity (non-critical failures) goes to Slack, high severity (critical
@@ -103,6 +108,8 @@ struct File {
     databases: BTreeMap<String, String>,
     #[serde(default)]
     alerts: Option<AlertsSection>,
+    #[serde(default)]
+    pools: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +178,17 @@ impl Config {
             let source = in_file(&format!("[databases] {name}"));
             databases.insert(name, Setting { url, source });
         }
+        let mut pools = BTreeMap::new();
+        for (name, size) in file.pools {
+            if size == 0 {
+                bail!(
+                    "{}: a pool needs at least one slot; to keep its tasks from running, \
+                     do not select them",
+                    in_file(&format!("[pools] {name} = 0"))
+                );
+            }
+            pools.insert(name, size);
+        }
         let env: Vec<(String, String)> = env.collect();
         let section = file.alerts.unwrap_or_default();
         let mut alerts = AlertConfig {
@@ -192,6 +210,12 @@ impl Config {
                     Some(secs.with_context(|| {
                         format!("{key}={value:?}: use a whole number of seconds")
                     })?);
+            } else if let Some(name) = key.strip_prefix("PIPELINE_POOL_") {
+                let size = value.trim().parse().ok().filter(|size| *size > 0);
+                let size = size.with_context(|| {
+                    format!("{key}={value:?}: use a whole number of slots, at least 1")
+                })?;
+                pools.insert(name.to_ascii_lowercase(), size);
             } else if key == "PIPELINE_STATE_URL" {
                 state = Setting {
                     url: value,
@@ -240,6 +264,7 @@ impl Config {
             state,
             databases,
             alerts,
+            pools,
         })
     }
 
@@ -390,6 +415,32 @@ mod tests {
             .map(|_| ())
             .expect_err("unknown");
         assert!(err.to_string().contains("PIPELINE_DB_REPLICA_URL"), "{err}");
+    }
+
+    #[test]
+    fn pool_sizes_come_from_the_file_and_the_environment() {
+        let sized = config(
+            "[pools]\nreplica = 4\napi = 2\n",
+            &[("PIPELINE_POOL_API", "3")],
+        )
+        .expect("valid");
+        assert_eq!(sized.pools.get("replica"), Some(&4));
+        assert_eq!(sized.pools.get("api"), Some(&3), "the environment wins");
+
+        let err = config("[pools]\nreplica = 0\n", &[]).expect_err("an empty pool");
+        assert!(
+            format!("{err:#}")
+                .contains("pipeline.toml [pools] replica = 0: a pool needs at least one slot"),
+            "{err:#}"
+        );
+        let err = config("[pools]\nreplica = \"four\"\n", &[]).expect_err("not a number");
+        assert!(format!("{err:#}").contains("pipeline.toml"), "{err:#}");
+        let err = config("", &[("PIPELINE_POOL_REPLICA", "-1")]).expect_err("not a size");
+        assert!(
+            format!("{err:#}")
+                .contains("PIPELINE_POOL_REPLICA=\"-1\": use a whole number of slots"),
+            "{err:#}"
+        );
     }
 
     #[test]

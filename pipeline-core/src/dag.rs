@@ -45,6 +45,10 @@ pub struct TaskNode {
     pub policy: Policy,
     /// What running it does.
     pub action: Action,
+    /// The resource pool whose slot it holds while it runs.
+    pub pool: Option<String>,
+    /// Free slots go to ready tasks of higher priority first.
+    pub priority: i32,
     /// Set for a check: what it checks.
     pub check: Option<CheckRole>,
 }

@@ -39,6 +39,7 @@ pub mod db;
 mod http;
 pub mod load;
 mod message;
+pub mod pool;
 pub mod run;
 pub mod schedule;
 pub(crate) mod secrets;
@@ -80,6 +81,8 @@ pub use tracing;
 /// | `critical = false` | a failure alerts but does not fail the run | `true` |
 /// | `name = "x"` | the task's name | the fn name |
 /// | `for_each = KEYS` | one task per key of a `&'static [&'static str]`: `name[key]` | |
+/// | `pool = Replica` | holds a slot of a `pool!` while it runs (waiting holds no worker) | none |
+/// | `priority = 10` | takes free worker and pool slots before lower priorities | 0 |
 ///
 /// Durations are a whole number and a unit (`ms`, `s`, `m`, `h`, `d`), combinable: `"1h30m"`.
 pub use pipeline_macros::task;
@@ -127,6 +130,31 @@ pub use pipeline_macros::check;
 /// unknown time zone, an unknown target or a deadline that is not a duration do not compile.
 pub use pipeline_macros::schedule;
 
+/// Declares a resource pool: `pool!(Replica, 2);` lets at most two tasks with
+/// `#[task(pool = Replica)]` run at once, across every run in the process (a scheduler's
+/// overlapping runs share it). `[pools] replica = 4` in `pipeline.toml` changes the size
+/// without a rebuild (the name is the type's in snake case). A task waiting for a slot shows as
+/// waiting, holds no worker slot, and the summary shows how long it waited; a freed slot goes
+/// to the waiting task of highest `priority`, the longest waiting among equals.
+///
+/// ```no_run
+/// use pipeline_core::prelude::*;
+///
+/// pool!(
+///     /// The production read replica: two loads at a time.
+///     pub Replica, 2
+/// );
+///
+/// #[task(pool = Replica, priority = 10)]
+/// async fn load_orders(_ctx: &Ctx) -> Result<()> {
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// An unknown pool, or a type that is not one, does not compile.
+pub use pipeline_macros::pool;
+
 /// A boxed, `Send` future: what alert senders return.
 pub(crate) type BoxFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -149,7 +177,7 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
     pub use crate::check::Check;
-    pub use crate::{Ctx, Result, ResultExt as _, Task, check, schedule, task};
+    pub use crate::{Ctx, Result, ResultExt as _, Task, check, pool, schedule, task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
     pub use std::time::Duration;
 }

@@ -11,6 +11,7 @@ pub use inventory;
 use crate::ctx::Ctx;
 pub use crate::ctx::Ctx as TaskCtx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
+pub use crate::pool::{Pool as PoolType, PoolDef, Registration as PoolRegistration};
 pub use crate::schedule::def::{Registration as ScheduleRegistration, ScheduleDef};
 pub use crate::schedule::{Catchup, Overlap};
 pub use crate::task::Task as TaskType;
@@ -42,6 +43,14 @@ pub const NO_KEYS: Option<&'static [&'static str]> = None;
 pub const fn blocks(target: DefRef) -> Option<DefRef> {
     Some(target)
 }
+
+/// A task in the pool `def`.
+pub const fn pool(def: &'static PoolDef) -> Option<&'static PoolDef> {
+    Some(def)
+}
+
+/// A task in no pool.
+pub const NO_POOL: Option<&'static PoolDef> = None;
 
 /// A task that holds nothing back.
 pub const NO_BLOCKS: Option<DefRef> = None;
@@ -98,6 +107,8 @@ pub static INVALID_TASK: TaskDef = TaskDef {
     keys: None,
     check: false,
     blocks: None,
+    pool: None,
+    priority: 0,
     run: |_, _| missing_key("<invalid task>"),
 };
 

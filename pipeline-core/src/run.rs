@@ -21,6 +21,7 @@ use crate::ctx::RunInfo;
 use crate::dag::{Dag, DagError, TaskId};
 use crate::date::{Date, now_millis};
 use crate::db::{Databases, Target};
+use crate::pool::Pools;
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
@@ -75,6 +76,8 @@ impl RunOptions {
 pub trait Observer: Send + Sync {
     /// The run will consider `tasks` tasks, of which `skipped` are complete already.
     fn planned(&self, _tasks: usize, _skipped: usize) {}
+    /// A ready task waits for a slot of its resource pool.
+    fn waiting(&self, _task: &str, _pool: &str) {}
     /// A task's first attempt started.
     fn started(&self, _task: &str) {}
     /// A task reached its outcome.
@@ -111,6 +114,8 @@ pub struct Runner {
     pub config: Config,
     /// The pipeline's name: keys the history and locks in the store.
     pub pipeline: String,
+    /// The resource pools, shared by every run of this runner (and its clones).
+    pub pools: Arc<Pools>,
 }
 
 /// What the executor needs to know about the selection.
@@ -183,6 +188,7 @@ impl Runner {
         let targets = self
             .resolve(&options.targets)
             .map_err(|e| RunError::Usage(e.into()))?;
+        self.check_pools().map_err(RunError::Usage)?;
         let key = self.partition_key(options.date, options.test);
         // The run stops on the caller's signal, or when its lock is taken from it.
         let (stop, stopped) = watch::channel(*cancel.borrow());
@@ -206,6 +212,22 @@ impl Runner {
         let report = result?;
         released.map_err(|err| RunError::Failed(err.context("cannot release the run lock")))?;
         Ok(report)
+    }
+
+    /// Every task's pool is one of the runner's.
+    fn check_pools(&self) -> anyhow::Result<()> {
+        for (_, task) in self.dag.tasks() {
+            if let Some(pool) = &task.pool
+                && self.pools.get(pool).is_none()
+            {
+                anyhow::bail!(
+                    "task `{}` is in the pool `{pool}`, which this runner does not have; \
+                     declare it with `pool!` (or give the runner `Pools` that include it)",
+                    task.name
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn run_locked(
@@ -270,6 +292,7 @@ impl Runner {
             alerts: &mut alerts,
             open_alerts,
             workers: options.workers.max(1),
+            pools: &self.pools,
             fail_fast: options.fail_fast,
         };
         let executor::Executed {

@@ -45,6 +45,18 @@ impl<'a> TaskFn<'a> {
     }
 }
 
+/// `LoadOrders` -> `load_orders`.
+pub fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
 /// `load_orders` -> `LoadOrders`; `r#type` -> `Type`.
 fn upper_camel_case(snake: &str) -> String {
     snake

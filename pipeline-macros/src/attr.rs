@@ -19,6 +19,8 @@ const KEYS: &[&str] = &[
     "critical",
     "name",
     "for_each",
+    "pool",
+    "priority",
 ];
 
 /// The keys `#[check]` accepts.
@@ -45,6 +47,10 @@ pub struct TaskAttr {
     pub name: Option<LitStr>,
     /// The list of keys of a task family.
     pub for_each: Option<Expr>,
+    /// The resource pool whose slot the task takes while it runs.
+    pub pool: Option<Path>,
+    /// Takes free worker and pool slots before tasks of lower priority.
+    pub priority: Option<i32>,
     /// Set for `#[check]`.
     pub check: Option<CheckOptions>,
     seen: Vec<String>,
@@ -168,6 +174,8 @@ impl TaskAttr {
                 self.name = Some(lit);
             }
             "for_each" => self.for_each = Some(meta.value()?.parse()?),
+            "pool" => self.pool = Some(meta.value()?.parse()?),
+            "priority" => self.priority = Some(parse_priority(&meta)?),
             _ => unreachable!("every key of KEYS is handled above"),
         }
         Ok(())
@@ -181,6 +189,29 @@ fn parse_task_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
     bracketed!(content in input);
     let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
     Ok(paths.into_iter().collect())
+}
+
+/// `priority = 10` or `priority = -5`: a whole number, higher first.
+fn parse_priority(meta: &ParseNestedMeta) -> syn::Result<i32> {
+    let input = meta.value()?;
+    let negative = input.parse::<Option<Token![-]>>()?.is_some();
+    let lit: LitInt = input.parse().map_err(|err| {
+        syn::Error::new(
+            err.span(),
+            "`priority` takes a whole number, e.g. `priority = 10`",
+        )
+    })?;
+    let text = if negative {
+        format!("-{}", lit.base10_digits())
+    } else {
+        lit.base10_digits().to_string()
+    };
+    text.parse::<i32>().map_err(|_| {
+        syn::Error::new(
+            lit.span(),
+            "`priority` takes a whole number between -2147483648 and 2147483647 (higher runs first)",
+        )
+    })
 }
 
 fn parse_duration(meta: &ParseNestedMeta) -> syn::Result<u64> {

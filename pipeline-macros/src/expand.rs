@@ -66,7 +66,7 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     // clear message) lists the tasks.
     let rank_name = quote::format_ident!(
         "{}_RANK",
-        upper_snake_case(&type_name.to_string()),
+        crate::ast::snake_case(&type_name.to_string()).to_uppercase(),
         span = task.name_span
     );
     let name = at(site, task.name.to_token_stream());
@@ -116,6 +116,16 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
         quote_spanned!(site=> _key)
     };
     let is_check = at(site, attr.check.is_some().to_token_stream());
+    // Spanned on the user's path: an unknown pool, or a type that is not one, is reported there.
+    let pool = match &attr.pool {
+        Some(path) => {
+            let span = path.span();
+            let def = quote_spanned!(span=> <#path as __p::PoolType>::DEF);
+            quote_spanned!(site=> __p::pool(#def))
+        }
+        None => quote_spanned!(site=> __p::NO_POOL),
+    };
+    let priority = at(site, attr.priority.unwrap_or(0).to_token_stream());
     let blocks = match (&attr.check, attr.requires.first()) {
         (Some(check), Some(target)) if check.blocking => {
             let target = dependency_refs(std::slice::from_ref(target));
@@ -181,6 +191,8 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 keys: #keys,
                 check: #is_check,
                 blocks: #blocks,
+                pool: #pool,
+                priority: #priority,
                 run: __pipeline_run,
             };
 
@@ -338,18 +350,6 @@ fn fallback(function: &ItemFn, err: syn::Error) -> TokenStream {
             }
         };
     }
-}
-
-/// `LoadOrders` -> `LOAD_ORDERS`.
-fn upper_snake_case(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.extend(c.to_uppercase());
-    }
-    out
 }
 
 /// A task name as identifier characters: letters, digits and `_` stay, anything else becomes

@@ -9,6 +9,7 @@ mod ast;
 mod attr;
 mod duration;
 mod expand;
+mod pool;
 mod schedule;
 mod valid;
 
@@ -36,4 +37,13 @@ pub fn check(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn schedule(input: TokenStream) -> TokenStream {
     schedule::expand(input.into()).into()
+}
+
+/// Declares a resource pool: a type that `#[task(pool = ..)]` names, and how many of its tasks
+/// run at once.
+///
+/// See the documentation of `pipeline_core::pool!`.
+#[proc_macro]
+pub fn pool(input: TokenStream) -> TokenStream {
+    pool::expand(input.into()).into()
 }

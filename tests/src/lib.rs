@@ -220,6 +220,7 @@ pub async fn runner_for(
             .expect("the state store"),
         config: config.clone(),
         pipeline: pipeline.into(),
+        pools: Default::default(),
     }
 }
 

@@ -478,3 +478,60 @@ fn lists_its_tasks_and_draws_its_graph() {
         "listing touches no database"
     );
 }
+
+#[test]
+fn the_replica_pool_bounds_the_loads_and_its_size_is_configurable() {
+    let sandbox = Sandbox::new("daily_pools");
+    let listed = sandbox.run(DAILY, &["list"], &[]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert_eq!(
+        listed.stdout.matches("[pool replica]").count(),
+        3,
+        "{}",
+        listed.stdout
+    );
+
+    // One slot for three loads that are ready at once: two of them wait, and say so.
+    let one_slot = sandbox.run(
+        DAILY,
+        &["run", "--date", "2026-11-20", "--json"],
+        &[("PIPELINE_POOL_REPLICA", "1")],
+    );
+    assert_eq!(one_slot.code, Some(0), "{}", one_slot.stderr);
+    let json = one_slot.json();
+    let waited: Vec<&serde_json::Value> = json["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|task| task["waited_ms"].as_u64().is_some_and(|ms| ms > 0))
+        .collect();
+    let names: Vec<&str> = waited.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "two loads waited for the one slot: {names:?}"
+    );
+    assert!(
+        names.iter().all(|name| name.starts_with("load[")),
+        "{names:?}"
+    );
+
+    let human = sandbox.run(
+        DAILY,
+        &["run", "--date", "2026-11-21"],
+        &[("PIPELINE_POOL_REPLICA", "1")],
+    );
+    assert_eq!(human.code, Some(0), "{}", human.stderr);
+    assert!(
+        human.stdout.contains("waiting for its pool") && human.stdout.contains("2 task(s) waited"),
+        "{}",
+        human.stdout
+    );
+
+    sandbox.write("pipeline.toml", "[pools]\nreplcia = 4\n");
+    let typo = sandbox.run(DAILY, &["run"], &[]);
+    assert_eq!(typo.code, Some(2), "{}", typo.stderr);
+    typo.assert_stderr_has(
+        "[pools] sets `replcia`, which no `pool!` declares; its pools are: replica",
+    );
+}

@@ -34,6 +34,14 @@ pub fn list(dag: &Dag) -> anyhow::Result<()> {
                 (None, false) => name.push_str(" (non-critical)"),
                 (None, true) => {}
             }
+            match (&task.pool, task.priority) {
+                (Some(pool), 0) => name.push_str(&format!(" [pool {pool}]")),
+                (Some(pool), priority) => {
+                    name.push_str(&format!(" [pool {pool}, priority {priority}]"));
+                }
+                (None, 0) => {}
+                (None, priority) => name.push_str(&format!(" [priority {priority}]")),
+            }
             let summary = task.description.lines().next().unwrap_or("").to_string();
             [name, names(&task.requires), names(&task.after), summary]
         })
@@ -94,11 +102,17 @@ pub fn print_summary(report: &RunReport) {
                 Some(error) => error.lines().next().unwrap_or("").to_string(),
                 None => t.details.join("; "),
             };
-            let duration = if t.attempts == 0 {
+            let mut duration = if t.attempts == 0 {
                 "-".into()
             } else {
                 format_duration(Duration::from_millis(t.duration_ms))
             };
+            if t.waited_ms > 0 {
+                duration.push_str(&format!(
+                    " (+{} waiting for its pool)",
+                    format_duration(Duration::from_millis(t.waited_ms))
+                ));
+            }
             [
                 name,
                 t.status.to_string(),
@@ -120,6 +134,19 @@ pub fn print_summary(report: &RunReport) {
         .collect();
     if counts.is_empty() {
         counts.push("no tasks".into());
+    }
+    let waited: Vec<u64> = report
+        .tasks
+        .iter()
+        .map(|t| t.waited_ms)
+        .filter(|ms| *ms > 0)
+        .collect();
+    if !waited.is_empty() {
+        println!(
+            "{} task(s) waited {} in all for a slot of their resource pool",
+            waited.len(),
+            format_duration(Duration::from_millis(waited.iter().sum()))
+        );
     }
     for blocked in &report.blocked {
         println!(

@@ -15,14 +15,23 @@ pub fn is_terminal() -> bool {
 }
 
 pub enum Progress {
-    /// The bar, and the tasks running now, in the order they started.
-    Bar(ProgressBar, Mutex<Vec<String>>),
+    /// The bar, and the tasks running or waiting for a pool now.
+    Bar(ProgressBar, Mutex<Board>),
     Lines,
     Silent,
 }
 
 /// Running tasks named on the bar; the rest are counted.
 const NAMED_ON_BAR: usize = 4;
+
+/// What the bar says besides its count.
+#[derive(Default)]
+pub struct Board {
+    /// In the order they started.
+    running: Vec<String>,
+    /// Tasks waiting for a slot of their pool.
+    waiting: Vec<String>,
+}
 
 impl Progress {
     /// A bar on a terminal, log lines elsewhere; nothing when `visible` is false.
@@ -37,7 +46,7 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
             bar.enable_steady_tick(Duration::from_millis(120));
-            Progress::Bar(bar, Mutex::new(Vec::new()))
+            Progress::Bar(bar, Mutex::new(Board::default()))
         } else {
             Progress::Lines
         }
@@ -50,26 +59,35 @@ impl Progress {
     }
 }
 
-/// Adds or removes a running task and shows the set on the bar.
-fn show_running(
-    bar: &ProgressBar,
-    running: &Mutex<Vec<String>>,
-    change: impl FnOnce(&mut Vec<String>),
-) {
-    let mut running = running.lock_unpoisoned();
-    change(&mut running);
-    let named = running
+/// Changes the board and shows it on the bar.
+fn show(bar: &ProgressBar, board: &Mutex<Board>, change: impl FnOnce(&mut Board)) {
+    let mut board = board.lock_unpoisoned();
+    change(&mut board);
+    let named = board
+        .running
         .iter()
         .take(NAMED_ON_BAR)
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ");
-    let message = match running.len() {
+    let mut message = match board.running.len() {
         0 => String::new(),
         n if n <= NAMED_ON_BAR => format!("running {named}"),
         n => format!("running {named} and {} more", n - NAMED_ON_BAR),
     };
+    if !board.waiting.is_empty() {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(&format!("{} waiting for a pool", board.waiting.len()));
+    }
     bar.set_message(message);
+}
+
+fn remove(names: &mut Vec<String>, name: &str) {
+    if let Some(at) = names.iter().position(|known| known == name) {
+        names.remove(at);
+    }
 }
 
 impl Observer for Progress {
@@ -81,10 +99,23 @@ impl Observer for Progress {
         }
     }
 
+    fn waiting(&self, task: &str, pool: &str) {
+        match self {
+            Progress::Bar(bar, board) => {
+                show(bar, board, |board| board.waiting.push(task.to_string()));
+            }
+            Progress::Lines => tracing::info!("{task} waits for a slot of the pool `{pool}`"),
+            Progress::Silent => {}
+        }
+    }
+
     fn started(&self, task: &str) {
         match self {
-            Progress::Bar(bar, running) => {
-                show_running(bar, running, |running| running.push(task.to_string()));
+            Progress::Bar(bar, board) => {
+                show(bar, board, |board| {
+                    remove(&mut board.waiting, task);
+                    board.running.push(task.to_string());
+                });
             }
             Progress::Lines => tracing::info!("started {task}"),
             Progress::Silent => {}
@@ -93,14 +124,12 @@ impl Observer for Progress {
 
     fn finished(&self, task: &TaskReport) {
         match self {
-            Progress::Bar(bar, running) => {
-                if task.attempts > 0 {
-                    show_running(bar, running, |running| {
-                        if let Some(at) = running.iter().position(|name| *name == task.name) {
-                            running.remove(at);
-                        }
-                    });
-                }
+            Progress::Bar(bar, board) => {
+                show(bar, board, |board| {
+                    remove(&mut board.running, &task.name);
+                    // Cancelled while it waited.
+                    remove(&mut board.waiting, &task.name);
+                });
                 bar.inc(1);
                 if !task.status.is_success() {
                     bar.println(format!("{} {}", task.status, task.name));

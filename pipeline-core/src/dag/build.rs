@@ -155,6 +155,8 @@ impl DagBuilder {
                 origin: spec.origin,
                 policy: spec.policy,
                 action: spec.action,
+                pool: spec.pool,
+                priority: spec.priority,
                 check,
             });
         }
@@ -278,6 +280,8 @@ impl Dag {
                 spec.requires = dep_names(def.requires);
                 spec.after = dep_names(def.after);
                 spec.policy = policy;
+                spec.pool = def.pool.map(|pool| pool.name.to_string());
+                spec.priority = def.priority;
                 spec.check = check.clone();
                 builder.task(spec);
             }

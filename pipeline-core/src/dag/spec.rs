@@ -56,6 +56,8 @@ pub struct TaskSpec {
     pub(super) after: Vec<String>,
     pub(super) policy: Policy,
     pub(super) action: Action,
+    pub(super) pool: Option<String>,
+    pub(super) priority: i32,
     /// For a check: the task (or family) it checks, and whether it blocks.
     pub(super) check: Option<(String, bool)>,
 }
@@ -79,6 +81,8 @@ impl TaskSpec {
             after: Vec::new(),
             policy: Policy::default(),
             action,
+            pool: None,
+            priority: 0,
             check: None,
         }
     }
@@ -111,6 +115,19 @@ impl TaskSpec {
     /// Retries, delay, timeout and criticality.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Puts the task in the resource pool `pool` (see `pool!`): it holds one of the pool's
+    /// slots while it runs.
+    pub fn pool(mut self, pool: impl Into<String>) -> Self {
+        self.pool = Some(pool.into());
+        self
+    }
+
+    /// Free worker and pool slots go to ready tasks of higher priority first (default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
         self
     }
 

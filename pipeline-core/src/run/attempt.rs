@@ -3,7 +3,8 @@
 //!
 //! This loop is control plane: it runs beside the attempt (see [`super::worker`]), so its
 //! timeout and the signal fire on time whatever the task's code does. An attempt holds a
-//! worker slot while it runs and gives it back while it waits to retry.
+//! worker slot, and its pool's slot if it has a pool, while it runs, and gives both back while
+//! it waits to retry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use super::worker::{self, Running, WorkResult};
 use crate::ctx::{Ctx, RunInfo};
 use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
+use crate::pool::{Slot, Slots};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
 use crate::task::{Fatal, backoff};
@@ -41,6 +43,13 @@ pub(super) struct AttemptLoop {
     /// The run's worker slots; `slot` is the one this task holds while an attempt runs.
     pub slots: Arc<Semaphore>,
     pub slot: Option<OwnedSemaphorePermit>,
+    /// The task's resource pool, and the slot of it that an attempt holds.
+    pub pool: Option<Arc<Slots>>,
+    pub pool_slot: Option<Slot>,
+    /// Its claim on free slots.
+    pub priority: i32,
+    /// Time spent waiting for a pool slot so far.
+    pub waited: Duration,
     /// Notes the attempts left (`Ctx::detail`), for the report.
     pub notes: Vec<String>,
     /// What the last check attempt measured.
@@ -65,11 +74,11 @@ impl Outcome {
 }
 
 impl AttemptLoop {
-    /// Runs the attempts; the task's report, and its worker slot, which the executor frees
+    /// Runs the attempts; the task's report, and the slots it holds, which the executor frees
     /// only once it has taken the report in (so that nothing starts on an outdated view).
-    pub async fn run(mut self) -> (TaskReport, Option<OwnedSemaphorePermit>) {
+    pub async fn run(mut self) -> (TaskReport, (Option<OwnedSemaphorePermit>, Option<Slot>)) {
         let report = self.attempts().await;
-        (report, self.slot.take())
+        (report, (self.slot.take(), self.pool_slot.take()))
     }
 
     async fn attempts(&mut self) -> TaskReport {
@@ -88,10 +97,17 @@ impl AttemptLoop {
                         Some(previous) => self.wait_for_stuck(previous).await,
                         None => true,
                     };
+                    // The pool's slot first: waiting for it holds no worker slot.
+                    let waiting = Instant::now();
+                    let pool_slot = match &self.pool {
+                        Some(pool) => Some(pool.acquire(self.priority).await),
+                        None => None,
+                    };
+                    let waited = waiting.elapsed();
                     let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
-                    (ended, slot)
+                    (ended, slot, pool_slot, waited)
                 };
-                let (ended, slot) = tokio::select! {
+                let (ended, slot, pool_slot, waited) = tokio::select! {
                     ready = ready => ready,
                     () = cancelled(&mut cancel) => {
                         let error = Some("cancelled while waiting to retry".to_string());
@@ -99,6 +115,8 @@ impl AttemptLoop {
                     }
                 };
                 self.slot = slot;
+                self.pool_slot = pool_slot;
+                self.waited += waited;
                 if !ended {
                     let error = format!(
                         "timed out after {}, and its code is still blocking its thread (not at \
@@ -120,8 +138,9 @@ impl AttemptLoop {
             let retryable = matches!(outcome.status, TaskStatus::Failed | TaskStatus::TimedOut)
                 && !outcome.fatal;
             if retryable && attempt < max_attempts {
-                // A task waiting to retry does not hold a worker slot.
+                // A task waiting to retry holds no worker slot, nor one of its pool.
                 self.slot = None;
+                self.pool_slot = None;
                 let delay = backoff::delay(self.policy.retry_delay, attempt);
                 tracing::warn!(
                     task = %self.name,
@@ -279,6 +298,7 @@ impl AttemptLoop {
             status,
             attempts,
             duration_ms: started.elapsed().as_millis() as u64,
+            waited_ms: self.waited.as_millis() as u64,
             error,
             critical: self.policy.critical,
             cause: None,

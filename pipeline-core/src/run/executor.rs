@@ -1,10 +1,14 @@
 //! Scheduling one run: a task becomes ready when its own dependencies in the plan are done, and
-//! starts at once if fewer than `workers` tasks run. Outcomes flow to dependents: a failed
-//! `requires` makes them `upstream_failed`; an `after` does not. Each final outcome goes to
-//! `alert::decide`, which says whether it alerts.
+//! starts at once if fewer than `workers` tasks run and, for a task in a resource pool, a slot
+//! of the pool is free; ready tasks of higher priority start first. A task waiting for its
+//! pool holds no worker slot, so other tasks run meanwhile. Outcomes flow to dependents: a
+//! failed `requires` makes them `upstream_failed`; an `after` does not. Each final outcome goes
+//! to `alert::decide`, which says whether it alerts.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -18,6 +22,7 @@ use crate::alert::decide::{RunSubject, decide};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
+use crate::pool::{Pools, Slot};
 use crate::status::TaskStatus;
 
 pub(super) struct Execution<'r> {
@@ -30,6 +35,8 @@ pub(super) struct Execution<'r> {
     /// Tasks of the partition with an alert still open, and its severity.
     pub open_alerts: HashMap<String, Severity>,
     pub workers: usize,
+    /// The process's resource pools, which every task's pool is one of.
+    pub pools: &'r Pools,
     /// Stop starting tasks after the first critical failure.
     pub fail_fast: bool,
 }
@@ -44,13 +51,55 @@ struct Schedule {
     /// The task at the root of a failure: itself when it failed, else its blocker's cause.
     cause: Vec<Option<TaskId>>,
     reports: Vec<Option<TaskReport>>,
-    ready: VecDeque<TaskId>,
+    ready: BinaryHeap<Ready>,
+    /// Tells ready tasks of equal priority apart: the first ready goes first.
+    readied: u64,
+    /// When each task started waiting for its pool's slot, while it waits.
+    waiting_since: Vec<Option<Instant>>,
+    /// Time each task waited for its pool's slot before it started.
+    waited: Vec<Duration>,
     /// Set by `--fail-fast`: the critical task whose failure stops new starts.
     stopped_by: Option<TaskId>,
     /// Critical tasks kept from running by a non-critical failure.
     blocked: Vec<Blocked>,
     /// Whether a task's outcome fails the run.
     run_failed: bool,
+}
+
+/// A task ready to start; the greatest starts first: highest priority, then first ready.
+struct Ready {
+    rank: (i32, Reverse<u64>),
+    id: TaskId,
+    /// A slot of its pool, won while it waited.
+    pool_slot: Option<Slot>,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank.cmp(&other.rank)
+    }
+}
+
+impl Schedule {
+    fn make_ready(&mut self, dag: &Dag, id: TaskId, pool_slot: Option<Slot>) {
+        self.readied += 1;
+        self.ready.push(Ready {
+            rank: (dag.task(id).priority, Reverse(self.readied)),
+            id,
+            pool_slot,
+        });
+    }
 }
 
 /// What a run did.
@@ -80,35 +129,41 @@ impl<'r> Execution<'r> {
                     .count()
             })
             .collect();
-        let ready = self
-            .plan
-            .selected
-            .iter()
-            .copied()
-            .filter(|id| waiting[id.index()] == 0)
-            .collect();
         let mut schedule = Schedule {
             dependents: dag.dependents(),
             waiting,
             blocked_by: vec![None; dag.len()],
             cause: vec![None; dag.len()],
             reports: vec![None; dag.len()],
-            ready,
+            ready: BinaryHeap::new(),
+            readied: 0,
+            waiting_since: vec![None; dag.len()],
+            waited: vec![Duration::ZERO; dag.len()],
             stopped_by: None,
             blocked: Vec::new(),
             run_failed: false,
         };
+        for &id in &self.plan.selected {
+            if schedule.waiting[id.index()] == 0 {
+                schedule.make_ready(dag, id, None);
+            }
+        }
         // The attempt loops are polled here, by this one control task: they only wait (task
         // code runs on threads of its own), and a wake-up reaches the scheduler directly.
         let mut running = FuturesUnordered::new();
         let slots = Arc::new(Semaphore::new(self.workers));
         // A slot won while waiting, kept for the next ready task.
         let mut won: Option<OwnedSemaphorePermit> = None;
+        // Tasks waiting for a slot of their pool, which another task (of this run or another
+        // in the process) holds; each becomes ready again with the slot it won.
+        let mut parked = FuturesUnordered::new();
+        let mut parked_ids: Vec<TaskId> = Vec::new();
         let mut signalled = *cancel.borrow();
         let mut uncancellable = false;
 
         loop {
-            while let Some(id) = schedule.ready.pop_front() {
+            while let Some(ready) = schedule.ready.pop() {
+                let id = ready.id;
                 // Read the signal afresh: a task cancelled by it may finish before this loop
                 // has seen the change, and its dependents are cancelled, not upstream_failed.
                 signalled = signalled || *cancel.borrow();
@@ -116,14 +171,27 @@ impl<'r> Execution<'r> {
                     self.finished(id, report, &mut schedule);
                     continue;
                 }
+                let task = dag.task(id);
+                let pool = task.pool.as_deref().and_then(|name| self.pools.get(name));
+                let mut pool_slot = ready.pool_slot;
+                if let (Some(pool), None) = (pool, &pool_slot) {
+                    pool_slot = pool.try_acquire();
+                    if pool_slot.is_none() {
+                        self.observer.waiting(&task.name, pool.name());
+                        schedule.waiting_since[id.index()] = Some(Instant::now());
+                        let (pool, priority) = (Arc::clone(pool), task.priority);
+                        parked.push(async move { (id, pool.acquire(priority).await) });
+                        parked_ids.push(id);
+                        continue;
+                    }
+                }
                 let Some(slot) = won
                     .take()
                     .or_else(|| Arc::clone(&slots).try_acquire_owned().ok())
                 else {
-                    schedule.ready.push_front(id);
+                    schedule.ready.push(Ready { pool_slot, ..ready });
                     break;
                 };
-                let task = dag.task(id);
                 self.observer.started(&task.name);
                 let attempts = AttemptLoop {
                     name: task.name.clone(),
@@ -134,6 +202,10 @@ impl<'r> Execution<'r> {
                     cancel: cancel.clone(),
                     slots: Arc::clone(&slots),
                     slot: Some(slot),
+                    pool: pool.cloned(),
+                    pool_slot,
+                    priority: task.priority,
+                    waited: schedule.waited[id.index()],
                     notes: Vec::new(),
                     value: None,
                 };
@@ -141,13 +213,20 @@ impl<'r> Execution<'r> {
             }
             // A slot won for a task that then did not need it goes back: a retry may want it.
             won = None;
-            if running.is_empty() {
+            if running.is_empty() && parked.is_empty() {
                 break;
             }
             let waiting_for_slot = !schedule.ready.is_empty();
             tokio::select! {
-                Some((id, (report, _slot))) = running.next() => {
+                Some((id, (report, _slots))) = running.next() => {
                     self.finished(id, report, &mut schedule);
+                }
+                Some((id, pool_slot)) = parked.next() => {
+                    parked_ids.retain(|parked| *parked != id);
+                    if let Some(since) = schedule.waiting_since[id.index()].take() {
+                        schedule.waited[id.index()] += since.elapsed();
+                    }
+                    schedule.make_ready(dag, id, Some(pool_slot));
                 }
                 changed = cancel.changed(), if !signalled && !uncancellable => match changed {
                     // Running tasks see the same signal and record themselves as cancelled.
@@ -156,6 +235,14 @@ impl<'r> Execution<'r> {
                     Err(_) => uncancellable = true,
                 },
                 slot = Arc::clone(&slots).acquire_owned(), if waiting_for_slot => won = slot.ok(),
+            }
+            // Tasks still waiting for their pool will not start now: they give up their places
+            // and come back to be recorded as cancelled.
+            if (signalled || schedule.stopped_by.is_some()) && !parked_ids.is_empty() {
+                parked = FuturesUnordered::new();
+                for id in std::mem::take(&mut parked_ids) {
+                    schedule.make_ready(dag, id, None);
+                }
             }
         }
         // A signal that came as the last task ended still cancels the run.
@@ -241,7 +328,9 @@ impl<'r> Execution<'r> {
         }
         self.alert(&report, blocker);
         schedule.reports[id.index()] = Some(report);
-        for &dependent in &schedule.dependents[id.index()] {
+        // By index: making a dependent ready changes the schedule that lists them.
+        for at in 0..schedule.dependents[id.index()].len() {
+            let dependent = schedule.dependents[id.index()][at];
             if !self.plan.in_plan[dependent.index()] {
                 continue;
             }
@@ -253,7 +342,7 @@ impl<'r> Execution<'r> {
             }
             schedule.waiting[dependent.index()] -= 1;
             if schedule.waiting[dependent.index()] == 0 {
-                schedule.ready.push_back(dependent);
+                schedule.make_ready(self.dag, dependent, None);
             }
         }
     }
@@ -316,6 +405,7 @@ fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
         status,
         attempts: 0,
         duration_ms: 0,
+        waited_ms: 0,
         error: (!error.is_empty()).then_some(error),
         critical: task.policy.critical,
         cause: None,

@@ -15,6 +15,10 @@ pub struct TaskReport {
     pub attempts: u32,
     /// Wall time of its attempts, waits between them included.
     pub duration_ms: u64,
+    /// Time it spent waiting for a slot of its resource pool (`pool = ..`), before its first
+    /// attempt and before retries.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub waited_ms: u64,
     /// Why it failed, redacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -29,6 +33,10 @@ pub struct TaskReport {
     /// What a check measured (a row count, an age in seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+}
+
+fn is_zero(ms: &u64) -> bool {
+    *ms == 0
 }
 
 /// A critical task that could not run because a non-critical task failed: the dependency

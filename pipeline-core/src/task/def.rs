@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::RunFn;
 use super::acyclic::RankRef;
+use crate::pool::PoolDef;
 
 /// Everything `#[task]` knows about a task, as a `static` written by the macro.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub struct TaskDef {
     pub check: bool,
     /// For a blocking check: the checked task, whose dependents wait for this check.
     pub blocks: Option<DefRef>,
+    /// The resource pool whose slot the task holds while it runs.
+    pub pool: Option<&'static PoolDef>,
+    /// Takes free slots before tasks of lower priority (default 0).
+    pub priority: i32,
     /// Runs the task's function.
     pub run: RunFn,
 }

@@ -7,8 +7,17 @@ const TABLES: &[&str] = &["users", "orders"];
 mod loads {
     use pipeline_core::prelude::*;
 
+    pool!(pub ProductionReplica, 3);
+
     /// Copies one table.
-    #[task(for_each = super::TABLES, retries = 3, retry_delay = "30s", timeout = "1h30m")]
+    #[task(
+        for_each = super::TABLES,
+        retries = 3,
+        retry_delay = "30s",
+        timeout = "1h30m",
+        pool = ProductionReplica,
+        priority = 5
+    )]
     pub async fn load(_ctx: &Ctx, _table: &str) -> Result<()> {
         Ok(())
     }
@@ -61,6 +70,10 @@ fn main() {
     let load = dag.task(dag.id("load[orders]").expect("member"));
     assert_eq!(load.policy.retries, 3);
     assert_eq!(load.policy.timeout, Some(Duration::from_secs(5400)));
+    assert_eq!(load.pool.as_deref(), Some("production_replica"));
+    assert_eq!(load.priority, 5);
+    let pools = pipeline_core::pool::registered().expect("pools");
+    assert_eq!(pools.get("production_replica").map(|pool| pool.size), Some(3));
     assert!(!dag.task(dag.id("load_currency").expect("currency")).policy.critical);
     // The report requires the model, so it also waits for the model's blocking check.
     let report = dag.task(dag.id("report").expect("report"));

@@ -25,8 +25,21 @@ use std::time::Duration as Delay;
 /// Tables to load.
 pub const TABLES: &[&str] = &["users", "orders"];
 
+pool!(
+    /// A pool the tasks below share.
+    pub Replica,
+    2
+);
+
 /// A task with every setting that takes a value.
-#[task(retries = 2, retry_delay = "2m", timeout = "1h", critical = false)]
+#[task(
+    retries = 2,
+    retry_delay = "2m",
+    timeout = "1h",
+    critical = false,
+    pool = Replica,
+    priority = -3
+)]
 pub async fn load_users(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
