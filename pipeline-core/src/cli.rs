@@ -1,10 +1,10 @@
 //! The command line of a pipeline binary. A binary's `main` is `pipeline_core::main!();`:
 //!
 //! ```text
-//! daily [run] [TASK..] [--date D] [--only] [--test] [--force] [--workers N] [--json] [--wait]
+//! daily [run] [TASK..] [--date P] [--only] [--test] [--force] [--workers N] [--json] [--wait]
 //!       [--fail-fast]
-//! daily backfill --from D --to D [TASK..] [...]
-//! daily status [--date D] [--test]      daily history [--limit N]
+//! daily backfill --from P --to P [TASK..] [...]
+//! daily status [--date P] [--test]      daily history [--limit N]
 //! daily list                            daily graph [--format dot|mermaid]
 //! ```
 //!
@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::dag::{Dag, GraphFormat};
-use crate::date::Date;
+use crate::date::{Date, Partition};
 use crate::pool::Pools;
 use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
 use crate::schedule::{Scheduler, SchedulerOptions};
@@ -54,22 +54,23 @@ struct Cli {
 enum Command {
     /// Run tasks (all when none are named) with everything they depend on.
     Run(RunArgs),
-    /// Run a range of dates, one after the other; stops at the first that fails.
+    /// Run a range of partitions, one after the other (days, or hours with
+    /// `--from 2026-11-26T00 --to 2026-11-26T05`); stops at the first that fails.
     Backfill {
-        /// First date, YYYY-MM-DD.
+        /// First partition: a day YYYY-MM-DD, or an hour YYYY-MM-DDTHH.
         #[arg(long)]
-        from: Date,
-        /// Last date (included).
+        from: Partition,
+        /// Last partition (included), of the same kind as --from.
         #[arg(long)]
-        to: Date,
+        to: Partition,
         #[command(flatten)]
         flags: RunFlags,
     },
-    /// Show each task's state for a date: complete, failed, never run.
+    /// Show each task's state for a partition: complete, failed, never run.
     Status {
-        /// YYYY-MM-DD; default: today (UTC).
-        #[arg(long)]
-        date: Option<Date>,
+        /// A day YYYY-MM-DD or an hour YYYY-MM-DDTHH; default: today (UTC).
+        #[arg(long, visible_alias = "partition")]
+        date: Option<Partition>,
         /// The test-mode state instead of production.
         #[arg(long)]
         test: bool,
@@ -88,7 +89,8 @@ enum Command {
         format: GraphFormat,
     },
     /// List the schedules: cron, time zone, targets, deadline, the next five ticks (local and
-    /// UTC, with the partition each runs: the day before the tick's local date) and the last.
+    /// UTC, with the partition each runs: the day before the tick's local date, or for an
+    /// hourly schedule the local hour that just ended) and the last.
     Schedules {
         /// Print one JSON array.
         #[arg(long)]
@@ -112,9 +114,10 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The partition to run, YYYY-MM-DD; default: today (UTC).
-    #[arg(long)]
-    date: Option<Date>,
+    /// The partition to run: a day YYYY-MM-DD, or an hour YYYY-MM-DDTHH (05:00 to 06:00 for
+    /// T05); default: today (UTC).
+    #[arg(long, visible_alias = "partition")]
+    date: Option<Partition>,
     #[command(flatten)]
     flags: RunFlags,
 }
@@ -347,7 +350,7 @@ async fn dispatch(
         }
         Command::Run(args) => {
             let runner = runner(pipeline, dag()?).await?;
-            let options = options(&args.flags, args.date.unwrap_or_else(Date::today));
+            let options = options(&args.flags, args.date.unwrap_or_else(Partition::today));
             let report = run_one(&runner, &options, args.flags.json, cancel()).await?;
             if args.flags.json {
                 output::print_json(&report);
@@ -355,23 +358,33 @@ async fn dispatch(
             Ok(exit_code(report.status))
         }
         Command::Backfill { from, to, flags } => {
+            if !from.same_kind(to) {
+                return Err(usage(anyhow::anyhow!(
+                    "--from {from} and --to {to} are not both days or both hours: write \
+                     --from {} --to {} for hours, or dates alone for days",
+                    hour_form(from, 0),
+                    hour_form(to, 23)
+                )));
+            }
             if from > to {
                 return Err(usage(anyhow::anyhow!("--from {from} is after --to {to}")));
             }
             let cancel = cancel();
             let runner = runner(pipeline, dag()?).await?;
             let mut reports = Vec::new();
-            let mut date = from;
-            while date <= to {
-                let report =
-                    run_one(&runner, &options(&flags, date), flags.json, cancel.clone()).await?;
+            let mut partition = from;
+            while partition <= to {
+                let options = options(&flags, partition);
+                let report = run_one(&runner, &options, flags.json, cancel.clone()).await?;
                 let status = report.status;
                 reports.push(report);
                 if status != RunStatus::Succeeded {
-                    eprintln!("backfill stopped at {date}; run the same command again to resume");
+                    eprintln!(
+                        "backfill stopped at {partition}; run the same command again to resume"
+                    );
                     break;
                 }
-                date = date.next();
+                partition = partition.next();
             }
             if flags.json {
                 output::print_backfill_json(&reports);
@@ -380,7 +393,7 @@ async fn dispatch(
         }
         Command::Status { date, test } => {
             let runner = runner(pipeline, dag()?).await?;
-            output::status(&runner, date.unwrap_or_else(Date::today), test)
+            output::status(&runner, date.unwrap_or_else(Partition::today), test)
                 .await
                 .map_err(failed)?;
             Ok(0)
@@ -457,8 +470,16 @@ async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
     })
 }
 
-fn options(flags: &RunFlags, date: Date) -> RunOptions {
-    let mut options = RunOptions::new(date);
+/// A partition as an hour: itself, or `hour` of its day.
+fn hour_form(partition: Partition, hour: u8) -> Partition {
+    match partition {
+        Partition::Day(date) => Partition::Hour(date, hour),
+        hourly => hourly,
+    }
+}
+
+fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
+    let mut options = RunOptions::new(partition);
     options.targets = flags.tasks.clone();
     options.only = flags.only;
     options.test = flags.test;

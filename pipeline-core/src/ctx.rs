@@ -1,9 +1,9 @@
-//! What a running task sees: the run, the partition date, the mode, and the named databases.
+//! What a running task sees: the run, its partition, the mode, and the named databases.
 
 use std::sync::Arc;
 
 use crate::LockUnpoisoned as _;
-use crate::date::Date;
+use crate::date::{Date, Partition};
 use crate::db::{Databases, Db};
 
 /// Facts of a run shared by every task in it.
@@ -11,7 +11,7 @@ use crate::db::{Databases, Db};
 pub(crate) struct RunInfo {
     pub run_id: i64,
     pub pipeline: String,
-    pub date: Date,
+    pub partition: Partition,
     /// Test mode: writes go to the test schema (PostgreSQL) or test files (SQLite).
     pub test: bool,
     /// Unit mode: only the named tasks run; their dependencies count as done.
@@ -88,9 +88,17 @@ impl Ctx {
         &self.run.pipeline
     }
 
-    /// The partition the run works on (`--date`, default today in UTC).
+    /// The day of the partition the run works on (`--date`, default today in UTC); for an
+    /// hour, the day it is in.
     pub fn date(&self) -> Date {
-        self.run.date
+        self.run.partition.date()
+    }
+
+    /// The partition the run works on: a day or an hour, its key (`to_string()`:
+    /// `2026-11-26T05`) and its time range (`start()`, `end()`), e.g. for
+    /// `WHERE created_at >= '{start}' AND created_at < '{end}'`.
+    pub fn partition(&self) -> Partition {
+        self.run.partition
     }
 
     /// Whether this is a test-mode run (`--test`): writes through [`Ctx::db`] go to the test

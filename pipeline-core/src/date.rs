@@ -1,4 +1,5 @@
-//! Partition dates (`YYYY-MM-DD`) and wall-clock timestamps, without a calendar dependency.
+//! Partitions (a day `YYYY-MM-DD` or an hour `YYYY-MM-DDTHH`) and wall-clock timestamps,
+//! without a calendar dependency.
 
 use std::fmt;
 use std::str::FromStr;
@@ -85,6 +86,129 @@ impl FromStr for Date {
     }
 }
 
+/// The slice of time a run works on: a day (`2026-11-26`) or an hour of a day
+/// (`2026-11-26T05`, from 05:00 to 06:00). Markers, locks and history are kept per partition,
+/// so an hour and its day are separate partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Partition {
+    /// A calendar day.
+    Day(Date),
+    /// An hour (0 to 23) of a day.
+    Hour(Date, u8),
+}
+
+impl Partition {
+    /// Today in UTC, as a day.
+    pub fn today() -> Partition {
+        Partition::Day(Date::today())
+    }
+
+    /// The hour `hour` (0 to 23) of `date`; `None` for another hour.
+    pub fn hour_of(date: Date, hour: u32) -> Option<Partition> {
+        u8::try_from(hour)
+            .ok()
+            .filter(|hour| *hour < 24)
+            .map(|hour| Partition::Hour(date, hour))
+    }
+
+    /// Its day (for an hour, the day it is in).
+    pub fn date(self) -> Date {
+        match self {
+            Partition::Day(date) | Partition::Hour(date, _) => date,
+        }
+    }
+
+    /// Its hour, for an hour.
+    pub fn hour(self) -> Option<u8> {
+        match self {
+            Partition::Day(_) => None,
+            Partition::Hour(_, hour) => Some(hour),
+        }
+    }
+
+    /// The partition after it, of the same kind: the next day, or the next hour.
+    pub fn next(self) -> Partition {
+        match self {
+            Partition::Day(date) => Partition::Day(date.next()),
+            Partition::Hour(date, 23) => Partition::Hour(date.next(), 0),
+            Partition::Hour(date, hour) => Partition::Hour(date, hour + 1),
+        }
+    }
+
+    /// Whether the two are of the same kind (both days or both hours).
+    pub fn same_kind(self, other: Partition) -> bool {
+        self.hour().is_some() == other.hour().is_some()
+    }
+
+    /// Where it starts, as a wall-clock time: `2026-11-26 05:00:00`. Compare it with local
+    /// timestamps of the partition's time zone (a schedule's; for a run started by hand, the
+    /// one the dates were meant in): `created_at >= start AND created_at < end`.
+    pub fn start(self) -> String {
+        let (date, hour) = self.start_parts();
+        format!("{date} {hour:02}:00:00")
+    }
+
+    /// Where it ends (excluded): the start of the next partition.
+    pub fn end(self) -> String {
+        self.next().start()
+    }
+
+    /// Its start as Unix milliseconds, for timestamps kept in UTC.
+    pub fn start_millis_utc(self) -> i64 {
+        let (date, hour) = self.start_parts();
+        date.days_since_epoch() * 86_400_000 + i64::from(hour) * 3_600_000
+    }
+
+    /// Its end (excluded) as Unix milliseconds, for timestamps kept in UTC.
+    pub fn end_millis_utc(self) -> i64 {
+        self.next().start_millis_utc()
+    }
+
+    fn start_parts(self) -> (Date, u8) {
+        match self {
+            Partition::Day(date) => (date, 0),
+            Partition::Hour(date, hour) => (date, hour),
+        }
+    }
+}
+
+impl From<Date> for Partition {
+    fn from(date: Date) -> Partition {
+        Partition::Day(date)
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Partition::Day(date) => write!(f, "{date}"),
+            Partition::Hour(date, hour) => write!(f, "{date}T{hour:02}"),
+        }
+    }
+}
+
+impl FromStr for Partition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Partition, String> {
+        let invalid = || {
+            format!(
+                "invalid partition {text:?}: use YYYY-MM-DD for a day or YYYY-MM-DDTHH for an \
+                 hour, e.g. 2026-11-26 or 2026-11-26T05"
+            )
+        };
+        let Some((day, hour)) = text.split_once('T') else {
+            return text.parse().map(Partition::Day).map_err(|_| invalid());
+        };
+        let date: Date = day.parse().map_err(|_| invalid())?;
+        if hour.len() != 2 || !hour.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let hour: u32 = hour.parse().map_err(|_| invalid())?;
+        Partition::hour_of(date, hour).ok_or_else(invalid)
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -156,7 +280,7 @@ pub fn format_duration(duration: std::time::Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Date, format_duration, format_timestamp};
+    use super::{Date, Partition, format_duration, format_timestamp};
     use std::time::Duration;
 
     #[test]
@@ -201,6 +325,42 @@ mod tests {
         ] {
             let err = bad.parse::<Date>().expect_err(bad);
             assert!(err.contains("YYYY-MM-DD"), "{err}");
+        }
+    }
+
+    #[test]
+    fn partitions_are_days_or_hours() {
+        let hour: Partition = "2026-12-31T23".parse().expect("an hour");
+        assert_eq!(hour.to_string(), "2026-12-31T23");
+        assert_eq!(hour.next().to_string(), "2027-01-01T00");
+        assert_eq!(hour.start(), "2026-12-31 23:00:00");
+        assert_eq!(hour.end(), "2027-01-01 00:00:00");
+        assert_eq!(hour.end_millis_utc() - hour.start_millis_utc(), 3_600_000);
+        let day: Partition = "2026-11-26".parse().expect("a day");
+        assert_eq!(
+            day,
+            Partition::Day(Date::from_ymd(2026, 11, 26).expect("a date"))
+        );
+        assert_eq!(
+            (day.start(), day.end()),
+            ("2026-11-26 00:00:00".into(), "2026-11-27 00:00:00".into())
+        );
+        assert_eq!(day.start_millis_utc(), 1_795_651_200_000);
+        assert!(!day.same_kind(hour) && hour.same_kind(hour.next()));
+        for bad in [
+            "2026-11-26T24",
+            "2026-11-26T5",
+            "2026-11-26T",
+            "2026-11-26T05:00",
+            "2026-11-26t05",
+            "2026-02-30T01",
+            "T05",
+        ] {
+            let err = bad.parse::<Partition>().expect_err(bad);
+            assert!(
+                err.contains("YYYY-MM-DD for a day or YYYY-MM-DDTHH for an hour"),
+                "{err}"
+            );
         }
     }
 

@@ -125,9 +125,12 @@ pub use pipeline_macros::check;
 /// | `deadline = "4h"` | one critical alert when the targets are not complete this long after a tick | none |
 /// | `catchup = ".."` | missed ticks after downtime: `"latest"` (run the newest once), `"all"` (each, oldest first, at most 100), `"none"` | `"latest"` |
 /// | `overlap = ".."` | a tick while the last run goes on: `"skip"` it or `"wait"` for the run | `"skip"` |
+/// | `partition = hourly` | a tick runs the local hour that just ended (`daily`: the day before) | `daily` |
 ///
-/// A tick runs the partition of the day before its local date. A malformed cron expression, an
-/// unknown time zone, an unknown target or a deadline that is not a duration do not compile.
+/// A tick runs the partition of the day before its local date, or with `partition = hourly`
+/// the local hour that just ended (`2026-11-26T04` for a tick at 05:05; tasks read it with
+/// `ctx.partition()`). A malformed cron expression, an unknown time zone, an unknown target, an
+/// unknown partition kind or a deadline that is not a duration do not compile.
 pub use pipeline_macros::schedule;
 
 /// Declares a resource pool: `pool!(Replica, 2);` lets at most two tasks with

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
+pub(crate) use slots::Queued;
 pub use slots::{Slot, Slots};
 
 /// A pool as `pool!` declares it.

@@ -13,7 +13,7 @@ pub use crate::ctx::Ctx as TaskCtx;
 pub use crate::dag::DEFAULT_RETRY_DELAY;
 pub use crate::pool::{Pool as PoolType, PoolDef, Registration as PoolRegistration};
 pub use crate::schedule::def::{Registration as ScheduleRegistration, ScheduleDef};
-pub use crate::schedule::{Catchup, Overlap};
+pub use crate::schedule::{Catchup, Overlap, Partitioning};
 pub use crate::task::Task as TaskType;
 pub use crate::task::TaskFuture;
 pub use crate::task::acyclic::{RankRef, rank};

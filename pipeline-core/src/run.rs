@@ -19,7 +19,7 @@ use crate::alert::{Alerts, DELIVERY_DEADLINE};
 use crate::config::Config;
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, DagError, TaskId};
-use crate::date::{Date, now_millis};
+use crate::date::{Partition, now_millis};
 use crate::db::{Databases, Target};
 use crate::pool::Pools;
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
@@ -40,8 +40,8 @@ pub const TEST_SCHEMA: &str = "pipeline_test";
 pub struct RunOptions {
     /// Task or family names; empty means every task.
     pub targets: Vec<String>,
-    /// The partition.
-    pub date: Date,
+    /// The partition: a day, or an hour.
+    pub partition: Partition,
     /// Unit mode: run exactly the targets; their dependencies count as done.
     pub only: bool,
     /// Test mode: writes go to the test schema; markers are kept apart.
@@ -57,11 +57,12 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// Every task of the graph for `date`, one worker per CPU, nothing else set.
-    pub fn new(date: Date) -> Self {
+    /// Every task of the graph for a partition (a [`Date`](crate::date::Date) is its day),
+    /// one worker per CPU, nothing else set.
+    pub fn new(partition: impl Into<Partition>) -> Self {
         RunOptions {
             targets: Vec::new(),
-            date,
+            partition: partition.into(),
             only: false,
             test: false,
             force: false,
@@ -138,11 +139,11 @@ impl Runner {
         Ok(ids)
     }
 
-    /// Where the markers, locks and runs of a date (in production or test mode) are kept.
-    pub fn partition_key(&self, date: Date, test: bool) -> PartitionKey {
+    /// Where the markers, locks and runs of a partition (in production or test mode) are kept.
+    pub fn partition_key(&self, partition: impl Into<Partition>, test: bool) -> PartitionKey {
         PartitionKey {
             pipeline: self.pipeline.clone(),
-            partition: date.to_string(),
+            partition: partition.into().to_string(),
             namespace: if test {
                 Namespace::Test
             } else {
@@ -189,7 +190,7 @@ impl Runner {
             .resolve(&options.targets)
             .map_err(|e| RunError::Usage(e.into()))?;
         self.check_pools().map_err(RunError::Usage)?;
-        let key = self.partition_key(options.date, options.test);
+        let key = self.partition_key(options.partition, options.test);
         // The run stops on the caller's signal, or when its lock is taken from it.
         let (stop, stopped) = watch::channel(*cancel.borrow());
         let lock = lock::acquire(Arc::clone(&self.store), &key, options.wait, stop.clone())
@@ -270,7 +271,7 @@ impl Runner {
         let info = Arc::new(RunInfo {
             run_id,
             pipeline: self.pipeline.clone(),
-            date: options.date,
+            partition: options.partition,
             test: options.test,
             unit: options.only,
             databases: Databases::new(self.config.clone(), target),
@@ -332,7 +333,7 @@ impl Runner {
         Ok(RunReport {
             run_id,
             pipeline: self.pipeline.clone(),
-            date: options.date.to_string(),
+            date: options.partition.to_string(),
             test: options.test,
             unit: options.only,
             status,

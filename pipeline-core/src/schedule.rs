@@ -3,7 +3,9 @@
 //! fires them.
 //!
 //! A tick runs the day before its own local date: a nightly schedule at 02:00 in London on
-//! 2026-11-26 runs the partition 2026-11-25, the day that just ended there.
+//! 2026-11-26 runs the partition 2026-11-25, the day that just ended there. An hourly schedule
+//! (`partition = hourly`) runs the local hour that just ended: its tick at 05:05 runs
+//! 2026-11-26T04, from 04:00 to 05:00.
 
 mod clock;
 pub(crate) mod cron;
@@ -17,7 +19,7 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::date::Date;
+use crate::date::{Date, Partition};
 pub use clock::Clock;
 use cron::Cron;
 use def::{Registration, ScheduleDef};
@@ -43,6 +45,15 @@ pub enum Overlap {
     Wait,
 }
 
+/// Which partition a schedule's tick runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitioning {
+    /// The day before the tick's local date (the default).
+    Daily,
+    /// The local hour that just ended: a tick at 05:05 runs `T04`, 04:00 to 05:00.
+    Hourly,
+}
+
 /// Missed ticks `catchup = "all"` runs at most: the newest ones.
 pub const MAX_CATCHUP: usize = 100;
 
@@ -65,6 +76,8 @@ pub struct Schedule {
     pub catchup: Catchup,
     /// What a tick does while the previous run still goes.
     pub overlap: Overlap,
+    /// Which partition a tick runs.
+    pub partitioning: Partitioning,
     cron: Cron,
     tz: TimeZone,
 }
@@ -93,6 +106,7 @@ impl Schedule {
             deadline: None,
             catchup: Catchup::Latest,
             overlap: Overlap::Skip,
+            partitioning: Partitioning::Daily,
             cron: parsed,
             tz,
         })
@@ -117,6 +131,12 @@ impl Schedule {
         self
     }
 
+    /// With the partition its ticks run: a day (the default) or an hour.
+    pub fn partitioning(mut self, partitioning: Partitioning) -> Self {
+        self.partitioning = partitioning;
+        self
+    }
+
     /// A schedule from its definition.
     pub(crate) fn from_def(def: &ScheduleDef) -> anyhow::Result<Schedule> {
         let targets: Vec<&str> = def.targets.iter().map(|target| target.def().name).collect();
@@ -125,6 +145,7 @@ impl Schedule {
         schedule.deadline = def.deadline;
         schedule.catchup = def.catchup;
         schedule.overlap = def.overlap;
+        schedule.partitioning = def.partitioning;
         Ok(schedule)
     }
 
@@ -139,9 +160,35 @@ impl Schedule {
         self.cron.has_seconds()
     }
 
-    /// The partition a tick runs: the day before the tick's local date.
-    pub fn partition(&self, tick_ms: i64) -> Date {
-        self.local_date(tick_ms).previous()
+    /// The partition a tick runs: the day before the tick's local date, or the local hour that
+    /// just ended. The hour is found on the clock, not by subtracting from the local time: a
+    /// tick delayed out of a skipped hour (spring) runs the hour before the gap, and the hour
+    /// after a repeated one (autumn) runs that repeated hour, so no hour is lost.
+    pub fn partition(&self, tick_ms: i64) -> Partition {
+        match self.partitioning {
+            Partitioning::Daily => Partition::Day(self.local_date(tick_ms).previous()),
+            Partitioning::Hourly => self
+                .hour_before(tick_ms)
+                .unwrap_or_else(|| Partition::Day(self.local_date(tick_ms).previous())),
+        }
+    }
+
+    /// The local hour that ended at the last full local hour before the tick: an hour of real
+    /// time back from there, read on the local clock.
+    fn hour_before(&self, tick_ms: i64) -> Option<Partition> {
+        let local = Timestamp::from_millisecond(tick_ms)
+            .ok()?
+            .to_zoned_datetime(self.tz.clone());
+        let into_hour_ms = (i64::from(local.minute()) * 60 + i64::from(local.second())) * 1000
+            + i64::from(local.subsec_nanosecond()) / 1_000_000;
+        let before = Timestamp::from_millisecond(tick_ms - into_hour_ms - 3_600_000).ok()?;
+        let civil = self.tz.to_datetime(before);
+        let date = Date::from_ymd(
+            i64::from(civil.year()),
+            civil.month() as u32,
+            civil.day() as u32,
+        )?;
+        Partition::hour_of(date, civil.hour() as u32)
     }
 
     /// A tick in the schedule's time zone, for people: `2026-11-26 02:00:00 GMT`.

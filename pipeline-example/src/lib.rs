@@ -4,8 +4,10 @@
 //!   into the warehouse (one task per table, a task family). Without a configured replica, a
 //!   generated [`demo`] replica stands in.
 //! - [`currency`]: exchange rates; low priority.
-//! - [`model`]: the order model built on the loads, and the management report on top of it.
-//! - [`schedules`]: when it runs: nightly in London, the report due by 06:00.
+//! - [`model`]: the order model built on the loads, the management report on top of it, and
+//!   orders per city for each partition (hourly for the dashboard).
+//! - [`schedules`]: when it runs: nightly in London, the report due by 06:00; the orders per
+//!   city every hour.
 
 pub mod currency;
 pub mod demo;

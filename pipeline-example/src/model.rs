@@ -55,3 +55,24 @@ pub async fn make_management_report(ctx: &Ctx) -> Result<()> {
         )
         .await
 }
+
+/// Orders per restaurant city in the partition, for the operations dashboard: the hour that
+/// just ended when the hourly schedule runs it, the whole day in a nightly run. Each run
+/// replaces its partition's rows, in one transaction.
+#[task(requires = [Load])]
+pub async fn count_orders_by_city(ctx: &Ctx) -> Result<()> {
+    let partition = ctx.partition();
+    // The keys and bounds are digits and dashes that `Partition` writes: nothing to quote.
+    let (key, start, end) = (partition.to_string(), partition.start(), partition.end());
+    let script = format!(
+        "CREATE TABLE IF NOT EXISTS orders_by_city (period TEXT NOT NULL, city TEXT NOT NULL, \
+             orders BIGINT NOT NULL, PRIMARY KEY (period, city));
+         DELETE FROM orders_by_city WHERE period = '{key}';
+         INSERT INTO orders_by_city (period, city, orders)
+         SELECT '{key}', r.city, count(*)
+         FROM orders o JOIN restaurants r ON r.id = o.restaurant_id
+         WHERE CAST(o.created_at AS TEXT) >= '{start}' AND CAST(o.created_at AS TEXT) < '{end}'
+         GROUP BY r.city;"
+    );
+    ctx.warehouse().await?.execute_script(&script).await
+}

@@ -3,7 +3,7 @@
 
 use pipeline_core::prelude::*;
 
-use crate::model::{MakeManagementReport, ReportIsNotEmpty};
+use crate::model::{CountOrdersByCity, MakeManagementReport, ReportIsNotEmpty};
 
 schedule! {
     /// The nightly pipeline: the management report and its check, for the day that just ended
@@ -13,4 +13,13 @@ schedule! {
     tz = "Europe/London",
     targets = [MakeManagementReport, ReportIsNotEmpty],
     deadline = "4h",
+}
+
+schedule! {
+    /// Orders per city for the operations dashboard, every hour at five past, for the hour that
+    /// just ended (UTC).
+    hourly_orders,
+    cron = "5 * * * *",
+    partition = hourly,
+    targets = [CountOrdersByCity],
 }

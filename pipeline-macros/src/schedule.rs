@@ -15,7 +15,15 @@ use crate::{ast, duration};
 #[path = "../../pipeline-core/src/schedule/cron.rs"]
 mod cron;
 
-const KEYS: &[&str] = &["cron", "tz", "targets", "deadline", "catchup", "overlap"];
+const KEYS: &[&str] = &[
+    "cron",
+    "tz",
+    "targets",
+    "deadline",
+    "catchup",
+    "overlap",
+    "partition",
+];
 
 /// What `schedule!` said.
 struct ScheduleInput {
@@ -28,6 +36,7 @@ struct ScheduleInput {
     deadline_ms: Option<u64>,
     catchup: TokenStream,
     overlap: TokenStream,
+    partitioning: TokenStream,
 }
 
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -55,6 +64,7 @@ fn parse(input: ParseStream) -> syn::Result<ScheduleInput> {
         deadline_ms: None,
         catchup: quote!(Latest),
         overlap: quote!(Skip),
+        partitioning: quote!(Daily),
     };
     let mut seen: Vec<String> = Vec::new();
     while !input.is_empty() {
@@ -120,6 +130,16 @@ fn parse(input: ParseStream) -> syn::Result<ScheduleInput> {
             "overlap" => {
                 schedule.overlap = choice(input, "overlap", &[("skip", "Skip"), ("wait", "Wait")])?;
             }
+            "partition" => {
+                let kind: Ident = input
+                    .parse()
+                    .map_err(|err| syn::Error::new(err.span(), PARTITION_CHOICES))?;
+                schedule.partitioning = match kind.to_string().as_str() {
+                    "daily" => quote!(Daily),
+                    "hourly" => quote!(Hourly),
+                    _ => return Err(syn::Error::new(kind.span(), PARTITION_CHOICES)),
+                };
+            }
             _ => unreachable!("every key of KEYS is handled above"),
         }
     }
@@ -137,6 +157,9 @@ fn parse(input: ParseStream) -> syn::Result<ScheduleInput> {
     }
     Ok(schedule)
 }
+
+const PARTITION_CHOICES: &str = "`partition` is `daily` (a tick runs the day before its local \
+     date) or `hourly` (a tick runs the local hour that just ended)";
 
 /// The canonical name of an IANA time zone, checked against the zone data bundled with the
 /// runtime; an unknown one is an error that suggests the closest name.
@@ -201,6 +224,7 @@ fn write(schedule: &ScheduleInput) -> TokenStream {
     };
     let catchup = &schedule.catchup;
     let overlap = &schedule.overlap;
+    let partitioning = &schedule.partitioning;
     // Two schedules of one name in one crate define this macro twice, which rustc refuses.
     let marker = format_ident!(
         "__pipeline_schedule_named_{}",
@@ -227,6 +251,7 @@ fn write(schedule: &ScheduleInput) -> TokenStream {
                 deadline: #deadline,
                 catchup: __p::Catchup::#catchup,
                 overlap: __p::Overlap::#overlap,
+                partitioning: __p::Partitioning::#partitioning,
                 module_path: ::core::module_path!(),
             };
 

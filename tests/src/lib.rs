@@ -323,6 +323,31 @@ fn on_own_runtime<F: std::future::Future<Output = ()> + Send + 'static>(future: 
 }
 
 /// A stable fingerprint of every table's rows in a SQLite file.
+/// The rows of a query on a SQLite file, each as its columns' text joined by `|`.
+pub async fn sqlite_rows(path: &Path, sql: &str) -> Vec<String> {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the SQLite file");
+    let rows = sqlx::query(AssertSqlSafe(sql.to_string()))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    rows.iter()
+        .map(|row| {
+            use sqlx::Row as _;
+            (0..row.len())
+                .map(|i| {
+                    row.try_get::<String, _>(i)
+                        .or_else(|_| row.try_get::<i64, _>(i).map(|n| n.to_string()))
+                        .unwrap_or_else(|_| "?".into())
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
 pub async fn sqlite_checksum(path: &Path) -> String {
     let url = format!("sqlite://{}?mode=ro", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url)

@@ -141,11 +141,7 @@ impl Harness {
 }
 
 fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::run::TaskReport {
-    report
-        .tasks
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no {name}"))
+    report.task(name).unwrap_or_else(|| panic!("no {name}"))
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let json = first.json();
     assert_eq!(json["status"], "succeeded");
     let tasks = json["tasks"].as_array().expect("tasks");
-    assert_eq!(tasks.len(), 8, "6 tasks and 2 checks");
+    assert_eq!(tasks.len(), 9, "7 tasks and 2 checks");
     for task in tasks {
         assert_eq!(task["status"], "succeeded", "{task}");
         assert_eq!(task["attempts"], 1, "{task}");
@@ -41,7 +41,7 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let human = sandbox.run(DAILY, &["--date", "2026-11-20"], &[]);
     assert_eq!(human.code, Some(0), "{}", human.stderr);
     assert!(
-        human.stdout.contains("TASK") && human.stdout.contains("8 skipped"),
+        human.stdout.contains("TASK") && human.stdout.contains("9 skipped"),
         "{}",
         human.stdout
     );
@@ -51,7 +51,7 @@ fn runs_on_a_fresh_machine_and_skips_what_is_complete() {
     let status = sandbox.run(DAILY, &["status", "--date", "2026-11-20"], &[]);
     assert_eq!(
         status.stdout.matches("complete").count(),
-        8,
+        9,
         "{}",
         status.stdout
     );
@@ -534,4 +534,127 @@ fn the_replica_pool_bounds_the_loads_and_its_size_is_configurable() {
     typo.assert_stderr_has(
         "[pools] sets `replcia`, which no `pool!` declares; its pools are: replica",
     );
+}
+
+#[tokio::test]
+async fn hours_are_partitions_of_their_own_in_run_backfill_and_status() {
+    let sandbox = Sandbox::new("daily_hours");
+    let backfill = sandbox.run(
+        DAILY,
+        &[
+            "backfill",
+            "--from",
+            "2026-11-05T22",
+            "--to",
+            "2026-11-06T01",
+            "count_orders_by_city",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(backfill.code, Some(0), "{}", backfill.stderr);
+    let json = backfill.json();
+    let runs = json["runs"].as_array().expect("runs");
+    let partitions: Vec<&str> = runs.iter().filter_map(|run| run["date"].as_str()).collect();
+    assert_eq!(
+        partitions,
+        [
+            "2026-11-05T22",
+            "2026-11-05T23",
+            "2026-11-06T00",
+            "2026-11-06T01"
+        ],
+        "four hours, across midnight"
+    );
+    assert!(
+        runs.iter().all(|run| run["status"] == "succeeded"),
+        "{json}"
+    );
+
+    // Each hour holds the orders of that hour alone, and the hour is complete on its own.
+    let counted = pipeline_tests::sqlite_rows(
+        &sandbox.path(".pipeline/warehouse.db"),
+        "SELECT period, sum(orders) FROM orders_by_city GROUP BY period ORDER BY period",
+    )
+    .await;
+    let replica = pipeline_tests::sqlite_rows(
+        &sandbox.path(".pipeline/demo_replica.db"),
+        "SELECT substr(created_at, 1, 10) || 'T' || substr(created_at, 12, 2), count(*) \
+         FROM orders WHERE created_at >= '2026-11-05 22:00:00' \
+         AND created_at < '2026-11-06 02:00:00' GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        counted, replica,
+        "the orders of each hour, counted in its own partition"
+    );
+    assert_eq!(counted.len(), 4, "{counted:?}");
+    let status = sandbox.run(DAILY, &["status", "--date", "2026-11-05T23"], &[]);
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    assert!(
+        status.stdout.contains("2026-11-05T23") && status.stdout.contains("complete"),
+        "{}",
+        status.stdout
+    );
+    let day = sandbox.run(DAILY, &["status", "--date", "2026-11-05"], &[]);
+    assert!(
+        !day.stdout.contains("complete"),
+        "the day is a partition apart from its hours: {}",
+        day.stdout
+    );
+    let again = sandbox.run(
+        DAILY,
+        &[
+            "run",
+            "--partition",
+            "2026-11-06T00",
+            "count_orders_by_city",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let tasks = again.json()["tasks"].clone();
+    assert!(
+        tasks
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .all(|t| t["status"] == "skipped"),
+        "a finished hour is skipped: {tasks}"
+    );
+
+    let listed = sandbox.run(DAILY, &["schedules", "--json"], &[]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let schedules = listed.json();
+    let hourly = schedules
+        .as_array()
+        .expect("schedules")
+        .iter()
+        .find(|schedule| schedule["name"] == "hourly_orders")
+        .expect("the example's hourly schedule");
+    assert_eq!(hourly["partition"], "hourly");
+    let next: Vec<&str> = hourly["next"]
+        .as_array()
+        .expect("next ticks")
+        .iter()
+        .filter_map(|tick| tick["partition"].as_str())
+        .collect();
+    assert_eq!(next.len(), 5);
+    assert!(
+        next.iter()
+            .all(|p| p.len() == 13 && p.as_bytes()[10] == b'T'),
+        "each tick runs an hour: {next:?}"
+    );
+
+    let mixed = sandbox.run(
+        DAILY,
+        &["backfill", "--from", "2026-11-05", "--to", "2026-11-05T05"],
+        &[],
+    );
+    assert_eq!(mixed.code, Some(2), "{}", mixed.stderr);
+    mixed.assert_stderr_has("--from 2026-11-05T00 --to 2026-11-05T05");
+    let bad_hour = sandbox.run(DAILY, &["run", "--date", "2026-11-05T24"], &[]);
+    assert_eq!(bad_hour.code, Some(2), "{}", bad_hour.stderr);
+    bad_hour.assert_stderr_has("YYYY-MM-DDTHH for an hour");
 }

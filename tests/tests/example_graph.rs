@@ -29,8 +29,26 @@ fn the_example_graph_has_its_family_and_soft_dependency() {
     assert_eq!(after, ["load_currency"]);
     assert_eq!(dag.select("load").expect("family").len(), 3);
     let report = dag.id("make_management_report").expect("report");
-    // Everything but the check of the report itself leads to the report.
-    assert_eq!(dag.upstream(&[report]).len(), dag.len() - 1);
+    // Everything but the check of the report and the dashboard's counts leads to the report.
+    assert_eq!(dag.upstream(&[report]).len(), dag.len() - 2);
+    // The hourly counts need the loads (and their blocking check), nothing of the model.
+    let counts = dag.id("count_orders_by_city").expect("counts");
+    let mut upstream: Vec<&str> = dag
+        .upstream(&[counts])
+        .into_iter()
+        .map(|id| dag.task(id).name.as_str())
+        .collect();
+    upstream.sort_unstable();
+    assert_eq!(
+        upstream,
+        [
+            "count_orders_by_city",
+            "load[orders]",
+            "load[restaurants]",
+            "load[users]",
+            "orders_have_unique_ids"
+        ]
+    );
     // The blocking check of the loads stands between them and the model.
     let model_deps: Vec<&str> = model
         .requires

@@ -66,21 +66,12 @@ impl Harness {
     }
 }
 
-fn status(report: &RunReport, task: &str) -> TaskStatus {
-    report
-        .tasks
-        .iter()
-        .find(|t| t.name == task)
-        .map(|t| t.status)
-        .unwrap_or_else(|| panic!("no {task}"))
+fn status(report: &RunReport, name: &str) -> TaskStatus {
+    task(report, name).status
 }
 
 fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::run::TaskReport {
-    report
-        .tasks
-        .iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no {name}"))
+    report.task(name).unwrap_or_else(|| panic!("no {name}"))
 }
 
 #[tokio::test]

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pipeline_core::dag::TaskSpec;
+use pipeline_core::date::Date;
 use pipeline_core::run::Runner;
 use pipeline_core::schedule::{
-    BASELINE, Catchup, Clock, Overlap, Schedule, Scheduler, SchedulerOptions, due_ticks,
+    BASELINE, Catchup, Clock, Overlap, Partitioning, Schedule, Scheduler, SchedulerOptions,
+    due_ticks,
 };
 use pipeline_core::state::TickRecord;
 use pipeline_tests::{Sandbox, runner_for};
@@ -117,6 +119,86 @@ fn statuses(ticks: &[TickRecord]) -> Vec<(i64, &str)> {
         .iter()
         .map(|tick| ((tick.tick_at - MIDNIGHT) / MINUTE, tick.status.as_str()))
         .collect()
+}
+
+/// Unix milliseconds of a UTC time.
+fn utc(year: i64, month: u32, day: u32, hour: i64, minute: i64) -> i64 {
+    let date = Date::from_ymd(year, month, day).expect("a date");
+    date.days_since_epoch() * 24 * 60 * MINUTE + (hour * 60 + minute) * MINUTE
+}
+
+/// The partitions of an hourly schedule's next `count` ticks after `from_ms`.
+fn hourly_partitions(zone: &str, from_ms: i64, count: usize) -> Vec<String> {
+    let schedule = Schedule::new("hourly", "5 * * * *", zone, &["report"])
+        .expect("a schedule")
+        .partitioning(Partitioning::Hourly);
+    let mut at = from_ms;
+    (0..count)
+        .map(|_| {
+            at = schedule.next_after(at).expect("a tick");
+            schedule.partition(at).to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_hourly_tick_runs_the_local_hour_that_just_ended() {
+    assert_eq!(
+        hourly_partitions("UTC", utc(2026, 11, 25, 22, 30), 3),
+        ["2026-11-25T22", "2026-11-25T23", "2026-11-26T00"]
+    );
+    // 05:05 in Kolkata (UTC+05:30, 23:35 UTC) runs 04:00 to 05:00 there.
+    assert_eq!(
+        hourly_partitions("Asia/Kolkata", utc(2026, 11, 25, 23, 0), 1),
+        ["2026-11-26T04"]
+    );
+    let daily =
+        Schedule::new("nightly", "0 2 * * *", "Europe/London", &["report"]).expect("a schedule");
+    assert_eq!(
+        daily.partition(utc(2026, 11, 26, 2, 0)).to_string(),
+        "2026-11-25"
+    );
+}
+
+#[test]
+fn hourly_partitions_lose_no_hour_when_the_clocks_change() {
+    // London skips 01:00-02:00 on 2026-03-29: the 01:05 tick fires at the change (02:00 BST)
+    // and runs 00:00-01:00, as does 02:05 (the hour before it is the gap); no hour is lost.
+    assert_eq!(
+        hourly_partitions("Europe/London", utc(2026, 3, 28, 23, 30), 5),
+        [
+            "2026-03-28T23",
+            "2026-03-29T00",
+            "2026-03-29T00",
+            "2026-03-29T02",
+            "2026-03-29T03"
+        ]
+    );
+    // London repeats 01:00-02:00 on 2026-10-25: its 01:05 fires once, and 02:05 runs T01,
+    // the wall-clock hour that happened twice.
+    assert_eq!(
+        hourly_partitions("Europe/London", utc(2026, 10, 24, 22, 30), 4),
+        [
+            "2026-10-24T23",
+            "2026-10-25T00",
+            "2026-10-25T01",
+            "2026-10-25T02"
+        ]
+    );
+    // Sydney skips 02:00-03:00 on 2026-10-04 and repeats it on 2026-04-05.
+    assert_eq!(
+        hourly_partitions("Australia/Sydney", utc(2026, 10, 3, 14, 30), 4),
+        [
+            "2026-10-04T00",
+            "2026-10-04T01",
+            "2026-10-04T01",
+            "2026-10-04T03"
+        ]
+    );
+    assert_eq!(
+        hourly_partitions("Australia/Sydney", utc(2026, 4, 4, 13, 30), 3),
+        ["2026-04-05T00", "2026-04-05T01", "2026-04-05T02"]
+    );
 }
 
 #[test]
@@ -314,4 +396,39 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
         "and no other run was started: none ran twice"
     );
     second.abort();
+}
+
+#[tokio::test]
+async fn an_hourly_schedule_runs_and_completes_the_hour_that_ended() {
+    let h = harness("sched-hourly").await;
+    let hourly = Schedule::new("hourly", "5 * * * *", "UTC", &["report"])
+        .expect("a schedule")
+        .partitioning(Partitioning::Hourly);
+    let (stop, handle) = h.start(hourly);
+    h.clock.set(MIDNIGHT + 5 * 60 * MINUTE + 5 * MINUTE);
+    let ticks = h
+        .wait_for_ticks(|t| t.len() == 1 && t[0].status == "succeeded")
+        .await;
+    assert_eq!(
+        ticks[0].partition, "2026-11-26T04",
+        "05:05 runs 04:00 to 05:00"
+    );
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+    let key = h.runner.partition_key(
+        "2026-11-26T04"
+            .parse::<pipeline_core::date::Partition>()
+            .expect("an hour"),
+        false,
+    );
+    let complete = h.runner.complete(&key).await.expect("markers");
+    assert!(
+        complete.contains("report"),
+        "the hour is complete: {complete:?}"
+    );
+    let day = h
+        .runner
+        .partition_key(Date::from_ymd(2026, 11, 26).expect("a date"), false);
+    assert!(h.runner.complete(&day).await.expect("markers").is_empty());
+    assert_eq!(h.runs.load(Ordering::SeqCst), 1);
 }

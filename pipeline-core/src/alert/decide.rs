@@ -17,7 +17,7 @@ use crate::status::TaskStatus;
 /// The run an outcome belongs to.
 pub(crate) struct RunSubject<'a> {
     pub pipeline: &'a str,
-    pub date: crate::date::Date,
+    pub partition: crate::date::Partition,
     pub run_id: i64,
 }
 
@@ -41,7 +41,7 @@ pub(crate) fn decide(
     }
     let subject = Subject {
         pipeline: run.pipeline.to_string(),
-        partition: run.date.to_string(),
+        partition: run.partition.to_string(),
         task: report.name.clone(),
         run_id: run.run_id,
         host: crate::run::hostname(),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::dag::{Dag, TaskId};
-use crate::date::{Date, format_duration, format_timestamp};
+use crate::date::{Partition, format_duration, format_timestamp};
 use crate::run::{RunReport, Runner};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
@@ -199,9 +199,9 @@ pub fn print_backfill_json(reports: &[RunReport]) {
     }
 }
 
-pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<()> {
+pub async fn status(runner: &Runner, partition: Partition, test: bool) -> anyhow::Result<()> {
     runner.reap_abandoned().await?;
-    let key = runner.partition_key(date, test);
+    let key = runner.partition_key(partition, test);
     let complete = runner.complete(&key).await?;
     let mut last: HashMap<String, (AttemptRecord, u32)> = HashMap::new();
     for attempt in runner.store.attempts(&key).await? {
@@ -237,7 +237,7 @@ pub async fn status(runner: &Runner, date: Date, test: bool) -> anyhow::Result<(
             [task.name.clone(), state, attempts, when, note]
         })
         .collect();
-    println!("{} {} ({})", runner.pipeline, date, key.namespace);
+    println!("{} {} ({})", runner.pipeline, partition, key.namespace);
     print_table(
         &[
             "TASK",

@@ -58,6 +58,7 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
                     "deadline_ms": schedule.deadline.map(|d| d.as_millis() as u64),
                     "catchup": format!("{:?}", schedule.catchup).to_lowercase(),
                     "overlap": format!("{:?}", schedule.overlap).to_lowercase(),
+                    "partition": format!("{:?}", schedule.partitioning).to_lowercase(),
                     "next": next,
                     "last": last,
                 })
@@ -70,20 +71,28 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
         println!("no schedules: declare them with `schedule!` (see `pipeline_core::schedule`)");
         return Ok(());
     }
-    let rows: Vec<[String; 5]> = schedules
+    let rows: Vec<[String; 6]> = schedules
         .iter()
         .map(|schedule| {
             [
                 schedule.name.clone(),
                 schedule.cron_text.clone(),
                 schedule.time_zone.clone(),
+                format!("{:?}", schedule.partitioning).to_lowercase(),
                 schedule.targets.join(", "),
                 schedule.deadline.map_or("-".to_string(), format_duration),
             ]
         })
         .collect();
     print_table(
-        &["SCHEDULE", "CRON", "TIME ZONE", "TARGETS", "DEADLINE"],
+        &[
+            "SCHEDULE",
+            "CRON",
+            "TIME ZONE",
+            "PARTITION",
+            "TARGETS",
+            "DEADLINE",
+        ],
         &rows,
     )?;
     for schedule in schedules {

@@ -1,6 +1,7 @@
 //! The slots of one pool: a counting semaphore whose freed slots go to the waiter of highest
 //! priority (the longest waiting among equals), not to the first come as in tokio's.
 
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 
@@ -19,16 +20,45 @@ pub struct Slots {
 #[derive(Debug)]
 struct State {
     free: usize,
-    waiters: BinaryHeap<Waiter>,
+    /// Waiters, each with where its slot goes.
+    waiters: BinaryHeap<Queued<oneshot::Sender<SlotGrant>>>,
     /// Tells waiters of equal priority apart by arrival.
     arrivals: u64,
 }
 
+/// An entry of a queue served by priority, the earliest among equals: the greatest is served
+/// first. Pools queue their waiters so, and the executor its ready tasks.
 #[derive(Debug)]
-struct Waiter {
-    priority: i32,
-    arrival: u64,
-    handoff: oneshot::Sender<SlotGrant>,
+pub(crate) struct Queued<T> {
+    rank: (i32, Reverse<u64>),
+    pub value: T,
+}
+
+impl<T> Queued<T> {
+    /// `value` of `priority`, the `arrival`-th to come.
+    pub fn new(priority: i32, arrival: u64, value: T) -> Self {
+        Queued {
+            rank: (priority, Reverse(arrival)),
+            value,
+        }
+    }
+}
+
+impl<T> PartialEq for Queued<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank
+    }
+}
+impl<T> Eq for Queued<T> {}
+impl<T> PartialOrd for Queued<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Queued<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank.cmp(&other.rank)
+    }
 }
 
 /// A slot in transit to a waiter. A grant that finds its waiter gone comes back to `release`
@@ -40,26 +70,6 @@ struct SlotGrant(Option<Arc<Slots>>);
 impl SlotGrant {
     fn into_slot(mut self) -> Option<Slot> {
         self.0.take().map(Slot)
-    }
-}
-
-impl PartialEq for Waiter {
-    fn eq(&self, other: &Self) -> bool {
-        (self.priority, self.arrival) == (other.priority, other.arrival)
-    }
-}
-impl Eq for Waiter {}
-impl PartialOrd for Waiter {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Waiter {
-    /// The greatest waiter is served first: highest priority, then earliest arrival.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.arrival.cmp(&self.arrival))
     }
 }
 
@@ -115,11 +125,7 @@ impl Slots {
             let (handoff, receiver) = oneshot::channel();
             state.arrivals += 1;
             let arrival = state.arrivals;
-            state.waiters.push(Waiter {
-                priority,
-                arrival,
-                handoff,
-            });
+            state.waiters.push(Queued::new(priority, arrival, handoff));
             receiver
         };
         match receiver.await.ok().and_then(SlotGrant::into_slot) {
@@ -135,7 +141,7 @@ impl Slots {
         let mut state = self.state.lock_unpoisoned();
         let mut grant = SlotGrant(Some(Arc::clone(self)));
         while let Some(waiter) = state.waiters.pop() {
-            match waiter.handoff.send(grant) {
+            match waiter.value.send(grant) {
                 Ok(()) => return,
                 // That waiter gave up: the next one.
                 Err(back) => grant = back,

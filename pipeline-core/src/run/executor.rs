@@ -5,7 +5,6 @@
 //! failed `requires` makes them `upstream_failed`; an `after` does not. Each final outcome goes
 //! to `alert::decide`, which says whether it alerts.
 
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use crate::alert::decide::{RunSubject, decide};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
-use crate::pool::{Pools, Slot};
+use crate::pool::{Pools, Queued, Slot};
 use crate::status::TaskStatus;
 
 pub(super) struct Execution<'r> {
@@ -66,39 +65,16 @@ struct Schedule {
     run_failed: bool,
 }
 
-/// A task ready to start; the greatest starts first: highest priority, then first ready.
-struct Ready {
-    rank: (i32, Reverse<u64>),
-    id: TaskId,
-    /// A slot of its pool, won while it waited.
-    pool_slot: Option<Slot>,
-}
-
-impl PartialEq for Ready {
-    fn eq(&self, other: &Self) -> bool {
-        self.rank == other.rank
-    }
-}
-impl Eq for Ready {}
-impl PartialOrd for Ready {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Ready {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.rank.cmp(&other.rank)
-    }
-}
+/// A task ready to start (highest priority first, then the first ready), with the slot of
+/// its pool that it won while it waited.
+type Ready = Queued<(TaskId, Option<Slot>)>;
 
 impl Schedule {
     fn make_ready(&mut self, dag: &Dag, id: TaskId, pool_slot: Option<Slot>) {
         self.readied += 1;
-        self.ready.push(Ready {
-            rank: (dag.task(id).priority, Reverse(self.readied)),
-            id,
-            pool_slot,
-        });
+        let priority = dag.task(id).priority;
+        self.ready
+            .push(Queued::new(priority, self.readied, (id, pool_slot)));
     }
 }
 
@@ -162,8 +138,8 @@ impl<'r> Execution<'r> {
         let mut uncancellable = false;
 
         loop {
-            while let Some(ready) = schedule.ready.pop() {
-                let id = ready.id;
+            while let Some(mut ready) = schedule.ready.pop() {
+                let id = ready.value.0;
                 // Read the signal afresh: a task cancelled by it may finish before this loop
                 // has seen the change, and its dependents are cancelled, not upstream_failed.
                 signalled = signalled || *cancel.borrow();
@@ -173,7 +149,7 @@ impl<'r> Execution<'r> {
                 }
                 let task = dag.task(id);
                 let pool = task.pool.as_deref().and_then(|name| self.pools.get(name));
-                let mut pool_slot = ready.pool_slot;
+                let mut pool_slot = ready.value.1.take();
                 if let (Some(pool), None) = (pool, &pool_slot) {
                     pool_slot = pool.try_acquire();
                     if pool_slot.is_none() {
@@ -189,7 +165,8 @@ impl<'r> Execution<'r> {
                     .take()
                     .or_else(|| Arc::clone(&slots).try_acquire_owned().ok())
                 else {
-                    schedule.ready.push(Ready { pool_slot, ..ready });
+                    ready.value.1 = pool_slot;
+                    schedule.ready.push(ready);
                     break;
                 };
                 self.observer.started(&task.name);
@@ -383,7 +360,7 @@ impl<'r> Execution<'r> {
         // Nothing is built here: most outcomes never alert, which `decide` finds out first.
         let run = RunSubject {
             pipeline: &self.info.pipeline,
-            date: self.info.date,
+            partition: self.info.partition,
             run_id: self.info.run_id,
         };
         let blocked_by = blocker.map(|task| task.name.as_str());

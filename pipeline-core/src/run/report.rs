@@ -56,7 +56,7 @@ pub struct RunReport {
     pub run_id: i64,
     /// The pipeline's name.
     pub pipeline: String,
-    /// The partition, `YYYY-MM-DD`.
+    /// The partition: `YYYY-MM-DD`, or `YYYY-MM-DDTHH` for an hour.
     pub date: String,
     /// Test mode (`--test`).
     pub test: bool,
@@ -76,5 +76,10 @@ impl RunReport {
     /// How many tasks ended with `status`.
     pub fn count(&self, status: TaskStatus) -> usize {
         self.tasks.iter().filter(|t| t.status == status).count()
+    }
+
+    /// What the task of that name did in the run, if it took part.
+    pub fn task(&self, name: &str) -> Option<&TaskReport> {
+        self.tasks.iter().find(|t| t.name == name)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Catchup, Overlap};
+use super::{Catchup, Overlap, Partitioning};
 use crate::task::DefRef;
 
 /// A schedule as `schedule!` writes it: a `static`, checked at compile time.
@@ -25,6 +25,8 @@ pub struct ScheduleDef {
     pub catchup: Catchup,
     /// What a tick does while the previous run still goes.
     pub overlap: Overlap,
+    /// Which partition a tick runs: a day or an hour.
+    pub partitioning: Partitioning,
     /// The module that declares it.
     pub module_path: &'static str,
 }

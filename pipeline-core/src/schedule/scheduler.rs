@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::{Catchup, Clock, MAX_CATCHUP, Overlap, Schedule};
 use crate::alert::{AlertEvent, Alerts, Severity, Subject};
-use crate::date::{Date, now_millis};
+use crate::date::{Partition, now_millis};
 use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::TickRecord;
 use crate::status::TaskStatus;
@@ -454,7 +454,7 @@ impl Scheduler {
         let Some(schedule) = self.schedule(&tick.schedule).cloned() else {
             return;
         };
-        let Ok(date) = tick.partition.parse::<Date>() else {
+        let Ok(date) = tick.partition.parse::<Partition>() else {
             tracing::error!(
                 "schedule `{}`: bad partition `{}`",
                 tick.schedule,
@@ -590,7 +590,7 @@ impl Scheduler {
         schedule: &Schedule,
         tick: &TickRecord,
     ) -> anyhow::Result<Vec<String>> {
-        let Ok(date) = tick.partition.parse::<Date>() else {
+        let Ok(date) = tick.partition.parse::<Partition>() else {
             return Ok(Vec::new());
         };
         let key = self.runner.partition_key(date, false);

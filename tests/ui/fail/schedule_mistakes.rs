@@ -17,6 +17,10 @@ schedule!(bad_catchup, cron = "0 2 * * *", targets = [MakeReport], catchup = "so
 
 schedule!(unknown_key, cron = "0 2 * * *", targets = [MakeReport], pool = "x");
 
+schedule!(weekly, cron = "0 2 * * mon", targets = [MakeReport], partition = weekly);
+
+schedule!(quoted, cron = "0 2 * * mon", targets = [MakeReport], partition = "hourly");
+
 schedule!(no_targets, cron = "0 2 * * *");
 
 schedule!(never, cron = "0 0 31 2 *", targets = [MakeReport]);

@@ -1,6 +1,6 @@
 // Every key of schedule!, a doc comment, a family target, and what the registry makes of them.
 use pipeline_core::prelude::*;
-use pipeline_core::schedule::{Catchup, Overlap};
+use pipeline_core::schedule::{Catchup, Overlap, Partitioning};
 
 const TABLES: &[&str] = &["users", "orders"];
 
@@ -24,9 +24,10 @@ schedule! {
     deadline = "4h",
     catchup = "all",
     overlap = "wait",
+    partition = daily,
 }
 
-schedule!(loads, cron = "*/30 6-18 * * mon-fri", targets = [Load]);
+schedule!(loads, cron = "*/30 6-18 * * mon-fri", targets = [Load], partition = hourly);
 
 fn main() {
     let schedules = pipeline_core::schedule::registered().expect("valid schedules");
@@ -42,4 +43,5 @@ fn main() {
     assert_eq!(loads.time_zone, "UTC");
     assert_eq!(loads.targets, ["load"], "a family by its name");
     assert_eq!((loads.catchup, loads.overlap), (Catchup::Latest, Overlap::Skip));
+    assert_eq!((nightly.partitioning, loads.partitioning), (Partitioning::Daily, Partitioning::Hourly));
 }
