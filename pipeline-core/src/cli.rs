@@ -99,6 +99,27 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         crontab: bool,
     },
+    /// Claim and run the attempts of distributed runs (`run --distributed`), in the foreground,
+    /// until stopped: SIGTERM stops claiming, lets running attempts end within the grace
+    /// period, and hands back the rest. Needs a PostgreSQL state store.
+    Worker {
+        /// Attempts it runs at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        slots: u16,
+        /// Seconds an attempt stays this worker's without a renewal: another worker takes it
+        /// over this long after this one dies.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_secs: u64,
+        /// Seconds running attempts get to end after SIGTERM before they are handed back.
+        #[arg(long, default_value_t = 30)]
+        grace_secs: u64,
+    },
+    /// List the live workers: host, pid, started, last heartbeat, the tasks they run now.
+    Workers {
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Fire the schedules' runs at their ticks, in the foreground, until stopped. Several may
     /// run against one state store: one is active, the others stand by.
     Schedule {
@@ -147,6 +168,11 @@ struct RunFlags {
     /// Start no new task after the first critical failure.
     #[arg(long)]
     fail_fast: bool,
+    /// Queue the attempts in the PostgreSQL state store for `daily worker` processes (on any
+    /// number of hosts) instead of running them here; this process decides and reports as
+    /// usual, and must run until the run ends.
+    #[arg(long)]
+    distributed: bool,
 }
 
 /// Where a binary's task graph comes from: the `#[task]`s linked into it, or a function that
@@ -216,19 +242,24 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
     // still ends the run as cancelled.
     let cancel = {
         let _entered = runtime.enter();
-        let runs = matches!(
-            &cli.command,
-            None | Some(Command::Run(_))
-                | Some(Command::Backfill { .. })
-                | Some(Command::Schedule { .. })
-        );
-        runs.then(watch_signals)
+        match &cli.command {
+            None | Some(Command::Run(_) | Command::Backfill { .. } | Command::Schedule { .. }) => {
+                Some(watch_signals(
+                    "cancelling: running tasks are stopped and recorded as cancelled",
+                ))
+            }
+            Some(Command::Worker { .. }) => Some(watch_signals(
+                "stopping: no more claims; running attempts get the grace period to end",
+            )),
+            _ => None,
+        }
     };
     let json = match &cli.command {
         None => cli.run.flags.json,
         Some(Command::Run(args)) => args.flags.json,
         Some(Command::Backfill { flags, .. }) => flags.json,
         Some(Command::Schedules { json, .. }) => *json,
+        Some(Command::Workers { json }) => *json,
         _ => false,
     };
     let result = runtime.block_on(dispatch(pipeline, graph, cli, cancel));
@@ -415,6 +446,29 @@ async fn dispatch(
                 .map_err(failed)?;
             Ok(0)
         }
+        Command::Worker {
+            slots,
+            lease_secs,
+            grace_secs,
+        } => {
+            let runner = runner(pipeline, dag()?).await?;
+            runner.store.postgres("`daily worker`").map_err(usage)?;
+            let options = crate::distributed::WorkerOptions {
+                slots: usize::from(slots),
+                lease: std::time::Duration::from_secs(lease_secs),
+                grace: std::time::Duration::from_secs(grace_secs),
+            };
+            crate::distributed::worker::run(runner, options, cancel())
+                .await
+                .map_err(failed)?;
+            Ok(0)
+        }
+        Command::Workers { json } => {
+            let runner = runner(pipeline, dag()?).await?;
+            runner.store.postgres("`daily workers`").map_err(usage)?;
+            output::workers(&runner, json).await.map_err(failed)?;
+            Ok(0)
+        }
         Command::Schedule {
             lease_secs,
             workers,
@@ -478,6 +532,9 @@ fn hour_form(partition: Partition, hour: u8) -> Partition {
     }
 }
 
+/// Attempts a distributed run keeps queued or running at once, unless `--workers` says less.
+const DISTRIBUTED_IN_FLIGHT: usize = 100_000;
+
 fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
     let mut options = RunOptions::new(partition);
     options.targets = flags.tasks.clone();
@@ -486,6 +543,11 @@ fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
     options.force = flags.force;
     options.wait = flags.wait;
     options.fail_fast = flags.fail_fast;
+    options.distributed = flags.distributed;
+    if flags.distributed {
+        // Workers bound what runs at once: every ready attempt is queued for them.
+        options.workers = DISTRIBUTED_IN_FLIGHT;
+    }
     if let Some(workers) = flags.workers {
         options.workers = usize::from(workers);
     }
@@ -529,7 +591,7 @@ fn exit_code(status: RunStatus) -> u8 {
 
 /// Ctrl-C or SIGTERM cancels the run; a second one ends the process at once. The handlers are
 /// installed before this returns, so a signal that comes right after is never missed.
-fn watch_signals() -> watch::Receiver<bool> {
+fn watch_signals(first: &'static str) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     let Some(mut signals) = Signals::install() else {
         tracing::warn!("cannot watch for Ctrl-C and SIGTERM: a signal ends the run at once");
@@ -540,9 +602,7 @@ fn watch_signals() -> watch::Receiver<bool> {
             signals.next().await;
             logging::flush();
             if count == 0 {
-                eprintln!(
-                    "\ncancelling: running tasks are stopped and recorded as cancelled (signal again to exit at once)"
-                );
+                eprintln!("\n{first} (signal again to exit at once)");
                 let _ = tx.send(true);
             } else {
                 std::process::exit(i32::from(EXIT_CANCELLED));

@@ -36,6 +36,7 @@ pub mod ctx;
 pub mod dag;
 pub mod date;
 pub mod db;
+pub mod distributed;
 mod http;
 pub mod load;
 mod message;

@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::alert::{Alerts, DELIVERY_DEADLINE};
@@ -21,10 +22,12 @@ use crate::ctx::RunInfo;
 use crate::dag::{Dag, DagError, TaskId};
 use crate::date::{Partition, now_millis};
 use crate::db::{Databases, Target};
+use crate::distributed::Dispatch;
 use crate::pool::Pools;
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
+pub(crate) use attempt::run_attempt;
 pub use lock::LockHeld;
 pub(crate) use lock::hostname;
 pub use report::{Blocked, RunReport, TaskReport};
@@ -54,6 +57,9 @@ pub struct RunOptions {
     pub wait: bool,
     /// Stop starting new tasks after the first critical failure.
     pub fail_fast: bool,
+    /// Queue the attempts for `daily worker` processes instead of running them here
+    /// (PostgreSQL state store only).
+    pub distributed: bool,
 }
 
 impl RunOptions {
@@ -69,6 +75,7 @@ impl RunOptions {
             workers: std::thread::available_parallelism().map_or(4, |n| n.get()),
             wait: false,
             fail_fast: false,
+            distributed: false,
         }
     }
 }
@@ -190,6 +197,11 @@ impl Runner {
             .resolve(&options.targets)
             .map_err(|e| RunError::Usage(e.into()))?;
         self.check_pools().map_err(RunError::Usage)?;
+        if options.distributed {
+            self.store
+                .postgres("`daily run --distributed`")
+                .map_err(RunError::Usage)?;
+        }
         let key = self.partition_key(options.partition, options.test);
         // The run stops on the caller's signal, or when its lock is taken from it.
         let (stop, stopped) = watch::channel(*cancel.borrow());
@@ -280,6 +292,21 @@ impl Runner {
             written: Default::default(),
         });
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
+        let dispatch = if options.distributed {
+            let started = Dispatch::start(
+                Arc::clone(&self.store),
+                run_id,
+                key.clone(),
+                options.only,
+                self.dag.fingerprint(),
+            )
+            .await
+            .context("cannot listen to the work queue")
+            .map_err(RunError::Failed)?;
+            Some(started)
+        } else {
+            None
+        };
         observer.planned(
             plan.selected.len(),
             plan.skip.iter().filter(|s| **s).count(),
@@ -294,6 +321,7 @@ impl Runner {
             open_alerts,
             workers: options.workers.max(1),
             pools: &self.pools,
+            dispatch: dispatch.as_ref().map(|(dispatch, _)| Arc::clone(dispatch)),
             fail_fast: options.fail_fast,
         };
         let executor::Executed {
@@ -302,6 +330,9 @@ impl Runner {
             failed,
             signalled,
         } = execution.run(cancel).await;
+        if let Some((dispatch, watcher)) = dispatch {
+            dispatch.stop(watcher).await;
+        }
         let written = writer.finish(recorder).await;
         // A connection held by an attempt that never came back (stuck in blocking code) would
         // keep a pool from closing: the run does not wait for it.

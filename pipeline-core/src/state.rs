@@ -178,3 +178,118 @@ pub struct TickRecord {
     /// Whether its deadline alert is open.
     pub deadline_alerted: bool,
 }
+
+/// Notified (payload: nothing) when work is queued: idle workers wake up.
+pub const QUEUED_CHANNEL: &str = "pipeline_work_queued";
+/// Notified (payload: the run id) when an attempt of a run ends on a worker.
+pub const FINISHED_CHANNEL: &str = "pipeline_work_finished";
+
+/// A live `daily worker` process, as it registers itself and as `daily workers` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerRecord {
+    /// Unique per process: host, pid and a random part (two workers on hosts of one name, or
+    /// a pid reused after a restart, are never taken for each other).
+    pub id: String,
+    /// The pipeline it works for.
+    pub pipeline: String,
+    /// Its host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: i64,
+    /// The fingerprint of its task graph: it claims only runs of the same graph.
+    pub fingerprint: String,
+    /// How many attempts it runs at once.
+    pub slots: usize,
+    /// When it started, by the store's clock (Unix milliseconds).
+    pub started_at: i64,
+    /// Its last heartbeat, by the store's clock.
+    pub heartbeat_at: i64,
+    /// How long ago that was, when it was read.
+    pub heartbeat_age_ms: i64,
+    /// Stopping: it claims nothing more.
+    pub stopping: bool,
+    /// The tasks it runs now.
+    pub running: Vec<String>,
+}
+
+/// An attempt a distributed run queues for the workers.
+#[derive(Clone, Debug)]
+pub struct NewWork {
+    /// The run it belongs to.
+    pub run_id: i64,
+    /// Its pipeline, partition and namespace.
+    pub key: PartitionKey,
+    /// Unit mode (`--only`).
+    pub unit_mode: bool,
+    /// The task's name.
+    pub task: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The fingerprint of the run's graph.
+    pub fingerprint: String,
+    /// Claimed before attempts of lower priority.
+    pub priority: i32,
+}
+
+/// An attempt a worker claimed, with the lease token that its every write names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedWork {
+    /// The queue's row.
+    pub id: i64,
+    /// The run it belongs to.
+    pub run_id: i64,
+    /// The partition.
+    pub partition: String,
+    /// Test mode.
+    pub test: bool,
+    /// Unit mode.
+    pub unit_mode: bool,
+    /// The task's name.
+    pub task: String,
+    /// Its attempt number.
+    pub attempt: u32,
+    /// The lease's token.
+    pub token: String,
+}
+
+/// How an attempt ended on its worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkOutcome {
+    /// The attempt's outcome.
+    pub status: TaskStatus,
+    /// Why it failed, redacted.
+    pub error: Option<String>,
+    /// Its error is one that no retry fixes.
+    pub fatal: bool,
+    /// What it reported (`Ctx::detail`), one note a line.
+    pub note: Option<String>,
+    /// What a check measured.
+    pub value: Option<f64>,
+    /// The databases it wrote to, for its completion marker.
+    pub targets: Option<String>,
+    /// Its worker stopped before it ended: another worker runs it again.
+    pub handed_back: bool,
+}
+
+/// An attempt of a distributed run that ended, as its coordinator reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FinishedWork {
+    /// The queue's row.
+    pub id: i64,
+    /// `done`, `lost` (its lease ran out), `handed_back` or `cancelled`.
+    pub state: String,
+    /// For `done`: the attempt's outcome.
+    pub status: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its error is one that no retry fixes.
+    pub fatal: bool,
+    /// What it reported.
+    pub note: Option<String>,
+    /// What a check measured.
+    pub value: Option<f64>,
+    /// The databases it wrote to.
+    pub targets: Option<String>,
+    /// The worker that held it last.
+    pub worker: Option<String>,
+}

@@ -257,6 +257,20 @@ pub fn signal(child: &Child, name: &str) {
     assert!(status.success(), "kill -{name} failed");
 }
 
+/// What `psql` prints for one statement on `url` (unaligned, tuples only); panics on error.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([url, "-qAtc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 /// The server the PostgreSQL tests use: `DATABASE_URL`, or the local default.
 pub fn postgres_admin_url() -> String {
     std::env::var("DATABASE_URL")

@@ -1,7 +1,7 @@
 //! The real `daily` binary as a subprocess, in a fresh directory: the embedded default, resume,
 //! test mode, backfill, and its errors.
 
-use pipeline_tests::{PgDatabase, Sandbox, sqlite_checksum};
+use pipeline_tests::{PgDatabase, Sandbox, psql, sqlite_checksum};
 
 const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
 
@@ -233,19 +233,6 @@ impl PgPipeline {
     fn warehouse(&self, sql: &str) -> String {
         psql(&self.warehouse.url, sql)
     }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let output = std::process::Command::new("psql")
-        .args([url, "-qAtc", sql])
-        .output()
-        .expect("psql");
-    assert!(
-        output.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
 #[test]

@@ -250,6 +250,77 @@ pub async fn status(runner: &Runner, partition: Partition, test: bool) -> anyhow
     )
 }
 
+/// Workers whose heartbeat is younger than this count as live.
+const LIVE_WORKER_MS: i64 = 120_000;
+
+pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
+    let workers = runner
+        .store
+        .workers(&runner.pipeline, LIVE_WORKER_MS)
+        .await?;
+    if json {
+        let items: Vec<serde_json::Value> = workers
+            .iter()
+            .map(|worker| {
+                serde_json::json!({
+                    "id": worker.id,
+                    "host": worker.host,
+                    "pid": worker.pid,
+                    "slots": worker.slots,
+                    "fingerprint": worker.fingerprint,
+                    "started_at": format_timestamp(worker.started_at),
+                    "heartbeat_at": format_timestamp(worker.heartbeat_at),
+                    "heartbeat_age_ms": worker.heartbeat_age_ms,
+                    "stopping": worker.stopping,
+                    "running": worker.running,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(items));
+        return Ok(());
+    }
+    if workers.is_empty() {
+        println!("no live workers: start some with `daily worker`");
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> = workers
+        .iter()
+        .map(|worker| {
+            let running = if worker.running.is_empty() {
+                "-".to_string()
+            } else {
+                worker.running.join(", ")
+            };
+            [
+                worker.id.clone(),
+                format!(
+                    "{}{}",
+                    worker.slots,
+                    if worker.stopping { " (stopping)" } else { "" }
+                ),
+                format_timestamp(worker.started_at),
+                format!(
+                    "{} ago",
+                    format_duration(Duration::from_millis(worker.heartbeat_age_ms.max(0) as u64))
+                ),
+                worker.fingerprint.clone(),
+                running,
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "WORKER",
+            "SLOTS",
+            "STARTED (UTC)",
+            "HEARTBEAT",
+            "GRAPH",
+            "RUNNING",
+        ],
+        &rows,
+    )
+}
+
 pub async fn history(runner: &Runner, limit: u32) -> anyhow::Result<()> {
     runner.reap_abandoned().await?;
     let runs = runner.store.runs(&runner.pipeline, limit).await?;

@@ -17,6 +17,7 @@ use super::worker::{self, Running, WorkResult};
 use crate::ctx::{Ctx, RunInfo};
 use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
+use crate::distributed::Dispatch;
 use crate::pool::{Slot, Slots};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
@@ -50,6 +51,10 @@ pub(super) struct AttemptLoop {
     pub priority: i32,
     /// Time spent waiting for a pool slot so far.
     pub waited: Duration,
+    /// In a distributed run: the queue its attempts go to, to run on a worker.
+    pub dispatch: Option<Arc<Dispatch>>,
+    /// The databases the last remote attempt wrote to, for its marker.
+    pub remote_targets: Option<String>,
     /// Notes the attempts left (`Ctx::detail`), for the report.
     pub notes: Vec<String>,
     /// What the last check attempt measured.
@@ -57,14 +62,14 @@ pub(super) struct AttemptLoop {
 }
 
 /// How one attempt ended.
-struct Outcome {
-    status: TaskStatus,
-    error: Option<String>,
-    fatal: bool,
+pub(crate) struct Outcome {
+    pub status: TaskStatus,
+    pub error: Option<String>,
+    pub fatal: bool,
 }
 
 impl Outcome {
-    fn cancelled(error: &str) -> Self {
+    pub(crate) fn cancelled(error: &str) -> Self {
         Outcome {
             status: TaskStatus::Cancelled,
             error: Some(error.into()),
@@ -126,11 +131,17 @@ impl AttemptLoop {
                     return self.report(TaskStatus::TimedOut, attempt - 1, started, Some(error));
                 }
             }
-            let (outcome, record, still_running) = self.attempt(attempt).await;
+            let (outcome, record, still_running) = match self.dispatch.clone() {
+                Some(dispatch) => self.remote_attempt(&dispatch, attempt).await,
+                None => self.attempt(attempt).await,
+            };
             unfinished = still_running;
             if outcome.status == TaskStatus::Succeeded {
                 // The task's work has committed: only now is it complete.
-                let targets = self.info.take_written(&self.name);
+                let targets = match self.dispatch {
+                    Some(_) => self.remote_targets.take(),
+                    None => self.info.take_written(&self.name),
+                };
                 self.recorder.completed(record, targets).await;
             } else {
                 self.recorder.attempt(record).await;
@@ -194,54 +205,17 @@ impl AttemptLoop {
         // writer keeps only the final state of it (one row per attempt and batch).
         self.recorder.attempt(record.clone()).await;
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
-        let mut running = worker::start(self.action.clone(), ctx);
-        let deadline = self
-            .policy
-            .timeout
-            .and_then(|limit| tokio::time::Instant::now().checked_add(limit));
-        let mut warned = false;
-        let mut timed_out_at = 0;
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                result = running.result() => break outcome_of(result),
-                () = cancelled(&mut self.cancel) => {
-                    if !running.stop_within(STOP_GRACE).await {
-                        tracing::warn!(
-                            task = %self.name,
-                            "did not stop within {} of the signal: its code is busy on its \
-                             thread (a synchronous call or CPU-bound work); it is recorded as \
-                             cancelled and ends with the process",
-                            format_duration(STOP_GRACE)
-                        );
-                    }
-                    break Outcome::cancelled("cancelled by a signal");
-                }
-                () = sleep_until(deadline) => {
-                    timed_out_at = now_millis();
-                    running.stop_within(SETTLE).await;
-                    let limit = self.policy.timeout.unwrap_or_default();
-                    break Outcome {
-                        status: TaskStatus::TimedOut,
-                        error: Some(format!("timed out after {}", format_duration(limit))),
-                        fatal: false,
-                    };
-                }
-                () = tokio::time::sleep(WATCHDOG_EVERY), if !warned => {
-                    let busy = running.busy_for();
-                    if busy >= BLOCKING_WARNING_AFTER {
-                        warned = true;
-                        tracing::warn!(
-                            task = %self.name,
-                            "attempt {attempt} has held its thread for {} without reaching an \
-                             await (a synchronous call or CPU-bound work); a timeout or Ctrl-C \
-                             stops it only at an await",
-                            format_duration(busy)
-                        );
-                    }
-                }
-            }
-        };
+        let Ran {
+            outcome,
+            timed_out_at,
+            running,
+        } = run_attempt(
+            self.action.clone(),
+            ctx,
+            self.policy.timeout,
+            &mut self.cancel,
+        )
+        .await;
         record.status = outcome.status;
         // A timeout ends the attempt at its limit, however long its code takes to stop.
         record.finished_at = Some(if timed_out_at > 0 {
@@ -260,6 +234,99 @@ impl AttemptLoop {
         let still_running =
             (outcome.status == TaskStatus::TimedOut && !running.is_finished()).then_some(running);
         (outcome, record, still_running)
+    }
+
+    /// Runs one attempt on a worker: queues it and waits for its outcome. A worker that
+    /// stopped before the attempt ended handed it back: it is queued again, as the same
+    /// attempt. A lost worker (its lease ran out) is a failed attempt, under the retry policy,
+    /// so a task that takes down every worker it lands on stops after its retries.
+    async fn remote_attempt(
+        &mut self,
+        dispatch: &Dispatch,
+        attempt: u32,
+    ) -> (Outcome, AttemptRecord, Option<Running>) {
+        let mut record = AttemptRecord {
+            run_id: self.info.run_id,
+            task: self.name.clone(),
+            attempt,
+            status: TaskStatus::Running,
+            started_at: now_millis(),
+            finished_at: None,
+            error: None,
+            note: None,
+            value: None,
+        };
+        self.recorder.attempt(record.clone()).await;
+        let outcome = loop {
+            let (id, finished) = match dispatch.queue(&self.name, attempt, self.priority).await {
+                Ok(queued) => queued,
+                Err(err) => {
+                    break Outcome {
+                        status: TaskStatus::Failed,
+                        error: Some(format!("cannot queue the attempt for a worker: {err:#}")),
+                        fatal: false,
+                    };
+                }
+            };
+            let finished = tokio::select! {
+                finished = finished => finished,
+                () = cancelled(&mut self.cancel) => {
+                    dispatch.cancel(id).await;
+                    break Outcome::cancelled("cancelled by a signal");
+                }
+            };
+            let Ok(work) = finished else {
+                break Outcome::cancelled("the run stopped waiting for its workers");
+            };
+            let worker = work.worker.clone().unwrap_or_else(|| "?".into());
+            match work.state.as_str() {
+                "handed_back" => {
+                    tracing::info!(
+                        task = %self.name,
+                        "worker {worker} stopped before attempt {attempt} ended; queued again"
+                    );
+                    continue;
+                }
+                "lost" => {
+                    break Outcome {
+                        status: TaskStatus::Failed,
+                        error: Some(format!(
+                            "worker lost: {worker} stopped renewing its lease (killed, frozen \
+                             or cut off from the state store)"
+                        )),
+                        fatal: false,
+                    };
+                }
+                "cancelled" => break Outcome::cancelled("cancelled"),
+                _ => {}
+            }
+            let status = work
+                .status
+                .as_deref()
+                .and_then(|status| status.parse().ok())
+                .unwrap_or(TaskStatus::Failed);
+            let notes: Vec<String> = work
+                .note
+                .as_deref()
+                .map(|note| note.lines().map(str::to_string).collect())
+                .unwrap_or_default();
+            record.note = (!notes.is_empty()).then(|| notes.join("; "));
+            self.notes.extend(notes);
+            record.value = work.value;
+            if work.value.is_some() {
+                self.value = work.value;
+            }
+            self.remote_targets = work.targets;
+            break Outcome {
+                status,
+                error: work.error,
+                fatal: work.fatal,
+            };
+        };
+        record.status = outcome.status;
+        record.finished_at = Some(now_millis());
+        record.error = outcome.error.clone();
+        (outcome, record, None)
     }
 
     /// Waits until an attempt that timed out while busy has really ended, for as long again as
@@ -305,6 +372,77 @@ impl AttemptLoop {
             details: self.notes.clone(),
             value: self.value,
         }
+    }
+}
+
+/// One attempt that ran here, on a thread of its own.
+pub(crate) struct Ran {
+    pub outcome: Outcome,
+    /// When it timed out (Unix milliseconds), or 0.
+    pub timed_out_at: i64,
+    /// The attempt itself: still busy on its thread if it timed out inside blocking code.
+    pub running: Running,
+}
+
+/// Runs one attempt of `action` under `timeout`, stopped by `cancel`, with the watchdog that
+/// names code holding its thread: what the executor's attempts and a worker's share.
+pub(crate) async fn run_attempt(
+    action: Action,
+    ctx: Ctx,
+    timeout: Option<Duration>,
+    cancel: &mut watch::Receiver<bool>,
+) -> Ran {
+    let name = ctx.task().to_string();
+    let attempt = ctx.attempt();
+    let mut running = worker::start(action, ctx);
+    let deadline = timeout.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
+    let mut warned = false;
+    let mut timed_out_at = 0;
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            result = running.result() => break outcome_of(result),
+            () = cancelled(cancel) => {
+                if !running.stop_within(STOP_GRACE).await {
+                    tracing::warn!(
+                        task = %name,
+                        "did not stop within {} of the signal: its code is busy on its \
+                         thread (a synchronous call or CPU-bound work); it is recorded as \
+                         cancelled and ends with the process",
+                        format_duration(STOP_GRACE)
+                    );
+                }
+                break Outcome::cancelled("cancelled by a signal");
+            }
+            () = sleep_until(deadline) => {
+                timed_out_at = now_millis();
+                running.stop_within(SETTLE).await;
+                let limit = timeout.unwrap_or_default();
+                break Outcome {
+                    status: TaskStatus::TimedOut,
+                    error: Some(format!("timed out after {}", format_duration(limit))),
+                    fatal: false,
+                };
+            }
+            () = tokio::time::sleep(WATCHDOG_EVERY), if !warned => {
+                let busy = running.busy_for();
+                if busy >= BLOCKING_WARNING_AFTER {
+                    warned = true;
+                    tracing::warn!(
+                        task = %name,
+                        "attempt {attempt} has held its thread for {} without reaching an \
+                         await (a synchronous call or CPU-bound work); a timeout or Ctrl-C \
+                         stops it only at an await",
+                        format_duration(busy)
+                    );
+                }
+            }
+        }
+    };
+    Ran {
+        outcome,
+        timed_out_at,
+        running,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::alert::decide::{RunSubject, decide};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
+use crate::distributed::Dispatch;
 use crate::pool::{Pools, Queued, Slot};
 use crate::status::TaskStatus;
 
@@ -36,6 +37,8 @@ pub(super) struct Execution<'r> {
     pub workers: usize,
     /// The process's resource pools, which every task's pool is one of.
     pub pools: &'r Pools,
+    /// In a distributed run: the queue that attempts go to.
+    pub dispatch: Option<Arc<Dispatch>>,
     /// Stop starting tasks after the first critical failure.
     pub fail_fast: bool,
 }
@@ -183,6 +186,8 @@ impl<'r> Execution<'r> {
                     pool_slot,
                     priority: task.priority,
                     waited: schedule.waited[id.index()],
+                    dispatch: self.dispatch.clone(),
+                    remote_targets: None,
                     notes: Vec::new(),
                     value: None,
                 };

@@ -49,7 +49,7 @@ fn task_runtime() -> &'static Handle {
 
 /// An attempt running on its own thread.
 #[derive(Debug)]
-pub(super) struct Running {
+pub(crate) struct Running {
     /// Dropped (or sent) to ask the work to stop at its next await.
     stop: Option<oneshot::Sender<()>>,
     /// The work's result, until it has been taken.

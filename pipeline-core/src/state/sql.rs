@@ -2,6 +2,7 @@
 //! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
 
 mod schedules;
+mod work;
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,6 +54,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "schedules",
         include_str!("../../migrations/sqlite/0007_schedules.sql"),
     ),
+    (
+        8,
+        "work queue",
+        include_str!("../../migrations/sqlite/0008_work_queue.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -89,6 +95,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "schedules",
         include_str!("../../migrations/postgres/0007_schedules.sql"),
+    ),
+    (
+        8,
+        "work queue",
+        include_str!("../../migrations/postgres/0008_work_queue.sql"),
     ),
 ];
 

@@ -1,0 +1,39 @@
+-- Distributed runs need PostgreSQL (`daily worker` refuses SQLite); the tables exist here too
+-- so that both backends stay at one schema version.
+CREATE TABLE IF NOT EXISTS pipeline_workers (
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    stopping INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS pipeline_work (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    pipeline TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    unit_mode INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    worker_id TEXT,
+    lease_token TEXT,
+    lease_until INTEGER,
+    claimed_at INTEGER,
+    status TEXT,
+    error TEXT,
+    fatal INTEGER,
+    note TEXT,
+    value REAL,
+    targets TEXT,
+    finished_at INTEGER
+);

@@ -1,0 +1,386 @@
+//! `daily worker`: claims queued attempts of distributed runs and runs them, each under a lease
+//! on the state store's clock that it renews a third of a lease period at a time.
+//!
+//! - An attempt whose renewal comes back without it (its run cancelled it, or it was rescued
+//!   after its lease ran out while this process was frozen) is stopped, and nothing more is
+//!   written for it: every write names the lease token, so a late write changes no row.
+//! - A worker that cannot renew for two thirds of a lease period stops its attempts itself,
+//!   before any other worker can have been given them.
+//! - SIGTERM stops claiming and gives running attempts `grace` to end; what is left is handed
+//!   back for another worker. A second signal ends the process at once.
+//! - It claims only attempts of runs whose graph has its own fingerprint; of other runs it
+//!   says why it leaves them alone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::ctx::{Ctx, RunInfo};
+use crate::date::{Partition, format_duration};
+use crate::db::{Databases, Target};
+use crate::run::{Runner, TEST_SCHEMA, hostname};
+use crate::state::{ClaimedWork, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
+use crate::status::TaskStatus;
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Attempts it runs at once.
+    pub slots: usize,
+    /// How long a claimed attempt stays this worker's without a renewal.
+    pub lease: Duration,
+    /// After SIGTERM: how long running attempts may take to end before they are handed back.
+    pub grace: Duration,
+}
+
+/// How long a worker idles between looks at the queue when no notification wakes it, at the
+/// least (a random part up to as much again is added, so that workers do not look together).
+const IDLE_LOOK: Duration = Duration::from_millis(1000);
+
+/// One attempt running here.
+struct Held {
+    work: ClaimedWork,
+    /// Turned true to stop the attempt.
+    stop: watch::Sender<bool>,
+    /// Set when the attempt is no longer this worker's: its outcome is not written.
+    lost: Arc<AtomicBool>,
+    /// Set when the worker hands the attempt back at shutdown.
+    handed_back: Arc<AtomicBool>,
+}
+
+/// Runs a worker until `stop` turns true and its attempts ended (or were handed back). A
+/// second signal is the caller's to handle (the CLI exits at once).
+pub async fn run(
+    runner: Runner,
+    options: WorkerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let store = Arc::clone(&runner.store);
+    let pool = store.postgres("`daily worker`")?.clone();
+    let fingerprint = runner.dag.fingerprint();
+    let record = WorkerRecord {
+        id: format!("{}:{}:{:08x}", hostname(), std::process::id(), rand_u32()),
+        pipeline: runner.pipeline.clone(),
+        host: hostname(),
+        pid: i64::from(std::process::id()),
+        fingerprint: fingerprint.clone(),
+        slots: options.slots,
+        started_at: 0,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+        stopping: false,
+        running: Vec::new(),
+    };
+    store
+        .heartbeat_worker(&record, false)
+        .await
+        .context("cannot register the worker in the state store")?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.listen(QUEUED_CHANNEL).await?;
+    tracing::info!(
+        "worker {} started: {} slots, lease {}, graph {fingerprint}",
+        record.id,
+        options.slots,
+        format_duration(options.lease)
+    );
+    let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX);
+    let renew_every = options.lease / 3;
+    let runner = Arc::new(runner);
+    let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
+    let mut held: HashMap<String, Held> = HashMap::new();
+    let mut last_renewal = Instant::now();
+    let mut next_renewal = tokio::time::Instant::now() + renew_every;
+    let mut stopping: Option<tokio::time::Instant> = None;
+    let mut warned_foreign: HashSet<i64> = HashSet::new();
+    let mut handed_back = false;
+    let mut unstoppable = false;
+    loop {
+        if stopping.is_none() {
+            while held.len() < options.slots {
+                let token = format!("{}:{:08x}{:08x}", record.id, rand_u32(), rand_u32());
+                let claimed = store
+                    .claim_work(&runner.pipeline, &fingerprint, &record.id, &token, lease_ms)
+                    .await;
+                match claimed {
+                    Ok(Some(work)) => {
+                        let attempt = start(&runner, work, ended_tx.clone());
+                        held.insert(token, attempt);
+                    }
+                    Ok(None) => {
+                        warn_of_foreign_runs(&runner, &fingerprint, &mut warned_foreign).await;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!("cannot claim from the queue: {err:#}");
+                        break;
+                    }
+                }
+            }
+        }
+        if stopping.is_some() && held.is_empty() {
+            break;
+        }
+        let idle = IDLE_LOOK + Duration::from_millis(u64::from(rand_u32() % 1000));
+        tokio::select! {
+            notification = listener.recv() => {
+                if let Err(err) = notification {
+                    tracing::debug!("queue notifications paused: {err}");
+                    tokio::time::sleep(IDLE_LOOK).await;
+                }
+            }
+            () = tokio::time::sleep(idle) => {}
+            Some(token) = ended.recv() => {
+                held.remove(&token);
+            }
+            () = tokio::time::sleep_until(next_renewal) => {
+                next_renewal = tokio::time::Instant::now() + renew_every;
+                renew(&runner, &record, &mut held, &mut last_renewal, options.lease, stopping.is_some()).await;
+            }
+            signalled = stop.wait_for(|stop| *stop), if stopping.is_none() && !unstoppable => {
+                if signalled.is_err() {
+                    // Whoever could stop the worker is gone: nothing will.
+                    unstoppable = true;
+                } else {
+                    tracing::info!(
+                        "stopping: no more claims; {} running attempt(s) get {} to end",
+                        held.len(),
+                        format_duration(options.grace)
+                    );
+                    stopping = Some(tokio::time::Instant::now() + options.grace);
+                    let _ = store.heartbeat_worker(&record, true).await;
+                }
+            }
+            () = sleep_until_some(stopping), if !handed_back => {
+                handed_back = true;
+                for attempt in held.values() {
+                    tracing::warn!(
+                        task = %attempt.work.task,
+                        "did not end within the grace period: handed back for another worker"
+                    );
+                    attempt.handed_back.store(true, Ordering::SeqCst);
+                    let _ = attempt.stop.send(true);
+                }
+            }
+        }
+    }
+    if let Err(err) = store.remove_worker(&record.id).await {
+        tracing::warn!("cannot remove the worker's record: {err:#}");
+    }
+    tracing::info!("worker {} stopped", record.id);
+    Ok(())
+}
+
+/// Renews the worker's heartbeat and its attempts' leases; stops the attempts that are not
+/// its own any more, and all of them when it cannot reach the store for too long.
+async fn renew(
+    runner: &Runner,
+    record: &WorkerRecord,
+    held: &mut HashMap<String, Held>,
+    last_renewal: &mut Instant,
+    lease: Duration,
+    stopping: bool,
+) {
+    let sent = Instant::now();
+    let tokens: Vec<String> = held.keys().cloned().collect();
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let renewed = async {
+        runner.store.heartbeat_worker(record, stopping).await?;
+        runner.store.renew_leases(&tokens, lease_ms).await
+    };
+    match tokio::time::timeout(lease / 3, renewed).await {
+        Ok(Ok(kept)) => {
+            *last_renewal = sent;
+            let kept: HashSet<String> = kept.into_iter().collect();
+            for (token, attempt) in held.iter() {
+                if !kept.contains(token) {
+                    tracing::warn!(
+                        task = %attempt.work.task,
+                        "attempt {} of run {} is no longer this worker's (cancelled by its run, \
+                         or its lease ran out): stopped, and its outcome will not be written",
+                        attempt.work.attempt,
+                        attempt.work.run_id
+                    );
+                    stop_lost(attempt);
+                }
+            }
+        }
+        failed => {
+            let why = match failed {
+                Ok(Err(err)) => format!("{err:#}"),
+                _ => "no answer".to_string(),
+            };
+            // The store extended the leases after the last renewal was sent: stopping two
+            // thirds of a lease after it, the worker is done before any lease can run out.
+            if last_renewal.elapsed() >= lease * 2 / 3 {
+                if !held.is_empty() {
+                    tracing::error!(
+                        "cannot renew leases for {} ({why}): stopping {} attempt(s), which \
+                         another worker may be given",
+                        format_duration(last_renewal.elapsed()),
+                        held.len()
+                    );
+                }
+                for attempt in held.values() {
+                    stop_lost(attempt);
+                }
+            } else {
+                tracing::warn!("cannot renew leases: {why}");
+            }
+        }
+    }
+}
+
+fn stop_lost(attempt: &Held) {
+    attempt.lost.store(true, Ordering::SeqCst);
+    let _ = attempt.stop.send(true);
+}
+
+/// Says once per run why runs of another graph are left alone.
+async fn warn_of_foreign_runs(runner: &Runner, fingerprint: &str, warned: &mut HashSet<i64>) {
+    let Ok(foreign) = runner
+        .store
+        .foreign_runs(&runner.pipeline, fingerprint)
+        .await
+    else {
+        return;
+    };
+    for (run_id, theirs) in foreign {
+        if warned.insert(run_id) {
+            tracing::warn!(
+                "run {run_id} was planned with another task graph (fingerprint {theirs}; this \
+                 worker has {fingerprint}): its tasks are left to workers of that version; \
+                 deploy one binary to every worker"
+            );
+        }
+    }
+}
+
+/// Starts a claimed attempt; its token comes back on `ended` when it is done.
+fn start(runner: &Arc<Runner>, work: ClaimedWork, ended: mpsc::UnboundedSender<String>) -> Held {
+    let (stop, stopped) = watch::channel(false);
+    let lost = Arc::new(AtomicBool::new(false));
+    let handed_back = Arc::new(AtomicBool::new(false));
+    let held = Held {
+        work: work.clone(),
+        stop,
+        lost: Arc::clone(&lost),
+        handed_back: Arc::clone(&handed_back),
+    };
+    let runner = Arc::clone(runner);
+    tokio::spawn(async move {
+        let token = work.token.clone();
+        let outcome = run_one(&runner, &work, stopped, &handed_back).await;
+        if lost.load(Ordering::SeqCst) {
+            tracing::info!(task = %work.task, "outcome of a lost attempt discarded");
+        } else {
+            match runner
+                .store
+                .finish_work(work.id, &work.token, &outcome)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    task = %work.task,
+                    "the attempt ended after its lease was lost: its outcome is discarded, and \
+                     the run keeps what it decided instead"
+                ),
+                Err(err) => tracing::error!(
+                    task = %work.task,
+                    "cannot record the attempt's outcome: {err:#}; the run will take it as a \
+                     lost worker once its lease runs out"
+                ),
+            }
+        }
+        let _ = ended.send(token);
+    });
+    held
+}
+
+/// Runs one claimed attempt here, as the run's own executor would.
+async fn run_one(
+    runner: &Runner,
+    work: &ClaimedWork,
+    mut stopped: watch::Receiver<bool>,
+    handed_back: &AtomicBool,
+) -> WorkOutcome {
+    let failed = |error: String| WorkOutcome {
+        status: TaskStatus::Failed,
+        error: Some(error),
+        fatal: true,
+        note: None,
+        value: None,
+        targets: None,
+        handed_back: false,
+    };
+    let Some(id) = runner.dag.id(&work.task) else {
+        return failed(format!("this worker's graph has no task `{}`", work.task));
+    };
+    let Ok(partition) = work.partition.parse::<Partition>() else {
+        return failed(format!("bad partition `{}` in the queue", work.partition));
+    };
+    let task = runner.dag.task(id);
+    let target = if work.test {
+        Target::Test {
+            schema: TEST_SCHEMA.into(),
+        }
+    } else {
+        Target::Production
+    };
+    let info = Arc::new(RunInfo {
+        run_id: work.run_id,
+        pipeline: runner.pipeline.clone(),
+        partition,
+        test: work.test,
+        unit: work.unit_mode,
+        databases: Databases::new(runner.config.clone(), target),
+        details: Default::default(),
+        measured: Default::default(),
+        written: Default::default(),
+    });
+    let ctx = Ctx::new(Arc::clone(&info), work.task.clone(), work.attempt);
+    let ran =
+        crate::run::run_attempt(task.action.clone(), ctx, task.policy.timeout, &mut stopped).await;
+    let notes = info.take_details(&work.task);
+    let outcome = WorkOutcome {
+        status: ran.outcome.status,
+        error: ran.outcome.error,
+        fatal: ran.outcome.fatal,
+        note: (!notes.is_empty()).then(|| notes.join("\n")),
+        value: info.take_measured(&work.task),
+        targets: info.take_written(&work.task),
+        handed_back: handed_back.load(Ordering::SeqCst),
+    };
+    if tokio::time::timeout(Duration::from_secs(5), info.databases.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(task = %work.task, "its database connections did not close in 5s");
+    }
+    outcome
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A random number from the standard library's randomly seeded hasher: enough to tell
+/// workers and leases apart, without a dependency.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish() as u32
+}

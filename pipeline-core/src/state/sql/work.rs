@@ -1,0 +1,332 @@
+//! The queue of distributed runs, on PostgreSQL only: attempts that a coordinating run queues,
+//! that workers claim with `FOR UPDATE SKIP LOCKED` in one short statement, and that they hold
+//! under a lease on the database's clock. Every write of a worker names its lease token: a
+//! write that updates no row means the lease is gone, and the worker drops the attempt.
+
+use anyhow::{Context as _, bail};
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+use super::StateStore;
+use crate::db::DbPool;
+use crate::state::{
+    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
+};
+
+impl StateStore {
+    /// The PostgreSQL pool, or an error that says what to configure.
+    pub(crate) fn postgres(&self, what: &str) -> anyhow::Result<&PgPool> {
+        match &self.pool {
+            DbPool::Postgres(pool) => Ok(pool),
+            DbPool::Sqlite(_) => bail!(
+                "{what} needs a PostgreSQL state store, which workers on many hosts share; this \
+                 one is SQLite: set PIPELINE_STATE_URL (or [state] url in pipeline.toml) to a \
+                 postgres:// URL"
+            ),
+        }
+    }
+
+    /// The database clock, for callers that compare with what the store wrote.
+    pub async fn clock_now_ms(&self) -> anyhow::Result<i64> {
+        let pool = self.postgres("the database clock")?;
+        let now = self.clock_ms();
+        let ms: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT {now}")))
+            .fetch_one(pool)
+            .await?;
+        Ok(ms)
+    }
+
+    /// Registers a worker, or renews its heartbeat; `stopping` once it no longer claims.
+    pub async fn heartbeat_worker(
+        &self,
+        worker: &WorkerRecord,
+        stopping: bool,
+    ) -> anyhow::Result<()> {
+        let pool = self.postgres("a worker")?;
+        let now = self.clock_ms();
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO pipeline_workers \
+             (id, pipeline, host, pid, fingerprint, slots, started_at, heartbeat_at, stopping) \
+             VALUES ($1, $2, $3, $4, $5, $6, {now}, {now}, $7) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = {now}, stopping = excluded.stopping"
+        )))
+        .bind(&worker.id)
+        .bind(&worker.pipeline)
+        .bind(&worker.host)
+        .bind(worker.pid)
+        .bind(&worker.fingerprint)
+        .bind(i32::try_from(worker.slots).unwrap_or(i32::MAX))
+        .bind(stopping)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a worker that stopped.
+    pub async fn remove_worker(&self, id: &str) -> anyhow::Result<()> {
+        let pool = self.postgres("a worker")?;
+        sqlx::query("DELETE FROM pipeline_workers WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Workers whose heartbeat is younger than `live_ms` by the store's clock, with the tasks
+    /// they run now, oldest first.
+    pub async fn workers(&self, pipeline: &str, live_ms: i64) -> anyhow::Result<Vec<WorkerRecord>> {
+        let pool = self.postgres("`daily workers`")?;
+        let now = self.clock_ms();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT w.id, w.pipeline, w.host, w.pid, w.fingerprint, w.slots, w.started_at, \
+             w.heartbeat_at, w.stopping, {now} - w.heartbeat_at AS age, \
+             COALESCE((SELECT string_agg(q.task, ', ' ORDER BY q.task) FROM pipeline_work q \
+                       WHERE q.worker_id = w.id AND q.state = 'running'), '') AS running \
+             FROM pipeline_workers w WHERE w.pipeline = $1 AND w.heartbeat_at > {now} - $2 \
+             ORDER BY w.started_at, w.id"
+        )))
+        .bind(pipeline)
+        .bind(live_ms)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let running: String = row.try_get("running")?;
+                Ok(WorkerRecord {
+                    id: row.try_get("id")?,
+                    pipeline: row.try_get("pipeline")?,
+                    host: row.try_get("host")?,
+                    pid: row.try_get("pid")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    slots: usize::try_from(row.try_get::<i32, _>("slots")?).unwrap_or(0),
+                    started_at: row.try_get("started_at")?,
+                    heartbeat_at: row.try_get("heartbeat_at")?,
+                    heartbeat_age_ms: row.try_get("age")?,
+                    stopping: row.try_get("stopping")?,
+                    running: running
+                        .split(", ")
+                        .filter(|task| !task.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Queues one attempt and wakes the workers: its id.
+    pub async fn queue_work(&self, work: &NewWork) -> anyhow::Result<i64> {
+        let pool = self.postgres("`daily run --distributed`")?;
+        let now = self.clock_ms();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "WITH queued AS (INSERT INTO pipeline_work \
+             (run_id, pipeline, partition, namespace, unit_mode, task, attempt, fingerprint, \
+              priority, state, queued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', {now}) RETURNING id) \
+             SELECT id, pg_notify('{QUEUED_CHANNEL}', '') FROM queued"
+        )))
+        .bind(work.run_id)
+        .bind(&work.key.pipeline)
+        .bind(&work.key.partition)
+        .bind(work.key.namespace.as_str())
+        .bind(work.unit_mode)
+        .bind(&work.task)
+        .bind(i32::try_from(work.attempt).unwrap_or(i32::MAX))
+        .bind(&work.fingerprint)
+        .bind(work.priority)
+        .fetch_one(pool)
+        .await
+        .context("cannot queue the attempt")?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Claims the queued attempt of highest priority (the oldest among equals) of a graph with
+    /// `fingerprint`, under a lease of `lease_ms` on the store's clock, in one statement that
+    /// commits at once. `None` when nothing is queued for this graph.
+    pub async fn claim_work(
+        &self,
+        pipeline: &str,
+        fingerprint: &str,
+        worker: &str,
+        token: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<ClaimedWork>> {
+        let pool = self.postgres("a worker")?;
+        let now = self.clock_ms();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE pipeline_work SET state = 'running', worker_id = $3, lease_token = $4, \
+             lease_until = {now} + $5, claimed_at = {now} \
+             WHERE id = (SELECT id FROM pipeline_work WHERE pipeline = $1 AND state = 'queued' \
+                         AND fingerprint = $2 ORDER BY priority DESC, id LIMIT 1 \
+                         FOR UPDATE SKIP LOCKED) \
+             RETURNING id, run_id, partition, namespace, unit_mode, task, attempt"
+        )))
+        .bind(pipeline)
+        .bind(fingerprint)
+        .bind(worker)
+        .bind(token)
+        .bind(lease_ms)
+        .fetch_optional(pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(ClaimedWork {
+            id: row.try_get("id")?,
+            run_id: row.try_get("run_id")?,
+            partition: row.try_get("partition")?,
+            test: row.try_get::<String, _>("namespace")? == "test",
+            unit_mode: row.try_get("unit_mode")?,
+            task: row.try_get("task")?,
+            attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
+            token: token.to_string(),
+        }))
+    }
+
+    /// Runs queued for a graph other than `fingerprint`: what a worker of another version
+    /// leaves alone, and says so.
+    pub async fn foreign_runs(
+        &self,
+        pipeline: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<Vec<(i64, String)>> {
+        let pool = self.postgres("a worker")?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT run_id, fingerprint FROM pipeline_work \
+             WHERE pipeline = $1 AND state = 'queued' AND fingerprint <> $2 ORDER BY run_id",
+        )
+        .bind(pipeline)
+        .bind(fingerprint)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("run_id")?, row.try_get("fingerprint")?)))
+            .collect()
+    }
+
+    /// Renews the leases of the attempts a worker holds (by their tokens) and its own
+    /// heartbeat: the tokens whose lease it still holds. An attempt missing from the answer
+    /// was cancelled by its run or rescued after its lease ran out: stop it, write nothing.
+    pub async fn renew_leases(
+        &self,
+        tokens: &[String],
+        lease_ms: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let pool = self.postgres("a worker")?;
+        if tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock_ms();
+        let held: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "UPDATE pipeline_work SET lease_until = {now} + $2 \
+             WHERE lease_token = ANY($1) AND state = 'running' AND lease_until >= {now} \
+             RETURNING lease_token"
+        )))
+        .bind(tokens)
+        .bind(lease_ms)
+        .fetch_all(pool)
+        .await?;
+        Ok(held)
+    }
+
+    /// Records how an attempt ended, if its lease is still the worker's: whether it was. The
+    /// run's coordinator is woken in the same statement.
+    pub async fn finish_work(
+        &self,
+        id: i64,
+        token: &str,
+        outcome: &WorkOutcome,
+    ) -> anyhow::Result<bool> {
+        let pool = self.postgres("a worker")?;
+        let now = self.clock_ms();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "WITH done AS (UPDATE pipeline_work SET state = $3, status = $4, error = $5, \
+             fatal = $6, note = $7, value = $8, targets = $9, finished_at = {now} \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_until >= {now} \
+             RETURNING run_id) \
+             SELECT pg_notify('{FINISHED_CHANNEL}', run_id::text) FROM done"
+        )))
+        .bind(id)
+        .bind(token)
+        .bind(if outcome.handed_back {
+            "handed_back"
+        } else {
+            "done"
+        })
+        .bind(outcome.status.as_str())
+        .bind(&outcome.error)
+        .bind(outcome.fatal)
+        .bind(&outcome.note)
+        .bind(outcome.value)
+        .bind(&outcome.targets)
+        .fetch_all(pool)
+        .await?;
+        Ok(rows.len() == 1)
+    }
+
+    /// Of a run's attempts `ids`, those that ended: on their worker, by a cancel, or because
+    /// their lease ran out (which `rescue` marks `lost` first, once: the check is inside the
+    /// update, so an attempt is never both rescued and finished by its worker).
+    pub async fn finished_work(
+        &self,
+        run_id: i64,
+        ids: &[i64],
+        rescue: bool,
+    ) -> anyhow::Result<Vec<FinishedWork>> {
+        let pool = self.postgres("`daily run --distributed`")?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock_ms();
+        if rescue {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE pipeline_work SET state = 'lost', finished_at = {now} \
+                 WHERE run_id = $1 AND id = ANY($2) AND state = 'running' \
+                 AND (lease_until IS NULL OR lease_until < {now})"
+            )))
+            .bind(run_id)
+            .bind(ids)
+            .execute(pool)
+            .await?;
+        }
+        let rows = sqlx::query(
+            "SELECT id, state, status, error, fatal, note, value, targets, worker_id \
+             FROM pipeline_work WHERE run_id = $1 AND id = ANY($2) \
+             AND state IN ('done', 'lost', 'handed_back', 'cancelled')",
+        )
+        .bind(run_id)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FinishedWork {
+                    id: row.try_get("id")?,
+                    state: row.try_get("state")?,
+                    status: row.try_get("status")?,
+                    error: row.try_get("error")?,
+                    fatal: row.try_get::<Option<bool>, _>("fatal")?.unwrap_or(false),
+                    note: row.try_get("note")?,
+                    value: row.try_get("value")?,
+                    targets: row.try_get("targets")?,
+                    worker: row.try_get("worker_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Cancels a run's attempts that have not ended: queued ones are never claimed, and the
+    /// workers running the others stop them at their next renewal.
+    pub async fn cancel_work(&self, run_id: i64, ids: Option<&[i64]>) -> anyhow::Result<()> {
+        let pool = self.postgres("`daily run --distributed`")?;
+        let now = self.clock_ms();
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE pipeline_work SET state = 'cancelled', finished_at = {now} \
+             WHERE run_id = $1 AND state IN ('queued', 'running') \
+             AND ($2::BIGINT[] IS NULL OR id = ANY($2))"
+        )))
+        .bind(run_id)
+        .bind(ids)
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,279 @@
+//! Distributed runs with real processes on one PostgreSQL state store: `run --distributed`
+//! queues, `daily worker` processes claim and run; a killed worker's attempt is rescued once
+//! its lease runs out and retried elsewhere; a frozen worker's late outcome is refused; a
+//! worker of another graph leaves a run alone; SIGTERM hands back what does not end in time.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use pipeline_tests::{Output, PgDatabase, Sandbox, finish, psql, signal};
+
+const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
+const DATA_PIPELINE: &str = env!("CARGO_BIN_EXE_data-pipeline");
+
+/// A sandbox whose state store is a fresh PostgreSQL database.
+fn sandbox(name: &str) -> (Sandbox, PgDatabase) {
+    let sandbox = Sandbox::new(name);
+    let db = PgDatabase::create();
+    sandbox.write("pipeline.toml", &format!("[state]\nurl = \"{}\"\n", db.url));
+    (sandbox, db)
+}
+
+fn worker(sandbox: &Sandbox, binary: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["worker", "--lease-secs", "2", "--grace-secs", "1"];
+    args.extend_from_slice(extra);
+    sandbox.spawn(binary, &args, &[])
+}
+
+/// Waits until `daily workers --json` lists `count` live workers.
+fn wait_for_workers(sandbox: &Sandbox, binary: &str, count: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = sandbox.run(binary, &["workers", "--json"], &[]);
+        if listed.code == Some(0) {
+            let json = listed.json();
+            if json
+                .as_array()
+                .is_some_and(|workers| workers.len() == count)
+            {
+                return json;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {count} workers: {}",
+            listed.stdout
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(child: Child) -> Output {
+    signal(&child, "TERM");
+    finish(child)
+}
+
+fn task<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|task| task["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+#[test]
+fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
+    let (sandbox, _db) = sandbox("dist-run");
+    sandbox.write("fail-transform-once", "");
+    sandbox.write("fail-optional_feed", "");
+    let workers = [
+        worker(&sandbox, PIPELINE, &["--slots", "2"]),
+        worker(&sandbox, PIPELINE, &["--slots", "2"]),
+    ];
+    let listed = wait_for_workers(&sandbox, PIPELINE, 2);
+    assert!(
+        listed
+            .as_array()
+            .expect("workers")
+            .iter()
+            .all(|w| w["slots"] == 2),
+        "{listed}"
+    );
+    let run = sandbox.run(PIPELINE, &["run", "--distributed", "--json"], &[]);
+    let json = run.json();
+    // A non-critical feed that a critical task requires fails the run, as in one process.
+    assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(task(&json, "transform")["status"], "succeeded");
+    assert_eq!(
+        task(&json, "transform")["attempts"],
+        2,
+        "its retry ran on a worker"
+    );
+    assert_eq!(task(&json, "optional_feed")["status"], "failed");
+    assert_eq!(task(&json, "publish")["status"], "upstream_failed");
+    assert_eq!(task(&json, "report")["status"], "succeeded");
+    assert_eq!(task(&json, "events_are_fresh")["status"], "succeeded");
+    let log = sandbox.read("ran.log");
+    for name in ["extract", "slow", "report", "validate", "bounded"] {
+        assert_eq!(
+            log.matches(&format!("{name} started")).count(),
+            1,
+            "{name} ran once: {log}"
+        );
+    }
+    assert!(!log.contains("publish started"), "{log}");
+
+    // Resumes like any run: what is complete is skipped, the rest queued again.
+    sandbox.remove("fail-optional_feed");
+    let again = sandbox.run(PIPELINE, &["run", "--distributed", "--json"], &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let json = again.json();
+    assert_eq!(task(&json, "extract")["status"], "skipped");
+    assert_eq!(task(&json, "publish")["status"], "succeeded");
+
+    for child in workers {
+        let stopped = stop(child);
+        assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    }
+    let none = sandbox.run(PIPELINE, &["workers"], &[]);
+    assert!(none.stdout.contains("no live workers"), "{}", none.stdout);
+}
+
+#[test]
+fn a_killed_workers_attempt_is_rescued_after_its_lease_and_retried_elsewhere() {
+    let (sandbox, db) = sandbox("dist-kill");
+    // The first attempt blocks long enough to be caught running; later ones are quick.
+    sandbox.write("sleep-validate", "20000");
+    let first = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.spawn(
+        PIPELINE,
+        &["run", "--distributed", "validate", "--json"],
+        &[],
+    );
+    sandbox.wait_for("ran.log", "validate started");
+    sandbox.remove("sleep-validate");
+    let second = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    signal(&first, "KILL");
+    let _ = finish(first);
+    let started = Instant::now();
+    let run = finish(run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    let validate = task(&json, "validate");
+    assert_eq!(validate["status"], "succeeded");
+    assert_eq!(
+        validate["attempts"], 2,
+        "the lost attempt counts under the retries"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "rescued within about a lease period, not after the task's sleep"
+    );
+    let attempts = psql(
+        &db.url,
+        "SELECT attempt || ' ' || status || ' ' || COALESCE(error, '') FROM pipeline_attempts \
+         WHERE task = 'validate' ORDER BY attempt",
+    );
+    let attempts: Vec<&str> = attempts.lines().collect();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0].starts_with("1 failed worker lost:"),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts[1].trim(), "2 succeeded");
+    let _ = stop(second);
+}
+
+#[test]
+fn a_frozen_workers_late_outcome_is_refused_and_the_newer_attempt_stands() {
+    let (sandbox, _db) = sandbox("dist-freeze");
+    sandbox.write("sleep-validate", "3000");
+    let frozen = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.spawn(
+        PIPELINE,
+        &["run", "--distributed", "validate", "--json"],
+        &[],
+    );
+    sandbox.wait_for("ran.log", "validate started");
+    signal(&frozen, "STOP");
+    // Past its lease: the attempt is rescued and runs on the other worker.
+    let other = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandbox.read("ran.log").matches("validate started").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", sandbox.read("ran.log"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&frozen, "CONT");
+    let run = finish(run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(task(&json, "validate")["status"], "succeeded");
+    assert_eq!(task(&json, "validate")["attempts"], 2);
+    let frozen = stop(frozen);
+    assert!(
+        frozen.stderr.contains("no longer this worker's")
+            || frozen.stderr.contains("after its lease was lost"),
+        "the woken worker dropped its attempt: {}",
+        frozen.stderr
+    );
+    let _ = stop(other);
+}
+
+#[test]
+fn a_worker_of_another_graph_leaves_the_run_alone_and_says_why() {
+    let (sandbox, _db) = sandbox("dist-skew");
+    sandbox.write("tables.txt", "users\norders\n");
+    let other_dir = Sandbox::new("dist-skew-other");
+    other_dir.write("pipeline.toml", &sandbox.read("pipeline.toml"));
+    other_dir.write("tables.txt", "users\norders\npayments\n");
+    let stale = other_dir.spawn(
+        DATA_PIPELINE,
+        &["worker", "--lease-secs", "2", "--grace-secs", "1"],
+        &[],
+    );
+    wait_for_workers(&sandbox, DATA_PIPELINE, 1);
+    let run = sandbox.spawn(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
+    // Only the stale worker runs: nothing of the run may start.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        sandbox.read("ran.log"),
+        "",
+        "no task ran on the other graph"
+    );
+    let current = worker(&sandbox, DATA_PIPELINE, &[]);
+    let run = finish(run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let stale = stop(stale);
+    assert!(
+        stale.stderr.contains("was planned with another task graph"),
+        "{}",
+        stale.stderr
+    );
+    assert_eq!(other_dir.read("ran.log"), "");
+    let _ = stop(current);
+}
+
+#[test]
+fn sigterm_hands_back_what_does_not_end_within_the_grace_period() {
+    let (sandbox, _db) = sandbox("dist-term");
+    sandbox.write("sleep-slow", "20000");
+    let leaving = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.spawn(PIPELINE, &["run", "--distributed", "slow", "--json"], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    sandbox.remove("sleep-slow");
+    let leaving = stop(leaving);
+    assert_eq!(leaving.code, Some(0), "{}", leaving.stderr);
+    assert!(leaving.stderr.contains("handed back"), "{}", leaving.stderr);
+    let staying = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    let run = finish(run);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(task(&json, "slow")["status"], "succeeded");
+    assert_eq!(
+        task(&json, "slow")["attempts"],
+        1,
+        "a handed-back attempt is no failure: it runs again as the same attempt"
+    );
+    let _ = stop(staying);
+}
+
+#[test]
+fn a_sqlite_state_store_refuses_distributed_runs_and_workers() {
+    let sandbox = Sandbox::new("dist-sqlite");
+    for args in [
+        &["run", "--distributed"][..],
+        &["worker"][..],
+        &["workers"][..],
+    ] {
+        let refused = sandbox.run(PIPELINE, args, &[]);
+        assert_eq!(refused.code, Some(2), "{args:?}: {}", refused.stderr);
+        refused.assert_stderr_has("needs a PostgreSQL state store");
+        refused.assert_stderr_has("PIPELINE_STATE_URL");
+    }
+    let zero = sandbox.run(PIPELINE, &["worker", "--slots", "0"], &[]);
+    assert_eq!(zero.code, Some(2), "{}", zero.stderr);
+}
