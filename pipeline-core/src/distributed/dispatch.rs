@@ -1,14 +1,15 @@
 //! The coordinating side of a distributed run: the run's executor decides as in one process
 //! (dependencies, retries and backoff, pools, alerts), but each attempt is queued in the state
-//! store for a worker instead of run here. One watcher per run hears of finished attempts
-//! (`LISTEN`), looks every second as well, and rescues attempts whose lease ran out.
+//! store for a worker instead of run here. Attempts that become ready together are queued in
+//! one statement. One watcher per run hears of finished attempts (`LISTEN`), looks every
+//! second as well, and rescues attempts whose lease ran out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::LockUnpoisoned as _;
@@ -17,6 +18,20 @@ use crate::state::{FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, StateS
 /// How often the watcher looks without being woken: the bound on noticing a lost worker
 /// after its lease ran out, and the fallback when a notification is missed.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// Attempts queued within this long of the first go in with it, in one statement.
+const BATCH_WINDOW: Duration = Duration::from_millis(2);
+/// Attempts per statement, at most.
+const BATCH_MAX: usize = 1000;
+
+/// What an attempt waits on: its id in the queue and its outcome, or why it was not queued.
+type Queued = Result<(i64, oneshot::Receiver<FinishedWork>), String>;
+
+/// The tasks of a distributed run: its watcher and the writer of its queue.
+#[derive(Debug)]
+pub(crate) struct Watchers {
+    watcher: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
 
 /// A distributed run's queue: what its attempts wait on.
 #[derive(Debug)]
@@ -27,22 +42,23 @@ pub(crate) struct Dispatch {
     unit_mode: bool,
     fingerprint: String,
     waiting: Mutex<HashMap<i64, oneshot::Sender<FinishedWork>>>,
-    /// Wakes the watcher when the run cancels.
-    changed: Notify,
+    /// To the queue's writer.
+    to_queue: mpsc::UnboundedSender<(NewWork, oneshot::Sender<Queued>)>,
 }
 
 impl Dispatch {
-    /// The queue of run `run_id`, and its watcher (stopped by [`Dispatch::stop`]).
+    /// The queue of run `run_id`, and its tasks (stopped by [`Dispatch::stop`]).
     pub async fn start(
         store: Arc<StateStore>,
         run_id: i64,
         key: PartitionKey,
         unit_mode: bool,
         fingerprint: String,
-    ) -> anyhow::Result<(Arc<Dispatch>, JoinHandle<()>)> {
+    ) -> anyhow::Result<(Arc<Dispatch>, Watchers)> {
         let pool = store.postgres("`daily run --distributed`")?.clone();
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(FINISHED_CHANNEL).await?;
+        let (to_queue, queued) = mpsc::unbounded_channel();
         let dispatch = Arc::new(Dispatch {
             store,
             run_id,
@@ -50,11 +66,13 @@ impl Dispatch {
             unit_mode,
             fingerprint,
             waiting: Mutex::new(HashMap::new()),
-            changed: Notify::new(),
+            to_queue,
         });
         let watched = Arc::clone(&dispatch);
         let watcher = tokio::spawn(async move { watched.watch(listener).await });
-        Ok((dispatch, watcher))
+        let writing = Arc::clone(&dispatch);
+        let writer = tokio::spawn(async move { writing.write_queue(queued).await });
+        Ok((dispatch, Watchers { watcher, writer }))
     }
 
     /// Queues attempt `attempt` of `task`: what its worker's outcome arrives on.
@@ -64,7 +82,6 @@ impl Dispatch {
         attempt: u32,
         priority: i32,
     ) -> anyhow::Result<(i64, oneshot::Receiver<FinishedWork>)> {
-        let (tx, rx) = oneshot::channel();
         let work = NewWork {
             run_id: self.run_id,
             key: self.key.clone(),
@@ -74,9 +91,51 @@ impl Dispatch {
             fingerprint: self.fingerprint.clone(),
             priority,
         };
-        let id = self.store.queue_work(&work).await?;
-        self.waiting.lock_unpoisoned().insert(id, tx);
-        Ok((id, rx))
+        let (reply, queued) = oneshot::channel();
+        self.to_queue
+            .send((work, reply))
+            .map_err(|_| anyhow::anyhow!("the run's queue has stopped"))?;
+        match queued.await {
+            Ok(Ok(queued)) => Ok(queued),
+            Ok(Err(why)) => Err(anyhow::anyhow!(why)),
+            Err(_) => Err(anyhow::anyhow!("the run's queue has stopped")),
+        }
+    }
+
+    /// Queues what arrives together in one statement, and registers each attempt's waiter
+    /// before its caller hears of its id.
+    async fn write_queue(
+        &self,
+        mut queued: mpsc::UnboundedReceiver<(NewWork, oneshot::Sender<Queued>)>,
+    ) {
+        while let Some(first) = queued.recv().await {
+            let mut batch = vec![first];
+            let until = tokio::time::Instant::now() + BATCH_WINDOW;
+            while batch.len() < BATCH_MAX {
+                match tokio::time::timeout_at(until, queued.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    _ => break,
+                }
+            }
+            let (work, replies): (Vec<NewWork>, Vec<oneshot::Sender<Queued>>) =
+                batch.into_iter().unzip();
+            match self.store.queue_work(&work).await {
+                Ok(ids) => {
+                    let mut waiting = self.waiting.lock_unpoisoned();
+                    for (id, reply) in ids.into_iter().zip(replies) {
+                        let (done, finished) = oneshot::channel();
+                        waiting.insert(id, done);
+                        let _ = reply.send(Ok((id, finished)));
+                    }
+                }
+                Err(err) => {
+                    let why = format!("{err:#}");
+                    for reply in replies {
+                        let _ = reply.send(Err(why.clone()));
+                    }
+                }
+            }
+        }
     }
 
     /// Cancels one attempt: its worker stops it at its next renewal.
@@ -87,13 +146,13 @@ impl Dispatch {
         }
     }
 
-    /// Cancels whatever of the run is queued or running, and stops the watcher.
-    pub async fn stop(&self, watcher: JoinHandle<()>) {
+    /// Cancels whatever of the run is queued or running, and stops its tasks.
+    pub async fn stop(&self, watchers: Watchers) {
+        watchers.writer.abort();
+        watchers.watcher.abort();
         if let Err(err) = self.store.cancel_work(self.run_id, None).await {
             tracing::warn!("cannot cancel the run's queued attempts: {err:#}");
         }
-        watcher.abort();
-        self.changed.notify_one();
     }
 
     async fn watch(&self, mut listener: PgListener) {
@@ -104,6 +163,8 @@ impl Dispatch {
                 notification = listener.recv() => match notification {
                     Ok(notification) => {
                         // Every notification that already arrived is answered by one read.
+                        // Those that arrive just after are answered by it too.
+                        tokio::time::sleep(BATCH_WINDOW).await;
                         let mut mine = notification.payload() == ours;
                         while let Some(more) = listener.next_buffered() {
                             mine |= more.payload() == ours;
@@ -121,7 +182,6 @@ impl Dispatch {
                     }
                 },
                 () = tokio::time::sleep_until(next_look) => true,
-                () = self.changed.notified() => false,
             };
             if look {
                 next_look = tokio::time::Instant::now() + LOOK_EVERY;

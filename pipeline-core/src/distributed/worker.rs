@@ -39,8 +39,14 @@ pub struct WorkerOptions {
 }
 
 /// How long a worker idles between looks at the queue when no notification wakes it, at the
-/// least (a random part up to as much again is added, so that workers do not look together).
+/// least (see [`idle_look`]).
 const IDLE_LOOK: Duration = Duration::from_millis(1000);
+
+/// How long a woken worker waits for more work before it claims.
+const WAKE_WINDOW: Duration = Duration::from_millis(3);
+
+/// How often an idle worker looks for runs of other graphs to warn of.
+const FOREIGN_LOOK: Duration = Duration::from_secs(10);
 
 /// One attempt running here.
 struct Held {
@@ -99,50 +105,86 @@ pub async fn run(
     let mut warned_foreign: HashSet<i64> = HashSet::new();
     let mut handed_back = false;
     let mut unstoppable = false;
+    // Whether to claim at the top of the loop: after a wake-up, a look, or a freed slot.
+    let mut look = true;
+    let mut woken = true;
+    let mut next_idle_look = tokio::time::Instant::now() + idle_look();
+    let mut last_foreign_look = Instant::now() - IDLE_LOOK;
     loop {
-        if stopping.is_none() {
-            while held.len() < options.slots {
-                let token = format!("{}:{:08x}{:08x}", record.id, rand_u32(), rand_u32());
-                let claimed = store
-                    .claim_work(&runner.pipeline, &fingerprint, &record.id, &token, lease_ms)
-                    .await;
-                match claimed {
-                    Ok(Some(work)) => {
-                        let attempt = start(&runner, work, ended_tx.clone());
-                        held.insert(token, attempt);
-                    }
-                    Ok(None) => {
-                        warn_of_foreign_runs(&runner, &fingerprint, &mut warned_foreign).await;
-                        break;
-                    }
-                    Err(err) => {
-                        tracing::warn!("cannot claim from the queue: {err:#}");
-                        break;
+        if stopping.is_none() && look && held.len() < options.slots {
+            let free = options.slots - held.len();
+            let prefix = format!("{}:{:08x}", record.id, rand_u32());
+            match store
+                .claim_work(
+                    &runner.pipeline,
+                    &fingerprint,
+                    &record.id,
+                    &prefix,
+                    free,
+                    lease_ms,
+                )
+                .await
+            {
+                Ok(claimed) => {
+                    // A full claim may have left more behind: look again at once.
+                    look = claimed.len() == free;
+                    for work in claimed {
+                        let token = work.token.clone();
+                        held.insert(token, start(&runner, work, ended_tx.clone()));
                     }
                 }
+                Err(err) => {
+                    look = false;
+                    tracing::warn!("cannot claim from the queue: {err:#}");
+                }
+            }
+            // Woken for work it could not claim, or long idle: perhaps a run of another graph.
+            let since = last_foreign_look.elapsed();
+            if held.is_empty() && ((woken && since >= IDLE_LOOK) || since >= FOREIGN_LOOK) {
+                woken = false;
+                last_foreign_look = Instant::now();
+                warn_of_foreign_runs(&runner, &fingerprint, &mut warned_foreign).await;
+            }
+            if look {
+                continue;
             }
         }
         if stopping.is_some() && held.is_empty() {
             break;
         }
-        let idle = IDLE_LOOK + Duration::from_millis(u64::from(rand_u32() % 1000));
         tokio::select! {
             notification = listener.recv() => {
                 if let Err(err) = notification {
                     tracing::debug!("queue notifications paused: {err}");
                     tokio::time::sleep(IDLE_LOOK).await;
                 }
+                // Work queued just after is claimed with it; every wake-up already here is
+                // answered by the one claim.
+                tokio::time::sleep(WAKE_WINDOW).await;
+                while listener.next_buffered().is_some() {}
+                look = true;
+                woken = true;
             }
-            () = tokio::time::sleep(idle) => {}
+            // A deadline of its own: other wake-ups (renewals) must not put it off.
+            () = tokio::time::sleep_until(next_idle_look) => {
+                next_idle_look = tokio::time::Instant::now() + idle_look();
+                look = true;
+            }
             Some(token) = ended.recv() => {
                 held.remove(&token);
+                // Slots that free up together are filled by one claim.
+                tokio::time::sleep(WAKE_WINDOW).await;
+                while let Ok(token) = ended.try_recv() {
+                    held.remove(&token);
+                }
+                look = true;
             }
             () = tokio::time::sleep_until(next_renewal) => {
                 next_renewal = tokio::time::Instant::now() + renew_every;
                 renew(&runner, &record, &mut held, &mut last_renewal, options.lease, stopping.is_some()).await;
             }
-            signalled = stop.wait_for(|stop| *stop), if stopping.is_none() && !unstoppable => {
-                if signalled.is_err() {
+            signalled = signalled(&mut stop), if stopping.is_none() && !unstoppable => {
+                if !signalled {
                     // Whoever could stop the worker is gone: nothing will.
                     unstoppable = true;
                 } else {
@@ -362,6 +404,17 @@ async fn run_one(
         tracing::warn!(task = %work.task, "its database connections did not close in 5s");
     }
     outcome
+}
+
+/// The wait before an idle worker's next look at the queue: [`IDLE_LOOK`] and a random part
+/// up to as much again, so that workers do not look together.
+fn idle_look() -> Duration {
+    IDLE_LOOK + Duration::from_millis(u64::from(rand_u32() % 1000))
+}
+
+/// Whether `stop` turned true (`false`: whoever could stop the worker is gone).
+async fn signalled(stop: &mut watch::Receiver<bool>) -> bool {
+    stop.wait_for(|stop| *stop).await.is_ok()
 }
 
 /// Sleeps until `deadline`; forever without one.

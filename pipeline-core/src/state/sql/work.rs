@@ -112,73 +112,107 @@ impl StateStore {
             .collect()
     }
 
-    /// Queues one attempt and wakes the workers: its id.
-    pub async fn queue_work(&self, work: &NewWork) -> anyhow::Result<i64> {
+    /// Queues attempts of one run and wakes the workers, in one statement: their ids, in the
+    /// order given. Every attempt names the same run (the first one's).
+    pub async fn queue_work(&self, work: &[NewWork]) -> anyhow::Result<Vec<i64>> {
         let pool = self.postgres("`daily run --distributed`")?;
+        let Some(first) = work.first() else {
+            return Ok(Vec::new());
+        };
         let now = self.clock_ms();
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let tasks: Vec<&str> = work.iter().map(|w| w.task.as_str()).collect();
+        let attempts: Vec<i32> = work
+            .iter()
+            .map(|w| i32::try_from(w.attempt).unwrap_or(i32::MAX))
+            .collect();
+        let priorities: Vec<i32> = work.iter().map(|w| w.priority).collect();
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "WITH queued AS (INSERT INTO pipeline_work \
              (run_id, pipeline, partition, namespace, unit_mode, task, attempt, fingerprint, \
               priority, state, queued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', {now}) RETURNING id) \
-             SELECT id, pg_notify('{QUEUED_CHANNEL}', '') FROM queued"
+             SELECT $1, $2, $3, $4, $5, t.task, t.attempt, $6, t.priority, 'queued', {now} \
+             FROM unnest($7::TEXT[], $8::INTEGER[], $9::INTEGER[]) AS t(task, attempt, priority) \
+             RETURNING id, task, attempt), \
+             woken AS (SELECT pg_notify('{QUEUED_CHANNEL}', '')) \
+             SELECT id, task, attempt FROM queued, woken"
         )))
-        .bind(work.run_id)
-        .bind(&work.key.pipeline)
-        .bind(&work.key.partition)
-        .bind(work.key.namespace.as_str())
-        .bind(work.unit_mode)
-        .bind(&work.task)
-        .bind(i32::try_from(work.attempt).unwrap_or(i32::MAX))
-        .bind(&work.fingerprint)
-        .bind(work.priority)
-        .fetch_one(pool)
+        .bind(first.run_id)
+        .bind(&first.key.pipeline)
+        .bind(&first.key.partition)
+        .bind(first.key.namespace.as_str())
+        .bind(first.unit_mode)
+        .bind(&first.fingerprint)
+        .bind(&tasks)
+        .bind(&attempts)
+        .bind(&priorities)
+        .fetch_all(pool)
         .await
-        .context("cannot queue the attempt")?;
-        Ok(row.try_get("id")?)
+        .context("cannot queue the attempts")?;
+        let mut ids = std::collections::HashMap::new();
+        for row in &rows {
+            let task: String = row.try_get("task")?;
+            let attempt: i32 = row.try_get("attempt")?;
+            ids.insert((task, attempt), row.try_get::<i64, _>("id")?);
+        }
+        tasks
+            .iter()
+            .zip(&attempts)
+            .map(|(task, attempt)| {
+                ids.get(&(task.to_string(), *attempt))
+                    .copied()
+                    .context("an attempt was not queued")
+            })
+            .collect()
     }
 
-    /// Claims the queued attempt of highest priority (the oldest among equals) of a graph with
-    /// `fingerprint`, under a lease of `lease_ms` on the store's clock, in one statement that
-    /// commits at once. `None` when nothing is queued for this graph.
+    /// Claims up to `limit` queued attempts of highest priority (the oldest among equals) of
+    /// a graph with `fingerprint`, each under a lease of `lease_ms` on the store's clock with
+    /// a token of its own (`token_prefix` and its id), in one statement that commits at once.
     pub async fn claim_work(
         &self,
         pipeline: &str,
         fingerprint: &str,
         worker: &str,
-        token: &str,
+        token_prefix: &str,
+        limit: usize,
         lease_ms: i64,
-    ) -> anyhow::Result<Option<ClaimedWork>> {
+    ) -> anyhow::Result<Vec<ClaimedWork>> {
         let pool = self.postgres("a worker")?;
         let now = self.clock_ms();
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE pipeline_work SET state = 'running', worker_id = $3, lease_token = $4, \
-             lease_until = {now} + $5, claimed_at = {now} \
-             WHERE id = (SELECT id FROM pipeline_work WHERE pipeline = $1 AND state = 'queued' \
-                         AND fingerprint = $2 ORDER BY priority DESC, id LIMIT 1 \
-                         FOR UPDATE SKIP LOCKED) \
-             RETURNING id, run_id, partition, namespace, unit_mode, task, attempt"
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
+             lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
+             WHERE id IN (SELECT id FROM pipeline_work WHERE pipeline = $1 AND state = 'queued' \
+                          AND fingerprint = $2 ORDER BY priority DESC, id LIMIT $6 \
+                          FOR UPDATE SKIP LOCKED) \
+             RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
         )))
         .bind(pipeline)
         .bind(fingerprint)
         .bind(worker)
-        .bind(token)
+        .bind(token_prefix)
         .bind(lease_ms)
-        .fetch_optional(pool)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        Ok(Some(ClaimedWork {
-            id: row.try_get("id")?,
-            run_id: row.try_get("run_id")?,
-            partition: row.try_get("partition")?,
-            test: row.try_get::<String, _>("namespace")? == "test",
-            unit_mode: row.try_get("unit_mode")?,
-            task: row.try_get("task")?,
-            attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
-            token: token.to_string(),
-        }))
+        let mut claimed: Vec<ClaimedWork> = rows
+            .iter()
+            .map(|row| {
+                Ok(ClaimedWork {
+                    id: row.try_get("id")?,
+                    run_id: row.try_get("run_id")?,
+                    partition: row.try_get("partition")?,
+                    test: row.try_get::<String, _>("namespace")? == "test",
+                    unit_mode: row.try_get("unit_mode")?,
+                    task: row.try_get("task")?,
+                    attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
+                    token: row.try_get("lease_token")?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        // RETURNING follows no order: start the most urgent first.
+        claimed.sort_by_key(|work| work.id);
+        Ok(claimed)
     }
 
     /// Runs queued for a graph other than `fingerprint`: what a worker of another version

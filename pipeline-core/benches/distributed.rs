@@ -1,0 +1,191 @@
+//! Distributed-run benchmark: the layered graph of no-op tasks of the executor benchmark, run
+//! by `run --distributed` through 1, 2 and 4 workers on one PostgreSQL state store, beside the
+//! same graph run by the in-process executor on the same store, measured in one run. Workers
+//! run in this process, each with a state store (a connection pool) of its own, as separate
+//! processes would; they claim, renew and report through PostgreSQL exactly as `daily worker`.
+//!
+//! Prints total time, tasks per second and the database's committed transactions per task
+//! (from `pg_stat_database`: every statement outside a transaction is one; a batch of the run's
+//! attempt and marker writes is one), then the transactions an idle worker makes per second.
+//!
+//! `cargo bench -p pipeline-core --bench distributed` (PostgreSQL on `DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); `-- --tasks 2000` for another size.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipeline_core::config::{Config, Setting};
+use pipeline_core::dag::{Dag, TaskSpec};
+use pipeline_core::date::Date;
+use pipeline_core::distributed::{WorkerOptions, worker};
+use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
+use pipeline_core::status::TaskStatus;
+use tokio::sync::watch;
+
+// Shares the executor benchmark's layered shape, not its list of shapes.
+#[allow(dead_code)]
+mod shapes;
+
+fn main() {
+    let tasks: usize = shapes::flag("--tasks").map_or(10_000, |n| n.parse().expect("a number"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(bench(tasks));
+}
+
+async fn bench(tasks: usize) {
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("pipeline_bench_{}", std::process::id());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL on DATABASE_URL");
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .expect("a benchmark database");
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("DATABASE_URL has no database part"),
+    };
+    let mut config = Config::embedded();
+    config.state = Setting {
+        url: url.clone(),
+        source: "the benchmark".into(),
+    };
+    let dag = Arc::new(build(tasks));
+    println!("distributed benchmark: {tasks} no-op tasks, layered, PostgreSQL state store");
+    println!(
+        "{:<22} {:>9} {:>12} {:>15}",
+        "", "total", "tasks/s", "xacts per task"
+    );
+    // Each case runs its own partition, so nothing is complete before it starts.
+    let cases: [(&str, usize); 4] = [
+        ("in-process executor", 0),
+        ("1 worker", 1),
+        ("2 workers", 2),
+        ("4 workers", 4),
+    ];
+    for (day, (label, workers)) in (1..).zip(cases) {
+        let before = transactions(&mut conn, &name).await;
+        let elapsed = run(&config, &dag, workers, day).await;
+        let used = transactions(&mut conn, &name).await - before;
+        println!(
+            "{label:<22} {:>7.2} s {:>12.0} {:>15.1}",
+            elapsed.as_secs_f64(),
+            tasks as f64 / elapsed.as_secs_f64(),
+            used as f64 / tasks as f64
+        );
+    }
+    let idle = idle_worker(&config, &dag, &mut conn, &name).await;
+    println!("an idle worker: {idle:.2} transactions per second");
+    drop(conn);
+    let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL");
+    let _ = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await;
+}
+
+fn build(tasks: usize) -> Dag {
+    let mut builder = Dag::builder();
+    for (i, deps) in shapes::dependencies("layered", tasks)
+        .into_iter()
+        .enumerate()
+    {
+        let spec = TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }));
+        builder.task(spec.requires(deps.into_iter().map(|j| format!("t{j}"))));
+    }
+    builder.build().expect("a valid DAG")
+}
+
+async fn runner(config: &Config, dag: &Arc<Dag>) -> Runner {
+    Runner {
+        dag: Arc::clone(dag),
+        store: open_store(config).await.expect("the state store"),
+        config: config.clone(),
+        pipeline: "bench".into(),
+        pools: Default::default(),
+    }
+}
+
+/// One run of the graph: in process (`workers == 0`) or distributed through `workers`.
+async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Duration {
+    let (stop, stopped) = watch::channel(false);
+    let mut started_workers = Vec::new();
+    for _ in 0..workers {
+        let options = WorkerOptions {
+            slots: 8,
+            lease: Duration::from_secs(30),
+            grace: Duration::from_secs(5),
+        };
+        let runner = runner(config, dag).await;
+        let stopped = stopped.clone();
+        started_workers.push(tokio::spawn(async move {
+            worker::run(runner, options, stopped)
+                .await
+                .expect("a worker");
+        }));
+    }
+    let coordinator = runner(config, dag).await;
+    let mut options = RunOptions::new(Date::from_ymd(2026, 11, day).expect("a date"));
+    options.distributed = workers > 0;
+    options.workers = if workers > 0 { 100_000 } else { 2 };
+    let (_tx, cancel) = watch::channel(false);
+    let started = Instant::now();
+    let report = coordinator
+        .run(&options, &Quiet, cancel)
+        .await
+        .expect("the run");
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report.count(TaskStatus::Succeeded),
+        dag.len(),
+        "every task ran"
+    );
+    let _ = stop.send(true);
+    for worker in started_workers {
+        worker.await.expect("a worker stops");
+    }
+    elapsed
+}
+
+/// Transactions per second of one worker with nothing to do, over five seconds.
+async fn idle_worker(config: &Config, dag: &Arc<Dag>, conn: &mut PgConnection, name: &str) -> f64 {
+    let (stop, stopped) = watch::channel(false);
+    let runner = runner(config, dag).await;
+    let options = WorkerOptions {
+        slots: 8,
+        lease: Duration::from_secs(30),
+        grace: Duration::from_secs(5),
+    };
+    let handle = tokio::spawn(async move { worker::run(runner, options, stopped).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = transactions(conn, name).await;
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    // This connection's own reading is one transaction.
+    let used = transactions(conn, name).await - before - 1;
+    let _ = stop.send(true);
+    let _ = handle.await;
+    used as f64 / window.as_secs_f64()
+}
+
+async fn transactions(conn: &mut PgConnection, name: &str) -> i64 {
+    // Backends report their statistics within a second of a transaction; the reading is a
+    // snapshot, which this clears.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await;
+    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .expect("the database's statistics")
+}
