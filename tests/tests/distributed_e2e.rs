@@ -6,7 +6,7 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{Output, PgDatabase, Sandbox, finish, psql, signal};
+use pipeline_tests::{Output, PgDatabase, Sandbox, finish, postgres_admin_url, psql, signal};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
 const DATA_PIPELINE: &str = env!("CARGO_BIN_EXE_data-pipeline");
@@ -276,4 +276,51 @@ fn a_sqlite_state_store_refuses_distributed_runs_and_workers() {
     }
     let zero = sandbox.run(PIPELINE, &["worker", "--slots", "0"], &[]);
     assert_eq!(zero.code, Some(2), "{}", zero.stderr);
+}
+
+#[test]
+fn a_worker_cut_off_from_the_database_stops_its_attempts_itself() {
+    let (sandbox, db) = sandbox("dist-fence");
+    sandbox.write("sleep-validate", "20000");
+    let cut_off = sandbox.spawn(
+        PIPELINE,
+        &["worker", "--lease-secs", "3", "--grace-secs", "1"],
+        &[],
+    );
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let mut run = sandbox.spawn(PIPELINE, &["run", "--distributed", "validate"], &[]);
+    sandbox.wait_for("ran.log", "validate started");
+    // Nobody reaches the database any more: its connections are cut, and new ones refused.
+    let admin = postgres_admin_url();
+    psql(
+        &admin,
+        &format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", db.name),
+    );
+    psql(
+        &admin,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name
+        ),
+    );
+    // Two thirds of the lease without a renewal, and one renewal period more at most.
+    std::thread::sleep(Duration::from_secs(5));
+    psql(
+        &admin,
+        &format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS true", db.name),
+    );
+    let _ = run.kill();
+    let _ = run.wait();
+    let cut_off = stop(cut_off);
+    assert!(
+        cut_off.stderr.contains("cannot renew leases for")
+            && cut_off.stderr.contains("stopping 1 attempt(s)"),
+        "{}",
+        cut_off.stderr
+    );
+    assert!(
+        !sandbox.read("ran.log").contains("validate done"),
+        "the attempt was stopped, not left to run: {}",
+        sandbox.read("ran.log")
+    );
 }
