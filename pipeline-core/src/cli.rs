@@ -30,6 +30,7 @@ use crate::date::{Date, Partition};
 use crate::pool::Pools;
 use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
 use crate::schedule::{Scheduler, SchedulerOptions};
+use crate::state::CancelRequest;
 use crate::status::RunStatus;
 
 const EXIT_FAILED: u8 = 1;
@@ -113,6 +114,12 @@ enum Command {
         /// Seconds running attempts get to end after SIGTERM before they are handed back.
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
+    },
+    /// Ask a running run to stop, from anywhere: its running tasks are stopped and recorded
+    /// cancelled within its lock's heartbeat (10 s), on workers within a renewal more.
+    Cancel {
+        /// The run's id (`daily history` lists them).
+        run_id: i64,
     },
     /// List the live workers: host, pid, started, last heartbeat, the tasks they run now.
     Workers {
@@ -462,6 +469,30 @@ async fn dispatch(
                 .await
                 .map_err(failed)?;
             Ok(0)
+        }
+        Command::Cancel { run_id } => {
+            let runner = runner(pipeline, dag()?).await?;
+            runner.reap_abandoned().await.map_err(failed)?;
+            let asked = runner
+                .store
+                .request_cancel(pipeline, run_id)
+                .await
+                .map_err(failed)?;
+            match asked {
+                CancelRequest::Requested { partition } => {
+                    println!(
+                        "asked run {run_id} ({partition}) to cancel: its running tasks stop \
+                         within its next heartbeat (10 s)"
+                    );
+                    Ok(0)
+                }
+                CancelRequest::Ended(status) => Err(usage(anyhow::anyhow!(
+                    "run {run_id} has ended ({status}): there is nothing to cancel"
+                ))),
+                CancelRequest::NoSuchRun => Err(usage(anyhow::anyhow!(
+                    "there is no run {run_id} of {pipeline}: `daily history` lists the runs"
+                ))),
+            }
         }
         Command::Workers { json } => {
             let runner = runner(pipeline, dag()?).await?;

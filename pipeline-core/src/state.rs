@@ -75,6 +75,31 @@ pub enum LockAttempt {
     Held(LockHolder),
 }
 
+/// What a run lock's heartbeat found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heartbeat {
+    /// The lock is still the run's.
+    Held,
+    /// Another process took the lock over.
+    Lost,
+    /// `daily cancel` asked the run to stop.
+    CancelRequested,
+}
+
+/// What asking a run to cancel found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// Asked: the run stops at its lock's next heartbeat.
+    Requested {
+        /// Its partition.
+        partition: String,
+    },
+    /// The run had ended, with this status.
+    Ended(String),
+    /// There is no run of that id.
+    NoSuchRun,
+}
+
 /// A run about to start.
 #[derive(Clone, Debug)]
 pub struct NewRun {

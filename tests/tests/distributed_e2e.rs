@@ -324,3 +324,57 @@ fn a_worker_cut_off_from_the_database_stops_its_attempts_itself() {
         sandbox.read("ran.log")
     );
 }
+
+/// The ids of the runs `daily history` lists as running.
+fn running_runs(sandbox: &Sandbox) -> Vec<String> {
+    let history = sandbox.run(PIPELINE, &["history"], &[]);
+    history
+        .stdout
+        .lines()
+        .filter(|line| line.split_whitespace().nth(2) == Some("running"))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn daily_cancel_stops_a_distributed_and_an_in_process_run_from_elsewhere() {
+    let (sandbox, _db) = sandbox("dist-cancel");
+    sandbox.write("sleep-slow", "60000");
+    let worker = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let distributed = sandbox.spawn(
+        PIPELINE,
+        &["run", "--distributed", "slow", "--date", "2026-11-25", "--json"],
+        &[],
+    );
+    let in_process = sandbox.spawn(PIPELINE, &["run", "slow", "--date", "2026-11-26", "--json"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandbox.read("ran.log").matches("slow started").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", sandbox.read("ran.log"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runs = running_runs(&sandbox);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let asked = Instant::now();
+    for run in &runs {
+        let cancel = sandbox.run(PIPELINE, &["cancel", run], &[]);
+        assert_eq!(cancel.code, Some(0), "{}", cancel.stderr);
+        assert!(cancel.stdout.contains("to cancel"), "{}", cancel.stdout);
+    }
+    for run in [distributed, in_process] {
+        let run = finish(run);
+        assert_eq!(run.code, Some(130), "{}\n{}", run.stdout, run.stderr);
+        assert_eq!(task(&run.json(), "slow")["status"], "cancelled");
+    }
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "cancelled within a heartbeat, not after the task's minute"
+    );
+    let again = sandbox.run(PIPELINE, &["cancel", &runs[0]], &[]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    again.assert_stderr_has("has ended (cancelled): there is nothing to cancel");
+    let unknown = sandbox.run(PIPELINE, &["cancel", "99999"], &[]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
+    unknown.assert_stderr_has("there is no run 99999");
+    let _ = stop(worker);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pipeline_core::config::Setting;
 use pipeline_core::state::{
-    AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
+    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
     StateStore, TickRecord,
 };
 use pipeline_core::status::{RunStatus, TaskStatus};
@@ -299,9 +299,13 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
     );
     assert!((0..5_000).contains(&first.heartbeat_age_ms), "{first:?}");
     std::thread::sleep(std::time::Duration::from_millis(20));
-    assert!(store.heartbeat(&key, "first").await.expect("heartbeat"));
-    assert!(
-        !store.heartbeat(&key, "nobody").await.expect("heartbeat"),
+    assert_eq!(
+        store.heartbeat(&key, "first").await.expect("heartbeat"),
+        Heartbeat::Held
+    );
+    assert_eq!(
+        store.heartbeat(&key, "nobody").await.expect("heartbeat"),
+        Heartbeat::Lost,
         "a heartbeat of a lock one does not hold says so"
     );
     let beaten = held_by(

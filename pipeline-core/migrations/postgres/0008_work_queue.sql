@@ -45,3 +45,6 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
 CREATE INDEX IF NOT EXISTS pipeline_work_queued
     ON pipeline_work (pipeline, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS pipeline_work_run ON pipeline_work (run_id, state);
+
+-- `daily cancel RUN_ID`: the run's own lock heartbeat finds the request and cancels the run.
+ALTER TABLE pipeline_locks ADD COLUMN IF NOT EXISTS cancel_requested_at BIGINT;

@@ -37,3 +37,6 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     targets TEXT,
     finished_at INTEGER
 );
+
+-- `daily cancel RUN_ID`: the run's own lock heartbeat finds the request and cancels the run.
+ALTER TABLE pipeline_locks ADD COLUMN cancel_requested_at INTEGER;

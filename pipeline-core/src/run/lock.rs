@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::date::{format_timestamp, now_millis};
-use crate::state::{LockAttempt, LockHolder, PartitionKey, StateStore};
+use crate::state::{Heartbeat, LockAttempt, LockHolder, PartitionKey, StateStore};
 
 /// How often the holder refreshes its heartbeat.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -152,8 +152,17 @@ async fn beat(store: Arc<StateStore>, key: PartitionKey, token: String, lost: wa
     loop {
         tokio::time::sleep(HEARTBEAT_EVERY).await;
         match store.heartbeat(&key, &token).await {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Heartbeat::Held) => {}
+            Ok(Heartbeat::CancelRequested) => {
+                tracing::warn!(
+                    "`daily cancel` asked this run of {} {} to stop: cancelling",
+                    key.pipeline,
+                    key.partition
+                );
+                let _ = lost.send(true);
+                return;
+            }
+            Ok(Heartbeat::Lost) => {
                 tracing::error!(
                     "the run lock of {} {} was taken over by another process (this run's \
                      heartbeats did not reach the state store in time); stopping this run",

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::{
-    AttemptRecord, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
+    AttemptRecord, CancelRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
     RunRecord,
 };
 use crate::config::Setting;
@@ -367,20 +367,70 @@ impl StateStore {
 
     /// Proves the holder is alive, by the store's clock. False when the lock is no longer
     /// the holder's.
-    pub async fn heartbeat(&self, key: &PartitionKey, token: &str) -> anyhow::Result<bool> {
+    pub async fn heartbeat(&self, key: &PartitionKey, token: &str) -> anyhow::Result<Heartbeat> {
         let now = self.clock_ms();
-        let updated = dispatch!(&self.pool, pool => {
-            sqlx::query(AssertSqlSafe(format!(
+        let cancel: Option<Option<i64>> = dispatch!(&self.pool, pool => {
+            sqlx::query_scalar(AssertSqlSafe(format!(
                 "UPDATE pipeline_locks SET heartbeat_at = {now} \
-                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4",
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3 AND token = $4 \
+                 RETURNING cancel_requested_at",
             )))
             .bind_key(key)
             .bind(token)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(match cancel {
+            None => Heartbeat::Lost,
+            Some(None) => Heartbeat::Held,
+            Some(Some(_)) => Heartbeat::CancelRequested,
+        })
+    }
+
+    /// Asks run `run_id` of `pipeline` to cancel: its lock's next heartbeat finds the request,
+    /// and the run cancels as on a signal (a distributed run's attempts with it).
+    pub async fn request_cancel(&self, pipeline: &str, run_id: i64) -> anyhow::Result<CancelRequest> {
+        let now = self.clock_ms();
+        let run = dispatch!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT partition, namespace, status FROM pipeline_runs WHERE pipeline = $1 AND id = $2",
+            )
+            .bind(pipeline)
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await?;
+            match row {
+                Some(row) => Some((
+                    row.try_get::<String, _>("partition")?,
+                    row.try_get::<String, _>("namespace")?,
+                    row.try_get::<String, _>("status")?,
+                )),
+                None => None,
+            }
+        });
+        let Some((partition, namespace, status)) = run else {
+            return Ok(CancelRequest::NoSuchRun);
+        };
+        if status != RunStatus::Running.as_str() {
+            return Ok(CancelRequest::Ended(status));
+        }
+        let requested = dispatch!(&self.pool, pool => {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE pipeline_locks SET cancel_requested_at = {now} \
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3",
+            )))
+            .bind(pipeline)
+            .bind(&partition)
+            .bind(&namespace)
             .execute(pool)
             .await?
             .rows_affected()
         });
-        Ok(updated == 1)
+        if requested == 0 {
+            // Its lock is gone: the process died, and the run is abandoned.
+            return Ok(CancelRequest::Ended("abandoned".into()));
+        }
+        Ok(CancelRequest::Requested { partition })
     }
 
     /// Releases the lock if it is still `token`'s.
