@@ -344,10 +344,21 @@ fn daily_cancel_stops_a_distributed_and_an_in_process_run_from_elsewhere() {
     wait_for_workers(&sandbox, PIPELINE, 1);
     let distributed = sandbox.spawn(
         PIPELINE,
-        &["run", "--distributed", "slow", "--date", "2026-11-25", "--json"],
+        &[
+            "run",
+            "--distributed",
+            "slow",
+            "--date",
+            "2026-11-25",
+            "--json",
+        ],
         &[],
     );
-    let in_process = sandbox.spawn(PIPELINE, &["run", "slow", "--date", "2026-11-26", "--json"], &[]);
+    let in_process = sandbox.spawn(
+        PIPELINE,
+        &["run", "slow", "--date", "2026-11-26", "--json"],
+        &[],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while sandbox.read("ran.log").matches("slow started").count() < 2 {
         assert!(Instant::now() < deadline, "{}", sandbox.read("ran.log"));

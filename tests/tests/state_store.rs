@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use pipeline_core::config::Setting;
 use pipeline_core::state::{
-    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
-    StateStore, TickRecord,
+    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
+    PartitionKey, StateStore, TickRecord,
 };
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_tests::{PgDatabase, Sandbox};

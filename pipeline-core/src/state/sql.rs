@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 use super::{
-    AttemptRecord, CancelRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, PartitionKey,
-    RunRecord,
+    AttemptRecord, CancelRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace,
+    NewRun, PartitionKey, RunRecord,
 };
 use crate::config::Setting;
 use crate::db::{BeginWrite as _, DbPool, Target, dispatch};
@@ -389,7 +389,11 @@ impl StateStore {
 
     /// Asks run `run_id` of `pipeline` to cancel: its lock's next heartbeat finds the request,
     /// and the run cancels as on a signal (a distributed run's attempts with it).
-    pub async fn request_cancel(&self, pipeline: &str, run_id: i64) -> anyhow::Result<CancelRequest> {
+    pub async fn request_cancel(
+        &self,
+        pipeline: &str,
+        run_id: i64,
+    ) -> anyhow::Result<CancelRequest> {
         let now = self.clock_ms();
         let run = dispatch!(&self.pool, pool => {
             let row = sqlx::query(
