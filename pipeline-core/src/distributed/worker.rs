@@ -40,13 +40,17 @@ pub struct WorkerOptions {
 
 /// How long a worker idles between looks at the queue when no notification wakes it, at the
 /// least (see [`idle_look`]).
-const IDLE_LOOK: Duration = Duration::from_millis(1000);
+const IDLE_LOOK: Duration = Duration::from_millis(2000);
 
 /// How long a woken worker waits for more work before it claims.
 const WAKE_WINDOW: Duration = Duration::from_millis(3);
 
+/// How often a worker woken for work it could not claim looks for runs of other graphs to
+/// warn of, at most.
+const WOKEN_FOREIGN_LOOK: Duration = Duration::from_secs(1);
+
 /// How often an idle worker looks for runs of other graphs to warn of.
-const FOREIGN_LOOK: Duration = Duration::from_secs(10);
+const FOREIGN_LOOK: Duration = Duration::from_secs(30);
 
 /// One attempt running here.
 struct Held {
@@ -109,7 +113,7 @@ pub async fn run(
     let mut look = true;
     let mut woken = true;
     let mut next_idle_look = tokio::time::Instant::now() + idle_look();
-    let mut last_foreign_look = Instant::now() - IDLE_LOOK;
+    let mut last_foreign_look = Instant::now() - WOKEN_FOREIGN_LOOK;
     loop {
         if stopping.is_none() && look && held.len() < options.slots {
             let free = options.slots - held.len();
@@ -140,7 +144,8 @@ pub async fn run(
             }
             // Woken for work it could not claim, or long idle: perhaps a run of another graph.
             let since = last_foreign_look.elapsed();
-            if held.is_empty() && ((woken && since >= IDLE_LOOK) || since >= FOREIGN_LOOK) {
+            if held.is_empty() && ((woken && since >= WOKEN_FOREIGN_LOOK) || since >= FOREIGN_LOOK)
+            {
                 woken = false;
                 last_foreign_look = Instant::now();
                 warn_of_foreign_runs(&runner, &fingerprint, &mut warned_foreign).await;
