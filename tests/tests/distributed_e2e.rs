@@ -3,6 +3,7 @@
 //! its lease runs out and retried elsewhere; a frozen worker's late outcome is refused; a
 //! worker of another graph leaves a run alone; SIGTERM hands back what does not end in time.
 
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -388,4 +389,85 @@ fn daily_cancel_stops_a_distributed_and_an_in_process_run_from_elsewhere() {
     assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
     unknown.assert_stderr_has("there is no run 99999");
     let _ = stop(worker);
+}
+
+/// The environment that sets a worker's clock `offset` off (`+1h`), with libfaketime; time
+/// measured by the monotonic clock (timers, timeouts) stays true.
+fn clock_off(offset: &str) -> Vec<(&'static str, String)> {
+    let lib = std::env::var("FAKETIME_LIB")
+        .unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into());
+    assert!(
+        Path::new(&lib).exists(),
+        "libfaketime is required for this test ({lib}): install faketime (.ci/run does)"
+    );
+    vec![
+        ("LD_PRELOAD", lib),
+        ("FAKETIME", offset.to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+        ("FAKETIME_NO_CACHE", "1".into()),
+    ]
+}
+
+#[test]
+fn workers_whose_clocks_are_an_hour_off_neither_lose_nor_steal_work() {
+    let (sandbox, _db) = sandbox("dist-clock");
+    // Both attempts outlast the lease: only renewals judged by the database's clock keep them.
+    sandbox.write("sleep-validate", "5000");
+    sandbox.write("sleep-slow", "5000");
+    let mut workers = Vec::new();
+    for offset in ["+1h", "-1h"] {
+        let env = clock_off(offset);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        workers.push(sandbox.spawn(
+            PIPELINE,
+            &[
+                "worker",
+                "--slots",
+                "1",
+                "--lease-secs",
+                "2",
+                "--grace-secs",
+                "1",
+            ],
+            &env,
+        ));
+    }
+    wait_for_workers(&sandbox, PIPELINE, 2);
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "--distributed", "validate", "slow", "--json"],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    for name in ["validate", "slow"] {
+        assert_eq!(task(&json, name)["status"], "succeeded", "{json}");
+        assert_eq!(task(&json, name)["attempts"], 1, "never rescued: {json}");
+    }
+    let log = sandbox.read("ran.log");
+    assert_eq!(log.matches("started").count(), 2, "each ran once: {log}");
+    let hour_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() / 3600 % 24);
+    for (child, shift) in workers.into_iter().zip([1, 23]) {
+        let stopped = stop(child);
+        assert!(
+            !stopped.stderr.contains("no longer this worker's"),
+            "{}",
+            stopped.stderr
+        );
+        // Its log's timestamps come from its own clock: it was an hour off.
+        let logged_hour: Option<u64> = stopped
+            .stderr
+            .lines()
+            .next()
+            .and_then(|line| line.get(11..13))
+            .and_then(|hour| hour.parse().ok());
+        assert_eq!(
+            logged_hour,
+            Some((hour_now + shift) % 24),
+            "{}",
+            stopped.stderr
+        );
+    }
 }
