@@ -180,6 +180,10 @@ struct RunFlags {
     /// usual, and must run until the run ends.
     #[arg(long)]
     distributed: bool,
+    /// With --distributed: queue the run and return at once; a worker coordinates it (and
+    /// another takes it on if that one is lost). `daily history` shows it.
+    #[arg(long, requires = "distributed")]
+    detach: bool,
 }
 
 /// Where a binary's task graph comes from: the `#[task]`s linked into it, or a function that
@@ -389,6 +393,10 @@ async fn dispatch(
         Command::Run(args) => {
             let runner = runner(pipeline, dag()?).await?;
             let options = options(&args.flags, args.date.unwrap_or_else(Partition::today));
+            if args.flags.detach {
+                submit(&runner, &options, args.flags.json).await?;
+                return Ok(0);
+            }
             let report = run_one(&runner, &options, args.flags.json, cancel()).await?;
             if args.flags.json {
                 output::print_json(&report);
@@ -409,6 +417,14 @@ async fn dispatch(
             }
             let cancel = cancel();
             let runner = runner(pipeline, dag()?).await?;
+            if flags.detach {
+                let mut partition = from;
+                while partition <= to {
+                    submit(&runner, &options(&flags, partition), flags.json).await?;
+                    partition = partition.next();
+                }
+                return Ok(0);
+            }
             let mut reports = Vec::new();
             let mut partition = from;
             while partition <= to {
@@ -563,9 +579,6 @@ fn hour_form(partition: Partition, hour: u8) -> Partition {
     }
 }
 
-/// Attempts a distributed run keeps queued or running at once, unless `--workers` says less.
-const DISTRIBUTED_IN_FLIGHT: usize = 100_000;
-
 fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
     let mut options = RunOptions::new(partition);
     options.targets = flags.tasks.clone();
@@ -577,7 +590,7 @@ fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
     options.distributed = flags.distributed;
     if flags.distributed {
         // Workers bound what runs at once: every ready attempt is queued for them.
-        options.workers = DISTRIBUTED_IN_FLIGHT;
+        options.workers = crate::distributed::IN_FLIGHT;
     }
     if let Some(workers) = flags.workers {
         options.workers = usize::from(workers);
@@ -610,6 +623,28 @@ async fn run_one(
         output::print_summary(&report);
     }
     Ok(report)
+}
+
+/// Queues a detached run and says so.
+async fn submit(runner: &Runner, options: &RunOptions, json: bool) -> Result<(), Failure> {
+    let id = runner.submit(options).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "status": "submitted",
+                "submission": id,
+                "date": options.partition.to_string(),
+            })
+        );
+    } else {
+        println!(
+            "submitted a run of {} (submission {id}): a worker coordinates it; `daily history` \
+             shows it",
+            options.partition
+        );
+    }
+    Ok(())
 }
 
 fn exit_code(status: RunStatus) -> u8 {

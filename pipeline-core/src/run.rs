@@ -227,6 +227,26 @@ impl Runner {
         Ok(report)
     }
 
+    /// Queues a detached distributed run for the workers, one of which coordinates it (and
+    /// another takes it on if that one is lost): the submission's id. Bad targets and pools
+    /// are refused here, before anything is queued.
+    pub async fn submit(&self, options: &RunOptions) -> Result<i64, RunError> {
+        self.resolve(&options.targets)
+            .map_err(|e| RunError::Usage(e.into()))?;
+        self.check_pools().map_err(RunError::Usage)?;
+        self.store
+            .postgres("`daily run --distributed --detach`")
+            .map_err(RunError::Usage)?;
+        let key = self.partition_key(options.partition, options.test);
+        let submitted = serde_json::to_string(&crate::distributed::Submitted::of(options))
+            .context("cannot write the run's options")
+            .map_err(RunError::Failed)?;
+        self.store
+            .submit_run(&key, &self.dag.fingerprint(), &submitted)
+            .await
+            .map_err(RunError::Failed)
+    }
+
     /// Every task's pool is one of the runner's.
     fn check_pools(&self) -> anyhow::Result<()> {
         for (_, task) in self.dag.tasks() {

@@ -471,3 +471,76 @@ fn workers_whose_clocks_are_an_hour_off_neither_lose_nor_steal_work() {
         );
     }
 }
+
+/// Waits until `daily history` lists a run of `partition` with `status`; the listing.
+fn wait_for_history(sandbox: &Sandbox, partition: &str, status: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = sandbox.run(PIPELINE, &["history"], &[]).stdout;
+        let found = history.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&partition) && fields.get(2) == Some(&status)
+        });
+        if found {
+            return history;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {status} run of {partition}: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_detached_run_is_coordinated_by_a_worker_and_taken_over_when_that_worker_dies() {
+    let (sandbox, _db) = sandbox("dist-detach");
+    sandbox.write("sleep-slow", "4000");
+    let first = worker(&sandbox, PIPELINE, &["--slots", "2"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let submitted = Instant::now();
+    let submit = sandbox.run(
+        PIPELINE,
+        &[
+            "run",
+            "--distributed",
+            "--detach",
+            "--date",
+            "2026-11-20",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(submit.code, Some(0), "{}", submit.stderr);
+    assert_eq!(submit.json()["status"], "submitted");
+    assert!(
+        submitted.elapsed() < Duration::from_secs(5),
+        "it returns at once"
+    );
+    // The worker coordinates the run and runs its tasks; it dies while `slow` runs.
+    sandbox.wait_for("ran.log", "slow started");
+    wait_for_history(&sandbox, "2026-11-20", "running");
+    signal(&first, "KILL");
+    let _ = finish(first);
+    sandbox.remove("sleep-slow");
+    // Another worker takes the run on once the lease ran out, and resumes it.
+    let second = worker(&sandbox, PIPELINE, &["--slots", "2"]);
+    let history = wait_for_history(&sandbox, "2026-11-20", "succeeded");
+    assert!(
+        history.contains("abandoned"),
+        "the dead coordinator's run is abandoned: {history}"
+    );
+    let log = sandbox.read("ran.log");
+    assert_eq!(
+        log.matches("extract started").count(),
+        1,
+        "what completed under the first coordinator is skipped: {log}"
+    );
+    assert_eq!(log.matches("slow started").count(), 2, "{log}");
+    let second = stop(second);
+    assert!(
+        second.stderr.contains("coordinating detached run"),
+        "{}",
+        second.stderr
+    );
+}

@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     -- the graph of the run: a worker with another graph does not claim it
     fingerprint TEXT NOT NULL,
     priority INTEGER NOT NULL,
+    -- attempt (of task), or run: a detached run's coordination, whose options are the run's
+    -- and which a worker takes on (again, when its coordinator's lease ran out)
+    kind TEXT NOT NULL DEFAULT 'attempt',
+    options TEXT,
     -- queued, running, done (the worker's outcome is in status), cancelled (by the run),
     -- lost (its lease ran out), handed_back (its worker stopped before it ended)
     state TEXT NOT NULL,

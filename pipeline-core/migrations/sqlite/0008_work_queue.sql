@@ -23,6 +23,8 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     attempt INTEGER NOT NULL,
     fingerprint TEXT NOT NULL,
     priority INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'attempt',
+    options TEXT,
     state TEXT NOT NULL,
     queued_at INTEGER NOT NULL,
     worker_id TEXT,

@@ -10,6 +10,9 @@
 //!   back for another worker. A second signal ends the process at once.
 //! - It claims only attempts of runs whose graph has its own fingerprint; of other runs it
 //!   says why it leaves them alone.
+//! - It also takes on the coordination of detached runs (`run --distributed --detach`), under
+//!   a lease like an attempt's: a worker that loses it cancels that run, and another worker
+//!   takes the run on and resumes it (what completed is skipped).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,12 +23,13 @@ use anyhow::Context as _;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
+use super::Submitted;
 use crate::ctx::{Ctx, RunInfo};
 use crate::date::{Partition, format_duration};
 use crate::db::{Databases, Target};
-use crate::run::{Runner, TEST_SCHEMA, hostname};
+use crate::run::{Quiet, Runner, TEST_SCHEMA, hostname};
 use crate::state::{ClaimedWork, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
-use crate::status::TaskStatus;
+use crate::status::{RunStatus, TaskStatus};
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
@@ -41,6 +45,9 @@ pub struct WorkerOptions {
 /// How long a worker idles between looks at the queue when no notification wakes it, at the
 /// least (see [`idle_look`]).
 const IDLE_LOOK: Duration = Duration::from_millis(2000);
+
+/// Detached runs one worker coordinates at once, at most.
+const MAX_COORDINATING: usize = 2;
 
 /// How long a woken worker waits for more work before it claims.
 const WAKE_WINDOW: Duration = Duration::from_millis(3);
@@ -115,8 +122,31 @@ pub async fn run(
     let mut next_idle_look = tokio::time::Instant::now() + idle_look();
     let mut last_foreign_look = Instant::now() - WOKEN_FOREIGN_LOOK;
     loop {
-        if stopping.is_none() && look && held.len() < options.slots {
-            let free = options.slots - held.len();
+        let attempts = held.values().filter(|held| held.work.attempt > 0).count();
+        let coordinating = held.len() - attempts;
+        if stopping.is_none() && look && coordinating < MAX_COORDINATING {
+            let prefix = format!("{}:{:08x}", record.id, rand_u32());
+            match store
+                .claim_submission(
+                    &runner.pipeline,
+                    &fingerprint,
+                    &record.id,
+                    &prefix,
+                    lease_ms,
+                )
+                .await
+            {
+                Ok(Some((id, submitted, token))) => {
+                    let coordination =
+                        coordinate(&runner, id, submitted, token.clone(), ended_tx.clone());
+                    held.insert(token, coordination);
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!("cannot look for detached runs: {err:#}"),
+            }
+        }
+        if stopping.is_none() && look && attempts < options.slots {
+            let free = options.slots - attempts;
             let prefix = format!("{}:{:08x}", record.id, rand_u32());
             match store
                 .claim_work(
@@ -346,6 +376,92 @@ fn start(runner: &Arc<Runner>, work: ClaimedWork, ended: mpsc::UnboundedSender<S
         let _ = ended.send(token);
     });
     held
+}
+
+/// Coordinates a detached run here: runs it as `run --distributed` would, until it ends or
+/// the coordination is no longer this worker's. Its token comes back on `ended`.
+fn coordinate(
+    runner: &Arc<Runner>,
+    id: i64,
+    submitted: String,
+    token: String,
+    ended: mpsc::UnboundedSender<String>,
+) -> Held {
+    let (stop, stopped) = watch::channel(false);
+    let lost = Arc::new(AtomicBool::new(false));
+    let handed_back = Arc::new(AtomicBool::new(false));
+    let work = ClaimedWork {
+        id,
+        run_id: 0,
+        partition: String::new(),
+        test: false,
+        unit_mode: false,
+        task: format!("(coordination of detached run {id})"),
+        attempt: 0,
+        token: token.clone(),
+    };
+    let held = Held {
+        work,
+        stop,
+        lost: Arc::clone(&lost),
+        handed_back: Arc::clone(&handed_back),
+    };
+    let runner = Arc::clone(runner);
+    tokio::spawn(async move {
+        tracing::info!("coordinating detached run {id}");
+        let outcome = match serde_json::from_str::<Submitted>(&submitted)
+            .map_err(anyhow::Error::from)
+            .and_then(|submitted| submitted.options())
+        {
+            Ok(options) => match runner.run(&options, &Quiet, stopped).await {
+                Ok(report) => {
+                    tracing::info!(
+                        "detached run {id} ended: run {} {}",
+                        report.run_id,
+                        report.status
+                    );
+                    WorkOutcome {
+                        status: match report.status {
+                            RunStatus::Succeeded => TaskStatus::Succeeded,
+                            RunStatus::Cancelled => TaskStatus::Cancelled,
+                            _ => TaskStatus::Failed,
+                        },
+                        error: None,
+                        fatal: false,
+                        note: Some(format!("run {}", report.run_id)),
+                        value: None,
+                        targets: None,
+                        handed_back: false,
+                    }
+                }
+                Err(err) => failed_run(format!("{err:#}")),
+            },
+            Err(err) => failed_run(format!("unreadable options of detached run {id}: {err:#}")),
+        };
+        if lost.load(Ordering::SeqCst) {
+            tracing::warn!("detached run {id} was taken on by another worker: this one stopped");
+        } else if handed_back.load(Ordering::SeqCst) {
+            if let Err(err) = runner.store.release_submission(id, &token).await {
+                tracing::warn!("cannot give detached run {id} back: {err:#}");
+            }
+        } else if let Err(err) = runner.store.finish_work(id, &token, &outcome).await {
+            tracing::warn!("cannot record the end of detached run {id}: {err:#}");
+        }
+        let _ = ended.send(token);
+    });
+    held
+}
+
+fn failed_run(error: String) -> WorkOutcome {
+    WorkOutcome {
+        status: TaskStatus::Failed,
+        error: Some(error),
+        fatal: true,
+        note: None,
+        value: None,
+        targets: None,
+        handed_back: false,
+    }
 }
 
 /// Runs one claimed attempt here, as the run's own executor would.

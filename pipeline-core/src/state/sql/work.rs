@@ -9,7 +9,8 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::StateStore;
 use crate::db::DbPool;
 use crate::state::{
-    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
+    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, QUEUED_CHANNEL,
+    WorkOutcome, WorkerRecord,
 };
 
 impl StateStore {
@@ -183,8 +184,8 @@ impl StateStore {
             "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
              lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
              WHERE id IN (SELECT id FROM pipeline_work WHERE pipeline = $1 AND state = 'queued' \
-                          AND fingerprint = $2 ORDER BY priority DESC, id LIMIT $6 \
-                          FOR UPDATE SKIP LOCKED) \
+                          AND kind = 'attempt' AND fingerprint = $2 \
+                          ORDER BY priority DESC, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
              RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
         )))
         .bind(pipeline)
@@ -213,6 +214,89 @@ impl StateStore {
         // RETURNING follows no order: start the most urgent first.
         claimed.sort_by_key(|work| work.id);
         Ok(claimed)
+    }
+
+    /// Queues a detached run: its options, for the worker that coordinates it. Its id.
+    pub async fn submit_run(
+        &self,
+        key: &PartitionKey,
+        fingerprint: &str,
+        options: &str,
+    ) -> anyhow::Result<i64> {
+        let pool = self.postgres("`daily run --distributed --detach`")?;
+        let now = self.clock_ms();
+        let id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH queued AS (INSERT INTO pipeline_work \
+             (run_id, pipeline, partition, namespace, unit_mode, task, attempt, fingerprint, \
+              priority, kind, options, state, queued_at) \
+             VALUES (0, $1, $2, $3, FALSE, '', 0, $4, 0, 'run', $5, 'queued', {now}) \
+             RETURNING id), woken AS (SELECT pg_notify('{QUEUED_CHANNEL}', '')) \
+             SELECT id FROM queued, woken"
+        )))
+        .bind(&key.pipeline)
+        .bind(&key.partition)
+        .bind(key.namespace.as_str())
+        .bind(fingerprint)
+        .bind(options)
+        .fetch_one(pool)
+        .await
+        .context("cannot submit the run")?;
+        Ok(id)
+    }
+
+    /// Takes on the coordination of a detached run of a graph with `fingerprint`: one queued,
+    /// or one whose coordinator's lease ran out (checked inside the update, so one worker
+    /// takes it over). Its id and options.
+    pub async fn claim_submission(
+        &self,
+        pipeline: &str,
+        fingerprint: &str,
+        worker: &str,
+        token_prefix: &str,
+        lease_ms: i64,
+    ) -> anyhow::Result<Option<(i64, String, String)>> {
+        let pool = self.postgres("a worker")?;
+        let now = self.clock_ms();
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
+             lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
+             WHERE id = (SELECT id FROM pipeline_work WHERE pipeline = $1 AND kind = 'run' \
+                         AND fingerprint = $2 AND (state = 'queued' OR (state = 'running' \
+                         AND (lease_until IS NULL OR lease_until < {now}))) \
+                         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, options, lease_token"
+        )))
+        .bind(pipeline)
+        .bind(fingerprint)
+        .bind(worker)
+        .bind(token_prefix)
+        .bind(lease_ms)
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Some((
+                row.try_get("id")?,
+                row.try_get::<Option<String>, _>("options")?
+                    .unwrap_or_default(),
+                row.try_get("lease_token")?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// Gives a detached run back to the queue (its coordinator stops), if the lease is still
+    /// `token`'s: another worker takes it on.
+    pub async fn release_submission(&self, id: i64, token: &str) -> anyhow::Result<()> {
+        let pool = self.postgres("a worker")?;
+        sqlx::query(
+            "UPDATE pipeline_work SET state = 'queued', worker_id = NULL, lease_token = NULL, \
+             lease_until = NULL WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(token)
+        .execute(pool)
+        .await?;
+        Ok(())
     }
 
     /// Runs queued for a graph other than `fingerprint`: what a worker of another version
