@@ -434,9 +434,9 @@ fn coordinate(
                         handed_back: false,
                     }
                 }
-                Err(err) => failed_run(format!("{err:#}")),
+                Err(err) => failed(format!("{err:#}")),
             },
-            Err(err) => failed_run(format!("unreadable options of detached run {id}: {err:#}")),
+            Err(err) => failed(format!("unreadable options of detached run {id}: {err:#}")),
         };
         if lost.load(Ordering::SeqCst) {
             tracing::warn!("detached run {id} was taken on by another worker: this one stopped");
@@ -452,7 +452,8 @@ fn coordinate(
     held
 }
 
-fn failed_run(error: String) -> WorkOutcome {
+/// An outcome that no retry changes: the attempt (or run) could not start here.
+fn failed(error: String) -> WorkOutcome {
     WorkOutcome {
         status: TaskStatus::Failed,
         error: Some(error),
@@ -471,15 +472,6 @@ async fn run_one(
     mut stopped: watch::Receiver<bool>,
     handed_back: &AtomicBool,
 ) -> WorkOutcome {
-    let failed = |error: String| WorkOutcome {
-        status: TaskStatus::Failed,
-        error: Some(error),
-        fatal: true,
-        note: None,
-        value: None,
-        targets: None,
-        handed_back: false,
-    };
     let Some(id) = runner.dag.id(&work.task) else {
         return failed(format!("this worker's graph has no task `{}`", work.task));
     };

@@ -187,10 +187,9 @@ impl AttemptLoop {
         }
     }
 
-    /// Runs one attempt: its outcome, the record of it (written by the caller), and the attempt
-    /// itself when it was stopped at its timeout but has not reached an await yet.
-    async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord, Option<Running>) {
-        let mut record = AttemptRecord {
+    /// The record of attempt `attempt`, starting now.
+    fn running_record(&self, attempt: u32) -> AttemptRecord {
+        AttemptRecord {
             run_id: self.info.run_id,
             task: self.name.clone(),
             attempt,
@@ -200,7 +199,13 @@ impl AttemptLoop {
             error: None,
             note: None,
             value: None,
-        };
+        }
+    }
+
+    /// Runs one attempt: its outcome, the record of it (written by the caller), and the attempt
+    /// itself when it was stopped at its timeout but has not reached an await yet.
+    async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord, Option<Running>) {
+        let mut record = self.running_record(attempt);
         // A crash leaves a trace of what was running. For an attempt that ends at once, the
         // writer keeps only the final state of it (one row per attempt and batch).
         self.recorder.attempt(record.clone()).await;
@@ -245,17 +250,7 @@ impl AttemptLoop {
         dispatch: &Dispatch,
         attempt: u32,
     ) -> (Outcome, AttemptRecord, Option<Running>) {
-        let mut record = AttemptRecord {
-            run_id: self.info.run_id,
-            task: self.name.clone(),
-            attempt,
-            status: TaskStatus::Running,
-            started_at: now_millis(),
-            finished_at: None,
-            error: None,
-            note: None,
-            value: None,
-        };
+        let mut record = self.running_record(attempt);
         self.recorder.attempt(record.clone()).await;
         let outcome = loop {
             let (id, finished) = match dispatch.queue(&self.name, attempt, self.priority).await {
