@@ -46,8 +46,14 @@ pub struct WorkerOptions {
 /// least (see [`idle_look`]).
 const IDLE_LOOK: Duration = Duration::from_millis(2000);
 
+/// How often a worker looks for a detached run whose coordinator was lost, at least.
+const SUBMISSION_LOOK: Duration = Duration::from_secs(5);
+
 /// Detached runs one worker coordinates at once, at most.
 const MAX_COORDINATING: usize = 2;
+
+/// Outcomes written in one statement, at most.
+const FINISH_MAX: usize = 500;
 
 /// How long a woken worker waits for more work before it claims.
 const WAKE_WINDOW: Duration = Duration::from_millis(3);
@@ -109,6 +115,8 @@ pub async fn run(
     let renew_every = options.lease / 3;
     let runner = Arc::new(runner);
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
+    let (finished_tx, finished) = mpsc::unbounded_channel::<Ended>();
+    let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
     let mut held: HashMap<String, Held> = HashMap::new();
     let mut last_renewal = Instant::now();
     let mut next_renewal = tokio::time::Instant::now() + renew_every;
@@ -119,12 +127,21 @@ pub async fn run(
     // Whether to claim at the top of the loop: after a wake-up, a look, or a freed slot.
     let mut look = true;
     let mut woken = true;
+    let mut woken_for_runs = true;
+    let mut last_submission_look = Instant::now() - SUBMISSION_LOOK;
     let mut next_idle_look = tokio::time::Instant::now() + idle_look();
     let mut last_foreign_look = Instant::now() - WOKEN_FOREIGN_LOOK;
     loop {
         let attempts = held.values().filter(|held| held.work.attempt > 0).count();
         let coordinating = held.len() - attempts;
-        if stopping.is_none() && look && coordinating < MAX_COORDINATING {
+        // Detached runs are few: looked for when woken (at most once a second), and now and
+        // then for one whose coordinator was lost (no notification says so).
+        let since = last_submission_look.elapsed();
+        let submissions_due =
+            (woken_for_runs && since >= WOKEN_FOREIGN_LOOK) || since >= SUBMISSION_LOOK;
+        if stopping.is_none() && look && submissions_due && coordinating < MAX_COORDINATING {
+            woken_for_runs = false;
+            last_submission_look = Instant::now();
             let prefix = format!("{}:{:08x}", record.id, rand_u32());
             match store
                 .claim_submission(
@@ -164,7 +181,7 @@ pub async fn run(
                     look = claimed.len() == free;
                     for work in claimed {
                         let token = work.token.clone();
-                        held.insert(token, start(&runner, work, ended_tx.clone()));
+                        held.insert(token, start(&runner, work, finished_tx.clone()));
                     }
                 }
                 Err(err) => {
@@ -199,6 +216,7 @@ pub async fn run(
                 while listener.next_buffered().is_some() {}
                 look = true;
                 woken = true;
+                woken_for_runs = true;
             }
             // A deadline of its own: other wake-ups (renewals) must not put it off.
             () = tokio::time::sleep_until(next_idle_look) => {
@@ -245,6 +263,8 @@ pub async fn run(
             }
         }
     }
+    // Every attempt has ended and its outcome was written (its slot freed after): done.
+    finisher.abort();
     if let Err(err) = store.remove_worker(&record.id).await {
         tracing::warn!("cannot remove the worker's record: {err:#}");
     }
@@ -338,7 +358,16 @@ async fn warn_of_foreign_runs(runner: &Runner, fingerprint: &str, warned: &mut H
 }
 
 /// Starts a claimed attempt; its token comes back on `ended` when it is done.
-fn start(runner: &Arc<Runner>, work: ClaimedWork, ended: mpsc::UnboundedSender<String>) -> Held {
+/// An attempt that ended here, on its way to the store.
+struct Ended {
+    work: ClaimedWork,
+    outcome: WorkOutcome,
+    /// It was no longer the worker's when it ended: nothing is written for it.
+    lost: bool,
+}
+
+/// Starts a claimed attempt; its outcome goes to `finished` when it is done.
+fn start(runner: &Arc<Runner>, work: ClaimedWork, finished: mpsc::UnboundedSender<Ended>) -> Held {
     let (stop, stopped) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
     let handed_back = Arc::new(AtomicBool::new(false));
@@ -350,32 +379,75 @@ fn start(runner: &Arc<Runner>, work: ClaimedWork, ended: mpsc::UnboundedSender<S
     };
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
-        let token = work.token.clone();
         let outcome = run_one(&runner, &work, stopped, &handed_back).await;
-        if lost.load(Ordering::SeqCst) {
-            tracing::info!(task = %work.task, "outcome of a lost attempt discarded");
-        } else {
-            match runner
-                .store
-                .finish_work(work.id, &work.token, &outcome)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    task = %work.task,
-                    "the attempt ended after its lease was lost: its outcome is discarded, and \
-                     the run keeps what it decided instead"
-                ),
-                Err(err) => tracing::error!(
-                    task = %work.task,
-                    "cannot record the attempt's outcome: {err:#}; the run will take it as a \
-                     lost worker once its lease runs out"
-                ),
-            }
-        }
-        let _ = ended.send(token);
+        let lost = lost.load(Ordering::SeqCst);
+        let _ = finished.send(Ended {
+            work,
+            outcome,
+            lost,
+        });
     });
     held
+}
+
+/// Writes what ended within a few milliseconds of each other in one statement, then frees
+/// their slots (their tokens go to `ended`).
+async fn finish(
+    runner: Arc<Runner>,
+    mut finished: mpsc::UnboundedReceiver<Ended>,
+    ended: mpsc::UnboundedSender<String>,
+) {
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        let until = tokio::time::Instant::now() + WAKE_WINDOW;
+        while batch.len() < FINISH_MAX {
+            match tokio::time::timeout_at(until, finished.recv()).await {
+                Ok(Some(next)) => batch.push(next),
+                _ => break,
+            }
+        }
+        let (lost, kept): (Vec<Ended>, Vec<Ended>) =
+            batch.into_iter().partition(|ended| ended.lost);
+        for ended in &lost {
+            tracing::info!(task = %ended.work.task, "outcome of a lost attempt discarded");
+        }
+        let outcomes: Vec<(i64, String, WorkOutcome)> = kept
+            .iter()
+            .map(|ended| {
+                (
+                    ended.work.id,
+                    ended.work.token.clone(),
+                    ended.outcome.clone(),
+                )
+            })
+            .collect();
+        match runner.store.finish_works(&outcomes).await {
+            Ok(accepted) => {
+                for ended in kept
+                    .iter()
+                    .filter(|ended| !accepted.contains(&ended.work.id))
+                {
+                    tracing::warn!(
+                        task = %ended.work.task,
+                        "the attempt ended after its lease was lost: its outcome is discarded, \
+                         and the run keeps what it decided instead"
+                    );
+                }
+            }
+            Err(err) => {
+                for ended in &kept {
+                    tracing::error!(
+                        task = %ended.work.task,
+                        "cannot record the attempt's outcome: {err:#}; the run will take it as \
+                         a lost worker once its lease runs out"
+                    );
+                }
+            }
+        }
+        for done in lost.iter().chain(&kept) {
+            let _ = ended.send(done.work.token.clone());
+        }
+    }
 }
 
 /// Coordinates a detached run here: runs it as `run --distributed` would, until it ends or

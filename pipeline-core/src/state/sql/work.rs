@@ -345,39 +345,69 @@ impl StateStore {
         Ok(held)
     }
 
-    /// Records how an attempt ended, if its lease is still the worker's: whether it was. The
-    /// run's coordinator is woken in the same statement.
+    /// Records how an attempt ended, if its lease is still the worker's: whether it was.
     pub async fn finish_work(
         &self,
         id: i64,
         token: &str,
         outcome: &WorkOutcome,
     ) -> anyhow::Result<bool> {
+        let accepted = self
+            .finish_works(&[(id, token.to_string(), outcome.clone())])
+            .await?;
+        Ok(accepted.contains(&id))
+    }
+
+    /// Records how attempts ended, each if its lease is still the worker's, in one statement
+    /// that also wakes their runs' coordinators: the ids whose outcome was taken.
+    pub async fn finish_works(
+        &self,
+        outcomes: &[(i64, String, WorkOutcome)],
+    ) -> anyhow::Result<Vec<i64>> {
         let pool = self.postgres("a worker")?;
+        if outcomes.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.clock_ms();
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "WITH done AS (UPDATE pipeline_work SET state = $3, status = $4, error = $5, \
-             fatal = $6, note = $7, value = $8, targets = $9, finished_at = {now} \
-             WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_until >= {now} \
-             RETURNING run_id) \
-             SELECT pg_notify('{FINISHED_CHANNEL}', run_id::text) FROM done"
+        let column = |f: &dyn Fn(&WorkOutcome) -> Option<String>| -> Vec<Option<String>> {
+            outcomes.iter().map(|(_, _, outcome)| f(outcome)).collect()
+        };
+        let ids: Vec<i64> = outcomes.iter().map(|(id, _, _)| *id).collect();
+        let tokens: Vec<&str> = outcomes
+            .iter()
+            .map(|(_, token, _)| token.as_str())
+            .collect();
+        let states = column(&|o| Some(if o.handed_back { "handed_back" } else { "done" }.into()));
+        let statuses = column(&|o| Some(o.status.as_str().into()));
+        let errors = column(&|o| o.error.clone());
+        let notes = column(&|o| o.note.clone());
+        let targets = column(&|o| o.targets.clone());
+        let fatal: Vec<bool> = outcomes.iter().map(|(_, _, o)| o.fatal).collect();
+        let values: Vec<Option<f64>> = outcomes.iter().map(|(_, _, o)| o.value).collect();
+        let accepted: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH outcome AS (SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], \
+             $4::TEXT[], $5::TEXT[], $6::BOOLEAN[], $7::TEXT[], $8::DOUBLE PRECISION[], \
+             $9::TEXT[]) AS o(id, token, state, status, error, fatal, note, value, targets)), \
+             done AS (UPDATE pipeline_work w SET state = o.state, status = o.status, \
+             error = o.error, fatal = o.fatal, note = o.note, value = o.value, \
+             targets = o.targets, finished_at = {now} FROM outcome o \
+             WHERE w.id = o.id AND w.lease_token = o.token AND w.state = 'running' \
+             AND w.lease_until >= {now} RETURNING w.id, w.run_id) \
+             SELECT id FROM done, LATERAL (SELECT pg_notify('{FINISHED_CHANNEL}', \
+             done.run_id::text)) AS woken"
         )))
-        .bind(id)
-        .bind(token)
-        .bind(if outcome.handed_back {
-            "handed_back"
-        } else {
-            "done"
-        })
-        .bind(outcome.status.as_str())
-        .bind(&outcome.error)
-        .bind(outcome.fatal)
-        .bind(&outcome.note)
-        .bind(outcome.value)
-        .bind(&outcome.targets)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&states)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&fatal)
+        .bind(&notes)
+        .bind(&values)
+        .bind(&targets)
         .fetch_all(pool)
         .await?;
-        Ok(rows.len() == 1)
+        Ok(accepted)
     }
 
     /// Of a run's attempts `ids`, those that ended: on their worker, by a cancel, or because
