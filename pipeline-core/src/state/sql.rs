@@ -491,7 +491,10 @@ impl StateStore {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "UPDATE pipeline_runs SET status = $1, finished_at = $2, tasks_total = $3, tasks_failed = $4 WHERE id = $5",
+                // Only a run still running: one that was given up as abandoned (its process
+                // frozen past its lock) keeps that, whatever its late process says.
+                "UPDATE pipeline_runs SET status = $1, finished_at = $2, tasks_total = $3, tasks_failed = $4 \
+                 WHERE id = $5 AND status = 'running'",
             )
             .bind(status.as_str())
             .bind(now)
