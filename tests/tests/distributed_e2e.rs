@@ -544,3 +544,39 @@ fn a_detached_run_is_coordinated_by_a_worker_and_taken_over_when_that_worker_die
         second.stderr
     );
 }
+
+#[tokio::test]
+async fn test_mode_on_workers_writes_only_to_the_test_databases() {
+    let (sandbox, _db) = sandbox("dist-test-mode");
+    let worker = worker(&sandbox, PIPELINE, &["--slots", "2"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.run(
+        PIPELINE,
+        &[
+            "run",
+            "--distributed",
+            "--test",
+            "events_are_fresh",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(task(&run.json(), "stamp")["status"], "succeeded");
+    let test_rows = pipeline_tests::sqlite_rows(
+        &sandbox.path(".pipeline/warehouse.test.db"),
+        "SELECT count(*) FROM events",
+    )
+    .await;
+    assert_eq!(test_rows, ["1"], "the worker wrote to the test database");
+    let production = sandbox.path(".pipeline/warehouse.db");
+    if production.exists() {
+        let tables = pipeline_tests::sqlite_rows(
+            &production,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+        )
+        .await;
+        assert_eq!(tables, ["0"], "production tables are untouched");
+    }
+    let _ = stop(worker);
+}
