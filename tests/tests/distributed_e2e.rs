@@ -49,6 +49,16 @@ fn wait_for_workers(sandbox: &Sandbox, binary: &str, count: usize) -> serde_json
     }
 }
 
+/// One worker, and a distributed run of `task` (which sleeps `sleep_ms`) that it has started.
+fn one_worker_running(sandbox: &Sandbox, task: &str, sleep_ms: u64) -> (Child, Child) {
+    sandbox.write(&format!("sleep-{task}"), &sleep_ms.to_string());
+    let worker = worker(sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(sandbox, PIPELINE, 1);
+    let run = sandbox.spawn(PIPELINE, &["run", "--distributed", task, "--json"], &[]);
+    sandbox.wait_for("ran.log", &format!("{task} started"));
+    (worker, run)
+}
+
 fn stop(child: Child) -> Output {
     signal(&child, "TERM");
     finish(child)
@@ -124,16 +134,8 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
 #[test]
 fn a_killed_workers_attempt_is_rescued_after_its_lease_and_retried_elsewhere() {
     let (sandbox, db) = sandbox("dist-kill");
-    // The first attempt blocks long enough to be caught running; later ones are quick.
-    sandbox.write("sleep-validate", "20000");
-    let first = worker(&sandbox, PIPELINE, &["--slots", "1"]);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let run = sandbox.spawn(
-        PIPELINE,
-        &["run", "--distributed", "validate", "--json"],
-        &[],
-    );
-    sandbox.wait_for("ran.log", "validate started");
+    // The first attempt sleeps long enough to be caught running; later ones are quick.
+    let (first, run) = one_worker_running(&sandbox, "validate", 20_000);
     sandbox.remove("sleep-validate");
     let second = worker(&sandbox, PIPELINE, &["--slots", "1"]);
     signal(&first, "KILL");
@@ -170,15 +172,7 @@ fn a_killed_workers_attempt_is_rescued_after_its_lease_and_retried_elsewhere() {
 #[test]
 fn a_frozen_workers_late_outcome_is_refused_and_the_newer_attempt_stands() {
     let (sandbox, _db) = sandbox("dist-freeze");
-    sandbox.write("sleep-validate", "3000");
-    let frozen = worker(&sandbox, PIPELINE, &["--slots", "1"]);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let run = sandbox.spawn(
-        PIPELINE,
-        &["run", "--distributed", "validate", "--json"],
-        &[],
-    );
-    sandbox.wait_for("ran.log", "validate started");
+    let (frozen, run) = one_worker_running(&sandbox, "validate", 3000);
     signal(&frozen, "STOP");
     // Past its lease: the attempt is rescued and runs on the other worker.
     let other = worker(&sandbox, PIPELINE, &["--slots", "1"]);
@@ -240,11 +234,7 @@ fn a_worker_of_another_graph_leaves_the_run_alone_and_says_why() {
 #[test]
 fn sigterm_hands_back_what_does_not_end_within_the_grace_period() {
     let (sandbox, _db) = sandbox("dist-term");
-    sandbox.write("sleep-slow", "20000");
-    let leaving = worker(&sandbox, PIPELINE, &["--slots", "1"]);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let run = sandbox.spawn(PIPELINE, &["run", "--distributed", "slow", "--json"], &[]);
-    sandbox.wait_for("ran.log", "slow started");
+    let (leaving, run) = one_worker_running(&sandbox, "slow", 20_000);
     sandbox.remove("sleep-slow");
     let leaving = stop(leaving);
     assert_eq!(leaving.code, Some(0), "{}", leaving.stderr);
