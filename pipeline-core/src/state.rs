@@ -254,6 +254,8 @@ pub struct NewWork {
     pub fingerprint: String,
     /// Claimed before attempts of lower priority.
     pub priority: i32,
+    /// The task's resource pool and its size, which claims by every worker respect.
+    pub pool: Option<(String, usize)>,
 }
 
 /// An attempt a worker claimed, with the lease token that its every write names.

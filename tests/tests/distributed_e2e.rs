@@ -570,3 +570,47 @@ async fn test_mode_on_workers_writes_only_to_the_test_databases() {
     }
     let _ = stop(worker);
 }
+
+#[test]
+fn a_pool_bounds_its_tasks_across_runs_of_different_processes_and_workers() {
+    let (sandbox, _db) = sandbox("dist-pool");
+    for source in ["a", "b", "c"] {
+        sandbox.write(&format!("sleep-narrow[{source}]"), "300");
+    }
+    let workers = [
+        worker(&sandbox, PIPELINE, &["--slots", "3"]),
+        worker(&sandbox, PIPELINE, &["--slots", "3"]),
+    ];
+    wait_for_workers(&sandbox, PIPELINE, 2);
+    // Two runs, each coordinated by its own process: the pool of one is the same one.
+    let runs: Vec<Child> = ["2026-11-25", "2026-11-26"]
+        .into_iter()
+        .map(|date| {
+            sandbox.spawn(
+                PIPELINE,
+                &["run", "--distributed", "narrow", "--date", date, "--json"],
+                &[],
+            )
+        })
+        .collect();
+    for run in runs {
+        let run = finish(run);
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    }
+    let log = sandbox.read("ran.log");
+    let mut running = 0;
+    let mut most = 0;
+    for line in log.lines().filter(|line| line.starts_with("narrow")) {
+        if line.ends_with("started") {
+            running += 1;
+            most = most.max(running);
+        } else if line.ends_with("done") {
+            running -= 1;
+        }
+    }
+    assert_eq!(log.matches("started").count(), 6, "{log}");
+    assert_eq!(most, 1, "one reader of the narrow source at a time: {log}");
+    for child in workers {
+        let _ = stop(child);
+    }
+}

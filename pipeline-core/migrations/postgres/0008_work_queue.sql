@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     -- and which a worker takes on (again, when its coordinator's lease ran out)
     kind TEXT NOT NULL DEFAULT 'attempt',
     options TEXT,
+    -- the task's resource pool and its size: no claim makes more of it run than that
+    pool TEXT,
+    pool_size INTEGER,
     -- queued, running, done (the worker's outcome is in status), cancelled (by the run),
     -- lost (its lease ran out), handed_back (its worker stopped before it ended)
     state TEXT NOT NULL,
@@ -49,6 +52,8 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
 CREATE INDEX IF NOT EXISTS pipeline_work_queued
     ON pipeline_work (pipeline, priority DESC, id) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS pipeline_work_run ON pipeline_work (run_id, state);
+CREATE INDEX IF NOT EXISTS pipeline_work_pool_running
+    ON pipeline_work (pipeline, pool) WHERE state = 'running' AND pool IS NOT NULL;
 
 -- `daily cancel RUN_ID`: the run's own lock heartbeat finds the request and cancels the run.
 ALTER TABLE pipeline_locks ADD COLUMN IF NOT EXISTS cancel_requested_at BIGINT;

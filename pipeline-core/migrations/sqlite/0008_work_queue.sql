@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     priority INTEGER NOT NULL,
     kind TEXT NOT NULL DEFAULT 'attempt',
     options TEXT,
+    pool TEXT,
+    pool_size INTEGER,
     state TEXT NOT NULL,
     queued_at INTEGER NOT NULL,
     worker_id TEXT,

@@ -81,6 +81,7 @@ impl Dispatch {
         task: &str,
         attempt: u32,
         priority: i32,
+        pool: Option<(String, usize)>,
     ) -> anyhow::Result<(i64, oneshot::Receiver<FinishedWork>)> {
         let work = NewWork {
             run_id: self.run_id,
@@ -90,6 +91,7 @@ impl Dispatch {
             attempt,
             fingerprint: self.fingerprint.clone(),
             priority,
+            pool,
         };
         let (reply, queued) = oneshot::channel();
         self.to_queue

@@ -253,7 +253,14 @@ impl AttemptLoop {
         let mut record = self.running_record(attempt);
         self.recorder.attempt(record.clone()).await;
         let outcome = loop {
-            let (id, finished) = match dispatch.queue(&self.name, attempt, self.priority).await {
+            let pool = self
+                .pool
+                .as_ref()
+                .map(|pool| (pool.name().to_string(), pool.size()));
+            let (id, finished) = match dispatch
+                .queue(&self.name, attempt, self.priority, pool)
+                .await
+            {
                 Ok(queued) => queued,
                 Err(err) => {
                     break Outcome {

@@ -6,7 +6,8 @@
 //!   synchronous client does) or burns CPU (as a transform does) for that many milliseconds;
 //! - `block-late-<task>`: the same blocking, after the task's sleep;
 //! - `log-<task>`: the task logs the file's text;
-//! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`.
+//! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`;
+//! - the `narrow` family shares a pool of one slot.
 
 use std::time::{Duration, Instant};
 
@@ -146,6 +147,20 @@ async fn events_exist(ctx: &Ctx) -> Result<Check> {
 /// Uses the events.
 #[task(requires = [Stamp])]
 async fn publish_events(ctx: &Ctx) -> Result<()> {
+    behave(ctx).await
+}
+
+pool!(
+    /// A source that takes one reader at a time.
+    pub NarrowSource, 1
+);
+
+/// Sources read one at a time, whatever runs them.
+const NARROW_SOURCES: &[&str] = &["a", "b", "c"];
+
+/// Reads a narrow source.
+#[task(for_each = NARROW_SOURCES, pool = NarrowSource)]
+async fn narrow(ctx: &Ctx, _source: &str) -> Result<()> {
     behave(ctx).await
 }
 

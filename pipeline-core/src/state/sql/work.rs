@@ -127,12 +127,25 @@ impl StateStore {
             .map(|w| i32::try_from(w.attempt).unwrap_or(i32::MAX))
             .collect();
         let priorities: Vec<i32> = work.iter().map(|w| w.priority).collect();
+        let pools: Vec<Option<&str>> = work
+            .iter()
+            .map(|w| w.pool.as_ref().map(|(name, _)| name.as_str()))
+            .collect();
+        let pool_sizes: Vec<Option<i32>> = work
+            .iter()
+            .map(|w| {
+                w.pool
+                    .as_ref()
+                    .map(|(_, size)| i32::try_from(*size).unwrap_or(i32::MAX))
+            })
+            .collect();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "WITH queued AS (INSERT INTO pipeline_work \
              (run_id, pipeline, partition, namespace, unit_mode, task, attempt, fingerprint, \
-              priority, state, queued_at) \
-             SELECT $1, $2, $3, $4, $5, t.task, t.attempt, $6, t.priority, 'queued', {now} \
-             FROM unnest($7::TEXT[], $8::INTEGER[], $9::INTEGER[]) AS t(task, attempt, priority) \
+              priority, pool, pool_size, state, queued_at) \
+             SELECT $1, $2, $3, $4, $5, t.task, t.attempt, $6, t.priority, t.pool, t.pool_size, \
+             'queued', {now} FROM unnest($7::TEXT[], $8::INTEGER[], $9::INTEGER[], $10::TEXT[], \
+             $11::INTEGER[]) AS t(task, attempt, priority, pool, pool_size) \
              RETURNING id, task, attempt), \
              woken AS (SELECT pg_notify('{QUEUED_CHANNEL}', '')) \
              SELECT id, task, attempt FROM queued, woken"
@@ -146,6 +159,8 @@ impl StateStore {
         .bind(&tasks)
         .bind(&attempts)
         .bind(&priorities)
+        .bind(&pools)
+        .bind(&pool_sizes)
         .fetch_all(pool)
         .await
         .context("cannot queue the attempts")?;
@@ -168,7 +183,10 @@ impl StateStore {
 
     /// Claims up to `limit` queued attempts of highest priority (the oldest among equals) of
     /// a graph with `fingerprint`, each under a lease of `lease_ms` on the store's clock with
-    /// a token of its own (`token_prefix` and its id), in one statement that commits at once.
+    /// a token of its own (`token_prefix` and its id). Attempts in no pool are claimed in one
+    /// statement that commits at once. An attempt in a resource pool is claimed only while
+    /// fewer than the pool's size of its attempts run, counted across every run and worker:
+    /// one such claim at a time, under a lock that workers take only for it.
     pub async fn claim_work(
         &self,
         pipeline: &str,
@@ -180,13 +198,31 @@ impl StateStore {
     ) -> anyhow::Result<Vec<ClaimedWork>> {
         let pool = self.postgres("a worker")?;
         let now = self.clock_ms();
+        let claim = |pooled: bool| {
+            let which = if pooled {
+                "AND pool IS NOT NULL AND (SELECT count(*) FROM pipeline_work r \
+                 WHERE r.pipeline = q.pipeline AND r.pool = q.pool AND r.state = 'running' \
+                 AND r.pool IS NOT NULL) < q.pool_size"
+            } else {
+                "AND pool IS NULL"
+            };
+            format!(
+                "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
+                 lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
+                 WHERE id IN (SELECT q.id FROM pipeline_work q WHERE q.pipeline = $1 \
+                              AND q.state = 'queued' AND q.kind = 'attempt' \
+                              AND q.fingerprint = $2 {which} \
+                              ORDER BY q.priority DESC, q.id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
+            )
+        };
+        // With the attempts in no pool, whether any in a pool wait: one statement either way.
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
-             lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
-             WHERE id IN (SELECT id FROM pipeline_work WHERE pipeline = $1 AND state = 'queued' \
-                          AND kind = 'attempt' AND fingerprint = $2 \
-                          ORDER BY priority DESC, id LIMIT $6 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
+            "WITH claimed AS ({}), pooled AS (SELECT EXISTS (SELECT 1 FROM pipeline_work \
+             WHERE pipeline = $1 AND state = 'queued' AND kind = 'attempt' \
+             AND fingerprint = $2 AND pool IS NOT NULL) AS waiting) \
+             SELECT claimed.*, pooled.waiting FROM pooled LEFT JOIN claimed ON TRUE",
+            claim(false)
         )))
         .bind(pipeline)
         .bind(fingerprint)
@@ -196,21 +232,37 @@ impl StateStore {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(pool)
         .await?;
+        let pooled_waiting = match rows.first() {
+            Some(row) => row.try_get::<bool, _>("waiting")?,
+            None => false,
+        };
         let mut claimed: Vec<ClaimedWork> = rows
             .iter()
-            .map(|row| {
-                Ok(ClaimedWork {
-                    id: row.try_get("id")?,
-                    run_id: row.try_get("run_id")?,
-                    partition: row.try_get("partition")?,
-                    test: row.try_get::<String, _>("namespace")? == "test",
-                    unit_mode: row.try_get("unit_mode")?,
-                    task: row.try_get("task")?,
-                    attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
-                    token: row.try_get("lease_token")?,
-                })
-            })
+            .filter(|row| row.try_get::<Option<i64>, _>("id").ok().flatten().is_some())
+            .map(claimed_work)
             .collect::<anyhow::Result<_>>()?;
+        // One pooled attempt per statement: the count is of the statement's snapshot, which the
+        // lock makes sure no other claim of a pooled attempt changes meanwhile.
+        while pooled_waiting && claimed.len() < limit {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
+                .execute(&mut *tx)
+                .await?;
+            let row = sqlx::query(AssertSqlSafe(claim(true)))
+                .bind(pipeline)
+                .bind(fingerprint)
+                .bind(worker)
+                .bind(token_prefix)
+                .bind(lease_ms)
+                .bind(1_i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            match row {
+                Some(row) => claimed.push(claimed_work(&row)?),
+                None => break,
+            }
+        }
         // RETURNING follows no order: start the most urgent first.
         claimed.sort_by_key(|work| work.id);
         Ok(claimed)
@@ -477,4 +529,18 @@ impl StateStore {
         .await?;
         Ok(())
     }
+}
+
+/// A claimed attempt from a row that a claim returned.
+fn claimed_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<ClaimedWork> {
+    Ok(ClaimedWork {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        partition: row.try_get("partition")?,
+        test: row.try_get::<String, _>("namespace")? == "test",
+        unit_mode: row.try_get("unit_mode")?,
+        task: row.try_get("task")?,
+        attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
+        token: row.try_get("lease_token")?,
+    })
 }
