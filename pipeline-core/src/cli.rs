@@ -115,6 +115,24 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
     },
+    /// Print one attempt's log: what the task logged (its `tracing` events, at the configured
+    /// level), kept with the attempt; by default its latest attempt for the partition.
+    Logs {
+        /// The task (a family member by its full name: `load[orders]`).
+        task: String,
+        /// A day YYYY-MM-DD or an hour YYYY-MM-DDTHH; default: today (UTC).
+        #[arg(long, visible_alias = "partition")]
+        date: Option<Partition>,
+        /// That attempt (1 for the first), of the run below or else of the latest run.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
+        /// An attempt of that run (`daily history` lists them).
+        #[arg(long)]
+        run: Option<i64>,
+        /// The test-mode attempts instead of production.
+        #[arg(long)]
+        test: bool,
+    },
     /// Ask a running run to stop, from anywhere: its running tasks are stopped and recorded
     /// cancelled within its lock's heartbeat (10 s), on workers within a renewal more.
     Cancel {
@@ -484,6 +502,24 @@ async fn dispatch(
             crate::distributed::worker::run(runner, options, cancel())
                 .await
                 .map_err(failed)?;
+            Ok(0)
+        }
+        Command::Logs {
+            task,
+            date,
+            attempt,
+            run,
+            test,
+        } => {
+            let runner = runner(pipeline, dag()?).await?;
+            let wanted = output::AttemptWanted {
+                task: &task,
+                partition: date.unwrap_or_else(Partition::today),
+                attempt,
+                run,
+                test,
+            };
+            output::logs(&runner, &wanted).await?;
             Ok(0)
         }
         Command::Cancel { run_id } => {

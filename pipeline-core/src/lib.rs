@@ -47,6 +47,7 @@ pub(crate) mod secrets;
 pub mod state;
 pub mod status;
 pub mod task;
+mod task_log;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -138,6 +138,9 @@ pub struct AttemptRecord {
     pub note: Option<String>,
     /// What a check measured.
     pub value: Option<f64>,
+    /// What the attempt logged, once it ended (written, never read back with the record:
+    /// [`StateStore::attempt_log`] reads it).
+    pub log: Option<String>,
 }
 
 /// A task that completed for the partition, in a given run.
@@ -296,6 +299,8 @@ pub struct WorkOutcome {
     pub targets: Option<String>,
     /// Its worker stopped before it ended: another worker runs it again.
     pub handed_back: bool,
+    /// What it logged.
+    pub log: Option<String>,
 }
 
 /// An attempt of a distributed run that ended, as its coordinator reads it.
@@ -319,4 +324,6 @@ pub struct FinishedWork {
     pub targets: Option<String>,
     /// The worker that held it last.
     pub worker: Option<String>,
+    /// What it logged there.
+    pub log: Option<String>,
 }

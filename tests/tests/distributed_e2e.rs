@@ -78,6 +78,7 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
     let (sandbox, _db) = sandbox("dist-run");
     sandbox.write("fail-transform-once", "");
     sandbox.write("fail-optional_feed", "");
+    sandbox.write("log-extract", "extracted on a worker");
     let workers = [
         worker(&sandbox, PIPELINE, &["--slots", "2"]),
         worker(&sandbox, PIPELINE, &["--slots", "2"]),
@@ -114,6 +115,13 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
         );
     }
     assert!(!log.contains("publish started"), "{log}");
+    // What a task logged on its worker is kept with its attempt.
+    let logs = sandbox.run(PIPELINE, &["logs", "extract"], &[]);
+    assert!(
+        logs.stdout.contains("INFO extracted on a worker"),
+        "{}",
+        logs.stdout
+    );
 
     // Resumes like any run: what is complete is skipped, the rest queued again.
     sandbox.remove("fail-optional_feed");

@@ -111,6 +111,7 @@ fn attempt(run_id: i64, task: &str, attempt: u32, status: TaskStatus) -> Attempt
         error: (status == TaskStatus::Failed).then(|| "boom".to_string()),
         note: (status == TaskStatus::Succeeded).then(|| "1 row".to_string()),
         value: (status == TaskStatus::Succeeded).then_some(1.5),
+        log: None,
     }
 }
 

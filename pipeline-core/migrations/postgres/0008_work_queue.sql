@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     note TEXT,
     value DOUBLE PRECISION,
     targets TEXT,
+    log TEXT,
     finished_at BIGINT
 );
 
@@ -57,3 +58,6 @@ CREATE INDEX IF NOT EXISTS pipeline_work_pool_running
 
 -- `daily cancel RUN_ID`: the run's own lock heartbeat finds the request and cancels the run.
 ALTER TABLE pipeline_locks ADD COLUMN IF NOT EXISTS cancel_requested_at BIGINT;
+
+-- Each attempt's own log (`daily logs`), bounded by the runtime; read only on demand.
+ALTER TABLE pipeline_attempts ADD COLUMN log TEXT;

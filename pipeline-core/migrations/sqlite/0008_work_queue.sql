@@ -39,8 +39,12 @@ CREATE TABLE IF NOT EXISTS pipeline_work (
     note TEXT,
     value REAL,
     targets TEXT,
+    log TEXT,
     finished_at INTEGER
 );
 
 -- `daily cancel RUN_ID`: the run's own lock heartbeat finds the request and cancels the run.
 ALTER TABLE pipeline_locks ADD COLUMN cancel_requested_at INTEGER;
+
+-- Each attempt's own log (`daily logs`), bounded by the runtime; read only on demand.
+ALTER TABLE pipeline_attempts ADD COLUMN log TEXT;

@@ -29,12 +29,18 @@ pub fn init(quiet: bool, terminal: bool) {
         .ok()
         .and_then(|l| l.parse().ok())
         .unwrap_or(default);
-    let builder = tracing_subscriber::fmt()
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    let stderr = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(terminal)
-        .with_max_level(level);
-    let _ = builder
-        .with_writer(Buffered { at_once: terminal })
+        .with_writer(Buffered { at_once: terminal });
+    // Each attempt's own lines are kept with it as well (`daily logs`).
+    let _ = tracing_subscriber::registry()
+        .with(stderr)
+        .with(crate::task_log::Capture)
+        .with(filter)
         .try_init();
 }
 

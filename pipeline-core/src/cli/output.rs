@@ -250,6 +250,71 @@ pub async fn status(runner: &Runner, partition: Partition, test: bool) -> anyhow
     )
 }
 
+/// Which attempt `daily logs` prints.
+pub struct AttemptWanted<'a> {
+    pub task: &'a str,
+    pub partition: Partition,
+    pub attempt: Option<u32>,
+    pub run: Option<i64>,
+    pub test: bool,
+}
+
+pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), super::Failure> {
+    let task = wanted.task;
+    if runner.dag.id(task).is_none() {
+        // A family, or a name that is no task: what resolving it as a target says.
+        let members = runner.resolve(&[task.to_string()]).map_err(super::usage)?;
+        let example = members.first().map_or(String::new(), |&id| {
+            format!(", e.g. `{}`", runner.dag.task(id).name)
+        });
+        return Err(super::usage(anyhow::anyhow!(
+            "`{task}` is a family: name one of its members{example}"
+        )));
+    }
+    let key = runner.partition_key(wanted.partition, wanted.test);
+    let attempts = runner.store.attempts(&key).await.map_err(super::failed)?;
+    let chosen = attempts
+        .iter()
+        .filter(|a| a.task == task)
+        .filter(|a| wanted.run.is_none_or(|run| a.run_id == run))
+        .filter(|a| wanted.attempt.is_none_or(|n| a.attempt == n))
+        .max_by_key(|a| (a.run_id, a.attempt));
+    let Some(attempt) = chosen else {
+        let which = match (wanted.attempt, wanted.run) {
+            (Some(n), Some(run)) => format!("attempt {n} of run {run}"),
+            (Some(n), None) => format!("attempt {n}"),
+            (None, Some(run)) => format!("an attempt in run {run}"),
+            (None, None) => "an attempt".to_string(),
+        };
+        return Err(super::usage(anyhow::anyhow!(
+            "`{task}` has no {which} for {} ({}); `daily status --date {}` shows what ran",
+            wanted.partition,
+            key.namespace,
+            wanted.partition
+        )));
+    };
+    let log = runner
+        .store
+        .attempt_log(attempt.run_id, task, attempt.attempt)
+        .await
+        .map_err(super::failed)?;
+    println!(
+        "== {task}, attempt {} of run {}: {}, started {} UTC ==",
+        attempt.attempt,
+        attempt.run_id,
+        attempt.status,
+        format_timestamp(attempt.started_at)
+    );
+    match log {
+        Some(log) => print!("{log}"),
+        None if attempt.status == TaskStatus::Running => {
+            println!("(still running: its log is kept when the attempt ends)");
+        }
+        None => println!("(it logged nothing)"),
+    }
+    Ok(())
+}
+
 /// Workers whose heartbeat is younger than this count as live.
 const LIVE_WORKER_MS: i64 = 120_000;
 

@@ -504,6 +504,7 @@ fn coordinate(
                         value: None,
                         targets: None,
                         handed_back: false,
+                        log: None,
                     }
                 }
                 Err(err) => failed(format!("{err:#}")),
@@ -534,6 +535,7 @@ fn failed(error: String) -> WorkOutcome {
         value: None,
         targets: None,
         handed_back: false,
+        log: None,
     }
 }
 
@@ -581,6 +583,7 @@ async fn run_one(
         value: info.take_measured(&work.task),
         targets: info.take_written(&work.task),
         handed_back: handed_back.load(Ordering::SeqCst),
+        log: crate::task_log::take(work.run_id, &work.task, work.attempt),
     };
     if tokio::time::timeout(Duration::from_secs(5), info.databases.close())
         .await

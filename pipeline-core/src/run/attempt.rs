@@ -199,6 +199,7 @@ impl AttemptLoop {
             error: None,
             note: None,
             value: None,
+            log: None,
         }
     }
 
@@ -222,6 +223,7 @@ impl AttemptLoop {
         )
         .await;
         record.status = outcome.status;
+        record.log = crate::task_log::take(self.info.run_id, &self.name, attempt);
         // A timeout ends the attempt at its limit, however long its code takes to stop.
         record.finished_at = Some(if timed_out_at > 0 {
             timed_out_at
@@ -319,6 +321,7 @@ impl AttemptLoop {
                 self.value = work.value;
             }
             self.remote_targets = work.targets;
+            record.log = work.log;
             break Outcome {
                 status,
                 error: work.error,

@@ -523,7 +523,7 @@ impl StateStore {
             let mut tx = pool.begin_write().await?;
             for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
                 let mut query = QueryBuilder::new(
-                    "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value) ",
+                    "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value, log) ",
                 );
                 query.push_values(chunk, |mut row, a| {
                     row.push_bind(a.run_id)
@@ -534,12 +534,13 @@ impl StateStore {
                         .push_bind(a.finished_at)
                         .push_bind(a.error.as_deref())
                         .push_bind(a.note.as_deref())
-                        .push_bind(a.value);
+                        .push_bind(a.value)
+                        .push_bind(a.log.as_deref());
                 });
                 query.push(
                     " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
                      finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
-                     value = excluded.value",
+                     value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)",
                 );
                 query.build().execute(&mut *tx).await?;
             }
@@ -710,9 +711,30 @@ impl StateStore {
                         error: row.try_get("error")?,
                         note: row.try_get("note")?,
                         value: row.try_get("value")?,
+                        log: None,
                     })
                 })
                 .collect()
+        })
+    }
+
+    /// The log an attempt kept, if it logged anything.
+    pub async fn attempt_log(
+        &self,
+        run_id: i64,
+        task: &str,
+        attempt: u32,
+    ) -> anyhow::Result<Option<String>> {
+        dispatch!(&self.pool, pool => {
+            let log: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT log FROM pipeline_attempts WHERE run_id = $1 AND task = $2 AND attempt = $3",
+            )
+            .bind(run_id)
+            .bind(task)
+            .bind(i64::from(attempt))
+            .fetch_optional(pool)
+            .await?;
+            Ok(log.flatten())
         })
     }
 

@@ -434,15 +434,17 @@ impl StateStore {
         let errors = column(&|o| o.error.clone());
         let notes = column(&|o| o.note.clone());
         let targets = column(&|o| o.targets.clone());
+        let logs = column(&|o| o.log.clone());
         let fatal: Vec<bool> = outcomes.iter().map(|(_, _, o)| o.fatal).collect();
         let values: Vec<Option<f64>> = outcomes.iter().map(|(_, _, o)| o.value).collect();
         let accepted: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH outcome AS (SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], \
              $4::TEXT[], $5::TEXT[], $6::BOOLEAN[], $7::TEXT[], $8::DOUBLE PRECISION[], \
-             $9::TEXT[]) AS o(id, token, state, status, error, fatal, note, value, targets)), \
+             $9::TEXT[], $10::TEXT[]) \
+             AS o(id, token, state, status, error, fatal, note, value, targets, log)), \
              done AS (UPDATE pipeline_work w SET state = o.state, status = o.status, \
              error = o.error, fatal = o.fatal, note = o.note, value = o.value, \
-             targets = o.targets, finished_at = {now} FROM outcome o \
+             targets = o.targets, log = o.log, finished_at = {now} FROM outcome o \
              WHERE w.id = o.id AND w.lease_token = o.token AND w.state = 'running' \
              AND w.lease_until >= {now} RETURNING w.id, w.run_id) \
              SELECT id FROM done, LATERAL (SELECT pg_notify('{FINISHED_CHANNEL}', \
@@ -457,6 +459,7 @@ impl StateStore {
         .bind(&notes)
         .bind(&values)
         .bind(&targets)
+        .bind(&logs)
         .fetch_all(pool)
         .await?;
         Ok(accepted)
@@ -488,7 +491,7 @@ impl StateStore {
             .await?;
         }
         let rows = sqlx::query(
-            "SELECT id, state, status, error, fatal, note, value, targets, worker_id \
+            "SELECT id, state, status, error, fatal, note, value, targets, worker_id, log \
              FROM pipeline_work WHERE run_id = $1 AND id = ANY($2) \
              AND state IN ('done', 'lost', 'handed_back', 'cancelled')",
         )
@@ -508,6 +511,7 @@ impl StateStore {
                     value: row.try_get("value")?,
                     targets: row.try_get("targets")?,
                     worker: row.try_get("worker_id")?,
+                    log: row.try_get("log")?,
                 })
             })
             .collect()

@@ -1,0 +1,219 @@
+//! Each attempt's own log: the events logged inside its `task` span (what the task's code and
+//! the runtime say about it, at the configured level), kept per attempt while it runs and
+//! stored with it when it ends, so that `daily logs` shows it after the run's output is gone.
+//! Bounded: the first and the last [`KEEP_BYTES`] are kept, and the log says how much was left
+//! out between them. Secrets are redacted as in every other log line.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::LockUnpoisoned as _;
+
+/// Bytes kept at the start of a log, and as many at its end.
+pub const KEEP_BYTES: usize = 16 * 1024;
+
+/// An attempt: its run, task and number.
+type AttemptKey = (i64, String, u32);
+
+#[derive(Default)]
+struct Log {
+    head: String,
+    /// The newest lines after the head, at most about [`KEEP_BYTES`].
+    tail: std::collections::VecDeque<String>,
+    tail_bytes: usize,
+    left_out: usize,
+}
+
+impl Log {
+    fn push(&mut self, line: String) {
+        if self.head.len() + line.len() <= KEEP_BYTES {
+            self.head.push_str(&line);
+            return;
+        }
+        self.tail_bytes += line.len();
+        self.tail.push_back(line);
+        while self.tail_bytes > KEEP_BYTES && self.tail.len() > 1 {
+            if let Some(old) = self.tail.pop_front() {
+                self.tail_bytes -= old.len();
+                self.left_out += old.len();
+            }
+        }
+        // One line longer than the whole tail: keep its end.
+        if self.tail_bytes > KEEP_BYTES
+            && let Some(only) = self.tail.front_mut()
+        {
+            let mut cut = only.len() - KEEP_BYTES;
+            while !only.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.left_out += cut;
+            self.tail_bytes -= cut;
+            only.replace_range(..cut, "");
+        }
+    }
+
+    fn text(self) -> String {
+        let mut text = self.head;
+        if self.left_out > 0 {
+            let _ = writeln!(text, "... {} bytes of log left out ...", self.left_out);
+        }
+        text.extend(self.tail);
+        text
+    }
+}
+
+fn logs() -> &'static Mutex<HashMap<AttemptKey, Log>> {
+    static LOGS: OnceLock<Mutex<HashMap<AttemptKey, Log>>> = OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+/// The log of an attempt so far, taken out: `None` when it logged nothing.
+pub(crate) fn take(run_id: i64, task: &str, attempt: u32) -> Option<String> {
+    let log = logs()
+        .lock_unpoisoned()
+        .remove(&(run_id, task.to_string(), attempt))?;
+    Some(log.text())
+}
+
+/// The layer that keeps the lines of events inside a `task` span with its attempt.
+pub(crate) struct Capture;
+
+/// The attempt a `task` span stands for, kept in the span's extensions.
+struct Attempt(AttemptKey);
+
+#[derive(Default)]
+struct Fields {
+    run: Option<i64>,
+    task: Option<String>,
+    attempt: Option<u32>,
+    line: String,
+}
+
+impl Visit for Fields {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match field.name() {
+            "run" => self.run = Some(value),
+            "attempt" => self.attempt = u32::try_from(value).ok(),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "run" => self.run = i64::try_from(value).ok(),
+            "attempt" => self.attempt = u32::try_from(value).ok(),
+            _ => self.record_debug(field, &value),
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "task" {
+            self.task = Some(value.to_string());
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "task" => self.task = Some(format!("{value:?}")),
+            "message" => {
+                let _ = write!(self.line, " {value:?}");
+            }
+            name => {
+                let _ = write!(self.line, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Capture
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() != "task" {
+            return;
+        }
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(run), Some(task), Some(attempt), Some(span)) =
+            (fields.run, fields.task, fields.attempt, ctx.span(id))
+        {
+            span.extensions_mut().insert(Attempt((run, task, attempt)));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(scope) = ctx.event_scope(event) else {
+            return;
+        };
+        let Some(key) = scope
+            .into_iter()
+            .find_map(|span| span.extensions().get::<Attempt>().map(|a| a.0.clone()))
+        else {
+            return;
+        };
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let line = format!(
+            "{} {:>5}{}\n",
+            crate::date::format_timestamp(crate::date::now_millis()),
+            event.metadata().level(),
+            fields.line
+        );
+        let line = crate::secrets::redact(&line);
+        logs().lock_unpoisoned().entry(key).or_default().push(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_log_keeps_its_start_and_its_end_and_says_how_much_is_left_out() {
+        let mut log = Log::default();
+        for i in 0..10_000 {
+            log.push(format!("line {i:05}\n"));
+        }
+        let text = log.text();
+        assert!(text.starts_with("line 00000\n"), "{}", &text[..40]);
+        assert!(text.ends_with("line 09999\n"));
+        assert!(text.len() <= 2 * KEEP_BYTES + 100, "{}", text.len());
+        let left_out: usize = text
+            .lines()
+            .find_map(|line| line.strip_prefix("... "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the gap is named");
+        let kept: usize = text
+            .lines()
+            .filter(|line| line.starts_with("line "))
+            .map(|line| line.len() + 1)
+            .sum();
+        assert_eq!(
+            left_out + kept,
+            10_000 * 11,
+            "every byte is kept or counted"
+        );
+    }
+
+    #[test]
+    fn one_huge_line_keeps_its_end() {
+        let mut log = Log::default();
+        log.push("start\n".into());
+        log.push(format!("{}\n", "x".repeat(3 * KEEP_BYTES)));
+        let text = log.text();
+        assert!(text.starts_with("start\n"));
+        assert!(text.contains("bytes of log left out"));
+        assert!(text.len() < 2 * KEEP_BYTES + 100);
+    }
+}

@@ -1,0 +1,90 @@
+//! `daily logs`: each attempt's own log lines, kept in the state store with the attempt,
+//! bounded, with secrets redacted, for in-process and distributed runs alike.
+
+use pipeline_tests::Sandbox;
+
+const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
+
+#[test]
+fn an_attempts_log_is_kept_with_it_and_printed_by_daily_logs() {
+    let sandbox = Sandbox::new("logs");
+    sandbox.write("log-validate", "checked 12 rows");
+    sandbox.write("fail-validate-once", "");
+    let run = sandbox.run(PIPELINE, &["run", "validate", "--date", "2026-11-26"], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+
+    let latest = sandbox.run(PIPELINE, &["logs", "validate", "--date", "2026-11-26"], &[]);
+    assert_eq!(latest.code, Some(0), "{}", latest.stderr);
+    assert!(
+        latest
+            .stdout
+            .starts_with("== validate, attempt 2 of run 1: succeeded"),
+        "{}",
+        latest.stdout
+    );
+    assert!(
+        latest.stdout.contains("INFO checked 12 rows"),
+        "{}",
+        latest.stdout
+    );
+
+    let first = sandbox.run(
+        PIPELINE,
+        &["logs", "validate", "--date", "2026-11-26", "--attempt", "1"],
+        &[],
+    );
+    assert!(
+        first.stdout.contains("attempt 1 of run 1: failed"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("checked 12 rows"), "{}", first.stdout);
+
+    let missing = sandbox.run(
+        PIPELINE,
+        &["logs", "validate", "--date", "2026-11-26", "--attempt", "9"],
+        &[],
+    );
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    missing.assert_stderr_has("`validate` has no attempt 9 for 2026-11-26");
+    let typo = sandbox.run(PIPELINE, &["logs", "validat"], &[]);
+    assert_eq!(typo.code, Some(2), "{}", typo.stderr);
+    typo.assert_stderr_has("did you mean `validate`?");
+    let family = sandbox.run(PIPELINE, &["logs", "narrow"], &[]);
+    assert_eq!(family.code, Some(2), "{}", family.stderr);
+    family.assert_stderr_has("`narrow` is a family: name one of its members, e.g. `narrow[a]`");
+}
+
+#[test]
+fn a_log_is_bounded_and_holds_no_secret() {
+    let sandbox = Sandbox::new("logs-bounded");
+    let webhook = "https://hooks.slack.com/services/T0000/B0000/s3cretT0ken";
+    // One huge line, then the secret near its end: the start and the end are kept.
+    sandbox.write(
+        "log-extract",
+        &format!("{} the webhook is {webhook}", "x".repeat(200_000)),
+    );
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "extract"],
+        &[("PIPELINE_SLACK_WEBHOOK", webhook)],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let logs = sandbox.run(PIPELINE, &["logs", "extract"], &[]);
+    assert_eq!(logs.code, Some(0), "{}", logs.stderr);
+    assert!(
+        logs.stdout.len() < 40_000,
+        "bounded: {} bytes",
+        logs.stdout.len()
+    );
+    assert!(
+        logs.stdout.contains("bytes of log left out"),
+        "{}",
+        &logs.stdout[..200]
+    );
+    assert!(logs.stdout.contains("the webhook is"), "the end is kept");
+    assert!(
+        !logs.stdout.contains("s3cretT0ken"),
+        "the secret is redacted"
+    );
+}
