@@ -357,9 +357,11 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
     };
     // `wait`: a tick that comes while the last run's bookkeeping finishes must not be skipped.
     let schedule = every_minute().catchup(Catchup::All).overlap(Overlap::Wait);
+    // Three seconds: a shorter lease can run out while a loaded machine stalls the active
+    // scheduler, which then loses it and has its open tick run again (a run that skips all).
     let first =
-        Scheduler::new(h.runner.clone(), vec![schedule.clone()], options(1)).expect("a scheduler");
-    let second = Scheduler::new(h.runner.clone(), vec![schedule], options(1)).expect("a scheduler");
+        Scheduler::new(h.runner.clone(), vec![schedule.clone()], options(3)).expect("a scheduler");
+    let second = Scheduler::new(h.runner.clone(), vec![schedule], options(3)).expect("a scheduler");
     let (_stop, stopped) = watch::channel(false);
     let first = tokio::spawn(first.run(stopped.clone()));
     h.clock.set(MIDNIGHT + MINUTE);
@@ -377,7 +379,7 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
     // within a lease period and runs the ticks that came meanwhile, each once.
     first.abort();
     h.clock.set(MIDNIGHT + 5 * MINUTE);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     h.clock.set(MIDNIGHT + 5 * MINUTE + 1);
     let ticks = h
         .wait_for_ticks(|t| t.len() == 5 && t.iter().all(|t| t.status == "succeeded"))
