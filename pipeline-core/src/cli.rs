@@ -132,6 +132,10 @@ enum Command {
         /// The test-mode attempts instead of production.
         #[arg(long)]
         test: bool,
+        /// Keep printing a running attempt's lines as they are written (each second), until it
+        /// ends.
+        #[arg(long)]
+        follow: bool,
     },
     /// Ask a running run to stop, from anywhere: its running tasks are stopped and recorded
     /// cancelled within its lock's heartbeat (10 s), on workers within a renewal more.
@@ -510,6 +514,7 @@ async fn dispatch(
             attempt,
             run,
             test,
+            follow,
         } => {
             let runner = runner(pipeline, dag()?).await?;
             let wanted = output::AttemptWanted {
@@ -518,6 +523,7 @@ async fn dispatch(
                 attempt,
                 run,
                 test,
+                follow,
             };
             output::logs(&runner, &wanted).await?;
             Ok(0)
@@ -704,7 +710,12 @@ fn watch_signals(first: &'static str) -> watch::Receiver<bool> {
             signals.next().await;
             logging::flush();
             if count == 0 {
-                eprintln!("\n{first} (signal again to exit at once)");
+                // Not `eprintln!`, which panics when stderr is gone (a closed pipe): this task
+                // must live to pass the signal on, or the process could not be stopped.
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("\n{first} (signal again to exit at once)\n"),
+                );
                 let _ = tx.send(true);
             } else {
                 std::process::exit(i32::from(EXIT_CANCELLED));

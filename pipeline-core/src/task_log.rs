@@ -59,12 +59,12 @@ impl Log {
         }
     }
 
-    fn text(self) -> String {
-        let mut text = self.head;
+    fn text(&self) -> String {
+        let mut text = self.head.clone();
         if self.left_out > 0 {
             let _ = writeln!(text, "... {} bytes of log left out ...", self.left_out);
         }
-        text.extend(self.tail);
+        text.extend(self.tail.iter().map(String::as_str));
         text
     }
 }
@@ -80,6 +80,14 @@ pub(crate) fn take(run_id: i64, task: &str, attempt: u32) -> Option<String> {
         .lock_unpoisoned()
         .remove(&(run_id, task.to_string(), attempt))?;
     Some(log.text())
+}
+
+/// The log of a running attempt so far, left in place; `None` when it logged nothing yet.
+pub(crate) fn snapshot(run_id: i64, task: &str, attempt: u32) -> Option<String> {
+    logs()
+        .lock_unpoisoned()
+        .get(&(run_id, task.to_string(), attempt))
+        .map(Log::text)
 }
 
 /// The layer that keeps the lines of events inside a `task` span with its attempt.

@@ -24,10 +24,13 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
-/// An empty working directory, removed when dropped.
+/// An empty working directory, removed when dropped, with the processes spawned in it: any
+/// still running then (a test failed before it stopped them) are killed, so that a failed
+/// test leaves no worker behind.
 #[derive(Debug)]
 pub struct Sandbox {
     pub dir: PathBuf,
+    spawned: std::sync::Mutex<Vec<u32>>,
 }
 
 /// What a finished subprocess left.
@@ -83,7 +86,10 @@ impl Sandbox {
     pub fn new(name: &str) -> Sandbox {
         let dir = std::env::temp_dir().join(unique_name(&format!("pipeline_{name}")));
         std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        Sandbox { dir }
+        Sandbox {
+            dir,
+            spawned: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -132,7 +138,12 @@ impl Sandbox {
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        command.spawn().expect("start the pipeline binary")
+        let child = command.spawn().expect("start the pipeline binary");
+        self.spawned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(child.id());
+        child
     }
 
     /// Waits until `file` contains `text` (a task reached a point), or panics after 30 s.
@@ -151,6 +162,27 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        let spawned = std::mem::take(
+            &mut *self
+                .spawned
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for pid in spawned {
+            // Only a process still running one of this sandbox's binaries: the pid of one that
+            // ended may belong to another process by now.
+            let ours = std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                String::from_utf8_lossy(&cmdline)
+                    .contains(env!("CARGO_MANIFEST_DIR").trim_end_matches("/tests"))
+            });
+            if !ours {
+                continue;
+            }
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

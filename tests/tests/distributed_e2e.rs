@@ -622,3 +622,23 @@ fn a_pool_bounds_its_tasks_across_runs_of_different_processes_and_workers() {
         let _ = stop(child);
     }
 }
+
+#[test]
+fn a_worker_whose_stderr_is_gone_still_stops_on_sigterm() {
+    let (sandbox, _db) = sandbox("dist-stderr");
+    let mut child = worker(&sandbox, PIPELINE, &[]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    // What a crashed log collector leaves: every write to stderr fails with a broken pipe.
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    signal(&child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the worker") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the worker");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}

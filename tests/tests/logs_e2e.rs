@@ -88,3 +88,38 @@ fn a_log_is_bounded_and_holds_no_secret() {
         "the secret is redacted"
     );
 }
+
+#[test]
+fn follow_prints_a_running_attempts_lines_as_they_come_and_stops_when_it_ends() {
+    use std::io::BufRead as _;
+    let sandbox = Sandbox::new("logs-follow");
+    sandbox.write("log-slow", "slow begins");
+    sandbox.write("sleep-slow", "4000");
+    let run = sandbox.spawn(PIPELINE, &["run", "slow"], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    let mut follow = sandbox.spawn(PIPELINE, &["logs", "slow", "--follow"], &[]);
+    let stdout = follow.stdout.take().expect("its output");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first_lines: Vec<String> = lines.by_ref().take(2).map_while(Result::ok).collect();
+    assert!(
+        first_lines[0].contains("attempt 1 of run 1: running"),
+        "{first_lines:?}"
+    );
+    assert!(
+        first_lines[1].contains("INFO slow begins"),
+        "{first_lines:?}"
+    );
+    assert!(
+        !sandbox.read("ran.log").contains("slow done"),
+        "the line came while the attempt was still running"
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("== the attempt ended: succeeded =="),
+        "{rest:?}"
+    );
+    assert_eq!(follow.wait().expect("logs --follow ends").code(), Some(0));
+    let run = pipeline_tests::finish(run);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+}

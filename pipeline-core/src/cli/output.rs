@@ -257,6 +257,7 @@ pub struct AttemptWanted<'a> {
     pub attempt: Option<u32>,
     pub run: Option<i64>,
     pub test: bool,
+    pub follow: bool,
 }
 
 pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), super::Failure> {
@@ -293,27 +294,54 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
             wanted.partition
         )));
     };
-    let log = runner
-        .store
-        .attempt_log(attempt.run_id, task, attempt.attempt)
-        .await
-        .map_err(super::failed)?;
+    let (run_id, number) = (attempt.run_id, attempt.attempt);
     println!(
-        "== {task}, attempt {} of run {}: {}, started {} UTC ==",
-        attempt.attempt,
-        attempt.run_id,
+        "== {task}, attempt {number} of run {run_id}: {}, started {} UTC ==",
         attempt.status,
         format_timestamp(attempt.started_at)
     );
-    match log {
-        Some(log) => print!("{log}"),
-        None if attempt.status == TaskStatus::Running => {
-            println!("(still running: its log is kept when the attempt ends)");
+    let mut status = attempt.status;
+    let mut printed = String::new();
+    loop {
+        let log = runner
+            .store
+            .attempt_log(run_id, task, number)
+            .await
+            .map_err(super::failed)?
+            .unwrap_or_default();
+        match log.strip_prefix(printed.as_str()) {
+            Some(new) => print!("{new}"),
+            // Its middle was left out meanwhile (the log is bounded): the whole log again.
+            None => print!("... the log moved on ...\n{log}"),
         }
-        None => println!("(it logged nothing)"),
+        let _ = std::io::stdout().flush();
+        printed = log;
+        if !(wanted.follow && status == TaskStatus::Running) {
+            break;
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        status = runner
+            .store
+            .attempts(&key)
+            .await
+            .map_err(super::failed)?
+            .iter()
+            .find(|a| a.run_id == run_id && a.task == task && a.attempt == number)
+            .map_or(TaskStatus::Cancelled, |a| a.status);
+    }
+    if printed.is_empty() {
+        match status {
+            TaskStatus::Running => println!("(nothing logged yet; --follow waits for its lines)"),
+            _ => println!("(it logged nothing)"),
+        }
+    } else if wanted.follow {
+        println!("== the attempt ended: {status} ==");
     }
     Ok(())
 }
+
+/// How often `daily logs --follow` looks for new lines.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// Workers whose heartbeat is younger than this count as live.
 const LIVE_WORKER_MS: i64 = 120_000;

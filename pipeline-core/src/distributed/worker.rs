@@ -573,7 +573,9 @@ async fn run_one(
     });
     let ctx = Ctx::new(Arc::clone(&info), work.task.clone(), work.attempt);
     let ran =
-        crate::run::run_attempt(task.action.clone(), ctx, task.policy.timeout, &mut stopped).await;
+        // Its log reaches the run with its outcome, not as it goes.
+        crate::run::run_attempt(task.action.clone(), ctx, task.policy.timeout, &mut stopped, None)
+            .await;
     let notes = info.take_details(&work.task);
     let outcome = WorkOutcome {
         status: ran.outcome.status,

@@ -211,6 +211,11 @@ impl AttemptLoop {
         // writer keeps only the final state of it (one row per attempt and batch).
         self.recorder.attempt(record.clone()).await;
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
+        let live_log = LiveLog {
+            recorder: self.recorder.clone(),
+            record: record.clone(),
+            written: None,
+        };
         let Ran {
             outcome,
             timed_out_at,
@@ -220,6 +225,7 @@ impl AttemptLoop {
             ctx,
             self.policy.timeout,
             &mut self.cancel,
+            Some(live_log),
         )
         .await;
         record.status = outcome.status;
@@ -389,13 +395,37 @@ pub(crate) struct Ran {
     pub running: Running,
 }
 
+/// A running attempt's log so far, written to its record at each watchdog look (`daily logs
+/// --follow`). It is written from the attempt's own control loop, so the final record, sent
+/// after the loop, always comes after it.
+pub(crate) struct LiveLog {
+    recorder: Recorder,
+    record: AttemptRecord,
+    written: Option<String>,
+}
+
+impl LiveLog {
+    async fn write(&mut self) {
+        let record = &self.record;
+        let log = crate::task_log::snapshot(record.run_id, &record.task, record.attempt);
+        if log.is_some() && log != self.written {
+            let mut update = record.clone();
+            update.log.clone_from(&log);
+            self.recorder.attempt(update).await;
+            self.written = log;
+        }
+    }
+}
+
 /// Runs one attempt of `action` under `timeout`, stopped by `cancel`, with the watchdog that
-/// names code holding its thread: what the executor's attempts and a worker's share.
+/// names code holding its thread (and writes its log so far to `live_log`): what the
+/// executor's attempts and a worker's share.
 pub(crate) async fn run_attempt(
     action: Action,
     ctx: Ctx,
     timeout: Option<Duration>,
     cancel: &mut watch::Receiver<bool>,
+    mut live_log: Option<LiveLog>,
 ) -> Ran {
     let name = ctx.task().to_string();
     let attempt = ctx.attempt();
@@ -429,9 +459,12 @@ pub(crate) async fn run_attempt(
                     fatal: false,
                 };
             }
-            () = tokio::time::sleep(WATCHDOG_EVERY), if !warned => {
+            () = tokio::time::sleep(WATCHDOG_EVERY) => {
+                if let Some(live_log) = &mut live_log {
+                    live_log.write().await;
+                }
                 let busy = running.busy_for();
-                if busy >= BLOCKING_WARNING_AFTER {
+                if !warned && busy >= BLOCKING_WARNING_AFTER {
                     warned = true;
                     tracing::warn!(
                         task = %name,
