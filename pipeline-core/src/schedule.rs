@@ -183,12 +183,7 @@ impl Schedule {
             + i64::from(local.subsec_nanosecond()) / 1_000_000;
         let before = Timestamp::from_millisecond(tick_ms - into_hour_ms - 3_600_000).ok()?;
         let civil = self.tz.to_datetime(before);
-        let date = Date::from_ymd(
-            i64::from(civil.year()),
-            civil.month() as u32,
-            civil.day() as u32,
-        )?;
-        Partition::hour_of(date, civil.hour() as u32)
+        Partition::hour_of(date_of(civil.date())?, civil.hour() as u32)
     }
 
     /// A tick in the schedule's time zone, for people: `2026-11-26 02:00:00 GMT`.
@@ -230,16 +225,18 @@ impl Schedule {
     fn local_date(&self, tick_ms: i64) -> Date {
         Timestamp::from_millisecond(tick_ms)
             .ok()
-            .and_then(|at| {
-                let local = self.tz.to_datetime(at).date();
-                Date::from_ymd(
-                    i64::from(local.year()),
-                    local.month() as u32,
-                    local.day() as u32,
-                )
-            })
+            .and_then(|at| date_of(self.tz.to_datetime(at).date()))
             .unwrap_or_else(|| Date::of_millis(tick_ms))
     }
+}
+
+/// A civil date of the time-zone library as a partition's [`Date`].
+fn date_of(civil: jiff::civil::Date) -> Option<Date> {
+    Date::from_ymd(
+        i64::from(civil.year()),
+        civil.month() as u32,
+        civil.day() as u32,
+    )
 }
 
 /// Every schedule linked into this binary, sorted by name.

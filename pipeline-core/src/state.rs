@@ -11,12 +11,13 @@ pub use sql::StateStore;
 
 use crate::status::{RunStatus, TaskStatus};
 
-/// Where a run's markers live: the pipeline, its partition (a date) and production or test.
+/// Where a run's markers live: the pipeline, its partition (a day or an hour) and production or
+/// test.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PartitionKey {
     /// The pipeline's name (`main!("daily")`).
     pub pipeline: String,
-    /// The partition: a date, `YYYY-MM-DD`.
+    /// The partition: `YYYY-MM-DD` for a day, `YYYY-MM-DDTHH` for an hour.
     pub partition: String,
     /// Production or test.
     pub namespace: Namespace,
@@ -138,8 +139,8 @@ pub struct AttemptRecord {
     pub note: Option<String>,
     /// What a check measured.
     pub value: Option<f64>,
-    /// What the attempt logged, once it ended (written, never read back with the record:
-    /// [`StateStore::attempt_log`] reads it).
+    /// What the attempt logged (so far, while it runs). Written with the record, never read
+    /// back with it: [`StateStore::attempt_log`] reads it.
     pub log: Option<String>,
 }
 
@@ -162,7 +163,7 @@ pub struct MarkerRecord {
 pub struct RunRecord {
     /// The run's id.
     pub id: i64,
-    /// Its partition (a date).
+    /// Its partition (a day or an hour).
     pub partition: String,
     /// `prod` or `test`.
     pub namespace: String,

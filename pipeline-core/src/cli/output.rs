@@ -300,15 +300,16 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
         attempt.status,
         format_timestamp(attempt.started_at)
     );
-    let mut status = attempt.status;
     let mut printed = String::new();
-    loop {
-        let log = runner
+    let status = loop {
+        // One row a look: its status and its log so far.
+        let (now, log) = runner
             .store
             .attempt_log(run_id, task, number)
             .await
             .map_err(super::failed)?
-            .unwrap_or_default();
+            .unwrap_or((TaskStatus::Cancelled, None));
+        let log = log.unwrap_or_default();
         match log.strip_prefix(printed.as_str()) {
             Some(new) => print!("{new}"),
             // Its middle was left out meanwhile (the log is bounded): the whole log again.
@@ -316,19 +317,12 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
         }
         let _ = std::io::stdout().flush();
         printed = log;
-        if !(wanted.follow && status == TaskStatus::Running) {
-            break;
+        // Its status is read with the log: once it had ended, the log just printed is all.
+        if !wanted.follow || now != TaskStatus::Running {
+            break now;
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
-        status = runner
-            .store
-            .attempts(&key)
-            .await
-            .map_err(super::failed)?
-            .iter()
-            .find(|a| a.run_id == run_id && a.task == task && a.attempt == number)
-            .map_or(TaskStatus::Cancelled, |a| a.status);
-    }
+    };
     if printed.is_empty() {
         match status {
             TaskStatus::Running => println!("(nothing logged yet; --follow waits for its lines)"),

@@ -357,7 +357,6 @@ async fn warn_of_foreign_runs(runner: &Runner, fingerprint: &str, warned: &mut H
     }
 }
 
-/// Starts a claimed attempt; its token comes back on `ended` when it is done.
 /// An attempt that ended here, on its way to the store.
 struct Ended {
     work: ClaimedWork,

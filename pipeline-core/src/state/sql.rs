@@ -718,23 +718,27 @@ impl StateStore {
         })
     }
 
-    /// The log an attempt kept, if it logged anything.
+    /// An attempt's status and the log it kept (so far, while it runs); `None` when there is
+    /// no such attempt.
     pub async fn attempt_log(
         &self,
         run_id: i64,
         task: &str,
         attempt: u32,
-    ) -> anyhow::Result<Option<String>> {
+    ) -> anyhow::Result<Option<(TaskStatus, Option<String>)>> {
         dispatch!(&self.pool, pool => {
-            let log: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT log FROM pipeline_attempts WHERE run_id = $1 AND task = $2 AND attempt = $3",
+            let row = sqlx::query(
+                "SELECT status, log FROM pipeline_attempts WHERE run_id = $1 AND task = $2 AND attempt = $3",
             )
             .bind(run_id)
             .bind(task)
             .bind(i64::from(attempt))
             .fetch_optional(pool)
             .await?;
-            Ok(log.flatten())
+            match row {
+                Some(row) => Ok(Some((to_status(row.try_get("status")?)?, row.try_get("log")?))),
+                None => Ok(None),
+            }
         })
     }
 

@@ -80,8 +80,8 @@ impl StateStore {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT w.id, w.pipeline, w.host, w.pid, w.fingerprint, w.slots, w.started_at, \
              w.heartbeat_at, w.stopping, {now} - w.heartbeat_at AS age, \
-             COALESCE((SELECT string_agg(q.task, ', ' ORDER BY q.task) FROM pipeline_work q \
-                       WHERE q.worker_id = w.id AND q.state = 'running'), '') AS running \
+             ARRAY(SELECT q.task FROM pipeline_work q WHERE q.worker_id = w.id \
+                   AND q.state = 'running' AND q.kind = 'attempt' ORDER BY q.task) AS running \
              FROM pipeline_workers w WHERE w.pipeline = $1 AND w.heartbeat_at > {now} - $2 \
              ORDER BY w.started_at, w.id"
         )))
@@ -91,7 +91,6 @@ impl StateStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let running: String = row.try_get("running")?;
                 Ok(WorkerRecord {
                     id: row.try_get("id")?,
                     pipeline: row.try_get("pipeline")?,
@@ -103,11 +102,8 @@ impl StateStore {
                     heartbeat_at: row.try_get("heartbeat_at")?,
                     heartbeat_age_ms: row.try_get("age")?,
                     stopping: row.try_get("stopping")?,
-                    running: running
-                        .split(", ")
-                        .filter(|task| !task.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    // An array, not a joined string: a task's name may hold any separator.
+                    running: row.try_get("running")?,
                 })
             })
             .collect()
