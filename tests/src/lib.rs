@@ -368,7 +368,6 @@ fn on_own_runtime<F: std::future::Future<Output = ()> + Send + 'static>(future: 
     }
 }
 
-/// A stable fingerprint of every table's rows in a SQLite file.
 /// The rows of a query on a SQLite file, each as its columns' text joined by `|`.
 pub async fn sqlite_rows(path: &Path, sql: &str) -> Vec<String> {
     let url = format!("sqlite://{}?mode=ro", path.display());
@@ -394,6 +393,20 @@ pub async fn sqlite_rows(path: &Path, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs a statement on a SQLite file: the rows it changed.
+pub async fn sqlite_execute(path: &Path, sql: &str) -> u64 {
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open the SQLite file");
+    sqlx::query(AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .rows_affected()
+}
+
+/// A stable fingerprint of every table's rows in a SQLite file.
 pub async fn sqlite_checksum(path: &Path) -> String {
     let url = format!("sqlite://{}?mode=ro", path.display());
     let mut conn = sqlx::SqliteConnection::connect(&url)

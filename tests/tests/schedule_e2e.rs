@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{Sandbox, finish, signal};
+use pipeline_tests::{Sandbox, finish, signal, sqlite_rows};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
 
@@ -78,6 +78,53 @@ fn the_binary_fires_ticks_and_a_stand_by_takes_over_after_kill_9() {
         .filter(|line| *line == "extract started")
         .count();
     assert_eq!(extracts, 1, "{}", sandbox.read("ran.log"));
+}
+
+#[test]
+fn a_tick_whose_scheduler_is_killed_mid_run_runs_again_once_on_the_stand_by() {
+    let sandbox = Sandbox::new("schedule-orphan");
+    sandbox.write("sleep-extract", "60000");
+    let first = sandbox.spawn(PIPELINE, &["schedule", "--lease-secs", "2"], &[]);
+    sandbox.wait_for("ran.log", "extract started");
+    let second = sandbox.spawn(PIPELINE, &["schedule", "--lease-secs", "2"], &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&first, "KILL");
+    finish(first);
+    // The stand-by takes over, finds the fired tick's scheduler gone and runs the tick again;
+    // the killed run's lock is broken and `extract` runs to the end, once.
+    sandbox.write("sleep-extract", "0");
+    sandbox.wait_for("ran.log", "extract done");
+    wait_for_last_tick(&sandbox, |last| last["status"] == "succeeded");
+    signal(&second, "TERM");
+    let second = finish(second);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("never ended") && second.stderr.contains("running it again"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        second.stderr.matches("running it again").count(),
+        1,
+        "{}",
+        second.stderr
+    );
+    let ran = sandbox.read("ran.log");
+    let count = |line: &str| ran.lines().filter(|l| *l == line).count();
+    assert_eq!(
+        (count("extract started"), count("extract done")),
+        (2, 1),
+        "{ran}"
+    );
+    // No tick is left fired: the orphan's outcome was written by the one that adopted it.
+    let fired = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+        .block_on(sqlite_rows(
+            &sandbox.path(".pipeline/state.db"),
+            "SELECT count(*) FROM pipeline_schedule_ticks WHERE status = 'fired'",
+        ));
+    assert_eq!(fired, ["0"]);
 }
 
 #[test]

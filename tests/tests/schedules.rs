@@ -13,7 +13,7 @@ use pipeline_core::schedule::{
     due_ticks,
 };
 use pipeline_core::state::TickRecord;
-use pipeline_tests::{Sandbox, runner_for};
+use pipeline_tests::{Sandbox, runner_for, sqlite_execute, sqlite_rows};
 use tokio::sync::watch;
 
 /// 2026-11-26 00:00 UTC.
@@ -357,11 +357,11 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
     };
     // `wait`: a tick that comes while the last run's bookkeeping finishes must not be skipped.
     let schedule = every_minute().catchup(Catchup::All).overlap(Overlap::Wait);
-    // Three seconds: a shorter lease can run out while a loaded machine stalls the active
-    // scheduler, which then loses it and has its open tick run again (a run that skips all).
+    // A short lease, that a loaded machine may let run out: the lease then changes hands
+    // while the first still runs its tick, and that tick must not run again.
     let first =
-        Scheduler::new(h.runner.clone(), vec![schedule.clone()], options(3)).expect("a scheduler");
-    let second = Scheduler::new(h.runner.clone(), vec![schedule], options(3)).expect("a scheduler");
+        Scheduler::new(h.runner.clone(), vec![schedule.clone()], options(1)).expect("a scheduler");
+    let second = Scheduler::new(h.runner.clone(), vec![schedule], options(1)).expect("a scheduler");
     let (_stop, stopped) = watch::channel(false);
     let first = tokio::spawn(first.run(stopped.clone()));
     h.clock.set(MIDNIGHT + MINUTE);
@@ -379,7 +379,7 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
     // within a lease period and runs the ticks that came meanwhile, each once.
     first.abort();
     h.clock.set(MIDNIGHT + 5 * MINUTE);
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     h.clock.set(MIDNIGHT + 5 * MINUTE + 1);
     let ticks = h
         .wait_for_ticks(|t| t.len() == 5 && t.iter().all(|t| t.status == "succeeded"))
@@ -398,6 +398,64 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
         "and no other run was started: none ran twice"
     );
     second.abort();
+}
+
+#[tokio::test]
+async fn a_scheduler_that_loses_its_lease_keeps_its_tick_and_nobody_runs_it_again() {
+    let h = harness("sched-lost-lease").await;
+    let options = SchedulerOptions {
+        lease: Duration::from_secs(1),
+        workers: 1,
+        clock: h.clock.clone(),
+    };
+    let first = Scheduler::new(h.runner.clone(), vec![every_minute()], options.clone())
+        .expect("a scheduler");
+    let second =
+        Scheduler::new(h.runner.clone(), vec![every_minute()], options).expect("a scheduler");
+    let (stop, stopped) = watch::channel(false);
+    let first = tokio::spawn(first.run(stopped.clone()));
+    h.hold.store(true, Ordering::SeqCst);
+    h.clock.set(MIDNIGHT + MINUTE);
+    h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+    while h.runs.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The lease goes to the stand-by while the first one's run goes on (as when a stalled
+    // machine lets it run out): the new active scheduler leaves the live run's tick alone.
+    let second = tokio::spawn(second.run(stopped));
+    let state = h._sandbox.path("state.db");
+    let stolen = sqlite_execute(
+        &state,
+        "UPDATE pipeline_scheduler_leases SET token = 'elsewhere', expires_at = 0",
+    )
+    .await;
+    assert_eq!(stolen, 1, "the lease runs out");
+    let holder = loop {
+        let holder = sqlite_rows(
+            &state,
+            "SELECT token FROM pipeline_scheduler_leases WHERE token <> 'elsewhere'",
+        )
+        .await;
+        if !holder.is_empty() {
+            break holder;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(h.runs.load(Ordering::SeqCst), 1, "nobody ran it again");
+    h.hold.store(false, Ordering::SeqCst);
+    let ticks = h
+        .wait_for_ticks(|t| statuses(t) == [(1, "succeeded")])
+        .await;
+    assert_eq!(h.runs.load(Ordering::SeqCst), 1, "the tick ran once");
+    let runs = h.runner.store.runs("sched", 100).await.expect("the runs");
+    assert_eq!(runs.len(), 1, "{runs:?} {ticks:?} lease: {holder:?}");
+    stop.send(true).expect("stop");
+    first.await.expect("stopped").expect("the first scheduler");
+    second
+        .await
+        .expect("stopped")
+        .expect("the second scheduler");
 }
 
 #[tokio::test]

@@ -431,8 +431,22 @@ fn tick(schedule: &str, tick_at: i64, status: &str) -> TickRecord {
     }
 }
 
+/// A scheduler process as the ticks it holds name it.
+fn scheduler(token: &str) -> LockHolder {
+    LockHolder {
+        token: token.into(),
+        host: format!("host-{token}"),
+        pid: 1,
+        pid_space: String::new(),
+        started_at: 0,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+    }
+}
+
 /// The scheduler's lease, its tick claims, and what a scheduler taking over reads.
 async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
+    let (a, b) = (scheduler("a"), scheduler("b"));
     assert!(
         store
             .take_scheduler_lease("p", "a", "host-a", 1, 60_000)
@@ -452,7 +466,7 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     // Only the holder records ticks, each once.
     assert!(
         !store
-            .claim_tick("b", &tick("dense", 1_000, "fired"))
+            .claim_tick(&b, &tick("dense", 1_000, "fired"))
             .await
             .expect("claim")
     );
@@ -464,34 +478,49 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     ] {
         assert!(
             store
-                .claim_tick("a", &tick("dense", at, status))
+                .claim_tick(&a, &tick("dense", at, status))
                 .await
                 .expect("claim")
         );
     }
     assert!(
         !store
-            .claim_tick("a", &tick("dense", 1_000, "fired"))
+            .claim_tick(&a, &tick("dense", 1_000, "fired"))
             .await
             .expect("claim")
     );
     for at in [500, 1_500] {
         let nightly = tick("nightly", at, "fired");
-        assert!(store.claim_tick("a", &nightly).await.expect("claim"));
+        assert!(store.claim_tick(&a, &nightly).await.expect("claim"));
     }
     let mut done = tick("dense", 1_000, "succeeded");
     done.run_id = Some(7);
-    store.record_tick_outcome(&done).await.expect("outcome");
+    assert!(
+        store
+            .record_tick_outcome("a", &done)
+            .await
+            .expect("outcome")
+    );
+    // Only the holder writes a tick's outcome.
+    assert!(
+        !store
+            .record_tick_outcome("b", &tick("dense", 3_000, "failed"))
+            .await
+            .expect("outcome")
+    );
     let mut alerted = tick("dense", 2_000, "fired");
     alerted.deadline_alerted = true;
     store.record_deadline_alert(&alerted).await.expect("alert");
     store
-        .record_tick_outcome(&tick("dense", 2_000, "failed"))
+        .record_tick_outcome("a", &tick("dense", 2_000, "failed"))
         .await
         .expect("outcome");
     for at in [500, 1_500] {
         let nightly = tick("nightly", at, "succeeded");
-        store.record_tick_outcome(&nightly).await.expect("outcome");
+        store
+            .record_tick_outcome("a", &nightly)
+            .await
+            .expect("outcome");
     }
 
     let at = |ticks: Vec<TickRecord>| -> Vec<(String, i64, String)> {
@@ -536,6 +565,19 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
         ]
     );
 
+    // The one tick fired and not ended, with the process that holds it, alive just now.
+    store.renew_ticks("p", "a").await.expect("renew");
+    let fired = store.fired_ticks("p").await.expect("fired ticks");
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let (open, holder) = &fired[0];
+    assert_eq!(
+        (open.tick_at, holder.token.as_str(), holder.host.as_str()),
+        (3_000, "a", "host-a")
+    );
+    assert!(holder.heartbeat_age_ms < 10_000, "{holder:?}");
+    // Without the lease, nobody takes it over.
+    assert!(!store.adopt_tick(&b, open, "a").await.expect("adopt"));
+
     store
         .release_scheduler_lease("p", "a")
         .await
@@ -546,5 +588,29 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
             .take_scheduler_lease("p", "b", "host-b", 2, 60_000)
             .await
             .expect("lease")
+    );
+    // With it, once; then the tick and its outcome are the new holder's.
+    assert!(store.adopt_tick(&b, open, "a").await.expect("adopt"));
+    assert!(!store.adopt_tick(&b, open, "a").await.expect("adopt"));
+    let mut done = open.clone();
+    done.status = "succeeded".into();
+    assert!(
+        !store
+            .record_tick_outcome("a", &done)
+            .await
+            .expect("outcome")
+    );
+    assert!(
+        store
+            .record_tick_outcome("b", &done)
+            .await
+            .expect("outcome")
+    );
+    assert!(
+        store
+            .fired_ticks("p")
+            .await
+            .expect("fired ticks")
+            .is_empty()
     );
 }

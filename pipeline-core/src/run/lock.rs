@@ -17,7 +17,7 @@ use crate::date::{format_timestamp, now_millis};
 use crate::state::{Heartbeat, LockAttempt, LockHolder, PartitionKey, StateStore};
 
 /// How often the holder refreshes its heartbeat.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// A lock of another PID space whose heartbeat is older than this belongs to a process that
 /// is gone: six heartbeats missed.
 const STALE_AFTER_MS: i64 = 60_000;
@@ -76,15 +76,7 @@ pub async fn acquire(
         "{host}:{pid}:{started_at}:{}",
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
-    let me = LockHolder {
-        token: token.clone(),
-        host: host.clone(),
-        pid,
-        pid_space: pid_space().to_string(),
-        started_at,
-        heartbeat_at: 0,
-        heartbeat_age_ms: 0,
-    };
+    let me = this_process(token.clone(), started_at);
     loop {
         match store.try_lock(key, &me).await? {
             LockAttempt::Acquired => break,
@@ -184,8 +176,21 @@ impl RunLock {
     }
 }
 
-/// Whether the holder of a lock is surely gone.
-fn is_gone(holder: &LockHolder) -> bool {
+/// This process as the holder of `token`, taken at `started_at`.
+pub(crate) fn this_process(token: String, started_at: i64) -> LockHolder {
+    LockHolder {
+        token,
+        host: hostname(),
+        pid: i64::from(std::process::id()),
+        pid_space: pid_space().to_string(),
+        started_at,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+    }
+}
+
+/// Whether the holder of a lock (or of a fired tick) is surely gone.
+pub(crate) fn is_gone(holder: &LockHolder) -> bool {
     if !holder.pid_space.is_empty() && holder.pid_space == pid_space() {
         !process_alive(holder.pid)
     } else {
@@ -193,7 +198,8 @@ fn is_gone(holder: &LockHolder) -> bool {
     }
 }
 
-fn why_gone(holder: &LockHolder) -> String {
+/// Why [`is_gone`] says so.
+pub(crate) fn why_gone(holder: &LockHolder) -> String {
     if holder.pid_space == pid_space() {
         "the process is gone".into()
     } else {

@@ -3,9 +3,10 @@
 //! Many scheduler processes may run against one state store; a lease on the store's clock
 //! makes one of them active and the others stand by, taking over within a lease period when
 //! the active one dies. A tick fires only after it is recorded under the live lease, and a
-//! tick's record is unique, so no tick fires twice; a tick recorded but whose run never ended
-//! (its scheduler died) is run again by the next active scheduler, and runs are idempotent
-//! (complete tasks are skipped), so none is lost.
+//! tick's record is unique, so no tick fires twice. The process that fired a tick holds it
+//! until its run's outcome is written, lease or no lease; a tick whose holder is gone (killed,
+//! its host lost) before that is taken over by the active scheduler and run again, and runs
+//! are idempotent (complete tasks are skipped), so none is lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::{Catchup, Clock, MAX_CATCHUP, Overlap, Schedule};
 use crate::alert::{AlertEvent, Alerts, Severity, Subject};
 use crate::date::{Partition, now_millis};
 use crate::run::{Quiet, RunOptions, Runner};
-use crate::state::TickRecord;
+use crate::state::{LockHolder, TickRecord};
 use crate::status::TaskStatus;
 
 /// The status of the mark a scheduler leaves for a schedule that never fired: where it
@@ -61,8 +62,8 @@ pub struct Scheduler {
     /// Shared, so that a pass walks them while it changes the scheduler's own state.
     schedules: Arc<[Schedule]>,
     options: SchedulerOptions,
-    token: String,
-    host: String,
+    /// This process, as the lease and the ticks it holds name it.
+    me: LockHolder,
     alerts: Alerts,
     /// The newest tick recorded, by schedule.
     last: HashMap<String, i64>,
@@ -84,7 +85,7 @@ impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scheduler")
             .field("schedules", &self.schedules.len())
-            .field("host", &self.host)
+            .field("host", &self.me.host)
             .finish_non_exhaustive()
     }
 }
@@ -106,17 +107,17 @@ impl Scheduler {
         }
         let alerts = Alerts::from_config(&runner.config.alerts, false)?;
         let started_at = options.clock.now_ms();
+        let token = format!(
+            "{}-{}-{}",
+            crate::run::hostname(),
+            std::process::id(),
+            now_millis()
+        );
         Ok(Scheduler {
             runner: Arc::new(runner),
             schedules: schedules.into(),
             options,
-            token: format!(
-                "{}-{}-{}",
-                crate::run::hostname(),
-                std::process::id(),
-                now_millis()
-            ),
-            host: crate::run::hostname(),
+            me: crate::run::this_process(token, now_millis()),
             alerts,
             last: HashMap::new(),
             watched: Vec::new(),
@@ -131,7 +132,9 @@ impl Scheduler {
     /// Runs until `cancel` turns true: then stops the runs under way, waits for them (they
     /// record themselves cancelled) and gives the lease up.
     pub async fn run(mut self, mut cancel: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let renew = self.options.lease / 3;
+        // Often enough for the lease, and for the ticks it runs to count as alive as long as
+        // a run lock's holder does.
+        let renew = (self.options.lease / 3).min(crate::run::HEARTBEAT_EVERY);
         let mut active = false;
         let mut announced_standby = false;
         while !*cancel.borrow() {
@@ -183,6 +186,7 @@ impl Scheduler {
                 (Ok(true), true) => {}
             }
             self.collect_finished().await;
+            self.renew_ticks().await;
             // The next tick or deadline, on the scheduler's clock; the lease is renewed on
             // real time whatever that clock says.
             let mut wake = None;
@@ -215,7 +219,7 @@ impl Scheduler {
         if active {
             self.runner
                 .store
-                .release_scheduler_lease(&self.runner.pipeline, &self.token)
+                .release_scheduler_lease(&self.runner.pipeline, &self.me.token)
                 .await?;
         }
         self.alerts.finish(crate::alert::DELIVERY_DEADLINE).await;
@@ -227,12 +231,30 @@ impl Scheduler {
             .store
             .take_scheduler_lease(
                 &self.runner.pipeline,
-                &self.token,
-                &self.host,
-                i64::from(std::process::id()),
+                &self.me.token,
+                &self.me.host,
+                self.me.pid,
                 self.options.lease.as_millis() as i64,
             )
             .await
+    }
+
+    /// Says that the ticks this process runs are still its own, lease or no lease.
+    async fn renew_ticks(&self) {
+        if self.running_ticks.is_empty() {
+            return;
+        }
+        if let Err(err) = self
+            .runner
+            .store
+            .renew_ticks(&self.runner.pipeline, &self.me.token)
+            .await
+        {
+            tracing::warn!(
+                "cannot tell the state store that this scheduler still runs its ticks: {}",
+                crate::message::error_text(&err)
+            );
+        }
     }
 
     /// Reads what earlier schedulers recorded, and runs again ticks whose run never ended.
@@ -250,39 +272,15 @@ impl Scheduler {
             .open_ticks(&self.runner.pipeline, now - WATCH_MS, &with_deadlines)
             .await?;
         self.watched.clear();
-        // A fired tick whose partition is locked has its run still going (the lease changed
-        // hands while its scheduler lives): that scheduler records its outcome. Runs whose
-        // process is gone are closed first, so their ticks run again.
-        self.runner.reap_abandoned().await?;
-        let live: std::collections::HashSet<String> = self
-            .runner
-            .store
-            .locks(&self.runner.pipeline)
-            .await?
-            .into_iter()
-            .filter(|(key, _)| key.namespace == crate::state::Namespace::Production)
-            .map(|(key, _)| key.partition)
-            .collect();
         for tick in ticks {
             let last = self
                 .last
                 .entry(tick.schedule.clone())
                 .or_insert(tick.tick_at);
             *last = (*last).max(tick.tick_at);
-            let Some(schedule) = self.schedule(&tick.schedule).cloned() else {
+            let Some(schedule) = self.schedule(&tick.schedule) else {
                 continue;
             };
-            if tick.status == "fired"
-                && !self.running_ticks.contains_key(&tick.schedule)
-                && !live.contains(&tick.partition)
-            {
-                tracing::warn!(
-                    "schedule `{}`: the run of tick {} never ended (its scheduler stopped); running it again",
-                    tick.schedule,
-                    schedule.local_time(tick.tick_at)
-                );
-                self.start(tick.clone(), cancel);
-            }
             if schedule.deadline.is_some() && tick.status != "skipped" && tick.status != BASELINE {
                 self.watched.push(tick);
             }
@@ -310,8 +308,50 @@ impl Scheduler {
                 run_id: None,
                 deadline_alerted: false,
             };
-            self.runner.store.claim_tick(&self.token, &mark).await?;
+            self.runner.store.claim_tick(&self.me, &mark).await?;
             self.last.insert(schedule.name.clone(), baseline);
+        }
+        self.adopt_orphans(cancel).await
+    }
+
+    /// Runs again the fired ticks whose holder is gone before their run ended. Runs whose
+    /// process is gone are closed first (their locks broken, `abandoned`), so that the run
+    /// again takes the partition at once.
+    async fn adopt_orphans(&mut self, cancel: &watch::Receiver<bool>) -> anyhow::Result<()> {
+        let fired = self.runner.store.fired_ticks(&self.runner.pipeline).await?;
+        let mut reaped = false;
+        for (tick, holder) in fired {
+            if holder.token == self.me.token
+                || self.running_ticks.contains_key(&tick.schedule)
+                || !crate::run::is_gone(&holder)
+            {
+                continue;
+            }
+            let Some(schedule) = self.schedule(&tick.schedule) else {
+                continue;
+            };
+            let when = schedule.local_time(tick.tick_at);
+            if !reaped {
+                self.runner.reap_abandoned().await?;
+                reaped = true;
+            }
+            if !self
+                .runner
+                .store
+                .adopt_tick(&self.me, &tick, &holder.token)
+                .await?
+            {
+                continue;
+            }
+            tracing::warn!(
+                "schedule `{}`: the run of tick {when} never ended: the scheduler that fired \
+                 it (pid {} on {}) is gone ({}); running it again",
+                tick.schedule,
+                holder.pid,
+                holder.host,
+                crate::run::why_gone(&holder)
+            );
+            self.start(tick, cancel);
         }
         Ok(())
     }
@@ -402,6 +442,7 @@ impl Scheduler {
         }
         let period = (self.options.lease / 3).as_millis() as i64;
         if now.saturating_sub(self.deadlines_checked_at) >= period {
+            self.adopt_orphans(cancel).await?;
             self.check_deadlines(now).await?;
             self.deadlines_checked_at = now;
         }
@@ -436,7 +477,7 @@ impl Scheduler {
             run_id: None,
             deadline_alerted: false,
         };
-        if self.runner.store.claim_tick(&self.token, &record).await? {
+        if self.runner.store.claim_tick(&self.me, &record).await? {
             Ok(Some(record))
         } else {
             tracing::warn!(
@@ -468,6 +509,7 @@ impl Scheduler {
         // A manual run of the same date finishes first; this one then skips what it did.
         options.wait = true;
         let runner = Arc::clone(&self.runner);
+        let token = self.me.token.clone();
         let cancel = cancel.clone();
         self.running_ticks
             .insert(tick.schedule.clone(), tick.tick_at);
@@ -496,13 +538,20 @@ impl Scheduler {
                     record.status = "failed".to_string();
                 }
             }
-            if let Err(err) = runner.store.record_tick_outcome(&record).await {
-                tracing::warn!(
+            match runner.store.record_tick_outcome(&token, &record).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "schedule `{}`: tick {} was taken over by another scheduler (this one's \
+                     word did not reach the state store in time); its outcome is left to it",
+                    record.schedule,
+                    record.tick_at
+                ),
+                Err(err) => tracing::warn!(
                     "schedule `{}`: cannot record the outcome of tick {}: {}",
                     record.schedule,
                     record.tick_at,
                     crate::message::error_text(&err)
-                );
+                ),
             }
             (record.schedule, record.tick_at)
         });
@@ -546,7 +595,7 @@ impl Scheduler {
                 partition: tick.partition.clone(),
                 task: format!("schedule {}", schedule.name),
                 run_id: tick.run_id.unwrap_or(0),
-                host: self.host.clone(),
+                host: self.me.host.clone(),
             };
             let mut record = tick.clone();
             if !missing.is_empty() && !tick.deadline_alerted {

@@ -59,6 +59,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "work queue",
         include_str!("../../migrations/sqlite/0008_work_queue.sql"),
     ),
+    (
+        9,
+        "tick holders",
+        include_str!("../../migrations/sqlite/0009_tick_holders.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -100,6 +105,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "work queue",
         include_str!("../../migrations/postgres/0008_work_queue.sql"),
+    ),
+    (
+        9,
+        "tick holders",
+        include_str!("../../migrations/postgres/0009_tick_holders.sql"),
     ),
 ];
 

@@ -3,9 +3,9 @@
 
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
-use super::StateStore;
+use super::{StateStore, lock_holder};
 use crate::db::dispatch;
-use crate::state::TickRecord;
+use crate::state::{LockHolder, TickRecord};
 
 impl StateStore {
     /// Takes the scheduler lease of a pipeline, or renews it, for `ttl_ms` by the store's
@@ -70,16 +70,19 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records a tick with its status (`fired` or `skipped`), if `token` holds the live lease
-    /// and nobody recorded the tick before: whether it did. Whoever gets `true` fires it.
-    pub async fn claim_tick(&self, token: &str, tick: &TickRecord) -> anyhow::Result<bool> {
+    /// Records a tick with its status (`fired` or `skipped`), if `holder.token` holds the live
+    /// lease and nobody recorded the tick before: whether it did. Whoever gets `true` fires it,
+    /// and holds it (see [`StateStore::renew_ticks`]) until its outcome is written.
+    pub async fn claim_tick(&self, holder: &LockHolder, tick: &TickRecord) -> anyhow::Result<bool> {
         let now = self.clock_ms();
         dispatch!(&self.pool, pool => {
             let claimed = sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO pipeline_schedule_ticks \
-                 (pipeline, schedule, tick_at, partition, fired_at, status, run_id, deadline_alerted) \
-                 SELECT $1, $2, $3, $4, {now}, $5, NULL, 0 WHERE EXISTS (SELECT 1 FROM \
-                 pipeline_scheduler_leases WHERE pipeline = $1 AND token = $6 AND expires_at > {now}) \
+                 (pipeline, schedule, tick_at, partition, fired_at, status, run_id, deadline_alerted, \
+                  holder_token, holder_host, holder_pid, holder_pid_space, heartbeat_at) \
+                 SELECT $1, $2, $3, $4, {now}, $5, NULL, 0, $6, $7, $8, $9, {now} WHERE EXISTS \
+                 (SELECT 1 FROM pipeline_scheduler_leases WHERE pipeline = $1 AND token = $6 \
+                  AND expires_at > {now}) \
                  ON CONFLICT DO NOTHING",
             )))
             .bind(&tick.pipeline)
@@ -87,7 +90,10 @@ impl StateStore {
             .bind(tick.tick_at)
             .bind(&tick.partition)
             .bind(&tick.status)
-            .bind(token)
+            .bind(&holder.token)
+            .bind(&holder.host)
+            .bind(holder.pid)
+            .bind(&holder.pid_space)
             .execute(pool)
             .await?
             .rows_affected();
@@ -95,22 +101,103 @@ impl StateStore {
         })
     }
 
-    /// Writes a tick's status and run.
-    pub async fn record_tick_outcome(&self, tick: &TickRecord) -> anyhow::Result<()> {
+    /// Says, by the store's clock, that the process of `token` still runs the fired ticks it
+    /// holds: a scheduler taking over leaves them to it.
+    pub async fn renew_ticks(&self, pipeline: &str, token: &str) -> anyhow::Result<()> {
+        let now = self.clock_ms();
         dispatch!(&self.pool, pool => {
-            sqlx::query(
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE pipeline_schedule_ticks SET heartbeat_at = {now} \
+                 WHERE pipeline = $1 AND holder_token = $2 AND status = 'fired'",
+            )))
+            .bind(pipeline)
+            .bind(token)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The ticks of a pipeline fired and not ended, each with the process that holds it.
+    pub async fn fired_ticks(
+        &self,
+        pipeline: &str,
+    ) -> anyhow::Result<Vec<(TickRecord, LockHolder)>> {
+        let now = self.clock_ms();
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT pipeline, schedule, tick_at, partition, fired_at, status, run_id, \
+                        deadline_alerted, holder_token AS token, holder_host AS host, \
+                        holder_pid AS pid, holder_pid_space AS pid_space, fired_at AS started_at, \
+                        heartbeat_at, {now} - heartbeat_at AS heartbeat_age \
+                 FROM pipeline_schedule_ticks WHERE pipeline = $1 AND status = 'fired' \
+                 ORDER BY tick_at, schedule",
+            )))
+            .bind(pipeline)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((tick_record(row)?, lock_holder(row)?)))
+                .collect()
+        })
+    }
+
+    /// Takes a fired tick over from the process of `from`, which is gone, if `holder.token`
+    /// holds the live lease and the tick is still fired and `from`'s: whether it did. Of the
+    /// schedulers that find the tick orphaned, one runs it again.
+    pub async fn adopt_tick(
+        &self,
+        holder: &LockHolder,
+        tick: &TickRecord,
+        from: &str,
+    ) -> anyhow::Result<bool> {
+        let now = self.clock_ms();
+        dispatch!(&self.pool, pool => {
+            let adopted = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE pipeline_schedule_ticks SET holder_token = $4, holder_host = $5, \
+                 holder_pid = $6, holder_pid_space = $7, heartbeat_at = {now} \
+                 WHERE pipeline = $1 AND schedule = $2 AND tick_at = $3 AND status = 'fired' \
+                 AND holder_token = $8 AND EXISTS (SELECT 1 FROM pipeline_scheduler_leases l \
+                 WHERE l.pipeline = $1 AND l.token = $4 AND l.expires_at > {now})",
+            )))
+            .bind(&tick.pipeline)
+            .bind(&tick.schedule)
+            .bind(tick.tick_at)
+            .bind(&holder.token)
+            .bind(&holder.host)
+            .bind(holder.pid)
+            .bind(&holder.pid_space)
+            .bind(from)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(adopted == 1)
+        })
+    }
+
+    /// Writes a tick's status and run, if the process of `token` still holds it: whether it
+    /// did. A tick taken over meanwhile keeps what its new holder writes.
+    pub async fn record_tick_outcome(
+        &self,
+        token: &str,
+        tick: &TickRecord,
+    ) -> anyhow::Result<bool> {
+        dispatch!(&self.pool, pool => {
+            let written = sqlx::query(
                 "UPDATE pipeline_schedule_ticks SET status = $4, run_id = $5 \
-                 WHERE pipeline = $1 AND schedule = $2 AND tick_at = $3",
+                 WHERE pipeline = $1 AND schedule = $2 AND tick_at = $3 AND holder_token = $6",
             )
             .bind(&tick.pipeline)
             .bind(&tick.schedule)
             .bind(tick.tick_at)
             .bind(&tick.status)
             .bind(tick.run_id)
+            .bind(token)
             .execute(pool)
-            .await?;
-        });
-        Ok(())
+            .await?
+            .rows_affected();
+            Ok(written == 1)
+        })
     }
 
     /// Writes whether a tick's deadline alert is open.
