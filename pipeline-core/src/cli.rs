@@ -13,9 +13,9 @@
 //! cancelled by a signal.
 
 mod logging;
-mod output;
+pub(crate) mod output;
 mod progress;
-mod schedules;
+pub(crate) mod schedules;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -160,6 +160,18 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         workers: Option<u16>,
     },
+    /// Serve a web view of runs, the graph and each task's log, with JSON endpoints for the
+    /// same data (`/api`), until stopped. Read-only unless `--allow-actions`.
+    Serve {
+        /// Where to listen. Anything but loopback needs PIPELINE_SERVE_TOKEN: every request
+        /// must then carry it.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Offer reruns and cancellation, to requests that carry the token (PIPELINE_SERVE_TOKEN,
+        /// or one made and printed at start-up).
+        #[arg(long)]
+        allow_actions: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +293,7 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
                     "cancelling: running tasks are stopped and recorded as cancelled",
                 ))
             }
+            Some(Command::Serve { .. }) => Some(watch_signals("stopping the web view")),
             Some(Command::Worker { .. }) => Some(watch_signals(
                 "stopping: no more claims; running attempts get the grace period to end",
             )),
@@ -358,7 +371,7 @@ fn print_version(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
 
 /// An error, what kind it is (for `--json`: `usage`, `locked`, `failed`) and the exit code it
 /// means.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     kind: &'static str,
     error: anyhow::Error,
@@ -489,6 +502,22 @@ async fn dispatch(
             schedules::list(&runner, &schedules, json)
                 .await
                 .map_err(failed)?;
+            Ok(0)
+        }
+        Command::Serve {
+            addr,
+            allow_actions,
+        } => {
+            let schedules = crate::schedule::registered().map_err(usage)?;
+            let runner = runner(pipeline, dag()?).await?;
+            let options = crate::serve::ServeOptions {
+                addr,
+                allow_actions,
+                token: std::env::var("PIPELINE_SERVE_TOKEN").ok(),
+            };
+            crate::serve::serve(runner, schedules, options, cancel())
+                .await
+                .map_err(usage)?;
             Ok(0)
         }
         Command::Worker {

@@ -44,6 +44,7 @@ pub mod pool;
 pub mod run;
 pub mod schedule;
 pub(crate) mod secrets;
+pub mod serve;
 pub mod state;
 pub mod status;
 pub mod task;

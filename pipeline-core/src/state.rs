@@ -7,7 +7,7 @@ mod sql;
 
 use std::fmt;
 
-pub use sql::StateStore;
+pub use sql::{RunFilter, StateStore};
 
 use crate::status::{RunStatus, TaskStatus};
 

@@ -338,7 +338,29 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
 /// Workers whose heartbeat is younger than this count as live.
-const LIVE_WORKER_MS: i64 = 120_000;
+pub(crate) const LIVE_WORKER_MS: i64 = 120_000;
+
+/// Live workers as `daily workers --json` prints them and `daily serve` answers.
+pub(crate) fn workers_json(workers: &[crate::state::WorkerRecord]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = workers
+        .iter()
+        .map(|worker| {
+            serde_json::json!({
+                "id": worker.id,
+                "host": worker.host,
+                "pid": worker.pid,
+                "slots": worker.slots,
+                "fingerprint": worker.fingerprint,
+                "started_at": format_timestamp(worker.started_at),
+                "heartbeat_at": format_timestamp(worker.heartbeat_at),
+                "heartbeat_age_ms": worker.heartbeat_age_ms,
+                "stopping": worker.stopping,
+                "running": worker.running,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(items)
+}
 
 pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
     let workers = runner
@@ -346,24 +368,7 @@ pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
         .workers(&runner.pipeline, LIVE_WORKER_MS)
         .await?;
     if json {
-        let items: Vec<serde_json::Value> = workers
-            .iter()
-            .map(|worker| {
-                serde_json::json!({
-                    "id": worker.id,
-                    "host": worker.host,
-                    "pid": worker.pid,
-                    "slots": worker.slots,
-                    "fingerprint": worker.fingerprint,
-                    "started_at": format_timestamp(worker.started_at),
-                    "heartbeat_at": format_timestamp(worker.heartbeat_at),
-                    "heartbeat_age_ms": worker.heartbeat_age_ms,
-                    "stopping": worker.stopping,
-                    "running": worker.running,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(items));
+        println!("{}", workers_json(&workers));
         return Ok(());
     }
     if workers.is_empty() {

@@ -14,59 +14,74 @@ use crate::state::TickRecord;
 /// Ticks shown ahead.
 const NEXT: usize = 5;
 
-/// Prints the schedules as a table (or JSON), with the active scheduler, if any.
-pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow::Result<()> {
-    // A scheduler's mark of where it started watching is no tick.
-    let last: HashMap<String, TickRecord> = runner
+/// The schedules as `daily schedules --json` prints them and `daily serve` shows them: each
+/// with its next ticks and its last one.
+pub(crate) async fn schedules_json(
+    runner: &Runner,
+    schedules: &[Schedule],
+) -> anyhow::Result<serde_json::Value> {
+    let last = last_ticks(runner).await?;
+    let now = now_millis();
+    let items: Vec<serde_json::Value> = schedules
+        .iter()
+        .map(|schedule| {
+            let next: Vec<serde_json::Value> = next_ticks(schedule, now)
+                .into_iter()
+                .map(|tick| {
+                    json!({
+                        "local": schedule.local_time(tick),
+                        "utc": format_timestamp(tick),
+                        "partition": schedule.partition(tick).to_string(),
+                    })
+                })
+                .collect();
+            let last = last.get(&schedule.name).map(|tick| {
+                json!({
+                    "local": schedule.local_time(tick.tick_at),
+                    "utc": format_timestamp(tick.tick_at),
+                    "partition": tick.partition,
+                    "status": tick.status,
+                    "run_id": tick.run_id,
+                })
+            });
+            json!({
+                "name": schedule.name,
+                "description": schedule.description,
+                "cron": schedule.cron_text,
+                "time_zone": schedule.time_zone,
+                "targets": schedule.targets,
+                "deadline_ms": schedule.deadline.map(|d| d.as_millis() as u64),
+                "catchup": format!("{:?}", schedule.catchup).to_lowercase(),
+                "overlap": format!("{:?}", schedule.overlap).to_lowercase(),
+                "partition": format!("{:?}", schedule.partitioning).to_lowercase(),
+                "next": next,
+                "last": last,
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(items))
+}
+
+/// The newest tick of each schedule; a scheduler's mark of where it started watching is none.
+async fn last_ticks(runner: &Runner) -> anyhow::Result<HashMap<String, TickRecord>> {
+    Ok(runner
         .store
         .ticks(&runner.pipeline, i64::MAX)
         .await?
         .into_iter()
         .filter(|tick| tick.status != BASELINE)
         .map(|tick| (tick.schedule.clone(), tick))
-        .collect();
-    let now = now_millis();
+        .collect())
+}
+
+/// Prints the schedules as a table (or JSON), with the active scheduler, if any.
+pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow::Result<()> {
     if json {
-        let items: Vec<serde_json::Value> = schedules
-            .iter()
-            .map(|schedule| {
-                let next: Vec<serde_json::Value> = next_ticks(schedule, now)
-                    .into_iter()
-                    .map(|tick| {
-                        json!({
-                            "local": schedule.local_time(tick),
-                            "utc": format_timestamp(tick),
-                            "partition": schedule.partition(tick).to_string(),
-                        })
-                    })
-                    .collect();
-                let last = last.get(&schedule.name).map(|tick| {
-                    json!({
-                        "local": schedule.local_time(tick.tick_at),
-                        "utc": format_timestamp(tick.tick_at),
-                        "partition": tick.partition,
-                        "status": tick.status,
-                        "run_id": tick.run_id,
-                    })
-                });
-                json!({
-                    "name": schedule.name,
-                    "description": schedule.description,
-                    "cron": schedule.cron_text,
-                    "time_zone": schedule.time_zone,
-                    "targets": schedule.targets,
-                    "deadline_ms": schedule.deadline.map(|d| d.as_millis() as u64),
-                    "catchup": format!("{:?}", schedule.catchup).to_lowercase(),
-                    "overlap": format!("{:?}", schedule.overlap).to_lowercase(),
-                    "partition": format!("{:?}", schedule.partitioning).to_lowercase(),
-                    "next": next,
-                    "last": last,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(items));
+        println!("{}", schedules_json(runner, schedules).await?);
         return Ok(());
     }
+    let last = last_ticks(runner).await?;
+    let now = now_millis();
     if schedules.is_empty() {
         println!("no schedules: declare them with `schedule!` (see `pipeline_core::schedule`)");
         return Ok(());

@@ -2,7 +2,10 @@
 //! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
 
 mod schedules;
+mod views;
 mod work;
+
+pub use views::RunFilter;
 
 use std::collections::{HashMap, HashSet};
 
@@ -64,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "tick holders",
         include_str!("../../migrations/sqlite/0009_tick_holders.sql"),
     ),
+    (
+        10,
+        "task history",
+        include_str!("../../migrations/sqlite/0010_task_history.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -110,6 +118,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "tick holders",
         include_str!("../../migrations/postgres/0009_tick_holders.sql"),
+    ),
+    (
+        10,
+        "task history",
+        include_str!("../../migrations/postgres/0010_task_history.sql"),
     ),
 ];
 
@@ -664,37 +677,9 @@ impl StateStore {
         Ok(())
     }
 
-    /// The most recent runs of a pipeline, newest first.
+    /// The latest runs of a pipeline, newest first.
     pub async fn runs(&self, pipeline: &str, limit: u32) -> anyhow::Result<Vec<RunRecord>> {
-        dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(
-                "SELECT id, partition, namespace, status, targets, unit_mode, host, pid, started_at, finished_at, \
-                 tasks_total, tasks_failed FROM pipeline_runs WHERE pipeline = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(pipeline)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let targets: String = row.try_get("targets")?;
-                    Ok(RunRecord {
-                        id: row.try_get("id")?,
-                        partition: row.try_get("partition")?,
-                        namespace: row.try_get("namespace")?,
-                        status: to_status(row.try_get("status")?)?,
-                        targets: targets.split_whitespace().map(String::from).collect(),
-                        unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
-                        host: row.try_get("host")?,
-                        pid: row.try_get("pid")?,
-                        started_at: row.try_get("started_at")?,
-                        finished_at: row.try_get("finished_at")?,
-                        tasks_total: row.try_get("tasks_total")?,
-                        tasks_failed: row.try_get("tasks_failed")?,
-                    })
-                })
-                .collect()
-        })
+        self.find_runs(pipeline, &RunFilter::default(), limit).await
     }
 
     /// Every attempt made for the partition, oldest first.
@@ -709,22 +694,7 @@ impl StateStore {
             .bind_key(key)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(AttemptRecord {
-                        run_id: row.try_get("run_id")?,
-                        task: row.try_get("task")?,
-                        attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
-                        status: to_status(row.try_get("status")?)?,
-                        started_at: row.try_get("started_at")?,
-                        finished_at: row.try_get("finished_at")?,
-                        error: row.try_get("error")?,
-                        note: row.try_get("note")?,
-                        value: row.try_get("value")?,
-                        log: None,
-                    })
-                })
-                .collect()
+            rows.iter().map(views::attempt_record).collect()
         })
     }
 

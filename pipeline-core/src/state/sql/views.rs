@@ -1,0 +1,187 @@
+//! What the web view reads besides what runs write: a run by id with its attempts, runs by
+//! status and partition, a task's attempts across partitions, and who completed what.
+
+use sqlx::{QueryBuilder, Row};
+
+use super::{StateStore, to_status};
+use crate::db::dispatch;
+use crate::state::{AttemptRecord, MarkerRecord, PartitionKey, RunRecord};
+
+/// Which runs to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of this outcome (`running`, `succeeded`, `failed`, ...).
+    pub status: Option<String>,
+    /// Only runs of partitions that start with this (`2026-11-26` also means its hours).
+    pub partition: Option<String>,
+    /// Only runs older than this id (the next page).
+    pub before: Option<i64>,
+}
+
+const RUN_COLUMNS: &str = "SELECT id, partition, namespace, status, targets, unit_mode, host, pid, \
+     started_at, finished_at, tasks_total, tasks_failed FROM pipeline_runs WHERE pipeline = ";
+const ATTEMPT_COLUMNS: &str = "a.run_id, a.task, a.attempt, a.status, a.started_at, \
+     a.finished_at, a.error, a.note, a.value";
+
+impl StateStore {
+    /// The runs of a pipeline that pass `filter`, newest first, at most `limit`.
+    pub async fn find_runs(
+        &self,
+        pipeline: &str,
+        filter: &RunFilter,
+        limit: u32,
+    ) -> anyhow::Result<Vec<RunRecord>> {
+        dispatch!(&self.pool, pool => {
+            let mut query = QueryBuilder::new(RUN_COLUMNS);
+            query.push_bind(pipeline);
+            if let Some(status) = &filter.status {
+                query.push(" AND status = ").push_bind(status.as_str());
+            }
+            if let Some(partition) = &filter.partition {
+                // A prefix, compared as text: no LIKE, whose wildcards a user's text may hold.
+                query
+                    .push(" AND substr(partition, 1, ")
+                    .push_bind(partition.chars().count() as i64)
+                    .push(") = ")
+                    .push_bind(partition.as_str());
+            }
+            if let Some(before) = filter.before {
+                query.push(" AND id < ").push_bind(before);
+            }
+            query.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+            let rows = query.build().fetch_all(pool).await?;
+            rows.iter().map(run_record).collect()
+        })
+    }
+
+    /// One run of a pipeline, if it exists.
+    pub async fn run(&self, pipeline: &str, id: i64) -> anyhow::Result<Option<RunRecord>> {
+        dispatch!(&self.pool, pool => {
+            let mut query = QueryBuilder::new(RUN_COLUMNS);
+            query.push_bind(pipeline).push(" AND id = ").push_bind(id);
+            let row = query.build().fetch_optional(pool).await?;
+            row.as_ref().map(run_record).transpose()
+        })
+    }
+
+    /// Every attempt of one run, in the order they started.
+    pub async fn run_attempts(&self, run_id: i64) -> anyhow::Result<Vec<AttemptRecord>> {
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM pipeline_attempts a WHERE a.run_id = $1 \
+                 ORDER BY a.started_at, a.task, a.attempt"
+            )))
+            .bind(run_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(attempt_record).collect()
+        })
+    }
+
+    /// A task's latest attempts across partitions, newest first, each with its run's
+    /// partition and namespace.
+    pub async fn task_attempts(
+        &self,
+        pipeline: &str,
+        task: &str,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(String, String, AttemptRecord)>> {
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT r.partition, r.namespace, {ATTEMPT_COLUMNS} FROM pipeline_attempts a \
+                 JOIN pipeline_runs r ON r.id = a.run_id \
+                 WHERE a.task = $2 AND r.pipeline = $1 \
+                 ORDER BY a.run_id DESC, a.attempt DESC LIMIT $3"
+            )))
+            .bind(pipeline)
+            .bind(task)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok((
+                        row.try_get("partition")?,
+                        row.try_get("namespace")?,
+                        attempt_record(row)?,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// The completion markers of a partition: which run completed each task.
+    pub async fn markers(&self, key: &PartitionKey) -> anyhow::Result<Vec<MarkerRecord>> {
+        use super::BindKey as _;
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(
+                "SELECT task, run_id, completed_at, targets FROM pipeline_markers \
+                 WHERE pipeline = $1 AND partition = $2 AND namespace = $3 ORDER BY task",
+            )
+            .bind_key(key)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(MarkerRecord {
+                        task: row.try_get("task")?,
+                        run_id: row.try_get("run_id")?,
+                        completed_at: row.try_get("completed_at")?,
+                        targets: row.try_get("targets")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+/// A run from its row, on either backend.
+fn run_record<R: Row>(row: &R) -> anyhow::Result<RunRecord>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let targets: String = row.try_get("targets")?;
+    let status: String = row.try_get("status")?;
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        partition: row.try_get("partition")?,
+        namespace: row.try_get("namespace")?,
+        status: to_status(&status)?,
+        targets: targets.split_whitespace().map(String::from).collect(),
+        unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
+        host: row.try_get("host")?,
+        pid: row.try_get("pid")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        tasks_total: row.try_get("tasks_total")?,
+        tasks_failed: row.try_get("tasks_failed")?,
+    })
+}
+
+/// An attempt (without its log) from its row, on either backend.
+pub(super) fn attempt_record<R: Row>(row: &R) -> anyhow::Result<AttemptRecord>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let status: String = row.try_get("status")?;
+    Ok(AttemptRecord {
+        run_id: row.try_get("run_id")?,
+        task: row.try_get("task")?,
+        attempt: u32::try_from(row.try_get::<i64, _>("attempt")?).unwrap_or(u32::MAX),
+        status: to_status(&status)?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        error: row.try_get("error")?,
+        note: row.try_get("note")?,
+        value: row.try_get("value")?,
+        log: None,
+    })
+}
