@@ -2,6 +2,7 @@
 //! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
 
 pub mod http_stub;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
 //! A pipeline for end-to-end tests, steered by files in its working directory:
 //! - `fail-<task>`: the task fails (`fail-<task>-once`: only its first attempt fails);
+//! - `error-<task>`: the task fails with the file's text as its error;
 //! - `fatal-<task>`: the task fails with an error marked fatal;
 //! - `sleep-<task>`: the task sleeps that many milliseconds;
 //! - `block-<task>` / `spin-<task>`: before its first await, the task blocks its thread (as a
@@ -49,6 +50,9 @@ async fn behave(ctx: &Ctx) -> Result<()> {
     }
     if let Some(duration) = millis(&format!("block-late-{task}"))? {
         std::thread::sleep(duration);
+    }
+    if let Ok(text) = std::fs::read_to_string(format!("error-{task}")) {
+        bail!("{}", text.trim());
     }
     if std::path::Path::new(&format!("fail-{task}")).exists() {
         bail!("{task} failed on purpose");
