@@ -99,7 +99,7 @@ pub struct Browser {
 }
 
 /// What WebDriver calls an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a4d1f4a3e6d";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     /// Starts chromedriver and a session; panics with what to install when they are missing.
