@@ -3,7 +3,8 @@
 //! server, the timeline, the task table), with families collapsed (the default) and all
 //! expanded, and its JSON. Measured through a real HTTP request to the in-process server.
 //!
-//! `cargo bench -p pipeline-core --bench serve`. Target: every page under 1 s at 5,000 tasks.
+//! `cargo bench -p pipeline-core --bench serve [-- --tasks N]`. Target: every page under 1 s at
+//! 5,000 tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 
 mod shapes;
 
-const TASKS: usize = 5_000;
+const DEFAULT_TASKS: usize = 5_000;
 /// Requests per page; the median is reported.
 const REPEATS: usize = 5;
 
@@ -26,8 +27,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    let tasks: usize = shapes::flag("--tasks").map_or(DEFAULT_TASKS, |n| {
+        n.parse().expect("--tasks takes a number")
+    });
     println!(
-        "web view benchmark: one run of {TASKS} no-op tasks, SQLite state store, median of {REPEATS}"
+        "web view benchmark: one run of {tasks} no-op tasks, SQLite state store, median of {REPEATS}"
     );
     println!(
         "{:<16} {:<24} {:>10} {:>10}",
@@ -35,18 +39,18 @@ fn main() {
     );
     let mut cases: Vec<(String, Dag)> = shapes::SHAPES
         .iter()
-        .map(|shape| (shape.to_string(), build(shape, false)))
+        .map(|shape| (shape.to_string(), build(shape, tasks, false)))
         .collect();
-    cases.push(("layered+families".into(), build("layered", true)));
+    cases.push(("layered+families".into(), build("layered", tasks, true)));
     for (name, dag) in cases {
         runtime.block_on(case(&name, dag));
     }
 }
 
 /// A graph of `shape`; with `families`, every 100 tasks form a family.
-fn build(shape: &str, families: bool) -> Dag {
+fn build(shape: &str, tasks: usize, families: bool) -> Dag {
     let mut builder = Dag::builder();
-    for (i, deps) in shapes::dependencies(shape, TASKS).into_iter().enumerate() {
+    for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
         let mut spec = TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }))
             .requires(deps.into_iter().map(|j| format!("t{j}")));
         if families {
@@ -103,7 +107,7 @@ async fn case(name: &str, dag: Dag) {
         ("run page", format!("/runs/{id}")),
         ("run page, all expanded", format!("/runs/{id}?expand=*")),
         ("run JSON", format!("/api/runs/{id}")),
-        ("task page", format!("/runs/{id}/tasks/t2500")),
+        ("task page", format!("/runs/{id}/tasks/t0")),
     ] {
         let mut times = Vec::new();
         let mut size = 0;
