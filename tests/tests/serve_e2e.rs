@@ -472,3 +472,44 @@ async fn a_running_runs_events_follow_its_tasks_until_it_ends() {
     // The stream ended with the run, not long after.
     assert!(done.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn a_run_whose_process_was_killed_shows_as_abandoned_and_its_stream_ends() {
+    let sandbox = Sandbox::new("serve-killed");
+    sandbox.write("sleep-slow", "60000");
+    let (_server, base) = serve(&sandbox, PIPELINE, &[], &[]);
+    let run = sandbox.spawn(PIPELINE, &["run", "--date", "2026-11-26", "slow"], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    let id = get(&format!("{base}/api/runs?status=running")).await.json()[0]["id"]
+        .as_i64()
+        .expect("a running run");
+    let client = reqwest::Client::new();
+    let mut stream = client
+        .get(format!("{base}/api/runs/{id}/events"))
+        .send()
+        .await
+        .expect("the event stream");
+    let first = stream
+        .chunk()
+        .await
+        .expect("a chunk")
+        .expect("the first event");
+    assert!(String::from_utf8_lossy(&first).contains(r#""status":"running""#));
+    signal(&run, "KILL");
+    finish(run);
+    let mut seen = String::new();
+    while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("the stream ends once the run is closed")
+        .expect("a chunk")
+    {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        seen.contains(r#"event: end"#) && seen.contains("abandoned"),
+        "{seen}"
+    );
+    let view = get(&format!("{base}/api/runs/{id}")).await.json();
+    assert_eq!(view["run"]["status"], "abandoned");
+    assert_eq!(task(&view, "slow")["status"], "cancelled", "{view}");
+}

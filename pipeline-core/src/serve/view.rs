@@ -136,12 +136,22 @@ impl RunView {
     }
 }
 
+/// Closes the runs whose process is gone (killed, its host lost), as `daily history` does, so
+/// that no page shows as running what nothing runs. A store that fails here fails the read
+/// that follows, which says so.
+async fn reap(runner: &Runner) {
+    if let Err(err) = runner.reap_abandoned().await {
+        tracing::debug!("web view: cannot close abandoned runs: {err:#}");
+    }
+}
+
 /// The latest runs that pass `filter`.
 pub async fn runs(
     runner: &Runner,
     filter: &RunFilter,
     limit: u32,
 ) -> anyhow::Result<Vec<RunSummary>> {
+    reap(runner).await;
     let now = now_millis();
     Ok(runner
         .store
@@ -154,6 +164,7 @@ pub async fn runs(
 
 /// A run with each task's status and attempts; `None` when there is no such run.
 pub async fn run(runner: &Runner, id: i64) -> anyhow::Result<Option<RunView>> {
+    reap(runner).await;
     let Some(record) = runner.store.run(&runner.pipeline, id).await? else {
         return Ok(None);
     };
