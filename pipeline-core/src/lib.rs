@@ -37,6 +37,7 @@ pub mod dag;
 pub mod date;
 pub mod db;
 pub mod distributed;
+pub mod event;
 mod http;
 pub mod load;
 mod message;

@@ -114,7 +114,7 @@ fn password_range(url: &str) -> Option<(usize, usize)> {
 }
 
 /// `%2F` -> `/`; anything that is not a valid escape stays as it is.
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -1,0 +1,576 @@
+//! A small NATS client with what event loads need of JetStream: a stream's state, and its
+//! messages of one subject from a sequence on, read in batches through an ephemeral ordered
+//! pull consumer (no acknowledgements: the warehouse's watermark is the only cursor).
+//!
+//! The protocol is text lines over TCP (`INFO`, `CONNECT`, `PUB`, `SUB`, `MSG`, `HMSG`,
+//! `PING`/`PONG`); JetStream is request and reply on `$JS.API.*` subjects with JSON bodies.
+//! One connection serves one load; every wait has a timeout.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Mutex, mpsc};
+
+use super::{BusEvent, StreamState};
+use crate::secrets::redact_url;
+
+/// How long connecting, and each JetStream request, may take.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server holds a fetch open when no message is there yet.
+const FETCH_EXPIRES: Duration = Duration::from_millis(500);
+/// Messages a connection buffers for a fetch before the reader waits.
+const BUFFER: usize = 4096;
+
+/// A message as the server delivered it.
+#[derive(Debug)]
+struct Delivered {
+    subject: String,
+    reply: Option<String>,
+    /// The status line of a header block (`NATS/1.0 404 No Messages`), if any.
+    status: Option<u16>,
+    payload: Vec<u8>,
+}
+
+/// A connection to a NATS server.
+#[derive(Debug)]
+pub struct Nats {
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>>,
+    next_sid: AtomicU64,
+    inbox: String,
+    /// Where it is connected, password redacted: for messages.
+    url: String,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Nats {
+    /// Connects to `url` (`nats://[user:password@]host[:port]`) and checks that the server
+    /// runs JetStream.
+    pub async fn connect(url: &str) -> anyhow::Result<Nats> {
+        crate::secrets::register_url(url);
+        let shown = redact_url(url);
+        let rest = url
+            .strip_prefix("nats://")
+            .with_context(|| format!("the NATS URL {shown} does not start with nats://"))?;
+        let (credentials, address) = match rest.rsplit_once('@') {
+            Some((credentials, address)) => (Some(credentials), address),
+            None => (None, rest),
+        };
+        let address = address.trim_end_matches('/');
+        let address = if address.contains(':') {
+            address.to_string()
+        } else {
+            format!("{address}:4222")
+        };
+        let stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(&address))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out"))
+            .and_then(|connected| connected.map_err(anyhow::Error::from))
+            .with_context(|| {
+                format!("cannot connect to NATS at {shown}: is the server running there?")
+            })?;
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let mut line = String::new();
+        tokio::time::timeout(TIMEOUT, read.read_line(&mut line))
+            .await
+            .map_err(|_| anyhow::anyhow!("no INFO within {TIMEOUT:?}"))?
+            .with_context(|| format!("NATS at {shown} closed the connection"))?;
+        let info: Value = line
+            .strip_prefix("INFO ")
+            .and_then(|json| serde_json::from_str(json.trim()).ok())
+            .with_context(|| format!("{shown} does not speak the NATS protocol"))?;
+        if info["jetstream"] != true {
+            bail!("the NATS server at {shown} runs without JetStream: start it with -js");
+        }
+        let mut connect = json!({
+            "verbose": false, "pedantic": false, "headers": true, "no_responders": true,
+            "lang": "rust", "version": env!("CARGO_PKG_VERSION"), "name": "pipeline",
+        });
+        if let Some(credentials) = credentials {
+            let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+            connect["user"] = json!(crate::secrets::percent_decode(user));
+            connect["pass"] = json!(crate::secrets::percent_decode(password));
+        }
+        write
+            .write_all(format!("CONNECT {connect}\r\nPING\r\n").as_bytes())
+            .await
+            .with_context(|| format!("cannot write to NATS at {shown}"))?;
+        // The answer to PING, or the error that says why the server refused.
+        loop {
+            line.clear();
+            tokio::time::timeout(TIMEOUT, read.read_line(&mut line))
+                .await
+                .map_err(|_| anyhow::anyhow!("NATS at {shown} did not answer"))?
+                .with_context(|| format!("NATS at {shown} closed the connection"))?;
+            let trimmed = line.trim();
+            if trimmed == "PONG" {
+                break;
+            }
+            if let Some(error) = trimmed.strip_prefix("-ERR ") {
+                bail!("NATS at {shown} refused the connection: {error}");
+            }
+            if trimmed.is_empty() {
+                bail!("NATS at {shown} closed the connection");
+            }
+        }
+        static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+        let inbox = format!(
+            "_INBOX.pipeline.{}.{}.{}",
+            std::process::id(),
+            crate::date::now_millis(),
+            CONNECTIONS.fetch_add(1, Ordering::Relaxed)
+        );
+        let subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>> =
+            Arc::default();
+        let writer = Arc::new(Mutex::new(write));
+        let reader = tokio::spawn(read_loop(
+            read,
+            Arc::clone(&writer),
+            Arc::clone(&subscriptions),
+        ));
+        let nats = Nats {
+            writer,
+            subscriptions,
+            next_sid: AtomicU64::new(1),
+            inbox,
+            url: shown,
+            reader,
+        };
+        Ok(nats)
+    }
+
+    async fn send(&self, text: &[u8]) -> anyhow::Result<()> {
+        self.writer
+            .lock()
+            .await
+            .write_all(text)
+            .await
+            .with_context(|| format!("lost the connection to NATS at {}", self.url))
+    }
+
+    /// Subscribes a fresh inbox: its subject, id and messages.
+    async fn subscribe_inbox(&self) -> anyhow::Result<(String, u64, mpsc::Receiver<Delivered>)> {
+        let sid = self.next_sid.fetch_add(1, Ordering::Relaxed);
+        let subject = format!("{}.{sid}", self.inbox);
+        let (tx, rx) = mpsc::channel(BUFFER);
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(sid, tx);
+        self.send(format!("SUB {subject} {sid}\r\n").as_bytes())
+            .await?;
+        Ok((subject, sid, rx))
+    }
+
+    async fn unsubscribe(&self, sid: u64) {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&sid);
+        let _ = self.send(format!("UNSUB {sid}\r\n").as_bytes()).await;
+    }
+
+    /// Publishes `payload` on `subject`, with a reply subject if given.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
+        let mut frame = match reply {
+            Some(reply) => format!("PUB {subject} {reply} {}\r\n", payload.len()),
+            None => format!("PUB {subject} {}\r\n", payload.len()),
+        }
+        .into_bytes();
+        frame.extend_from_slice(payload);
+        frame.extend_from_slice(b"\r\n");
+        self.send(&frame).await
+    }
+
+    /// Publishes `payload` on `subject` and waits for the stream that stores it to say so:
+    /// the sequence it was stored at.
+    pub async fn publish_stored(&self, subject: &str, payload: &[u8]) -> anyhow::Result<u64> {
+        let (inbox, sid, mut replies) = self.subscribe_inbox().await?;
+        let sent = self.publish(subject, Some(&inbox), payload).await;
+        let reply = match sent {
+            Ok(()) => tokio::time::timeout(TIMEOUT, replies.recv())
+                .await
+                .ok()
+                .flatten(),
+            Err(err) => {
+                self.unsubscribe(sid).await;
+                return Err(err);
+            }
+        };
+        self.unsubscribe(sid).await;
+        let reply = reply
+            .with_context(|| format!("no stream of NATS at {} acknowledged {subject}", self.url))?;
+        if reply.status == Some(503) {
+            bail!("no stream of NATS at {} stores {subject}", self.url);
+        }
+        let ack: Value = serde_json::from_slice(&reply.payload)
+            .with_context(|| format!("the acknowledgement of {subject} is not JSON"))?;
+        if let Some(error) = ack.get("error") {
+            bail!(
+                "{subject} was not stored: {}",
+                error["description"].as_str().unwrap_or("unknown error")
+            );
+        }
+        ack["seq"]
+            .as_u64()
+            .with_context(|| format!("the acknowledgement of {subject} has no sequence: {ack}"))
+    }
+
+    /// A JetStream API request: its JSON answer, or the error it holds.
+    pub async fn jetstream(&self, api: &str, body: &Value) -> anyhow::Result<Value> {
+        let (inbox, sid, mut replies) = self.subscribe_inbox().await?;
+        let subject = format!("$JS.API.{api}");
+        let sent = self
+            .publish(&subject, Some(&inbox), body.to_string().as_bytes())
+            .await;
+        let reply = match sent {
+            Ok(()) => tokio::time::timeout(TIMEOUT, replies.recv()).await,
+            Err(err) => {
+                self.unsubscribe(sid).await;
+                return Err(err);
+            }
+        };
+        self.unsubscribe(sid).await;
+        let reply = reply
+            .map_err(|_| anyhow::anyhow!("JetStream at {} did not answer {api}", self.url))?
+            .with_context(|| format!("lost the connection to NATS at {}", self.url))?;
+        if reply.status == Some(503) {
+            bail!(
+                "JetStream at {} is not available (503 no responders)",
+                self.url
+            );
+        }
+        let answer: Value = serde_json::from_slice(&reply.payload)
+            .with_context(|| format!("JetStream answered {api} with something not JSON"))?;
+        if let Some(error) = answer.get("error") {
+            bail!(
+                "{} (JetStream error {})",
+                error["description"].as_str().unwrap_or("unknown error"),
+                error["err_code"]
+            );
+        }
+        Ok(answer)
+    }
+
+    /// The state of `stream`: its first and last sequence.
+    pub async fn stream_state(&self, stream: &str) -> anyhow::Result<StreamState> {
+        check_name("stream", stream)?;
+        let info = self
+            .jetstream(&format!("STREAM.INFO.{stream}"), &json!({}))
+            .await
+            .with_context(|| format!("cannot read the state of stream {stream}"))?;
+        let state = &info["state"];
+        Ok(StreamState {
+            first: state["first_seq"].as_u64().unwrap_or(0),
+            last: state["last_seq"].as_u64().unwrap_or(0),
+            subjects: info["config"]["subjects"]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Reads `stream`'s messages on `subject` from sequence `from` through `to`, in batches of
+    /// `batch`, each batch handed to `take` in order; stops early when `take` fails.
+    pub async fn read<F>(
+        &self,
+        stream: &str,
+        subject: &str,
+        from: u64,
+        to: u64,
+        batch: usize,
+        mut take: F,
+    ) -> anyhow::Result<()>
+    where
+        F: AsyncFnMut(Vec<BusEvent>) -> anyhow::Result<()>,
+    {
+        check_name("stream", stream)?;
+        if from > to {
+            return Ok(());
+        }
+        let created = self
+            .jetstream(
+                &format!("CONSUMER.CREATE.{stream}"),
+                &json!({"stream_name": stream, "config": {
+                    "deliver_policy": "by_start_sequence",
+                    "opt_start_seq": from,
+                    "filter_subject": subject,
+                    "ack_policy": "none",
+                    "replay_policy": "instant",
+                    "inactive_threshold": 30_000_000_000u64,
+                    "mem_storage": true,
+                    "num_replicas": 1,
+                }}),
+            )
+            .await
+            .with_context(|| format!("cannot read {subject} from stream {stream}"))?;
+        let consumer = created["name"]
+            .as_str()
+            .context("JetStream created a consumer without a name")?
+            .to_string();
+        let result = self
+            .fetch_all(stream, &consumer, subject, to, batch, &mut take)
+            .await;
+        let _ = self
+            .jetstream(&format!("CONSUMER.DELETE.{stream}.{consumer}"), &json!({}))
+            .await;
+        result
+    }
+
+    async fn fetch_all<F>(
+        &self,
+        stream: &str,
+        consumer: &str,
+        subject: &str,
+        to: u64,
+        batch: usize,
+        take: &mut F,
+    ) -> anyhow::Result<()>
+    where
+        F: AsyncFnMut(Vec<BusEvent>) -> anyhow::Result<()>,
+    {
+        let (inbox, sid, mut replies) = self.subscribe_inbox().await?;
+        let result = async {
+            loop {
+                let request = json!({
+                    "batch": batch,
+                    "expires": FETCH_EXPIRES.as_nanos() as u64,
+                });
+                self.publish(
+                    &format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+                    Some(&inbox),
+                    request.to_string().as_bytes(),
+                )
+                .await?;
+                let mut events = Vec::with_capacity(batch);
+                let mut done = false;
+                while events.len() < batch {
+                    let wait = FETCH_EXPIRES + TIMEOUT;
+                    let delivered = tokio::time::timeout(wait, replies.recv())
+                        .await
+                        .map_err(|_| {
+                            anyhow::anyhow!("JetStream stopped sending {subject} from {stream}")
+                        })?
+                        .with_context(|| format!("lost the connection to NATS at {}", self.url))?;
+                    match delivered.status {
+                        // No message now, or the fetch expired: the batch ends here.
+                        Some(404 | 408) => break,
+                        Some(409) => bail!(
+                            "JetStream ended the read of {subject} from {stream}: {}",
+                            String::from_utf8_lossy(&delivered.payload)
+                        ),
+                        _ => {}
+                    }
+                    let meta = delivered
+                        .reply
+                        .as_deref()
+                        .and_then(AckMeta::parse)
+                        .with_context(|| {
+                            format!("a message of {stream} came without its sequence")
+                        })?;
+                    if meta.stream_seq > to {
+                        done = true;
+                        break;
+                    }
+                    events.push(BusEvent {
+                        seq: meta.stream_seq,
+                        subject: delivered.subject,
+                        published_ms: (meta.timestamp_ns / 1_000_000) as i64,
+                        payload: delivered.payload,
+                    });
+                    if meta.stream_seq >= to || meta.pending == 0 {
+                        done = true;
+                        break;
+                    }
+                }
+                let empty = events.is_empty();
+                if !empty {
+                    take(events).await?;
+                }
+                if done || empty {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        self.unsubscribe(sid).await;
+        result
+    }
+}
+
+/// What the reply subject of a JetStream message says about it.
+#[derive(Debug, PartialEq, Eq)]
+struct AckMeta {
+    stream_seq: u64,
+    timestamp_ns: u64,
+    pending: u64,
+}
+
+impl AckMeta {
+    /// From `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (and the
+    /// newer form with a domain and an account before the stream, and a token after).
+    fn parse(reply: &str) -> Option<AckMeta> {
+        let tokens: Vec<&str> = reply.split('.').collect();
+        if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+            return None;
+        }
+        // Old form: 9 tokens; new form: 12 or more, the stream at index 4.
+        let base = if tokens.len() == 9 { 2 } else { 4 };
+        let number = |i: usize| tokens.get(base + i)?.parse::<u64>().ok();
+        Some(AckMeta {
+            stream_seq: number(3)?,
+            timestamp_ns: number(5)?,
+            pending: number(6)?,
+        })
+    }
+}
+
+/// A stream's name may not hold what would change the API subject it goes into.
+fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+    {
+        bail!("`{name}` is not a valid {what} name: no dots, wildcards, slashes or spaces");
+    }
+    Ok(())
+}
+
+/// Reads frames until the connection ends, handing each message to its subscription.
+async fn read_loop(
+    mut read: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>>,
+) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match read.read_line(&mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let mut words = line.split_whitespace();
+        let Some(op) = words.next() else { continue };
+        let words: Vec<&str> = words.collect();
+        let (subject, sid, reply, header_len, total) = match (op, words.as_slice()) {
+            ("MSG", [subject, sid, size]) => (*subject, *sid, None, 0, *size),
+            ("MSG", [subject, sid, reply, size]) => (*subject, *sid, Some(*reply), 0, *size),
+            ("HMSG", [subject, sid, headers, size]) => {
+                (*subject, *sid, None, parse(headers), *size)
+            }
+            ("HMSG", [subject, sid, reply, headers, size]) => {
+                (*subject, *sid, Some(*reply), parse(headers), *size)
+            }
+            // The server's keep-alive: unanswered, it drops a long load's connection.
+            ("PING", _) => {
+                if writer.lock().await.write_all(b"PONG\r\n").await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let total = parse(total);
+        let mut frame = vec![0u8; total + 2];
+        if read.read_exact(&mut frame).await.is_err() {
+            break;
+        }
+        frame.truncate(total);
+        let (status, payload) = if header_len > 0 && header_len <= frame.len() {
+            let headers = String::from_utf8_lossy(&frame[..header_len]);
+            let status = headers
+                .lines()
+                .next()
+                .and_then(|first| first.split_whitespace().nth(1))
+                .and_then(|code| code.parse().ok());
+            (status, frame[header_len..].to_vec())
+        } else {
+            (None, frame)
+        };
+        let sender = sid.parse::<u64>().ok().and_then(|sid| {
+            subscriptions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .get(&sid)
+                .cloned()
+        });
+        if let Some(sender) = sender {
+            let delivered = Delivered {
+                subject: subject.to_string(),
+                reply: reply.map(String::from),
+                status,
+                payload,
+            };
+            if sender.send(delivered).await.is_err() {
+                continue;
+            }
+        }
+    }
+    // The connection is gone: every waiting request learns it from its closed channel.
+    subscriptions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clear();
+}
+
+fn parse(number: &str) -> usize {
+    number.parse().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_subjects_give_sequence_time_and_pending() {
+        assert_eq!(
+            AckMeta::parse("$JS.ACK.ORDERS.c1.1.42.7.1700000000123456789.3"),
+            Some(AckMeta {
+                stream_seq: 42,
+                timestamp_ns: 1_700_000_000_123_456_789,
+                pending: 3
+            })
+        );
+        assert_eq!(
+            AckMeta::parse("$JS.ACK.hub.ACCOUNT.ORDERS.c1.1.42.7.1700000000123456789.0.xyz"),
+            Some(AckMeta {
+                stream_seq: 42,
+                timestamp_ns: 1_700_000_000_123_456_789,
+                pending: 0
+            })
+        );
+        assert_eq!(AckMeta::parse("_INBOX.x"), None);
+    }
+
+    #[test]
+    fn names_that_would_change_the_api_subject_are_refused() {
+        assert!(check_name("stream", "ORDERS").is_ok());
+        for bad in ["", "A.B", "A*", "A>", "A B"] {
+            assert!(check_name("stream", bad).is_err(), "{bad}");
+        }
+    }
+}

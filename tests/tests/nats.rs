@@ -1,0 +1,165 @@
+//! The NATS client of event loads against the real server on 127.0.0.1:4222 (JetStream):
+//! a stream's state, one subject's messages read in order and bounded, and clear errors for a
+//! missing server, stream or subject.
+
+use std::time::Duration;
+
+use pipeline_core::event::BusEvent;
+use pipeline_core::event::nats::Nats;
+use pipeline_tests::unique_name;
+use serde_json::json;
+
+const URL: &str = "nats://127.0.0.1:4222";
+
+/// A fresh stream on `<name>.>` subjects, deleted when the test ends.
+struct Stream {
+    nats: Nats,
+    name: String,
+}
+
+impl Stream {
+    async fn create(prefix: &str) -> Stream {
+        let nats = Nats::connect(URL)
+            .await
+            .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it): `nats-server -js`");
+        let name = unique_name(prefix).to_uppercase().replace(['-', '.'], "_");
+        nats.jetstream(
+            &format!("STREAM.CREATE.{name}"),
+            &json!({"name": name, "subjects": [format!("{name}.>")], "storage": "memory"}),
+        )
+        .await
+        .expect("create the stream");
+        Stream { nats, name }
+    }
+
+    fn subject(&self, rest: &str) -> String {
+        format!("{}.{rest}", self.name)
+    }
+
+    async fn read(&self, subject: &str, from: u64, to: u64, batch: usize) -> Vec<Vec<BusEvent>> {
+        let mut batches = Vec::new();
+        self.nats
+            .read(&self.name, subject, from, to, batch, async |events| {
+                batches.push(events);
+                Ok(())
+            })
+            .await
+            .expect("the read");
+        batches
+    }
+
+    async fn delete(self) {
+        let _ = self
+            .nats
+            .jetstream(&format!("STREAM.DELETE.{}", self.name), &json!({}))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_subjects_messages_come_in_order_in_batches_and_stop_at_the_bound() {
+    let stream = Stream::create("nats-read").await;
+    let placed = stream.subject("placed");
+    let other = stream.subject("cancelled");
+    for i in 0..25 {
+        stream
+            .nats
+            .publish_stored(&placed, format!("order {i}").as_bytes())
+            .await
+            .expect("stored");
+        if i % 5 == 0 {
+            stream
+                .nats
+                .publish_stored(&other, b"not this one")
+                .await
+                .expect("stored");
+        }
+    }
+    let state = stream
+        .nats
+        .stream_state(&stream.name)
+        .await
+        .expect("the state");
+    assert_eq!((state.first, state.last), (1, 30));
+    let batches = stream.read(&placed, 1, state.last, 10).await;
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [10, 10, 5]);
+    let events: Vec<&BusEvent> = batches.iter().flatten().collect();
+    assert!(events.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+    assert!(events.iter().all(|e| e.subject == placed));
+    assert_eq!(events[0].payload, b"order 0");
+    assert_eq!(events[24].payload, b"order 24");
+    let now = pipeline_core::date::now_millis();
+    assert!(events.iter().all(|e| (now - e.published_ms).abs() < 60_000));
+
+    // From the middle, and bounded: nothing past `to` even though the stream holds more.
+    let middle = events[12].seq;
+    let bounded: Vec<BusEvent> = stream
+        .read(&placed, middle, events[19].seq, 4)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(bounded.len(), 8);
+    assert_eq!(bounded[0].seq, middle);
+    assert_eq!(bounded[7].payload, b"order 19");
+    // Nothing after the last: an empty read, without waiting long.
+    let started = std::time::Instant::now();
+    assert!(
+        stream
+            .read(&placed, state.last + 1, state.last + 10, 10)
+            .await
+            .is_empty()
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    stream.delete().await;
+}
+
+#[tokio::test]
+async fn a_missing_server_stream_or_subject_is_a_clear_error() {
+    let refused = Nats::connect("nats://etl:hunter2@127.0.0.1:1")
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("cannot connect to NATS at nats://etl:***@127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let stream = Stream::create("nats-errors").await;
+    let missing = stream
+        .nats
+        .stream_state("NO_SUCH_STREAM")
+        .await
+        .expect_err("no such stream");
+    let message = format!("{missing:#}");
+    assert!(
+        message.contains("NO_SUCH_STREAM") && message.contains("not found"),
+        "{message}"
+    );
+    let unmatched = stream
+        .nats
+        .read(
+            &stream.name,
+            "elsewhere.placed",
+            1,
+            10,
+            10,
+            async |_| Ok(()),
+        )
+        .await
+        .expect_err("a subject the stream does not store");
+    let message = format!("{unmatched:#}");
+    assert!(
+        message.contains("elsewhere.placed") && message.contains(&stream.name),
+        "{message}"
+    );
+    let hostile = stream
+        .nats
+        .stream_state("A.B")
+        .await
+        .expect_err("a dotted name");
+    assert!(format!("{hostile:#}").contains("not a valid stream name"));
+    stream.delete().await;
+}
