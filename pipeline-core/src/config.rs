@@ -17,6 +17,9 @@
 //!
 //! [pools]
 //! replica = 4   # the size of `pool!(Replica, 2)`; or PIPELINE_POOL_REPLICA
+//!
+//! [nats]
+//! url = "nats://bus-host:4222"   # the bus of event loads; or PIPELINE_NATS_URL
 //! ```
 
 use std::collections::BTreeMap;
@@ -42,6 +45,8 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// Sizes of resource pools that override their `pool!` declaration.
     pub pools: BTreeMap<String, usize>,
+    /// The NATS server (JetStream) that event loads read from; none by default.
+    pub nats: Option<Setting>,
 }
 
 /// Where alerts go. Low severity (non-critical failures) goes to Slack, high severity (critical
@@ -110,6 +115,8 @@ struct File {
     alerts: Option<AlertsSection>,
     #[serde(default)]
     pools: BTreeMap<String, usize>,
+    #[serde(default)]
+    nats: Option<StateSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +185,10 @@ impl Config {
             let source = in_file(&format!("[databases] {name}"));
             databases.insert(name, Setting { url, source });
         }
+        let mut nats = file.nats.map(|section| Setting {
+            url: section.url,
+            source: in_file("[nats] url"),
+        });
         let mut pools = BTreeMap::new();
         for (name, size) in file.pools {
             if size == 0 {
@@ -216,6 +227,11 @@ impl Config {
                     format!("{key}={value:?}: use a whole number of slots, at least 1")
                 })?;
                 pools.insert(name.to_ascii_lowercase(), size);
+            } else if key == "PIPELINE_NATS_URL" {
+                nats = Some(Setting {
+                    url: value,
+                    source: key,
+                });
             } else if key == "PIPELINE_STATE_URL" {
                 state = Setting {
                     url: value,
@@ -238,6 +254,16 @@ impl Config {
             }
         }
         check_scheme(&state)?;
+        if let Some(nats) = &nats {
+            if !nats.url.starts_with("nats://") {
+                bail!(
+                    "{}: unsupported NATS URL {:?}; use nats://host:4222 (or nats://user:password@host:4222)",
+                    nats.source,
+                    crate::secrets::redact_url(&nats.url)
+                );
+            }
+            crate::secrets::register_url(&nats.url);
+        }
         for setting in databases.values() {
             check_scheme(setting)?;
         }
@@ -265,6 +291,7 @@ impl Config {
             databases,
             alerts,
             pools,
+            nats,
         })
     }
 

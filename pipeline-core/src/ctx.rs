@@ -125,6 +125,11 @@ impl Ctx {
         Ok(db)
     }
 
+    /// The run's configuration.
+    pub(crate) fn config(&self) -> &crate::config::Config {
+        self.run.databases.config()
+    }
+
     /// Leaves a one-line note for the run summary, e.g. what a load did.
     pub fn detail(&self, text: impl Into<String>) {
         let mut details = self.run.details.lock_unpoisoned();

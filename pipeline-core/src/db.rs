@@ -309,6 +309,11 @@ impl Databases {
     }
 
     /// What the database of that name is (see `Config::identity`); empty when unknown.
+    /// The configuration the databases come from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn identity(&self, name: &str) -> &str {
         self.identities.get(name).map_or("", String::as_str)
     }

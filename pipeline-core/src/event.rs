@@ -4,7 +4,149 @@
 //! sequence order from a given sequence), so that another bus with ordered, addressable
 //! offsets (Kafka: a topic partition's offsets) can follow.
 
+mod columns;
+mod load;
 pub mod nats;
+
+use anyhow::Context as _;
+pub use load::{
+    DEFAULT_BATCH, DEFAULT_MAX_BAD_SHARE, EventLoadMode, EventLoadReport, dead_letter_table,
+};
+pub use prost_reflect::{self, DescriptorPool, DynamicMessage, MessageDescriptor};
+
+use crate::ctx::Ctx;
+use crate::task::ResultExt as _;
+
+/// A protobuf message type that event loads decode, known by its descriptor: declared with
+/// [`event_messages!`](crate::event_messages) from the descriptor set that a build script
+/// compiled from `.proto` files.
+pub trait EventMessage {
+    /// Its descriptor.
+    fn descriptor() -> anyhow::Result<MessageDescriptor>;
+}
+
+/// The descriptor of `full_name` (`shop.OrderPlaced`) in an encoded `FileDescriptorSet`.
+pub fn descriptor(set: &[u8], full_name: &str) -> anyhow::Result<MessageDescriptor> {
+    let pool =
+        DescriptorPool::decode(set).context("the compiled descriptor set does not decode")?;
+    pool.get_message_by_name(full_name)
+        .with_context(|| format!("the compiled .proto files declare no message {full_name}"))
+}
+
+/// Declares message types for event loads from an encoded `FileDescriptorSet`:
+///
+/// ```ignore
+/// pipeline_core::event_messages!(include_bytes!(concat!(env!("OUT_DIR"), "/events.bin"));
+///     /// An order, as the shop publishes it.
+///     OrderPlaced = "shop.OrderPlaced",
+/// );
+/// ```
+#[macro_export]
+macro_rules! event_messages {
+    ($set:expr; $($(#[$meta:meta])* $name:ident = $full_name:literal),* $(,)?) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug)]
+            pub struct $name;
+            impl $crate::event::EventMessage for $name {
+                fn descriptor() -> $crate::anyhow::Result<$crate::event::MessageDescriptor> {
+                    $crate::event::descriptor($set, $full_name)
+                }
+            }
+        )*
+    };
+}
+
+/// An event load being set up: [`Ctx::load_events`].
+#[derive(Debug)]
+#[must_use = "an event load does nothing until `.run().await`"]
+pub struct EventLoad<'a> {
+    ctx: &'a Ctx,
+    spec: load::EventSpec,
+    descriptor: anyhow::Result<MessageDescriptor>,
+}
+
+impl Ctx {
+    /// Loads the messages of `stream` on `subject`, decoded as `M`, into a warehouse table
+    /// (`.into_table`, default: the subject with `.` as `_`), exactly once: see
+    /// [`crate::event`].
+    pub fn load_events<M: EventMessage>(&self, stream: &str, subject: &str) -> EventLoad<'_> {
+        EventLoad {
+            ctx: self,
+            spec: load::EventSpec {
+                stream: stream.to_string(),
+                subject: subject.to_string(),
+                table: subject.replace(['.', '*', '>'], "_"),
+                target_db: "warehouse".into(),
+                batch: DEFAULT_BATCH,
+                max_bad_share: DEFAULT_MAX_BAD_SHARE,
+                gaps_ok: false,
+            },
+            descriptor: M::descriptor(),
+        }
+    }
+}
+
+impl EventLoad<'_> {
+    /// The table to load into.
+    pub fn into_table(mut self, table: &str) -> Self {
+        self.spec.table = table.to_string();
+        self
+    }
+
+    /// The configured database to load into. Default: `warehouse`.
+    pub fn into_db(mut self, name: &str) -> Self {
+        self.spec.target_db = name.to_string();
+        self
+    }
+
+    /// Events per transaction. Default: [`DEFAULT_BATCH`].
+    pub fn batch(mut self, events: usize) -> Self {
+        self.spec.batch = events.max(1);
+        self
+    }
+
+    /// The share of messages (0 to 1) that may fail to decode, kept in the dead-letter table,
+    /// before the load fails. Default: [`DEFAULT_MAX_BAD_SHARE`].
+    pub fn max_bad_share(mut self, share: f64) -> Self {
+        self.spec.max_bad_share = share.clamp(0.0, 1.0);
+        self
+    }
+
+    /// Accepts that the stream lost messages to retention before they were loaded: the load
+    /// goes on from what the stream holds, and the report names the gap.
+    pub fn gaps_ok(mut self) -> Self {
+        self.spec.gaps_ok = true;
+        self
+    }
+
+    /// Loads; what it did.
+    pub async fn run(self) -> anyhow::Result<EventLoadReport> {
+        let descriptor = self.descriptor.fatal()?;
+        let url = self
+            .ctx
+            .config()
+            .nats
+            .clone()
+            .context("no NATS server is configured for event loads: set PIPELINE_NATS_URL (or [nats] url in pipeline.toml) to nats://host:4222")
+            .fatal()?;
+        let db = self.ctx.db(&self.spec.target_db).await?;
+        let report = load::run(&url.url, db.pool(), &self.spec, &descriptor)
+            .await
+            .with_context(|| {
+                format!(
+                    "loading {} {} into `{}`",
+                    self.spec.stream, self.spec.subject, self.spec.table
+                )
+            })?;
+        self.ctx.detail(report.to_string());
+        tracing::info!("{report}");
+        if !report.gaps.is_empty() {
+            tracing::warn!("{report}");
+        }
+        Ok(report)
+    }
+}
 
 /// What a stream holds now.
 #[derive(Clone, Debug, PartialEq, Eq)]

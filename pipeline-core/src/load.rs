@@ -41,6 +41,7 @@ use crate::ctx::Ctx;
 use crate::db::DbPool;
 use crate::task::ResultExt as _;
 
+pub(crate) use names::derived;
 pub(crate) use names::fnv1a;
 pub use names::{check_identifier, staging_name};
 

@@ -4,6 +4,19 @@
 pub mod http_stub;
 pub mod web;
 
+/// The order events of the event-load tests, in three versions: v2 adds a field, v3 removes
+/// one.
+pub mod events {
+    pipeline_core::event_messages!(include_bytes!(concat!(env!("OUT_DIR"), "/events.bin"));
+        /// An order event, version 1.
+        OrderV1 = "test.v1.Order",
+        /// Version 2: `channel` added.
+        OrderV2 = "test.v2.Order",
+        /// Version 3: `big` removed.
+        OrderV3 = "test.v3.Order",
+    );
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -38,13 +38,15 @@ impl Stream {
 
     async fn read(&self, subject: &str, from: u64, to: u64, batch: usize) -> Vec<Vec<BusEvent>> {
         let mut batches = Vec::new();
-        self.nats
-            .read(&self.name, subject, from, to, batch, async |events| {
-                batches.push(events);
-                Ok(())
-            })
+        let mut reader = self
+            .nats
+            .read(&self.name, subject, from, to, batch)
             .await
             .expect("the read");
+        while let Some(events) = reader.next_batch().await.expect("a batch") {
+            batches.push(events);
+        }
+        reader.close().await;
         batches
     }
 
@@ -140,14 +142,7 @@ async fn a_missing_server_stream_or_subject_is_a_clear_error() {
     );
     let unmatched = stream
         .nats
-        .read(
-            &stream.name,
-            "elsewhere.placed",
-            1,
-            10,
-            10,
-            async |_| Ok(()),
-        )
+        .read(&stream.name, "elsewhere.placed", 1, 10, 10)
         .await
         .expect_err("a subject the stream does not store");
     let message = format!("{unmatched:#}");

@@ -293,30 +293,24 @@ impl Nats {
         })
     }
 
-    /// Reads `stream`'s messages on `subject` from sequence `from` through `to`, in batches of
-    /// `batch`, each batch handed to `take` in order; stops early when `take` fails.
-    pub async fn read<F>(
+    /// A reader of `stream`'s messages on `subject` from sequence `from` through `to`, in
+    /// batches of `batch` ([`Reader::next_batch`]); [`Reader::close`] removes its consumer
+    /// (the server also drops it after 30 s without use).
+    pub async fn read(
         &self,
         stream: &str,
         subject: &str,
         from: u64,
         to: u64,
         batch: usize,
-        mut take: F,
-    ) -> anyhow::Result<()>
-    where
-        F: AsyncFnMut(Vec<BusEvent>) -> anyhow::Result<()>,
-    {
+    ) -> anyhow::Result<Reader<'_>> {
         check_name("stream", stream)?;
-        if from > to {
-            return Ok(());
-        }
         let created = self
             .jetstream(
                 &format!("CONSUMER.CREATE.{stream}"),
                 &json!({"stream_name": stream, "config": {
                     "deliver_policy": "by_start_sequence",
-                    "opt_start_seq": from,
+                    "opt_start_seq": from.max(1),
                     "filter_subject": subject,
                     "ack_policy": "none",
                     "replay_policy": "instant",
@@ -331,93 +325,120 @@ impl Nats {
             .as_str()
             .context("JetStream created a consumer without a name")?
             .to_string();
-        let result = self
-            .fetch_all(stream, &consumer, subject, to, batch, &mut take)
-            .await;
-        let _ = self
-            .jetstream(&format!("CONSUMER.DELETE.{stream}.{consumer}"), &json!({}))
-            .await;
-        result
+        let (inbox, sid, replies) = self.subscribe_inbox().await?;
+        Ok(Reader {
+            nats: self,
+            stream: stream.to_string(),
+            subject: subject.to_string(),
+            consumer,
+            inbox,
+            sid,
+            replies,
+            to,
+            batch: batch.max(1),
+            done: from > to,
+        })
     }
+}
 
-    async fn fetch_all<F>(
-        &self,
-        stream: &str,
-        consumer: &str,
-        subject: &str,
-        to: u64,
-        batch: usize,
-        take: &mut F,
-    ) -> anyhow::Result<()>
-    where
-        F: AsyncFnMut(Vec<BusEvent>) -> anyhow::Result<()>,
-    {
-        let (inbox, sid, mut replies) = self.subscribe_inbox().await?;
-        let result = async {
-            loop {
-                let request = json!({
-                    "batch": batch,
-                    "expires": FETCH_EXPIRES.as_nanos() as u64,
-                });
-                self.publish(
-                    &format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
-                    Some(&inbox),
-                    request.to_string().as_bytes(),
-                )
-                .await?;
-                let mut events = Vec::with_capacity(batch);
-                let mut done = false;
-                while events.len() < batch {
-                    let wait = FETCH_EXPIRES + TIMEOUT;
-                    let delivered = tokio::time::timeout(wait, replies.recv())
-                        .await
-                        .map_err(|_| {
-                            anyhow::anyhow!("JetStream stopped sending {subject} from {stream}")
-                        })?
-                        .with_context(|| format!("lost the connection to NATS at {}", self.url))?;
-                    match delivered.status {
-                        // No message now, or the fetch expired: the batch ends here.
-                        Some(404 | 408) => break,
-                        Some(409) => bail!(
-                            "JetStream ended the read of {subject} from {stream}: {}",
-                            String::from_utf8_lossy(&delivered.payload)
-                        ),
-                        _ => {}
-                    }
-                    let meta = delivered
-                        .reply
-                        .as_deref()
-                        .and_then(AckMeta::parse)
-                        .with_context(|| {
-                            format!("a message of {stream} came without its sequence")
-                        })?;
-                    if meta.stream_seq > to {
-                        done = true;
-                        break;
-                    }
-                    events.push(BusEvent {
-                        seq: meta.stream_seq,
-                        subject: delivered.subject,
-                        published_ms: (meta.timestamp_ns / 1_000_000) as i64,
-                        payload: delivered.payload,
-                    });
-                    if meta.stream_seq >= to || meta.pending == 0 {
-                        done = true;
-                        break;
-                    }
+/// Reads one subject of a stream in order, a batch at a time.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    nats: &'a Nats,
+    stream: String,
+    subject: String,
+    consumer: String,
+    inbox: String,
+    sid: u64,
+    replies: mpsc::Receiver<Delivered>,
+    to: u64,
+    batch: usize,
+    done: bool,
+}
+
+impl Reader<'_> {
+    /// The next batch in sequence order; `None` once the read reached its bound or the
+    /// stream's end.
+    pub async fn next_batch(&mut self) -> anyhow::Result<Option<Vec<BusEvent>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let request = json!({
+            "batch": self.batch,
+            "expires": FETCH_EXPIRES.as_nanos() as u64,
+        });
+        self.nats
+            .publish(
+                &format!(
+                    "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+                    self.stream, self.consumer
+                ),
+                Some(&self.inbox),
+                request.to_string().as_bytes(),
+            )
+            .await?;
+        let mut events = Vec::with_capacity(self.batch);
+        while events.len() < self.batch {
+            let wait = FETCH_EXPIRES + TIMEOUT;
+            let delivered = tokio::time::timeout(wait, self.replies.recv())
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "JetStream stopped sending {} from {}",
+                        self.subject,
+                        self.stream
+                    )
+                })?
+                .with_context(|| format!("lost the connection to NATS at {}", self.nats.url))?;
+            match delivered.status {
+                // No message now, or the fetch expired: the batch ends here.
+                Some(404 | 408) => {
+                    self.done = true;
+                    break;
                 }
-                let empty = events.is_empty();
-                if !empty {
-                    take(events).await?;
-                }
-                if done || empty {
-                    return Ok(());
-                }
+                Some(409) => bail!(
+                    "JetStream ended the read of {} from {}: {}",
+                    self.subject,
+                    self.stream,
+                    String::from_utf8_lossy(&delivered.payload)
+                ),
+                _ => {}
+            }
+            let meta = delivered
+                .reply
+                .as_deref()
+                .and_then(AckMeta::parse)
+                .with_context(|| {
+                    format!("a message of {} came without its sequence", self.stream)
+                })?;
+            if meta.stream_seq > self.to {
+                self.done = true;
+                break;
+            }
+            events.push(BusEvent {
+                seq: meta.stream_seq,
+                subject: delivered.subject,
+                published_ms: (meta.timestamp_ns / 1_000_000) as i64,
+                payload: delivered.payload,
+            });
+            if meta.stream_seq >= self.to || meta.pending == 0 {
+                self.done = true;
+                break;
             }
         }
-        .await;
-        self.unsubscribe(sid).await;
-        result
+        Ok((!events.is_empty()).then_some(events))
+    }
+
+    /// Ends the read: its subscription and its consumer go.
+    pub async fn close(self) {
+        self.nats.unsubscribe(self.sid).await;
+        let _ = self
+            .nats
+            .jetstream(
+                &format!("CONSUMER.DELETE.{}.{}", self.stream, self.consumer),
+                &json!({}),
+            )
+            .await;
     }
 }
 

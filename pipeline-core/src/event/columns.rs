@@ -1,0 +1,365 @@
+//! From a protobuf message type to table columns, and from a decoded message to a row.
+//!
+//! Each field of the message is one column: scalars as the matching SQL type, enums by their
+//! names, `google.protobuf.Timestamp` as a timestamp, `Duration` as an interval (seconds on
+//! SQLite), the wrapper types as the scalar they wrap (NULL when unset), and nested messages,
+//! repeated and map fields as JSON. A proto3 scalar without explicit presence is never NULL:
+//! unset means its default, as protobuf defines it.
+
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
+};
+use serde_json::json;
+
+/// How a column stores its field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColumnKind {
+    Int,
+    BigInt,
+    /// `uint64` and `fixed64`: PostgreSQL NUMERIC(20); SQLite TEXT (its integers stop at 2^63,
+    /// and larger numbers would be rounded to a float).
+    UBigInt,
+    Real,
+    Double,
+    Bool,
+    Text,
+    Bytes,
+    Timestamp,
+    Interval,
+    Json,
+}
+
+impl ColumnKind {
+    /// Its name in the load's metadata: what a schema change is judged by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnKind::Int => "int",
+            ColumnKind::BigInt => "bigint",
+            ColumnKind::UBigInt => "ubigint",
+            ColumnKind::Real => "real",
+            ColumnKind::Double => "double",
+            ColumnKind::Bool => "bool",
+            ColumnKind::Text => "text",
+            ColumnKind::Bytes => "bytes",
+            ColumnKind::Timestamp => "timestamp",
+            ColumnKind::Interval => "interval",
+            ColumnKind::Json => "json",
+        }
+    }
+
+    /// The column's SQL type on PostgreSQL, or on SQLite.
+    pub fn sql_type(self, postgres: bool) -> &'static str {
+        match (self, postgres) {
+            (ColumnKind::Int, true) => "INTEGER",
+            (ColumnKind::BigInt, true) => "BIGINT",
+            (ColumnKind::UBigInt, true) => "NUMERIC(20, 0)",
+            (ColumnKind::Real, true) => "REAL",
+            (ColumnKind::Double, true) => "DOUBLE PRECISION",
+            (ColumnKind::Bool, true) => "BOOLEAN",
+            (ColumnKind::Text, _) => "TEXT",
+            (ColumnKind::Bytes, true) => "BYTEA",
+            (ColumnKind::Timestamp, true) => "TIMESTAMPTZ",
+            (ColumnKind::Interval, true) => "INTERVAL",
+            (ColumnKind::Json, true) => "JSONB",
+            (ColumnKind::Int | ColumnKind::BigInt, false) => "INTEGER",
+            (ColumnKind::UBigInt, false) => "TEXT",
+            (ColumnKind::Bool, false) => "BOOLEAN",
+            (ColumnKind::Real | ColumnKind::Double | ColumnKind::Interval, false) => "REAL",
+            (ColumnKind::Bytes, false) => "BLOB",
+            (ColumnKind::Timestamp | ColumnKind::Json, false) => "TEXT",
+        }
+    }
+
+    /// How a bound value is written in SQL on PostgreSQL, where text must be cast.
+    pub fn cast(self) -> Option<&'static str> {
+        match self {
+            ColumnKind::UBigInt => Some("NUMERIC"),
+            ColumnKind::Timestamp => Some("TIMESTAMPTZ"),
+            ColumnKind::Interval => Some("INTERVAL"),
+            ColumnKind::Json => Some("JSONB"),
+            _ => None,
+        }
+    }
+}
+
+/// A column made from a field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    field: FieldDescriptor,
+}
+
+/// A value to bind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// The columns of a message type, in field order.
+pub fn columns(message: &MessageDescriptor) -> Vec<Column> {
+    message
+        .fields()
+        .map(|field| Column {
+            name: field.name().to_string(),
+            kind: kind(&field),
+            field,
+        })
+        .collect()
+}
+
+fn kind(field: &FieldDescriptor) -> ColumnKind {
+    if field.is_list() || field.is_map() {
+        return ColumnKind::Json;
+    }
+    scalar_kind(&field.kind()).unwrap_or(ColumnKind::Json)
+}
+
+/// The kind of a non-repeated value of `kind`; `None` for messages stored as JSON.
+fn scalar_kind(kind: &Kind) -> Option<ColumnKind> {
+    Some(match kind {
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => ColumnKind::Int,
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint32 | Kind::Fixed32 => {
+            ColumnKind::BigInt
+        }
+        Kind::Uint64 | Kind::Fixed64 => ColumnKind::UBigInt,
+        Kind::Float => ColumnKind::Real,
+        Kind::Double => ColumnKind::Double,
+        Kind::Bool => ColumnKind::Bool,
+        Kind::String | Kind::Enum(_) => ColumnKind::Text,
+        Kind::Bytes => ColumnKind::Bytes,
+        Kind::Message(message) => match message.full_name() {
+            "google.protobuf.Timestamp" => ColumnKind::Timestamp,
+            "google.protobuf.Duration" => ColumnKind::Interval,
+            name if wrapped(name) => {
+                return message
+                    .get_field_by_name("value")
+                    .and_then(|value| scalar_kind(&value.kind()));
+            }
+            _ => return None,
+        },
+    })
+}
+
+/// Whether a message type is one of the wrappers (`google.protobuf.Int64Value`, ...).
+fn wrapped(full_name: &str) -> bool {
+    full_name
+        .strip_prefix("google.protobuf.")
+        .is_some_and(|name| name.ends_with("Value") && name != "Value" && name != "ListValue")
+}
+
+/// A hash of the columns' names and kinds, in order: what a schema change is detected by.
+pub fn schema_text(columns: &[Column]) -> String {
+    columns
+        .iter()
+        .map(|column| format!("{} {}", column.name, column.kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A message's row, one cell a column.
+pub fn row(columns: &[Column], message: &DynamicMessage, postgres: bool) -> Vec<Cell> {
+    columns
+        .iter()
+        .map(|column| {
+            let field = &column.field;
+            let present = message.has_field(field);
+            if !present && (field.supports_presence() || column.kind == ColumnKind::Json) {
+                return match column.kind {
+                    // An empty list or map, as JSON; an unset message: NULL.
+                    ColumnKind::Json if field.is_list() => Cell::Text("[]".into()),
+                    ColumnKind::Json if field.is_map() => Cell::Text("{}".into()),
+                    _ => Cell::Null,
+                };
+            }
+            let value = message.get_field(field);
+            cell(column.kind, field, &value, postgres)
+        })
+        .collect()
+}
+
+fn cell(kind: ColumnKind, field: &FieldDescriptor, value: &Value, postgres: bool) -> Cell {
+    match (kind, value) {
+        (ColumnKind::Json, value) => Cell::Text(to_json(&field.kind(), value).to_string()),
+        (_, Value::Message(message)) => match kind {
+            ColumnKind::Timestamp => Cell::Text(timestamp(message, postgres)),
+            ColumnKind::Interval => {
+                let seconds = seconds_of(message);
+                if postgres {
+                    Cell::Text(format!("{seconds} seconds"))
+                } else {
+                    Cell::Double(seconds)
+                }
+            }
+            // A wrapper: the value it wraps.
+            _ => match message.get_field_by_name("value") {
+                Some(inner) => {
+                    let inner_field = message.descriptor().get_field_by_name("value");
+                    match inner_field {
+                        Some(inner_field) => cell(kind, &inner_field, &inner, postgres),
+                        None => Cell::Null,
+                    }
+                }
+                None => Cell::Null,
+            },
+        },
+        (_, Value::Bool(b)) => Cell::Bool(*b),
+        (_, Value::I32(n)) => Cell::Int(i64::from(*n)),
+        (_, Value::I64(n)) => Cell::Int(*n),
+        (_, Value::U32(n)) => Cell::Int(i64::from(*n)),
+        (_, Value::U64(n)) => Cell::Text(n.to_string()),
+        (_, Value::F32(n)) => Cell::Double(f64::from(*n)),
+        (_, Value::F64(n)) => Cell::Double(*n),
+        (_, Value::String(text)) => Cell::Text(text.clone()),
+        (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
+        (_, Value::EnumNumber(number)) => Cell::Text(enum_name(&field.kind(), *number)),
+        (_, Value::List(_) | Value::Map(_)) => {
+            Cell::Text(to_json(&field.kind(), value).to_string())
+        }
+    }
+}
+
+fn enum_name(kind: &Kind, number: i32) -> String {
+    match kind {
+        Kind::Enum(descriptor) => descriptor
+            .get_value(number)
+            .map_or_else(|| number.to_string(), |value| value.name().to_string()),
+        _ => number.to_string(),
+    }
+}
+
+fn seconds_of(message: &DynamicMessage) -> f64 {
+    let seconds = match message.get_field_by_name("seconds").as_deref() {
+        Some(Value::I64(seconds)) => *seconds,
+        _ => 0,
+    };
+    let nanos = match message.get_field_by_name("nanos").as_deref() {
+        Some(Value::I32(nanos)) => *nanos,
+        _ => 0,
+    };
+    seconds as f64 + f64::from(nanos) / 1e9
+}
+
+/// A Timestamp as text each backend reads: `2026-11-26 05:00:00.123456+00` on PostgreSQL,
+/// `2026-11-26T05:00:00.123456Z` on SQLite.
+fn timestamp(message: &DynamicMessage, postgres: bool) -> String {
+    let seconds = match message.get_field_by_name("seconds").as_deref() {
+        Some(Value::I64(seconds)) => *seconds,
+        _ => 0,
+    };
+    let nanos = match message.get_field_by_name("nanos").as_deref() {
+        Some(Value::I32(nanos)) => (*nanos).clamp(0, 999_999_999),
+        _ => 0,
+    };
+    let civil = crate::date::format_timestamp(seconds.saturating_mul(1000));
+    let micros = nanos / 1000;
+    if postgres {
+        format!("{civil}.{micros:06}+00")
+    } else {
+        format!("{}.{micros:06}Z", civil.replacen(' ', "T", 1))
+    }
+}
+
+/// A value as JSON: messages by field name, enums by name, bytes in base64, timestamps in
+/// RFC 3339.
+fn to_json(kind: &Kind, value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => json!(b),
+        Value::I32(n) => json!(n),
+        Value::I64(n) => json!(n),
+        Value::U32(n) => json!(n),
+        Value::U64(n) => json!(n),
+        Value::F32(n) => float_json(f64::from(*n)),
+        Value::F64(n) => float_json(*n),
+        Value::String(text) => json!(text),
+        Value::Bytes(bytes) => json!(base64(bytes)),
+        Value::EnumNumber(number) => json!(enum_name(kind, *number)),
+        Value::Message(message) => {
+            if message.descriptor().full_name() == "google.protobuf.Timestamp" {
+                return json!(timestamp(message, false));
+            }
+            let mut object = serde_json::Map::new();
+            for (field, value) in message.fields() {
+                object.insert(field.name().to_string(), to_json(&field.kind(), value));
+            }
+            serde_json::Value::Object(object)
+        }
+        Value::List(items) => {
+            serde_json::Value::Array(items.iter().map(|item| to_json(kind, item)).collect())
+        }
+        Value::Map(entries) => {
+            let value_kind = match kind {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other.clone(),
+            };
+            let mut keys: Vec<(&MapKey, &Value)> = entries.iter().collect();
+            keys.sort_by(|a, b| a.0.cmp(b.0));
+            let mut object = serde_json::Map::new();
+            for (key, value) in keys {
+                let key = match key {
+                    MapKey::Bool(b) => b.to_string(),
+                    MapKey::I32(n) => n.to_string(),
+                    MapKey::I64(n) => n.to_string(),
+                    MapKey::U32(n) => n.to_string(),
+                    MapKey::U64(n) => n.to_string(),
+                    MapKey::String(s) => s.clone(),
+                };
+                object.insert(key, to_json(&value_kind, value));
+            }
+            serde_json::Value::Object(object)
+        }
+    }
+}
+
+/// JSON has no NaN or infinity: those are strings, as in protobuf's JSON mapping.
+fn float_json(n: f64) -> serde_json::Value {
+    if n.is_finite() {
+        json!(n)
+    } else if n.is_nan() {
+        json!("NaN")
+    } else if n > 0.0 {
+        json!("Infinity")
+    } else {
+        json!("-Infinity")
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> shift) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_pads_like_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}

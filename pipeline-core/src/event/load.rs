@@ -1,0 +1,764 @@
+//! One event load: a stream's messages on one subject, after the table's watermark and up to
+//! the stream's last sequence as of the start, decoded by their message type and written in
+//! batches. Each batch's rows, its dead letters and the new watermark commit in one
+//! transaction, so a load killed at any point resumes after the last committed batch: every
+//! event lands once.
+
+use std::fmt;
+use std::time::Instant;
+
+use anyhow::{Context as _, anyhow};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row as _};
+
+use super::BusEvent;
+use super::columns::{self, Cell, Column, ColumnKind};
+use super::nats::Nats;
+use crate::db::{BeginWrite as _, DbPool, quote_ident};
+use crate::load::{check_identifier, derived, fnv1a};
+use crate::task::ResultExt as _;
+
+/// The metadata of event loads, in the warehouse beside the tables.
+pub const META_TABLE: &str = "pipeline_event_loads";
+/// Events read per batch (one transaction each) by default.
+pub const DEFAULT_BATCH: usize = 1_000;
+/// The share of messages that may fail to decode before a load fails, by default.
+pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
+/// Bound parameters per statement: under both backends' limits.
+const MAX_PARAMETERS: usize = 30_000;
+
+/// The columns every event table has before the message's own.
+const SEQ: &str = "_seq";
+const SUBJECT: &str = "_subject";
+const PUBLISHED: &str = "_published_at";
+
+/// What to load, as the builder collected it.
+#[derive(Clone, Debug)]
+pub(crate) struct EventSpec {
+    pub stream: String,
+    pub subject: String,
+    pub table: String,
+    pub target_db: String,
+    pub batch: usize,
+    pub max_bad_share: f64,
+    pub gaps_ok: bool,
+}
+
+/// How a load went about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventLoadMode {
+    /// The table did not exist.
+    FirstLoad,
+    /// After the watermark, the schema unchanged.
+    Incremental,
+    /// The message type gained fields: columns added, old rows NULL in them.
+    ColumnsAdded,
+    /// A field was removed or changed type: the table rebuilt from the stream's start.
+    Rebuild,
+}
+
+impl fmt::Display for EventLoadMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventLoadMode::FirstLoad => "first load",
+            EventLoadMode::Incremental => "incremental",
+            EventLoadMode::ColumnsAdded => "columns added",
+            EventLoadMode::Rebuild => "rebuild",
+        })
+    }
+}
+
+/// What an event load did.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventLoadReport {
+    /// The table loaded into.
+    pub table: String,
+    /// The stream and subject read.
+    pub stream: String,
+    /// The subject filter.
+    pub subject: String,
+    /// How: first load, incremental, columns added, rebuild.
+    pub mode: EventLoadMode,
+    /// Events written to the table.
+    pub loaded: u64,
+    /// Messages that did not decode, kept in the dead-letter table.
+    pub dead_letters: u64,
+    /// The sequence loaded through before the load.
+    pub watermark_before: u64,
+    /// The sequence loaded through after it: the stream's last as of the start.
+    pub watermark_after: u64,
+    /// Sequences the stream no longer held when they were due (`.gaps_ok()`), first to last.
+    pub gaps: Vec<(u64, u64)>,
+    /// Columns added to the table.
+    pub added_columns: Vec<String>,
+    /// Wall time of the load.
+    pub duration_ms: u64,
+}
+
+impl fmt::Display for EventLoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} from {} {}: {} events through seq {}",
+            self.table, self.mode, self.stream, self.subject, self.loaded, self.watermark_after
+        )?;
+        if self.dead_letters > 0 {
+            write!(
+                f,
+                ", {} undecodable in {}",
+                self.dead_letters,
+                dead_letter_table(&self.table)
+            )?;
+        }
+        if !self.added_columns.is_empty() {
+            write!(f, ", new columns {}", self.added_columns.join(", "))?;
+        }
+        for (first, last) in &self.gaps {
+            write!(f, ", GAP: seq {first}..{last} lost to retention")?;
+        }
+        write!(f, " in {} ms", self.duration_ms)
+    }
+}
+
+/// Where a table's undecodable messages go.
+pub fn dead_letter_table(table: &str) -> String {
+    derived(table, "dead_letters")
+}
+
+/// A table's load metadata.
+#[derive(Debug)]
+struct Meta {
+    stream: String,
+    subject: String,
+    columns: String,
+    watermark: u64,
+    row_count: i64,
+}
+
+/// Runs the load of `spec` with messages of type `message`, into `pool`.
+pub(crate) async fn run(
+    url: &str,
+    pool: &DbPool,
+    spec: &EventSpec,
+    message: &MessageDescriptor,
+) -> anyhow::Result<EventLoadReport> {
+    check_identifier(&spec.table)
+        .with_context(|| format!("table {:?}", spec.table))
+        .fatal()?;
+    let started = Instant::now();
+    let columns = columns::columns(message);
+    for column in &columns {
+        if [SEQ, SUBJECT, PUBLISHED].contains(&column.name.as_str()) {
+            return Err(anyhow!(
+                "field `{}` of {} has the name of a column every event table has",
+                column.name,
+                message.full_name()
+            ))
+            .fatal();
+        }
+        check_identifier(&column.name)?;
+    }
+    let schema = columns::schema_text(&columns);
+    let nats = Nats::connect(url).await?;
+    let state = nats.stream_state(&spec.stream).await?;
+    if !state
+        .subjects
+        .iter()
+        .any(|s| subject_overlaps(s, &spec.subject))
+    {
+        return Err(anyhow!(
+            "stream {} stores {} and nothing on {}: check the subject",
+            spec.stream,
+            state.subjects.join(", "),
+            spec.subject
+        ))
+        .fatal();
+    }
+    let postgres = matches!(pool, DbPool::Postgres(_));
+    let sink = Sink { pool, postgres };
+    sink.execute(&meta_create_sql()).await?;
+    let meta = sink.meta(&spec.table).await?;
+    let (mode, added) = match &meta {
+        None => (EventLoadMode::FirstLoad, Vec::new()),
+        Some(meta) if meta.stream != spec.stream || meta.subject != spec.subject => {
+            return Err(anyhow!(
+                "table {} holds the events of {} {}, not of {} {}: load those into another table",
+                spec.table,
+                meta.stream,
+                meta.subject,
+                spec.stream,
+                spec.subject
+            ))
+            .fatal();
+        }
+        Some(meta) if meta.columns == schema => (EventLoadMode::Incremental, Vec::new()),
+        Some(meta) => match added_columns(&meta.columns, &columns) {
+            Some(added) => (EventLoadMode::ColumnsAdded, added),
+            None => (EventLoadMode::Rebuild, Vec::new()),
+        },
+    };
+    let watermark_before = match (&meta, mode) {
+        (Some(meta), EventLoadMode::Incremental | EventLoadMode::ColumnsAdded) => meta.watermark,
+        _ => 0,
+    };
+    if mode == EventLoadMode::Rebuild && state.first > 1 {
+        return Err(anyhow!(
+            "the fields of {} changed ({} before, {} now): a rebuild of {} needs stream {} from \
+             its first message, but it holds only seq {}..{} (retention deleted the rest). Drop \
+             {} (and its metadata row in {META_TABLE}) to load what the stream holds, or put the \
+             removed or retyped field back",
+            message.full_name(),
+            meta.as_ref().map_or("", |m| m.columns.as_str()),
+            schema,
+            spec.table,
+            spec.stream,
+            state.first,
+            state.last,
+            spec.table
+        ))
+        .fatal();
+    }
+    let mut from = watermark_before + 1;
+    let mut gaps = Vec::new();
+    if state.last >= from && state.first > from {
+        let lost = (from, state.first - 1);
+        if !spec.gaps_ok {
+            return Err(anyhow!(
+                "stream {} no longer holds seq {}..{} (of any subject): retention deleted them \
+                 before {} loaded them, so events of {} may be lost. Raise the stream's \
+                 retention, or accept the gap with `.gaps_ok()`",
+                spec.stream,
+                lost.0,
+                lost.1,
+                spec.table,
+                spec.subject
+            ))
+            .fatal();
+        }
+        tracing::warn!(
+            "{}: stream {} lost seq {}..{} to retention before they were loaded",
+            spec.table,
+            spec.stream,
+            lost.0,
+            lost.1
+        );
+        gaps.push(lost);
+        from = state.first;
+    }
+    // A rebuild fills a table of its own and swaps it in at the end; a load killed on the
+    // way leaves the old table as it was, and the next one rebuilds again.
+    let into = if mode == EventLoadMode::Rebuild {
+        let staging = derived(&spec.table, "rebuild");
+        sink.create_tables(&staging, &columns, true).await?;
+        staging
+    } else {
+        if mode == EventLoadMode::FirstLoad {
+            sink.create_tables(&spec.table, &columns, false).await?;
+        }
+        if !added.is_empty() {
+            sink.add_columns(&spec.table, &columns, &added, &schema)
+                .await?;
+        }
+        spec.table.clone()
+    };
+    let mut writer = Writer {
+        sink: &sink,
+        spec,
+        table: into.clone(),
+        columns: &columns,
+        message,
+        schema: &schema,
+        record_watermark: mode != EventLoadMode::Rebuild,
+        loaded: 0,
+        bad: 0,
+        seen: 0,
+        row_count: meta.as_ref().map_or(0, |m| m.row_count),
+    };
+    let mut reader = nats
+        .read(&spec.stream, &spec.subject, from, state.last, spec.batch)
+        .await?;
+    let read = async {
+        while let Some(events) = reader.next_batch().await? {
+            writer.write(events).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    reader.close().await;
+    read?;
+    let (loaded, bad, row_count) = (writer.loaded, writer.bad, writer.row_count);
+    // Read through the stream's last sequence as of the start: the next load begins after
+    // it, whatever subject those last messages had.
+    let watermark_after = state.last.max(watermark_before);
+    if mode == EventLoadMode::Rebuild {
+        sink.swap_in(&into, spec, &schema, watermark_after, row_count)
+            .await?;
+    } else {
+        sink.record(spec, &schema, watermark_after, row_count)
+            .await?;
+    }
+    Ok(EventLoadReport {
+        table: spec.table.clone(),
+        stream: spec.stream.clone(),
+        subject: spec.subject.clone(),
+        mode,
+        loaded,
+        dead_letters: bad,
+        watermark_before,
+        watermark_after,
+        gaps,
+        added_columns: added,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Whether a stream subject (with `*` and `>` wildcards) can match messages of `filter`.
+fn subject_overlaps(stream: &str, filter: &str) -> bool {
+    let mut a = stream.split('.');
+    let mut b = filter.split('.');
+    loop {
+        match (a.next(), b.next()) {
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == y || x == "*" || y == "*" => continue,
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// The columns to add when the message gained fields and lost or changed none: `None` when
+/// the table must be rebuilt.
+fn added_columns(stored: &str, columns: &[Column]) -> Option<Vec<String>> {
+    let stored: Vec<&str> = stored.split(", ").filter(|c| !c.is_empty()).collect();
+    let now: Vec<String> = columns
+        .iter()
+        .map(|column| format!("{} {}", column.name, column.kind.as_str()))
+        .collect();
+    if !stored.iter().all(|column| now.iter().any(|c| c == column)) {
+        return None;
+    }
+    Some(
+        columns
+            .iter()
+            .filter(|column| {
+                !stored.contains(&format!("{} {}", column.name, column.kind.as_str()).as_str())
+            })
+            .map(|column| column.name.clone())
+            .collect(),
+    )
+}
+
+fn meta_create_sql() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {META_TABLE} (table_name TEXT PRIMARY KEY, stream TEXT NOT NULL, \
+         subject TEXT NOT NULL, schema_hash TEXT NOT NULL, columns TEXT NOT NULL, \
+         watermark BIGINT NOT NULL, row_count BIGINT NOT NULL, loaded_at BIGINT NOT NULL)"
+    )
+}
+
+/// The warehouse side of a load.
+struct Sink<'a> {
+    pool: &'a DbPool,
+    postgres: bool,
+}
+
+impl Sink<'_> {
+    async fn execute(&self, sql: &str) -> anyhow::Result<()> {
+        self.pool.execute_script(sql).await
+    }
+
+    async fn meta(&self, table: &str) -> anyhow::Result<Option<Meta>> {
+        let sql = format!(
+            "SELECT stream, subject, columns, watermark, row_count FROM {META_TABLE} WHERE table_name = $1"
+        );
+        crate::db::dispatch!(self.pool, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(table)
+                .fetch_optional(pool)
+                .await?;
+            match row {
+                Some(row) => Ok(Some(Meta {
+                    stream: row.try_get("stream")?,
+                    subject: row.try_get("subject")?,
+                    columns: row.try_get("columns")?,
+                    watermark: u64::try_from(row.try_get::<i64, _>("watermark")?).unwrap_or(0),
+                    row_count: row.try_get("row_count")?,
+                })),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The table and its dead-letter table (dropped first when `fresh`).
+    async fn create_tables(
+        &self,
+        table: &str,
+        columns: &[Column],
+        fresh: bool,
+    ) -> anyhow::Result<()> {
+        let postgres = self.postgres;
+        let timestamp = ColumnKind::Timestamp.sql_type(postgres);
+        let bytes = ColumnKind::Bytes.sql_type(postgres);
+        let mut definitions = vec![
+            format!("{} BIGINT PRIMARY KEY", quote_ident(SEQ)),
+            format!("{} TEXT NOT NULL", quote_ident(SUBJECT)),
+            format!("{} {timestamp} NOT NULL", quote_ident(PUBLISHED)),
+        ];
+        for column in columns {
+            definitions.push(format!(
+                "{} {}",
+                quote_ident(&column.name),
+                column.kind.sql_type(postgres)
+            ));
+        }
+        let dead = dead_letter_table(table);
+        let mut script = String::new();
+        if fresh {
+            script.push_str(&format!(
+                "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+                quote_ident(table),
+                quote_ident(&dead)
+            ));
+        }
+        script.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}); CREATE TABLE IF NOT EXISTS {} ({} BIGINT PRIMARY KEY, \
+             {} TEXT NOT NULL, {} {timestamp} NOT NULL, payload {bytes} NOT NULL, error TEXT NOT NULL)",
+            quote_ident(table),
+            definitions.join(", "),
+            quote_ident(&dead),
+            quote_ident(SEQ),
+            quote_ident(SUBJECT),
+            quote_ident(PUBLISHED),
+        ));
+        self.execute(&script).await
+    }
+
+    /// Adds the new fields' columns and records the schema, in one transaction.
+    async fn add_columns(
+        &self,
+        table: &str,
+        columns: &[Column],
+        added: &[String],
+        schema: &str,
+    ) -> anyhow::Result<()> {
+        let mut script = String::new();
+        for column in columns.iter().filter(|c| added.contains(&c.name)) {
+            script.push_str(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {};",
+                quote_ident(table),
+                quote_ident(&column.name),
+                column.kind.sql_type(self.postgres)
+            ));
+        }
+        script.push_str(&format!(
+            "UPDATE {META_TABLE} SET columns = {}, schema_hash = {} WHERE table_name = {}",
+            crate::db::quote_literal(schema),
+            crate::db::quote_literal(&hash(schema)),
+            crate::db::quote_literal(table)
+        ));
+        self.execute(&script).await
+    }
+
+    /// Records the load's metadata.
+    async fn record(
+        &self,
+        spec: &EventSpec,
+        schema: &str,
+        watermark: u64,
+        row_count: i64,
+    ) -> anyhow::Result<()> {
+        crate::db::dispatch!(self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
+                .bind(&spec.table)
+                .bind(&spec.stream)
+                .bind(&spec.subject)
+                .bind(hash(schema))
+                .bind(schema)
+                .bind(watermark as i64)
+                .bind(row_count)
+                .bind(crate::date::now_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Puts the rebuilt table in the old one's place, with its metadata, in one transaction.
+    async fn swap_in(
+        &self,
+        staging: &str,
+        spec: &EventSpec,
+        schema: &str,
+        watermark: u64,
+        row_count: i64,
+    ) -> anyhow::Result<()> {
+        let (table, dead, staging_dead) = (
+            quote_ident(&spec.table),
+            dead_letter_table(&spec.table),
+            dead_letter_table(staging),
+        );
+        let swap = format!(
+            "DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {}; \
+             ALTER TABLE {} RENAME TO {table}; ALTER TABLE {} RENAME TO {}",
+            quote_ident(&dead),
+            quote_ident(staging),
+            quote_ident(&staging_dead),
+            quote_ident(&dead),
+        );
+        crate::db::dispatch!(self.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(swap)).execute(&mut *tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
+                .bind(&spec.table)
+                .bind(&spec.stream)
+                .bind(&spec.subject)
+                .bind(hash(schema))
+                .bind(schema)
+                .bind(watermark as i64)
+                .bind(row_count)
+                .bind(crate::date::now_millis())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
+
+fn upsert_sql() -> String {
+    format!(
+        "INSERT INTO {META_TABLE} (table_name, stream, subject, schema_hash, columns, watermark, row_count, loaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (table_name) DO UPDATE SET \
+         stream = excluded.stream, subject = excluded.subject, schema_hash = excluded.schema_hash, \
+         columns = excluded.columns, watermark = excluded.watermark, row_count = excluded.row_count, \
+         loaded_at = excluded.loaded_at"
+    )
+}
+
+fn hash(schema: &str) -> String {
+    format!("{:016x}", fnv1a(schema.as_bytes()))
+}
+
+/// Writes batches as they come: rows, dead letters and the watermark in one transaction.
+struct Writer<'a> {
+    sink: &'a Sink<'a>,
+    spec: &'a EventSpec,
+    table: String,
+    columns: &'a [Column],
+    message: &'a MessageDescriptor,
+    schema: &'a str,
+    /// Off while rebuilding: the old table's watermark stands until the swap.
+    record_watermark: bool,
+    loaded: u64,
+    bad: u64,
+    seen: u64,
+    row_count: i64,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, events: Vec<BusEvent>) -> anyhow::Result<()> {
+        let postgres = self.sink.postgres;
+        let mut rows: Vec<(&BusEvent, Vec<Cell>)> = Vec::with_capacity(events.len());
+        let mut dead: Vec<(&BusEvent, String)> = Vec::new();
+        for event in &events {
+            match DynamicMessage::decode(self.message.clone(), event.payload.as_slice()) {
+                Ok(message) => rows.push((event, columns::row(self.columns, &message, postgres))),
+                Err(err) => dead.push((event, err.to_string())),
+            }
+        }
+        self.seen += events.len() as u64;
+        let bad = self.bad + dead.len() as u64;
+        if bad as f64 > self.spec.max_bad_share * self.seen as f64 {
+            let (event, error) = dead
+                .first()
+                .map(|(event, error)| (event.seq, error.clone()))
+                .unwrap_or_default();
+            return Err(anyhow!(
+                "{bad} of {} messages on {} in stream {} do not decode as {} (more than {}%); \
+                 the first, seq {event}: {error}. Nothing of this batch was written: is it the \
+                 right message type for the subject?",
+                self.seen,
+                self.spec.subject,
+                self.spec.stream,
+                self.message.full_name(),
+                self.spec.max_bad_share * 100.0,
+            ))
+            .fatal();
+        }
+        let last = events.last().map_or(0, |event| event.seq);
+        crate::db::dispatch!(self.sink.pool, pool => {
+            let mut tx = pool.begin_write().await?;
+            let per_statement = (MAX_PARAMETERS / (self.columns.len() + 3)).max(1);
+            for chunk in rows.chunks(per_statement) {
+                let mut insert = QueryBuilder::new(format!(
+                    "INSERT INTO {} ({}, {}, {}",
+                    quote_ident(&self.table),
+                    quote_ident(SEQ),
+                    quote_ident(SUBJECT),
+                    quote_ident(PUBLISHED)
+                ));
+                for column in self.columns {
+                    insert.push(", ").push(quote_ident(&column.name));
+                }
+                insert.push(") ");
+                insert.push_values(chunk, |mut values, (event, cells)| {
+                    values.push_bind(event.seq as i64);
+                    values.push_bind(event.subject.clone());
+                    push_published(&mut values, event, postgres);
+                    for (cell, column) in cells.iter().zip(self.columns) {
+                        let cast = postgres.then(|| column.kind.cast()).flatten();
+                        if let Some(cast) = cast {
+                            values.push("CAST(");
+                            push_cell(&mut values, cell, ColumnKind::Text, true);
+                            values.push_unseparated(format!(" AS {cast})"));
+                        } else {
+                            push_cell(&mut values, cell, column.kind, false);
+                        }
+                    }
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            if !dead.is_empty() {
+                let mut insert = QueryBuilder::new(format!(
+                    "INSERT INTO {} ({}, {}, {}, payload, error) ",
+                    quote_ident(&dead_letter_table(&self.table)),
+                    quote_ident(SEQ),
+                    quote_ident(SUBJECT),
+                    quote_ident(PUBLISHED)
+                ));
+                insert.push_values(&dead, |mut values, (event, error)| {
+                    values.push_bind(event.seq as i64);
+                    values.push_bind(event.subject.clone());
+                    push_published(&mut values, event, postgres);
+                    values.push_bind(event.payload.clone());
+                    values.push_bind(error.clone());
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            self.row_count += rows.len() as i64;
+            if self.record_watermark {
+                sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
+                    .bind(&self.spec.table)
+                    .bind(&self.spec.stream)
+                    .bind(&self.spec.subject)
+                    .bind(hash(self.schema))
+                    .bind(self.schema)
+                    .bind(last as i64)
+                    .bind(self.row_count)
+                    .bind(crate::date::now_millis())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        self.loaded += rows.len() as u64;
+        self.bad = bad;
+        Ok(())
+    }
+}
+
+/// Binds a publish time as each backend stores it.
+fn push_published<'q, DB>(
+    values: &mut sqlx::query_builder::Separated<'q, DB, &'static str>,
+    event: &BusEvent,
+    postgres: bool,
+) where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let text = published_text(event.published_ms, postgres);
+    if postgres {
+        values.push("CAST(");
+        values.push_bind_unseparated(text);
+        values.push_unseparated(" AS TIMESTAMPTZ)");
+    } else {
+        values.push_bind(text);
+    }
+}
+
+fn published_text(ms: i64, postgres: bool) -> String {
+    let civil = crate::date::format_timestamp(ms);
+    let millis = ms.rem_euclid(1000);
+    if postgres {
+        format!("{civil}.{millis:03}+00")
+    } else {
+        format!("{}.{millis:03}Z", civil.replacen(' ', "T", 1))
+    }
+}
+
+/// Binds one cell; `unseparated` when it follows text already pushed for it (a cast). A NULL
+/// is bound with the type of its column, which PostgreSQL checks.
+fn push_cell<'q, DB>(
+    values: &mut sqlx::query_builder::Separated<'q, DB, &'static str>,
+    cell: &Cell,
+    kind: ColumnKind,
+    unseparated: bool,
+) where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<Vec<u8>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    macro_rules! bind {
+        ($value:expr) => {
+            if unseparated {
+                values.push_bind_unseparated($value);
+            } else {
+                values.push_bind($value);
+            }
+        };
+    }
+    match cell {
+        Cell::Null => match kind {
+            ColumnKind::Int | ColumnKind::BigInt => bind!(None::<i64>),
+            ColumnKind::Real | ColumnKind::Double => bind!(None::<f64>),
+            ColumnKind::Bool => bind!(None::<bool>),
+            ColumnKind::Bytes => bind!(None::<Vec<u8>>),
+            _ => bind!(None::<String>),
+        },
+        Cell::Int(n) => bind!(*n),
+        Cell::Double(n) => bind!(*n),
+        Cell::Bool(b) => bind!(*b),
+        Cell::Text(text) => bind!(text.clone()),
+        Cell::Bytes(bytes) => bind!(bytes.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_subjects_match_filters_by_their_wildcards() {
+        assert!(subject_overlaps("orders.>", "orders.placed"));
+        assert!(subject_overlaps("orders.*", "orders.placed"));
+        assert!(subject_overlaps("orders.placed", "orders.placed"));
+        assert!(subject_overlaps("orders.placed", "orders.*"));
+        assert!(!subject_overlaps("orders.placed", "orders.cancelled"));
+        assert!(!subject_overlaps("orders.*", "orders.placed.eu"));
+        assert!(!subject_overlaps("payments.>", "orders.placed"));
+    }
+
+    #[test]
+    fn publish_times_read_on_both_backends() {
+        assert_eq!(
+            published_text(1_795_651_200_123, true),
+            "2026-11-26 00:00:00.123+00"
+        );
+        assert_eq!(
+            published_text(1_795_651_200_123, false),
+            "2026-11-26T00:00:00.123Z"
+        );
+    }
+}

@@ -1,0 +1,575 @@
+//! Event loads against the real NATS server (JetStream, 127.0.0.1:4222) into a real SQLite
+//! file and a real PostgreSQL database: columns from the message, exactly once across runs,
+//! dead letters, gaps, schema evolution, test mode and bad input.
+
+use std::sync::Arc;
+
+use pipeline_core::config::{Config, Setting};
+use pipeline_core::dag::TaskSpec;
+use pipeline_core::event::nats::Nats;
+use pipeline_core::event::prost_reflect::prost::Message as _;
+use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, Value};
+use pipeline_core::event::{EventMessage, MessageDescriptor};
+use pipeline_core::status::TaskStatus;
+use pipeline_tests::events::{OrderV1, OrderV2, OrderV3};
+use pipeline_tests::{PgDatabase, Sandbox, psql, run_task, sqlite_rows, unique_name};
+use serde_json::json;
+
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// A fresh stream on `<NAME>.>`, deleted at the end.
+struct Bus {
+    nats: Nats,
+    stream: String,
+}
+
+impl Bus {
+    async fn new(prefix: &str, max_msgs: Option<i64>) -> Bus {
+        let nats = Nats::connect(NATS)
+            .await
+            .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it)");
+        let stream = unique_name(prefix).to_uppercase().replace(['-', '.'], "_");
+        let mut config =
+            json!({"name": stream, "subjects": [format!("{stream}.>")], "storage": "memory"});
+        if let Some(max) = max_msgs {
+            config["max_msgs"] = json!(max);
+        }
+        nats.jetstream(&format!("STREAM.CREATE.{stream}"), &config)
+            .await
+            .expect("create the stream");
+        Bus { nats, stream }
+    }
+
+    fn subject(&self) -> String {
+        format!("{}.placed", self.stream)
+    }
+
+    async fn publish(&self, payload: &[u8]) -> u64 {
+        self.nats
+            .publish_stored(&self.subject(), payload)
+            .await
+            .expect("stored")
+    }
+
+    async fn delete(&self) {
+        let _ = self
+            .nats
+            .jetstream(&format!("STREAM.DELETE.{}", self.stream), &json!({}))
+            .await;
+    }
+}
+
+/// An order of message type `M`, all fields set when `full`, only `id` and `customer` else.
+fn order<M: EventMessage>(id: i64, full: bool) -> Vec<u8> {
+    let descriptor: MessageDescriptor = M::descriptor().expect("the descriptor");
+    let mut message = DynamicMessage::new(descriptor.clone());
+    message.set_field_by_name("id", Value::I64(id));
+    message.set_field_by_name("customer", Value::String(format!("customer {id}")));
+    if full {
+        message.set_field_by_name("amount", Value::F64(12.5));
+        message.set_field_by_name("status", Value::EnumNumber(2));
+        let field = |name: &str| descriptor.get_field_by_name(name).expect("a field");
+        let sub = |name: &str| match field(name).kind() {
+            pipeline_core::event::prost_reflect::Kind::Message(m) => m,
+            _ => panic!("{name} is a message"),
+        };
+        let mut placed = DynamicMessage::new(sub("placed_at"));
+        placed.set_field_by_name("seconds", Value::I64(1_795_669_200)); // 2026-11-26 05:00 UTC
+        placed.set_field_by_name("nanos", Value::I32(250_000_000));
+        message.set_field_by_name("placed_at", Value::Message(placed));
+        let mut coupon = DynamicMessage::new(sub("coupon"));
+        coupon.set_field_by_name("value", Value::I32(7));
+        message.set_field_by_name("coupon", Value::Message(coupon));
+        let mut address = DynamicMessage::new(sub("address"));
+        address.set_field_by_name("city", Value::String("Berlin".into()));
+        message.set_field_by_name("address", Value::Message(address));
+        message.set_field_by_name(
+            "items",
+            Value::List(vec![
+                Value::String("pizza".into()),
+                Value::String("<b>".into()),
+            ]),
+        );
+        message.set_field_by_name(
+            "quantities",
+            Value::Map([(MapKey::String("pizza".into()), Value::I32(2))].into()),
+        );
+        message.set_field_by_name("express", Value::Bool(true));
+        let mut prep = DynamicMessage::new(sub("prep_time"));
+        prep.set_field_by_name("seconds", Value::I64(90));
+        message.set_field_by_name("prep_time", Value::Message(prep));
+        message.set_field_by_name("note", Value::String("ring twice".into()));
+        message.set_field_by_name("token", Value::Bytes(vec![0, 1, 255].into()));
+        if descriptor.get_field_by_name("big").is_some() {
+            message.set_field_by_name("big", Value::U64(u64::MAX));
+        }
+        if descriptor.get_field_by_name("channel").is_some() {
+            message.set_field_by_name("channel", Value::String("app".into()));
+        }
+    }
+    message.encode_to_vec()
+}
+
+/// A warehouse on SQLite or PostgreSQL, read back with plain SQL.
+struct Warehouse {
+    sandbox: Sandbox,
+    config: Config,
+    pg: Option<PgDatabase>,
+}
+
+impl Warehouse {
+    fn sqlite(name: &str) -> Warehouse {
+        let sandbox = Sandbox::new(name);
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            sandbox.path("warehouse.db").display()
+        );
+        let config = with_nats(sandbox.config(&[("warehouse", &url)]), NATS);
+        Warehouse {
+            sandbox,
+            config,
+            pg: None,
+        }
+    }
+
+    fn postgres(name: &str) -> Warehouse {
+        let sandbox = Sandbox::new(name);
+        let pg = PgDatabase::create();
+        let config = with_nats(sandbox.config(&[("warehouse", &pg.url)]), NATS);
+        Warehouse {
+            sandbox,
+            config,
+            pg: Some(pg),
+        }
+    }
+
+    async fn rows(&self, sql: &str) -> Vec<String> {
+        match &self.pg {
+            Some(pg) => psql(&pg.url, sql)
+                .lines()
+                .map(String::from)
+                .filter(|line| !line.is_empty())
+                .collect(),
+            None => sqlite_rows(&self.sandbox.path("warehouse.db"), sql).await,
+        }
+    }
+
+    /// Runs a task that loads `bus`'s subject as `M` into `orders`, shaped by `setup`.
+    async fn load<M: EventMessage + 'static>(
+        &self,
+        bus: &Bus,
+        setup: fn(pipeline_core::event::EventLoad<'_>) -> pipeline_core::event::EventLoad<'_>,
+        test_mode: bool,
+    ) -> pipeline_core::run::TaskReport {
+        let (stream, subject) = (Arc::new(bus.stream.clone()), Arc::new(bus.subject()));
+        let spec = TaskSpec::new("load_orders", move |ctx| {
+            let (stream, subject) = (Arc::clone(&stream), Arc::clone(&subject));
+            Box::pin(async move {
+                let load = ctx.load_events::<M>(&stream, &subject).into_table("orders");
+                setup(load).run().await?;
+                Ok(())
+            })
+        });
+        run_task(&self.config, spec, test_mode).await
+    }
+}
+
+fn with_nats(mut config: Config, url: &str) -> Config {
+    config.nats = Some(Setting {
+        url: url.into(),
+        source: "the test".into(),
+    });
+    config
+}
+
+fn keep(load: pipeline_core::event::EventLoad<'_>) -> pipeline_core::event::EventLoad<'_> {
+    load
+}
+
+fn succeeded(report: &pipeline_core::run::TaskReport) {
+    assert_eq!(report.status, TaskStatus::Succeeded, "{:?}", report.error);
+}
+
+async fn columns_and_values(warehouse: Warehouse) {
+    let bus = Bus::new("events-columns", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    bus.publish(&order::<OrderV1>(2, false)).await;
+    let report = warehouse.load::<OrderV1>(&bus, keep, false).await;
+    succeeded(&report);
+    assert!(
+        report
+            .details
+            .iter()
+            .any(|d| d.contains("first load") && d.contains("2 events")),
+        "{:?}",
+        report.details
+    );
+    let postgres = warehouse.pg.is_some();
+    let types = if postgres {
+        warehouse
+            .rows(
+                "SELECT column_name || ' ' || data_type FROM information_schema.columns \
+                 WHERE table_name = 'orders' ORDER BY ordinal_position",
+            )
+            .await
+    } else {
+        warehouse
+            .rows("SELECT name || ' ' || type FROM pragma_table_info('orders') ORDER BY cid")
+            .await
+    };
+    let expected: &[&str] = if postgres {
+        &[
+            "_seq bigint",
+            "_subject text",
+            "_published_at timestamp with time zone",
+            "id bigint",
+            "customer text",
+            "amount double precision",
+            "status text",
+            "placed_at timestamp with time zone",
+            "coupon integer",
+            "address jsonb",
+            "items jsonb",
+            "quantities jsonb",
+            "express boolean",
+            "prep_time interval",
+            "note text",
+            "token bytea",
+            "big numeric",
+        ]
+    } else {
+        &[
+            "_seq BIGINT",
+            "_subject TEXT",
+            "_published_at TEXT",
+            "id INTEGER",
+            "customer TEXT",
+            "amount REAL",
+            "status TEXT",
+            "placed_at TEXT",
+            "coupon INTEGER",
+            "address TEXT",
+            "items TEXT",
+            "quantities TEXT",
+            "express BOOLEAN",
+            "prep_time REAL",
+            "note TEXT",
+            "token BLOB",
+            "big TEXT",
+        ]
+    };
+    assert_eq!(types, expected);
+    let full = warehouse
+        .rows(if postgres {
+            "SELECT _seq, _subject, id, customer, amount, status, placed_at::text, coupon, \
+             address::text, items::text, quantities::text, express, \
+             extract(epoch from prep_time)::int, note, encode(token, 'hex'), big \
+             FROM orders ORDER BY _seq"
+        } else {
+            "SELECT _seq, _subject, id, customer, CAST(amount AS TEXT), status, placed_at, coupon, \
+             address, items, quantities, express, CAST(prep_time AS TEXT), note, hex(token), big \
+             FROM orders ORDER BY _seq"
+        })
+        .await;
+    let subject = bus.subject();
+    let (timestamp, truth, seconds, big, token) = if postgres {
+        (
+            "2026-11-26 05:00:00.25+00",
+            "t",
+            "90",
+            u64::MAX.to_string(),
+            "0001ff",
+        )
+    } else {
+        (
+            "2026-11-26T05:00:00.250000Z",
+            "1",
+            "90.0",
+            u64::MAX.to_string(),
+            "0001FF",
+        )
+    };
+    let json_space = if postgres { " " } else { "" };
+    assert_eq!(
+        full[0],
+        format!(
+            "1|{subject}|1|customer 1|12.5|DELIVERED|{timestamp}|7|{{\"city\":{json_space}\"Berlin\"}}|\
+             [\"pizza\",{json_space}\"<b>\"]|{{\"pizza\":{json_space}2}}|{truth}|{seconds}|ring twice|{token}|{big}"
+        )
+    );
+    // Unset: proto3 defaults for plain scalars, NULL for what has presence, empty JSON lists.
+    let (falsity, zero_seconds) = if postgres { ("f", "") } else { ("0", "") };
+    assert_eq!(
+        full[1],
+        format!(
+            "2|{subject}|2|customer 2|0{}|STATUS_UNSPECIFIED||||[]|{{}}|{falsity}|{zero_seconds}|||0",
+            if postgres { "" } else { ".0" }
+        )
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn each_field_becomes_a_column_of_its_type_on_sqlite() {
+    columns_and_values(Warehouse::sqlite("events-columns")).await;
+}
+
+#[tokio::test]
+async fn each_field_becomes_a_column_of_its_type_on_postgres() {
+    columns_and_values(Warehouse::postgres("events-columns")).await;
+}
+
+#[tokio::test]
+async fn loads_go_on_after_the_watermark_and_load_each_event_once() {
+    let warehouse = Warehouse::postgres("events-once");
+    let bus = Bus::new("events-once", None).await;
+    for id in 0..5 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
+    for id in 5..8 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    let again = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
+    succeeded(&again);
+    assert!(again.details[0].contains("incremental") && again.details[0].contains("3 events"));
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM orders")
+            .await,
+        ["8|8|0|7"]
+    );
+    assert_eq!(
+        warehouse
+            .rows(
+                "SELECT watermark, row_count FROM pipeline_event_loads WHERE table_name = 'orders'"
+            )
+            .await,
+        ["8|8"]
+    );
+    // Nothing new: nothing loaded, nothing lost.
+    let idle = warehouse.load::<OrderV1>(&bus, keep, false).await;
+    succeeded(&idle);
+    assert!(idle.details[0].contains("0 events"), "{:?}", idle.details);
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn undecodable_messages_go_to_dead_letters_and_too_many_fail_the_load() {
+    let warehouse = Warehouse::sqlite("events-poison");
+    let bus = Bus::new("events-poison", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    // Field 1 (an int64) as a length-delimited field that is cut short.
+    let poison = [0x0a, 0xff, 0x01];
+    let bad_seq = bus.publish(&poison).await;
+    bus.publish(&order::<OrderV1>(3, false)).await;
+    let report = warehouse
+        .load::<OrderV1>(&bus, |l| l.max_bad_share(0.5), false)
+        .await;
+    succeeded(&report);
+    assert!(
+        report.details[0].contains("1 undecodable"),
+        "{:?}",
+        report.details
+    );
+    assert_eq!(
+        warehouse.rows("SELECT id FROM orders ORDER BY id").await,
+        ["1", "3"]
+    );
+    let dead = warehouse
+        .rows("SELECT _seq, hex(payload), length(error) > 0 FROM orders_dead_letters")
+        .await;
+    assert_eq!(dead, [format!("{bad_seq}|0AFF01|1")]);
+
+    // A subject of another message type: nothing decodes, the load fails, nothing is written.
+    let other = Warehouse::sqlite("events-wrong-type");
+    let wrong = Bus::new("events-wrong", None).await;
+    for _ in 0..3 {
+        wrong.publish(&poison).await;
+    }
+    let failed = other.load::<OrderV1>(&wrong, keep, false).await;
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains(&wrong.stream)
+            && error.contains(&wrong.subject())
+            && error.contains("test.v1.Order"),
+        "{error}"
+    );
+    assert!(
+        error.contains("Nothing of this batch was written"),
+        "{error}"
+    );
+    assert_eq!(other.rows("SELECT count(*) FROM orders").await, ["0"]);
+    assert_eq!(
+        other.rows("SELECT count(*) FROM orders_dead_letters").await,
+        ["0"]
+    );
+    bus.delete().await;
+    wrong.delete().await;
+}
+
+#[tokio::test]
+async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
+    let warehouse = Warehouse::sqlite("events-gap");
+    let bus = Bus::new("events-gap", Some(5)).await;
+    for id in 0..10 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    let failed = warehouse.load::<OrderV1>(&bus, keep, false).await;
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains("no longer holds seq 1..5") && error.contains(".gaps_ok()"),
+        "{error}"
+    );
+    let accepted = warehouse
+        .load::<OrderV1>(&bus, |l| l.gaps_ok(), false)
+        .await;
+    succeeded(&accepted);
+    assert!(
+        accepted.details[0].contains("GAP: seq 1..5"),
+        "{:?}",
+        accepted.details
+    );
+    assert_eq!(
+        warehouse.rows("SELECT min(id), max(id) FROM orders").await,
+        ["5|9"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn an_added_field_adds_a_column_and_a_removed_one_rebuilds_from_the_start() {
+    let warehouse = Warehouse::postgres("events-evolve");
+    let bus = Bus::new("events-evolve", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    bus.publish(&order::<OrderV2>(2, true)).await;
+    let added = warehouse.load::<OrderV2>(&bus, keep, false).await;
+    succeeded(&added);
+    assert!(added.details[0].contains("columns added") && added.details[0].contains("channel"));
+    assert_eq!(
+        warehouse
+            .rows("SELECT id, coalesce(channel, 'NULL') FROM orders ORDER BY id")
+            .await,
+        ["1|NULL", "2|app"]
+    );
+    // `big` removed: the table is built again from the stream's first message, then swapped in.
+    bus.publish(&order::<OrderV3>(3, true)).await;
+    let rebuilt = warehouse.load::<OrderV3>(&bus, keep, false).await;
+    succeeded(&rebuilt);
+    assert!(rebuilt.details[0].contains("rebuild") && rebuilt.details[0].contains("3 events"));
+    assert_eq!(
+        warehouse.rows("SELECT id FROM orders ORDER BY id").await,
+        ["1", "2", "3"]
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'big'")
+            .await,
+        ["0"]
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'orders_rebuild%'")
+            .await,
+        ["0"],
+        "no staging table left"
+    );
+
+    // A rebuild that needs messages retention deleted: an error that says so, the table kept.
+    let short = Warehouse::sqlite("events-evolve-short");
+    let kept = Bus::new("events-evolve-short", Some(2)).await;
+    kept.publish(&order::<OrderV1>(1, false)).await;
+    succeeded(&short.load::<OrderV1>(&kept, keep, false).await);
+    for id in 2..5 {
+        kept.publish(&order::<OrderV1>(id, false)).await;
+    }
+    let failed = short.load::<OrderV3>(&kept, keep, false).await;
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let error = failed.error.unwrap_or_default();
+    assert!(
+        error.contains("needs stream") && error.contains("holds only seq 3..4"),
+        "{error}"
+    );
+    assert_eq!(short.rows("SELECT id FROM orders").await, ["1"]);
+    bus.delete().await;
+    kept.delete().await;
+}
+
+#[tokio::test]
+async fn test_mode_writes_to_the_test_schema_only() {
+    let warehouse = Warehouse::postgres("events-test-mode");
+    let bus = Bus::new("events-test-mode", None).await;
+    bus.publish(&order::<OrderV1>(1, false)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, true).await);
+    assert_eq!(
+        warehouse
+            .rows("SELECT table_schema FROM information_schema.tables WHERE table_name IN ('orders', 'pipeline_event_loads') ORDER BY 1")
+            .await,
+        ["pipeline_test", "pipeline_test"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error_and_writes_nothing() {
+    let warehouse = Warehouse::sqlite("events-bad");
+    let bus = Bus::new("events-bad", None).await;
+    bus.publish(&order::<OrderV1>(1, false)).await;
+    let error = |report: pipeline_core::run::TaskReport| {
+        assert_eq!(report.status, TaskStatus::Failed);
+        report.error.unwrap_or_default()
+    };
+
+    let mut unreachable = Warehouse::sqlite("events-no-server");
+    unreachable.config = with_nats(unreachable.config.clone(), "nats://etl:hunter2@127.0.0.1:1");
+    let message = error(unreachable.load::<OrderV1>(&bus, keep, false).await);
+    assert!(
+        message.contains("cannot connect to NATS at nats://etl:***@127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let mut none = Warehouse::sqlite("events-no-nats");
+    none.config.nats = None;
+    let message = error(none.load::<OrderV1>(&bus, keep, false).await);
+    assert!(message.contains("PIPELINE_NATS_URL"), "{message}");
+
+    let missing = Bus {
+        nats: Nats::connect(NATS).await.expect("NATS"),
+        stream: "NO_SUCH_STREAM".into(),
+    };
+    let message = error(warehouse.load::<OrderV1>(&missing, keep, false).await);
+    assert!(
+        message.contains("NO_SUCH_STREAM") && message.contains("not found"),
+        "{message}"
+    );
+
+    let elsewhere = TaskSpec::new("load_orders", {
+        let stream = bus.stream.clone();
+        move |ctx| {
+            let stream = stream.clone();
+            Box::pin(async move {
+                ctx.load_events::<OrderV1>(&stream, "elsewhere.placed")
+                    .run()
+                    .await?;
+                Ok(())
+            })
+        }
+    });
+    let message = error(run_task(&warehouse.config, elsewhere, false).await);
+    assert!(
+        message.contains(&bus.stream) && message.contains("nothing on elsewhere.placed"),
+        "{message}"
+    );
+    assert!(
+        warehouse
+            .rows("SELECT name FROM sqlite_master WHERE name = 'orders'")
+            .await
+            .is_empty(),
+        "nothing written"
+    );
+    bus.delete().await;
+}
