@@ -36,6 +36,7 @@ fn the_dockerfile_stands_in_for_every_binary_and_benchmark() {
         "pipeline-core/benches",
         "pipeline-example/src/bin",
         "tests/src/bin",
+        "tests/benches",
     ] {
         for target in targets_in(dir) {
             if !dockerfile.contains(&target) {

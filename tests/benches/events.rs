@@ -1,0 +1,176 @@
+//! Event-load benchmark: 1,000,000 small protobuf events (`shop.OrderPlaced`, 10 fields) on
+//! the real NATS JetStream server (127.0.0.1:4222), loaded by the example's task code path
+//! into SQLite and into PostgreSQL, against a baseline measured in the same run: a consumer
+//! that only reads the events from JetStream and decodes them.
+//!
+//! `cargo bench -p pipeline-tests --bench events [-- --events N]`. Each case runs in a child
+//! process, so that its peak RSS is its own. Targets: a load at most 2x the baseline, peak
+//! RSS under 100 MB.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pipeline_core::config::Setting;
+use pipeline_core::dag::TaskSpec;
+use pipeline_core::event::nats::Nats;
+use pipeline_core::event::{DynamicMessage, EventMessage as _};
+use pipeline_example::events::{proto::OrderPlaced, publish_demo_orders};
+use pipeline_tests::{PgDatabase, Sandbox, run_task};
+use serde_json::json;
+
+const NATS: &str = "nats://127.0.0.1:4222";
+
+fn flag(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    if let (Some(case), Some(stream)) = (flag("--case"), flag("--stream")) {
+        runtime.block_on(run_case(&case, &stream));
+        return;
+    }
+    let events: u64 = flag("--events").map_or(1_000_000, |n| n.parse().expect("--events N"));
+    let stream = format!("BENCH_EVENTS_{}", std::process::id());
+    let subject = format!("{}.placed", stream.to_lowercase());
+    runtime.block_on(async {
+        let nats = Nats::connect(NATS)
+            .await
+            .expect("NATS with JetStream on 127.0.0.1:4222");
+        let started = Instant::now();
+        publish_demo_orders(&nats, &stream, &subject, events)
+            .await
+            .expect("published");
+        println!(
+            "event-load benchmark: {events} events of shop.OrderPlaced published in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    println!(
+        "{:<26} {:>9} {:>12} {:>10} {:>10}",
+        "case", "time", "events/s", "x baseline", "peak RSS"
+    );
+    let me = std::env::current_exe().expect("own path");
+    let mut baseline = None;
+    for case in [
+        "consume and decode",
+        "load into SQLite",
+        "load into PostgreSQL",
+    ] {
+        let output = Command::new(&me)
+            .args(["--case", case, "--stream", &stream])
+            .output()
+            .expect("run a case");
+        assert!(
+            output.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut fields = text.split_whitespace();
+        let seconds: f64 = fields.next().and_then(|s| s.parse().ok()).expect("seconds");
+        let rss: u64 = fields.next().and_then(|s| s.parse().ok()).expect("RSS");
+        let base = *baseline.get_or_insert(seconds);
+        println!(
+            "{case:<26} {:>7.2} s {:>12.0} {:>9.2}x {:>7} MB",
+            seconds,
+            events as f64 / seconds,
+            seconds / base,
+            rss
+        );
+    }
+    runtime.block_on(async {
+        if let Ok(nats) = Nats::connect(NATS).await {
+            let _ = nats
+                .jetstream(&format!("STREAM.DELETE.{stream}"), &json!({}))
+                .await;
+        }
+    });
+}
+
+/// Runs one case; prints its seconds and peak RSS in MB.
+async fn run_case(case: &str, stream: &str) {
+    let subject = format!("{}.placed", stream.to_lowercase());
+    let started = Instant::now();
+    match case {
+        "consume and decode" => {
+            let nats = Nats::connect(NATS).await.expect("NATS");
+            let state = nats.stream_state(stream).await.expect("the stream");
+            let descriptor = OrderPlaced::descriptor().expect("the descriptor");
+            let mut reader = nats
+                .read(stream, &subject, 1, state.last, 1_000)
+                .await
+                .expect("a reader");
+            let mut decoded = 0u64;
+            while let Some(events) = reader.next_batch().await.expect("a batch") {
+                for event in events {
+                    DynamicMessage::decode(descriptor.clone(), event.payload.as_slice())
+                        .expect("decodes");
+                    decoded += 1;
+                }
+            }
+            reader.close().await;
+            assert_eq!(decoded, state.last);
+        }
+        "load into SQLite" | "load into PostgreSQL" => {
+            let sandbox = Sandbox::new("bench-events");
+            let pg = (case == "load into PostgreSQL").then(PgDatabase::create);
+            let url = match &pg {
+                Some(pg) => pg.url.clone(),
+                None => format!(
+                    "sqlite://{}?mode=rwc",
+                    sandbox.path("warehouse.db").display()
+                ),
+            };
+            let mut config = sandbox.config(&[("warehouse", &url)]);
+            config.nats = Some(Setting {
+                url: NATS.into(),
+                source: "the benchmark".into(),
+            });
+            let (stream, subject) = (Arc::new(stream.to_string()), Arc::new(subject));
+            let spec = TaskSpec::new("load_order_events", move |ctx| {
+                let (stream, subject) = (Arc::clone(&stream), Arc::clone(&subject));
+                Box::pin(async move {
+                    ctx.load_events::<OrderPlaced>(&stream, &subject)
+                        .into_table("order_events")
+                        .run()
+                        .await?;
+                    Ok(())
+                })
+            });
+            let started = Instant::now();
+            let report = run_task(&config, spec, false).await;
+            assert_eq!(
+                report.status,
+                pipeline_core::status::TaskStatus::Succeeded,
+                "{:?}",
+                report.error
+            );
+            println!("{:.3} {}", started.elapsed().as_secs_f64(), peak_rss_mb());
+            return;
+        }
+        other => panic!("unknown case {other}"),
+    }
+    println!("{:.3} {}", started.elapsed().as_secs_f64(), peak_rss_mb());
+}
+
+/// Peak resident memory of this process, from /proc (0 where unavailable).
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
