@@ -9,7 +9,6 @@
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
 };
-use serde_json::json;
 
 /// How a column stores its field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,17 +68,6 @@ impl ColumnKind {
             (ColumnKind::Timestamp | ColumnKind::Json, false) => "TEXT",
         }
     }
-
-    /// How a bound value is written in SQL on PostgreSQL, where text must be cast.
-    pub fn cast(self) -> Option<&'static str> {
-        match self {
-            ColumnKind::UBigInt => Some("NUMERIC"),
-            ColumnKind::Timestamp => Some("TIMESTAMPTZ"),
-            ColumnKind::Interval => Some("INTERVAL"),
-            ColumnKind::Json => Some("JSONB"),
-            _ => None,
-        }
-    }
 }
 
 /// A column made from a field.
@@ -88,6 +76,11 @@ pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
     field: FieldDescriptor,
+    /// The field's type, and its shape, read once rather than for every message.
+    field_kind: Kind,
+    presence: bool,
+    list: bool,
+    map: bool,
 }
 
 /// A value to bind.
@@ -108,6 +101,10 @@ pub fn columns(message: &MessageDescriptor) -> Vec<Column> {
         .map(|field| Column {
             name: field.name().to_string(),
             kind: kind(&field),
+            field_kind: field.kind(),
+            presence: field.supports_presence(),
+            list: field.is_list(),
+            map: field.is_map(),
             field,
         })
         .collect()
@@ -162,34 +159,45 @@ pub fn schema_text(columns: &[Column]) -> String {
         .join(", ")
 }
 
-/// A message's row, one cell a column.
-pub fn row(columns: &[Column], message: &DynamicMessage, postgres: bool) -> Vec<Cell> {
+/// A message's row, one cell a column; the message's values move into it.
+pub fn row(columns: &[Column], mut message: DynamicMessage, postgres: bool) -> Vec<Cell> {
+    // One pass over what is set, in field-number order, rather than a lookup per column.
+    let mut values: Vec<Option<Value>> = std::iter::repeat_with(|| None)
+        .take(columns.len())
+        .collect();
+    for (field, value) in message.take_fields() {
+        let number = field.number();
+        if let Ok(i) = columns.binary_search_by_key(&number, |c| c.field.number())
+            .or_else(|_| columns.iter().position(|c| c.field.number() == number).ok_or(()))
+        {
+            values[i] = Some(value);
+        }
+    }
     columns
         .iter()
-        .map(|column| {
-            let field = &column.field;
-            let present = message.has_field(field);
-            if !present && (field.supports_presence() || column.kind == ColumnKind::Json) {
-                return match column.kind {
-                    // An empty list or map, as JSON; an unset message: NULL.
-                    ColumnKind::Json if field.is_list() => Cell::Text("[]".into()),
-                    ColumnKind::Json if field.is_map() => Cell::Text("{}".into()),
-                    _ => Cell::Null,
-                };
+        .zip(values)
+        .map(|(column, value)| match value {
+            Some(value) => cell(column.kind, &column.field_kind, value, postgres),
+            // Unset: an empty list or map as JSON; NULL for what has presence (messages,
+            // `optional`); the proto3 default for a plain scalar.
+            None if column.list => Cell::Text("[]".into()),
+            None if column.map => Cell::Text("{}".into()),
+            None if column.presence || column.kind == ColumnKind::Json => Cell::Null,
+            None => {
+                let default = Value::default_value_for_field(&column.field);
+                cell(column.kind, &column.field_kind, default, postgres)
             }
-            let value = message.get_field(field);
-            cell(column.kind, field, &value, postgres)
         })
         .collect()
 }
 
-fn cell(kind: ColumnKind, field: &FieldDescriptor, value: &Value, postgres: bool) -> Cell {
+fn cell(kind: ColumnKind, field_kind: &Kind, value: Value, postgres: bool) -> Cell {
     match (kind, value) {
-        (ColumnKind::Json, value) => Cell::Text(to_json(&field.kind(), value).to_string()),
-        (_, Value::Message(message)) => match kind {
-            ColumnKind::Timestamp => Cell::Text(timestamp(message, postgres)),
+        (ColumnKind::Json, value) => Cell::Text(json_text(field_kind, &value)),
+        (_, Value::Message(mut message)) => match kind {
+            ColumnKind::Timestamp => Cell::Text(timestamp(&message, postgres)),
             ColumnKind::Interval => {
-                let seconds = seconds_of(message);
+                let seconds = seconds_of(&message);
                 if postgres {
                     Cell::Text(format!("{seconds} seconds"))
                 } else {
@@ -197,29 +205,30 @@ fn cell(kind: ColumnKind, field: &FieldDescriptor, value: &Value, postgres: bool
                 }
             }
             // A wrapper: the value it wraps.
-            _ => match message.get_field_by_name("value") {
-                Some(inner) => {
-                    let inner_field = message.descriptor().get_field_by_name("value");
-                    match inner_field {
-                        Some(inner_field) => cell(kind, &inner_field, &inner, postgres),
-                        None => Cell::Null,
+            _ => {
+                let inner = message.descriptor().get_field_by_name("value");
+                match (inner, message.take_field_by_name("value")) {
+                    (Some(inner), Some(value)) => cell(kind, &inner.kind(), value, postgres),
+                    (Some(inner), None) => {
+                        let default = Value::default_value_for_field(&inner);
+                        cell(kind, &inner.kind(), default, postgres)
                     }
+                    _ => Cell::Null,
                 }
-                None => Cell::Null,
-            },
+            }
         },
-        (_, Value::Bool(b)) => Cell::Bool(*b),
-        (_, Value::I32(n)) => Cell::Int(i64::from(*n)),
-        (_, Value::I64(n)) => Cell::Int(*n),
-        (_, Value::U32(n)) => Cell::Int(i64::from(*n)),
+        (_, Value::Bool(b)) => Cell::Bool(b),
+        (_, Value::I32(n)) => Cell::Int(i64::from(n)),
+        (_, Value::I64(n)) => Cell::Int(n),
+        (_, Value::U32(n)) => Cell::Int(i64::from(n)),
         (_, Value::U64(n)) => Cell::Text(n.to_string()),
-        (_, Value::F32(n)) => Cell::Double(f64::from(*n)),
-        (_, Value::F64(n)) => Cell::Double(*n),
-        (_, Value::String(text)) => Cell::Text(text.clone()),
+        (_, Value::F32(n)) => Cell::Double(f64::from(n)),
+        (_, Value::F64(n)) => Cell::Double(n),
+        (_, Value::String(text)) => Cell::Text(text),
         (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
-        (_, Value::EnumNumber(number)) => Cell::Text(enum_name(&field.kind(), *number)),
-        (_, Value::List(_) | Value::Map(_)) => {
-            Cell::Text(to_json(&field.kind(), value).to_string())
+        (_, Value::EnumNumber(number)) => Cell::Text(enum_name(field_kind, number)),
+        (_, value @ (Value::List(_) | Value::Map(_))) => {
+            Cell::Text(json_text(field_kind, &value))
         }
     }
 }
@@ -265,32 +274,51 @@ fn timestamp(message: &DynamicMessage, postgres: bool) -> String {
     }
 }
 
-/// A value as JSON: messages by field name, enums by name, bytes in base64, timestamps in
-/// RFC 3339.
-fn to_json(kind: &Kind, value: &Value) -> serde_json::Value {
+/// A value as compact JSON: messages by field name, enums by name, bytes in base64,
+/// timestamps in RFC 3339, map entries by key.
+fn json_text(kind: &Kind, value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, kind, value);
+    out
+}
+
+fn write_json(out: &mut String, kind: &Kind, value: &Value) {
     match value {
-        Value::Bool(b) => json!(b),
-        Value::I32(n) => json!(n),
-        Value::I64(n) => json!(n),
-        Value::U32(n) => json!(n),
-        Value::U64(n) => json!(n),
-        Value::F32(n) => float_json(f64::from(*n)),
-        Value::F64(n) => float_json(*n),
-        Value::String(text) => json!(text),
-        Value::Bytes(bytes) => json!(base64(bytes)),
-        Value::EnumNumber(number) => json!(enum_name(kind, *number)),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::I32(n) => push_display(out, n),
+        Value::I64(n) => push_display(out, n),
+        Value::U32(n) => push_display(out, n),
+        Value::U64(n) => push_display(out, n),
+        Value::F32(n) => write_float(out, f64::from(*n)),
+        Value::F64(n) => write_float(out, *n),
+        Value::String(text) => write_string(out, text),
+        Value::Bytes(bytes) => write_string(out, &base64(bytes)),
+        Value::EnumNumber(number) => write_string(out, &enum_name(kind, *number)),
         Value::Message(message) => {
             if message.descriptor().full_name() == "google.protobuf.Timestamp" {
-                return json!(timestamp(message, false));
+                write_string(out, &timestamp(message, false));
+                return;
             }
-            let mut object = serde_json::Map::new();
-            for (field, value) in message.fields() {
-                object.insert(field.name().to_string(), to_json(&field.kind(), value));
+            out.push('{');
+            for (i, (field, value)) in message.fields().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, field.name());
+                out.push(':');
+                write_json(out, &field.kind(), value);
             }
-            serde_json::Value::Object(object)
+            out.push('}');
         }
         Value::List(items) => {
-            serde_json::Value::Array(items.iter().map(|item| to_json(kind, item)).collect())
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(out, kind, item);
+            }
+            out.push(']');
         }
         Value::Map(entries) => {
             let value_kind = match kind {
@@ -299,8 +327,11 @@ fn to_json(kind: &Kind, value: &Value) -> serde_json::Value {
             };
             let mut keys: Vec<(&MapKey, &Value)> = entries.iter().collect();
             keys.sort_by(|a, b| a.0.cmp(b.0));
-            let mut object = serde_json::Map::new();
-            for (key, value) in keys {
+            out.push('{');
+            for (i, (key, value)) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
                 let key = match key {
                     MapKey::Bool(b) => b.to_string(),
                     MapKey::I32(n) => n.to_string(),
@@ -309,24 +340,48 @@ fn to_json(kind: &Kind, value: &Value) -> serde_json::Value {
                     MapKey::U64(n) => n.to_string(),
                     MapKey::String(s) => s.clone(),
                 };
-                object.insert(key, to_json(&value_kind, value));
+                write_string(out, &key);
+                out.push(':');
+                write_json(out, &value_kind, value);
             }
-            serde_json::Value::Object(object)
+            out.push('}');
         }
     }
 }
 
-/// JSON has no NaN or infinity: those are strings, as in protobuf's JSON mapping.
-fn float_json(n: f64) -> serde_json::Value {
-    if n.is_finite() {
-        json!(n)
-    } else if n.is_nan() {
-        json!("NaN")
-    } else if n > 0.0 {
-        json!("Infinity")
-    } else {
-        json!("-Infinity")
+fn push_display(out: &mut String, value: impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{value}");
+}
+
+/// JSON has no NaN or infinity: those are strings, as in protobuf's JSON mapping; other
+/// numbers as serde_json writes them (`12.0`, not `12`).
+fn write_float(out: &mut String, n: f64) {
+    match serde_json::Number::from_f64(n) {
+        Some(number) => push_display(out, number),
+        None if n.is_nan() => out.push_str("\"NaN\""),
+        None if n > 0.0 => out.push_str("\"Infinity\""),
+        None => out.push_str("\"-Infinity\""),
     }
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn write_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => push_display(out, format_args!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -352,7 +407,16 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, write_string};
+
+    #[test]
+    fn json_strings_escape_as_serde_json_does() {
+        for text in ["plain", "quote \" and \\ back", "tab\tnew\nline\r", "\u{1}\u{1f}\u{7f}", "ünï"] {
+            let mut out = String::new();
+            write_string(&mut out, text);
+            assert_eq!(out, serde_json::to_string(text).expect("JSON"), "{text:?}");
+        }
+    }
 
     #[test]
     fn base64_pads_like_the_standard() {

@@ -5,6 +5,7 @@
 //! event lands once.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
@@ -22,7 +23,7 @@ use crate::task::ResultExt as _;
 /// The metadata of event loads, in the warehouse beside the tables.
 pub const META_TABLE: &str = "pipeline_event_loads";
 /// Events read per batch (one transaction each) by default.
-pub const DEFAULT_BATCH: usize = 1_000;
+pub const DEFAULT_BATCH: usize = 10_000;
 /// The share of messages that may fail to decode before a load fails, by default.
 pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
 /// Bound parameters per statement: under both backends' limits.
@@ -263,32 +264,45 @@ pub(crate) async fn run(
         }
         spec.table.clone()
     };
+    let mut decoder = Decoder {
+        spec,
+        columns: std::sync::Arc::new(columns.clone()),
+        message,
+        postgres,
+        seen: 0,
+        bad: 0,
+    };
     let mut writer = Writer {
         sink: &sink,
         spec,
         table: into.clone(),
         columns: &columns,
-        message,
         schema: &schema,
         record_watermark: mode != EventLoadMode::Rebuild,
         loaded: 0,
-        bad: 0,
-        seen: 0,
+        dead: 0,
         row_count: meta.as_ref().map_or(0, |m| m.row_count),
     };
     let mut reader = nats
         .read(&spec.stream, &spec.subject, from, state.last, spec.batch)
         .await?;
+    // A pipeline: while one batch is written, the next is fetched and decoded.
     let read = async {
-        while let Some(events) = reader.next_batch().await? {
-            writer.write(events).await?;
+        let mut next = fetch_decoded(&mut reader, &mut decoder).await?;
+        while let Some(batch) = next {
+            let (written, decoded) = tokio::join!(
+                writer.write(batch),
+                fetch_decoded(&mut reader, &mut decoder)
+            );
+            written?;
+            next = decoded?;
         }
         anyhow::Ok(())
     }
     .await;
     reader.close().await;
     read?;
-    let (loaded, bad, row_count) = (writer.loaded, writer.bad, writer.row_count);
+    let (loaded, bad, row_count) = (writer.loaded, writer.dead, writer.row_count);
     // Read through the stream's last sequence as of the start: the next load begins after
     // it, whatever subject those last messages had.
     let watermark_after = state.last.max(watermark_before);
@@ -543,44 +557,65 @@ fn hash(schema: &str) -> String {
     format!("{:016x}", fnv1a(schema.as_bytes()))
 }
 
-/// Writes batches as they come: rows, dead letters and the watermark in one transaction.
-struct Writer<'a> {
-    sink: &'a Sink<'a>,
-    spec: &'a EventSpec,
-    table: String,
-    columns: &'a [Column],
-    message: &'a MessageDescriptor,
-    schema: &'a str,
-    /// Off while rebuilding: the old table's watermark stands until the swap.
-    record_watermark: bool,
-    loaded: u64,
-    bad: u64,
-    seen: u64,
-    row_count: i64,
+/// The next batch of the read, decoded; `None` at its end.
+async fn fetch_decoded(
+    reader: &mut super::nats::Reader<'_>,
+    decoder: &mut Decoder<'_>,
+) -> anyhow::Result<Option<Decoded>> {
+    match reader.next_batch().await? {
+        Some(events) => decoder.decode(events).await.map(Some),
+        None => Ok(None),
+    }
 }
 
-impl Writer<'_> {
-    async fn write(&mut self, events: Vec<BusEvent>) -> anyhow::Result<()> {
-        let postgres = self.sink.postgres;
-        let mut rows: Vec<(&BusEvent, Vec<Cell>)> = Vec::with_capacity(events.len());
-        let mut dead: Vec<(&BusEvent, String)> = Vec::new();
-        for event in &events {
-            match DynamicMessage::decode(self.message.clone(), event.payload.as_slice()) {
-                Ok(message) => rows.push((event, columns::row(self.columns, &message, postgres))),
-                Err(err) => dead.push((event, err.to_string())),
+/// A batch decoded: each event's row, or why it did not decode.
+struct Decoded {
+    events: Vec<BusEvent>,
+    /// By position in `events`.
+    rows: Vec<(usize, Vec<Cell>)>,
+    dead: Vec<(usize, String)>,
+}
+
+/// Decodes batches, and fails the load when too many messages do not decode.
+struct Decoder<'a> {
+    spec: &'a EventSpec,
+    columns: std::sync::Arc<Vec<Column>>,
+    message: &'a MessageDescriptor,
+    postgres: bool,
+    seen: u64,
+    bad: u64,
+}
+
+impl Decoder<'_> {
+    /// Decodes on a thread of its own, so that the batch before is written meanwhile.
+    async fn decode(&mut self, events: Vec<BusEvent>) -> anyhow::Result<Decoded> {
+        let (columns, message, postgres) =
+            (std::sync::Arc::clone(&self.columns), self.message.clone(), self.postgres);
+        let (events, rows, dead) = tokio::task::spawn_blocking(move || {
+            let mut rows = Vec::with_capacity(events.len());
+            let mut dead = Vec::new();
+            for (i, event) in events.iter().enumerate() {
+                match DynamicMessage::decode(message.clone(), event.payload.as_slice()) {
+                    Ok(decoded) => rows.push((i, columns::row(&columns, decoded, postgres))),
+                    Err(err) => dead.push((i, err.to_string())),
+                }
             }
-        }
+            (events, rows, dead)
+        })
+        .await
+        .context("decoding a batch of events panicked")?;
         self.seen += events.len() as u64;
-        let bad = self.bad + dead.len() as u64;
-        if bad as f64 > self.spec.max_bad_share * self.seen as f64 {
-            let (event, error) = dead
+        self.bad += dead.len() as u64;
+        if self.bad as f64 > self.spec.max_bad_share * self.seen as f64 {
+            let (seq, error) = dead
                 .first()
-                .map(|(event, error)| (event.seq, error.clone()))
+                .map(|(i, error)| (events[*i].seq, error.clone()))
                 .unwrap_or_default();
             return Err(anyhow!(
-                "{bad} of {} messages on {} in stream {} do not decode as {} (more than {}%); \
-                 the first, seq {event}: {error}. Nothing of this batch was written: is it the \
+                "{} of {} messages on {} in stream {} do not decode as {} (more than {}%); \
+                 the first, seq {seq}: {error}. Nothing of this batch was written: is it the \
                  right message type for the subject?",
+                self.bad,
                 self.seen,
                 self.spec.subject,
                 self.spec.stream,
@@ -589,39 +624,43 @@ impl Writer<'_> {
             ))
             .fatal();
         }
+        Ok(Decoded { events, rows, dead })
+    }
+}
+
+/// Writes decoded batches: rows, dead letters and the watermark in one transaction each.
+struct Writer<'a> {
+    sink: &'a Sink<'a>,
+    spec: &'a EventSpec,
+    table: String,
+    columns: &'a [Column],
+    schema: &'a str,
+    /// Off while rebuilding: the old table's watermark stands until the swap.
+    record_watermark: bool,
+    loaded: u64,
+    dead: u64,
+    row_count: i64,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, batch: Decoded) -> anyhow::Result<()> {
+        let postgres = self.sink.postgres;
+        let events = &batch.events;
+        let rows: Vec<(&BusEvent, Vec<Cell>)> = batch
+            .rows
+            .into_iter()
+            .map(|(i, cells)| (&events[i], cells))
+            .collect();
+        let dead: Vec<(&BusEvent, String)> = batch
+            .dead
+            .into_iter()
+            .map(|(i, error)| (&events[i], error))
+            .collect();
         let last = events.last().map_or(0, |event| event.seq);
+        let written = rows.len();
         crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            let per_statement = (MAX_PARAMETERS / (self.columns.len() + 3)).max(1);
-            for chunk in rows.chunks(per_statement) {
-                let mut insert = QueryBuilder::new(format!(
-                    "INSERT INTO {} ({}, {}, {}",
-                    quote_ident(&self.table),
-                    quote_ident(SEQ),
-                    quote_ident(SUBJECT),
-                    quote_ident(PUBLISHED)
-                ));
-                for column in self.columns {
-                    insert.push(", ").push(quote_ident(&column.name));
-                }
-                insert.push(") ");
-                insert.push_values(chunk, |mut values, (event, cells)| {
-                    values.push_bind(event.seq as i64);
-                    values.push_bind(event.subject.clone());
-                    push_published(&mut values, event, postgres);
-                    for (cell, column) in cells.iter().zip(self.columns) {
-                        let cast = postgres.then(|| column.kind.cast()).flatten();
-                        if let Some(cast) = cast {
-                            values.push("CAST(");
-                            push_cell(&mut values, cell, ColumnKind::Text, true);
-                            values.push_unseparated(format!(" AS {cast})"));
-                        } else {
-                            push_cell(&mut values, cell, column.kind, false);
-                        }
-                    }
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+            (&mut *tx).write_rows(&self.table, self.columns, rows).await?;
             if !dead.is_empty() {
                 let mut insert = QueryBuilder::new(format!(
                     "INSERT INTO {} ({}, {}, {}, payload, error) ",
@@ -639,7 +678,7 @@ impl Writer<'_> {
                 });
                 insert.build().execute(&mut *tx).await?;
             }
-            self.row_count += rows.len() as i64;
+            self.row_count += written as i64;
             if self.record_watermark {
                 sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
                     .bind(&self.spec.table)
@@ -655,9 +694,145 @@ impl Writer<'_> {
             }
             tx.commit().await?;
         });
-        self.loaded += rows.len() as u64;
-        self.bad = bad;
+        self.loaded += written as u64;
+        self.dead += dead.len() as u64;
         Ok(())
+    }
+}
+
+/// How a batch's rows get into the table on each backend.
+trait WriteRows {
+    async fn write_rows(
+        &mut self,
+        table: &str,
+        columns: &[Column],
+        rows: Vec<(&BusEvent, Vec<Cell>)>,
+    ) -> anyhow::Result<()>;
+}
+
+/// The column list of an event table: its own columns, then the message's.
+fn column_list(columns: &[Column]) -> String {
+    let mut list = vec![quote_ident(SEQ), quote_ident(SUBJECT), quote_ident(PUBLISHED)];
+    list.extend(columns.iter().map(|column| quote_ident(&column.name)));
+    list.join(", ")
+}
+
+/// PostgreSQL: one `COPY` in text format, which parses each value by its column's type.
+impl WriteRows for sqlx::PgConnection {
+    async fn write_rows(
+        &mut self,
+        table: &str,
+        columns: &[Column],
+        rows: Vec<(&BusEvent, Vec<Cell>)>,
+    ) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::with_capacity(rows.len() * 64 * (columns.len() + 3));
+        for (event, cells) in &rows {
+            let _ = write!(text, "{}\t", event.seq);
+            copy_escape(&mut text, &event.subject);
+            text.push('\t');
+            text.push_str(&published_text(event.published_ms, true));
+            for cell in cells {
+                text.push('\t');
+                match cell {
+                    Cell::Null => text.push_str("\\N"),
+                    Cell::Int(n) => {
+                        let _ = write!(text, "{n}");
+                    }
+                    Cell::Double(n) if n.is_nan() => text.push_str("NaN"),
+                    Cell::Double(n) if n.is_infinite() => {
+                        text.push_str(if *n > 0.0 { "Infinity" } else { "-Infinity" })
+                    }
+                    Cell::Double(n) => {
+                        let _ = write!(text, "{n}");
+                    }
+                    Cell::Bool(b) => text.push(if *b { 't' } else { 'f' }),
+                    Cell::Text(value) => copy_escape(&mut text, value),
+                    Cell::Bytes(bytes) => {
+                        text.push_str("\\\\x");
+                        for byte in bytes {
+                            let _ = write!(text, "{byte:02x}");
+                        }
+                    }
+                }
+            }
+            text.push('\n');
+        }
+        let mut copy = self
+            .copy_in_raw(&format!(
+                "COPY {} ({}) FROM STDIN",
+                quote_ident(table),
+                column_list(columns)
+            ))
+            .await?;
+        match copy.send(text.as_bytes()).await {
+            Ok(_) => {
+                copy.finish().await?;
+                Ok(())
+            }
+            Err(err) => {
+                let _ = copy.abort("the batch could not be sent").await;
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// SQLite: multi-row `INSERT`s, as many rows a statement as its parameter limit allows.
+impl WriteRows for sqlx::SqliteConnection {
+    async fn write_rows(
+        &mut self,
+        table: &str,
+        columns: &[Column],
+        rows: Vec<(&BusEvent, Vec<Cell>)>,
+    ) -> anyhow::Result<()> {
+        let per_statement = (MAX_PARAMETERS / (columns.len() + 3)).max(1);
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(per_statement).collect();
+            let mut insert = QueryBuilder::new(format!(
+                "INSERT INTO {} ({}) ",
+                quote_ident(table),
+                column_list(columns)
+            ));
+            insert.push_values(chunk, |mut values, (event, cells)| {
+                values.push_bind(event.seq as i64);
+                values.push_bind(event.subject.clone());
+                values.push_bind(published_text(event.published_ms, false));
+                for cell in cells {
+                    match cell {
+                        Cell::Null => values.push_bind(None::<String>),
+                        Cell::Int(n) => values.push_bind(n),
+                        Cell::Double(n) => values.push_bind(n),
+                        Cell::Bool(b) => values.push_bind(b),
+                        Cell::Text(text) => values.push_bind(text),
+                        Cell::Bytes(bytes) => values.push_bind(bytes),
+                    };
+                }
+            });
+            insert.build().execute(&mut *self).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Text as a value of `COPY ... FROM STDIN` (text format): backslash, tab, newline and
+/// carriage return escaped.
+fn copy_escape(out: &mut String, text: &str) {
+    if !text.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
     }
 }
 
@@ -690,51 +865,6 @@ fn published_text(ms: i64, postgres: bool) -> String {
     }
 }
 
-/// Binds one cell; `unseparated` when it follows text already pushed for it (a cast). A NULL
-/// is bound with the type of its column, which PostgreSQL checks.
-fn push_cell<'q, DB>(
-    values: &mut sqlx::query_builder::Separated<'q, DB, &'static str>,
-    cell: &Cell,
-    kind: ColumnKind,
-    unseparated: bool,
-) where
-    DB: sqlx::Database,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<bool>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<Vec<u8>>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    macro_rules! bind {
-        ($value:expr) => {
-            if unseparated {
-                values.push_bind_unseparated($value);
-            } else {
-                values.push_bind($value);
-            }
-        };
-    }
-    match cell {
-        Cell::Null => match kind {
-            ColumnKind::Int | ColumnKind::BigInt => bind!(None::<i64>),
-            ColumnKind::Real | ColumnKind::Double => bind!(None::<f64>),
-            ColumnKind::Bool => bind!(None::<bool>),
-            ColumnKind::Bytes => bind!(None::<Vec<u8>>),
-            _ => bind!(None::<String>),
-        },
-        Cell::Int(n) => bind!(*n),
-        Cell::Double(n) => bind!(*n),
-        Cell::Bool(b) => bind!(*b),
-        Cell::Text(text) => bind!(text.clone()),
-        Cell::Bytes(bytes) => bind!(bytes.clone()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -748,6 +878,13 @@ mod tests {
         assert!(!subject_overlaps("orders.placed", "orders.cancelled"));
         assert!(!subject_overlaps("orders.*", "orders.placed.eu"));
         assert!(!subject_overlaps("payments.>", "orders.placed"));
+    }
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_value() {
+        let mut out = String::new();
+        copy_escape(&mut out, "a\tb\nc\\d\re");
+        assert_eq!(out, "a\\tb\\nc\\\\d\\re");
     }
 
     #[test]

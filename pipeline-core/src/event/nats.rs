@@ -26,7 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the server holds a fetch open when no message is there yet.
 const FETCH_EXPIRES: Duration = Duration::from_millis(500);
 /// Messages a connection buffers for a fetch before the reader waits.
-const BUFFER: usize = 4096;
+const BUFFER: usize = 16_384;
 
 /// A message as the server delivered it.
 #[derive(Debug)]
