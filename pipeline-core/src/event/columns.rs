@@ -167,8 +167,14 @@ pub fn row(columns: &[Column], mut message: DynamicMessage, postgres: bool) -> V
         .collect();
     for (field, value) in message.take_fields() {
         let number = field.number();
-        if let Ok(i) = columns.binary_search_by_key(&number, |c| c.field.number())
-            .or_else(|_| columns.iter().position(|c| c.field.number() == number).ok_or(()))
+        if let Ok(i) = columns
+            .binary_search_by_key(&number, |c| c.field.number())
+            .or_else(|_| {
+                columns
+                    .iter()
+                    .position(|c| c.field.number() == number)
+                    .ok_or(())
+            })
         {
             values[i] = Some(value);
         }
@@ -227,9 +233,7 @@ fn cell(kind: ColumnKind, field_kind: &Kind, value: Value, postgres: bool) -> Ce
         (_, Value::String(text)) => Cell::Text(text),
         (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
         (_, Value::EnumNumber(number)) => Cell::Text(enum_name(field_kind, number)),
-        (_, value @ (Value::List(_) | Value::Map(_))) => {
-            Cell::Text(json_text(field_kind, &value))
-        }
+        (_, value @ (Value::List(_) | Value::Map(_))) => Cell::Text(json_text(field_kind, &value)),
     }
 }
 
@@ -265,13 +269,43 @@ fn timestamp(message: &DynamicMessage, postgres: bool) -> String {
         Some(Value::I32(nanos)) => (*nanos).clamp(0, 999_999_999),
         _ => 0,
     };
-    let civil = crate::date::format_timestamp(seconds.saturating_mul(1000));
-    let micros = nanos / 1000;
-    if postgres {
-        format!("{civil}.{micros:06}+00")
+    let mut out = String::with_capacity(32);
+    push_timestamp(&mut out, seconds, nanos as u32 / 1000, 6, postgres);
+    out
+}
+
+/// Writes a UTC time as each backend reads it, with `digits` digits of `fraction` (3 for
+/// milliseconds, 6 for microseconds): `2026-11-26 05:00:00.250+00` for PostgreSQL,
+/// `2026-11-26T05:00:00.250Z` for SQLite. Done by hand: it runs for every event.
+pub fn push_timestamp(out: &mut String, seconds: i64, fraction: u32, digits: u32, postgres: bool) {
+    let day = crate::date::Date::of_millis(seconds.div_euclid(86_400) * 86_400_000);
+    let (year, month, date) = day.ymd();
+    let second = seconds.rem_euclid(86_400);
+    let two = |out: &mut String, n: i64| {
+        out.push((b'0' + (n / 10 % 10) as u8) as char);
+        out.push((b'0' + (n % 10) as u8) as char);
+    };
+    if (0..=9999).contains(&year) {
+        two(out, year / 100);
+        two(out, year % 100);
     } else {
-        format!("{}.{micros:06}Z", civil.replacen(' ', "T", 1))
+        push_display(out, year);
     }
+    out.push('-');
+    two(out, i64::from(month));
+    out.push('-');
+    two(out, i64::from(date));
+    out.push(if postgres { ' ' } else { 'T' });
+    two(out, second / 3600);
+    out.push(':');
+    two(out, second / 60 % 60);
+    out.push(':');
+    two(out, second % 60);
+    out.push('.');
+    for place in (0..digits).rev() {
+        out.push((b'0' + (fraction / 10u32.pow(place) % 10) as u8) as char);
+    }
+    out.push_str(if postgres { "+00" } else { "Z" });
 }
 
 /// A value as compact JSON: messages by field name, enums by name, bytes in base64,
@@ -411,7 +445,13 @@ mod tests {
 
     #[test]
     fn json_strings_escape_as_serde_json_does() {
-        for text in ["plain", "quote \" and \\ back", "tab\tnew\nline\r", "\u{1}\u{1f}\u{7f}", "ünï"] {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "tab\tnew\nline\r",
+            "\u{1}\u{1f}\u{7f}",
+            "ünï",
+        ] {
             let mut out = String::new();
             write_string(&mut out, text);
             assert_eq!(out, serde_json::to_string(text).expect("JSON"), "{text:?}");

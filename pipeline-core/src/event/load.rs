@@ -571,8 +571,10 @@ async fn fetch_decoded(
 /// A batch decoded: each event's row, or why it did not decode.
 struct Decoded {
     events: Vec<BusEvent>,
-    /// By position in `events`.
+    /// By position in `events`; empty when they are already in `copy`.
     rows: Vec<(usize, Vec<Cell>)>,
+    /// For PostgreSQL, the rows as `COPY` text, made on the decoding thread; and how many.
+    copy: Option<(String, usize)>,
     dead: Vec<(usize, String)>,
 }
 
@@ -589,9 +591,12 @@ struct Decoder<'a> {
 impl Decoder<'_> {
     /// Decodes on a thread of its own, so that the batch before is written meanwhile.
     async fn decode(&mut self, events: Vec<BusEvent>) -> anyhow::Result<Decoded> {
-        let (columns, message, postgres) =
-            (std::sync::Arc::clone(&self.columns), self.message.clone(), self.postgres);
-        let (events, rows, dead) = tokio::task::spawn_blocking(move || {
+        let (columns, message, postgres) = (
+            std::sync::Arc::clone(&self.columns),
+            self.message.clone(),
+            self.postgres,
+        );
+        let (events, rows, copy, dead) = tokio::task::spawn_blocking(move || {
             let mut rows = Vec::with_capacity(events.len());
             let mut dead = Vec::new();
             for (i, event) in events.iter().enumerate() {
@@ -600,7 +605,14 @@ impl Decoder<'_> {
                     Err(err) => dead.push((i, err.to_string())),
                 }
             }
-            (events, rows, dead)
+            let copy = postgres.then(|| {
+                let text = copy_text(
+                    rows.iter()
+                        .map(|(i, cells)| (&events[*i], cells.as_slice())),
+                );
+                (text, std::mem::take(&mut rows).len())
+            });
+            (events, rows, copy, dead)
         })
         .await
         .context("decoding a batch of events panicked")?;
@@ -624,7 +636,12 @@ impl Decoder<'_> {
             ))
             .fatal();
         }
-        Ok(Decoded { events, rows, dead })
+        Ok(Decoded {
+            events,
+            rows,
+            copy,
+            dead,
+        })
     }
 }
 
@@ -646,18 +663,24 @@ impl Writer<'_> {
     async fn write(&mut self, batch: Decoded) -> anyhow::Result<()> {
         let postgres = self.sink.postgres;
         let events = &batch.events;
-        let rows: Vec<(&BusEvent, Vec<Cell>)> = batch
-            .rows
-            .into_iter()
-            .map(|(i, cells)| (&events[i], cells))
-            .collect();
+        let (rows, written) = match batch.copy {
+            Some((text, count)) => (Prepared::Copy(text), count),
+            None => {
+                let rows: Vec<(&BusEvent, Vec<Cell>)> = batch
+                    .rows
+                    .into_iter()
+                    .map(|(i, cells)| (&events[i], cells))
+                    .collect();
+                let count = rows.len();
+                (Prepared::Rows(rows), count)
+            }
+        };
         let dead: Vec<(&BusEvent, String)> = batch
             .dead
             .into_iter()
             .map(|(i, error)| (&events[i], error))
             .collect();
         let last = events.last().map_or(0, |event| event.seq);
-        let written = rows.len();
         crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
             (&mut *tx).write_rows(&self.table, self.columns, rows).await?;
@@ -700,19 +723,74 @@ impl Writer<'_> {
     }
 }
 
+/// A batch's rows, ready for their backend.
+enum Prepared<'a> {
+    /// `COPY` text (PostgreSQL).
+    Copy(String),
+    /// Values to bind (SQLite).
+    Rows(Vec<(&'a BusEvent, Vec<Cell>)>),
+}
+
 /// How a batch's rows get into the table on each backend.
 trait WriteRows {
     async fn write_rows(
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Vec<(&BusEvent, Vec<Cell>)>,
+        rows: Prepared<'_>,
     ) -> anyhow::Result<()>;
+}
+
+/// Rows as the text format of `COPY ... FROM STDIN`, one line each.
+fn copy_text<'a>(rows: impl ExactSizeIterator<Item = (&'a BusEvent, &'a [Cell])>) -> String {
+    let mut text = String::with_capacity(rows.len() * 256);
+    for (event, cells) in rows {
+        let _ = write!(text, "{}\t", event.seq);
+        copy_escape(&mut text, &event.subject);
+        text.push('\t');
+        columns::push_timestamp(
+            &mut text,
+            event.published_ms.div_euclid(1000),
+            event.published_ms.rem_euclid(1000) as u32,
+            3,
+            true,
+        );
+        for cell in cells {
+            text.push('\t');
+            match cell {
+                Cell::Null => text.push_str("\\N"),
+                Cell::Int(n) => {
+                    let _ = write!(text, "{n}");
+                }
+                Cell::Double(n) if n.is_nan() => text.push_str("NaN"),
+                Cell::Double(n) if n.is_infinite() => {
+                    text.push_str(if *n > 0.0 { "Infinity" } else { "-Infinity" })
+                }
+                Cell::Double(n) => {
+                    let _ = write!(text, "{n}");
+                }
+                Cell::Bool(b) => text.push(if *b { 't' } else { 'f' }),
+                Cell::Text(value) => copy_escape(&mut text, value),
+                Cell::Bytes(bytes) => {
+                    text.push_str("\\\\x");
+                    for byte in bytes {
+                        let _ = write!(text, "{byte:02x}");
+                    }
+                }
+            }
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The column list of an event table: its own columns, then the message's.
 fn column_list(columns: &[Column]) -> String {
-    let mut list = vec![quote_ident(SEQ), quote_ident(SUBJECT), quote_ident(PUBLISHED)];
+    let mut list = vec![
+        quote_ident(SEQ),
+        quote_ident(SUBJECT),
+        quote_ident(PUBLISHED),
+    ];
     list.extend(columns.iter().map(|column| quote_ident(&column.name)));
     list.join(", ")
 }
@@ -723,42 +801,16 @@ impl WriteRows for sqlx::PgConnection {
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Vec<(&BusEvent, Vec<Cell>)>,
+        rows: Prepared<'_>,
     ) -> anyhow::Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut text = String::with_capacity(rows.len() * 64 * (columns.len() + 3));
-        for (event, cells) in &rows {
-            let _ = write!(text, "{}\t", event.seq);
-            copy_escape(&mut text, &event.subject);
-            text.push('\t');
-            text.push_str(&published_text(event.published_ms, true));
-            for cell in cells {
-                text.push('\t');
-                match cell {
-                    Cell::Null => text.push_str("\\N"),
-                    Cell::Int(n) => {
-                        let _ = write!(text, "{n}");
-                    }
-                    Cell::Double(n) if n.is_nan() => text.push_str("NaN"),
-                    Cell::Double(n) if n.is_infinite() => {
-                        text.push_str(if *n > 0.0 { "Infinity" } else { "-Infinity" })
-                    }
-                    Cell::Double(n) => {
-                        let _ = write!(text, "{n}");
-                    }
-                    Cell::Bool(b) => text.push(if *b { 't' } else { 'f' }),
-                    Cell::Text(value) => copy_escape(&mut text, value),
-                    Cell::Bytes(bytes) => {
-                        text.push_str("\\\\x");
-                        for byte in bytes {
-                            let _ = write!(text, "{byte:02x}");
-                        }
-                    }
-                }
+        let text = match rows {
+            Prepared::Copy(text) => text,
+            Prepared::Rows(rows) => {
+                copy_text(rows.iter().map(|(event, cells)| (*event, cells.as_slice())))
             }
-            text.push('\n');
+        };
+        if text.is_empty() {
+            return Ok(());
         }
         let mut copy = self
             .copy_in_raw(&format!(
@@ -786,8 +838,12 @@ impl WriteRows for sqlx::SqliteConnection {
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Vec<(&BusEvent, Vec<Cell>)>,
+        rows: Prepared<'_>,
     ) -> anyhow::Result<()> {
+        let rows = match rows {
+            Prepared::Rows(rows) => rows,
+            Prepared::Copy(_) => anyhow::bail!("COPY text is for PostgreSQL, not SQLite"),
+        };
         let per_statement = (MAX_PARAMETERS / (columns.len() + 3)).max(1);
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
@@ -821,7 +877,10 @@ impl WriteRows for sqlx::SqliteConnection {
 /// Text as a value of `COPY ... FROM STDIN` (text format): backslash, tab, newline and
 /// carriage return escaped.
 fn copy_escape(out: &mut String, text: &str) {
-    if !text.bytes().any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) {
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
         out.push_str(text);
         return;
     }
@@ -856,13 +915,15 @@ fn push_published<'q, DB>(
 }
 
 fn published_text(ms: i64, postgres: bool) -> String {
-    let civil = crate::date::format_timestamp(ms);
-    let millis = ms.rem_euclid(1000);
-    if postgres {
-        format!("{civil}.{millis:03}+00")
-    } else {
-        format!("{}.{millis:03}Z", civil.replacen(' ', "T", 1))
-    }
+    let mut out = String::with_capacity(32);
+    columns::push_timestamp(
+        &mut out,
+        ms.div_euclid(1000),
+        ms.rem_euclid(1000) as u32,
+        3,
+        postgres,
+    );
+    out
 }
 
 #[cfg(test)]
