@@ -683,7 +683,7 @@ impl Writer<'_> {
         let last = events.last().map_or(0, |event| event.seq);
         crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            (&mut *tx).write_rows(&self.table, self.columns, rows).await?;
+            (*tx).write_rows(&self.table, self.columns, rows).await?;
             if !dead.is_empty() {
                 let mut insert = QueryBuilder::new(format!(
                     "INSERT INTO {} ({}, {}, {}, payload, error) ",
