@@ -372,6 +372,24 @@ fn meta_create_sql() -> String {
     )
 }
 
+/// Records a load's metadata inside the transaction `tx`: table, stream, subject, schema,
+/// watermark, row count.
+macro_rules! upsert_meta {
+    ($tx:ident, $spec:expr, $schema:expr, $watermark:expr, $rows:expr) => {
+        sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
+            .bind(&$spec.table)
+            .bind(&$spec.stream)
+            .bind(&$spec.subject)
+            .bind(hash($schema))
+            .bind($schema)
+            .bind($watermark as i64)
+            .bind($rows)
+            .bind(crate::date::now_millis())
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 /// The warehouse side of a load.
 struct Sink<'a> {
     pool: &'a DbPool,
@@ -485,17 +503,7 @@ impl Sink<'_> {
     ) -> anyhow::Result<()> {
         crate::db::dispatch!(self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
-                .bind(&spec.table)
-                .bind(&spec.stream)
-                .bind(&spec.subject)
-                .bind(hash(schema))
-                .bind(schema)
-                .bind(watermark as i64)
-                .bind(row_count)
-                .bind(crate::date::now_millis())
-                .execute(&mut *tx)
-                .await?;
+            upsert_meta!(tx, spec, schema, watermark, row_count);
             tx.commit().await?;
         });
         Ok(())
@@ -526,17 +534,7 @@ impl Sink<'_> {
         crate::db::dispatch!(self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(swap)).execute(&mut *tx).await?;
-            sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
-                .bind(&spec.table)
-                .bind(&spec.stream)
-                .bind(&spec.subject)
-                .bind(hash(schema))
-                .bind(schema)
-                .bind(watermark as i64)
-                .bind(row_count)
-                .bind(crate::date::now_millis())
-                .execute(&mut *tx)
-                .await?;
+            upsert_meta!(tx, spec, schema, watermark, row_count);
             tx.commit().await?;
         });
         Ok(())
@@ -703,17 +701,7 @@ impl Writer<'_> {
             }
             self.row_count += written as i64;
             if self.record_watermark {
-                sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
-                    .bind(&self.spec.table)
-                    .bind(&self.spec.stream)
-                    .bind(&self.spec.subject)
-                    .bind(hash(self.schema))
-                    .bind(self.schema)
-                    .bind(last as i64)
-                    .bind(self.row_count)
-                    .bind(crate::date::now_millis())
-                    .execute(&mut *tx)
-                    .await?;
+                upsert_meta!(tx, self.spec, self.schema, last, self.row_count);
             }
             tx.commit().await?;
         });
