@@ -793,8 +793,8 @@ impl WriteRows for sqlx::PgConnection {
     ) -> anyhow::Result<()> {
         let text = match rows {
             Prepared::Copy(text) => text,
-            Prepared::Rows(rows) => {
-                copy_text(rows.iter().map(|(event, cells)| (*event, cells.as_slice())))
+            Prepared::Rows(_) => {
+                anyhow::bail!("rows to bind are for SQLite; PostgreSQL takes COPY text")
             }
         };
         if text.is_empty() {

@@ -191,6 +191,7 @@ impl Nats {
         reply: Option<&str>,
         payload: &[u8],
     ) -> anyhow::Result<()> {
+        check_subject(subject)?;
         let mut frame = match reply {
             Some(reply) => format!("PUB {subject} {reply} {}\r\n", payload.len()),
             None => format!("PUB {subject} {}\r\n", payload.len()),
@@ -305,6 +306,7 @@ impl Nats {
         batch: usize,
     ) -> anyhow::Result<Reader<'_>> {
         check_name("stream", stream)?;
+        check_subject(subject)?;
         let created = self
             .jetstream(
                 &format!("CONSUMER.CREATE.{stream}"),
@@ -481,6 +483,15 @@ fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A subject goes into a protocol line as it is: whitespace or a control character in it
+/// would end the line and start another command.
+fn check_subject(subject: &str) -> anyhow::Result<()> {
+    if subject.is_empty() || subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("{subject:?} is not a valid NATS subject: no spaces or control characters");
+    }
+    Ok(())
+}
+
 /// Reads frames until the connection ends, handing each message to its subscription.
 async fn read_loop(
     mut read: BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -592,6 +603,10 @@ mod tests {
         assert!(check_name("stream", "ORDERS").is_ok());
         for bad in ["", "A.B", "A*", "A>", "A B"] {
             assert!(check_name("stream", bad).is_err(), "{bad}");
+        }
+        assert!(check_subject("orders.placed").is_ok());
+        for bad in ["", "orders placed", "x\r\nPUB evil 0", "a\tb"] {
+            assert!(check_subject(bad).is_err(), "{bad:?}");
         }
     }
 }

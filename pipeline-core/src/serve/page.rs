@@ -65,6 +65,10 @@ pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
+fn no_such_run(id: i64) -> Response<Body> {
+    error(StatusCode::NOT_FOUND, &format!("there is no run {id}"))
+}
+
 pub fn redirect(location: &str) -> Response<Body> {
     let mut response = Response::new(full(""));
     *response.status_mut() = StatusCode::SEE_OTHER;
@@ -229,10 +233,7 @@ pub async fn run(
     actions: bool,
 ) -> anyhow::Result<Response<Body>> {
     let Some(view) = view::run(runner, id).await? else {
-        return Ok(error(
-            StatusCode::NOT_FOUND,
-            &format!("there is no run {id}"),
-        ));
+        return Ok(no_such_run(id));
     };
     let expanded: HashSet<String> = if asked.param("expand") == Some("*") {
         view.tasks.iter().filter_map(|t| t.family.clone()).collect()
@@ -372,10 +373,7 @@ pub async fn task_in_run(
     actions: bool,
 ) -> anyhow::Result<Response<Body>> {
     let Some(view) = view::run(runner, id).await? else {
-        return Ok(error(
-            StatusCode::NOT_FOUND,
-            &format!("there is no run {id}"),
-        ));
+        return Ok(no_such_run(id));
     };
     let Some(task) = view.task(name) else {
         return Ok(error(
@@ -746,10 +744,7 @@ pub async fn rerun(
     cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<Response<Body>> {
     let Some(run) = runner.store.run(&runner.pipeline, id).await? else {
-        return Ok(error(
-            StatusCode::NOT_FOUND,
-            &format!("there is no run {id}"),
-        ));
+        return Ok(no_such_run(id));
     };
     if runner.dag.id(task).is_none() {
         return Ok(error(

@@ -81,6 +81,10 @@ pub fn run_graph(view: &RunView, expanded: &HashSet<String>) -> String {
     let blocked: HashSet<&str> = view.blocked.iter().map(|b| b.task.as_str()).collect();
 
     // Tasks to nodes: a collapsed family's members share one.
+    let mut members: HashMap<&str, usize> = HashMap::new();
+    for family in tasks.iter().filter_map(|t| t.family.as_deref()) {
+        *members.entry(family).or_default() += 1;
+    }
     let mut nodes: Vec<Node> = Vec::new();
     let mut node_of = vec![0usize; tasks.len()];
     let mut family_node: HashMap<&str, usize> = HashMap::new();
@@ -103,10 +107,7 @@ pub fn run_graph(view: &RunView, expanded: &HashSet<String>) -> String {
             }
             family_node.insert(family, nodes.len());
             node_of[i] = nodes.len();
-            let members = tasks
-                .iter()
-                .filter(|t| t.family.as_deref() == Some(family))
-                .count();
+            let members = members.get(family).copied().unwrap_or(0);
             nodes.push(Node {
                 label: format!("{} ({members})", shorten(family, LABEL_CHARS - 5)),
                 title: format!("family {family}: {members} tasks; click to expand"),

@@ -289,6 +289,7 @@ fn critical_path(tasks: &[TaskInRun], now: i64) -> Vec<String> {
         return Vec::new();
     };
     let mut path = vec![at.to_string()];
+    let mut visited: HashSet<&str> = HashSet::from([at]);
     while let Some(task) = by_name.get(at) {
         let previous = task
             .requires
@@ -297,7 +298,7 @@ fn critical_path(tasks: &[TaskInRun], now: i64) -> Vec<String> {
             .filter_map(|dep| Some((dep.as_str(), *ends.get(dep.as_str())?)))
             .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
         match previous {
-            Some((dep, _)) if !path.iter().any(|p| p == dep) => {
+            Some((dep, _)) if visited.insert(dep) => {
                 path.push(dep.to_string());
                 at = dep;
             }
