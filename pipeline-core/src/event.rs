@@ -5,8 +5,13 @@
 //! offsets (Kafka: a topic partition's offsets) can follow.
 
 mod columns;
+mod copy;
+#[cfg(test)]
+mod differential;
+mod json;
 mod load;
 pub mod nats;
+mod wire;
 
 use anyhow::Context as _;
 pub use load::{

@@ -1,4 +1,4 @@
-//! From a protobuf message type to table columns, and from a decoded message to a row.
+//! From a protobuf message type to table columns, and from an event's bytes to a row.
 //!
 //! Each field of the message is one column: scalars as the matching SQL type, enums by their
 //! names, `google.protobuf.Timestamp` as a timestamp, `Duration` as an interval (seconds on
@@ -6,9 +6,9 @@
 //! repeated and map fields as JSON. A proto3 scalar without explicit presence is never NULL:
 //! unset means its default, as protobuf defines it.
 
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
-};
+use super::BusEvent;
+use super::json;
+use super::wire::{Plans, Scalar, Shape, Slot, Value, WellKnown};
 
 /// How a column stores its field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,15 +75,9 @@ impl ColumnKind {
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
-    field: FieldDescriptor,
-    /// The field's type, and its shape, read once rather than for every message.
-    field_kind: Kind,
-    presence: bool,
-    list: bool,
-    map: bool,
 }
 
-/// A value to bind.
+/// A value to bind (SQLite).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {
     Null,
@@ -94,60 +88,294 @@ pub enum Cell {
     Bytes(Vec<u8>),
 }
 
+/// A row's value as it goes to a [`RowSink`], borrowed from the event or the maker.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Datum<'a> {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    Bool(bool),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    /// Unix seconds and microseconds, within years 1 to 9999.
+    Timestamp {
+        seconds: i64,
+        micros: u32,
+    },
+    /// Whole microseconds, within what a signed 64-bit count holds.
+    Interval {
+        seconds: i64,
+        nanos: i32,
+    },
+    Json(&'a str),
+}
+
 /// The columns of a message type, in field order.
-pub fn columns(message: &MessageDescriptor) -> Vec<Column> {
-    message
-        .fields()
+pub fn columns(plans: &Plans) -> Vec<Column> {
+    plans.messages[0]
+        .fields
+        .iter()
         .map(|field| Column {
-            name: field.name().to_string(),
-            kind: kind(&field),
-            field_kind: field.kind(),
-            presence: field.supports_presence(),
-            list: field.is_list(),
-            map: field.is_map(),
-            field,
+            name: field.name.clone(),
+            kind: match field.shape {
+                Shape::Singular { .. } => scalar_kind(plans, field.scalar),
+                Shape::Repeated | Shape::Map { .. } => ColumnKind::Json,
+            },
         })
         .collect()
 }
 
-fn kind(field: &FieldDescriptor) -> ColumnKind {
-    if field.is_list() || field.is_map() {
-        return ColumnKind::Json;
-    }
-    scalar_kind(&field.kind()).unwrap_or(ColumnKind::Json)
-}
-
-/// The kind of a non-repeated value of `kind`; `None` for messages stored as JSON.
-fn scalar_kind(kind: &Kind) -> Option<ColumnKind> {
-    Some(match kind {
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => ColumnKind::Int,
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint32 | Kind::Fixed32 => {
+/// The kind of a non-repeated value: a message other than the well-known ones is JSON.
+fn scalar_kind(plans: &Plans, scalar: Scalar) -> ColumnKind {
+    match scalar {
+        Scalar::Int32 | Scalar::Sint32 | Scalar::Sfixed32 => ColumnKind::Int,
+        Scalar::Int64 | Scalar::Sint64 | Scalar::Sfixed64 | Scalar::Uint32 | Scalar::Fixed32 => {
             ColumnKind::BigInt
         }
-        Kind::Uint64 | Kind::Fixed64 => ColumnKind::UBigInt,
-        Kind::Float => ColumnKind::Real,
-        Kind::Double => ColumnKind::Double,
-        Kind::Bool => ColumnKind::Bool,
-        Kind::String | Kind::Enum(_) => ColumnKind::Text,
-        Kind::Bytes => ColumnKind::Bytes,
-        Kind::Message(message) => match message.full_name() {
-            "google.protobuf.Timestamp" => ColumnKind::Timestamp,
-            "google.protobuf.Duration" => ColumnKind::Interval,
-            name if wrapped(name) => {
-                return message
-                    .get_field_by_name("value")
-                    .and_then(|value| scalar_kind(&value.kind()));
+        Scalar::Uint64 | Scalar::Fixed64 => ColumnKind::UBigInt,
+        Scalar::Float => ColumnKind::Real,
+        Scalar::Double => ColumnKind::Double,
+        Scalar::Bool => ColumnKind::Bool,
+        Scalar::String | Scalar::Enum(_) => ColumnKind::Text,
+        Scalar::Bytes => ColumnKind::Bytes,
+        Scalar::Message(id) => {
+            let message = &plans.messages[id];
+            match message.well_known {
+                Some(WellKnown::Timestamp) => ColumnKind::Timestamp,
+                Some(WellKnown::Duration) => ColumnKind::Interval,
+                Some(WellKnown::Wrapper) => match wrapped_field(plans, id) {
+                    Some(inner) if !matches!(inner, Scalar::Message(_)) => {
+                        scalar_kind(plans, inner)
+                    }
+                    _ => ColumnKind::Json,
+                },
+                None => ColumnKind::Json,
             }
-            _ => return None,
-        },
-    })
+        }
+    }
 }
 
-/// Whether a message type is one of the wrappers (`google.protobuf.Int64Value`, ...).
-fn wrapped(full_name: &str) -> bool {
-    full_name
-        .strip_prefix("google.protobuf.")
-        .is_some_and(|name| name.ends_with("Value") && name != "Value" && name != "ListValue")
+/// The type a wrapper wraps: its field 1, `value`.
+fn wrapped_field(plans: &Plans, id: usize) -> Option<Scalar> {
+    plans.messages[id]
+        .fields
+        .iter()
+        .find(|field| field.number == 1)
+        .map(|field| field.scalar)
+}
+
+/// Where rows go: PostgreSQL's binary `COPY`, or SQLite's bound cells. A row is `begin`,
+/// one `push` a column, `end`; `rewind` drops a row begun, when its event turns out bad.
+pub trait RowSink {
+    fn begin(&mut self, index: usize, event: &BusEvent);
+    fn push(&mut self, kind: ColumnKind, datum: Datum<'_>);
+    fn end(&mut self);
+    fn rewind(&mut self);
+}
+
+/// Makes rows of events: one for each message type and load, reused for every event.
+#[derive(Debug)]
+pub struct RowMaker {
+    plans: Plans,
+    kinds: Vec<ColumnKind>,
+    /// Scratch space for a JSON column and an enum number's text.
+    json: String,
+    number: String,
+}
+
+/// The earliest and latest Timestamp an event may hold: years 1 to 9999, what both backends
+/// (and SQL) read.
+const FIRST_SECOND: i64 = -62_135_596_800;
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A Timestamp given in `parts` as seconds and microseconds (nanoseconds cut, as
+/// PostgreSQL keeps microseconds), if within years 1 to 9999.
+pub(crate) fn timestamp(
+    plans: &Plans,
+    id: usize,
+    parts: &[super::wire::Raw<'_>],
+    depth: u32,
+) -> Result<(i64, u32), String> {
+    let (seconds, nanos) = plans.seconds_and_nanos(id, parts, depth)?;
+    if !(FIRST_SECOND..=LAST_SECOND).contains(&seconds) {
+        return Err(format!("timestamp {seconds} s is outside years 1 to 9999"));
+    }
+    Ok((seconds, nanos.clamp(0, 999_999_999) as u32 / 1000))
+}
+
+impl RowMaker {
+    pub fn new(plans: Plans) -> RowMaker {
+        let kinds = columns(&plans).into_iter().map(|c| c.kind).collect();
+        RowMaker {
+            plans,
+            kinds,
+            json: String::new(),
+            number: String::new(),
+        }
+    }
+
+    /// Writes the row of `event` (the `index`th of its batch) into `sink`: all of it, or, if
+    /// it does not decode or cannot be stored, nothing and the reason. `slots` is scratch
+    /// space that lives as long as the batch.
+    pub fn row<'a>(
+        &mut self,
+        index: usize,
+        event: &'a BusEvent,
+        slots: &mut Vec<Slot<'a>>,
+        sink: &mut impl RowSink,
+    ) -> Result<(), String> {
+        // Cleared rather than made anew: their lists keep their room from event to event.
+        slots.resize_with(self.kinds.len(), Slot::default);
+        slots.iter_mut().for_each(Slot::clear);
+        self.plans.read(0, &event.payload, slots, 0)?;
+        sink.begin(index, event);
+        match self.push_columns(slots, sink) {
+            Ok(()) => {
+                sink.end();
+                Ok(())
+            }
+            Err(why) => {
+                sink.rewind();
+                Err(why)
+            }
+        }
+    }
+
+    fn push_columns(&mut self, slots: &[Slot<'_>], sink: &mut impl RowSink) -> Result<(), String> {
+        let plans = &self.plans;
+        for ((field, slot), &kind) in plans.messages[0].fields.iter().zip(slots).zip(&self.kinds) {
+            let named = |why: String| format!("field {}: {why}", field.name);
+            let given = !slot.all.is_empty();
+            match (field.shape, field.scalar, kind) {
+                (Shape::Repeated | Shape::Map { .. }, _, _) | (_, _, ColumnKind::Json) => {
+                    if matches!(field.shape, Shape::Singular { .. }) && !given {
+                        sink.push(kind, Datum::Null);
+                        continue;
+                    }
+                    self.json.clear();
+                    json::write_field(plans, &mut self.json, field, slot, 1).map_err(named)?;
+                    sink.push(kind, Datum::Json(&self.json));
+                }
+                (_, Scalar::Message(_), _) if !given => sink.push(kind, Datum::Null),
+                (_, Scalar::Message(id), ColumnKind::Timestamp) => {
+                    let (seconds, micros) = timestamp(plans, id, &slot.all, 1).map_err(named)?;
+                    sink.push(kind, Datum::Timestamp { seconds, micros });
+                }
+                (_, Scalar::Message(id), ColumnKind::Interval) => {
+                    let (seconds, nanos) =
+                        plans.seconds_and_nanos(id, &slot.all, 1).map_err(named)?;
+                    if seconds
+                        .checked_mul(1_000_000)
+                        .and_then(|m| m.checked_add(1_000_000))
+                        .is_none()
+                    {
+                        return Err(named(format!("duration {seconds} s is too long")));
+                    }
+                    sink.push(kind, Datum::Interval { seconds, nanos });
+                }
+                (_, Scalar::Message(id), _) => {
+                    // A wrapper: the value it wraps, or its default.
+                    let inner = &plans.messages[id];
+                    let mut inner_slots = plans.slots(id);
+                    plans
+                        .read_parts(id, &slot.all, &mut inner_slots, 1)
+                        .map_err(named)?;
+                    let value = inner
+                        .fields
+                        .iter()
+                        .zip(&inner_slots)
+                        .find(|(f, _)| f.number == 1)
+                        .and_then(|(f, s)| Plans::singular(f, s));
+                    push_value(plans, sink, kind, value, &mut self.number);
+                }
+                _ => push_value(
+                    plans,
+                    sink,
+                    kind,
+                    Plans::singular(field, slot),
+                    &mut self.number,
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_value(
+    plans: &Plans,
+    sink: &mut impl RowSink,
+    kind: ColumnKind,
+    value: Option<Value<'_>>,
+    number: &mut String,
+) {
+    let datum = match value {
+        None => Datum::Null,
+        Some(Value::Int(n)) => Datum::Int(n),
+        Some(Value::UInt(n)) => Datum::UInt(n),
+        Some(Value::Float(n)) => Datum::Float(n),
+        Some(Value::Double(n)) => Datum::Double(n),
+        Some(Value::Bool(b)) => Datum::Bool(b),
+        Some(Value::Text(text)) => Datum::Text(text),
+        Some(Value::Bytes(bytes)) => Datum::Bytes(bytes),
+        Some(Value::Enum(id, n)) => match plans.enum_name(id, n) {
+            Some(name) => Datum::Text(name),
+            None => {
+                number.clear();
+                json::push_display(number, n);
+                Datum::Text(number)
+            }
+        },
+    };
+    sink.push(kind, datum);
+}
+
+/// Rows as SQLite binds them: owned cells, with the index of their event in the batch.
+#[derive(Debug, Default)]
+pub struct BoundRows {
+    pub rows: Vec<(usize, Vec<Cell>)>,
+    row: Vec<Cell>,
+    index: usize,
+}
+
+impl RowSink for BoundRows {
+    fn begin(&mut self, index: usize, _event: &BusEvent) {
+        self.index = index;
+        // As wide as the row before.
+        let width = self.rows.last().map_or(0, |(_, row)| row.len());
+        self.row = Vec::with_capacity(width);
+    }
+
+    fn push(&mut self, _kind: ColumnKind, datum: Datum<'_>) {
+        self.row.push(match datum {
+            Datum::Null => Cell::Null,
+            Datum::Int(n) => Cell::Int(n),
+            // SQLite's integers stop at 2^63: text keeps every digit.
+            Datum::UInt(n) => Cell::Text(n.to_string()),
+            Datum::Float(n) => Cell::Double(f64::from(n)),
+            Datum::Double(n) => Cell::Double(n),
+            Datum::Bool(b) => Cell::Bool(b),
+            Datum::Text(text) | Datum::Json(text) => Cell::Text(text.to_string()),
+            Datum::Bytes(bytes) => Cell::Bytes(bytes.to_vec()),
+            Datum::Timestamp { seconds, micros } => {
+                let mut text = String::with_capacity(27);
+                push_timestamp(&mut text, seconds, micros, 6, false);
+                Cell::Text(text)
+            }
+            Datum::Interval { seconds, nanos } => {
+                Cell::Double(seconds as f64 + f64::from(nanos) / 1e9)
+            }
+        });
+    }
+
+    fn end(&mut self) {
+        self.rows.push((self.index, std::mem::take(&mut self.row)));
+    }
+
+    fn rewind(&mut self) {
+        self.row.clear();
+    }
 }
 
 /// A hash of the columns' names and kinds, in order: what a schema change is detected by.
@@ -157,121 +385,6 @@ pub fn schema_text(columns: &[Column]) -> String {
         .map(|column| format!("{} {}", column.name, column.kind.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A message's row, one cell a column; the message's values move into it.
-pub fn row(columns: &[Column], mut message: DynamicMessage, postgres: bool) -> Vec<Cell> {
-    // One pass over what is set, in field-number order, rather than a lookup per column.
-    let mut values: Vec<Option<Value>> = std::iter::repeat_with(|| None)
-        .take(columns.len())
-        .collect();
-    for (field, value) in message.take_fields() {
-        let number = field.number();
-        if let Ok(i) = columns
-            .binary_search_by_key(&number, |c| c.field.number())
-            .or_else(|_| {
-                columns
-                    .iter()
-                    .position(|c| c.field.number() == number)
-                    .ok_or(())
-            })
-        {
-            values[i] = Some(value);
-        }
-    }
-    columns
-        .iter()
-        .zip(values)
-        .map(|(column, value)| match value {
-            Some(value) => cell(column.kind, &column.field_kind, value, postgres),
-            // Unset: an empty list or map as JSON; NULL for what has presence (messages,
-            // `optional`); the proto3 default for a plain scalar.
-            None if column.list => Cell::Text("[]".into()),
-            None if column.map => Cell::Text("{}".into()),
-            None if column.presence || column.kind == ColumnKind::Json => Cell::Null,
-            None => {
-                let default = Value::default_value_for_field(&column.field);
-                cell(column.kind, &column.field_kind, default, postgres)
-            }
-        })
-        .collect()
-}
-
-fn cell(kind: ColumnKind, field_kind: &Kind, value: Value, postgres: bool) -> Cell {
-    match (kind, value) {
-        (ColumnKind::Json, value) => Cell::Text(json_text(field_kind, &value)),
-        (_, Value::Message(mut message)) => match kind {
-            ColumnKind::Timestamp => Cell::Text(timestamp(&message, postgres)),
-            ColumnKind::Interval => {
-                let seconds = seconds_of(&message);
-                if postgres {
-                    Cell::Text(format!("{seconds} seconds"))
-                } else {
-                    Cell::Double(seconds)
-                }
-            }
-            // A wrapper: the value it wraps.
-            _ => {
-                let inner = message.descriptor().get_field_by_name("value");
-                match (inner, message.take_field_by_name("value")) {
-                    (Some(inner), Some(value)) => cell(kind, &inner.kind(), value, postgres),
-                    (Some(inner), None) => {
-                        let default = Value::default_value_for_field(&inner);
-                        cell(kind, &inner.kind(), default, postgres)
-                    }
-                    _ => Cell::Null,
-                }
-            }
-        },
-        (_, Value::Bool(b)) => Cell::Bool(b),
-        (_, Value::I32(n)) => Cell::Int(i64::from(n)),
-        (_, Value::I64(n)) => Cell::Int(n),
-        (_, Value::U32(n)) => Cell::Int(i64::from(n)),
-        (_, Value::U64(n)) => Cell::Text(n.to_string()),
-        (_, Value::F32(n)) => Cell::Double(f64::from(n)),
-        (_, Value::F64(n)) => Cell::Double(n),
-        (_, Value::String(text)) => Cell::Text(text),
-        (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
-        (_, Value::EnumNumber(number)) => Cell::Text(enum_name(field_kind, number)),
-        (_, value @ (Value::List(_) | Value::Map(_))) => Cell::Text(json_text(field_kind, &value)),
-    }
-}
-
-fn enum_name(kind: &Kind, number: i32) -> String {
-    match kind {
-        Kind::Enum(descriptor) => descriptor
-            .get_value(number)
-            .map_or_else(|| number.to_string(), |value| value.name().to_string()),
-        _ => number.to_string(),
-    }
-}
-
-fn seconds_of(message: &DynamicMessage) -> f64 {
-    let seconds = match message.get_field_by_name("seconds").as_deref() {
-        Some(Value::I64(seconds)) => *seconds,
-        _ => 0,
-    };
-    let nanos = match message.get_field_by_name("nanos").as_deref() {
-        Some(Value::I32(nanos)) => *nanos,
-        _ => 0,
-    };
-    seconds as f64 + f64::from(nanos) / 1e9
-}
-
-/// A Timestamp as text each backend reads: `2026-11-26 05:00:00.123456+00` on PostgreSQL,
-/// `2026-11-26T05:00:00.123456Z` on SQLite.
-fn timestamp(message: &DynamicMessage, postgres: bool) -> String {
-    let seconds = match message.get_field_by_name("seconds").as_deref() {
-        Some(Value::I64(seconds)) => *seconds,
-        _ => 0,
-    };
-    let nanos = match message.get_field_by_name("nanos").as_deref() {
-        Some(Value::I32(nanos)) => (*nanos).clamp(0, 999_999_999),
-        _ => 0,
-    };
-    let mut out = String::with_capacity(32);
-    push_timestamp(&mut out, seconds, nanos as u32 / 1000, 6, postgres);
-    out
 }
 
 /// Writes a UTC time as each backend reads it, with `digits` digits of `fraction` (3 for
@@ -289,7 +402,7 @@ pub fn push_timestamp(out: &mut String, seconds: i64, fraction: u32, digits: u32
         two(out, year / 100);
         two(out, year % 100);
     } else {
-        push_display(out, year);
+        json::push_display(out, year);
     }
     out.push('-');
     two(out, i64::from(month));
@@ -306,164 +419,4 @@ pub fn push_timestamp(out: &mut String, seconds: i64, fraction: u32, digits: u32
         out.push((b'0' + (fraction / 10u32.pow(place) % 10) as u8) as char);
     }
     out.push_str(if postgres { "+00" } else { "Z" });
-}
-
-/// A value as compact JSON: messages by field name, enums by name, bytes in base64,
-/// timestamps in RFC 3339, map entries by key.
-fn json_text(kind: &Kind, value: &Value) -> String {
-    let mut out = String::new();
-    write_json(&mut out, kind, value);
-    out
-}
-
-fn write_json(out: &mut String, kind: &Kind, value: &Value) {
-    match value {
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::I32(n) => push_display(out, n),
-        Value::I64(n) => push_display(out, n),
-        Value::U32(n) => push_display(out, n),
-        Value::U64(n) => push_display(out, n),
-        Value::F32(n) => write_float(out, f64::from(*n)),
-        Value::F64(n) => write_float(out, *n),
-        Value::String(text) => write_string(out, text),
-        Value::Bytes(bytes) => write_string(out, &base64(bytes)),
-        Value::EnumNumber(number) => write_string(out, &enum_name(kind, *number)),
-        Value::Message(message) => {
-            if message.descriptor().full_name() == "google.protobuf.Timestamp" {
-                write_string(out, &timestamp(message, false));
-                return;
-            }
-            out.push('{');
-            for (i, (field, value)) in message.fields().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, field.name());
-                out.push(':');
-                write_json(out, &field.kind(), value);
-            }
-            out.push('}');
-        }
-        Value::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(out, kind, item);
-            }
-            out.push(']');
-        }
-        Value::Map(entries) => {
-            let value_kind = match kind {
-                Kind::Message(entry) => entry.map_entry_value_field().kind(),
-                other => other.clone(),
-            };
-            let mut keys: Vec<(&MapKey, &Value)> = entries.iter().collect();
-            keys.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
-            for (i, (key, value)) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let key = match key {
-                    MapKey::Bool(b) => b.to_string(),
-                    MapKey::I32(n) => n.to_string(),
-                    MapKey::I64(n) => n.to_string(),
-                    MapKey::U32(n) => n.to_string(),
-                    MapKey::U64(n) => n.to_string(),
-                    MapKey::String(s) => s.clone(),
-                };
-                write_string(out, &key);
-                out.push(':');
-                write_json(out, &value_kind, value);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn push_display(out: &mut String, value: impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    let _ = write!(out, "{value}");
-}
-
-/// JSON has no NaN or infinity: those are strings, as in protobuf's JSON mapping; other
-/// numbers as serde_json writes them (`12.0`, not `12`).
-fn write_float(out: &mut String, n: f64) {
-    match serde_json::Number::from_f64(n) {
-        Some(number) => push_display(out, number),
-        None if n.is_nan() => out.push_str("\"NaN\""),
-        None if n > 0.0 => out.push_str("\"Infinity\""),
-        None => out.push_str("\"-Infinity\""),
-    }
-}
-
-/// A JSON string, escaped as serde_json escapes it.
-fn write_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => push_display(out, format_args!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> shift) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{base64, write_string};
-
-    #[test]
-    fn json_strings_escape_as_serde_json_does() {
-        for text in [
-            "plain",
-            "quote \" and \\ back",
-            "tab\tnew\nline\r",
-            "\u{1}\u{1f}\u{7f}",
-            "ünï",
-        ] {
-            let mut out = String::new();
-            write_string(&mut out, text);
-            assert_eq!(out, serde_json::to_string(text).expect("JSON"), "{text:?}");
-        }
-    }
-
-    #[test]
-    fn base64_pads_like_the_standard() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 }

@@ -5,17 +5,18 @@
 //! event lands once.
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::MessageDescriptor;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row as _};
 
 use super::BusEvent;
-use super::columns::{self, Cell, Column, ColumnKind};
+use super::columns::{self, BoundRows, Cell, Column, ColumnKind, RowMaker};
+use super::copy::BinaryRows;
 use super::nats::Nats;
+use super::wire::Plans;
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
 use crate::load::{check_identifier, derived, fnv1a};
 use crate::task::ResultExt as _;
@@ -26,6 +27,8 @@ pub const META_TABLE: &str = "pipeline_event_loads";
 pub const DEFAULT_BATCH: usize = 10_000;
 /// The share of messages that may fail to decode before a load fails, by default.
 pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
+/// Batches decoded ahead of the one being written.
+const READ_AHEAD: usize = 2;
 /// Bound parameters per statement: under both backends' limits.
 const MAX_PARAMETERS: usize = 30_000;
 
@@ -149,7 +152,11 @@ pub(crate) async fn run(
         .with_context(|| format!("table {:?}", spec.table))
         .fatal()?;
     let started = Instant::now();
-    let columns = columns::columns(message);
+    let postgres = matches!(pool, DbPool::Postgres(_));
+    let plans = Plans::new(message, postgres)
+        .with_context(|| format!("message type {}", message.full_name()))
+        .fatal()?;
+    let columns = columns::columns(&plans);
     for column in &columns {
         if [SEQ, SUBJECT, PUBLISHED].contains(&column.name.as_str()) {
             return Err(anyhow!(
@@ -177,7 +184,6 @@ pub(crate) async fn run(
         ))
         .fatal();
     }
-    let postgres = matches!(pool, DbPool::Postgres(_));
     let sink = Sink { pool, postgres };
     sink.execute(&meta_create_sql()).await?;
     let meta = sink.meta(&spec.table).await?;
@@ -266,7 +272,8 @@ pub(crate) async fn run(
     };
     let mut decoder = Decoder {
         spec,
-        columns: std::sync::Arc::new(columns.clone()),
+        maker: Some(RowMaker::new(plans)),
+        columns: columns.len(),
         message,
         postgres,
         seen: 0,
@@ -286,21 +293,32 @@ pub(crate) async fn run(
     let mut reader = nats
         .read(&spec.stream, &spec.subject, from, state.last, spec.batch)
         .await?;
-    // A pipeline: while one batch is written, the next is fetched and decoded.
+    // A pipeline: batches are fetched and decoded up to READ_AHEAD ahead of the one being
+    // written, so the bus, the decoding thread and the database each keep working. Batches
+    // decoded before a failure are still written: each commits on its own.
+    let (decoded, mut to_write) = tokio::sync::mpsc::channel(READ_AHEAD);
     let read = async {
-        let mut next = fetch_decoded(&mut reader, &mut decoder).await?;
-        while let Some(batch) = next {
-            let (written, decoded) = tokio::join!(
-                writer.write(batch),
-                fetch_decoded(&mut reader, &mut decoder)
-            );
-            written?;
-            next = decoded?;
+        // Owned here, so that it is dropped however this ends, and the writer's loop ends.
+        let decoded = decoded;
+        while let Some(batch) = fetch_decoded(&mut reader, &mut decoder).await? {
+            if decoded.send(batch).await.is_err() {
+                break; // the writer failed; its error is the load's
+            }
         }
         anyhow::Ok(())
-    }
-    .await;
+    };
+    let write = async {
+        while let Some(batch) = to_write.recv().await {
+            if let Err(err) = writer.write(batch).await {
+                to_write.close();
+                return Err(err);
+            }
+        }
+        anyhow::Ok(())
+    };
+    let (read, written) = tokio::join!(read, write);
     reader.close().await;
+    written?;
     read?;
     let (loaded, bad, row_count) = (writer.loaded, writer.dead, writer.row_count);
     // Read through the stream's last sequence as of the start: the next load begins after
@@ -569,17 +587,24 @@ async fn fetch_decoded(
 /// A batch decoded: each event's row, or why it did not decode.
 struct Decoded {
     events: Vec<BusEvent>,
-    /// By position in `events`; empty when they are already in `copy`.
-    rows: Vec<(usize, Vec<Cell>)>,
-    /// For PostgreSQL, the rows as `COPY` text, made on the decoding thread; and how many.
-    copy: Option<(String, usize)>,
+    rows: Rows,
     dead: Vec<(usize, String)>,
+}
+
+/// A batch's rows, ready for their backend.
+enum Rows {
+    /// PostgreSQL: binary `COPY` data, made on the decoding thread; and how many rows.
+    Copy(Vec<u8>, usize),
+    /// SQLite: values to bind, by position in `events`.
+    Bound(Vec<(usize, Vec<Cell>)>),
 }
 
 /// Decodes batches, and fails the load when too many messages do not decode.
 struct Decoder<'a> {
     spec: &'a EventSpec,
-    columns: std::sync::Arc<Vec<Column>>,
+    /// Lent to each batch's decoding thread, and back.
+    maker: Option<RowMaker>,
+    columns: usize,
     message: &'a MessageDescriptor,
     postgres: bool,
     seen: u64,
@@ -589,31 +614,38 @@ struct Decoder<'a> {
 impl Decoder<'_> {
     /// Decodes on a thread of its own, so that the batch before is written meanwhile.
     async fn decode(&mut self, events: Vec<BusEvent>) -> anyhow::Result<Decoded> {
-        let (columns, message, postgres) = (
-            std::sync::Arc::clone(&self.columns),
-            self.message.clone(),
-            self.postgres,
-        );
-        let (events, rows, copy, dead) = tokio::task::spawn_blocking(move || {
-            let mut rows = Vec::with_capacity(events.len());
+        let mut maker = self
+            .maker
+            .take()
+            .context("a batch's decoding failed before, and the load with it")?;
+        let (postgres, columns) = (self.postgres, self.columns);
+        let (maker, events, rows, dead) = tokio::task::spawn_blocking(move || {
             let mut dead = Vec::new();
-            for (i, event) in events.iter().enumerate() {
-                match DynamicMessage::decode(message.clone(), event.payload.as_slice()) {
-                    Ok(decoded) => rows.push((i, columns::row(&columns, decoded, postgres))),
-                    Err(err) => dead.push((i, err.to_string())),
+            let mut slots = Vec::new();
+            let rows = if postgres {
+                let mut copy = BinaryRows::new(columns, events.len());
+                for (i, event) in events.iter().enumerate() {
+                    if let Err(why) = maker.row(i, event, &mut slots, &mut copy) {
+                        dead.push((i, why));
+                    }
                 }
-            }
-            let copy = postgres.then(|| {
-                let text = copy_text(
-                    rows.iter()
-                        .map(|(i, cells)| (&events[*i], cells.as_slice())),
-                );
-                (text, std::mem::take(&mut rows).len())
-            });
-            (events, rows, copy, dead)
+                let count = copy.rows;
+                Rows::Copy(copy.finish(), count)
+            } else {
+                let mut bound = BoundRows::default();
+                for (i, event) in events.iter().enumerate() {
+                    if let Err(why) = maker.row(i, event, &mut slots, &mut bound) {
+                        dead.push((i, why));
+                    }
+                }
+                Rows::Bound(bound.rows)
+            };
+            drop(slots);
+            (maker, events, rows, dead)
         })
         .await
         .context("decoding a batch of events panicked")?;
+        self.maker = Some(maker);
         self.seen += events.len() as u64;
         self.bad += dead.len() as u64;
         if self.bad as f64 > self.spec.max_bad_share * self.seen as f64 {
@@ -634,12 +666,7 @@ impl Decoder<'_> {
             ))
             .fatal();
         }
-        Ok(Decoded {
-            events,
-            rows,
-            copy,
-            dead,
-        })
+        Ok(Decoded { events, rows, dead })
     }
 }
 
@@ -661,11 +688,10 @@ impl Writer<'_> {
     async fn write(&mut self, batch: Decoded) -> anyhow::Result<()> {
         let postgres = self.sink.postgres;
         let events = &batch.events;
-        let (rows, written) = match batch.copy {
-            Some((text, count)) => (Prepared::Copy(text), count),
-            None => {
-                let rows: Vec<(&BusEvent, Vec<Cell>)> = batch
-                    .rows
+        let (rows, written) = match batch.rows {
+            Rows::Copy(data, count) => (Prepared::Copy(data), count),
+            Rows::Bound(rows) => {
+                let rows: Vec<(&BusEvent, Vec<Cell>)> = rows
                     .into_iter()
                     .map(|(i, cells)| (&events[i], cells))
                     .collect();
@@ -681,6 +707,14 @@ impl Writer<'_> {
         let last = events.last().map_or(0, |event| event.seq);
         crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
+            if postgres {
+                // Rows and watermark are lost together or kept together, so a batch need
+                // not wait for its WAL to reach the disk: the load's last commit (the
+                // metadata after the last batch) waits, and flushes all before it.
+                sqlx::query("SET LOCAL synchronous_commit TO off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             (*tx).write_rows(&self.table, self.columns, rows).await?;
             if !dead.is_empty() {
                 let mut insert = QueryBuilder::new(format!(
@@ -713,8 +747,8 @@ impl Writer<'_> {
 
 /// A batch's rows, ready for their backend.
 enum Prepared<'a> {
-    /// `COPY` text (PostgreSQL).
-    Copy(String),
+    /// Binary `COPY` data (PostgreSQL).
+    Copy(Vec<u8>),
     /// Values to bind (SQLite).
     Rows(Vec<(&'a BusEvent, Vec<Cell>)>),
 }
@@ -729,49 +763,6 @@ trait WriteRows {
     ) -> anyhow::Result<()>;
 }
 
-/// Rows as the text format of `COPY ... FROM STDIN`, one line each.
-fn copy_text<'a>(rows: impl ExactSizeIterator<Item = (&'a BusEvent, &'a [Cell])>) -> String {
-    let mut text = String::with_capacity(rows.len() * 256);
-    for (event, cells) in rows {
-        let _ = write!(text, "{}\t", event.seq);
-        copy_escape(&mut text, &event.subject);
-        text.push('\t');
-        columns::push_timestamp(
-            &mut text,
-            event.published_ms.div_euclid(1000),
-            event.published_ms.rem_euclid(1000) as u32,
-            3,
-            true,
-        );
-        for cell in cells {
-            text.push('\t');
-            match cell {
-                Cell::Null => text.push_str("\\N"),
-                Cell::Int(n) => {
-                    let _ = write!(text, "{n}");
-                }
-                Cell::Double(n) if n.is_nan() => text.push_str("NaN"),
-                Cell::Double(n) if n.is_infinite() => {
-                    text.push_str(if *n > 0.0 { "Infinity" } else { "-Infinity" })
-                }
-                Cell::Double(n) => {
-                    let _ = write!(text, "{n}");
-                }
-                Cell::Bool(b) => text.push(if *b { 't' } else { 'f' }),
-                Cell::Text(value) => copy_escape(&mut text, value),
-                Cell::Bytes(bytes) => {
-                    text.push_str("\\\\x");
-                    for byte in bytes {
-                        let _ = write!(text, "{byte:02x}");
-                    }
-                }
-            }
-        }
-        text.push('\n');
-    }
-    text
-}
-
 /// The column list of an event table: its own columns, then the message's.
 fn column_list(columns: &[Column]) -> String {
     let mut list = vec![
@@ -783,7 +774,7 @@ fn column_list(columns: &[Column]) -> String {
     list.join(", ")
 }
 
-/// PostgreSQL: one `COPY` in text format, which parses each value by its column's type.
+/// PostgreSQL: one binary `COPY`.
 impl WriteRows for sqlx::PgConnection {
     async fn write_rows(
         &mut self,
@@ -791,23 +782,20 @@ impl WriteRows for sqlx::PgConnection {
         columns: &[Column],
         rows: Prepared<'_>,
     ) -> anyhow::Result<()> {
-        let text = match rows {
-            Prepared::Copy(text) => text,
+        let data = match rows {
+            Prepared::Copy(data) => data,
             Prepared::Rows(_) => {
-                anyhow::bail!("rows to bind are for SQLite; PostgreSQL takes COPY text")
+                anyhow::bail!("rows to bind are for SQLite; PostgreSQL takes COPY data")
             }
         };
-        if text.is_empty() {
-            return Ok(());
-        }
         let mut copy = self
             .copy_in_raw(&format!(
-                "COPY {} ({}) FROM STDIN",
+                "COPY {} ({}) FROM STDIN (FORMAT binary)",
                 quote_ident(table),
                 column_list(columns)
             ))
             .await?;
-        match copy.send(text.as_bytes()).await {
+        match copy.send(data).await {
             Ok(_) => {
                 copy.finish().await?;
                 Ok(())
@@ -830,56 +818,58 @@ impl WriteRows for sqlx::SqliteConnection {
     ) -> anyhow::Result<()> {
         let rows = match rows {
             Prepared::Rows(rows) => rows,
-            Prepared::Copy(_) => anyhow::bail!("COPY text is for PostgreSQL, not SQLite"),
+            Prepared::Copy(_) => anyhow::bail!("COPY data is for PostgreSQL, not SQLite"),
         };
-        let per_statement = (MAX_PARAMETERS / (columns.len() + 3)).max(1);
+        use sqlx::Arguments as _;
+        let width = columns.len() + 3;
+        let per_statement = (MAX_PARAMETERS / width).max(1);
+        // The statement's text for a full chunk is made once; sqlx keeps it prepared.
+        let insert = |count: usize| {
+            let row = format!("({})", vec!["?"; width].join(", "));
+            format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                quote_ident(table),
+                column_list(columns),
+                vec![row.as_str(); count].join(", ")
+            )
+        };
+        let full_count = per_statement.min(rows.len());
+        let full = insert(full_count);
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<_> = rows.by_ref().take(per_statement).collect();
-            let mut insert = QueryBuilder::new(format!(
-                "INSERT INTO {} ({}) ",
-                quote_ident(table),
-                column_list(columns)
-            ));
-            insert.push_values(chunk, |mut values, (event, cells)| {
-                values.push_bind(event.seq as i64);
-                values.push_bind(event.subject.clone());
-                values.push_bind(published_text(event.published_ms, false));
-                for cell in cells {
-                    match cell {
-                        Cell::Null => values.push_bind(None::<String>),
-                        Cell::Int(n) => values.push_bind(n),
-                        Cell::Double(n) => values.push_bind(n),
-                        Cell::Bool(b) => values.push_bind(b),
-                        Cell::Text(text) => values.push_bind(text),
-                        Cell::Bytes(bytes) => values.push_bind(bytes),
-                    };
+            let count = chunk.len();
+            let mut values = sqlx::sqlite::SqliteArguments::default();
+            values.reserve(count * width, 0);
+            let bound = (|| -> Result<(), sqlx::error::BoxDynError> {
+                for (event, cells) in chunk {
+                    values.add(event.seq as i64)?;
+                    values.add(event.subject.as_str())?;
+                    values.add(published_text(event.published_ms, false))?;
+                    for cell in cells {
+                        match cell {
+                            Cell::Null => values.add(None::<i64>)?,
+                            Cell::Int(n) => values.add(n)?,
+                            Cell::Double(n) => values.add(n)?,
+                            Cell::Bool(b) => values.add(b)?,
+                            Cell::Text(text) => values.add(text)?,
+                            Cell::Bytes(bytes) => values.add(bytes)?,
+                        }
+                    }
                 }
-            });
-            insert.build().execute(&mut *self).await?;
+                Ok(())
+            })();
+            bound.map_err(|err| anyhow!("cannot bind an event's values: {err}"))?;
+            let sql = if count == full_count {
+                full.clone()
+            } else {
+                insert(count)
+            };
+            sqlx::query_with(sqlx::AssertSqlSafe(sql), values)
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
-    }
-}
-
-/// Text as a value of `COPY ... FROM STDIN` (text format): backslash, tab, newline and
-/// carriage return escaped.
-fn copy_escape(out: &mut String, text: &str) {
-    if !text
-        .bytes()
-        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
-    {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
     }
 }
 
@@ -927,13 +917,6 @@ mod tests {
         assert!(!subject_overlaps("orders.placed", "orders.cancelled"));
         assert!(!subject_overlaps("orders.*", "orders.placed.eu"));
         assert!(!subject_overlaps("payments.>", "orders.placed"));
-    }
-
-    #[test]
-    fn copy_text_escapes_what_would_end_a_value() {
-        let mut out = String::new();
-        copy_escape(&mut out, "a\tb\nc\\d\re");
-        assert_eq!(out, "a\\tb\\nc\\\\d\\re");
     }
 
     #[test]
