@@ -130,6 +130,15 @@ impl Ctx {
         self.run.databases.config()
     }
 
+    /// Leaves a note that someone should look at although the task succeeded (a load that
+    /// accepted lost events): in the run summary as `warning: ...`, in the log, and sent as a
+    /// gentle (Slack) alert at the end of the task.
+    pub fn warn(&self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::warn!(task = %self.task, "{text}");
+        self.detail(format!("{}{text}", crate::run::WARNING));
+    }
+
     /// Leaves a one-line note for the run summary, e.g. what a load did.
     pub fn detail(&self, text: impl Into<String>) {
         let mut details = self.run.details.lock_unpoisoned();

@@ -146,8 +146,12 @@ impl EventLoad<'_> {
             })?;
         self.ctx.detail(report.to_string());
         tracing::info!("{report}");
-        if !report.gaps.is_empty() {
-            tracing::warn!("{report}");
+        for (first, last) in &report.gaps {
+            self.ctx.warn(format!(
+                "`{}` misses the events of {} at seq {first}..{last} of stream {}: retention \
+                 deleted them before they were loaded (accepted with .gaps_ok())",
+                report.table, report.subject, report.stream
+            ));
         }
         Ok(report)
     }

@@ -30,7 +30,7 @@ use crate::status::RunStatus;
 pub(crate) use attempt::run_attempt;
 pub use lock::LockHeld;
 pub(crate) use lock::{HEARTBEAT_EVERY, hostname, is_gone, this_process, why_gone};
-pub use report::{Blocked, RunReport, TaskReport};
+pub use report::{Blocked, RunReport, TaskReport, WARNING};
 
 /// How long the end of a run waits for the databases' connections to close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pipeline_core::config::{Config, Setting};
+use pipeline_core::config::{Config, Secret, Setting};
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::event::nats::Nats;
 use pipeline_core::event::prost_reflect::prost::Message as _;
@@ -12,6 +12,7 @@ use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, Value};
 use pipeline_core::event::{EventMessage, MessageDescriptor};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::events::{OrderV1, OrderV2, OrderV3};
+use pipeline_tests::http_stub::StubServer;
 use pipeline_tests::{PgDatabase, Sandbox, psql, run_task, sqlite_rows, unique_name};
 use serde_json::json;
 
@@ -319,6 +320,65 @@ async fn each_field_becomes_a_column_of_its_type_on_postgres() {
     columns_and_values(Warehouse::postgres("events-columns")).await;
 }
 
+/// An order whose `customer` and `placed_at` (Unix seconds) are as given.
+fn order_with(id: i64, customer: &str, placed_at: i64) -> Vec<u8> {
+    let descriptor: MessageDescriptor = OrderV1::descriptor().expect("the descriptor");
+    let mut message = DynamicMessage::new(descriptor.clone());
+    message.set_field_by_name("id", Value::I64(id));
+    message.set_field_by_name("customer", Value::String(customer.into()));
+    let Some(pipeline_core::event::prost_reflect::Kind::Message(timestamp)) =
+        descriptor.get_field_by_name("placed_at").map(|f| f.kind())
+    else {
+        panic!("placed_at is a message");
+    };
+    let mut placed = DynamicMessage::new(timestamp);
+    placed.set_field_by_name("seconds", Value::I64(placed_at));
+    message.set_field_by_name("placed_at", Value::Message(placed));
+    message.encode_to_vec()
+}
+
+#[tokio::test]
+async fn values_no_column_can_hold_go_to_dead_letters_and_the_rest_loads() {
+    let warehouse = Warehouse::postgres("events-unstorable");
+    let bus = Bus::new("events-unstorable", None).await;
+    // Valid protobuf all: NUL in a string (PostgreSQL's text and JSONB refuse it), a time in
+    // year 22,000, and two fine ones, one before 1970.
+    bus.publish(&order_with(1, "nul \0 inside", 0)).await;
+    bus.publish(&order_with(2, "far future", 632_000_000_000))
+        .await;
+    bus.publish(&order_with(3, "before 1970", -31_536_000))
+        .await;
+    bus.publish(&order_with(4, "fine", 1_795_669_200)).await;
+    let report = warehouse
+        .load::<OrderV1>(&bus, |l| l.max_bad_share(0.5), false)
+        .await;
+    succeeded(&report);
+    assert_eq!(
+        warehouse
+            .rows("SELECT id, customer, placed_at::text FROM orders ORDER BY id")
+            .await,
+        [
+            "3|before 1970|1969-01-01 00:00:00+00",
+            "4|fine|2026-11-26 05:00:00+00"
+        ]
+    );
+    let dead = warehouse
+        .rows("SELECT _seq, error FROM orders_dead_letters ORDER BY _seq")
+        .await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert!(
+        dead[0].starts_with("1|") && dead[0].contains("NUL"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[1].starts_with("2|")
+            && dead[1].contains("placed_at")
+            && dead[1].contains("years 1 to 9999"),
+        "{dead:?}"
+    );
+    bus.delete().await;
+}
+
 #[tokio::test]
 async fn loads_go_on_after_the_watermark_and_load_each_event_once() {
     let warehouse = Warehouse::postgres("events-once");
@@ -411,7 +471,7 @@ async fn undecodable_messages_go_to_dead_letters_and_too_many_fail_the_load() {
 
 #[tokio::test]
 async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
-    let warehouse = Warehouse::sqlite("events-gap");
+    let mut warehouse = Warehouse::sqlite("events-gap");
     let bus = Bus::new("events-gap", Some(5)).await;
     for id in 0..10 {
         bus.publish(&order::<OrderV1>(id, false)).await;
@@ -423,6 +483,9 @@ async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
         error.contains("no longer holds seq 1..5") && error.contains(".gaps_ok()"),
         "{error}"
     );
+    // Accepted, the gap is in the report and a gentle alert (Slack, here a local stand-in).
+    let slack = StubServer::start();
+    warehouse.config.alerts.slack_webhook = Some(Secret::new(slack.url("/slack/hook")));
     let accepted = warehouse
         .load::<OrderV1>(&bus, |l| l.gaps_ok(), false)
         .await;
@@ -432,6 +495,25 @@ async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
         "{:?}",
         accepted.details
     );
+    let warnings: Vec<&str> = accepted.warnings().collect();
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("seq 1..5")
+            && warnings[0].contains(&bus.stream),
+        "{warnings:?}"
+    );
+    let alerts: Vec<String> = slack
+        .requests_to("/slack/")
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    // The warning, and the resolve of the failure before it: two messages.
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(
+        alerts[0].contains("succeeded with a warning") && alerts[0].contains("seq 1..5"),
+        "{alerts:?}"
+    );
+    assert!(alerts[1].contains("succeeded again"), "{alerts:?}");
     assert_eq!(
         warehouse.rows("SELECT min(id), max(id) FROM orders").await,
         ["5|9"]

@@ -7,6 +7,8 @@
 //!   the dependency does not mean what it says.
 //! - A success of a task with an alert still open resolves it.
 //! - Anything else (skipped, cancelled, held back by its cause's own alert) is quiet.
+//! - Apart from these, a success that left warnings (`Ctx::warn`) sends them, low: a notice,
+//!   not an incident, so nothing stays open for it.
 
 use std::collections::HashMap;
 
@@ -39,13 +41,7 @@ pub(crate) fn decide(
     if !may_alert {
         return None;
     }
-    let subject = Subject {
-        pipeline: run.pipeline.to_string(),
-        partition: run.partition.to_string(),
-        task: report.name.clone(),
-        run_id: run.run_id,
-        host: crate::run::hostname(),
-    };
+    let subject = subject_of(report, run);
     let (severity, kind) = if report.critical {
         (Severity::High, "critical task")
     } else {
@@ -83,5 +79,43 @@ pub(crate) fn decide(
             })
         }
         _ => None,
+    }
+}
+
+/// The notice of a success that left warnings, if it did.
+pub(crate) fn warning(report: &TaskReport, run: &RunSubject<'_>) -> Option<AlertEvent> {
+    if !report.status.is_success() {
+        return None;
+    }
+    let warnings: Vec<&str> = report.warnings().collect();
+    if warnings.is_empty() {
+        return None;
+    }
+    let subject = subject_of(report, run);
+    Some(AlertEvent::Trigger {
+        summary: format!(
+            "{} {}: task `{}` succeeded with {}",
+            subject.pipeline,
+            subject.partition,
+            report.name,
+            if warnings.len() == 1 {
+                "a warning".to_string()
+            } else {
+                format!("{} warnings", warnings.len())
+            }
+        ),
+        details: warnings.join("; "),
+        subject,
+        severity: Severity::Low,
+    })
+}
+
+fn subject_of(report: &TaskReport, run: &RunSubject<'_>) -> Subject {
+    Subject {
+        pipeline: run.pipeline.to_string(),
+        partition: run.partition.to_string(),
+        task: report.name.clone(),
+        run_id: run.run_id,
+        host: crate::run::hostname(),
     }
 }

@@ -244,13 +244,6 @@ pub(crate) async fn run(
             ))
             .fatal();
         }
-        tracing::warn!(
-            "{}: stream {} lost seq {}..{} to retention before they were loaded",
-            spec.table,
-            spec.stream,
-            lost.0,
-            lost.1
-        );
         gaps.push(lost);
         from = state.first;
     }

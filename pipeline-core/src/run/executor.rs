@@ -17,7 +17,7 @@ use super::attempt::AttemptLoop;
 use super::recorder::Recorder;
 use super::report::{Blocked, TaskReport};
 use super::{Observer, Plan};
-use crate::alert::decide::{RunSubject, decide};
+use crate::alert::decide::{RunSubject, decide, warning};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
@@ -369,6 +369,9 @@ impl<'r> Execution<'r> {
             run_id: self.info.run_id,
         };
         let blocked_by = blocker.map(|task| task.name.as_str());
+        if let Some(notice) = warning(report, &run) {
+            self.alerts.send(notice);
+        }
         let Some(event) = decide(report, blocked_by, &mut self.open_alerts, &run) else {
             return;
         };
