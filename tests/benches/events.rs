@@ -4,7 +4,7 @@
 //! that only reads the events from JetStream and decodes them into structs as prost's
 //! generated code does (the fastest plain decoding; a `DynamicMessage` decode is shown too).
 //!
-//! `cargo bench -p pipeline-tests --bench events [-- --events N]`. Each case runs in a child
+//! `cargo bench -p pipeline-tests --bench events [-- --events N --rounds N]`. Each case runs in a child
 //! process, so that its peak RSS is its own. Targets: a load at most 2x the baseline, peak
 //! RSS under 100 MB.
 
@@ -40,6 +40,9 @@ fn main() {
         return;
     }
     let events: u64 = flag("--events").map_or(1_000_000, |n| n.parse().expect("--events N"));
+    let rounds: usize = flag("--rounds")
+        .map_or(3, |n| n.parse().expect("--rounds N"))
+        .max(1);
     let stream = format!("BENCH_EVENTS_{}", std::process::id());
     let subject = format!("{}.placed", stream.to_lowercase());
     runtime.block_on(async {
@@ -55,38 +58,61 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
     });
-    println!(
-        "{:<26} {:>9} {:>12} {:>10} {:>10}",
-        "case", "time", "events/s", "x baseline", "peak RSS"
-    );
     let me = std::env::current_exe().expect("own path");
-    let mut baseline = None;
-    for case in [
+    let cases = [
         "consume and decode",
         "consume, DynamicMessage",
         "load into SQLite",
         "load into PostgreSQL",
-    ] {
-        let output = Command::new(&me)
-            .args(["--case", case, "--stream", &stream])
-            .output()
-            .expect("run a case");
-        assert!(
-            output.status.success(),
-            "{case}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8_lossy(&output.stdout);
-        let mut fields = text.split_whitespace();
-        let seconds: f64 = fields.next().and_then(|s| s.parse().ok()).expect("seconds");
-        let rss: u64 = fields.next().and_then(|s| s.parse().ok()).expect("RSS");
-        let base = *baseline.get_or_insert(seconds);
+    ];
+    // Rounds in turn, so that a busy moment of the machine spreads over every case; each
+    // case's best and median are reported.
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
+    let mut peaks = vec![0u64; cases.len()];
+    for _ in 0..rounds {
+        for (i, case) in cases.iter().enumerate() {
+            let output = Command::new(&me)
+                .args(["--case", case, "--stream", &stream])
+                .output()
+                .expect("run a case");
+            assert!(
+                output.status.success(),
+                "{case}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let text = String::from_utf8_lossy(&output.stdout);
+            let mut fields = text.split_whitespace();
+            let seconds: f64 = fields.next().and_then(|s| s.parse().ok()).expect("seconds");
+            let rss: u64 = fields.next().and_then(|s| s.parse().ok()).expect("RSS");
+            times[i].push(seconds);
+            peaks[i] = peaks[i].max(rss);
+        }
+    }
+    let best = |t: &[f64]| t.iter().copied().fold(f64::INFINITY, f64::min);
+    let median = |t: &[f64]| {
+        let mut sorted = t.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    println!(
+        "{:<26} {:>8} {:>12} {:>10} {:>9} {:>11} {:>9}",
+        format!("case ({rounds} rounds)"),
+        "best",
+        "events/s",
+        "x baseline",
+        "median",
+        "x baseline",
+        "peak RSS"
+    );
+    let (base_best, base_median) = (best(&times[0]), median(&times[0]));
+    for (i, case) in cases.iter().enumerate() {
+        let (b, m) = (best(&times[i]), median(&times[i]));
         println!(
-            "{case:<26} {:>7.2} s {:>12.0} {:>9.2}x {:>7} MB",
-            seconds,
-            events as f64 / seconds,
-            seconds / base,
-            rss
+            "{case:<26} {b:>6.2} s {:>12.0} {:>9.2}x {m:>7.2} s {:>10.2}x {:>6} MB",
+            events as f64 / b,
+            b / base_best,
+            m / base_median,
+            peaks[i]
         );
     }
     runtime.block_on(async {

@@ -27,7 +27,7 @@ pub const META_TABLE: &str = "pipeline_event_loads";
 pub const DEFAULT_BATCH: usize = 10_000;
 /// The share of messages that may fail to decode before a load fails, by default.
 pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
-/// Batches decoded ahead of the one being written.
+/// Batches each stage of a load (fetch, decode) runs ahead of the next.
 const READ_AHEAD: usize = 2;
 /// Bound parameters per statement: under both backends' limits.
 const MAX_PARAMETERS: usize = 30_000;
@@ -286,33 +286,46 @@ pub(crate) async fn run(
     let mut reader = nats
         .read(&spec.stream, &spec.subject, from, state.last, spec.batch)
         .await?;
-    // A pipeline: batches are fetched and decoded up to READ_AHEAD ahead of the one being
-    // written, so the bus, the decoding thread and the database each keep working. Batches
-    // decoded before a failure are still written: each commits on its own.
-    let (decoded, mut to_write) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let read = async {
-        // Owned here, so that it is dropped however this ends, and the writer's loop ends.
-        let decoded = decoded;
-        while let Some(batch) = fetch_decoded(&mut reader, &mut decoder).await? {
+    // A pipeline of three stages, each a batch ahead of the next: fetching from the bus,
+    // decoding (on a thread of its own), writing. So the bus, the decoder and the database
+    // each keep working. A stage that fails stops those before it (their sends fail) and
+    // lets those after it finish what they hold: batches decoded before a failure are still
+    // written, as each commits on its own.
+    let (fetched, to_decode) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let (decoded, to_write) = tokio::sync::mpsc::channel(READ_AHEAD);
+    // Each stage owns its ends of the channels, so that they close however it ends: the
+    // stage after it sees the end, the stage before it a failed send.
+    let fetch = async {
+        let fetched = fetched;
+        while let Some(events) = reader.next_batch().await? {
+            if fetched.send(events).await.is_err() {
+                break; // a later stage failed; its error is the load's
+            }
+        }
+        anyhow::Ok(())
+    };
+    let decode = async {
+        let (mut to_decode, decoded) = (to_decode, decoded);
+        while let Some(events) = to_decode.recv().await {
+            let batch = decoder.decode(events).await?;
             if decoded.send(batch).await.is_err() {
-                break; // the writer failed; its error is the load's
+                break;
             }
         }
         anyhow::Ok(())
     };
     let write = async {
+        let mut to_write = to_write;
         while let Some(batch) = to_write.recv().await {
-            if let Err(err) = writer.write(batch).await {
-                to_write.close();
-                return Err(err);
-            }
+            writer.write(batch).await?;
         }
         anyhow::Ok(())
     };
-    let (read, written) = tokio::join!(read, write);
+    let (fetch, decode, written) = tokio::join!(fetch, decode, write);
     reader.close().await;
     written?;
-    read?;
+    decode?;
+    fetch?;
     let (loaded, bad, row_count) = (writer.loaded, writer.dead, writer.row_count);
     // Read through the stream's last sequence as of the start: the next load begins after
     // it, whatever subject those last messages had.
@@ -564,17 +577,6 @@ fn upsert_sql() -> String {
 
 fn hash(schema: &str) -> String {
     format!("{:016x}", fnv1a(schema.as_bytes()))
-}
-
-/// The next batch of the read, decoded; `None` at its end.
-async fn fetch_decoded(
-    reader: &mut super::nats::Reader<'_>,
-    decoder: &mut Decoder<'_>,
-) -> anyhow::Result<Option<Decoded>> {
-    match reader.next_batch().await? {
-        Some(events) => decoder.decode(events).await.map(Some),
-        None => Ok(None),
-    }
 }
 
 /// A batch decoded: each event's row, or why it did not decode.
