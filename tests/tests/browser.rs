@@ -120,8 +120,9 @@ async fn a_failed_task_is_red_its_error_and_log_one_click_away_and_markup_stays_
 #[tokio::test]
 async fn a_running_runs_page_recolours_itself_as_tasks_change() {
     let sandbox = Sandbox::new("browser-live");
-    sandbox.write("sleep-extract", "1500");
-    sandbox.write("sleep-transform", "2500");
+    // Each task is held until the page has shown its state: the test does not race the run.
+    sandbox.write("gate-extract", "");
+    sandbox.write("gate-transform", "");
     let (_server, base) = serve(&sandbox, PIPELINE, &[], &[]);
     let run = sandbox.spawn(PIPELINE, &["run", "--date", "2026-11-26", "transform"], &[]);
     sandbox.wait_for("ran.log", "extract started");
@@ -134,6 +135,7 @@ async fn a_running_runs_page_recolours_itself_as_tasks_change() {
         .wait_for("svg.graph a[data-task='transform'].s-waiting", WAIT)
         .await;
     browser.execute("window.sameDocument = true;").await;
+    sandbox.write("open-extract", "");
     // Without a reload: the same document turns the node blue, then green.
     let running = browser
         .wait_for("svg.graph a[data-task='transform'].s-running rect", WAIT)
@@ -147,6 +149,7 @@ async fn a_running_runs_page_recolours_itself_as_tasks_change() {
         "updated in place"
     );
     browser.screenshot(&screenshots(), "live-running").await;
+    sandbox.write("open-transform", "");
     browser
         .wait_for("svg.graph a[data-task='transform'].s-succeeded", WAIT)
         .await;

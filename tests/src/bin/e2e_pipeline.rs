@@ -3,6 +3,8 @@
 //! - `error-<task>`: the task fails with the file's text as its error;
 //! - `fatal-<task>`: the task fails with an error marked fatal;
 //! - `sleep-<task>`: the task sleeps that many milliseconds;
+//! - `gate-<task>`: the task waits (without blocking its thread) until a file `open-<task>`
+//!   appears, so that a test can hold it in a state as long as it needs to look;
 //! - `block-<task>` / `spin-<task>`: before its first await, the task blocks its thread (as a
 //!   synchronous client does) or burns CPU (as a transform does) for that many milliseconds;
 //! - `block-late-<task>`: the same blocking, after the task's sleep;
@@ -47,6 +49,11 @@ async fn behave(ctx: &Ctx) -> Result<()> {
     }
     if let Some(duration) = millis(&format!("sleep-{task}"))? {
         tokio::time::sleep(duration).await;
+    }
+    if std::path::Path::new(&format!("gate-{task}")).exists() {
+        while !std::path::Path::new(&format!("open-{task}")).exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     if let Some(duration) = millis(&format!("block-late-{task}"))? {
         std::thread::sleep(duration);
