@@ -94,7 +94,7 @@ fn follow_prints_a_running_attempts_lines_as_they_come_and_stops_when_it_ends() 
     use std::io::BufRead as _;
     let sandbox = Sandbox::new("logs-follow");
     sandbox.write("log-slow", "slow begins");
-    sandbox.write("sleep-slow", "4000");
+    sandbox.write("gate-slow", "");
     let run = sandbox.spawn(PIPELINE, &["run", "slow"], &[]);
     sandbox.wait_for("ran.log", "slow started");
     let mut follow = sandbox.spawn(PIPELINE, &["logs", "slow", "--follow"], &[]);
@@ -113,6 +113,7 @@ fn follow_prints_a_running_attempts_lines_as_they_come_and_stops_when_it_ends() 
         !sandbox.read("ran.log").contains("slow done"),
         "the line came while the attempt was still running"
     );
+    sandbox.write("open-slow", "");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert_eq!(
         rest.last().map(String::as_str),

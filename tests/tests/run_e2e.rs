@@ -136,7 +136,8 @@ fn workers_bound_how_many_tasks_run_at_once() {
 #[test]
 fn a_second_run_of_the_same_date_is_refused_or_waits() {
     let sandbox = Sandbox::new("lock");
-    sandbox.write("sleep-slow", "2000");
+    // The first run holds the date until the test lets its task finish.
+    sandbox.write("gate-slow", "");
     let first = sandbox.spawn(PIPELINE, &["run", "--date", DATE, "--json"], &[]);
     sandbox.wait_for("ran.log", "slow started");
 
@@ -165,7 +166,9 @@ fn a_second_run_of_the_same_date_is_refused_or_waits() {
     );
     assert_eq!(other.code, Some(0), "{}", other.stderr);
 
-    let waited = run(&sandbox, &["--wait"]);
+    let waited = sandbox.spawn(PIPELINE, &["run", "--date", DATE, "--json", "--wait"], &[]);
+    sandbox.write("open-slow", "");
+    let waited = finish(waited);
     assert_eq!(waited.code, Some(0), "{}", waited.stderr);
     assert_eq!(
         waited.task_status("slow"),
