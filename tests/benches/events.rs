@@ -3,6 +3,7 @@
 //! into SQLite and into PostgreSQL, against a baseline measured in the same run: a consumer
 //! that only reads the events from JetStream and decodes them into structs as prost's
 //! generated code does (the fastest plain decoding; a `DynamicMessage` decode is shown too).
+//! PostgreSQL is loaded twice: with the TLS the server offers (the default), and without.
 //!
 //! `cargo bench -p pipeline-tests --bench events [-- --events N --rounds N]`. Each case runs in a child
 //! process, so that its peak RSS is its own. Targets: a load at most 2x the baseline, peak
@@ -64,6 +65,7 @@ fn main() {
         "consume, DynamicMessage",
         "load into SQLite",
         "load into PostgreSQL",
+        "load into PostgreSQL, no TLS",
     ];
     // Rounds in turn, so that a busy moment of the machine spreads over every case; each
     // case's best and median are reported.
@@ -95,7 +97,7 @@ fn main() {
         sorted[sorted.len() / 2]
     };
     println!(
-        "{:<26} {:>8} {:>12} {:>10} {:>9} {:>11} {:>9}",
+        "{:<30} {:>8} {:>12} {:>10} {:>9} {:>11} {:>9}",
         format!("case ({rounds} rounds)"),
         "best",
         "events/s",
@@ -108,7 +110,7 @@ fn main() {
     for (i, case) in cases.iter().enumerate() {
         let (b, m) = (best(&times[i]), median(&times[i]));
         println!(
-            "{case:<26} {b:>6.2} s {:>12.0} {:>9.2}x {m:>7.2} s {:>10.2}x {:>6} MB",
+            "{case:<30} {b:>6.2} s {:>12.0} {:>9.2}x {m:>7.2} s {:>10.2}x {:>6} MB",
             events as f64 / b,
             b / base_best,
             m / base_median,
@@ -155,10 +157,13 @@ async fn run_case(case: &str, stream: &str) {
             assert_eq!(decoded, state.last);
             assert!(reflective || items >= decoded as usize);
         }
-        "load into SQLite" | "load into PostgreSQL" => {
+        "load into SQLite" | "load into PostgreSQL" | "load into PostgreSQL, no TLS" => {
             let sandbox = Sandbox::new("bench-events");
-            let pg = (case == "load into PostgreSQL").then(PgDatabase::create);
+            let pg = case.contains("PostgreSQL").then(PgDatabase::create);
             let url = match &pg {
+                // The server offers TLS and sqlx takes it (`sslmode=prefer`), as libpq does;
+                // on the same host, it costs the load a good part of its time.
+                Some(pg) if case.ends_with("no TLS") => format!("{}?sslmode=disable", pg.url),
                 Some(pg) => pg.url.clone(),
                 None => format!(
                     "sqlite://{}?mode=rwc",

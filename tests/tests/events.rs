@@ -415,6 +415,54 @@ async fn loads_go_on_after_the_watermark_and_load_each_event_once() {
 }
 
 #[tokio::test]
+async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_loads_the_rest_once() {
+    let warehouse = Warehouse::postgres("events-refused");
+    let bus = Bus::new("events-refused", None).await;
+    for id in 0..2 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    for id in 2..10 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    // The database refuses the third batch of this load (ids 6 and 7), as a full disk or a
+    // constraint would: fetching and decoding run ahead of it and must stop, not hang.
+    warehouse
+        .rows(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.id = 6 THEN RAISE EXCEPTION 'refused id 6'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+        .await;
+    let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(error.contains("refused id 6"), "{error}");
+    assert_eq!(
+        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
+        ["6|5"],
+        "the batches before the refused one are kept"
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
+            .await,
+        ["6"],
+        "the watermark is that of the last batch written"
+    );
+    warehouse.rows("DROP TRIGGER refuse ON orders").await;
+    let rerun = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
+    succeeded(&rerun);
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), max(id) FROM orders")
+            .await,
+        ["10|10|9"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
 async fn undecodable_messages_go_to_dead_letters_and_too_many_fail_the_load() {
     let warehouse = Warehouse::sqlite("events-poison");
     let bus = Bus::new("events-poison", None).await;
