@@ -6,7 +6,7 @@
 //! `--allow-actions`, and then only for requests that carry the token printed at start-up.
 //! Binding to anything but loopback needs a token for every request: the view shows errors
 //! and logs. Every response carries a strict Content-Security-Policy, and everything a user
-//! or a task wrote reaches a page escaped ([`text::escape`]).
+//! or a task wrote reaches a page escaped (`text::escape`).
 
 mod layout;
 mod live;

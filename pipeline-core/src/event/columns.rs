@@ -88,7 +88,10 @@ pub enum Cell {
     Bytes(Vec<u8>),
 }
 
-/// A row's value as it goes to a [`RowSink`], borrowed from the event or the maker.
+/// A row's value as it goes to a [`RowSink`], borrowed from the event or the maker. Its scalar
+/// variants mirror [`Value`]'s on purpose: a datum is a value once the column's meaning is
+/// applied (enums named, well-known types as times, messages as JSON), so that sinks need no
+/// descriptors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Datum<'a> {
     Null,
