@@ -462,6 +462,57 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
     bus.delete().await;
 }
 
+/// A task loading `bus`'s subject as `OrderV1` into `table`.
+fn load_into(bus: &Bus, table: &str) -> TaskSpec {
+    let (stream, subject, table) = (bus.stream.clone(), bus.subject(), table.to_string());
+    TaskSpec::new("load_orders", move |ctx| {
+        let (stream, subject, table) = (stream.clone(), subject.clone(), table.clone());
+        Box::pin(async move {
+            ctx.load_events::<OrderV1>(&stream, &subject)
+                .into_table(&table)
+                .run()
+                .await?;
+            Ok(())
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
+    let warehouse = Warehouse::postgres("events-hostile");
+    let bus = Bus::new("events-hostile", None).await;
+    for id in 0..199 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    bus.publish(b"\xff not protobuf").await; // and a dead letter, in a table named after it
+    let hostile = r#"we"ird; DROP TABLE pipeline_event_loads; --"#;
+    let report = run_task(&warehouse.config, load_into(&bus, hostile), false).await;
+    succeeded(&report);
+    assert_eq!(
+        warehouse
+            .rows(
+                "SELECT (SELECT count(*) FROM \"we\"\"ird; DROP TABLE pipeline_event_loads; --\"), \
+                 (SELECT count(*) FROM \"we\"\"ird; DROP TABLE pipeline_event_loads; --_dead_letters\"), \
+                 (SELECT watermark FROM pipeline_event_loads)"
+            )
+            .await,
+        ["199|1|200"]
+    );
+    let overlong = "o".repeat(64);
+    let refused = run_task(&warehouse.config, load_into(&bus, &overlong), false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(error.contains("64 bytes long"), "{error}");
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ooo%'")
+            .await,
+        ["0"],
+        "nothing written"
+    );
+    bus.delete().await;
+}
+
 #[tokio::test]
 async fn undecodable_messages_go_to_dead_letters_and_too_many_fail_the_load() {
     let warehouse = Warehouse::sqlite("events-poison");

@@ -82,6 +82,11 @@ impl Nats {
             .with_context(|| {
                 format!("cannot connect to NATS at {shown}: is the server running there?")
             })?;
+        // Commands are small writes that wait for replies (a publish and its ack, a pull
+        // request): without this, Nagle's algorithm holds each back for the last one's ACK.
+        stream
+            .set_nodelay(true)
+            .with_context(|| format!("cannot set TCP_NODELAY on the connection to {shown}"))?;
         let (read, mut write) = stream.into_split();
         let mut read = BufReader::new(read);
         let mut line = String::new();
