@@ -427,7 +427,8 @@ async fn actions_need_allow_actions_and_the_token_and_a_rerun_runs_the_task() {
 #[tokio::test]
 async fn a_running_runs_events_follow_its_tasks_until_it_ends() {
     let sandbox = Sandbox::new("serve-live");
-    sandbox.write("sleep-slow", "2500");
+    // The task is held until the stream has shown it running: the test cannot be outrun.
+    sandbox.write("gate-slow", "");
     let (_server, base) = serve(&sandbox, PIPELINE, &[], &[]);
     let run = sandbox.spawn(PIPELINE, &["run", "--date", "2026-11-26", "slow"], &[]);
     sandbox.wait_for("ran.log", "slow started");
@@ -450,8 +451,10 @@ async fn a_running_runs_events_follow_its_tasks_until_it_ends() {
         .expect("a chunk")
     {
         seen.push_str(&String::from_utf8_lossy(&chunk));
+        assert!(started.elapsed() < Duration::from_secs(60), "{seen}");
         if running_at.is_none() && seen.contains(r#"{"name":"slow","status":"running"}"#) {
             running_at = Some(started.elapsed());
+            sandbox.write("open-slow", "");
         }
         if succeeded_at.is_none() && seen.contains(r#"{"name":"slow","status":"succeeded"}"#) {
             succeeded_at = Some(started.elapsed());
