@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use pipeline_tests::http_stub::StubServer;
 use pipeline_tests::{Output, PgDatabase, Sandbox, finish, postgres_admin_url, psql, signal};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
@@ -137,6 +138,43 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
     }
     let none = sandbox.run(PIPELINE, &["workers"], &[]);
     assert!(none.stdout.contains("no live workers"), "{}", none.stdout);
+}
+
+#[test]
+fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
+    let (sandbox, _db) = sandbox("dist-warn");
+    let slack = StubServer::start();
+    let webhook = slack.url("/slack/hook");
+    let env = [("PIPELINE_SLACK_WEBHOOK", webhook.as_str())];
+    sandbox.write("warn-extract", "3 rows had no country");
+    // Both processes could alert: the warning must be sent once, not by each.
+    let on_worker = sandbox.spawn(
+        PIPELINE,
+        &["worker", "--lease-secs", "2", "--grace-secs", "1"],
+        &env,
+    );
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "--distributed", "--json", "--only", "extract"],
+        &env,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let json = run.json();
+    let details = task(&json, "extract")["details"].to_string();
+    assert!(details.contains("warning: 3 rows had no country"), "{json}");
+    let alerts: Vec<String> = slack
+        .requests_to("/slack/")
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("succeeded with a warning")
+            && alerts[0].contains("3 rows had no country"),
+        "{alerts:?}"
+    );
+    assert_eq!(stop(on_worker).code, Some(0));
 }
 
 #[test]

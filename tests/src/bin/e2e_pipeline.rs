@@ -9,6 +9,7 @@
 //!   synchronous client does) or burns CPU (as a transform does) for that many milliseconds;
 //! - `block-late-<task>`: the same blocking, after the task's sleep;
 //! - `log-<task>`: the task logs the file's text;
+//! - `warn-<task>`: the task succeeds with the file's text as a warning (`ctx.warn`);
 //! - every attempt appends `<task> started` and `<task> done` lines to `ran.log`;
 //! - the `narrow` family shares a pool of one slot.
 
@@ -57,6 +58,9 @@ async fn behave(ctx: &Ctx) -> Result<()> {
     }
     if let Some(duration) = millis(&format!("block-late-{task}"))? {
         std::thread::sleep(duration);
+    }
+    if let Ok(text) = std::fs::read_to_string(format!("warn-{task}")) {
+        ctx.warn(text.trim());
     }
     if let Ok(text) = std::fs::read_to_string(format!("error-{task}")) {
         bail!("{}", text.trim());
