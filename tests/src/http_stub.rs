@@ -141,6 +141,14 @@ impl StubServer {
             .collect()
     }
 
+    /// The messages posted to a Slack webhook under `prefix`: each request's JSON `text`.
+    pub fn slack_texts(&self, prefix: &str) -> Vec<String> {
+        self.requests_to(prefix)
+            .iter()
+            .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared
             .lock()

@@ -44,11 +44,7 @@ impl Setup {
     }
 
     fn slack(&self) -> Vec<String> {
-        self.server
-            .requests_to("/slack/")
-            .iter()
-            .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
-            .collect()
+        self.server.slack_texts("/slack/")
     }
 
     fn pager(&self) -> Vec<serde_json::Value> {

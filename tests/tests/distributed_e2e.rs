@@ -22,9 +22,13 @@ fn sandbox(name: &str) -> (Sandbox, PgDatabase) {
 }
 
 fn worker(sandbox: &Sandbox, binary: &str, extra: &[&str]) -> Child {
+    worker_with_env(sandbox, binary, extra, &[])
+}
+
+fn worker_with_env(sandbox: &Sandbox, binary: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
     let mut args = vec!["worker", "--lease-secs", "2", "--grace-secs", "1"];
     args.extend_from_slice(extra);
-    sandbox.spawn(binary, &args, &[])
+    sandbox.spawn(binary, &args, env)
 }
 
 /// Waits until `daily workers --json` lists `count` live workers.
@@ -148,11 +152,7 @@ fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
     let env = [("PIPELINE_SLACK_WEBHOOK", webhook.as_str())];
     sandbox.write("warn-extract", "3 rows had no country");
     // Both processes could alert: the warning must be sent once, not by each.
-    let on_worker = sandbox.spawn(
-        PIPELINE,
-        &["worker", "--lease-secs", "2", "--grace-secs", "1"],
-        &env,
-    );
+    let on_worker = worker_with_env(&sandbox, PIPELINE, &[], &env);
     wait_for_workers(&sandbox, PIPELINE, 1);
     let run = sandbox.run(
         PIPELINE,
@@ -163,11 +163,7 @@ fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
     let json = run.json();
     let details = task(&json, "extract")["details"].to_string();
     assert!(details.contains("warning: 3 rows had no country"), "{json}");
-    let alerts: Vec<String> = slack
-        .requests_to("/slack/")
-        .iter()
-        .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
-        .collect();
+    let alerts = slack.slack_texts("/slack/");
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert!(
         alerts[0].contains("succeeded with a warning")

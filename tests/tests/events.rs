@@ -159,20 +159,41 @@ impl Warehouse {
     async fn load<M: EventMessage + 'static>(
         &self,
         bus: &Bus,
-        setup: fn(pipeline_core::event::EventLoad<'_>) -> pipeline_core::event::EventLoad<'_>,
+        setup: Setup,
         test_mode: bool,
     ) -> pipeline_core::run::TaskReport {
-        let (stream, subject) = (Arc::new(bus.stream.clone()), Arc::new(bus.subject()));
-        let spec = TaskSpec::new("load_orders", move |ctx| {
-            let (stream, subject) = (Arc::clone(&stream), Arc::clone(&subject));
-            Box::pin(async move {
-                let load = ctx.load_events::<M>(&stream, &subject).into_table("orders");
-                setup(load).run().await?;
-                Ok(())
-            })
-        });
+        let spec = load_task::<M>(&bus.stream, &bus.subject(), "orders", setup);
         run_task(&self.config, spec, test_mode).await
     }
+}
+
+/// How a test shapes a load (batch size, accepted gaps, ...).
+type Setup = fn(pipeline_core::event::EventLoad<'_>) -> pipeline_core::event::EventLoad<'_>;
+
+/// A task loading `subject` of `stream` as `M` into `table`, shaped by `setup`.
+fn load_task<M: EventMessage + 'static>(
+    stream: &str,
+    subject: &str,
+    table: &str,
+    setup: Setup,
+) -> TaskSpec {
+    let (stream, subject, table) = (
+        Arc::new(stream.to_string()),
+        Arc::new(subject.to_string()),
+        Arc::new(table.to_string()),
+    );
+    TaskSpec::new("load_orders", move |ctx| {
+        let (stream, subject, table) = (
+            Arc::clone(&stream),
+            Arc::clone(&subject),
+            Arc::clone(&table),
+        );
+        Box::pin(async move {
+            let load = ctx.load_events::<M>(&stream, &subject).into_table(&table);
+            setup(load).run().await?;
+            Ok(())
+        })
+    })
 }
 
 fn with_nats(mut config: Config, url: &str) -> Config {
@@ -462,21 +483,6 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
     bus.delete().await;
 }
 
-/// A task loading `bus`'s subject as `OrderV1` into `table`.
-fn load_into(bus: &Bus, table: &str) -> TaskSpec {
-    let (stream, subject, table) = (bus.stream.clone(), bus.subject(), table.to_string());
-    TaskSpec::new("load_orders", move |ctx| {
-        let (stream, subject, table) = (stream.clone(), subject.clone(), table.clone());
-        Box::pin(async move {
-            ctx.load_events::<OrderV1>(&stream, &subject)
-                .into_table(&table)
-                .run()
-                .await?;
-            Ok(())
-        })
-    })
-}
-
 #[tokio::test]
 async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
     let warehouse = Warehouse::postgres("events-hostile");
@@ -486,7 +492,8 @@ async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
     }
     bus.publish(b"\xff not protobuf").await; // and a dead letter, in a table named after it
     let hostile = r#"we"ird; DROP TABLE pipeline_event_loads; --"#;
-    let report = run_task(&warehouse.config, load_into(&bus, hostile), false).await;
+    let into_hostile = load_task::<OrderV1>(&bus.stream, &bus.subject(), hostile, keep);
+    let report = run_task(&warehouse.config, into_hostile, false).await;
     succeeded(&report);
     assert_eq!(
         warehouse
@@ -499,7 +506,8 @@ async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
         ["199|1|200"]
     );
     let overlong = "o".repeat(64);
-    let refused = run_task(&warehouse.config, load_into(&bus, &overlong), false).await;
+    let into_overlong = load_task::<OrderV1>(&bus.stream, &bus.subject(), &overlong, keep);
+    let refused = run_task(&warehouse.config, into_overlong, false).await;
     assert_eq!(refused.status, TaskStatus::Failed);
     let error = refused.error.unwrap_or_default();
     assert!(error.contains("64 bytes long"), "{error}");
@@ -601,11 +609,7 @@ async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
             && warnings[0].contains(&bus.stream),
         "{warnings:?}"
     );
-    let alerts: Vec<String> = slack
-        .requests_to("/slack/")
-        .iter()
-        .map(|r| r.json()["text"].as_str().unwrap_or("").to_string())
-        .collect();
+    let alerts = slack.slack_texts("/slack/");
     // The warning, and the resolve of the failure before it: two messages.
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert!(
@@ -728,18 +732,8 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
         "{message}"
     );
 
-    let elsewhere = TaskSpec::new("load_orders", {
-        let stream = bus.stream.clone();
-        move |ctx| {
-            let stream = stream.clone();
-            Box::pin(async move {
-                ctx.load_events::<OrderV1>(&stream, "elsewhere.placed")
-                    .run()
-                    .await?;
-                Ok(())
-            })
-        }
-    });
+    // Into `orders`, so that "nothing written" below looks where this load would write.
+    let elsewhere = load_task::<OrderV1>(&bus.stream, "elsewhere.placed", "orders", keep);
     let message = error(run_task(&warehouse.config, elsewhere, false).await);
     assert!(
         message.contains(&bus.stream) && message.contains("nothing on elsewhere.placed"),
