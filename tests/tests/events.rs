@@ -10,6 +10,7 @@ use pipeline_core::event::nats::Nats;
 use pipeline_core::event::prost_reflect::prost::Message as _;
 use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, Value};
 use pipeline_core::event::{EventMessage, MessageDescriptor};
+use pipeline_core::sqlx::{self, Connection as _};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::events::{OrderV1, OrderV2, OrderV3};
 use pipeline_tests::http_stub::StubServer;
@@ -261,7 +262,8 @@ async fn columns_and_values(warehouse: Warehouse) {
         ]
     } else {
         &[
-            "_seq BIGINT",
+            // `INTEGER PRIMARY KEY`: the rowid itself, no second B-tree to write.
+            "_seq INTEGER",
             "_subject TEXT",
             "_published_at TEXT",
             "id INTEGER",
@@ -447,11 +449,14 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
         bus.publish(&order::<OrderV1>(id, false)).await;
     }
     // The database refuses the third batch of this load (ids 6 and 7), as a full disk or a
-    // constraint would: fetching and decoding run ahead of it and must stop, not hang.
+    // constraint would: fetching and decoding run ahead of it and must stop, not hang. It
+    // refuses slowly, so that the batch after it (written at the same time, on another
+    // connection) is done first: that one must not commit either.
     warehouse
         .rows(
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.id = 6 THEN RAISE EXCEPTION 'refused id 6'; END IF; RETURN NEW; END $$; \
+             IF NEW.id = 6 THEN PERFORM pg_sleep(1); RAISE EXCEPTION 'refused id 6'; END IF; \
+             RETURN NEW; END $$; \
              CREATE TRIGGER refuse BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse()",
         )
         .await;
@@ -479,6 +484,70 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
             .rows("SELECT count(*), count(DISTINCT id), max(id) FROM orders")
             .await,
         ["10|10|9"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_written_at_once_commit_in_order_so_readers_only_see_the_streams_start() {
+    let warehouse = Warehouse::postgres("events-in-order");
+    let bus = Bus::new("events-in-order", None).await;
+    for id in 0..2 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    for id in 2..40 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    // One batch is slow to write: those after it, written meanwhile on other connections,
+    // finish first and must wait for it.
+    warehouse
+        .rows(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.id = 6 THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow()",
+        )
+        .await;
+    let url = &warehouse.pg.as_ref().expect("PostgreSQL").url;
+    let mut reader = sqlx::PgConnection::connect(url).await.expect("a reader");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        let report = warehouse.load::<OrderV1>(&bus, |l| l.batch(4), false).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        report
+    };
+    // What a reader sees while the load runs: rows 1..n and the watermark n, never a later
+    // batch without an earlier one.
+    let watch = async {
+        let mut seen = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let (count, max, watermark): (i64, Option<i64>, i64) = sqlx::query_as(
+                "SELECT count(*), max(_seq), (SELECT watermark FROM pipeline_event_loads \
+                 WHERE table_name = 'orders') FROM orders",
+            )
+            .fetch_one(&mut reader)
+            .await
+            .expect("read while loading");
+            seen.push((count, max.unwrap_or(0), watermark));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        seen
+    };
+    let (report, seen) = tokio::join!(load, watch);
+    succeeded(&report);
+    assert!(seen.len() >= 10, "the load was watched: {seen:?}");
+    for (count, max, watermark) in &seen {
+        assert!(
+            count == max && watermark == max,
+            "a reader saw {count} rows up to seq {max} with the watermark at {watermark}: \
+             a batch committed before the one before it ({seen:?})"
+        );
+    }
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), max(_seq) FROM orders")
+            .await,
+        ["40|40|40"]
     );
     bus.delete().await;
 }

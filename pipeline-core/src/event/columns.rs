@@ -6,6 +6,8 @@
 //! repeated and map fields as JSON. A proto3 scalar without explicit presence is never NULL:
 //! unset means its default, as protobuf defines it.
 
+use std::sync::Arc;
+
 use super::BusEvent;
 use super::json;
 use super::wire::{Plans, Scalar, Shape, Slot, Value, WellKnown};
@@ -84,7 +86,9 @@ pub enum Cell {
     Int(i64),
     Double(f64),
     Bool(bool),
-    Text(String),
+    /// Shared rather than owned: sqlx binds an `Arc<str>` as it is, where a `String` would
+    /// be boxed once more.
+    Text(Arc<str>),
     Bytes(Vec<u8>),
 }
 
@@ -334,37 +338,39 @@ fn push_value(
     sink.push(kind, datum);
 }
 
-/// Rows as SQLite binds them: owned cells, with the index of their event in the batch.
+/// Rows as SQLite binds them: the cells of every row, row after row (one allocation for a
+/// batch, not one a row), and the index in the batch of each row's event.
 #[derive(Debug, Default)]
 pub struct BoundRows {
-    pub rows: Vec<(usize, Vec<Cell>)>,
-    row: Vec<Cell>,
+    pub cells: Vec<Cell>,
+    pub events: Vec<usize>,
+    row_start: usize,
     index: usize,
+    /// Scratch space for a time's text.
+    text: String,
 }
 
 impl RowSink for BoundRows {
     fn begin(&mut self, index: usize, _event: &BusEvent) {
         self.index = index;
-        // As wide as the row before.
-        let width = self.rows.last().map_or(0, |(_, row)| row.len());
-        self.row = Vec::with_capacity(width);
+        self.row_start = self.cells.len();
     }
 
     fn push(&mut self, _kind: ColumnKind, datum: Datum<'_>) {
-        self.row.push(match datum {
+        self.cells.push(match datum {
             Datum::Null => Cell::Null,
             Datum::Int(n) => Cell::Int(n),
             // SQLite's integers stop at 2^63: text keeps every digit.
-            Datum::UInt(n) => Cell::Text(n.to_string()),
+            Datum::UInt(n) => Cell::Text(n.to_string().into()),
             Datum::Float(n) => Cell::Double(f64::from(n)),
             Datum::Double(n) => Cell::Double(n),
             Datum::Bool(b) => Cell::Bool(b),
-            Datum::Text(text) | Datum::Json(text) => Cell::Text(text.to_string()),
+            Datum::Text(text) | Datum::Json(text) => Cell::Text(text.into()),
             Datum::Bytes(bytes) => Cell::Bytes(bytes.to_vec()),
             Datum::Timestamp { seconds, micros } => {
-                let mut text = String::with_capacity(27);
-                push_timestamp(&mut text, seconds, micros, 6, false);
-                Cell::Text(text)
+                self.text.clear();
+                push_timestamp(&mut self.text, seconds, micros, 6, false);
+                Cell::Text(self.text.as_str().into())
             }
             Datum::Interval { seconds, nanos } => {
                 Cell::Double(seconds as f64 + f64::from(nanos) / 1e9)
@@ -373,11 +379,11 @@ impl RowSink for BoundRows {
     }
 
     fn end(&mut self) {
-        self.rows.push((self.index, std::mem::take(&mut self.row)));
+        self.events.push(self.index);
     }
 
     fn rewind(&mut self) {
-        self.row.clear();
+        self.cells.truncate(self.row_start);
     }
 }
 

@@ -207,12 +207,12 @@ fn reference_cell(kind: ColumnKind, field_kind: &Kind, value: Value) -> Cell {
         (ColumnKind::Json, value) => {
             let mut out = String::new();
             reference_json(&mut out, field_kind, &value);
-            Cell::Text(out)
+            Cell::Text(out.into())
         }
         (_, Value::Message(message)) => {
             let get = |name: &str| message.get_field_by_name(name).map(|v| v.into_owned());
             match kind {
-                ColumnKind::Timestamp => Cell::Text(reference_timestamp(&message)),
+                ColumnKind::Timestamp => Cell::Text(reference_timestamp(&message).into()),
                 ColumnKind::Interval => {
                     let seconds = match get("seconds") {
                         Some(Value::I64(s)) => s,
@@ -238,16 +238,16 @@ fn reference_cell(kind: ColumnKind, field_kind: &Kind, value: Value) -> Cell {
         (_, Value::I32(n)) => Cell::Int(i64::from(n)),
         (_, Value::I64(n)) => Cell::Int(n),
         (_, Value::U32(n)) => Cell::Int(i64::from(n)),
-        (_, Value::U64(n)) => Cell::Text(n.to_string()),
+        (_, Value::U64(n)) => Cell::Text(n.to_string().into()),
         (_, Value::F32(n)) => Cell::Double(f64::from(n)),
         (_, Value::F64(n)) => Cell::Double(n),
-        (_, Value::String(text)) => Cell::Text(text),
+        (_, Value::String(text)) => Cell::Text(text.into()),
         (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
-        (_, Value::EnumNumber(number)) => Cell::Text(reference_enum(field_kind, number)),
+        (_, Value::EnumNumber(number)) => Cell::Text(reference_enum(field_kind, number).into()),
         (_, value) => {
             let mut out = String::new();
             reference_json(&mut out, field_kind, &value);
-            Cell::Text(out)
+            Cell::Text(out.into())
         }
     }
 }
@@ -353,7 +353,7 @@ fn wire_row(maker: &mut RowMaker, payload: &[u8]) -> Result<Vec<Cell>, String> {
     let mut rows = BoundRows::default();
     let mut slots: Vec<Slot<'_>> = Vec::new();
     maker.row(0, &event, &mut slots, &mut rows)?;
-    Ok(rows.rows.pop().map(|(_, row)| row).unwrap_or_default())
+    Ok(rows.cells)
 }
 
 fn reference(

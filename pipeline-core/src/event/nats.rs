@@ -461,12 +461,20 @@ impl AckMeta {
     /// From `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (and the
     /// newer form with a domain and an account before the stream, and a token after).
     fn parse(reply: &str) -> Option<AckMeta> {
-        let tokens: Vec<&str> = reply.split('.').collect();
-        if tokens.len() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+        // Read for every message of a load: the tokens go on the stack, not in a Vec.
+        let mut tokens = [""; 12];
+        let mut count = 0;
+        for token in reply.split('.') {
+            if let Some(slot) = tokens.get_mut(count) {
+                *slot = token;
+            }
+            count += 1;
+        }
+        if count < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
             return None;
         }
         // Old form: 9 tokens; new form: 12 or more, the stream at index 4.
-        let base = if tokens.len() == 9 { 2 } else { 4 };
+        let base = if count == 9 { 2 } else { 4 };
         let number = |i: usize| tokens.get(base + i)?.parse::<u64>().ok();
         Some(AckMeta {
             stream_seq: number(3)?,
@@ -512,8 +520,21 @@ async fn read_loop(
         }
         let mut words = line.split_whitespace();
         let Some(op) = words.next() else { continue };
-        let words: Vec<&str> = words.collect();
-        let (subject, sid, reply, header_len, total) = match (op, words.as_slice()) {
+        // A line for every message: its words go on the stack, not in a Vec.
+        let mut slots = [""; 5];
+        let mut count = 0;
+        for word in words {
+            if let Some(slot) = slots.get_mut(count) {
+                *slot = word;
+            }
+            count += 1;
+        }
+        let words = if count <= slots.len() {
+            &slots[..count]
+        } else {
+            &[][..]
+        };
+        let (subject, sid, reply, header_len, total) = match (op, words) {
             ("MSG", [subject, sid, size]) => (*subject, *sid, None, 0, *size),
             ("MSG", [subject, sid, reply, size]) => (*subject, *sid, Some(*reply), 0, *size),
             ("HMSG", [subject, sid, headers, size]) => {
