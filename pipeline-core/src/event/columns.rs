@@ -285,17 +285,20 @@ impl RowMaker {
                 (_, Scalar::Message(id), _) => {
                     // A wrapper: the value it wraps, or its default.
                     let inner = &plans.messages[id];
-                    let mut inner_slots = plans.slots(id);
+                    let number = &mut self.number;
                     plans
-                        .read_parts(id, &slot.all, &mut inner_slots, 1)
+                        .with_slots(id, |inner_slots| {
+                            plans.read_parts(id, &slot.all, inner_slots, 1)?;
+                            let value = inner
+                                .fields
+                                .iter()
+                                .zip(inner_slots.iter())
+                                .find(|(f, _)| f.number == 1)
+                                .and_then(|(f, s)| Plans::singular(f, s));
+                            push_value(plans, sink, kind, value, number);
+                            Ok(())
+                        })
                         .map_err(named)?;
-                    let value = inner
-                        .fields
-                        .iter()
-                        .zip(&inner_slots)
-                        .find(|(f, _)| f.number == 1)
-                        .and_then(|(f, s)| Plans::singular(f, s));
-                    push_value(plans, sink, kind, value, &mut self.number);
                 }
                 _ => push_value(
                     plans,
@@ -348,6 +351,17 @@ pub struct BoundRows {
     index: usize,
     /// Scratch space for a time's text.
     text: String,
+}
+
+impl BoundRows {
+    /// Room for `rows` rows of `width` cells.
+    pub fn with_capacity(rows: usize, width: usize) -> BoundRows {
+        BoundRows {
+            cells: Vec::with_capacity(rows * width),
+            events: Vec::with_capacity(rows),
+            ..BoundRows::default()
+        }
+    }
 }
 
 impl RowSink for BoundRows {

@@ -16,20 +16,23 @@ pub(crate) fn write_field(
 ) -> Result<(), String> {
     match field.shape {
         Shape::Repeated => {
-            let mut items = Vec::new();
-            plans.items(field.scalar, &slot.all, |item| items.push(item));
             out.push('[');
-            for (i, item) in items.into_iter().enumerate() {
-                if i > 0 {
+            let (mut first, mut written) = (true, Ok(()));
+            plans.items(field.scalar, &slot.all, |item| {
+                if written.is_err() {
+                    return;
+                }
+                if !first {
                     out.push(',');
                 }
+                first = false;
                 match field.scalar {
-                    Scalar::Message(id) => write_message(plans, out, id, &[item], depth)?,
+                    Scalar::Message(id) => written = write_message(plans, out, id, &[item], depth),
                     scalar => write_raw(plans, out, scalar, item),
                 }
-            }
+            });
             out.push(']');
-            Ok(())
+            written
         }
         Shape::Map { key, value } => {
             write_map(plans, out, field.scalar, key, value, &slot.all, depth)
@@ -62,37 +65,38 @@ fn write_message(
         write_string(out, &text);
         return Ok(());
     }
-    let mut slots = plans.slots(id);
-    plans.read_parts(id, parts, &mut slots, depth)?;
-    out.push('{');
-    let mut first = true;
-    for &(_, index) in &plan.by_number {
-        let (field, slot) = (&plan.fields[index], &slots[index]);
-        let shown = match (field.shape, field.scalar) {
-            (Shape::Singular { .. }, Scalar::Message(_)) => !slot.all.is_empty(),
-            (Shape::Singular { presence }, _) => {
-                Plans::singular(field, slot).is_some_and(|value| presence || !is_default(value))
+    plans.with_slots(id, |slots| {
+        plans.read_parts(id, parts, slots, depth)?;
+        out.push('{');
+        let mut first = true;
+        for &(_, index) in &plan.by_number {
+            let (field, slot) = (&plan.fields[index], &slots[index]);
+            let shown = match (field.shape, field.scalar) {
+                (Shape::Singular { .. }, Scalar::Message(_)) => !slot.all.is_empty(),
+                (Shape::Singular { presence }, _) => {
+                    Plans::singular(field, slot).is_some_and(|value| presence || !is_default(value))
+                }
+                (Shape::Repeated, scalar) => {
+                    let mut any = false;
+                    plans.items(scalar, &slot.all, |_| any = true);
+                    any
+                }
+                (Shape::Map { .. }, _) => !slot.all.is_empty(),
+            };
+            if !shown {
+                continue;
             }
-            (Shape::Repeated, scalar) => {
-                let mut any = false;
-                plans.items(scalar, &slot.all, |_| any = true);
-                any
+            if !first {
+                out.push(',');
             }
-            (Shape::Map { .. }, _) => !slot.all.is_empty(),
-        };
-        if !shown {
-            continue;
+            first = false;
+            write_string(out, &field.name);
+            out.push(':');
+            write_field(plans, out, field, slot, depth + 1)?;
         }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        write_string(out, &field.name);
-        out.push(':');
-        write_field(plans, out, field, slot, depth + 1)?;
-    }
-    out.push('}');
-    Ok(())
+        out.push('}');
+        Ok(())
+    })
 }
 
 /// A map key, ordered as protobuf's map keys are.

@@ -634,7 +634,7 @@ impl Decoder<'_> {
                 let count = copy.rows;
                 Rows::Copy(copy.finish(), count)
             } else {
-                let mut bound = BoundRows::default();
+                let mut bound = BoundRows::with_capacity(events.len(), columns);
                 for (i, event) in events.iter().enumerate() {
                     if let Err(why) = maker.row(i, event, &mut slots, &mut bound) {
                         dead.push((i, why));

@@ -27,6 +27,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const FETCH_EXPIRES: Duration = Duration::from_millis(500);
 /// Messages a connection buffers for a fetch before the reader waits.
 const BUFFER: usize = 16_384;
+/// Messages the reader hands a subscription at once, at most: what one read of the socket
+/// brought, so that the receiver wakes once for them rather than once a message.
+const CHUNK: usize = 256;
 
 /// A message as the server delivered it.
 #[derive(Debug)]
@@ -38,11 +41,49 @@ struct Delivered {
     payload: Vec<u8>,
 }
 
+/// A subscription's messages, handed over by the reader in chunks.
+#[derive(Debug)]
+struct Inbox {
+    chunks: mpsc::Receiver<Vec<Delivered>>,
+    chunk: std::vec::IntoIter<Delivered>,
+}
+
+impl Inbox {
+    /// The next message; `None` once the connection is gone.
+    async fn recv(&mut self) -> Option<Delivered> {
+        loop {
+            if let Some(delivered) = self.chunk.next() {
+                return Some(delivered);
+            }
+            self.chunk = self.chunks.recv().await?.into_iter();
+        }
+    }
+}
+
+/// Messages read but not yet handed to their subscription.
+#[derive(Default)]
+struct Handover {
+    to: Option<(u64, mpsc::Sender<Vec<Delivered>>)>,
+    chunk: Vec<Delivered>,
+}
+
+impl Handover {
+    /// Hands over the chunk. A subscription that is gone loses its messages, as it asked.
+    async fn flush(&mut self) {
+        if let Some((_, sender)) = self.to.take()
+            && !self.chunk.is_empty()
+        {
+            let _ = sender.send(std::mem::take(&mut self.chunk)).await;
+        }
+        self.chunk.clear();
+    }
+}
+
 /// A connection to a NATS server.
 #[derive(Debug)]
 pub struct Nats {
     writer: Arc<Mutex<OwnedWriteHalf>>,
-    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>>,
+    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Vec<Delivered>>>>>,
     next_sid: AtomicU64,
     inbox: String,
     /// Where it is connected, password redacted: for messages.
@@ -139,7 +180,7 @@ impl Nats {
             crate::date::now_millis(),
             CONNECTIONS.fetch_add(1, Ordering::Relaxed)
         );
-        let subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>> =
+        let subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Vec<Delivered>>>>> =
             Arc::default();
         let writer = Arc::new(Mutex::new(write));
         let reader = tokio::spawn(read_loop(
@@ -168,17 +209,21 @@ impl Nats {
     }
 
     /// Subscribes a fresh inbox: its subject, id and messages.
-    async fn subscribe_inbox(&self) -> anyhow::Result<(String, u64, mpsc::Receiver<Delivered>)> {
+    async fn subscribe_inbox(&self) -> anyhow::Result<(String, u64, Inbox)> {
         let sid = self.next_sid.fetch_add(1, Ordering::Relaxed);
         let subject = format!("{}.{sid}", self.inbox);
-        let (tx, rx) = mpsc::channel(BUFFER);
+        let (tx, rx) = mpsc::channel(BUFFER / CHUNK);
         self.subscriptions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(sid, tx);
         self.send(format!("SUB {subject} {sid}\r\n").as_bytes())
             .await?;
-        Ok((subject, sid, rx))
+        let inbox = Inbox {
+            chunks: rx,
+            chunk: Vec::new().into_iter(),
+        };
+        Ok((subject, sid, inbox))
     }
 
     async fn unsubscribe(&self, sid: u64) {
@@ -357,7 +402,7 @@ pub struct Reader<'a> {
     consumer: String,
     inbox: String,
     sid: u64,
-    replies: mpsc::Receiver<Delivered>,
+    replies: Inbox,
     to: u64,
     batch: usize,
     done: bool,
@@ -509,10 +554,15 @@ fn check_subject(subject: &str) -> anyhow::Result<()> {
 async fn read_loop(
     mut read: BufReader<tokio::net::tcp::OwnedReadHalf>,
     writer: Arc<Mutex<OwnedWriteHalf>>,
-    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Delivered>>>>,
+    subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Vec<Delivered>>>>>,
 ) {
     let mut line = String::new();
+    let mut handover = Handover::default();
     loop {
+        // Nothing more read yet: what was read goes to its subscription before the wait.
+        if read.buffer().is_empty() {
+            handover.flush().await;
+        }
         line.clear();
         match read.read_line(&mut line).await {
             Ok(0) | Err(_) => break,
@@ -569,25 +619,32 @@ async fn read_loop(
         } else {
             (None, frame)
         };
-        let sender = sid.parse::<u64>().ok().and_then(|sid| {
-            subscriptions
+        let Ok(sid) = sid.parse::<u64>() else {
+            continue;
+        };
+        if handover.to.as_ref().is_none_or(|(to, _)| *to != sid) || handover.chunk.len() >= CHUNK {
+            handover.flush().await;
+            let sender = subscriptions
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .get(&sid)
-                .cloned()
-        });
-        if let Some(sender) = sender {
-            let delivered = Delivered {
-                subject: subject.to_string(),
-                reply: reply.map(String::from),
-                status,
-                payload,
-            };
-            if sender.send(delivered).await.is_err() {
-                continue;
+                .cloned();
+            match sender {
+                Some(sender) => handover.to = Some((sid, sender)),
+                None => continue, // unsubscribed: a late message
             }
         }
+        if handover.chunk.capacity() == 0 {
+            handover.chunk.reserve(CHUNK);
+        }
+        handover.chunk.push(Delivered {
+            subject: subject.to_string(),
+            reply: reply.map(String::from),
+            status,
+            payload,
+        });
     }
+    handover.flush().await;
     // The connection is gone: every waiting request learns it from its closed channel.
     subscriptions
         .lock()

@@ -139,6 +139,9 @@ pub(crate) enum Raw<'a> {
     Text(&'a str),
 }
 
+/// Fields of a nested message read with slots on the stack.
+const STACK_SLOTS: usize = 16;
+
 /// What a message's bytes gave one field.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slot<'a> {
@@ -309,6 +312,19 @@ impl Plans {
         vec![Slot::default(); self.messages[id].fields.len()]
     }
 
+    /// Runs `f` with empty slots for message `id`: on the stack for a message of up to
+    /// [`STACK_SLOTS`] fields, as nearly every nested message is (a Timestamp, an order's
+    /// item), so that reading one costs no allocation.
+    pub(crate) fn with_slots<'a, R>(&self, id: usize, f: impl FnOnce(&mut [Slot<'a>]) -> R) -> R {
+        let fields = self.messages[id].fields.len();
+        if fields <= STACK_SLOTS {
+            let mut slots: [Slot<'a>; STACK_SLOTS] = std::array::from_fn(|_| Slot::default());
+            f(&mut slots[..fields])
+        } else {
+            f(&mut self.slots(id))
+        }
+    }
+
     /// Reads `bytes` as message `id` into `slots` (one a field, in declaration order), on
     /// top of what they hold: reading a second part merges, as protobuf does.
     pub(crate) fn read<'a>(
@@ -475,19 +491,20 @@ impl Plans {
         parts: &[Raw<'_>],
         depth: u32,
     ) -> Result<(i64, i32), String> {
-        let mut slots = self.slots(id);
-        self.read_parts(id, parts, &mut slots, depth)?;
-        let plan = &self.messages[id];
-        let mut seconds = 0;
-        let mut nanos = 0;
-        for (field, slot) in plan.fields.iter().zip(&slots) {
-            match (field.number, Self::singular(field, slot)) {
-                (1, Some(Value::Int(n))) => seconds = n,
-                (2, Some(Value::Int(n))) => nanos = n as i32,
-                _ => {}
+        self.with_slots(id, |slots| {
+            self.read_parts(id, parts, slots, depth)?;
+            let plan = &self.messages[id];
+            let mut seconds = 0;
+            let mut nanos = 0;
+            for (field, slot) in plan.fields.iter().zip(slots.iter()) {
+                match (field.number, Self::singular(field, slot)) {
+                    (1, Some(Value::Int(n))) => seconds = n,
+                    (2, Some(Value::Int(n))) => nanos = n as i32,
+                    _ => {}
+                }
             }
-        }
-        Ok((seconds, nanos))
+            Ok((seconds, nanos))
+        })
     }
 
     /// Reads a message given in parts into `slots`.
