@@ -437,29 +437,41 @@ async fn loads_go_on_after_the_watermark_and_load_each_event_once() {
     bus.delete().await;
 }
 
-#[tokio::test]
-async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_loads_the_rest_once() {
-    let warehouse = Warehouse::postgres("events-refused");
-    let bus = Bus::new("events-refused", None).await;
+/// A PostgreSQL `orders` table that loaded ids 0 and 1, ids 2 to `total - 1` waiting on the
+/// bus, and a trigger `name` that runs `body` before each row is inserted.
+async fn loaded_with_trigger(prefix: &str, total: i64, name: &str, body: &str) -> (Warehouse, Bus) {
+    let warehouse = Warehouse::postgres(prefix);
+    let bus = Bus::new(prefix, None).await;
     for id in 0..2 {
         bus.publish(&order::<OrderV1>(id, false)).await;
     }
     succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
-    for id in 2..10 {
+    for id in 2..total {
         bus.publish(&order::<OrderV1>(id, false)).await;
     }
+    warehouse
+        .rows(&format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER {name} BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION {name}()"
+        ))
+        .await;
+    (warehouse, bus)
+}
+
+#[tokio::test]
+async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_loads_the_rest_once() {
     // The database refuses the third batch of this load (ids 6 and 7), as a full disk or a
     // constraint would: fetching and decoding run ahead of it and must stop, not hang. It
     // refuses slowly, so that the batch after it (written at the same time, on another
     // connection) is done first: that one must not commit either.
-    warehouse
-        .rows(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.id = 6 THEN PERFORM pg_sleep(1); RAISE EXCEPTION 'refused id 6'; END IF; \
-             RETURN NEW; END $$; \
-             CREATE TRIGGER refuse BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION refuse()",
-        )
-        .await;
+    let (warehouse, bus) = loaded_with_trigger(
+        "events-refused",
+        10,
+        "refuse",
+        "IF NEW.id = 6 THEN PERFORM pg_sleep(1); RAISE EXCEPTION 'refused id 6'; END IF;",
+    )
+    .await;
     let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
     assert_eq!(refused.status, TaskStatus::Failed);
     let error = refused.error.unwrap_or_default();
@@ -490,24 +502,15 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_written_at_once_commit_in_order_so_readers_only_see_the_streams_start() {
-    let warehouse = Warehouse::postgres("events-in-order");
-    let bus = Bus::new("events-in-order", None).await;
-    for id in 0..2 {
-        bus.publish(&order::<OrderV1>(id, false)).await;
-    }
-    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
-    for id in 2..40 {
-        bus.publish(&order::<OrderV1>(id, false)).await;
-    }
     // One batch is slow to write: those after it, written meanwhile on other connections,
     // finish first and must wait for it.
-    warehouse
-        .rows(
-            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.id = 6 THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$; \
-             CREATE TRIGGER slow BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION slow()",
-        )
-        .await;
+    let (warehouse, bus) = loaded_with_trigger(
+        "events-in-order",
+        40,
+        "slow",
+        "IF NEW.id = 6 THEN PERFORM pg_sleep(1.5); END IF;",
+    )
+    .await;
     let url = &warehouse.pg.as_ref().expect("PostgreSQL").url;
     let mut reader = sqlx::PgConnection::connect(url).await.expect("a reader");
     let done = std::sync::atomic::AtomicBool::new(false);

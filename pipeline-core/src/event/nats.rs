@@ -431,17 +431,20 @@ impl Reader<'_> {
             .await?;
         let mut events = Vec::with_capacity(self.batch);
         while events.len() < self.batch {
-            let wait = FETCH_EXPIRES + TIMEOUT;
-            let delivered = tokio::time::timeout(wait, self.replies.recv())
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "JetStream stopped sending {} from {}",
-                        self.subject,
-                        self.stream
-                    )
-                })?
-                .with_context(|| format!("lost the connection to NATS at {}", self.nats.url))?;
+            // A message of the chunk at hand needs no timer; only a wait for the next does.
+            let delivered = match self.replies.chunk.next() {
+                Some(delivered) => delivered,
+                None => tokio::time::timeout(FETCH_EXPIRES + TIMEOUT, self.replies.recv())
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "JetStream stopped sending {} from {}",
+                            self.subject,
+                            self.stream
+                        )
+                    })?
+                    .with_context(|| format!("lost the connection to NATS at {}", self.nats.url))?,
+            };
             match delivered.status {
                 // No message now, or the fetch expired: the batch ends here.
                 Some(404 | 408) => {
