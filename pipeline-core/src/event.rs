@@ -11,6 +11,7 @@ mod differential;
 mod json;
 mod load;
 pub mod nats;
+mod sqlite;
 mod wire;
 
 use anyhow::Context as _;

@@ -156,6 +156,22 @@ impl Warehouse {
         }
     }
 
+    /// Runs a statement that changes the warehouse (a trigger, a drop).
+    async fn change(&self, sql: &str) {
+        if self.pg.is_some() {
+            self.rows(sql).await;
+            return;
+        }
+        let url = format!("sqlite://{}", self.sandbox.path("warehouse.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("open the SQLite file");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
     /// Runs a task that loads `bus`'s subject as `M` into `orders`, shaped by `setup`.
     async fn load<M: EventMessage + 'static>(
         &self,
@@ -440,15 +456,7 @@ async fn loads_go_on_after_the_watermark_and_load_each_event_once() {
 /// A PostgreSQL `orders` table that loaded ids 0 and 1, ids 2 to `total - 1` waiting on the
 /// bus, and a trigger `name` that runs `body` before each row is inserted.
 async fn loaded_with_trigger(prefix: &str, total: i64, name: &str, body: &str) -> (Warehouse, Bus) {
-    let warehouse = Warehouse::postgres(prefix);
-    let bus = Bus::new(prefix, None).await;
-    for id in 0..2 {
-        bus.publish(&order::<OrderV1>(id, false)).await;
-    }
-    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
-    for id in 2..total {
-        bus.publish(&order::<OrderV1>(id, false)).await;
-    }
+    let (warehouse, bus) = loaded_once(Warehouse::postgres(prefix), prefix, total).await;
     warehouse
         .rows(&format!(
             "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} \
@@ -457,6 +465,65 @@ async fn loaded_with_trigger(prefix: &str, total: i64, name: &str, body: &str) -
         ))
         .await;
     (warehouse, bus)
+}
+
+/// `orders` in `warehouse` loaded with ids 0-1, and ids 2 to `total - 1` waiting on the bus.
+async fn loaded_once(warehouse: Warehouse, prefix: &str, total: i64) -> (Warehouse, Bus) {
+    let bus = Bus::new(prefix, None).await;
+    for id in 0..2 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    for id in 2..total {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    (warehouse, bus)
+}
+
+#[tokio::test]
+async fn sqlite_refusing_a_row_mid_batch_rolls_the_batch_back_and_the_rerun_loads_the_rest_once() {
+    // SQLite takes rows one by one through its C API: a row it refuses (here the second of
+    // the third batch, ids 6 and 7) must fail the load naming it, and take the row before it
+    // in the batch back with it.
+    let (warehouse, bus) = loaded_once(
+        Warehouse::sqlite("events-sqlite-refused"),
+        "events-sqlite-refused",
+        10,
+    )
+    .await;
+    warehouse
+        .change(
+            "CREATE TRIGGER refuse BEFORE INSERT ON orders WHEN NEW.id = 7 \
+             BEGIN SELECT RAISE(ABORT, 'refused id 7'); END",
+        )
+        .await;
+    let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(
+        error.contains("refused id 7") && error.contains("seq 8"),
+        "{error}"
+    );
+    assert_eq!(
+        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
+        ["6|5"],
+        "the batches before the refused one are kept, and its first row is not"
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
+            .await,
+        ["6"]
+    );
+    warehouse.change("DROP TRIGGER refuse").await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), max(id), sum(_seq) FROM orders")
+            .await,
+        ["10|10|9|55"]
+    );
+    bus.delete().await;
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 //! event lands once.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, anyhow};
@@ -17,6 +16,7 @@ use super::BusEvent;
 use super::columns::{self, BoundRows, Cell, Column, ColumnKind, RowMaker};
 use super::copy::BinaryRows;
 use super::nats::Nats;
+use super::sqlite::{Bound, RowInsert};
 use super::wire::Plans;
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
 use crate::load::{check_identifier, derived, fnv1a};
@@ -34,8 +34,6 @@ const READ_AHEAD: usize = 2;
 /// on two cores with 1M events: 1 writer 6.6-7.9 s, 2 writers 4.7-5.9 s, 3 writers 4.5-4.9 s,
 /// 4 no better than 3, 6 worse.
 const POSTGRES_WRITERS: usize = 3;
-/// Bound parameters per statement: under both backends' limits.
-const MAX_PARAMETERS: usize = 30_000;
 
 /// The columns every event table has before the message's own.
 const SEQ: &str = "_seq";
@@ -901,7 +899,9 @@ impl WriteRows for sqlx::PgConnection {
     }
 }
 
-/// SQLite: multi-row `INSERT`s, as many rows a statement as its parameter limit allows.
+/// SQLite: one prepared single-row `INSERT`, bound from the batch's memory a row at a time
+/// through SQLite's C API ([`super::sqlite`]). It runs on this thread while sqlx's thread for
+/// the connection waits: a batch of 10,000 rows holds it for some milliseconds.
 impl WriteRows for sqlx::SqliteConnection {
     async fn write_rows(
         &mut self,
@@ -913,71 +913,41 @@ impl WriteRows for sqlx::SqliteConnection {
             Prepared::Rows(rows, cells) => (rows, cells),
             Prepared::Copy(_) => anyhow::bail!("COPY data is for PostgreSQL, not SQLite"),
         };
-        use sqlx::Arguments as _;
         let width = columns.len() + 3;
-        let per_statement = (MAX_PARAMETERS / width).max(1);
-        // The statement's text for a full chunk is made once; sqlx keeps it prepared.
-        let insert = |count: usize| {
-            let row = format!("({})", vec!["?"; width].join(", "));
-            format!(
-                "INSERT INTO {} ({}) VALUES {}",
-                quote_ident(table),
-                column_list(columns),
-                vec![row.as_str(); count].join(", ")
-            )
-        };
-        let full_count = per_statement.min(rows.len());
-        let full = insert(full_count);
-        let mut rows = rows.into_iter();
-        let mut cells = cells.into_iter();
-        // A batch's events mostly share a subject: one text for all of them.
-        let mut subject: Option<Arc<str>> = None;
-        let mut published = String::with_capacity(32);
-        let mut bind_next = || -> anyhow::Result<Option<(sqlx::sqlite::SqliteArguments, usize)>> {
-            let mut values = sqlx::sqlite::SqliteArguments::default();
-            values.reserve(per_statement * width, 0);
-            let mut count = 0;
-            let bound = (|| -> Result<(), sqlx::error::BoxDynError> {
-                for event in rows.by_ref().take(per_statement) {
-                    count += 1;
-                    let same = subject.as_deref() == Some(event.subject.as_str());
-                    if !same {
-                        subject = Some(event.subject.as_str().into());
-                    }
-                    values.add(event.seq as i64)?;
-                    values.add(subject.clone())?;
-                    published.clear();
-                    push_published_text(&mut published, event.published_ms, false);
-                    values.add(Arc::<str>::from(published.as_str()))?;
-                    for cell in cells.by_ref().take(width - 3) {
-                        match cell {
-                            Cell::Null => values.add(None::<i64>)?,
-                            Cell::Int(n) => values.add(n)?,
-                            Cell::Double(n) => values.add(n)?,
-                            Cell::Bool(b) => values.add(b)?,
-                            Cell::Text(text) => values.add(text)?,
-                            Cell::Bytes(bytes) => values.add(bytes)?,
-                        }
-                    }
-                }
-                Ok(())
-            })();
-            bound.map_err(|err| anyhow!("cannot bind an event's values: {err}"))?;
-            Ok((count > 0).then_some((values, count)))
-        };
-        let mut next = bind_next()?;
-        while let Some((values, count)) = next {
-            let sql = if count == full_count {
-                full.clone()
-            } else {
-                insert(count)
-            };
-            // SQLite runs a statement on sqlx's thread for the connection: meanwhile, this
-            // thread binds the next chunk.
-            let execute = sqlx::query_with(sqlx::AssertSqlSafe(sql), values).execute(&mut *self);
-            let (executed, bound) = tokio::join!(execute, async { bind_next() });
-            executed?;
-            next = bound?;
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote_ident(table),
+            column_list(columns),
+            vec!["?"; width].join(", ")
+        );
+        // The publish times' texts, made before any row borrows them.
+        let mut published = String::with_capacity(rows.len() * 24);
+        let mut ends = Vec::with_capacity(rows.len());
+        for event in &rows {
+            push_published_text(&mut published, event.published_ms, false);
+            ends.push(published.len());
+        }
+        let mut handle = self.lock_handle().await?;
+        let mut insert = RowInsert::prepare(&mut handle, &sql)?;
+        let mut values = Vec::with_capacity(width);
+        let mut start = 0;
+        for ((event, cells), &end) in rows.iter().zip(cells.chunks_exact(width - 3)).zip(&ends) {
+            values.clear();
+            values.push(Bound::Int(event.seq as i64));
+            values.push(Bound::Text(&event.subject));
+            values.push(Bound::Text(&published[start..end]));
+            start = end;
+            values.extend(cells.iter().map(|cell| match cell {
+                Cell::Null => Bound::Null,
+                Cell::Int(n) => Bound::Int(*n),
+                Cell::Double(n) => Bound::Double(*n),
+                Cell::Bool(b) => Bound::Int(i64::from(*b)),
+                Cell::Text(text) => Bound::Text(text),
+                Cell::Bytes(bytes) => Bound::Bytes(bytes),
+            }));
+            insert
+                .insert(&values)
+                .with_context(|| format!("cannot insert the event of seq {}", event.seq))?;
         }
         Ok(())
     }
