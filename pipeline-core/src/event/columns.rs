@@ -6,10 +6,11 @@
 //! repeated and map fields as JSON. A proto3 scalar without explicit presence is never NULL:
 //! unset means its default, as protobuf defines it.
 
-use std::sync::Arc;
+use std::ops::Range;
 
 use super::BusEvent;
 use super::json;
+use super::sqlite::Bound;
 use super::wire::{Plans, Scalar, Shape, Slot, Value, WellKnown};
 
 /// How a column stores its field.
@@ -79,17 +80,16 @@ pub struct Column {
     pub kind: ColumnKind,
 }
 
-/// A value to bind (SQLite).
+/// A value to bind (SQLite). Texts and bytes are places in the arenas of their [`BoundRows`],
+/// so that a batch's values are a few allocations, not one or more an event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell {
     Null,
     Int(i64),
     Double(f64),
     Bool(bool),
-    /// Shared rather than owned: sqlx binds an `Arc<str>` as it is, where a `String` would
-    /// be boxed once more.
-    Text(Arc<str>),
-    Bytes(Vec<u8>),
+    Text(Range<usize>),
+    Bytes(Range<usize>),
 }
 
 /// A row's value as it goes to a [`RowSink`], borrowed from the event or the maker. Its scalar
@@ -341,55 +341,94 @@ fn push_value(
     sink.push(kind, datum);
 }
 
-/// Rows as SQLite binds them: the cells of every row, row after row (one allocation for a
-/// batch, not one a row), and the index in the batch of each row's event.
+/// Rows as SQLite binds them: each row's cells, the event's own columns (sequence, subject,
+/// publish time) first, row after row, with their texts and bytes in two arenas (a few
+/// allocations for a batch, not several an event); and the index in the batch of each row's
+/// event.
 #[derive(Debug, Default)]
 pub struct BoundRows {
     pub cells: Vec<Cell>,
     pub events: Vec<usize>,
-    row_start: usize,
-    index: usize,
-    /// Scratch space for a time's text.
     text: String,
+    bytes: Vec<u8>,
+    /// Where the row begun starts, to take it back.
+    row_start: (usize, usize, usize),
+    index: usize,
 }
 
 impl BoundRows {
-    /// Room for `rows` rows of `width` cells.
+    /// Room for `rows` rows of `width` cells (the message's columns).
     pub fn with_capacity(rows: usize, width: usize) -> BoundRows {
         BoundRows {
-            cells: Vec::with_capacity(rows * width),
+            cells: Vec::with_capacity(rows * (width + 3)),
             events: Vec::with_capacity(rows),
+            text: String::with_capacity(rows * 64),
             ..BoundRows::default()
         }
+    }
+
+    /// A cell's value, borrowed from the arenas.
+    pub fn value(&self, cell: &Cell) -> Bound<'_> {
+        match cell {
+            Cell::Null => Bound::Null,
+            Cell::Int(n) => Bound::Int(*n),
+            Cell::Double(n) => Bound::Double(*n),
+            Cell::Bool(b) => Bound::Int(i64::from(*b)),
+            Cell::Text(range) => Bound::Text(&self.text[range.clone()]),
+            Cell::Bytes(range) => Bound::Bytes(&self.bytes[range.clone()]),
+        }
+    }
+
+    /// Ends a text cell whose text was written to the arena from `start` on.
+    fn text_from(&mut self, start: usize) {
+        self.cells.push(Cell::Text(start..self.text.len()));
     }
 }
 
 impl RowSink for BoundRows {
-    fn begin(&mut self, index: usize, _event: &BusEvent) {
+    fn begin(&mut self, index: usize, event: &BusEvent) {
         self.index = index;
-        self.row_start = self.cells.len();
+        self.row_start = (self.cells.len(), self.text.len(), self.bytes.len());
+        self.cells.push(Cell::Int(event.seq as i64));
+        let start = self.text.len();
+        self.text.push_str(&event.subject);
+        self.text_from(start);
+        let start = self.text.len();
+        push_published(&mut self.text, event.published_ms, false);
+        self.text_from(start);
     }
 
     fn push(&mut self, _kind: ColumnKind, datum: Datum<'_>) {
-        self.cells.push(match datum {
+        let start = self.text.len();
+        let cell = match datum {
             Datum::Null => Cell::Null,
             Datum::Int(n) => Cell::Int(n),
             // SQLite's integers stop at 2^63: text keeps every digit.
-            Datum::UInt(n) => Cell::Text(n.to_string().into()),
+            Datum::UInt(n) => {
+                json::push_display(&mut self.text, n);
+                return self.text_from(start);
+            }
             Datum::Float(n) => Cell::Double(f64::from(n)),
             Datum::Double(n) => Cell::Double(n),
             Datum::Bool(b) => Cell::Bool(b),
-            Datum::Text(text) | Datum::Json(text) => Cell::Text(text.into()),
-            Datum::Bytes(bytes) => Cell::Bytes(bytes.to_vec()),
+            Datum::Text(text) | Datum::Json(text) => {
+                self.text.push_str(text);
+                return self.text_from(start);
+            }
+            Datum::Bytes(bytes) => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(bytes);
+                Cell::Bytes(start..self.bytes.len())
+            }
             Datum::Timestamp { seconds, micros } => {
-                self.text.clear();
                 push_timestamp(&mut self.text, seconds, micros, 6, false);
-                Cell::Text(self.text.as_str().into())
+                return self.text_from(start);
             }
             Datum::Interval { seconds, nanos } => {
                 Cell::Double(seconds as f64 + f64::from(nanos) / 1e9)
             }
-        });
+        };
+        self.cells.push(cell);
     }
 
     fn end(&mut self) {
@@ -397,7 +436,10 @@ impl RowSink for BoundRows {
     }
 
     fn rewind(&mut self) {
-        self.cells.truncate(self.row_start);
+        let (cells, text, bytes) = self.row_start;
+        self.cells.truncate(cells);
+        self.text.truncate(text);
+        self.bytes.truncate(bytes);
     }
 }
 
@@ -408,6 +450,17 @@ pub fn schema_text(columns: &[Column]) -> String {
         .map(|column| format!("{} {}", column.name, column.kind.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Writes a publish time (Unix milliseconds) as each backend reads it.
+pub fn push_published(out: &mut String, ms: i64, postgres: bool) {
+    push_timestamp(
+        out,
+        ms.div_euclid(1000),
+        ms.rem_euclid(1000) as u32,
+        3,
+        postgres,
+    );
 }
 
 /// Writes a UTC time as each backend reads it, with `digits` digits of `fraction` (3 for

@@ -7,8 +7,9 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value};
 
 use super::BusEvent;
-use super::columns::{BoundRows, Cell, ColumnKind, RowMaker, columns, push_timestamp};
+use super::columns::{self, BoundRows, ColumnKind, RowMaker, columns, push_timestamp};
 use super::json::{base64, push_display, write_float, write_string};
+use super::sqlite::Bound;
 use super::wire::{Plans, Slot};
 
 const PROTO: &str = r#"
@@ -174,6 +175,17 @@ fn message_of(descriptor: &MessageDescriptor, random: &mut Random, depth: u32) -
     message
 }
 
+/// A cell of a row, owned: what the two decoders' rows are compared as.
+#[derive(Clone, Debug, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Double(f64),
+    Bool(bool),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
 /// The rows as the loader made them from a `DynamicMessage` (for SQLite).
 fn reference_row(plans: &Plans, message: &DynamicMessage) -> Vec<Cell> {
     let kinds = columns(plans);
@@ -207,12 +219,12 @@ fn reference_cell(kind: ColumnKind, field_kind: &Kind, value: Value) -> Cell {
         (ColumnKind::Json, value) => {
             let mut out = String::new();
             reference_json(&mut out, field_kind, &value);
-            Cell::Text(out.into())
+            Cell::Text(out)
         }
         (_, Value::Message(message)) => {
             let get = |name: &str| message.get_field_by_name(name).map(|v| v.into_owned());
             match kind {
-                ColumnKind::Timestamp => Cell::Text(reference_timestamp(&message).into()),
+                ColumnKind::Timestamp => Cell::Text(reference_timestamp(&message)),
                 ColumnKind::Interval => {
                     let seconds = match get("seconds") {
                         Some(Value::I64(s)) => s,
@@ -238,16 +250,16 @@ fn reference_cell(kind: ColumnKind, field_kind: &Kind, value: Value) -> Cell {
         (_, Value::I32(n)) => Cell::Int(i64::from(n)),
         (_, Value::I64(n)) => Cell::Int(n),
         (_, Value::U32(n)) => Cell::Int(i64::from(n)),
-        (_, Value::U64(n)) => Cell::Text(n.to_string().into()),
+        (_, Value::U64(n)) => Cell::Text(n.to_string()),
         (_, Value::F32(n)) => Cell::Double(f64::from(n)),
         (_, Value::F64(n)) => Cell::Double(n),
-        (_, Value::String(text)) => Cell::Text(text.into()),
+        (_, Value::String(text)) => Cell::Text(text),
         (_, Value::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
-        (_, Value::EnumNumber(number)) => Cell::Text(reference_enum(field_kind, number).into()),
+        (_, Value::EnumNumber(number)) => Cell::Text(reference_enum(field_kind, number)),
         (_, value) => {
             let mut out = String::new();
             reference_json(&mut out, field_kind, &value);
-            Cell::Text(out.into())
+            Cell::Text(out)
         }
     }
 }
@@ -353,7 +365,18 @@ fn wire_row(maker: &mut RowMaker, payload: &[u8]) -> Result<Vec<Cell>, String> {
     let mut rows = BoundRows::default();
     let mut slots: Vec<Slot<'_>> = Vec::new();
     maker.row(0, &event, &mut slots, &mut rows)?;
-    Ok(rows.cells)
+    // The event's own columns (sequence, subject, publish time) come first.
+    Ok(rows.cells[3..]
+        .iter()
+        .map(|cell| match (cell, rows.value(cell)) {
+            (columns::Cell::Bool(b), _) => Cell::Bool(*b),
+            (_, Bound::Null) => Cell::Null,
+            (_, Bound::Int(n)) => Cell::Int(n),
+            (_, Bound::Double(n)) => Cell::Double(n),
+            (_, Bound::Text(text)) => Cell::Text(text.into()),
+            (_, Bound::Bytes(bytes)) => Cell::Bytes(bytes.to_vec()),
+        })
+        .collect())
 }
 
 fn reference(

@@ -16,7 +16,7 @@ use super::BusEvent;
 use super::columns::{self, BoundRows, Cell, Column, ColumnKind, RowMaker};
 use super::copy::BinaryRows;
 use super::nats::Nats;
-use super::sqlite::{Bound, RowInsert};
+use super::sqlite::RowInsert;
 use super::wire::Plans;
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
 use crate::load::{check_identifier, derived, fnv1a};
@@ -764,9 +764,8 @@ impl Writer<'_> {
         let (rows, written) = match batch.rows {
             Rows::Copy(data, count) => (Prepared::Copy(data), count),
             Rows::Bound(bound) => {
-                let rows: Vec<&BusEvent> = bound.events.iter().map(|&i| &events[i]).collect();
-                let count = rows.len();
-                (Prepared::Rows(rows, bound.cells), count)
+                let count = bound.events.len();
+                (Prepared::Rows(bound), count)
             }
         };
         let dead: Vec<(&BusEvent, String)> = batch
@@ -837,11 +836,11 @@ impl Writer<'_> {
 }
 
 /// A batch's rows, ready for their backend.
-enum Prepared<'a> {
+enum Prepared {
     /// Binary `COPY` data (PostgreSQL).
     Copy(Vec<u8>),
-    /// Values to bind (SQLite): each row's event, and the message's cells, row after row.
-    Rows(Vec<&'a BusEvent>, Vec<Cell>),
+    /// Values to bind (SQLite).
+    Rows(BoundRows),
 }
 
 /// How a batch's rows get into the table on each backend.
@@ -850,7 +849,7 @@ trait WriteRows {
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Prepared<'_>,
+        rows: Prepared,
     ) -> anyhow::Result<()>;
 }
 
@@ -871,7 +870,7 @@ impl WriteRows for sqlx::PgConnection {
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Prepared<'_>,
+        rows: Prepared,
     ) -> anyhow::Result<()> {
         let data = match rows {
             Prepared::Copy(data) => data,
@@ -907,10 +906,10 @@ impl WriteRows for sqlx::SqliteConnection {
         &mut self,
         table: &str,
         columns: &[Column],
-        rows: Prepared<'_>,
+        rows: Prepared,
     ) -> anyhow::Result<()> {
-        let (rows, cells) = match rows {
-            Prepared::Rows(rows, cells) => (rows, cells),
+        let rows = match rows {
+            Prepared::Rows(rows) => rows,
             Prepared::Copy(_) => anyhow::bail!("COPY data is for PostgreSQL, not SQLite"),
         };
         let width = columns.len() + 3;
@@ -920,34 +919,16 @@ impl WriteRows for sqlx::SqliteConnection {
             column_list(columns),
             vec!["?"; width].join(", ")
         );
-        // The publish times' texts, made before any row borrows them.
-        let mut published = String::with_capacity(rows.len() * 24);
-        let mut ends = Vec::with_capacity(rows.len());
-        for event in &rows {
-            push_published_text(&mut published, event.published_ms, false);
-            ends.push(published.len());
-        }
         let mut handle = self.lock_handle().await?;
         let mut insert = RowInsert::prepare(&mut handle, &sql)?;
         let mut values = Vec::with_capacity(width);
-        let mut start = 0;
-        for ((event, cells), &end) in rows.iter().zip(cells.chunks_exact(width - 3)).zip(&ends) {
+        for row in rows.cells.chunks_exact(width) {
             values.clear();
-            values.push(Bound::Int(event.seq as i64));
-            values.push(Bound::Text(&event.subject));
-            values.push(Bound::Text(&published[start..end]));
-            start = end;
-            values.extend(cells.iter().map(|cell| match cell {
-                Cell::Null => Bound::Null,
-                Cell::Int(n) => Bound::Int(*n),
-                Cell::Double(n) => Bound::Double(*n),
-                Cell::Bool(b) => Bound::Int(i64::from(*b)),
-                Cell::Text(text) => Bound::Text(text),
-                Cell::Bytes(bytes) => Bound::Bytes(bytes),
-            }));
-            insert
-                .insert(&values)
-                .with_context(|| format!("cannot insert the event of seq {}", event.seq))?;
+            values.extend(row.iter().map(|cell| rows.value(cell)));
+            insert.insert(&values).with_context(|| match row.first() {
+                Some(Cell::Int(seq)) => format!("cannot insert the event of seq {seq}"),
+                _ => "cannot insert an event".into(),
+            })?;
         }
         Ok(())
     }
@@ -974,18 +955,8 @@ fn push_published<'q, DB>(
 
 fn published_text(ms: i64, postgres: bool) -> String {
     let mut out = String::with_capacity(32);
-    push_published_text(&mut out, ms, postgres);
+    columns::push_published(&mut out, ms, postgres);
     out
-}
-
-fn push_published_text(out: &mut String, ms: i64, postgres: bool) {
-    columns::push_timestamp(
-        out,
-        ms.div_euclid(1000),
-        ms.rem_euclid(1000) as u32,
-        3,
-        postgres,
-    );
 }
 
 #[cfg(test)]
