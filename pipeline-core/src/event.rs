@@ -174,8 +174,8 @@ pub struct StreamState {
 pub struct BusEvent {
     /// Its sequence in the stream: unique, increasing.
     pub seq: u64,
-    /// The subject it was published on.
-    pub subject: String,
+    /// The subject it was published on (shared by the events of a batch on one subject).
+    pub subject: std::sync::Arc<str>,
     /// When the stream stored it, Unix milliseconds.
     pub published_ms: i64,
     /// Its bytes, as published.

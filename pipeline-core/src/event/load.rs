@@ -599,6 +599,16 @@ enum Rows {
     Bound(BoundRows),
 }
 
+impl Rows {
+    /// How many rows (the events that decoded).
+    fn count(&self) -> usize {
+        match self {
+            Rows::Copy(_, count) => *count,
+            Rows::Bound(bound) => bound.events.len(),
+        }
+    }
+}
+
 /// Decodes batches, and fails the load when too many messages do not decode.
 struct Decoder<'a> {
     spec: &'a EventSpec,
@@ -728,33 +738,68 @@ impl Writer<'_> {
         }
     }
 
-    /// The write stage: stages up to `concurrency` batches at once and commits them in the
+    /// The write stage: writes up to `concurrency` batches at once and commits them in the
     /// order they were read, each after the one before. So the committed batches are always
     /// the first ones, and the watermark (written by each commit) never passes a batch that
-    /// is not in the table: a load killed at any point resumes after its last commit.
+    /// is not in the table: a load killed at any point resumes after its last commit. A
+    /// batch's commit runs beside the others' writes, which go on meanwhile.
     async fn write_all(
         &self,
         mut to_write: tokio::sync::mpsc::Receiver<Decoded>,
         written: &mut Written,
     ) -> anyhow::Result<()> {
         use futures_util::StreamExt as _;
-        let mut staging = futures_util::stream::FuturesOrdered::new();
+        let mut writing = futures_util::stream::FuturesOrdered::new();
         let mut reading = true;
+        // Signalled by the last batch taken once it has committed: the next one's turn.
+        let mut turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        let mut row_count = written.row_count;
         loop {
             tokio::select! {
-                // A batch that failed ends the load; those staged after it roll back.
-                Some(staged) = staging.next(), if !staging.is_empty() => {
-                    self.commit(staged?, written).await?;
+                // A batch that failed ends the load; those after it roll back.
+                Some(done) = writing.next(), if !writing.is_empty() => {
+                    let (rows, dead) = done?;
+                    written.row_count += rows as i64;
+                    written.loaded += rows as u64;
+                    written.dead += dead as u64;
                 }
-                batch = to_write.recv(), if reading && staging.len() < self.concurrency() => {
+                batch = to_write.recv(), if reading && writing.len() < self.concurrency() => {
                     match batch {
-                        Some(batch) => staging.push_back(self.stage(batch)),
+                        Some(batch) => {
+                            let (done, next) = tokio::sync::oneshot::channel();
+                            let after = turn.replace(next);
+                            row_count += batch.rows.count() as i64;
+                            writing.push_back(self.write(batch, after, done, row_count));
+                        }
                         None => reading = false,
                     }
                 }
                 else => return Ok(()),
             }
         }
+    }
+
+    /// Writes one batch, then commits it once the batch before it (`after`) has committed,
+    /// and says so (`done`). `row_count` is the table's rows with this batch. Returns its
+    /// rows and dead letters, committed.
+    async fn write(
+        &self,
+        batch: Decoded,
+        after: Option<tokio::sync::oneshot::Receiver<()>>,
+        done: tokio::sync::oneshot::Sender<()>,
+        row_count: i64,
+    ) -> anyhow::Result<(usize, usize)> {
+        let staged = self.stage(batch).await?;
+        if let Some(after) = after {
+            // Dropped unsent: that batch failed, and its error is the load's.
+            after
+                .await
+                .map_err(|_| anyhow!("a batch before this one was not written"))?;
+        }
+        let counts = (staged.written, staged.dead);
+        self.commit(staged, row_count).await?;
+        let _ = done.send(());
+        Ok(counts)
     }
 
     /// Opens a batch's transaction and writes its rows and dead letters in it.
@@ -812,9 +857,9 @@ impl Writer<'_> {
         })
     }
 
-    /// Records the batch's watermark in its transaction and commits it.
-    async fn commit(&self, staged: Staged, written: &mut Written) -> anyhow::Result<()> {
-        let row_count = written.row_count + staged.written as i64;
+    /// Records the batch's watermark and the table's `row_count` in its transaction, and
+    /// commits it.
+    async fn commit(&self, staged: Staged, row_count: i64) -> anyhow::Result<()> {
         macro_rules! finish {
             ($tx:ident) => {{
                 let mut $tx = $tx;
@@ -828,9 +873,6 @@ impl Writer<'_> {
             Tx::Sqlite(tx) => finish!(tx),
             Tx::Postgres(tx) => finish!(tx),
         }
-        written.row_count = row_count;
-        written.loaded += staged.written as u64;
-        written.dead += staged.dead as u64;
         Ok(())
     }
 }

@@ -34,8 +34,11 @@ const CHUNK: usize = 256;
 /// A message as the server delivered it.
 #[derive(Debug)]
 struct Delivered {
-    subject: String,
-    reply: Option<String>,
+    /// Shared with the messages before it on the same subject: one text, not one each.
+    subject: Arc<str>,
+    /// What a JetStream message's reply subject says of it (read here, so that the subject
+    /// itself is never kept).
+    ack: Option<AckMeta>,
     /// The status line of a header block (`NATS/1.0 404 No Messages`), if any.
     status: Option<u16>,
     payload: Vec<u8>,
@@ -459,13 +462,9 @@ impl Reader<'_> {
                 ),
                 _ => {}
             }
-            let meta = delivered
-                .reply
-                .as_deref()
-                .and_then(AckMeta::parse)
-                .with_context(|| {
-                    format!("a message of {} came without its sequence", self.stream)
-                })?;
+            let meta = delivered.ack.with_context(|| {
+                format!("a message of {} came without its sequence", self.stream)
+            })?;
             if meta.stream_seq > self.to {
                 self.done = true;
                 break;
@@ -498,7 +497,7 @@ impl Reader<'_> {
 }
 
 /// What the reply subject of a JetStream message says about it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct AckMeta {
     stream_seq: u64,
     timestamp_ns: u64,
@@ -561,6 +560,7 @@ async fn read_loop(
 ) {
     let mut line = String::new();
     let mut handover = Handover::default();
+    let mut last_subject: Arc<str> = Arc::from("");
     loop {
         // Nothing more read yet: what was read goes to its subscription before the wait.
         if read.buffer().is_empty() {
@@ -640,9 +640,12 @@ async fn read_loop(
         if handover.chunk.capacity() == 0 {
             handover.chunk.reserve(CHUNK);
         }
+        if *last_subject != *subject {
+            last_subject = Arc::from(subject);
+        }
         handover.chunk.push(Delivered {
-            subject: subject.to_string(),
-            reply: reply.map(String::from),
+            subject: Arc::clone(&last_subject),
+            ack: reply.and_then(AckMeta::parse),
             status,
             payload,
         });
