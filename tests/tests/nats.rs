@@ -88,7 +88,7 @@ async fn a_subjects_messages_come_in_order_in_batches_and_stop_at_the_bound() {
     assert_eq!(sizes, [10, 10, 5]);
     let events: Vec<&BusEvent> = batches.iter().flatten().collect();
     assert!(events.windows(2).all(|pair| pair[0].seq < pair[1].seq));
-    assert!(events.iter().all(|e| e.subject == placed));
+    assert!(events.iter().all(|e| *e.subject == *placed));
     assert_eq!(events[0].payload, b"order 0");
     assert_eq!(events[24].payload, b"order 24");
     let now = pipeline_core::date::now_millis();
