@@ -3,7 +3,8 @@
 //! into SQLite and into PostgreSQL, against a baseline measured in the same run: a consumer
 //! that only reads the events from JetStream and decodes them into structs as prost's
 //! generated code does (the fastest plain decoding; a `DynamicMessage` decode is shown too).
-//! PostgreSQL is loaded twice: with the TLS the server offers (the default), and without.
+//! PostgreSQL is loaded three times: with the TLS the server offers and JSONB columns (the
+//! defaults), with JSON columns, and without TLS.
 //!
 //! `cargo bench -p pipeline-tests --bench events [-- --events N --rounds N]`. Each case runs in a child
 //! process, so that its peak RSS is its own. Targets: a load at most 2x the baseline, peak
@@ -16,7 +17,7 @@ use std::time::Instant;
 use pipeline_core::config::Setting;
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::event::nats::Nats;
-use pipeline_core::event::{DynamicMessage, EventMessage as _};
+use pipeline_core::event::{DynamicMessage, EventMessage as _, JsonColumns};
 use pipeline_example::events::{proto::OrderPlaced, publish_demo_orders};
 use pipeline_tests::{PgDatabase, Sandbox, run_task};
 use prost::Message as _;
@@ -65,6 +66,7 @@ fn main() {
         "consume, DynamicMessage",
         "load into SQLite",
         "load into PostgreSQL",
+        "load into PostgreSQL, JSON columns",
         "load into PostgreSQL, no TLS",
     ];
     // Rounds in turn, so that a busy moment of the machine spreads over every case; each
@@ -157,7 +159,10 @@ async fn run_case(case: &str, stream: &str) {
             assert_eq!(decoded, state.last);
             assert!(reflective || items >= decoded as usize);
         }
-        "load into SQLite" | "load into PostgreSQL" | "load into PostgreSQL, no TLS" => {
+        "load into SQLite"
+        | "load into PostgreSQL"
+        | "load into PostgreSQL, JSON columns"
+        | "load into PostgreSQL, no TLS" => {
             let sandbox = Sandbox::new("bench-events");
             let pg = case.contains("PostgreSQL").then(PgDatabase::create);
             let url = match &pg {
@@ -175,12 +180,18 @@ async fn run_case(case: &str, stream: &str) {
                 url: NATS.into(),
                 source: "the benchmark".into(),
             });
+            let json = if case.ends_with("JSON columns") {
+                JsonColumns::Json
+            } else {
+                JsonColumns::Jsonb
+            };
             let (stream, subject) = (Arc::new(stream.to_string()), Arc::new(subject));
             let spec = TaskSpec::new("load_order_events", move |ctx| {
                 let (stream, subject) = (Arc::clone(&stream), Arc::clone(&subject));
                 Box::pin(async move {
                     ctx.load_events::<OrderPlaced>(&stream, &subject)
                         .into_table("order_events")
+                        .json_columns(json)
                         .run()
                         .await?;
                     Ok(())

@@ -9,7 +9,7 @@ use pipeline_core::dag::TaskSpec;
 use pipeline_core::event::nats::Nats;
 use pipeline_core::event::prost_reflect::prost::Message as _;
 use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, Value};
-use pipeline_core::event::{EventMessage, MessageDescriptor};
+use pipeline_core::event::{EventLoad, EventMessage, JsonColumns, MessageDescriptor};
 use pipeline_core::sqlx::{self, Connection as _};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::events::{OrderV1, OrderV2, OrderV3};
@@ -352,6 +352,79 @@ async fn columns_and_values(warehouse: Warehouse) {
 #[tokio::test]
 async fn each_field_becomes_a_column_of_its_type_on_sqlite() {
     columns_and_values(Warehouse::sqlite("events-columns")).await;
+}
+
+fn as_json(load: EventLoad<'_>) -> EventLoad<'_> {
+    load.json_columns(JsonColumns::Json)
+}
+
+#[tokio::test]
+async fn json_columns_as_json_keep_the_text_and_switching_to_them_rebuilds() {
+    let warehouse = Warehouse::postgres("events-json");
+    let bus = Bus::new("events-json", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    bus.publish(&order::<OrderV1>(2, false)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    let json_types = "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY column_name) \
+                      FROM information_schema.columns WHERE table_name = 'orders' \
+                      AND column_name IN ('address', 'items', 'quantities')";
+    assert_eq!(
+        warehouse.rows(json_types).await,
+        ["address jsonb, items jsonb, quantities jsonb"]
+    );
+    // The table's JSON columns change type: a rebuild from the stream's start.
+    let rebuilt = warehouse.load::<OrderV1>(&bus, as_json, false).await;
+    succeeded(&rebuilt);
+    assert!(
+        rebuilt.details[0].contains("rebuild") && rebuilt.details[0].contains("2 events"),
+        "{:?}",
+        rebuilt.details
+    );
+    assert_eq!(
+        warehouse.rows(json_types).await,
+        ["address json, items json, quantities json"]
+    );
+    // The text as written (JSONB would add spaces), and still JSON to query.
+    assert_eq!(
+        warehouse
+            .rows("SELECT _seq, items::text, items->>1, quantities->>'pizza' FROM orders ORDER BY _seq")
+            .await,
+        ["1|[\"pizza\",\"<b>\"]|<b>|2", "2|[]||"]
+    );
+    bus.publish(&order::<OrderV1>(3, true)).await;
+    let next = warehouse.load::<OrderV1>(&bus, as_json, false).await;
+    succeeded(&next);
+    assert!(
+        next.details[0].contains("incremental") && next.details[0].contains("1 events"),
+        "{:?}",
+        next.details
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn json_columns_change_nothing_on_sqlite() {
+    let warehouse = Warehouse::sqlite("events-json-sqlite");
+    let bus = Bus::new("events-json-sqlite", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    bus.publish(&order::<OrderV1>(2, true)).await;
+    let next = warehouse
+        .load::<OrderV1>(&bus, |l| l.json_columns(JsonColumns::Json), false)
+        .await;
+    succeeded(&next);
+    assert!(
+        next.details[0].contains("incremental"),
+        "{:?}",
+        next.details
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), max(items) FROM orders")
+            .await,
+        ["2|[\"pizza\",\"<b>\"]"]
+    );
+    bus.delete().await;
 }
 
 #[tokio::test]

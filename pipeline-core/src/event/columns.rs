@@ -28,7 +28,10 @@ pub enum ColumnKind {
     Bytes,
     Timestamp,
     Interval,
+    /// Nested messages, repeated and map fields: PostgreSQL JSONB; SQLite TEXT.
     Json,
+    /// The same as PostgreSQL JSON, the text as loaded ([`super::JsonColumns::Json`]).
+    JsonText,
 }
 
 impl ColumnKind {
@@ -46,6 +49,7 @@ impl ColumnKind {
             ColumnKind::Timestamp => "timestamp",
             ColumnKind::Interval => "interval",
             ColumnKind::Json => "json",
+            ColumnKind::JsonText => "json_text",
         }
     }
 
@@ -63,12 +67,13 @@ impl ColumnKind {
             (ColumnKind::Timestamp, true) => "TIMESTAMPTZ",
             (ColumnKind::Interval, true) => "INTERVAL",
             (ColumnKind::Json, true) => "JSONB",
+            (ColumnKind::JsonText, true) => "JSON",
             (ColumnKind::Int | ColumnKind::BigInt, false) => "INTEGER",
             (ColumnKind::UBigInt, false) => "TEXT",
             (ColumnKind::Bool, false) => "BOOLEAN",
             (ColumnKind::Real | ColumnKind::Double | ColumnKind::Interval, false) => "REAL",
             (ColumnKind::Bytes, false) => "BLOB",
-            (ColumnKind::Timestamp | ColumnKind::Json, false) => "TEXT",
+            (ColumnKind::Timestamp | ColumnKind::Json | ColumnKind::JsonText, false) => "TEXT",
         }
     }
 }
@@ -119,16 +124,19 @@ pub enum Datum<'a> {
     Json(&'a str),
 }
 
-/// The columns of a message type, in field order.
-pub fn columns(plans: &Plans) -> Vec<Column> {
+/// The columns of a message type, in field order; JSON ones as `json` says.
+pub fn columns(plans: &Plans, json: ColumnKind) -> Vec<Column> {
     plans.messages[0]
         .fields
         .iter()
         .map(|field| Column {
             name: field.name.clone(),
             kind: match field.shape {
-                Shape::Singular { .. } => scalar_kind(plans, field.scalar),
-                Shape::Repeated | Shape::Map { .. } => ColumnKind::Json,
+                Shape::Singular { .. } => match scalar_kind(plans, field.scalar) {
+                    ColumnKind::Json => json,
+                    kind => kind,
+                },
+                Shape::Repeated | Shape::Map { .. } => json,
             },
         })
         .collect()
@@ -213,8 +221,9 @@ pub(crate) fn timestamp(
 }
 
 impl RowMaker {
-    pub fn new(plans: Plans) -> RowMaker {
-        let kinds = columns(&plans).into_iter().map(|c| c.kind).collect();
+    /// A maker of rows of `columns` (made by [`columns`] from `plans`).
+    pub fn new(plans: Plans, columns: &[Column]) -> RowMaker {
+        let kinds = columns.iter().map(|c| c.kind).collect();
         RowMaker {
             plans,
             kinds,
@@ -256,7 +265,8 @@ impl RowMaker {
             let named = |why: String| format!("field {}: {why}", field.name);
             let given = !slot.all.is_empty();
             match (field.shape, field.scalar, kind) {
-                (Shape::Repeated | Shape::Map { .. }, _, _) | (_, _, ColumnKind::Json) => {
+                (Shape::Repeated | Shape::Map { .. }, _, _)
+                | (_, _, ColumnKind::Json | ColumnKind::JsonText) => {
                     if matches!(field.shape, Shape::Singular { .. }) && !given {
                         sink.push(kind, Datum::Null);
                         continue;

@@ -87,6 +87,7 @@ impl RowSink for BinaryRows {
                 interval[..8].copy_from_slice(&micros.to_be_bytes());
                 self.value(&interval); // and zero days, zero months
             }
+            Datum::Json(text) if kind == ColumnKind::JsonText => self.value(text.as_bytes()),
             Datum::Json(text) => {
                 // JSONB's binary form: a version byte, then the text.
                 self.buf

@@ -188,7 +188,7 @@ enum Cell {
 
 /// The rows as the loader made them from a `DynamicMessage` (for SQLite).
 fn reference_row(plans: &Plans, message: &DynamicMessage) -> Vec<Cell> {
-    let kinds = columns(plans);
+    let kinds = columns(plans, ColumnKind::Json);
     message
         .descriptor()
         .fields()
@@ -354,6 +354,13 @@ fn reference_json(out: &mut String, kind: &Kind, value: &Value) {
     }
 }
 
+/// The wire decoder's row maker for `descriptor`, JSON as JSONB.
+fn row_maker(descriptor: &MessageDescriptor, postgres: bool) -> RowMaker {
+    let plans = Plans::new(descriptor, postgres).expect("plans");
+    let columns = columns(&plans, ColumnKind::Json);
+    RowMaker::new(plans, &columns)
+}
+
 /// The row of `payload` by the wire decoder, or why not.
 fn wire_row(maker: &mut RowMaker, payload: &[u8]) -> Result<Vec<Cell>, String> {
     let event = BusEvent {
@@ -404,7 +411,7 @@ fn field(number: u32, wire: u8, body: &[u8]) -> Vec<u8> {
 fn the_wire_decoder_gives_the_rows_dynamic_message_gives() {
     let descriptor = descriptor();
     let plans = Plans::new(&descriptor, false).expect("plans");
-    let mut maker = RowMaker::new(Plans::new(&descriptor, false).expect("plans"));
+    let mut maker = row_maker(&descriptor, false);
     let mut random = Random(0x5eed_1234_abcd_0001);
     let (mut agreed_rows, mut agreed_errors, mut refused) = (0, 0, 0);
     for round in 0..4_000 {
@@ -515,7 +522,7 @@ fn the_wire_decoder_gives_the_rows_dynamic_message_gives() {
 #[test]
 fn nesting_stops_at_a_hundred_levels_and_values_sql_cannot_hold_are_refused() {
     let descriptor = descriptor();
-    let mut maker = RowMaker::new(Plans::new(&descriptor, false).expect("plans"));
+    let mut maker = row_maker(&descriptor, false);
     // Tree.children nested: 50 levels read, 150 refused (a hostile payload, not a stack
     // overflow).
     let nested = |levels: usize| {
@@ -539,7 +546,7 @@ fn nesting_stops_at_a_hundred_levels_and_values_sql_cannot_hold_are_refused() {
     // NUL is refused for PostgreSQL only, in a column and inside JSON.
     let nul = field(14, 2, b"a\0b");
     assert!(wire_row(&mut maker, &nul).is_ok());
-    let mut postgres = RowMaker::new(Plans::new(&descriptor, true).expect("plans"));
+    let mut postgres = row_maker(&descriptor, true);
     let error = wire_row(&mut postgres, &nul).expect_err("NUL");
     assert!(
         error.contains("field text of t.Everything") && error.contains("NUL"),

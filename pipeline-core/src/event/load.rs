@@ -12,12 +12,12 @@ use prost_reflect::MessageDescriptor;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row as _};
 
-use super::BusEvent;
 use super::columns::{self, BoundRows, Cell, Column, ColumnKind, RowMaker};
 use super::copy::BinaryRows;
 use super::nats::Nats;
 use super::sqlite::RowInsert;
 use super::wire::Plans;
+use super::{BusEvent, JsonColumns};
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
 use crate::load::{check_identifier, derived, fnv1a};
 use crate::task::ResultExt as _;
@@ -50,6 +50,7 @@ pub(crate) struct EventSpec {
     pub batch: usize,
     pub max_bad_share: f64,
     pub gaps_ok: bool,
+    pub json: JsonColumns,
 }
 
 /// How a load went about it.
@@ -159,7 +160,11 @@ pub(crate) async fn run(
     let plans = Plans::new(message, postgres)
         .with_context(|| format!("message type {}", message.full_name()))
         .fatal()?;
-    let columns = columns::columns(&plans);
+    let json = match (postgres, spec.json) {
+        (true, JsonColumns::Json) => ColumnKind::JsonText,
+        _ => ColumnKind::Json,
+    };
+    let columns = columns::columns(&plans, json);
     for column in &columns {
         if [SEQ, SUBJECT, PUBLISHED].contains(&column.name.as_str()) {
             return Err(anyhow!(
@@ -268,7 +273,7 @@ pub(crate) async fn run(
     };
     let mut decoder = Decoder {
         spec,
-        maker: Some(RowMaker::new(plans)),
+        maker: Some(RowMaker::new(plans, &columns)),
         columns: columns.len(),
         message,
         postgres,
