@@ -734,6 +734,30 @@ async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
 }
 
 #[tokio::test]
+async fn a_hostile_table_name_is_only_a_name_on_sqlite_too() {
+    // SQLite's rows go in through a statement of their own (its C API): the name is quoted
+    // there as everywhere.
+    let warehouse = Warehouse::sqlite("events-hostile-sqlite");
+    let bus = Bus::new("events-hostile-sqlite", None).await;
+    for id in 0..3 {
+        bus.publish(&order::<OrderV1>(id, false)).await;
+    }
+    let hostile = r#"we"ird; DROP TABLE pipeline_event_loads; --"#;
+    let into_hostile = load_task::<OrderV1>(&bus.stream, &bus.subject(), hostile, keep);
+    succeeded(&run_task(&warehouse.config, into_hostile, false).await);
+    assert_eq!(
+        warehouse
+            .rows(
+                "SELECT (SELECT count(*) FROM \"we\"\"ird; DROP TABLE pipeline_event_loads; --\"), \
+                 (SELECT watermark FROM pipeline_event_loads)"
+            )
+            .await,
+        ["3|3"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
 async fn undecodable_messages_go_to_dead_letters_and_too_many_fail_the_load() {
     let warehouse = Warehouse::sqlite("events-poison");
     let bus = Bus::new("events-poison", None).await;

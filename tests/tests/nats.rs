@@ -158,3 +158,25 @@ async fn a_missing_server_stream_or_subject_is_a_clear_error() {
     assert!(format!("{hostile:#}").contains("not a valid stream name"));
     stream.delete().await;
 }
+
+#[tokio::test]
+async fn a_wildcard_read_gives_each_message_its_own_subject() {
+    // The reader shares one subject text among messages in a row on the same subject: a
+    // change of subject must start a new one.
+    let stream = Stream::create("nats-subjects").await;
+    let (placed, cancelled) = (stream.subject("placed"), stream.subject("cancelled"));
+    let published = [
+        &cancelled, &placed, &placed, &cancelled, &cancelled, &placed,
+    ];
+    for subject in published {
+        stream
+            .nats
+            .publish_stored(subject, b"an order")
+            .await
+            .expect("stored");
+    }
+    let batches = stream.read(&stream.subject("*"), 1, 6, 4).await;
+    let read: Vec<&str> = batches.iter().flatten().map(|e| &*e.subject).collect();
+    assert_eq!(read, published.map(String::as_str));
+    stream.delete().await;
+}

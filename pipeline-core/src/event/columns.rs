@@ -372,6 +372,7 @@ impl BoundRows {
         BoundRows {
             cells: Vec::with_capacity(rows * (width + 3)),
             events: Vec::with_capacity(rows),
+            // A guess at a row's texts (subject, time, a few short strings): grown if short.
             text: String::with_capacity(rows * 64),
             ..BoundRows::default()
         }
