@@ -27,6 +27,7 @@
 //! PostgreSQL to PostgreSQL streams with binary COPY (memory stays flat whatever the size);
 //! SQLite to SQLite copies inside the warehouse through `ATTACH`.
 
+mod lock;
 mod names;
 mod postgres;
 mod schema;
@@ -41,6 +42,7 @@ use crate::ctx::Ctx;
 use crate::db::DbPool;
 use crate::task::ResultExt as _;
 
+pub(crate) use lock::TableLock;
 pub(crate) use names::derived;
 pub(crate) use names::fnv1a;
 pub use names::{check_identifier, staging_name};

@@ -695,6 +695,92 @@ async fn batches_written_at_once_commit_in_order_so_readers_only_see_the_streams
     bus.delete().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_loads_of_one_table_at_once_load_each_event_once() {
+    // Two runs load the same table at the same time (two processes, two hosts): the second
+    // waits for the first and then starts after its watermark, instead of loading the same
+    // events again.
+    let (warehouse, bus) = loaded_with_trigger(
+        "events-twice",
+        40,
+        "slow",
+        "IF NEW.id = 6 THEN PERFORM pg_sleep(1); END IF;",
+    )
+    .await;
+    let first = warehouse.load::<OrderV1>(&bus, |l| l.batch(4), false);
+    // Another pipeline's run (a state store of its own), into the same warehouse.
+    let other = Sandbox::new("events-twice-other");
+    let url = &warehouse.pg.as_ref().expect("PostgreSQL").url;
+    let config = with_nats(other.config(&[("warehouse", url)]), NATS);
+    let second = async {
+        // Once the first holds the table.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let spec = load_task::<OrderV1>(&bus.stream, &bus.subject(), "orders", |l| l.batch(4));
+        run_task(&config, spec, false).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    succeeded(&first);
+    succeeded(&second);
+    assert!(
+        first.details[0].contains("38 events"),
+        "{:?}",
+        first.details
+    );
+    assert!(
+        second.details[0].contains("0 events"),
+        "{:?}",
+        second.details
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT _seq), max(_seq) FROM orders")
+            .await,
+        ["40|40|40"]
+    );
+    bus.delete().await;
+}
+
+#[tokio::test]
+async fn a_watermark_moved_by_another_load_refuses_the_batch() {
+    // SQLite has no lock between processes that lasts a load: each batch commits only over
+    // the watermark the batch before it left. A trigger plays the other load, moving the
+    // watermark inside the third batch's transaction (ids 6 and 7).
+    let (warehouse, bus) = loaded_once(Warehouse::sqlite("events-moved"), "events-moved", 10).await;
+    warehouse
+        .change(
+            "CREATE TRIGGER other_load AFTER INSERT ON orders WHEN NEW.id = 6 BEGIN \
+             UPDATE pipeline_event_loads SET watermark = 100 WHERE table_name = 'orders'; END",
+        )
+        .await;
+    let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(
+        error.contains("another load of orders") && error.contains("found seq 6"),
+        "{error}"
+    );
+    assert_eq!(
+        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
+        ["6|5"],
+        "the refused batch is rolled back"
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
+            .await,
+        ["6"]
+    );
+    warehouse.change("DROP TRIGGER other_load").await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), max(id) FROM orders")
+            .await,
+        ["10|10|9"]
+    );
+    bus.delete().await;
+}
+
 #[tokio::test]
 async fn a_hostile_table_name_is_only_a_name_and_an_overlong_one_is_refused() {
     let warehouse = Warehouse::postgres("events-hostile");

@@ -19,7 +19,7 @@ use super::sqlite::RowInsert;
 use super::wire::Plans;
 use super::{BusEvent, JsonColumns};
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
-use crate::load::{check_identifier, derived, fnv1a};
+use crate::load::{TableLock, check_identifier, derived, fnv1a};
 use crate::task::ResultExt as _;
 
 /// The metadata of event loads, in the warehouse beside the tables.
@@ -146,8 +146,28 @@ struct Meta {
     row_count: i64,
 }
 
-/// Runs the load of `spec` with messages of type `message`, into `pool`.
+/// Runs the load of `spec` with messages of type `message`, into `pool`: one load of a table
+/// at a time. On PostgreSQL a second load waits for the first (the table's load lock), then
+/// starts after its watermark; on SQLite the watermark's check in each commit refuses it.
 pub(crate) async fn run(
+    url: &str,
+    pool: &DbPool,
+    spec: &EventSpec,
+    message: &MessageDescriptor,
+) -> anyhow::Result<EventLoadReport> {
+    let lock = match pool {
+        DbPool::Postgres(pool) => Some(TableLock::acquire(pool, &spec.table).await?),
+        DbPool::Sqlite(_) => None,
+    };
+    let loaded = run_locked(url, pool, spec, message).await;
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+    loaded
+}
+
+/// The load, its table's lock held.
+async fn run_locked(
     url: &str,
     pool: &DbPool,
     spec: &EventSpec,
@@ -291,6 +311,7 @@ pub(crate) async fn run(
     };
     let mut written = Written {
         row_count: meta.as_ref().map_or(0, |m| m.row_count),
+        watermark: meta.as_ref().map(|m| m.watermark),
         ..Written::default()
     };
     let mut reader = nats
@@ -334,15 +355,16 @@ pub(crate) async fn run(
         loaded,
         dead: bad,
         row_count,
+        watermark: recorded,
     } = written;
     // Read through the stream's last sequence as of the start: the next load begins after
     // it, whatever subject those last messages had.
     let watermark_after = state.last.max(watermark_before);
     if mode == EventLoadMode::Rebuild {
-        sink.swap_in(&into, spec, &schema, watermark_after, row_count)
+        sink.swap_in(&into, spec, &schema, recorded, watermark_after, row_count)
             .await?;
     } else {
-        sink.record(spec, &schema, watermark_after, row_count)
+        sink.record(spec, &schema, recorded, watermark_after, row_count)
             .await?;
     }
     Ok(EventLoadReport {
@@ -405,10 +427,12 @@ fn meta_create_sql() -> String {
 }
 
 /// Records a load's metadata inside the transaction `tx`: table, stream, subject, schema,
-/// watermark, row count.
+/// watermark, row count. Only over the watermark this load last saw (`$expected`, `None`: no
+/// row yet): if another load moved it meanwhile, the transaction is refused, rows and all.
 macro_rules! upsert_meta {
-    ($tx:ident, $spec:expr, $schema:expr, $watermark:expr, $rows:expr) => {
-        sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
+    ($tx:ident, $spec:expr, $schema:expr, $expected:expr, $watermark:expr, $rows:expr) => {{
+        let expected: Option<u64> = $expected;
+        let upserted = sqlx::query(sqlx::AssertSqlSafe(upsert_sql()))
             .bind(&$spec.table)
             .bind(&$spec.stream)
             .bind(&$spec.subject)
@@ -417,9 +441,23 @@ macro_rules! upsert_meta {
             .bind($watermark as i64)
             .bind($rows)
             .bind(crate::date::now_millis())
+            .bind(expected.map_or(-1, |w| w as i64))
             .execute(&mut *$tx)
-            .await?
-    };
+            .await?;
+        if upserted.rows_affected() != 1 {
+            return Err(watermark_moved(&$spec.table, expected));
+        }
+    }};
+}
+
+/// Why a batch was refused: another load of the table committed since this one began.
+fn watermark_moved(table: &str, expected: Option<u64>) -> anyhow::Error {
+    let was = expected.map_or("no watermark yet".to_string(), |w| format!("seq {w}"));
+    anyhow!(
+        "another load of {table} ran at the same time and moved its watermark (this load \
+         found {was}): this load's uncommitted batch was rolled back, so no event is loaded \
+         twice. Run the task again to load what is left"
+    )
 }
 
 /// The warehouse side of a load.
@@ -528,17 +566,18 @@ impl Sink<'_> {
         self.execute(&script).await
     }
 
-    /// Records the load's metadata.
+    /// Records the load's metadata over the watermark it last recorded (`expected`).
     async fn record(
         &self,
         spec: &EventSpec,
         schema: &str,
+        expected: Option<u64>,
         watermark: u64,
         row_count: i64,
     ) -> anyhow::Result<()> {
         crate::db::dispatch!(self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            upsert_meta!(tx, spec, schema, watermark, row_count);
+            upsert_meta!(tx, spec, schema, expected, watermark, row_count);
             tx.commit().await?;
         });
         Ok(())
@@ -550,6 +589,7 @@ impl Sink<'_> {
         staging: &str,
         spec: &EventSpec,
         schema: &str,
+        expected: Option<u64>,
         watermark: u64,
         row_count: i64,
     ) -> anyhow::Result<()> {
@@ -569,7 +609,7 @@ impl Sink<'_> {
         crate::db::dispatch!(self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::raw_sql(sqlx::AssertSqlSafe(swap)).execute(&mut *tx).await?;
-            upsert_meta!(tx, spec, schema, watermark, row_count);
+            upsert_meta!(tx, spec, schema, expected, watermark, row_count);
             tx.commit().await?;
         });
         Ok(())
@@ -582,7 +622,7 @@ fn upsert_sql() -> String {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (table_name) DO UPDATE SET \
          stream = excluded.stream, subject = excluded.subject, schema_hash = excluded.schema_hash, \
          columns = excluded.columns, watermark = excluded.watermark, row_count = excluded.row_count, \
-         loaded_at = excluded.loaded_at"
+         loaded_at = excluded.loaded_at WHERE {META_TABLE}.watermark = $9"
     )
 }
 
@@ -603,6 +643,13 @@ enum Rows {
     Copy(Vec<u8>, usize),
     /// SQLite: values to bind, a row for each of some of `events`.
     Bound(BoundRows),
+}
+
+impl Decoded {
+    /// The batch's last sequence: the watermark once it commits.
+    fn last(&self) -> u64 {
+        self.events.last().map_or(0, |event| event.seq)
+    }
 }
 
 impl Rows {
@@ -703,6 +750,15 @@ struct Written {
     loaded: u64,
     dead: u64,
     row_count: i64,
+    /// The watermark as this load last committed it, or found it (`None`: no row yet).
+    watermark: Option<u64>,
+}
+
+/// A batch committed: its rows, its dead letters, its last sequence.
+struct Committed {
+    rows: usize,
+    dead: usize,
+    last: u64,
 }
 
 /// A batch's open transaction, on either backend.
@@ -760,14 +816,19 @@ impl Writer<'_> {
         // Signalled by the last batch taken once it has committed: the next one's turn.
         let mut turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let mut row_count = written.row_count;
+        // The watermark each batch's commit finds: the one before it wrote it.
+        let mut expected = written.watermark;
         loop {
             tokio::select! {
                 // A batch that failed ends the load; those after it roll back.
                 Some(done) = writing.next(), if !writing.is_empty() => {
-                    let (rows, dead) = done?;
-                    written.row_count += rows as i64;
-                    written.loaded += rows as u64;
-                    written.dead += dead as u64;
+                    let committed: Committed = done?;
+                    written.row_count += committed.rows as i64;
+                    written.loaded += committed.rows as u64;
+                    written.dead += committed.dead as u64;
+                    if self.record_watermark {
+                        written.watermark = Some(committed.last);
+                    }
                 }
                 batch = to_write.recv(), if reading && writing.len() < self.concurrency() => {
                     match batch {
@@ -775,7 +836,11 @@ impl Writer<'_> {
                             let (done, next) = tokio::sync::oneshot::channel();
                             let after = turn.replace(next);
                             row_count += batch.rows.count() as i64;
-                            writing.push_back(self.write(batch, after, done, row_count));
+                            let finds = expected;
+                            if self.record_watermark {
+                                expected = Some(batch.last());
+                            }
+                            writing.push_back(self.write(batch, after, done, finds, row_count));
                         }
                         None => reading = false,
                     }
@@ -786,15 +851,16 @@ impl Writer<'_> {
     }
 
     /// Writes one batch, then commits it once the batch before it (`after`) has committed,
-    /// and says so (`done`). `row_count` is the table's rows with this batch. Returns its
-    /// rows and dead letters, committed.
+    /// and says so (`done`). `expected` is the watermark that commit leaves, `row_count` the
+    /// table's rows with this batch.
     async fn write(
         &self,
         batch: Decoded,
         after: Option<tokio::sync::oneshot::Receiver<()>>,
         done: tokio::sync::oneshot::Sender<()>,
+        expected: Option<u64>,
         row_count: i64,
-    ) -> anyhow::Result<(usize, usize)> {
+    ) -> anyhow::Result<Committed> {
         let staged = self.stage(batch).await?;
         if let Some(after) = after {
             // Dropped unsent: that batch failed, and its error is the load's.
@@ -802,15 +868,20 @@ impl Writer<'_> {
                 .await
                 .map_err(|_| anyhow!("a batch before this one was not written"))?;
         }
-        let counts = (staged.written, staged.dead);
-        self.commit(staged, row_count).await?;
+        let committed = Committed {
+            rows: staged.written,
+            dead: staged.dead,
+            last: staged.last,
+        };
+        self.commit(staged, expected, row_count).await?;
         let _ = done.send(());
-        Ok(counts)
+        Ok(committed)
     }
 
     /// Opens a batch's transaction and writes its rows and dead letters in it.
     async fn stage(&self, batch: Decoded) -> anyhow::Result<Staged> {
         let postgres = self.sink.postgres;
+        let last = batch.last();
         let events = &batch.events;
         let written = batch.rows.count();
         let rows = match batch.rows {
@@ -822,7 +893,6 @@ impl Writer<'_> {
             .into_iter()
             .map(|(i, error)| (&events[i], error))
             .collect();
-        let last = events.last().map_or(0, |event| event.seq);
         let tx: Tx = crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
             if postgres {
@@ -861,14 +931,26 @@ impl Writer<'_> {
         })
     }
 
-    /// Records the batch's watermark and the table's `row_count` in its transaction, and
-    /// commits it.
-    async fn commit(&self, staged: Staged, row_count: i64) -> anyhow::Result<()> {
+    /// Records the batch's watermark (over `expected`, the one before it) and the table's
+    /// `row_count` in its transaction, and commits it.
+    async fn commit(
+        &self,
+        staged: Staged,
+        expected: Option<u64>,
+        row_count: i64,
+    ) -> anyhow::Result<()> {
         macro_rules! finish {
             ($tx:ident) => {{
                 let mut $tx = $tx;
                 if self.record_watermark {
-                    upsert_meta!($tx, self.spec, self.schema, staged.last, row_count);
+                    upsert_meta!(
+                        $tx,
+                        self.spec,
+                        self.schema,
+                        expected,
+                        staged.last,
+                        row_count
+                    );
                 }
                 $tx.commit().await?;
             }};

@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor as _, PgConnection, Row as _};
 
+use super::lock::TableLock;
 use super::names::{staging_name, staging_prefix};
 use super::schema::{Column, Incremental, Plan, Previous, SourceSchema, plan};
 use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
@@ -22,42 +23,11 @@ pub(super) async fn load(
     spec: &LoadSpec,
 ) -> anyhow::Result<LoadReport> {
     let schema = source_schema(source, spec).await?;
-    // A connection of its own, closed (never returned to the pool) when the load ends or is
-    // dropped: the session-level lock below then ends with it, whatever happened.
-    let mut conn = target
-        .acquire()
-        .await
-        .context("cannot connect to the warehouse")?
-        .detach();
-    let target_schema: String = sqlx::query_scalar("SELECT current_schema()")
-        .fetch_one(&mut conn)
-        .await?;
-    let loaded = async {
-        lock_target(&mut conn, &target_schema, &spec.target_table).await?;
-        load_locked(source, target, &mut conn, spec, &schema, &target_schema).await
-    }
-    .await;
-    let _ = sqlx::Connection::close(conn).await;
+    let mut lock = TableLock::acquire(target, &spec.target_table).await?;
+    let target_schema = lock.schema.clone();
+    let loaded = load_locked(source, target, lock.conn(), spec, &schema, &target_schema).await;
+    lock.release().await;
     loaded
-}
-
-/// Serialises loads of one table: two runs (of different dates, or different processes) that
-/// load it at once would otherwise both append the same rows, or drop each other's staging
-/// table. Waits for the other load; the lock is the session's and ends with it.
-async fn lock_target(conn: &mut PgConnection, schema: &str, table: &str) -> anyhow::Result<()> {
-    let key = format!("pipeline load {schema}.{table}");
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1)::bigint)")
-        .bind(&key)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        tracing::info!("waiting for another load of `{table}` to finish");
-        sqlx::query("SELECT pg_advisory_lock(hashtext($1)::bigint)")
-            .bind(&key)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// The load, holding the table's load lock.
