@@ -984,6 +984,15 @@ async fn an_added_field_adds_a_column_and_a_removed_one_rebuilds_from_the_start(
         ["0"],
         "no staging table left"
     );
+    // `_seq` has its BRIN index under the table's name, so that the next rebuild's staging
+    // table gets one too (JSON columns this time).
+    let seq_index = "SELECT indexname || ' ' || (indexdef LIKE '%USING brin (_seq)') \
+                     FROM pg_indexes WHERE tablename = 'orders'";
+    assert_eq!(warehouse.rows(seq_index).await, ["orders_seq_brin true"]);
+    let again = warehouse.load::<OrderV3>(&bus, as_json, false).await;
+    succeeded(&again);
+    assert!(again.details[0].contains("rebuild"), "{:?}", again.details);
+    assert_eq!(warehouse.rows(seq_index).await, ["orders_seq_brin true"]);
 
     // A rebuild that needs messages retention deleted: an error that says so, the table kept.
     let short = Warehouse::sqlite("events-evolve-short");

@@ -180,3 +180,80 @@ async fn a_wildcard_read_gives_each_message_its_own_subject() {
     assert_eq!(read, published.map(String::as_str));
     stream.delete().await;
 }
+
+/// A server that speaks just enough NATS and JetStream for a read, then misbehaves: it
+/// delivers the stream's sequences `seqs` in that order, whatever they are.
+async fn misbehaving_jetstream(seqs: &'static [u64]) -> String {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("nats://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move {
+        let Ok((socket, _)) = listener.accept().await else {
+            return;
+        };
+        let (read, mut write) = socket.into_split();
+        let mut read = BufReader::new(read);
+        let _ = write.write_all(b"INFO {\"jetstream\":true}\r\n").await;
+        let mut sids = std::collections::HashMap::new();
+        let mut line = String::new();
+        while read.read_line(&mut line).await.unwrap_or(0) > 0 {
+            let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            line.clear();
+            let reply = match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+                ["PING"] => {
+                    let _ = write.write_all(b"PONG\r\n").await;
+                    continue;
+                }
+                ["SUB", subject, sid] => {
+                    sids.insert(subject.to_string(), sid.to_string());
+                    continue;
+                }
+                ["PUB", subject, reply, size] => {
+                    let mut payload = vec![0; size.parse::<usize>().unwrap_or(0) + 2];
+                    let _ = read.read_exact(&mut payload).await;
+                    (subject.to_string(), reply.to_string())
+                }
+                _ => continue,
+            };
+            let (subject, inbox) = reply;
+            let sid = sids.get(&inbox).cloned().unwrap_or_default();
+            let mut out = Vec::new();
+            if subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.") {
+                for (i, seq) in seqs.iter().enumerate() {
+                    let pending = seqs.len() - i - 1;
+                    let ack = format!("$JS.ACK.S.c.1.{seq}.{seq}.1795669200000000000.{pending}");
+                    out.extend(format!("MSG S.x {sid} {ack} 1\r\nx\r\n").into_bytes());
+                }
+            } else {
+                let answer = r#"{"name":"c"}"#;
+                out.extend(
+                    format!("MSG {inbox} {sid} {}\r\n{answer}\r\n", answer.len()).into_bytes(),
+                );
+            }
+            let _ = write.write_all(&out).await;
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
+    // A load's rows are unique by sequence because the reader takes each message once, in
+    // order: a bus that sends one again must fail the read, not load it twice.
+    for (seqs, again, after) in [(&[1u64, 2, 2, 3][..], 2, 2), (&[1, 3, 2][..], 2, 3)] {
+        let nats = Nats::connect(&misbehaving_jetstream(seqs).await)
+            .await
+            .expect("connected");
+        let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
+        let error = reader.next_batch().await.expect_err("a message again");
+        assert_eq!(
+            format!("{error:#}"),
+            format!(
+                "JetStream delivered seq {again} of S after seq {after}: a read must come in \
+                 order, each message once; nothing of this batch was written"
+            )
+        );
+    }
+}

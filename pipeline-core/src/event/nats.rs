@@ -390,6 +390,7 @@ impl Nats {
             sid,
             replies,
             to,
+            last: from.max(1) - 1,
             batch: batch.max(1),
             done: from > to,
         })
@@ -407,6 +408,8 @@ pub struct Reader<'a> {
     sid: u64,
     replies: Inbox,
     to: u64,
+    /// The sequence of the last message read: each next one must come after it.
+    last: u64,
     batch: usize,
     done: bool,
 }
@@ -469,6 +472,18 @@ impl Reader<'_> {
                 self.done = true;
                 break;
             }
+            // A load's rows are unique by sequence because each comes once, in order: a
+            // message delivered again, or out of order, stops the read rather than load twice.
+            if meta.stream_seq <= self.last {
+                bail!(
+                    "JetStream delivered seq {} of {} after seq {}: a read must come in order, \
+                     each message once; nothing of this batch was written",
+                    meta.stream_seq,
+                    self.stream,
+                    self.last
+                );
+            }
+            self.last = meta.stream_seq;
             events.push(BusEvent {
                 seq: meta.stream_seq,
                 subject: delivered.subject,
