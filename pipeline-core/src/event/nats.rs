@@ -522,22 +522,22 @@ struct AckMeta {
 impl AckMeta {
     /// From `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (and the
     /// newer form with a domain and an account before the stream, and a token after).
-    fn parse(reply: &str) -> Option<AckMeta> {
+    fn parse(reply: &[u8]) -> Option<AckMeta> {
         // Read for every message of a load: the tokens go on the stack, not in a Vec.
-        let mut tokens = [""; 12];
+        let mut tokens: [&[u8]; 12] = [&[]; 12];
         let mut count = 0;
-        for token in reply.split('.') {
+        for token in reply.split(|b| *b == b'.') {
             if let Some(slot) = tokens.get_mut(count) {
                 *slot = token;
             }
             count += 1;
         }
-        if count < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" {
+        if count < 9 || tokens[0] != b"$JS" || tokens[1] != b"ACK" {
             return None;
         }
         // Old form: 9 tokens; new form: 12 or more, the stream at index 4.
         let base = if count == 9 { 2 } else { 4 };
-        let number = |i: usize| tokens.get(base + i)?.parse::<u64>().ok();
+        let number = |i: usize| number(tokens.get(base + i)?);
         Some(AckMeta {
             stream_seq: number(3)?,
             timestamp_ns: number(5)?,
@@ -573,7 +573,7 @@ async fn read_loop(
     writer: Arc<Mutex<OwnedWriteHalf>>,
     subscriptions: Arc<std::sync::Mutex<HashMap<u64, mpsc::Sender<Vec<Delivered>>>>>,
 ) {
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut handover = Handover::default();
     let mut last_subject: Arc<str> = Arc::from("");
     loop {
@@ -582,14 +582,17 @@ async fn read_loop(
             handover.flush().await;
         }
         line.clear();
-        match read.read_line(&mut line).await {
+        // Bytes, not text: a line for every message, read as it came (no UTF-8 check).
+        match read.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let mut words = line.split_whitespace();
+        let mut words = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|word| !word.is_empty());
         let Some(op) = words.next() else { continue };
         // A line for every message: its words go on the stack, not in a Vec.
-        let mut slots = [""; 5];
+        let mut slots: [&[u8]; 5] = [&[]; 5];
         let mut count = 0;
         for word in words {
             if let Some(slot) = slots.get_mut(count) {
@@ -603,16 +606,16 @@ async fn read_loop(
             &[][..]
         };
         let (subject, sid, reply, header_len, total) = match (op, words) {
-            ("MSG", [subject, sid, size]) => (*subject, *sid, None, 0, *size),
-            ("MSG", [subject, sid, reply, size]) => (*subject, *sid, Some(*reply), 0, *size),
-            ("HMSG", [subject, sid, headers, size]) => {
-                (*subject, *sid, None, parse(headers), *size)
+            (b"MSG", [subject, sid, total]) => (*subject, *sid, None, 0, *total),
+            (b"MSG", [subject, sid, reply, total]) => (*subject, *sid, Some(*reply), 0, *total),
+            (b"HMSG", [subject, sid, headers, total]) => {
+                (*subject, *sid, None, size(headers), *total)
             }
-            ("HMSG", [subject, sid, reply, headers, size]) => {
-                (*subject, *sid, Some(*reply), parse(headers), *size)
+            (b"HMSG", [subject, sid, reply, headers, total]) => {
+                (*subject, *sid, Some(*reply), size(headers), *total)
             }
             // The server's keep-alive: unanswered, it drops a long load's connection.
-            ("PING", _) => {
+            (b"PING", _) => {
                 if writer.lock().await.write_all(b"PONG\r\n").await.is_err() {
                     break;
                 }
@@ -620,7 +623,7 @@ async fn read_loop(
             }
             _ => continue,
         };
-        let total = parse(total);
+        let total = size(total);
         let mut frame = vec![0u8; total + 2];
         if read.read_exact(&mut frame).await.is_err() {
             break;
@@ -637,7 +640,7 @@ async fn read_loop(
         } else {
             (None, frame)
         };
-        let Ok(sid) = sid.parse::<u64>() else {
+        let Some(sid) = number(sid) else {
             continue;
         };
         if handover.to.as_ref().is_none_or(|(to, _)| *to != sid) || handover.chunk.len() >= CHUNK {
@@ -655,8 +658,8 @@ async fn read_loop(
         if handover.chunk.capacity() == 0 {
             handover.chunk.reserve(CHUNK);
         }
-        if *last_subject != *subject {
-            last_subject = Arc::from(subject);
+        if last_subject.as_bytes() != subject {
+            last_subject = Arc::from(String::from_utf8_lossy(subject));
         }
         handover.chunk.push(Delivered {
             subject: Arc::clone(&last_subject),
@@ -673,8 +676,24 @@ async fn read_loop(
         .clear();
 }
 
-fn parse(number: &str) -> usize {
-    number.parse().unwrap_or(0)
+/// A decimal number of the protocol, `None` if it is not one (or does not fit).
+fn number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// A size of the protocol (0 if it is not a number).
+fn size(digits: &[u8]) -> usize {
+    number(digits)
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -684,7 +703,7 @@ mod tests {
     #[test]
     fn reply_subjects_give_sequence_time_and_pending() {
         assert_eq!(
-            AckMeta::parse("$JS.ACK.ORDERS.c1.1.42.7.1700000000123456789.3"),
+            AckMeta::parse(b"$JS.ACK.ORDERS.c1.1.42.7.1700000000123456789.3"),
             Some(AckMeta {
                 stream_seq: 42,
                 timestamp_ns: 1_700_000_000_123_456_789,
@@ -692,14 +711,36 @@ mod tests {
             })
         );
         assert_eq!(
-            AckMeta::parse("$JS.ACK.hub.ACCOUNT.ORDERS.c1.1.42.7.1700000000123456789.0.xyz"),
+            AckMeta::parse(b"$JS.ACK.hub.ACCOUNT.ORDERS.c1.1.42.7.1700000000123456789.0.xyz"),
             Some(AckMeta {
                 stream_seq: 42,
                 timestamp_ns: 1_700_000_000_123_456_789,
                 pending: 0
             })
         );
-        assert_eq!(AckMeta::parse("_INBOX.x"), None);
+        assert_eq!(AckMeta::parse(b"_INBOX.x"), None);
+    }
+
+    #[test]
+    fn protocol_numbers_are_digits_that_fit() {
+        assert_eq!(number(b"0"), Some(0));
+        assert_eq!(
+            number(b"1700000000123456789"),
+            Some(1_700_000_000_123_456_789)
+        );
+        assert_eq!(number(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"18446744073709551616",
+            b"4a",
+            b"-1",
+            b"+1",
+            b" 1",
+        ] {
+            assert_eq!(number(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(size(b"12"), 12);
+        assert_eq!(size(b"x"), 0);
     }
 
     #[test]
