@@ -102,7 +102,7 @@ fn main() {
         sorted[sorted.len() / 2]
     };
     println!(
-        "{:<30} {:>8} {:>12} {:>10} {:>9} {:>11} {:>9}",
+        "{:<36} {:>8} {:>12} {:>10} {:>9} {:>11} {:>9}",
         format!("case ({rounds} rounds)"),
         "best",
         "events/s",
@@ -115,7 +115,7 @@ fn main() {
     for (i, case) in cases.iter().enumerate() {
         let (b, m) = (best(&times[i]), median(&times[i]));
         println!(
-            "{case:<30} {b:>6.2} s {:>12.0} {:>9.2}x {m:>7.2} s {:>10.2}x {:>6} MB",
+            "{case:<36} {b:>6.2} s {:>12.0} {:>9.2}x {m:>7.2} s {:>10.2}x {:>6} MB",
             events as f64 / b,
             b / base_best,
             m / base_median,

@@ -403,6 +403,30 @@ async fn json_columns_as_json_keep_the_text_and_switching_to_them_rebuilds() {
 }
 
 #[tokio::test]
+async fn switching_json_columns_after_retention_says_how_to_keep_them() {
+    // The switch would rebuild from the stream's start, which retention deleted: the error
+    // names the option, not only the columns' kinds, and the table stays as it was.
+    let warehouse = Warehouse::postgres("events-json-kept");
+    let bus = Bus::new("events-json-kept", Some(2)).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    for id in 2..5 {
+        bus.publish(&order::<OrderV1>(id, true)).await;
+    }
+    let refused = warehouse.load::<OrderV1>(&bus, as_json, false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(
+        error.contains("JSON columns of orders would change from JSONB to JSON")
+            && error.contains("holds only seq 3..4")
+            && error.contains("`.json_columns(JsonColumns::Jsonb)`"),
+        "{error}"
+    );
+    assert_eq!(warehouse.rows("SELECT id FROM orders").await, ["1"]);
+    bus.delete().await;
+}
+
+#[tokio::test]
 async fn json_columns_change_nothing_on_sqlite() {
     let warehouse = Warehouse::sqlite("events-json-sqlite");
     let bus = Bus::new("events-json-sqlite", None).await;

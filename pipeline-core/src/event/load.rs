@@ -248,6 +248,26 @@ async fn run_locked(
         _ => 0,
     };
     if mode == EventLoadMode::Rebuild && state.first > 1 {
+        let stored = meta.as_ref().map_or("", |m| m.columns.as_str());
+        if only_json_kinds_differ(stored, &schema) {
+            let (was, now, keep) = match spec.json {
+                JsonColumns::Json => ("JSONB", "JSON", "Jsonb"),
+                JsonColumns::Jsonb => ("JSON", "JSONB", "Json"),
+            };
+            return Err(anyhow!(
+                "the JSON columns of {} would change from {was} to {now} (`.json_columns`): \
+                 that rebuilds the table from stream {}'s first message, but it holds only seq \
+                 {}..{} (retention deleted the rest). Keep them as they are with \
+                 `.json_columns(JsonColumns::{keep})`, or drop {} (and its metadata row in \
+                 {META_TABLE}) to load what the stream holds",
+                spec.table,
+                spec.stream,
+                state.first,
+                state.last,
+                spec.table
+            ))
+            .fatal();
+        }
         return Err(anyhow!(
             "the fields of {} changed ({} before, {} now): a rebuild of {} needs stream {} from \
              its first message, but it holds only seq {}..{} (retention deleted the rest). Drop \
@@ -388,6 +408,21 @@ async fn run_locked(
         added_columns: added,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Whether two schema texts differ only in their JSON columns' kind (`json`, `json_text`):
+/// the `.json_columns` option changed, not the message.
+fn only_json_kinds_differ(stored: &str, now: &str) -> bool {
+    let plain = |schema: &str| -> Vec<String> {
+        schema
+            .split(", ")
+            .map(|column| match column.strip_suffix(" json_text") {
+                Some(name) => format!("{name} json"),
+                None => column.to_string(),
+            })
+            .collect()
+    };
+    stored != now && plain(stored) == plain(now)
 }
 
 /// Whether a stream subject (with `*` and `>` wildcards) can match messages of `filter`.
@@ -1120,6 +1155,25 @@ fn published_text(ms: i64, postgres: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_switch_of_json_columns_is_told_from_a_changed_message() {
+        let jsonb = "id bigint, items json, note text";
+        assert!(only_json_kinds_differ(
+            jsonb,
+            "id bigint, items json_text, note text"
+        ));
+        assert!(only_json_kinds_differ(
+            "id bigint, items json_text",
+            "id bigint, items json"
+        ));
+        assert!(!only_json_kinds_differ(jsonb, jsonb));
+        assert!(!only_json_kinds_differ(jsonb, "id bigint, items json_text"));
+        assert!(!only_json_kinds_differ(
+            jsonb,
+            "id text, items json_text, note text"
+        ));
+    }
 
     #[test]
     fn stream_subjects_match_filters_by_their_wildcards() {
