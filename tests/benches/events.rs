@@ -43,7 +43,7 @@ fn main() {
     }
     let events: u64 = flag("--events").map_or(1_000_000, |n| n.parse().expect("--events N"));
     let rounds: usize = flag("--rounds")
-        .map_or(3, |n| n.parse().expect("--rounds N"))
+        .map_or(5, |n| n.parse().expect("--rounds N"))
         .max(1);
     let stream = format!("BENCH_EVENTS_{}", std::process::id());
     let subject = format!("{}.placed", stream.to_lowercase());
