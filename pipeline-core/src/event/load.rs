@@ -249,33 +249,31 @@ async fn run_locked(
     };
     if mode == EventLoadMode::Rebuild && state.first > 1 {
         let stored = meta.as_ref().map_or("", |m| m.columns.as_str());
-        if only_json_kinds_differ(stored, &schema) {
+        let (why, or_else) = if only_json_kinds_differ(stored, &schema) {
             let (was, now, keep) = match spec.json {
                 JsonColumns::Json => ("JSONB", "JSON", "Jsonb"),
                 JsonColumns::Jsonb => ("JSON", "JSONB", "Json"),
             };
-            return Err(anyhow!(
-                "the JSON columns of {} would change from {was} to {now} (`.json_columns`): \
-                 that rebuilds the table from stream {}'s first message, but it holds only seq \
-                 {}..{} (retention deleted the rest). Keep them as they are with \
-                 `.json_columns(JsonColumns::{keep})`, or drop {} (and its metadata row in \
-                 {META_TABLE}) to load what the stream holds",
-                spec.table,
-                spec.stream,
-                state.first,
-                state.last,
-                spec.table
-            ))
-            .fatal();
-        }
+            (
+                format!(
+                    "the JSON columns of {} would change from {was} to {now} (`.json_columns`)",
+                    spec.table
+                ),
+                format!("keep them as they are with `.json_columns(JsonColumns::{keep})`"),
+            )
+        } else {
+            (
+                format!(
+                    "the fields of {} changed ({stored} before, {schema} now)",
+                    message.full_name()
+                ),
+                "put the removed or retyped field back".to_string(),
+            )
+        };
         return Err(anyhow!(
-            "the fields of {} changed ({} before, {} now): a rebuild of {} needs stream {} from \
-             its first message, but it holds only seq {}..{} (retention deleted the rest). Drop \
-             {} (and its metadata row in {META_TABLE}) to load what the stream holds, or put the \
-             removed or retyped field back",
-            message.full_name(),
-            meta.as_ref().map_or("", |m| m.columns.as_str()),
-            schema,
+            "{why}: a rebuild of {} needs stream {} from its first message, but it holds only \
+             seq {}..{} (retention deleted the rest). Drop {} (and its metadata row in \
+             {META_TABLE}) to load what the stream holds, or {or_else}",
             spec.table,
             spec.stream,
             state.first,
