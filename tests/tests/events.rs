@@ -571,6 +571,42 @@ async fn loaded_once(warehouse: Warehouse, prefix: &str, total: i64) -> (Warehou
     (warehouse, bus)
 }
 
+/// After a load of ids 2-9 in batches of 2 failed in its third batch (ids 6 and 7) with an
+/// error that says each of `words`: the batches before it stay, with their watermark; once
+/// `undo` runs, the rerun loads the rest, each event once. Deletes the bus.
+async fn refused_in_the_third_batch(
+    warehouse: &Warehouse,
+    bus: Bus,
+    refused: pipeline_core::run::TaskReport,
+    words: &[&str],
+    undo: &str,
+) {
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(words.iter().all(|w| error.contains(w)), "{error}");
+    assert_eq!(
+        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
+        ["6|5"],
+        "the batches before the refused one are kept, and none of its rows"
+    );
+    assert_eq!(
+        warehouse
+            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
+            .await,
+        ["6"],
+        "the watermark is that of the last batch written"
+    );
+    warehouse.change(undo).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
+    assert_eq!(
+        warehouse
+            .rows("SELECT count(*), count(DISTINCT id), max(id), sum(_seq) FROM orders")
+            .await,
+        ["10|10|9|55"]
+    );
+    bus.delete().await;
+}
+
 #[tokio::test]
 async fn sqlite_refusing_a_row_mid_batch_rolls_the_batch_back_and_the_rerun_loads_the_rest_once() {
     // SQLite takes rows one by one through its C API: a row it refuses (here the second of
@@ -589,32 +625,14 @@ async fn sqlite_refusing_a_row_mid_batch_rolls_the_batch_back_and_the_rerun_load
         )
         .await;
     let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
-    assert_eq!(refused.status, TaskStatus::Failed);
-    let error = refused.error.unwrap_or_default();
-    assert!(
-        error.contains("refused id 7") && error.contains("seq 8"),
-        "{error}"
-    );
-    assert_eq!(
-        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
-        ["6|5"],
-        "the batches before the refused one are kept, and its first row is not"
-    );
-    assert_eq!(
-        warehouse
-            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
-            .await,
-        ["6"]
-    );
-    warehouse.change("DROP TRIGGER refuse").await;
-    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
-    assert_eq!(
-        warehouse
-            .rows("SELECT count(*), count(DISTINCT id), max(id), sum(_seq) FROM orders")
-            .await,
-        ["10|10|9|55"]
-    );
-    bus.delete().await;
+    refused_in_the_third_batch(
+        &warehouse,
+        bus,
+        refused,
+        &["refused id 7", "seq 8"],
+        "DROP TRIGGER refuse",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -631,31 +649,14 @@ async fn a_write_refused_mid_load_keeps_the_batches_before_it_and_the_rerun_load
     )
     .await;
     let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
-    assert_eq!(refused.status, TaskStatus::Failed);
-    let error = refused.error.unwrap_or_default();
-    assert!(error.contains("refused id 6"), "{error}");
-    assert_eq!(
-        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
-        ["6|5"],
-        "the batches before the refused one are kept"
-    );
-    assert_eq!(
-        warehouse
-            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
-            .await,
-        ["6"],
-        "the watermark is that of the last batch written"
-    );
-    warehouse.rows("DROP TRIGGER refuse ON orders").await;
-    let rerun = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
-    succeeded(&rerun);
-    assert_eq!(
-        warehouse
-            .rows("SELECT count(*), count(DISTINCT id), max(id) FROM orders")
-            .await,
-        ["10|10|9"]
-    );
-    bus.delete().await;
+    refused_in_the_third_batch(
+        &warehouse,
+        bus,
+        refused,
+        &["refused id 6"],
+        "DROP TRIGGER refuse ON orders",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,32 +762,14 @@ async fn a_watermark_moved_by_another_load_refuses_the_batch() {
         )
         .await;
     let refused = warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await;
-    assert_eq!(refused.status, TaskStatus::Failed);
-    let error = refused.error.unwrap_or_default();
-    assert!(
-        error.contains("another load of orders") && error.contains("found seq 6"),
-        "{error}"
-    );
-    assert_eq!(
-        warehouse.rows("SELECT count(*), max(id) FROM orders").await,
-        ["6|5"],
-        "the refused batch is rolled back"
-    );
-    assert_eq!(
-        warehouse
-            .rows("SELECT watermark FROM pipeline_event_loads WHERE table_name = 'orders'")
-            .await,
-        ["6"]
-    );
-    warehouse.change("DROP TRIGGER other_load").await;
-    succeeded(&warehouse.load::<OrderV1>(&bus, |l| l.batch(2), false).await);
-    assert_eq!(
-        warehouse
-            .rows("SELECT count(*), count(DISTINCT id), max(id) FROM orders")
-            .await,
-        ["10|10|9"]
-    );
-    bus.delete().await;
+    refused_in_the_third_batch(
+        &warehouse,
+        bus,
+        refused,
+        &["another load of orders", "found seq 6"],
+        "DROP TRIGGER other_load",
+    )
+    .await;
 }
 
 #[tokio::test]
