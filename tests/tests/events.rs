@@ -732,8 +732,26 @@ async fn two_loads_of_one_table_at_once_load_each_event_once() {
     let url = &warehouse.pg.as_ref().expect("PostgreSQL").url;
     let config = with_nats(other.config(&[("warehouse", url)]), NATS);
     let second = async {
-        // Once the first holds the table.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Once the first holds the table: its load lock is granted in this database.
+        let mut watch = sqlx::PgConnection::connect(url).await.expect("a watcher");
+        let started = std::time::Instant::now();
+        loop {
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .expect("read the locks");
+            if held > 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the first load never took the table's lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         let spec = load_task::<OrderV1>(&bus.stream, &bus.subject(), "orders", |l| l.batch(4));
         run_task(&config, spec, false).await
     };

@@ -163,6 +163,9 @@ pub(crate) async fn run(
     spec: &EventSpec,
     message: &MessageDescriptor,
 ) -> anyhow::Result<EventLoadReport> {
+    check_identifier(&spec.table)
+        .with_context(|| format!("table {:?}", spec.table))
+        .fatal()?;
     let lock = match pool {
         DbPool::Postgres(pool) => Some(TableLock::acquire(pool, &spec.table).await?),
         DbPool::Sqlite(_) => None,
@@ -181,9 +184,6 @@ async fn run_locked(
     spec: &EventSpec,
     message: &MessageDescriptor,
 ) -> anyhow::Result<EventLoadReport> {
-    check_identifier(&spec.table)
-        .with_context(|| format!("table {:?}", spec.table))
-        .fatal()?;
     let started = Instant::now();
     let postgres = matches!(pool, DbPool::Postgres(_));
     let plans = Plans::new(message, postgres)
@@ -469,7 +469,8 @@ fn meta_create_sql() -> String {
 
 /// Records a load's metadata inside the transaction `tx`: table, stream, subject, schema,
 /// watermark, row count. Only over the watermark this load last saw (`$expected`, `None`: no
-/// row yet): if another load moved it meanwhile, the transaction is refused, rows and all.
+/// row yet): if another load moved it meanwhile, it returns that error from the function it
+/// is in, and the transaction rolls back, rows and all.
 macro_rules! upsert_meta {
     ($tx:ident, $spec:expr, $schema:expr, $expected:expr, $watermark:expr, $rows:expr) => {{
         let expected: Option<u64> = $expected;
@@ -708,13 +709,6 @@ enum Rows {
     Bound(BoundRows),
 }
 
-impl Decoded {
-    /// The batch's last sequence: the watermark once it commits.
-    fn last(&self) -> u64 {
-        self.events.last().map_or(0, |event| event.seq)
-    }
-}
-
 impl Rows {
     /// How many rows (the events that decoded).
     fn count(&self) -> usize {
@@ -813,15 +807,9 @@ struct Written {
     loaded: u64,
     dead: u64,
     row_count: i64,
-    /// The watermark as this load last committed it, or found it (`None`: no row yet).
+    /// The watermark as this load found it, then as its last batch committed it (`None`: no
+    /// row yet).
     watermark: Option<u64>,
-}
-
-/// A batch committed: its rows, its dead letters, its last sequence.
-struct Committed {
-    rows: usize,
-    dead: usize,
-    last: u64,
 }
 
 /// A batch's open transaction, on either backend.
@@ -876,75 +864,72 @@ impl Writer<'_> {
         use futures_util::StreamExt as _;
         let mut writing = futures_util::stream::FuturesOrdered::new();
         let mut reading = true;
-        // Signalled by the last batch taken once it has committed: the next one's turn.
-        let mut turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        // The next batch's turn: the watermark the last batch taken leaves once it has
+        // committed (the first batch's is there already: the load's own start).
+        let (start, mut turn) = tokio::sync::oneshot::channel();
+        let _ = start.send(written.watermark);
         let mut row_count = written.row_count;
-        // The watermark each batch's commit finds: the one before it wrote it.
-        let mut expected = written.watermark;
         loop {
             tokio::select! {
                 // A batch that failed ends the load; those after it roll back.
                 Some(done) = writing.next(), if !writing.is_empty() => {
-                    let committed: Committed = done?;
-                    written.row_count += committed.rows as i64;
-                    written.loaded += committed.rows as u64;
-                    written.dead += committed.dead as u64;
-                    if self.record_watermark {
-                        written.watermark = Some(committed.last);
-                    }
+                    let (rows, dead) = done?;
+                    written.row_count += rows as i64;
+                    written.loaded += rows as u64;
+                    written.dead += dead as u64;
                 }
                 batch = to_write.recv(), if reading && writing.len() < self.concurrency() => {
                     match batch {
                         Some(batch) => {
                             let (done, next) = tokio::sync::oneshot::channel();
-                            let after = turn.replace(next);
+                            let after = std::mem::replace(&mut turn, next);
                             row_count += batch.rows.count() as i64;
-                            let finds = expected;
-                            if self.record_watermark {
-                                expected = Some(batch.last());
-                            }
-                            writing.push_back(self.write(batch, after, done, finds, row_count));
+                            writing.push_back(self.write(batch, after, done, row_count));
                         }
                         None => reading = false,
                     }
                 }
-                else => return Ok(()),
+                else => break,
             }
         }
+        // Every batch committed: the last one's turn holds the watermark it left.
+        written.watermark = turn
+            .await
+            .map_err(|_| anyhow!("the last batch was not written"))?;
+        Ok(())
     }
 
-    /// Writes one batch, then commits it once the batch before it (`after`) has committed,
-    /// and says so (`done`). `expected` is the watermark that commit leaves, `row_count` the
-    /// table's rows with this batch.
+    /// Writes one batch, then commits it once the batch before it has committed (`after`
+    /// gives the watermark that commit left, which this one's must find), and passes its own
+    /// on (`done`). `row_count` is the table's rows with this batch. Returns its rows and dead
+    /// letters, committed.
     async fn write(
         &self,
         batch: Decoded,
-        after: Option<tokio::sync::oneshot::Receiver<()>>,
-        done: tokio::sync::oneshot::Sender<()>,
-        expected: Option<u64>,
+        after: tokio::sync::oneshot::Receiver<Option<u64>>,
+        done: tokio::sync::oneshot::Sender<Option<u64>>,
         row_count: i64,
-    ) -> anyhow::Result<Committed> {
+    ) -> anyhow::Result<(usize, usize)> {
         let staged = self.stage(batch).await?;
-        if let Some(after) = after {
-            // Dropped unsent: that batch failed, and its error is the load's.
-            after
-                .await
-                .map_err(|_| anyhow!("a batch before this one was not written"))?;
-        }
-        let committed = Committed {
-            rows: staged.written,
-            dead: staged.dead,
-            last: staged.last,
+        // Dropped unsent: that batch failed, and its error is the load's.
+        let expected = after
+            .await
+            .map_err(|_| anyhow!("a batch before this one was not written"))?;
+        let counts = (staged.written, staged.dead);
+        // A rebuild leaves the old table's watermark as it is until the swap.
+        let leaves = if self.record_watermark {
+            Some(staged.last)
+        } else {
+            expected
         };
         self.commit(staged, expected, row_count).await?;
-        let _ = done.send(());
-        Ok(committed)
+        let _ = done.send(leaves);
+        Ok(counts)
     }
 
     /// Opens a batch's transaction and writes its rows and dead letters in it.
     async fn stage(&self, batch: Decoded) -> anyhow::Result<Staged> {
         let postgres = self.sink.postgres;
-        let last = batch.last();
         let events = &batch.events;
         let written = batch.rows.count();
         let rows = match batch.rows {
@@ -956,6 +941,7 @@ impl Writer<'_> {
             .into_iter()
             .map(|(i, error)| (&events[i], error))
             .collect();
+        let last = events.last().map_or(0, |event| event.seq);
         let tx: Tx = crate::db::dispatch!(self.sink.pool, pool => {
             let mut tx = pool.begin_write().await?;
             if postgres {
