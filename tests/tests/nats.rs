@@ -182,8 +182,8 @@ async fn a_wildcard_read_gives_each_message_its_own_subject() {
 }
 
 /// A server that speaks just enough NATS and JetStream for a read, then misbehaves: it
-/// delivers the stream's sequences `seqs` in that order, whatever they are.
-async fn misbehaving_jetstream(seqs: &'static [u64]) -> String {
+/// answers a fetch with what `deliver` makes of the subscription's id.
+async fn misbehaving_jetstream(deliver: impl Fn(&str) -> String + Send + 'static) -> String {
     use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -221,11 +221,7 @@ async fn misbehaving_jetstream(seqs: &'static [u64]) -> String {
             let sid = sids.get(&inbox).cloned().unwrap_or_default();
             let mut out = Vec::new();
             if subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.") {
-                for (i, seq) in seqs.iter().enumerate() {
-                    let pending = seqs.len() - i - 1;
-                    let ack = format!("$JS.ACK.S.c.1.{seq}.{seq}.1795669200000000000.{pending}");
-                    out.extend(format!("MSG S.x {sid} {ack} 1\r\nx\r\n").into_bytes());
-                }
+                out.extend(deliver(&sid).into_bytes());
             } else {
                 let answer = r#"{"name":"c"}"#;
                 out.extend(
@@ -243,7 +239,16 @@ async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
     // A load's rows are unique by sequence because the reader takes each message once, in
     // order: a bus that sends one again must fail the read, not load it twice.
     for (seqs, again, after) in [(&[1u64, 2, 2, 3][..], 2, 2), (&[1, 3, 2][..], 2, 3)] {
-        let nats = Nats::connect(&misbehaving_jetstream(seqs).await)
+        let deliver = move |sid: &str| {
+            let mut frames = String::new();
+            for (i, seq) in seqs.iter().enumerate() {
+                let pending = seqs.len() - i - 1;
+                let ack = format!("$JS.ACK.S.c.1.{seq}.{seq}.1795669200000000000.{pending}");
+                frames.push_str(&format!("MSG S.x {sid} {ack} 1\r\nx\r\n"));
+            }
+            frames
+        };
+        let nats = Nats::connect(&misbehaving_jetstream(deliver).await)
             .await
             .expect("connected");
         let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
@@ -256,4 +261,22 @@ async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
             )
         );
     }
+}
+
+#[tokio::test]
+async fn a_message_bigger_than_nats_allows_ends_the_connection_unread() {
+    // A frame that claims 2^64 - 1 bytes must not be allocated (nor overflow the size of the
+    // read): the connection ends, and the read says it lost it.
+    let deliver = |sid: &str| {
+        let ack = "$JS.ACK.S.c.1.1.1.1795669200000000000.0";
+        format!("MSG S.x {sid} {ack} 18446744073709551615\r\nx\r\n")
+    };
+    let url = misbehaving_jetstream(deliver).await;
+    let nats = Nats::connect(&url).await.expect("connected");
+    let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
+    let error = reader.next_batch().await.expect_err("no such message");
+    assert_eq!(
+        format!("{error:#}"),
+        format!("lost the connection to NATS at {url}")
+    );
 }

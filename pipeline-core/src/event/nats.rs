@@ -27,6 +27,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const FETCH_EXPIRES: Duration = Duration::from_millis(500);
 /// Messages a connection buffers for a fetch before the reader waits.
 const BUFFER: usize = 16_384;
+/// The most a NATS message may weigh: a server's `max_payload` cannot be set higher.
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+
 /// Messages the reader hands a subscription at once, at most: what one read of the socket
 /// brought, so that the receiver wakes once for them rather than once a message.
 const CHUNK: usize = 256;
@@ -624,6 +627,14 @@ async fn read_loop(
             _ => continue,
         };
         let total = size(total);
+        if total > MAX_FRAME {
+            // A server that misbehaves: such a frame is not read into memory.
+            tracing::warn!(
+                "the NATS server announced a message of {total} bytes, more than NATS allows \
+                 ({MAX_FRAME}): the connection is dropped"
+            );
+            break;
+        }
         let mut frame = vec![0u8; total + 2];
         if read.read_exact(&mut frame).await.is_err() {
             break;
