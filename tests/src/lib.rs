@@ -323,6 +323,13 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+/// `url` with `user` as its user name and no password (the test server trusts local roles).
+pub fn url_as(url: &str, user: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}@{host}")
+}
+
 /// A PostgreSQL database of its own for one test, dropped afterwards.
 #[derive(Debug)]
 pub struct PgDatabase {

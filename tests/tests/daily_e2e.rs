@@ -483,6 +483,49 @@ fn lists_its_tasks_and_draws_its_graph() {
     );
 }
 
+/// Each crontab line's `--date` runs the partition the scheduler would: the day before for the
+/// nightly schedule, the hour that just ended for the hourly one.
+#[test]
+fn the_crontab_runs_each_schedule_for_its_own_partition() {
+    let sandbox = Sandbox::new("daily_crontab");
+    let crontab = sandbox.run(DAILY, &["schedules", "--crontab"], &[]);
+    assert_eq!(crontab.code, Some(0), "{}", crontab.stderr);
+    let line_of = |schedule: &str| {
+        let lines: Vec<&str> = crontab.stdout.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("# {schedule}:")))
+            .unwrap_or_else(|| panic!("{schedule} in {}", crontab.stdout));
+        lines[at + 2].to_string()
+    };
+    // The shell evaluates the line's `--date` argument as cron would (cron turns `\%` into `%`).
+    let partition_of = |line: &str| {
+        let (_, argument) = line.split_once("--date ").expect("a --date argument");
+        let script = format!("echo {}", argument.replace("\\%", "%"));
+        let output = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let nightly = partition_of(&line_of("nightly"));
+    assert!(
+        nightly.len() == 10 && nightly.parse::<pipeline_core::date::Date>().is_ok(),
+        "the nightly schedule runs a day: {nightly:?}"
+    );
+    let hourly_line = line_of("hourly_orders");
+    let hourly = partition_of(&hourly_line);
+    let utc_hour_ago = std::process::Command::new("date")
+        .args(["-u", "-d", "1 hour ago", "+%FT%H"])
+        .output()
+        .expect("date runs");
+    assert_eq!(
+        hourly,
+        String::from_utf8_lossy(&utc_hour_ago.stdout).trim(),
+        "the hourly schedule runs the UTC hour that just ended: {hourly_line}"
+    );
+}
+
 #[test]
 fn the_replica_pool_bounds_the_loads_and_its_size_is_configurable() {
     let sandbox = Sandbox::new("daily_pools");

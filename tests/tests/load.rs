@@ -8,7 +8,9 @@ use std::time::Duration;
 use pipeline_core::config::Config;
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::load::LoadReport;
-use pipeline_core::sqlx::{self, AssertSqlSafe, Executor as _, PgPool, SqlitePool};
+use pipeline_core::sqlx::{
+    self, AssertSqlSafe, Connection as _, Executor as _, PgPool, SqlitePool,
+};
 use pipeline_core::status::TaskStatus;
 use pipeline_tests::{PgDatabase, Sandbox};
 
@@ -86,6 +88,19 @@ impl Fixture {
             config,
             sandbox,
         }
+    }
+
+    /// Loads from now on as `role` (a login role, trusted like the test server's own): the
+    /// warehouse URL names it instead of the superuser.
+    fn load_as(&mut self, role: &str) {
+        let Databases::Postgres { _dbs, .. } = &self.dbs else {
+            panic!("roles are PostgreSQL's")
+        };
+        let (source, warehouse) = (
+            _dbs.0.url.clone(),
+            pipeline_tests::url_as(&_dbs.1.url, role),
+        );
+        self.config = config(&self.sandbox, &source, &warehouse);
     }
 
     fn is_postgres(&self) -> bool {
@@ -606,6 +621,154 @@ async fn postgres_swap_waits_for_readers_then_fails_cleanly_naming_them() {
         .await
         .expect("the swap succeeds once the reader is gone");
     releaser.await.expect("releaser");
+}
+
+/// Login roles for one test, dropped with what they own when it ends.
+struct Roles {
+    names: Vec<String>,
+}
+
+impl Roles {
+    /// `count` new login roles.
+    fn new(count: usize) -> Roles {
+        let names: Vec<String> = (0..count)
+            .map(|_| pipeline_tests::unique_name("role"))
+            .collect();
+        for name in &names {
+            pipeline_tests::psql(
+                &pipeline_tests::postgres_admin_url(),
+                &format!("CREATE ROLE {name} LOGIN"),
+            );
+        }
+        Roles { names }
+    }
+}
+
+impl Drop for Roles {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // The test's databases are dropped by then; only the role itself is left.
+            let _ = std::process::Command::new("psql")
+                .args([
+                    pipeline_tests::postgres_admin_url().as_str(),
+                    "-qAtc",
+                    &format!("DROP ROLE IF EXISTS {name}"),
+                ])
+                .output();
+        }
+    }
+}
+
+/// A loader that is not a superuser (nor has `pg_read_all_stats`) still names the sessions of
+/// other roles that hold the table: their pid, role and application.
+#[tokio::test]
+async fn postgres_a_loader_names_readers_of_other_roles() {
+    let roles = Roles::new(2);
+    let (loader, analyst) = (&roles.names[0], &roles.names[1]);
+    let mut fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    let Databases::Postgres {
+        warehouse, _dbs, ..
+    } = &fx.dbs
+    else {
+        unreachable!()
+    };
+    let warehouse_url = _dbs.1.url.clone();
+    warehouse
+        .execute(AssertSqlSafe(format!(
+            "GRANT CREATE, USAGE ON SCHEMA public TO {loader}; \
+             ALTER DEFAULT PRIVILEGES FOR ROLE {loader} IN SCHEMA public GRANT SELECT ON TABLES TO {analyst}"
+        )))
+        .await
+        .expect("grants");
+    fx.load_as(loader);
+    fx.load(args("orders"))
+        .await
+        .expect("first load, as the loader");
+
+    let analyst_url = format!(
+        "{}?application_name=dashboard",
+        pipeline_tests::url_as(&warehouse_url, analyst)
+    );
+    let mut reader = sqlx::PgConnection::connect(&analyst_url)
+        .await
+        .expect("the analyst connects");
+    reader.execute("BEGIN").await.expect("begin");
+    sqlx::query("SELECT count(*) FROM orders")
+        .execute(&mut reader)
+        .await
+        .expect("the analyst reads");
+    let reader_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut reader)
+        .await
+        .expect("pid");
+    let quick = Args {
+        swap_timeout: Some(Duration::from_millis(100)),
+        ..args("orders")
+    };
+    let err = fx
+        .load(quick)
+        .await
+        .expect_err("the analyst holds the table");
+    assert!(
+        err.contains(&format!("pid {reader_pid} ({analyst}, dashboard")),
+        "{err}"
+    );
+    assert!(!err.contains("could not be named"), "{err}");
+    drop(reader);
+}
+
+/// Keeping an owner that lacks CREATE on the schema is refused for that reason, said once.
+#[tokio::test]
+async fn postgres_keeping_an_owner_without_create_on_the_schema_names_that_cause_once() {
+    let roles = Roles::new(2);
+    let (loader, owner) = (&roles.names[0], &roles.names[1]);
+    let mut fx = Fixture::postgres().await;
+    orders(&fx, 20).await;
+    let Databases::Postgres { warehouse, .. } = &fx.dbs else {
+        unreachable!()
+    };
+    let warehouse = warehouse.clone();
+    warehouse
+        .execute(AssertSqlSafe(format!(
+            "GRANT CREATE, USAGE ON SCHEMA public TO {loader}; GRANT {owner} TO {loader}"
+        )))
+        .await
+        .expect("grants");
+    fx.load_as(loader);
+    fx.load(args("orders"))
+        .await
+        .expect("first load, as the loader");
+    warehouse
+        .execute(AssertSqlSafe(format!(
+            "ALTER TABLE orders OWNER TO {owner}"
+        )))
+        .await
+        .expect("the owner changes");
+    let err = fx
+        .load(args("orders"))
+        .await
+        .expect_err("the owner cannot own it anew");
+    assert!(
+        err.contains(&format!(
+            "cannot keep the owner {owner} of `orders`: {owner} has no CREATE privilege on schema public"
+        )) && err.contains(&format!("GRANT CREATE ON SCHEMA public TO {owner}")),
+        "{err}"
+    );
+    for noise in [
+        "must be a member",
+        "error returned from database",
+        ".c:",
+        "line ",
+    ] {
+        assert!(!err.contains(noise), "{noise}: {err}");
+    }
+    assert_eq!(err.matches("cannot keep the owner").count(), 1, "{err}");
+    assert_eq!(
+        fx.rows(true, "orders", "id").await,
+        fx.rows(false, "orders", "id").await,
+        "old table intact"
+    );
 }
 
 #[tokio::test]

@@ -412,6 +412,21 @@ fn a_graph_built_from_data_at_start_up_runs_with_families_and_checks() {
     assert_eq!(done.code, Some(0), "{}", done.stderr);
     assert_eq!(done.task_status("report"), "succeeded");
     assert_eq!(done.task_status("load[users]"), "skipped");
+
+    // A key with spaces is one target, in the history and in the web view's JSON.
+    sandbox.write("tables.txt", "users\norders\nbig orders\n");
+    let spaced = sandbox.run(
+        DATA,
+        &["run", "load[big orders]", "report", "--date", DATE],
+        &[],
+    );
+    assert_eq!(spaced.code, Some(0), "{}", spaced.stderr);
+    let history = sandbox.run(DATA, &["history"], &[]);
+    assert!(
+        history.stdout.contains("load[big orders], report"),
+        "{}",
+        history.stdout
+    );
 }
 
 #[test]

@@ -347,6 +347,27 @@ async fn a_deadline_alerts_once_while_the_targets_are_missing_and_resolves() {
     handle.await.expect("stopped");
 }
 
+/// A deadline that falls between two of the scheduler's periodic checks (a renewal period,
+/// 20 s here) is checked at its own instant, and resolves as soon as the run ends.
+#[tokio::test]
+async fn a_deadline_between_periodic_checks_alerts_at_its_instant_and_resolves_when_the_run_ends() {
+    let h = harness("sched-deadline-instant").await;
+    h.hold.store(true, Ordering::SeqCst);
+    let schedule = every_minute().deadline(Duration::from_secs(3));
+    let (stop, handle) = h.start(schedule.overlap(Overlap::Wait));
+    h.clock.set(MIDNIGHT + MINUTE);
+    h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+    // 3 s after the tick, well inside the period since the check made when it fired.
+    h.clock.set(MIDNIGHT + MINUTE + 3_001);
+    h.wait_for_ticks(|t| t[0].deadline_alerted).await;
+    // The report completes while the clock stands still: the alert resolves all the same.
+    h.hold.store(false, Ordering::SeqCst);
+    h.wait_for_ticks(|t| t[0].status == "succeeded" && !t[0].deadline_alerted)
+        .await;
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+}
+
 #[tokio::test]
 async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
     let h = harness("sched-lease").await;

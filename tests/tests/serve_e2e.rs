@@ -273,6 +273,26 @@ async fn every_answer_carries_the_security_headers_and_a_foreign_host_is_refused
     assert_eq!(post.status, 405);
 }
 
+/// The `Location` of the answer to `GET target`, sent as written: an HTTP client would
+/// normalise the backslashes and double slashes away.
+fn raw_redirect(port: u16, target: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 303"), "{target}: {answer}");
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .unwrap_or_else(|| panic!("{target}: no location in {answer}"))
+        .to_string()
+}
+
 #[tokio::test]
 async fn beyond_loopback_every_request_needs_the_token() {
     let sandbox = failed_run("serve-token");
@@ -326,6 +346,15 @@ async fn beyond_loopback_every_request_needs_the_token() {
     let page = request(Method::GET, &format!("{base}/runs/1"), &[("cookie", &pair)]).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(get(&format!("{base}/?token=wrong")).await.status, 401);
+    // The redirect stays on this server, whatever path a link crafted around the token.
+    for crafted in [
+        "//evil.example/x",
+        "/\\evil.example/x",
+        "/\\/evil.example/x",
+    ] {
+        let location = raw_redirect(port, &format!("{crafted}?token={token}"));
+        assert_eq!(location, "/", "{crafted} redirected to {location}");
+    }
     signal(&server, "TERM");
     let server = finish(server);
     assert!(

@@ -431,7 +431,7 @@ pub async fn history(runner: &Runner, limit: u32) -> anyhow::Result<()> {
             let targets = if run.targets.is_empty() {
                 "all".into()
             } else {
-                run.targets.join(" ")
+                run.targets.join(", ")
             };
             [
                 run.id.to_string(),

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::output::print_table;
 use crate::date::{format_duration, format_timestamp, now_millis};
 use crate::run::Runner;
-use crate::schedule::{BASELINE, Schedule};
+use crate::schedule::{BASELINE, Partitioning, Schedule};
 use crate::state::TickRecord;
 
 /// Ticks shown ahead.
@@ -164,15 +164,25 @@ pub fn crontab(pipeline: &str, schedules: &[Schedule]) -> anyhow::Result<()> {
         let targets: Vec<String> = schedule.targets.iter().map(|t| shell_quote(t)).collect();
         println!("CRON_TZ={}", schedule.time_zone);
         println!(
-            "{} cd {} && {} run {} --date \"$(TZ={} date -d yesterday +\\%F)\"",
+            "{} cd {} && {} run {} --date \"$(TZ={} {})\"",
             schedule.cron_text,
             shell_quote(&directory.display().to_string()),
             shell_quote(&binary.display().to_string()),
             targets.join(" "),
-            schedule.time_zone
+            schedule.time_zone,
+            partition_command(schedule.partitioning)
         );
     }
     Ok(())
+}
+
+/// The `date` command (GNU, `%` escaped for crontab) that prints the partition a tick runs,
+/// as the scheduler computes it: the local day before, or the local hour that just ended.
+fn partition_command(partitioning: Partitioning) -> &'static str {
+    match partitioning {
+        Partitioning::Daily => "date -d yesterday +\\%F",
+        Partitioning::Hourly => "date -d '1 hour ago' +\\%FT\\%H",
+    }
 }
 
 fn next_ticks(schedule: &Schedule, now: i64) -> Vec<i64> {

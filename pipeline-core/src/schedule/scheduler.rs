@@ -76,9 +76,14 @@ pub struct Scheduler {
     started_at: i64,
     /// The tick each schedule last said it holds back (`overlap = "wait"`), to say it once.
     announced_wait: HashMap<String, i64>,
-    /// When deadlines were last checked: each check reads the store for every overdue tick,
-    /// so it runs once a renewal period, not on every wake of a dense schedule.
+    /// When deadlines were last checked. A deadline is checked at its own instant; past it,
+    /// the overdue ticks are checked again once a renewal period (each check reads the store
+    /// for every one of them), and at once when a run ends, to resolve without waiting.
     deadlines_checked_at: i64,
+    /// When ticks whose holder is gone were last looked for: once a renewal period.
+    orphans_checked_at: i64,
+    /// A run ended: an alerted deadline may resolve, so the next pass checks deadlines.
+    resolve_pending: bool,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -126,6 +131,8 @@ impl Scheduler {
             started_at,
             announced_wait: HashMap::new(),
             deadlines_checked_at: i64::MIN,
+            orphans_checked_at: i64::MIN,
+            resolve_pending: false,
         })
     }
 
@@ -441,22 +448,38 @@ impl Scheduler {
             }
         }
         let period = (self.options.lease / 3).as_millis() as i64;
-        if now.saturating_sub(self.deadlines_checked_at) >= period {
+        let periodic = now.saturating_sub(self.orphans_checked_at) >= period;
+        if periodic {
             self.adopt_orphans(cancel).await?;
+            self.orphans_checked_at = now;
+        }
+        let checked = self.deadlines_checked_at;
+        let newly_due = self
+            .watched
+            .iter()
+            .map(|tick| self.deadline_of(tick))
+            .any(|due| checked < due && due <= now);
+        if periodic || newly_due || self.resolve_pending {
             self.check_deadlines(now).await?;
             self.deadlines_checked_at = now;
+            self.resolve_pending = false;
         }
         for tick in &self.watched {
-            let deadline = self
-                .schedule(&tick.schedule)
-                .and_then(|schedule| schedule.deadline)
-                .map_or(0, |deadline| deadline.as_millis() as i64);
-            let due = tick.tick_at + deadline;
+            let due = self.deadline_of(tick);
             if due > now {
                 next_wake = Some(next_wake.map_or(due, |wake| wake.min(due)));
             }
         }
         Ok(next_wake)
+    }
+
+    /// The instant a fired tick's targets are due, on the scheduler's clock.
+    fn deadline_of(&self, tick: &TickRecord) -> i64 {
+        let deadline = self
+            .schedule(&tick.schedule)
+            .and_then(|schedule| schedule.deadline)
+            .map_or(0, |deadline| deadline.as_millis() as i64);
+        tick.tick_at + deadline
     }
 
     /// Records a tick under the lease: the record when this process may fire it, `None` when
@@ -569,6 +592,7 @@ impl Scheduler {
                 if self.running_ticks.get(&schedule) == Some(&tick) {
                     self.running_ticks.remove(&schedule);
                 }
+                self.resolve_pending = true;
             }
             Err(err) => tracing::error!("a scheduled run ended abnormally: {err}"),
         }

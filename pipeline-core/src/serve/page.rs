@@ -69,13 +69,28 @@ fn no_such_run(id: i64) -> Response<Body> {
     error(StatusCode::NOT_FOUND, &format!("there is no run {id}"))
 }
 
+/// A redirect to a path on this server. Anything a browser could read as another host
+/// (`//host/x`, `/\\host/x`, a scheme) goes to `/` instead: the path may come from a request.
 pub fn redirect(location: &str) -> Response<Body> {
+    let location = if is_local_path(location) {
+        location
+    } else {
+        "/"
+    };
     let mut response = Response::new(full(""));
     *response.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     response
+}
+
+/// Whether a browser reads `location` as a path on this server: one `/`, then no second
+/// `/`, no backslash (browsers read it as a slash) and no control character anywhere.
+fn is_local_path(location: &str) -> bool {
+    location.starts_with('/')
+        && !location[1..].starts_with('/')
+        && !location.bytes().any(|b| b == b'\\' || b.is_ascii_control())
 }
 
 /// The answer to an action: what happened, and the way back.

@@ -485,7 +485,7 @@ impl StateStore {
             .bind(&run.key.partition)
             .bind(run.key.namespace.as_str())
             .bind(RunStatus::Running.as_str())
-            .bind(run.targets.join(" "))
+            .bind(views::encode_targets(&run.targets))
             .bind(i64::from(run.unit_mode))
             .bind(&run.host)
             .bind(run.pid)

@@ -133,8 +133,7 @@ impl Swap<'_> {
                     .await
                     .with_context(|| {
                         format!(
-                            "cannot keep the owner {owner} of `{table}`: the loading role \
-                                 must be a member of it; the old table is intact"
+                            "cannot keep the owner {owner} of `{table}`; the old table is intact"
                         )
                     })?;
                 }
@@ -225,8 +224,12 @@ impl Swap<'_> {
                     c.relforcerowsecurity, c.relreplident::text, \
                     coalesce(array_to_string(c.reloptions, ', '), ''), \
                     (SELECT quote_ident(i.relname) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
-                     WHERE x.indrelid = c.oid AND x.indisreplident) \
-             FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner WHERE c.oid = $1::regclass",
+                     WHERE x.indrelid = c.oid AND x.indisreplident), \
+                    pg_has_role(c.relowner, 'MEMBER'), \
+                    has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), \
+                    quote_ident(n.nspname) \
+             FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
         )
         .bind(qtable)
         .fetch_one(&mut **tx)
@@ -236,6 +239,25 @@ impl Swap<'_> {
         let (identity, options, identity_index): (String, String, Option<String>) =
             (table.try_get(4)?, table.try_get(5)?, table.try_get(6)?);
         if !owner_is_me {
+            // PostgreSQL gives a new table to another owner only if the loader may act as that
+            // role and the role may create in the schema: say which one is missing, and how to
+            // grant it, before anything is dropped.
+            let (member, may_create, schema): (bool, bool, String) =
+                (table.try_get(7)?, table.try_get(8)?, table.try_get(9)?);
+            let name = &self.spec.target_table;
+            if !member {
+                bail!(
+                    "cannot keep the owner {owner} of `{name}`: the loading role is not a member \
+                     of {owner} (GRANT {owner} TO the loading role); the old table is intact"
+                );
+            }
+            if !may_create {
+                bail!(
+                    "cannot keep the owner {owner} of `{name}`: {owner} has no CREATE privilege on \
+                     schema {schema} (GRANT CREATE ON SCHEMA {schema} TO {owner}); the old table \
+                     is intact"
+                );
+            }
             carried.owner = Some(owner);
         }
 
@@ -585,7 +607,9 @@ async fn holders(conn: &mut PgConnection, qtable: &str) -> anyhow::Result<Vec<St
     .await
 }
 
-/// Client sessions matching `filter` (with `$1` bound to `argument`), described.
+/// Client sessions matching `filter` (with `$1` bound to `argument`), described. Another
+/// role's session shows no `backend_type` to a loader without `pg_read_all_stats`: it counts
+/// as a client, since those are what hold tables (analysts, dashboards).
 async fn sessions(
     conn: &mut PgConnection,
     filter: &str,
@@ -594,7 +618,8 @@ async fn sessions(
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT a.pid, coalesce(a.usename::text, 'another role'), coalesce(a.application_name, ''), \
                 coalesce(a.state, ''), left(coalesce(a.query, ''), 80) \
-         FROM pg_stat_activity a WHERE {filter} AND a.backend_type = 'client backend' ORDER BY a.pid"
+         FROM pg_stat_activity a WHERE {filter} \
+         AND coalesce(a.backend_type, 'client backend') = 'client backend' ORDER BY a.pid"
     )))
     .bind(argument)
     .fetch_all(&mut *conn)

@@ -150,7 +150,7 @@ where
         partition: row.try_get("partition")?,
         namespace: row.try_get("namespace")?,
         status: to_status(&status)?,
-        targets: targets.split_whitespace().map(String::from).collect(),
+        targets: decode_targets(&targets),
         unit_mode: row.try_get::<i64, _>("unit_mode")? != 0,
         host: row.try_get("host")?,
         pid: row.try_get("pid")?,
@@ -184,4 +184,39 @@ where
         value: row.try_get("value")?,
         log: None,
     })
+}
+
+/// A run's targets as stored: a JSON list, since a family key may hold spaces.
+pub(super) fn encode_targets(targets: &[String]) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(targets).unwrap_or_default()
+}
+
+/// A run's targets from the store: a JSON list, or, from runs recorded before lists, the
+/// targets joined by spaces.
+fn decode_targets(stored: &str) -> Vec<String> {
+    if stored.starts_with('[')
+        && let Ok(targets) = serde_json::from_str(stored)
+    {
+        return targets;
+    }
+    stored.split_whitespace().map(String::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decode_targets, encode_targets};
+
+    #[test]
+    fn targets_with_spaces_come_back_as_they_went_in() {
+        let targets = vec!["load[my table]".to_string(), "report".to_string()];
+        assert_eq!(decode_targets(&encode_targets(&targets)), targets);
+        assert!(decode_targets(&encode_targets(&[])).is_empty());
+        assert_eq!(
+            decode_targets("load[orders] report"),
+            ["load[orders]", "report"]
+        );
+    }
 }
