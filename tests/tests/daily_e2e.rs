@@ -357,6 +357,7 @@ fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
 
 #[test]
 fn sigterm_at_any_stage_of_a_load_ends_the_process_and_frees_the_date() {
+    let staging = "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders%__pl_stage_%'";
     let pg = PgPipeline::new(200_000);
     let sandbox = Sandbox::new("daily_term");
     let env = pg.env();
@@ -400,6 +401,11 @@ fn sigterm_at_any_stage_of_a_load_ends_the_process_and_frees_the_date() {
             "200000",
             "trial {trial}: the table is whole"
         );
+        assert_eq!(
+            pg.warehouse(staging),
+            "0",
+            "trial {trial} ({delay_ms} ms): the cancelled load left its staging table"
+        );
     }
     let next = sandbox.run(
         DAILY,
@@ -407,7 +413,6 @@ fn sigterm_at_any_stage_of_a_load_ends_the_process_and_frees_the_date() {
         &env,
     );
     assert_eq!(next.code, Some(0), "the date is free: {}", next.stderr);
-    let staging = "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders%__pl_stage_%'";
     assert_eq!(pg.warehouse(staging), "0", "no staging leftovers");
 }
 

@@ -500,67 +500,66 @@ async fn rebuild(
     let staging = staging_name(&spec.target_table, spec.run_id);
     let qschema = quote_ident(target_schema);
     let qstaging = format!("{qschema}.{}", quote_ident(&staging));
-    let built = async {
-        conn.execute(AssertSqlSafe(format!(
+    // The staging table lives in one transaction with its swap: a load that fails, is
+    // cancelled mid-COPY (its future dropped) or killed leaves nothing behind, and no other
+    // session ever sees the staging table.
+    let mut build = sqlx::Connection::begin(&mut *conn).await?;
+    build
+        .execute(AssertSqlSafe(format!(
             "CREATE TABLE {qstaging} ({})",
             schema.column_definitions().join(", ")
         )))
         .await?;
-        let rows = stream_copy(source, &copy_out_sql(spec, schema, None), conn, &qstaging).await?;
-        if !schema.primary_key.is_empty() {
-            let pk: Vec<String> = schema.primary_key.iter().map(|c| quote_ident(c)).collect();
-            conn.execute(AssertSqlSafe(format!(
+    let rows = stream_copy(
+        source,
+        &copy_out_sql(spec, schema, None),
+        &mut build,
+        &qstaging,
+    )
+    .await?;
+    if !schema.primary_key.is_empty() {
+        let pk: Vec<String> = schema.primary_key.iter().map(|c| quote_ident(c)).collect();
+        build
+            .execute(AssertSqlSafe(format!(
                 "ALTER TABLE {qstaging} ADD PRIMARY KEY ({})",
                 pk.join(", ")
             )))
             .await?;
-        }
-        let mut dropped = Vec::new();
-        let indexes = if exists {
-            copy_indexes(
-                conn,
-                target_schema,
-                &spec.target_table,
-                &staging,
-                &mut dropped,
-            )
-            .await?
-        } else {
-            Vec::new()
-        };
-        conn.execute(AssertSqlSafe(format!("ANALYZE {qstaging}")))
-            .await?;
-        let high_water = max_key(conn, spec, &qstaging).await?;
-        let swap = swap::Swap {
-            spec,
-            schema,
+    }
+    let mut dropped = Vec::new();
+    let indexes = if exists {
+        copy_indexes(
+            &mut build,
             target_schema,
-            staging: &staging,
-            exists,
-            indexes: &indexes,
-            high_water,
-            rows,
-            mode,
-        };
-        dropped.extend(swap.run(target, conn).await?);
-        anyhow::Ok((rows, high_water, dropped))
-    }
-    .await;
-    match built {
-        Ok((rows, high_water, dropped)) => Ok(LoadReport {
-            dropped,
-            ..LoadReport::new(spec, mode, rows, high_water)
-        }),
-        Err(err) => {
-            // The old table is untouched; do not leave the staging table behind either.
-            if let Ok(mut cleanup) = target.acquire().await {
-                let _ = cleanup
-                    .execute(AssertSqlSafe(format!("DROP TABLE IF EXISTS {qstaging}")))
-                    .await;
-            }
-            Err(err)
-        }
-    }
+            &spec.target_table,
+            &staging,
+            &mut dropped,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    build
+        .execute(AssertSqlSafe(format!("ANALYZE {qstaging}")))
+        .await?;
+    let high_water = max_key(&mut build, spec, &qstaging).await?;
+    let swap = swap::Swap {
+        spec,
+        schema,
+        target_schema,
+        staging: &staging,
+        exists,
+        indexes: &indexes,
+        high_water,
+        rows,
+        mode,
+    };
+    dropped.extend(swap.run(target, &mut build).await?);
+    build.commit().await?;
+    Ok(LoadReport {
+        dropped,
+        ..LoadReport::new(spec, mode, rows, high_water)
+    })
 }
 
 /// Builds the old table's secondary indexes on the staging table under temporary names;
@@ -614,7 +613,15 @@ async fn copy_indexes(
             quote_ident(schema),
             quote_ident(staging)
         );
-        match conn.execute(AssertSqlSafe(statement)).await {
+        // In a savepoint of its own: the load's transaction goes on when it is refused.
+        let mut index = sqlx::Connection::begin(&mut *conn).await?;
+        let created = index.execute(AssertSqlSafe(statement)).await;
+        if created.is_ok() {
+            index.commit().await?;
+        } else {
+            index.rollback().await?;
+        }
+        match created {
             Ok(_) => renames.push((temporary, name)),
             // The source dropped a column the index is on: the index goes with it.
             Err(err)

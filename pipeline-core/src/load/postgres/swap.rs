@@ -227,7 +227,8 @@ impl Swap<'_> {
                      WHERE x.indrelid = c.oid AND x.indisreplident), \
                     pg_has_role(c.relowner, 'MEMBER'), \
                     has_schema_privilege(c.relowner, c.relnamespace, 'CREATE'), \
-                    quote_ident(n.nspname) \
+                    quote_ident(n.nspname), \
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
              FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
         )
@@ -242,16 +243,21 @@ impl Swap<'_> {
             // PostgreSQL gives a new table to another owner only if the loader may act as that
             // role and the role may create in the schema: say which one is missing, and how to
             // grant it, before anything is dropped.
-            let (member, may_create, schema): (bool, bool, String) =
-                (table.try_get(7)?, table.try_get(8)?, table.try_get(9)?);
+            let (member, may_create, schema, superuser): (bool, bool, String, bool) = (
+                table.try_get(7)?,
+                table.try_get(8)?,
+                table.try_get(9)?,
+                table.try_get(10)?,
+            );
             let name = &self.spec.target_table;
-            if !member {
+            // A superuser gives a table to any role.
+            if !superuser && !member {
                 bail!(
                     "cannot keep the owner {owner} of `{name}`: the loading role is not a member \
                      of {owner} (GRANT {owner} TO the loading role); the old table is intact"
                 );
             }
-            if !may_create {
+            if !superuser && !may_create {
                 bail!(
                     "cannot keep the owner {owner} of `{name}`: {owner} has no CREATE privilege on \
                      schema {schema} (GRANT CREATE ON SCHEMA {schema} TO {owner}); the old table \
