@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, ConnectOptions as _, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, SqlitePool};
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, Setting};
@@ -173,6 +173,7 @@ fn why_not_connected(err: &sqlx::Error, url: &str) -> String {
             crate::date::format_duration(CONNECT_TIMEOUT)
         ),
         sqlx::Error::Database(_) => "the server refused".into(),
+        sqlx::Error::Protocol(why) => why.clone(),
         _ => "check that the server runs and the URL is right".into(),
     }
 }
@@ -237,14 +238,17 @@ async fn connect_postgres(
     let options = PgConnectOptions::from_str(url)?
         .options([("client_min_messages", "warning")])
         .log_slow_statements(SLOW_STATEMENT_LOG, SLOW_STATEMENT);
-    let mut pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(CONNECT_TIMEOUT);
     // One plain connection first: its error is the real one (a pool would retry a refused
     // connection until its timeout and then only say that it timed out).
     let mut first = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)??;
+    // A pool that may open more connections than the role or database allows waits for one
+    // it can never get: it opens no more than are left.
+    let left = connections_left(&mut first).await?;
+    let mut pool = PgPoolOptions::new()
+        .max_connections(left.map_or(max_connections, |left| max_connections.min(left)))
+        .acquire_timeout(CONNECT_TIMEOUT);
     if let Target::Test { schema } = target {
         let quoted = quote_ident(schema);
         let create = format!("CREATE SCHEMA IF NOT EXISTS {quoted}");
@@ -265,6 +269,34 @@ async fn connect_postgres(
     }
     sqlx::Connection::close(first).await?;
     Ok(pool.connect_lazy_with(options))
+}
+
+/// How many more connections the role and the database allow, besides `conn` and every
+/// other session open now (`None`: no limit); an error when there are none.
+async fn connections_left(conn: &mut PgConnection) -> Result<Option<u32>, sqlx::Error> {
+    let (left, role, role_limit, database, database_limit): (Option<i64>, String, i32, String, i32) =
+        sqlx::query_as(
+            "SELECT least( \
+               CASE WHEN r.rolconnlimit >= 0 AND NOT r.rolsuper THEN r.rolconnlimit - (SELECT count(*) \
+                 FROM pg_stat_activity a WHERE a.usename = current_user) END, \
+               CASE WHEN d.datconnlimit >= 0 AND NOT r.rolsuper THEN d.datconnlimit - (SELECT count(*) \
+                 FROM pg_stat_activity a WHERE a.datname = current_database()) END), \
+             current_user::text, r.rolconnlimit, current_database()::text, d.datconnlimit \
+             FROM pg_roles r, pg_database d \
+             WHERE r.rolname = current_user AND d.datname = current_database()",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    // This connection closes before the pool opens its own: it counts as one left.
+    match left.map(|left| left + 1) {
+        None => Ok(None),
+        Some(left) if left >= 1 => Ok(Some(left as u32)),
+        Some(_) => Err(sqlx::Error::Protocol(format!(
+            "every connection the server allows is in use (role {role}: at most {role_limit}, \
+             database {database}: at most {database_limit}, -1 meaning no limit); close some, or \
+             raise the limit (ALTER ROLE .. CONNECTION LIMIT ..)"
+        ))),
+    }
 }
 
 /// A PostgreSQL or SQLite string literal: `it's` -> `'it''s'`.

@@ -44,6 +44,7 @@ fn sqlx_text(error: &sqlx::Error) -> String {
         }
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::Configuration(config) => format!("invalid configuration: {config}"),
+        sqlx::Error::Protocol(why) => why.clone(),
         other => other.to_string(),
     }
 }

@@ -330,6 +330,39 @@ pub fn url_as(url: &str, user: &str) -> String {
     format!("{scheme}://{user}@{host}")
 }
 
+/// Login roles for one test (trusted like the test server's own), dropped when it ends; drop
+/// the databases that hold their objects first.
+#[derive(Debug)]
+pub struct PgRoles {
+    pub names: Vec<String>,
+}
+
+impl PgRoles {
+    /// `count` new login roles.
+    pub fn new(count: usize) -> PgRoles {
+        let names: Vec<String> = (0..count).map(|_| unique_name("role")).collect();
+        for name in &names {
+            psql(&postgres_admin_url(), &format!("CREATE ROLE {name} LOGIN"));
+        }
+        PgRoles { names }
+    }
+}
+
+impl Drop for PgRoles {
+    fn drop(&mut self) {
+        for name in &self.names {
+            // The test's databases are dropped by then; only the role itself is left.
+            let _ = std::process::Command::new("psql")
+                .args([
+                    postgres_admin_url().as_str(),
+                    "-qAtc",
+                    &format!("DROP ROLE IF EXISTS {name}"),
+                ])
+                .output();
+        }
+    }
+}
+
 /// A PostgreSQL database of its own for one test, dropped afterwards.
 #[derive(Debug)]
 pub struct PgDatabase {

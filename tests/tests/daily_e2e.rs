@@ -1,7 +1,7 @@
 //! The real `daily` binary as a subprocess, in a fresh directory: the embedded default, resume,
 //! test mode, backfill, and its errors.
 
-use pipeline_tests::{PgDatabase, Sandbox, psql, sqlite_checksum};
+use pipeline_tests::{PgDatabase, PgRoles, Sandbox, psql, sqlite_checksum};
 
 const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
 
@@ -204,6 +204,63 @@ fn keeps_its_state_in_postgres_when_configured() {
     assert_eq!(second.task_status("make_management_report"), "skipped");
     let history = sandbox.run(DAILY, &["history"], &env);
     assert_eq!(history.stdout.lines().count(), 3, "{}", history.stdout);
+}
+
+/// A role allowed one connection keeps the state of a run; when that one is taken, the run
+/// fails at once, saying why, instead of waiting for a connection it can never get.
+#[test]
+fn keeps_its_state_with_a_role_limited_to_one_connection() {
+    let roles = PgRoles::new(1);
+    let role = &roles.names[0];
+    let database = PgDatabase::create();
+    psql(
+        &database.url,
+        &format!(
+            "ALTER ROLE {role} CONNECTION LIMIT 1; ALTER DATABASE \"{}\" OWNER TO {role}; GRANT CREATE ON SCHEMA public TO {role}",
+            database.name
+        ),
+    );
+    let url = pipeline_tests::url_as(&database.url, role);
+    let sandbox = Sandbox::new("daily_pg_one_connection");
+    let env = [("PIPELINE_STATE_URL", url.as_str())];
+    let started = std::time::Instant::now();
+    let first = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &env);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert_eq!(first.task_status("make_management_report"), "succeeded");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "no wait for a connection: {:?}",
+        started.elapsed()
+    );
+    let second = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &env);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert_eq!(second.task_status("make_management_report"), "skipped");
+
+    // Another session holds the one connection: a clear error, at once.
+    let mut holder = std::process::Command::new("psql")
+        .args([url.as_str(), "-qAtc", "SELECT pg_sleep(30)"])
+        .spawn()
+        .expect("psql");
+    let busy = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        psql(
+            &database.url,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'"),
+        ) == "1"
+    });
+    assert!(busy, "the holder connected");
+    let started = std::time::Instant::now();
+    let refused = sandbox.run(DAILY, &["run", "--date", "2026-11-21"], &env);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    refused.assert_stderr_has("cannot open the state store");
+    refused.assert_stderr_has(&format!("too many connections for role \"{role}\""));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once: {:?}",
+        started.elapsed()
+    );
 }
 
 /// A replica and a warehouse on PostgreSQL, with the example's tables in the replica.

@@ -12,7 +12,7 @@ use pipeline_core::sqlx::{
     self, AssertSqlSafe, Connection as _, Executor as _, PgPool, SqlitePool,
 };
 use pipeline_core::status::TaskStatus;
-use pipeline_tests::{PgDatabase, Sandbox};
+use pipeline_tests::{PgDatabase, PgRoles, Sandbox};
 
 /// What one load asks for.
 #[derive(Clone, Default)]
@@ -623,47 +623,11 @@ async fn postgres_swap_waits_for_readers_then_fails_cleanly_naming_them() {
     releaser.await.expect("releaser");
 }
 
-/// Login roles for one test, dropped with what they own when it ends.
-struct Roles {
-    names: Vec<String>,
-}
-
-impl Roles {
-    /// `count` new login roles.
-    fn new(count: usize) -> Roles {
-        let names: Vec<String> = (0..count)
-            .map(|_| pipeline_tests::unique_name("role"))
-            .collect();
-        for name in &names {
-            pipeline_tests::psql(
-                &pipeline_tests::postgres_admin_url(),
-                &format!("CREATE ROLE {name} LOGIN"),
-            );
-        }
-        Roles { names }
-    }
-}
-
-impl Drop for Roles {
-    fn drop(&mut self) {
-        for name in &self.names {
-            // The test's databases are dropped by then; only the role itself is left.
-            let _ = std::process::Command::new("psql")
-                .args([
-                    pipeline_tests::postgres_admin_url().as_str(),
-                    "-qAtc",
-                    &format!("DROP ROLE IF EXISTS {name}"),
-                ])
-                .output();
-        }
-    }
-}
-
 /// A loader that is not a superuser (nor has `pg_read_all_stats`) still names the sessions of
 /// other roles that hold the table: their pid, role and application.
 #[tokio::test]
 async fn postgres_a_loader_names_readers_of_other_roles() {
-    let roles = Roles::new(2);
+    let roles = PgRoles::new(2);
     let (loader, analyst) = (&roles.names[0], &roles.names[1]);
     let mut fx = Fixture::postgres().await;
     orders(&fx, 20).await;
@@ -721,7 +685,7 @@ async fn postgres_a_loader_names_readers_of_other_roles() {
 /// Keeping an owner that lacks CREATE on the schema is refused for that reason, said once.
 #[tokio::test]
 async fn postgres_keeping_an_owner_without_create_on_the_schema_names_that_cause_once() {
-    let roles = Roles::new(2);
+    let roles = PgRoles::new(2);
     let (loader, owner) = (&roles.names[0], &roles.names[1]);
     let mut fx = Fixture::postgres().await;
     orders(&fx, 20).await;
