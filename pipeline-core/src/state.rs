@@ -7,7 +7,7 @@ mod sql;
 
 use std::fmt;
 
-pub use sql::{RunFilter, StateStore};
+pub use sql::{LeaseLine, RunFilter, StateStore};
 
 use crate::status::{RunStatus, TaskStatus};
 

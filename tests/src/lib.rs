@@ -2,6 +2,7 @@
 //! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
 
 pub mod http_stub;
+pub mod tcp_proxy;
 pub mod web;
 
 /// The order events of the event-load tests, in three versions: v2 adds a field, v3 removes

@@ -273,6 +273,148 @@ fn a_worker_of_another_graph_leaves_the_run_alone_and_says_why() {
     let _ = stop(current);
 }
 
+/// Claims and outcomes slowed down in the database (every change of an attempt's state takes
+/// 150 ms, so a claim of 8 takes 1.2 s, most of a lease): the worker's heartbeat and lease
+/// renewals keep their cadence on their own connection and task, and no attempt is lost, run
+/// twice, or reported lost after it ended.
+#[test]
+fn lease_renewals_stay_on_time_while_claims_and_outcomes_fill_the_pool() {
+    let (sandbox, db) = sandbox("dist-renewals");
+    let tables: Vec<String> = (0..24).map(|n| format!("t{n}")).collect();
+    sandbox.write("tables.txt", &tables.join("\n"));
+    let busy = worker(&sandbox, DATA_PIPELINE, &["--slots", "8"]);
+    wait_for_workers(&sandbox, DATA_PIPELINE, 1);
+    psql(
+        &db.url,
+        "CREATE FUNCTION slow_work() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF OLD.state IS DISTINCT FROM NEW.state THEN PERFORM pg_sleep(0.15); END IF; \
+           RETURN NEW; END $$; \
+         CREATE TRIGGER slow_work BEFORE UPDATE ON pipeline_work FOR EACH ROW \
+           EXECUTE FUNCTION slow_work()",
+    );
+    // The heartbeat's age by the store's clock, sampled while the run goes on.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (done, url) = (std::sync::Arc::clone(&done), db.url.clone());
+        std::thread::spawn(move || {
+            let mut ages = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let age = psql(
+                    &url,
+                    "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) - \
+                     max(heartbeat_at) FROM pipeline_workers",
+                );
+                ages.extend(age.parse::<i64>().ok());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            ages
+        })
+    };
+    let run = sandbox.run(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ages = sampler.join().expect("the sampler");
+    let busy = stop(busy);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    for task in json["tasks"].as_array().expect("tasks") {
+        assert_eq!(task["status"], "succeeded", "{task}");
+        assert_eq!(task["attempts"], 1, "{task}");
+    }
+    let oldest = ages.iter().copied().max().unwrap_or_default();
+    // Renewals come every 667 ms (a third of the 2 s lease); two thirds of it unanswered
+    // stop the attempts.
+    assert!(
+        ages.len() > 20 && oldest < 1_200,
+        "the heartbeat aged {oldest} ms at most over {} samples",
+        ages.len()
+    );
+    for lost in ["no longer this worker's", "cannot renew"] {
+        assert!(!busy.stderr.contains(lost), "{lost}: {}", busy.stderr);
+    }
+}
+
+/// The state store gone for 1.2 s, as in a restart (connections cut, new ones refused, through
+/// a proxy the test takes down): the worker renews within a second of its return, on a new
+/// connection, and its attempt goes on (a 3 s lease: it would stop after 2 s without one).
+#[test]
+fn a_worker_renews_within_a_second_after_the_database_comes_back() {
+    let (sandbox, db) = sandbox("dist-reconnect");
+    let server = postgres_admin_url();
+    let address = server
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|host| host.parse().ok())
+        .expect("DATABASE_URL names host:port as an address");
+    let proxy = pipeline_tests::tcp_proxy::TcpProxy::start(address);
+    let through_proxy = format!(
+        "postgres://{}@127.0.0.1:{}/{}",
+        server
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map_or("postgres", |(user, _)| user),
+        proxy.port,
+        db.name
+    );
+    sandbox.write(
+        "pipeline.toml",
+        &format!("[state]\nurl = \"{through_proxy}\"\n"),
+    );
+    sandbox.write("sleep-slow", "6000");
+    let worker = sandbox.spawn(
+        PIPELINE,
+        &[
+            "worker",
+            "--lease-secs",
+            "3",
+            "--grace-secs",
+            "1",
+            "--slots",
+            "1",
+        ],
+        &[],
+    );
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.spawn(PIPELINE, &["run", "--distributed", "slow", "--json"], &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    proxy.down();
+    std::thread::sleep(Duration::from_millis(1_200));
+    proxy.up();
+    let back = Instant::now();
+    let now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    let renewed = loop {
+        let age = psql(
+            &db.url,
+            &format!("SELECT {now_ms} - heartbeat_at FROM pipeline_workers"),
+        );
+        let age: u128 = age.parse().unwrap_or(u128::MAX);
+        // A heartbeat younger than the time since the store came back was written after it.
+        if age < back.elapsed().as_millis() {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(5),
+            "no renewal after the database came back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = finish(run);
+    let worker = stop(worker);
+    assert!(
+        renewed < Duration::from_millis(1_000),
+        "renewed {renewed:?} after the database came back: {}",
+        worker.stderr
+    );
+    assert!(
+        !worker.stderr.contains("stopping 1 attempt(s)"),
+        "{}",
+        worker.stderr
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let json = run.json();
+    assert_eq!(task(&json, "slow")["attempts"], 1, "{json}");
+    assert_eq!(sandbox.read("ran.log").matches("slow started").count(), 1);
+}
+
 #[test]
 fn sigterm_hands_back_what_does_not_end_within_the_grace_period() {
     let (sandbox, _db) = sandbox("dist-term");

@@ -28,7 +28,7 @@ use crate::ctx::{Ctx, RunInfo};
 use crate::date::{Partition, format_duration};
 use crate::db::{Databases, Target};
 use crate::run::{Quiet, Runner, TEST_SCHEMA, hostname};
-use crate::state::{ClaimedWork, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
+use crate::state::{ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
 use crate::status::{RunStatus, TaskStatus};
 
 /// How a worker runs.
@@ -74,6 +74,9 @@ struct Held {
     lost: Arc<AtomicBool>,
     /// Set when the worker hands the attempt back at shutdown.
     handed_back: Arc<AtomicBool>,
+    /// Set when the attempt (or coordination) has ended here, before its outcome is written:
+    /// its lease is renewed no more, and an answer without it means nothing.
+    ended: Arc<AtomicBool>,
 }
 
 /// Runs a worker until `stop` turns true and its attempts ended (or were handed back). A
@@ -103,6 +106,7 @@ pub async fn run(
         .heartbeat_worker(&record, false)
         .await
         .context("cannot register the worker in the state store")?;
+    let line = store.lease_line().await?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(QUEUED_CHANNEL).await?;
     tracing::info!(
@@ -112,14 +116,19 @@ pub async fn run(
         format_duration(options.lease)
     );
     let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX);
-    let renew_every = options.lease / 3;
     let runner = Arc::new(runner);
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
     let (finished_tx, finished) = mpsc::unbounded_channel::<Ended>();
     let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
-    let mut held: HashMap<String, Held> = HashMap::new();
-    let mut last_renewal = Instant::now();
-    let mut next_renewal = tokio::time::Instant::now() + renew_every;
+    let holdings: Holdings = Arc::default();
+    let announced_stop = Arc::new(AtomicBool::new(false));
+    let renewals = tokio::spawn(keep_leases(
+        line,
+        record.clone(),
+        Arc::clone(&holdings),
+        options.lease,
+        Arc::clone(&announced_stop),
+    ));
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut warned_foreign: HashSet<i64> = HashSet::new();
     let mut handed_back = false;
@@ -132,8 +141,11 @@ pub async fn run(
     let mut next_idle_look = tokio::time::Instant::now() + idle_look();
     let mut last_foreign_look = Instant::now() - WOKEN_FOREIGN_LOOK;
     loop {
-        let attempts = held.values().filter(|held| held.work.attempt > 0).count();
-        let coordinating = held.len() - attempts;
+        let (attempts, coordinating) = {
+            let held = hold(&holdings);
+            let attempts = held.values().filter(|held| held.work.attempt > 0).count();
+            (attempts, held.len() - attempts)
+        };
         // Detached runs are few: looked for when woken (at most once a second), and now and
         // then for one whose coordinator was lost (no notification says so).
         let since = last_submission_look.elapsed();
@@ -156,7 +168,7 @@ pub async fn run(
                 Ok(Some((id, submitted, token))) => {
                     let coordination =
                         coordinate(&runner, id, submitted, token.clone(), ended_tx.clone());
-                    held.insert(token, coordination);
+                    hold(&holdings).insert(token, coordination);
                 }
                 Ok(None) => {}
                 Err(err) => tracing::warn!("cannot look for detached runs: {err:#}"),
@@ -179,6 +191,7 @@ pub async fn run(
                 Ok(claimed) => {
                     // A full claim may have left more behind: look again at once.
                     look = claimed.len() == free;
+                    let mut held = hold(&holdings);
                     for work in claimed {
                         let token = work.token.clone();
                         held.insert(token, start(&runner, work, finished_tx.clone()));
@@ -191,7 +204,8 @@ pub async fn run(
             }
             // Woken for work it could not claim, or long idle: perhaps a run of another graph.
             let since = last_foreign_look.elapsed();
-            if held.is_empty() && ((woken && since >= WOKEN_FOREIGN_LOOK) || since >= FOREIGN_LOOK)
+            if hold(&holdings).is_empty()
+                && ((woken && since >= WOKEN_FOREIGN_LOOK) || since >= FOREIGN_LOOK)
             {
                 woken = false;
                 last_foreign_look = Instant::now();
@@ -201,7 +215,7 @@ pub async fn run(
                 continue;
             }
         }
-        if stopping.is_some() && held.is_empty() {
+        if stopping.is_some() && hold(&holdings).is_empty() {
             break;
         }
         tokio::select! {
@@ -224,17 +238,14 @@ pub async fn run(
                 look = true;
             }
             Some(token) = ended.recv() => {
-                held.remove(&token);
+                hold(&holdings).remove(&token);
                 // Slots that free up together are filled by one claim.
                 tokio::time::sleep(WAKE_WINDOW).await;
+                let mut held = hold(&holdings);
                 while let Ok(token) = ended.try_recv() {
                     held.remove(&token);
                 }
                 look = true;
-            }
-            () = tokio::time::sleep_until(next_renewal) => {
-                next_renewal = tokio::time::Instant::now() + renew_every;
-                renew(&runner, &record, &mut held, &mut last_renewal, options.lease, stopping.is_some()).await;
             }
             signalled = signalled(&mut stop), if stopping.is_none() && !unstoppable => {
                 if !signalled {
@@ -243,16 +254,17 @@ pub async fn run(
                 } else {
                     tracing::info!(
                         "stopping: no more claims; {} running attempt(s) get {} to end",
-                        held.len(),
+                        hold(&holdings).len(),
                         format_duration(options.grace)
                     );
                     stopping = Some(tokio::time::Instant::now() + options.grace);
+                    announced_stop.store(true, Ordering::SeqCst);
                     let _ = store.heartbeat_worker(&record, true).await;
                 }
             }
             () = sleep_until_some(stopping), if !handed_back => {
                 handed_back = true;
-                for attempt in held.values() {
+                for attempt in hold(&holdings).values() {
                     tracing::warn!(
                         task = %attempt.work.task,
                         "did not end within the grace period: handed back for another worker"
@@ -265,6 +277,7 @@ pub async fn run(
     }
     // Every attempt has ended and its outcome was written (its slot freed after): done.
     finisher.abort();
+    renewals.abort();
     if let Err(err) = store.remove_worker(&record.id).await {
         tracing::warn!("cannot remove the worker's record: {err:#}");
     }
@@ -272,62 +285,91 @@ pub async fn run(
     Ok(())
 }
 
-/// Renews the worker's heartbeat and its attempts' leases; stops the attempts that are not
-/// its own any more, and all of them when it cannot reach the store for too long.
-async fn renew(
-    runner: &Runner,
-    record: &WorkerRecord,
-    held: &mut HashMap<String, Held>,
-    last_renewal: &mut Instant,
+/// What the worker holds now, by lease token: shared by its loop, which claims and frees, and
+/// its lease renewals, which stop what is no longer its own.
+type Holdings = Arc<std::sync::Mutex<HashMap<String, Held>>>;
+
+fn hold(holdings: &Holdings) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    // A panic while the map was held left it whole (every change is one insert or remove).
+    holdings
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How soon a renewal that failed is tried again (on a fresh connection): a worker is back
+/// within about this long after its state store is.
+const RENEWAL_RETRY: Duration = Duration::from_millis(250);
+
+/// Renews the worker's heartbeat and its leases a third of a lease period at a time, on a
+/// connection and a task of their own, so that neither claims, outcomes nor the worker's own
+/// loop ever hold a renewal up. Stops the attempts that are not the worker's any more, and all
+/// of them when it cannot reach the store for two thirds of a lease.
+async fn keep_leases(
+    mut line: LeaseLine,
+    record: WorkerRecord,
+    holdings: Holdings,
     lease: Duration,
-    stopping: bool,
+    stopping: Arc<AtomicBool>,
 ) {
-    let sent = Instant::now();
-    let tokens: Vec<String> = held.keys().cloned().collect();
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-    let renewed = async {
-        runner.store.heartbeat_worker(record, stopping).await?;
-        runner.store.renew_leases(&tokens, lease_ms).await
-    };
-    match tokio::time::timeout(lease / 3, renewed).await {
-        Ok(Ok(kept)) => {
-            *last_renewal = sent;
-            let kept: HashSet<String> = kept.into_iter().collect();
-            for (token, attempt) in held.iter() {
-                if !kept.contains(token) {
-                    tracing::warn!(
-                        task = %attempt.work.task,
-                        "attempt {} of run {} is no longer this worker's (cancelled by its run, \
-                         or its lease ran out): stopped, and its outcome will not be written",
-                        attempt.work.attempt,
-                        attempt.work.run_id
-                    );
-                    stop_lost(attempt);
+    let every = lease / 3;
+    let mut last_renewal = Instant::now();
+    let mut next = tokio::time::Instant::now() + every;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let sent = Instant::now();
+        // What ended here is being written, under row locks the renewal would wait for.
+        let tokens: Vec<String> = hold(&holdings)
+            .iter()
+            .filter(|(_, held)| !held.ended.load(Ordering::SeqCst))
+            .map(|(token, _)| token.clone())
+            .collect();
+        let renewed = line.renew(&record, stopping.load(Ordering::SeqCst), &tokens, lease_ms);
+        let failed = match tokio::time::timeout(every, renewed).await {
+            Ok(Ok(kept)) => {
+                last_renewal = sent;
+                let kept: HashSet<String> = kept.into_iter().collect();
+                for (token, attempt) in hold(&holdings).iter() {
+                    let ended = attempt.ended.load(Ordering::SeqCst);
+                    if tokens.contains(token) && !kept.contains(token) && !ended {
+                        tracing::warn!(
+                            task = %attempt.work.task,
+                            "attempt {} of run {} is no longer this worker's (cancelled by its \
+                             run, or its lease ran out): stopped, and its outcome will not be \
+                             written",
+                            attempt.work.attempt,
+                            attempt.work.run_id
+                        );
+                        stop_lost(attempt);
+                    }
                 }
+                None
             }
-        }
-        failed => {
-            let why = match failed {
-                Ok(Err(err)) => format!("{err:#}"),
-                _ => "no answer".to_string(),
-            };
-            // The store extended the leases after the last renewal was sent: stopping two
-            // thirds of a lease after it, the worker is done before any lease can run out.
-            if last_renewal.elapsed() >= lease * 2 / 3 {
-                if !held.is_empty() {
-                    tracing::error!(
-                        "cannot renew leases for {} ({why}): stopping {} attempt(s), which \
-                         another worker may be given",
-                        format_duration(last_renewal.elapsed()),
-                        held.len()
-                    );
-                }
-                for attempt in held.values() {
-                    stop_lost(attempt);
-                }
-            } else {
-                tracing::warn!("cannot renew leases: {why}");
+            Ok(Err(err)) => Some(format!("{err:#}")),
+            Err(_) => Some("no answer".to_string()),
+        };
+        next = tokio::time::Instant::now() + every;
+        let Some(why) = failed else {
+            continue;
+        };
+        next = tokio::time::Instant::now() + RENEWAL_RETRY.min(every);
+        // The store extended the leases after the last renewal was sent: stopping two thirds
+        // of a lease after it, the worker is done before any lease can run out.
+        if last_renewal.elapsed() >= lease * 2 / 3 {
+            let held = hold(&holdings);
+            if !held.is_empty() {
+                tracing::error!(
+                    "cannot renew leases for {} ({why}): stopping {} attempt(s), which another \
+                     worker may be given",
+                    format_duration(last_renewal.elapsed()),
+                    held.len()
+                );
             }
+            for attempt in held.values() {
+                stop_lost(attempt);
+            }
+        } else {
+            tracing::warn!("cannot renew leases: {why}");
         }
     }
 }
@@ -370,15 +412,18 @@ fn start(runner: &Arc<Runner>, work: ClaimedWork, finished: mpsc::UnboundedSende
     let (stop, stopped) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
     let handed_back = Arc::new(AtomicBool::new(false));
+    let ended = Arc::new(AtomicBool::new(false));
     let held = Held {
         work: work.clone(),
         stop,
         lost: Arc::clone(&lost),
         handed_back: Arc::clone(&handed_back),
+        ended: Arc::clone(&ended),
     };
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
         let outcome = run_one(&runner, &work, stopped, &handed_back).await;
+        ended.store(true, Ordering::SeqCst);
         let lost = lost.load(Ordering::SeqCst);
         let _ = finished.send(Ended {
             work,
@@ -471,11 +516,13 @@ fn coordinate(
         attempt: 0,
         token: token.clone(),
     };
+    let done = Arc::new(AtomicBool::new(false));
     let held = Held {
         work,
         stop,
         lost: Arc::clone(&lost),
         handed_back: Arc::clone(&handed_back),
+        ended: Arc::clone(&done),
     };
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
@@ -510,6 +557,7 @@ fn coordinate(
             },
             Err(err) => failed(format!("unreadable options of detached run {id}: {err:#}")),
         };
+        done.store(true, Ordering::SeqCst);
         if lost.load(Ordering::SeqCst) {
             tracing::warn!("detached run {id} was taken on by another worker: this one stopped");
         } else if handed_back.load(Ordering::SeqCst) {

@@ -5,6 +5,8 @@ mod schedules;
 mod views;
 mod work;
 
+pub use work::LeaseLine;
+
 pub use views::RunFilter;
 
 use std::collections::{HashMap, HashSet};

@@ -3,8 +3,12 @@
 //! under a lease on the database's clock. Every write of a worker names its lease token: a
 //! write that updates no row means the lease is gone, and the worker drops the attempt.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::{Context as _, bail};
-use sqlx::{AssertSqlSafe, PgPool, Row};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Row};
 
 use super::StateStore;
 use crate::db::DbPool;
@@ -12,6 +16,72 @@ use crate::state::{
     ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, QUEUED_CHANNEL,
     WorkOutcome, WorkerRecord,
 };
+
+/// Connections a worker holds at least: its lease line, its queue's notifications, and one
+/// for claims and outcomes.
+const WORKER_CONNECTIONS: u32 = 3;
+
+/// How long a lease line waits for the server when it connects again.
+const LINE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A worker's own connection to the state store for its heartbeat and lease renewals (see
+/// [`StateStore::lease_line`]). A renewal that fails drops the connection; the next one
+/// connects again, so a worker is back within its next try after a database restart.
+pub struct LeaseLine {
+    options: Arc<PgConnectOptions>,
+    conn: Option<PgConnection>,
+    clock: &'static str,
+}
+
+impl std::fmt::Debug for LeaseLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseLine")
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl LeaseLine {
+    /// Renews the worker's heartbeat and the leases of `tokens`, in one statement: the tokens
+    /// still the worker's. An attempt missing from the answer was cancelled by its run or
+    /// rescued after its lease ran out: stop it, write nothing.
+    pub async fn renew(
+        &mut self,
+        worker: &WorkerRecord,
+        stopping: bool,
+        tokens: &[String],
+        lease_ms: i64,
+    ) -> anyhow::Result<Vec<String>> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let connected = tokio::time::timeout(LINE_CONNECT_TIMEOUT, self.options.connect())
+                    .await
+                    .map_err(|_| anyhow::anyhow!("no answer from the state store"))??;
+                self.conn.insert(connected)
+            }
+        };
+        let now = self.clock;
+        let renewed = sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH heartbeat AS (UPDATE pipeline_workers SET heartbeat_at = {now}, stopping = $4 \
+             WHERE id = $3) \
+             UPDATE pipeline_work SET lease_until = {now} + $2 \
+             WHERE lease_token = ANY($1) AND state = 'running' AND lease_until >= {now} \
+             RETURNING lease_token"
+        )))
+        .bind(tokens)
+        .bind(lease_ms)
+        .bind(&worker.id)
+        .bind(stopping)
+        .fetch_all(&mut *conn)
+        .await;
+        if renewed.is_err() {
+            // Broken, or in a state not worth finding out: the next renewal connects afresh.
+            self.conn = None;
+        }
+        Ok(renewed?)
+    }
+}
 
 impl StateStore {
     /// The PostgreSQL pool, or an error that says what to configure.
@@ -60,6 +130,32 @@ impl StateStore {
         .execute(pool)
         .await?;
         Ok(())
+    }
+
+    /// The connection a worker renews its heartbeat and leases on, taken out of the pool for
+    /// good, so that renewals never queue behind claims, outcomes or task work. Refused when
+    /// the role's connection limit leaves the worker too few: the line, its queue's
+    /// notifications, and at least one for claims and outcomes.
+    pub async fn lease_line(&self) -> anyhow::Result<LeaseLine> {
+        let pool = self.postgres("a worker")?;
+        let allowed = pool.options().get_max_connections();
+        if allowed < WORKER_CONNECTIONS {
+            bail!(
+                "a worker needs {WORKER_CONNECTIONS} connections to the state store (lease \
+                 renewals, queue notifications, claims and outcomes), and its role or database \
+                 allows {allowed} more: raise the CONNECTION LIMIT of the role or database"
+            );
+        }
+        let conn = pool
+            .acquire()
+            .await
+            .context("cannot connect to the state store for lease renewals")?
+            .leak();
+        Ok(LeaseLine {
+            options: pool.connect_options(),
+            conn: Some(conn),
+            clock: self.clock_ms(),
+        })
     }
 
     /// Removes a worker that stopped.
@@ -366,31 +462,6 @@ impl StateStore {
         rows.iter()
             .map(|row| Ok((row.try_get("run_id")?, row.try_get("fingerprint")?)))
             .collect()
-    }
-
-    /// Renews the leases of the attempts a worker holds (by their tokens) and its own
-    /// heartbeat: the tokens whose lease it still holds. An attempt missing from the answer
-    /// was cancelled by its run or rescued after its lease ran out: stop it, write nothing.
-    pub async fn renew_leases(
-        &self,
-        tokens: &[String],
-        lease_ms: i64,
-    ) -> anyhow::Result<Vec<String>> {
-        let pool = self.postgres("a worker")?;
-        if tokens.is_empty() {
-            return Ok(Vec::new());
-        }
-        let now = self.clock_ms();
-        let held: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE pipeline_work SET lease_until = {now} + $2 \
-             WHERE lease_token = ANY($1) AND state = 'running' AND lease_until >= {now} \
-             RETURNING lease_token"
-        )))
-        .bind(tokens)
-        .bind(lease_ms)
-        .fetch_all(pool)
-        .await?;
-        Ok(held)
     }
 
     /// Records how an attempt ended, if its lease is still the worker's: whether it was.
