@@ -349,10 +349,38 @@ fn parse_file(path: &Path, text: &str) -> anyhow::Result<File> {
             anyhow::anyhow!(
                 "{} is not valid{place}: {}",
                 path.display(),
-                crate::secrets::redact(err.message().trim())
+                crate::secrets::redact(&without_value(err.message().trim()))
             )
         })
         .fatal()
+}
+
+/// A parse error without the value it found, which may be a secret: serde says "invalid type:
+/// integer `123456789`, expected a string"; this says "invalid type: an integer, expected a
+/// string". Keys (`unknown field `retry``) stay: they are the file's words, not its values.
+fn without_value(message: &str) -> String {
+    for kind in ["invalid type: ", "invalid value: "] {
+        let Some(rest) = message.strip_prefix(kind) else {
+            continue;
+        };
+        let (found, expected) = rest.split_once(", expected").unwrap_or((rest, ""));
+        let found = match found.split([' ', '`', '"']).next().unwrap_or_default() {
+            "integer" => "an integer",
+            "floating" => "a number with a fraction",
+            "boolean" => "a boolean",
+            "string" => "a string",
+            "character" => "a character",
+            _ if found.contains(['`', '"']) => "a value of another kind",
+            _ => found,
+        };
+        let expected = if expected.is_empty() {
+            String::new()
+        } else {
+            format!(", expected{expected}")
+        };
+        return format!("{kind}{found}{expected}");
+    }
+    message.to_string()
 }
 
 fn check_database_name(name: &str) -> anyhow::Result<()> {
@@ -462,6 +490,7 @@ mod tests {
         );
         let err = config("[pools]\nreplica = \"four\"\n", &[]).expect_err("not a number");
         assert!(format!("{err:#}").contains("pipeline.toml"), "{err:#}");
+        assert!(!format!("{err:#}").contains("four"), "{err:#}");
         let err = config("", &[("PIPELINE_POOL_REPLICA", "-1")]).expect_err("not a size");
         assert!(
             format!("{err:#}")

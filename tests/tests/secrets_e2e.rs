@@ -72,6 +72,11 @@ fn a_configuration_that_does_not_parse_shows_no_secret() {
             "WEBHOOKSECRET3",
         ),
         (
+            "a number where a string goes",
+            "[alerts]\npagerduty_routing_key = 987654321\n",
+            "987654321",
+        ),
+        (
             "password in a database URL",
             "[databases]\nwarehouse = \"postgres://etl:DBSECRET4@h/db\"\nreplica = 12 x\n",
             "DBSECRET4",
