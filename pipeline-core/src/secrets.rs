@@ -63,11 +63,49 @@ pub fn redact(text: &str) -> String {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     known.iter().fold(structural, |text, secret| {
         if text.contains(secret.as_str()) {
-            text.replace(secret.as_str(), MASK)
+            hide(&text, secret)
         } else {
             text
         }
     })
+}
+
+/// Secrets this long are no word of any message: hidden wherever they stand.
+const UNMISTAKABLE_BYTES: usize = 16;
+
+/// `text` with `secret` hidden. A short secret may be a word messages use (a password
+/// `postgres`): it is hidden where it stands as a word of its own, and not where it names a
+/// URL's scheme, user, host or path, which the URL's structure tells apart from its password
+/// (already hidden); in a URL's query it is hidden.
+fn hide(text: &str, secret: &str) -> String {
+    if secret.len() >= UNMISTAKABLE_BYTES {
+        return text.replace(secret, MASK);
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (start, _) in text.match_indices(secret) {
+        let end = start + secret.len();
+        if start < rest {
+            continue;
+        }
+        let (before, after) = (&text[..start], &text[end..]);
+        let whole_word = !word(before.chars().next_back()) && !word(after.chars().next());
+        // The part of the URL around it, if it is in one: up to the end of the URL's path.
+        let gap = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`');
+        let url_start = before.rfind(gap).map_or(0, |i| i + 1);
+        let url_end = after.find(gap).map_or(text.len(), |i| end + i);
+        let url = &text[url_start..url_end];
+        let in_query = url.find('?').is_some_and(|q| url_start + q < start);
+        let structure = url.contains("://") && !in_query;
+        if whole_word && !structure {
+            out.push_str(&text[rest..start]);
+            out.push_str(MASK);
+            rest = end;
+        }
+    }
+    out.push_str(&text[rest..]);
+    out
 }
 
 /// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`; a `password=` query
@@ -175,6 +213,24 @@ mod tests {
         assert_eq!(
             redact_url("postgres://h/db?user=u&password=x/y&sslmode=disable"),
             "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn a_password_that_is_a_common_word_hides_only_itself() {
+        // As `postgres:postgres@../postgres` would be; a word no other test's message holds.
+        let word = "dbadmin9";
+        register(word);
+        let text = redact(&format!(
+            "cannot connect to `postgres://{word}:{word}@db:5432/{word}?key={word}`: add \
+             replica = `{word}://..`; the password is {word}, not {word}x"
+        ));
+        assert_eq!(
+            text,
+            format!(
+                "cannot connect to `postgres://{word}:***@db:5432/{word}?key=***`: add \
+                 replica = `{word}://..`; the password is ***, not {word}x"
+            )
         );
     }
 

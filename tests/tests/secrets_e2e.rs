@@ -28,6 +28,24 @@ fn passwords_with_any_character_never_show() {
     }
 }
 
+/// A password that is a common word (`postgres`, as the user and database are called) is
+/// hidden where it is the password, and the scheme, user, database and advice stay readable.
+#[test]
+fn a_password_that_is_a_common_word_leaves_the_message_readable() {
+    let sandbox = Sandbox::new("secret_word");
+    let url = "postgres://postgres:postgres@127.0.0.1:1/postgres";
+    let output = sandbox.run(
+        PIPELINE,
+        &["run", "--date", "2026-11-26"],
+        &[("PIPELINE_STATE_URL", url)],
+    );
+    assert_eq!(output.code, Some(2), "{}", output.stderr);
+    output.assert_stderr_has(
+        "cannot connect to postgres://postgres:***@127.0.0.1:1/postgres (set by PIPELINE_STATE_URL)",
+    );
+    assert!(!output.stderr.contains("***://"), "{}", output.stderr);
+}
+
 #[test]
 fn a_warehouse_password_stays_out_of_errors_json_and_the_state_store() {
     let sandbox = Sandbox::new("secret_task");
