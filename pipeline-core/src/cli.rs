@@ -693,6 +693,10 @@ async fn run_one(
     if !json {
         output::print_summary(&report);
     }
+    if !options.force && !options.targets.is_empty() {
+        let targets = runner.resolve(&options.targets).map_err(usage)?;
+        output::explain_complete_targets(&runner.dag, &targets, &report);
+    }
     Ok(report)
 }
 

@@ -98,6 +98,20 @@ fn unit_mode_runs_exactly_the_named_task() {
 
     let missing = sandbox.run(PIPELINE, &["run", "--only"], &[]);
     assert_eq!(missing.code, Some(2), "--only needs task names");
+
+    // Asked for again, it is complete: it does not run, and the run says so and what to do.
+    let again = run(&sandbox, &["--only", "report"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.task_status("report"), "skipped");
+    again.assert_stderr_has(
+        "report was already complete for 2026-11-26 and did not run: add --force to run it again",
+    );
+    let forced = run(&sandbox, &["--only", "report", "--force"]);
+    assert!(
+        !forced.stderr.contains("already complete"),
+        "{}",
+        forced.stderr
+    );
 }
 
 #[test]

@@ -49,6 +49,34 @@ pub fn list(dag: &Dag) -> anyhow::Result<()> {
     print_table(&["TASK", "REQUIRES", "AFTER", "DESCRIPTION"], &rows)
 }
 
+/// Says which of the tasks asked for by name did not run because they were complete for the
+/// partition, and how to run them again: asking for a task and seeing nothing happen is
+/// otherwise a puzzle.
+pub fn explain_complete_targets(dag: &Dag, targets: &[TaskId], report: &RunReport) {
+    let complete: Vec<&str> = targets
+        .iter()
+        .map(|&id| dag.task(id).name.as_str())
+        .filter(|name| {
+            report
+                .task(name)
+                .is_some_and(|t| t.status == TaskStatus::Skipped)
+        })
+        .collect();
+    if complete.is_empty() {
+        return;
+    }
+    let (them, were) = if complete.len() == 1 {
+        ("it", "was")
+    } else {
+        ("them", "were")
+    };
+    eprintln!(
+        "{} {were} already complete for {} and did not run: add --force to run {them} again",
+        complete.join(", "),
+        report.date
+    );
+}
+
 pub fn explain_unit_mode(dag: &Dag, targets: &[TaskId]) {
     let targets_set: Vec<bool> = {
         let mut set = vec![false; dag.len()];
