@@ -526,7 +526,10 @@ async fn dispatch(
             grace_secs,
         } => {
             let runner = runner(pipeline, dag()?).await?;
-            runner.store.postgres("`daily worker`").map_err(usage)?;
+            runner
+                .store
+                .postgres(&crate::message::command("worker"))
+                .map_err(usage)?;
             let options = crate::distributed::WorkerOptions {
                 slots: usize::from(slots),
                 lease: std::time::Duration::from_secs(lease_secs),
@@ -577,13 +580,17 @@ async fn dispatch(
                     "run {run_id} has ended ({status}): there is nothing to cancel"
                 ))),
                 CancelRequest::NoSuchRun => Err(usage(anyhow::anyhow!(
-                    "there is no run {run_id} of {pipeline}: `daily history` lists the runs"
+                    "there is no run {run_id} of {pipeline}: {} lists the runs",
+                    crate::message::command("history")
                 ))),
             }
         }
         Command::Workers { json } => {
             let runner = runner(pipeline, dag()?).await?;
-            runner.store.postgres("`daily workers`").map_err(usage)?;
+            runner
+                .store
+                .postgres(&crate::message::command("workers"))
+                .map_err(usage)?;
             output::workers(&runner, json).await.map_err(failed)?;
             Ok(0)
         }
@@ -714,9 +721,9 @@ async fn submit(runner: &Runner, options: &RunOptions, json: bool) -> Result<(),
         );
     } else {
         println!(
-            "submitted a run of {} (submission {id}): a worker coordinates it; `daily history` \
-             shows it",
-            options.partition
+            "submitted a run of {} (submission {id}): a worker coordinates it; {} shows it",
+            options.partition,
+            crate::message::command("history")
         );
     }
     Ok(())

@@ -3,6 +3,27 @@
 //! errors as the server said them (without the driver's prefix and the server's C source line),
 //! and no secrets.
 
+/// How the user runs this pipeline: the binary's own name as it was started (`daily`, or
+/// whatever a pipeline calls its binary), for hints that name a command.
+pub fn command_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::args_os()
+            .next()
+            .as_deref()
+            .map(std::path::Path::new)
+            .and_then(|path| path.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "daily".to_string())
+    })
+}
+
+/// A command of this pipeline, as a hint shows it: `` `daily status --date ..` ``.
+pub fn command(arguments: &str) -> String {
+    format!("`{} {arguments}`", command_name())
+}
+
 /// The whole error, as one line.
 pub fn error_text(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();

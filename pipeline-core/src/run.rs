@@ -199,7 +199,7 @@ impl Runner {
         self.check_pools().map_err(RunError::Usage)?;
         if options.distributed {
             self.store
-                .postgres("`daily run --distributed`")
+                .postgres(&crate::message::command("run --distributed"))
                 .map_err(RunError::Usage)?;
         }
         let key = self.partition_key(options.partition, options.test);
@@ -235,7 +235,7 @@ impl Runner {
             .map_err(|e| RunError::Usage(e.into()))?;
         self.check_pools().map_err(RunError::Usage)?;
         self.store
-            .postgres("`daily run --distributed --detach`")
+            .postgres(&crate::message::command("run --distributed --detach"))
             .map_err(RunError::Usage)?;
         let key = self.partition_key(options.partition, options.test);
         let submitted = serde_json::to_string(&crate::distributed::Submitted::of(options))

@@ -47,6 +47,8 @@ fn an_attempts_log_is_kept_with_it_and_printed_by_daily_logs() {
     );
     assert_eq!(missing.code, Some(2), "{}", missing.stderr);
     missing.assert_stderr_has("`validate` has no attempt 9 for 2026-11-26");
+    // The hint names this binary, not the example's `daily`.
+    missing.assert_stderr_has("`e2e-pipeline status --date 2026-11-26` shows what ran");
     let typo = sandbox.run(PIPELINE, &["logs", "validat"], &[]);
     assert_eq!(typo.code, Some(2), "{}", typo.stderr);
     typo.assert_stderr_has("did you mean `validate`?");

@@ -316,10 +316,10 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
             (None, None) => "an attempt".to_string(),
         };
         return Err(super::usage(anyhow::anyhow!(
-            "`{task}` has no {which} for {} ({}); `daily status --date {}` shows what ran",
+            "`{task}` has no {which} for {} ({}); {} shows what ran",
             wanted.partition,
             key.namespace,
-            wanted.partition
+            crate::message::command(&format!("status --date {}", wanted.partition))
         )));
     };
     let (run_id, number) = (attempt.run_id, attempt.attempt);
@@ -400,7 +400,10 @@ pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if workers.is_empty() {
-        println!("no live workers: start some with `daily worker`");
+        println!(
+            "no live workers: start some with {}",
+            crate::message::command("worker")
+        );
         return Ok(());
     }
     let rows: Vec<[String; 6]> = workers

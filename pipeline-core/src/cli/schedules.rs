@@ -136,7 +136,10 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
     println!();
     match runner.store.scheduler_lease(&runner.pipeline).await? {
         Some((host, pid)) => println!("active scheduler: {host} (pid {pid})"),
-        None => println!("no scheduler is active: start one with `daily schedule`"),
+        None => println!(
+            "no scheduler is active: start one with {}",
+            crate::message::command("schedule")
+        ),
     }
     Ok(())
 }

@@ -55,7 +55,9 @@ impl Dispatch {
         unit_mode: bool,
         fingerprint: String,
     ) -> anyhow::Result<(Arc<Dispatch>, Watchers)> {
-        let pool = store.postgres("`daily run --distributed`")?.clone();
+        let pool = store
+            .postgres(&crate::message::command("run --distributed"))?
+            .clone();
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(FINISHED_CHANNEL).await?;
         let (to_queue, queued) = mpsc::unbounded_channel();

@@ -87,7 +87,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let store = Arc::clone(&runner.store);
-    let pool = store.postgres("`daily worker`")?.clone();
+    let pool = store.postgres(&crate::message::command("worker"))?.clone();
     let fingerprint = runner.dag.fingerprint();
     let record = WorkerRecord {
         id: format!("{}:{}:{:08x}", hostname(), std::process::id(), rand_u32()),

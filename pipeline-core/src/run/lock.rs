@@ -147,7 +147,8 @@ async fn beat(store: Arc<StateStore>, key: PartitionKey, token: String, lost: wa
             Ok(Heartbeat::Held) => {}
             Ok(Heartbeat::CancelRequested) => {
                 tracing::warn!(
-                    "`daily cancel` asked this run of {} {} to stop: cancelling",
+                    "{} asked this run of {} {} to stop: cancelling",
+                    crate::message::command("cancel"),
                     key.pipeline,
                     key.partition
                 );

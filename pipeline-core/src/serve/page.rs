@@ -35,7 +35,7 @@ pub fn endpoints() -> serde_json::Value {
         "GET /api/tasks": "the graph: every task with its dependencies and attributes",
         "GET /api/tasks/{task}?limit=": "a task, its dependencies both ways, its attempts across partitions",
         "GET /api/schedules": "schedules with their next ticks and last outcome",
-        "GET /api/workers": "live `daily worker` processes",
+        "GET /api/workers": "live worker processes",
         "POST /api/runs/{id}/cancel, POST /runs/{id}/cancel": "with --allow-actions and the token",
         "POST /runs/{id}/tasks/{task}/rerun": "runs the task again for the run's partition, forced; with --allow-actions and the token",
     })
@@ -186,7 +186,10 @@ pub async fn runs(runner: &Runner, asked: &Asked) -> anyhow::Result<Response<Bod
         escape(filter.partition.as_deref().unwrap_or(""))
     );
     if runs.is_empty() {
-        main.push_str("<p class=\"empty\">No runs yet: <code>daily run</code> makes one.</p>");
+        main.push_str(&format!(
+            "<p class=\"empty\">No runs yet: <code>{} run</code> makes one.</p>",
+            escape(crate::message::command_name())
+        ));
     } else {
         main.push_str(&runs_table(&runs));
         if let Some(last) = runs.last()
@@ -729,7 +732,11 @@ pub async fn workers(runner: &Runner) -> anyhow::Result<Response<Body>> {
         return Ok(html(layout("Workers", &main, None)));
     };
     if workers.is_empty() {
-        main.push_str("<p class=\"empty\">No live workers: <code>daily worker</code> starts one (PostgreSQL state store).</p>");
+        main.push_str(&format!(
+            "<p class=\"empty\">No live workers: <code>{} worker</code> starts one (PostgreSQL \
+             state store).</p>",
+            escape(crate::message::command_name())
+        ));
     } else {
         main.push_str("<table><thead><tr><th>worker</th><th>slots</th><th>started (UTC)</th><th>heartbeat</th><th>graph</th><th>running</th></tr></thead><tbody>");
         for worker in &workers {
