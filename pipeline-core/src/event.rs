@@ -138,13 +138,12 @@ impl EventLoad<'_> {
     /// Loads; what it did.
     pub async fn run(self) -> anyhow::Result<EventLoadReport> {
         let descriptor = self.descriptor.fatal()?;
-        let url = self
-            .ctx
-            .config()
-            .nats
-            .clone()
-            .context("no NATS server is configured for event loads: set PIPELINE_NATS_URL (or [nats] url in pipeline.toml) to nats://host:4222")
-            .fatal()?;
+        let url = self.ctx.config().nats.clone().ok_or_else(|| {
+            crate::task::NotConfigured::error(
+                "no NATS server is configured for event loads: set PIPELINE_NATS_URL (or \
+                     [nats] url in pipeline.toml) to nats://host:4222",
+            )
+        })?;
         let db = self.ctx.db(&self.spec.target_db).await?;
         let report = load::run(&url.url, db.pool(), &self.spec, &descriptor)
             .await

@@ -66,7 +66,7 @@ pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
 pub use db::{Db, DbPool};
 /// The SQL toolkit behind [`Db`], for tasks that run their own queries.
 pub use sqlx;
-pub use task::{Fatal, ResultExt, Task};
+pub use task::{Fatal, NotConfigured, ResultExt, Task};
 /// Structured logs; each task attempt runs in a `task` span.
 pub use tracing;
 

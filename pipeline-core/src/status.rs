@@ -62,6 +62,9 @@ string_enum! {
         TimedOut = "timed_out",
         /// Stopped by Ctrl-C or SIGTERM, or left running by a process that died.
         Cancelled = "cancelled",
+        /// A service it needs is not configured here (its error says how to configure it):
+        /// not run, not retried, not alerted.
+        NotConfigured = "not_configured",
     }
 }
 

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use crate::ctx::Ctx;
 
 pub(crate) use def::{DefRef, TaskDef, registered};
-pub use fatal::{Fatal, ResultExt};
+pub use fatal::{Fatal, NotConfigured, ResultExt};
 pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 
 /// What running a task returns: a boxed, `Send` future borrowing the context.

@@ -31,8 +31,8 @@ pub fn stream_and_subject() -> (String, String) {
 }
 
 /// Orders placed, as the shop's services published them on the bus (`PIPELINE_NATS_URL`):
-/// everything new since the last load, exactly once. Without a bus it fails, and being
-/// non-critical, the rest of the pipeline runs on.
+/// everything new since the last load, exactly once. Without a bus it is reported not
+/// configured (saying how to configure one), and being non-critical, the rest runs on.
 #[task(retries = 3, retry_delay = "30s", timeout = "30m", critical = false)]
 pub async fn load_order_events(ctx: &Ctx) -> Result<()> {
     let (stream, subject) = stream_and_subject();

@@ -491,6 +491,11 @@ fn outcome_of(result: Option<WorkResult>) -> Outcome {
             error: None,
             fatal: false,
         },
+        Some(Ok(Err(err))) if crate::task::NotConfigured::is(&err) => Outcome {
+            status: TaskStatus::NotConfigured,
+            fatal: false,
+            error: Some(crate::message::error_text(&err)),
+        },
         Some(Ok(Err(err))) => Outcome {
             status: TaskStatus::Failed,
             fatal: Fatal::is_fatal(&err),

@@ -326,6 +326,7 @@ pub async fn run(
         view::WAITING,
         "cancelled",
         "timed_out",
+        "not_configured",
     ] {
         main.push_str(&status_badge(status));
     }

@@ -15,11 +15,12 @@ const LABEL_CHARS: usize = 24;
 pub const TIMELINE_ROWS: usize = 1_000;
 
 /// From worst to best: a collapsed family shows the worst status of its members.
-const SEVERITY: [&str; 8] = [
+const SEVERITY: [&str; 9] = [
     "failed",
     "timed_out",
     "upstream_failed",
     "cancelled",
+    "not_configured",
     "running",
     WAITING,
     "succeeded",

@@ -220,7 +220,10 @@ pub async fn run(runner: &Runner, id: i64) -> anyhow::Result<Option<RunView>> {
         let attempts = by_task.remove(&node.name).unwrap_or_default();
         let upstream_failed = node.requires.iter().any(|dep| {
             status.get(dep).is_some_and(|s| {
-                matches!(*s, "failed" | "timed_out" | "upstream_failed" | "cancelled")
+                matches!(
+                    *s,
+                    "failed" | "timed_out" | "upstream_failed" | "cancelled" | "not_configured"
+                )
             })
         });
         let state = match attempts.last() {

@@ -82,3 +82,30 @@ impl<T, E: Into<anyhow::Error>> ResultExt<T> for Result<T, E> {
         self.map_err(|err| anyhow::Error::new(Fatal(err.into())))
     }
 }
+
+/// A task that cannot run here because a service it needs is not configured (no bus URL, no
+/// API key): reported as `not_configured`, with how to configure it, instead of as a failure.
+/// Not retried and never alerted; a critical task that is not configured still fails its
+/// run, and what requires it does not run.
+#[derive(Debug)]
+pub struct NotConfigured(String);
+
+impl NotConfigured {
+    /// The error: `how` says what is missing and how to configure it.
+    pub fn error(how: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(NotConfigured(how.into()))
+    }
+
+    /// Whether `error`, or any error it wraps, says a service is not configured.
+    pub fn is(error: &anyhow::Error) -> bool {
+        error.chain().any(|cause| cause.is::<NotConfigured>())
+    }
+}
+
+impl fmt::Display for NotConfigured {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotConfigured {}
