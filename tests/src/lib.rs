@@ -5,8 +5,8 @@ pub mod http_stub;
 pub mod tcp_proxy;
 pub mod web;
 
-/// The order events of the event-load tests, in three versions: v2 adds a field, v3 removes
-/// one.
+/// The order events of the event-load tests, in four versions: v2 adds a field, v3 removes
+/// one, v4 retypes one.
 pub mod events {
     pipeline_core::event_messages!(include_bytes!(concat!(env!("OUT_DIR"), "/events.bin"));
         /// An order event, version 1.
@@ -15,6 +15,8 @@ pub mod events {
         OrderV2 = "test.v2.Order",
         /// Version 3: `big` removed.
         OrderV3 = "test.v3.Order",
+        /// Version 4: `id` retyped to a string (a change protobuf does not allow).
+        OrderV4 = "test.v4.Order",
     );
 }
 

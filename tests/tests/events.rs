@@ -12,7 +12,7 @@ use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, Value};
 use pipeline_core::event::{EventLoad, EventMessage, JsonColumns, MessageDescriptor};
 use pipeline_core::sqlx::{self, Connection as _};
 use pipeline_core::status::TaskStatus;
-use pipeline_tests::events::{OrderV1, OrderV2, OrderV3};
+use pipeline_tests::events::{OrderV1, OrderV2, OrderV3, OrderV4};
 use pipeline_tests::http_stub::StubServer;
 use pipeline_tests::{PgDatabase, Sandbox, psql, run_task, sqlite_rows, unique_name};
 use serde_json::json;
@@ -941,6 +941,34 @@ async fn a_gap_left_by_retention_fails_the_load_unless_accepted() {
     assert_eq!(
         warehouse.rows("SELECT min(id), max(id) FROM orders").await,
         ["5|9"]
+    );
+    bus.delete().await;
+}
+
+/// A field retyped (int64 to string, which protobuf does not allow): the rebuild from the
+/// stream's start meets the old messages, and the refusal names the field, both types and
+/// what to do instead; the table stays as it was.
+#[tokio::test]
+async fn a_retyped_field_is_refused_naming_the_field_and_what_to_do() {
+    let warehouse = Warehouse::sqlite("events-retyped");
+    let bus = Bus::new("events-retyped", None).await;
+    bus.publish(&order::<OrderV1>(1, true)).await;
+    bus.publish(&order::<OrderV1>(2, true)).await;
+    succeeded(&warehouse.load::<OrderV1>(&bus, keep, false).await);
+    let refused = warehouse.load::<OrderV4>(&bus, keep, false).await;
+    assert_eq!(refused.status, TaskStatus::Failed);
+    let error = refused.error.unwrap_or_default();
+    assert!(
+        error.contains("field `id` of test.v4.Order is declared a string, bytes or message")
+            && error.contains("carries it as an integer, bool or enum")
+            && error.contains("protobuf cannot change a field's type in place")
+            && error.contains("new field number"),
+        "{error}"
+    );
+    assert!(!error.contains("wrong message type"), "{error}");
+    assert_eq!(
+        warehouse.rows("SELECT id FROM orders ORDER BY id").await,
+        ["1", "2"]
     );
     bus.delete().await;
 }

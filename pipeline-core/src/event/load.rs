@@ -773,10 +773,14 @@ impl Decoder<'_> {
                 .first()
                 .map(|(i, error)| (events[*i].seq, error.clone()))
                 .unwrap_or_default();
+            let hint = if error.ends_with(super::wire::RETYPED) {
+                super::wire::retyped_hint()
+            } else {
+                "is it the right message type for the subject?"
+            };
             return Err(anyhow!(
                 "{} of {} messages on {} in stream {} do not decode as {} (more than {}%); \
-                 the first, seq {seq}: {error}. Nothing of this batch was written: is it the \
-                 right message type for the subject?",
+                 the first, seq {seq}: {error}. Nothing of this batch was written: {hint}",
                 self.bad,
                 self.seen,
                 self.spec.subject,

@@ -22,6 +22,31 @@ const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
 
+/// Ends the error of a field whose wire type is not its declared type's: the field was most
+/// likely retyped after these messages were published. What a load says of it goes on from
+/// here (see [`retyped_hint`]).
+pub(crate) const RETYPED: &str = "(was the field's type changed?)";
+
+/// What a load adds when messages fail as [`RETYPED`] says: protobuf cannot retype a field in
+/// place, and what to do instead.
+pub(crate) fn retyped_hint() -> &'static str {
+    "protobuf cannot change a field's type in place: messages published before the change \
+     keep the old one. Give the new type a new field number (and mark the old number \
+     `reserved`), or load the new messages into a table of their own (`.into_table(..)`)"
+}
+
+/// The kinds of value a wire type carries, for people.
+fn wire_kind(wire: u8) -> &'static str {
+    match wire {
+        VARINT => "an integer, bool or enum (varint)",
+        FIXED64 => "a 64-bit number (fixed64, double)",
+        LEN => "a string, bytes or message (length-delimited)",
+        FIXED32 => "a 32-bit number (fixed32, float)",
+        START_GROUP | END_GROUP => "a group (proto2)",
+        _ => "an unknown wire type",
+    }
+}
+
 /// A field's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scalar {
@@ -352,8 +377,11 @@ impl Plans {
             let packed = repeated && wire == LEN && expected != LEN;
             if wire != expected && !packed {
                 return Err(format!(
-                    "field {} of {} came with wire type {wire}, not {expected}",
-                    field.name, plan.full_name
+                    "field `{}` of {} is declared {}, but the message carries it as {} {RETYPED}",
+                    field.name,
+                    plan.full_name,
+                    wire_kind(expected),
+                    wire_kind(wire)
                 ));
             }
             let raw = match (take(wire, &mut bytes)?, field.scalar) {
