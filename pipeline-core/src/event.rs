@@ -137,6 +137,9 @@ impl EventLoad<'_> {
 
     /// Loads; what it did.
     pub async fn run(self) -> anyhow::Result<EventLoadReport> {
+        // Before the names reach a log line, an error's context or the bus.
+        nats::check_name("stream", &self.spec.stream).fatal()?;
+        nats::check_subject(&self.spec.subject).fatal()?;
         let descriptor = self.descriptor.fatal()?;
         let url = self.ctx.config().nats.clone().ok_or_else(|| {
             crate::task::NotConfigured::error(

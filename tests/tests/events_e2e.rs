@@ -168,3 +168,40 @@ async fn a_load_stops_at_the_streams_end_as_of_its_start() {
     );
     bus.delete().await;
 }
+
+/// A subject with a line break would forge a log line (and a protocol line): it is refused
+/// before it is used anywhere, shown escaped, and no line of the output starts with what it
+/// carried.
+#[test]
+fn a_subject_with_control_characters_is_refused_and_never_logged_raw() {
+    let sandbox = Sandbox::new("events-forged");
+    let forged = "orders.placed\r\nERROR forged line";
+    let output = sandbox.run(
+        DAILY,
+        &["run", "load_order_events", "--date", "2026-11-20", "--json"],
+        &[
+            ("PIPELINE_NATS_URL", NATS),
+            ("DAILY_EVENTS_SUBJECT", forged),
+        ],
+    );
+    assert_eq!(output.code, Some(0), "non-critical: {}", output.stderr);
+    let error = output.json()["tasks"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("\"orders.placed\\r\\nERROR forged line\" is not a valid NATS subject"),
+        "{error}"
+    );
+    for text in [&output.stdout, &output.stderr] {
+        assert!(
+            !text.lines().any(|line| line.starts_with("ERROR forged")),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        output.json()["tasks"][0]["attempts"],
+        1,
+        "refused, not retried"
+    );
+}

@@ -550,20 +550,23 @@ impl AckMeta {
 }
 
 /// A stream's name may not hold what would change the API subject it goes into.
-fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     if name.is_empty()
-        || name
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+        || name.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>' | '/' | '\\')
+        })
     {
-        bail!("`{name}` is not a valid {what} name: no dots, wildcards, slashes or spaces");
+        bail!(
+            "{name:?} is not a valid {what} name: no dots, wildcards, slashes, spaces or control \
+             characters"
+        );
     }
     Ok(())
 }
 
 /// A subject goes into a protocol line as it is: whitespace or a control character in it
-/// would end the line and start another command.
-fn check_subject(subject: &str) -> anyhow::Result<()> {
+/// would end the line and start another command (and, in a log, forge a line of its own).
+pub(crate) fn check_subject(subject: &str) -> anyhow::Result<()> {
     if subject.is_empty() || subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
         bail!("{subject:?} is not a valid NATS subject: no spaces or control characters");
     }
