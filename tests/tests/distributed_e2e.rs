@@ -415,6 +415,37 @@ fn a_worker_renews_within_a_second_after_the_database_comes_back() {
     assert_eq!(sandbox.read("ran.log").matches("slow started").count(), 1);
 }
 
+/// A worker needs three connections to the state store; a role allowed two is refused at
+/// start, saying so, instead of a worker whose renewals wait for a connection.
+#[test]
+fn a_worker_whose_role_allows_too_few_connections_refuses_to_start() {
+    let roles = pipeline_tests::PgRoles::new(1);
+    let role = &roles.names[0];
+    let db = PgDatabase::create();
+    psql(
+        &db.url,
+        &format!(
+            "ALTER ROLE {role} CONNECTION LIMIT 2; ALTER DATABASE \"{}\" OWNER TO {role}; \
+             GRANT CREATE ON SCHEMA public TO {role}",
+            db.name
+        ),
+    );
+    let sandbox = Sandbox::new("dist-two-connections");
+    let url = pipeline_tests::url_as(&db.url, role);
+    sandbox.write("pipeline.toml", &format!("[state]\nurl = \"{url}\"\n"));
+    let started = Instant::now();
+    let refused = sandbox.run(PIPELINE, &["worker", "--lease-secs", "2"], &[]);
+    assert_ne!(refused.code, Some(0), "{}", refused.stderr);
+    refused.assert_stderr_has("a worker needs 3 connections to the state store");
+    refused.assert_stderr_has("allows 2 more");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(db);
+}
+
 #[test]
 fn sigterm_hands_back_what_does_not_end_within_the_grace_period() {
     let (sandbox, _db) = sandbox("dist-term");
