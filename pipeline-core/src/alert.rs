@@ -1,10 +1,10 @@
-//! Alerts: one per task failure after its last attempt (never one per retry), and a resolve
+//! Alerts and their delivery (which outcomes alert is the run's to say: `run::alerts`): one per
+//! task failure after its last attempt (never one per retry), and a resolve
 //! when a task that alerted later succeeds. Low severity (a non-critical task) goes to Slack;
 //! high severity (a critical task) to PagerDuty, or to Slack when no pager is configured; the
 //! log gets everything. Delivery runs in the background with timeouts and a few bounded
 //! retries: it never changes a task's outcome, and the run waits for it only briefly.
 
-pub(crate) mod decide;
 mod http;
 mod pagerduty;
 mod slack;
@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::BoxFuture;
 use crate::config::AlertConfig;
+
+/// A boxed, `Send` future: what alert senders return.
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 pub use crate::status::Severity;
 
 pub use pagerduty::PagerDutyNotifier;

@@ -21,7 +21,7 @@ use sqlx::AssertSqlSafe;
 use crate::ctx::Ctx;
 use crate::date::format_duration;
 use crate::db::{Db, DbPool, dispatch, quote_ident};
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 
 /// The outcome of a check: passed or not, what it found, and the measured value.
 #[derive(Clone, Debug, PartialEq)]

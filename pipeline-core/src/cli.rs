@@ -665,10 +665,8 @@ fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
     options.force = flags.force;
     options.wait = flags.wait;
     options.fail_fast = flags.fail_fast;
-    options.distributed = flags.distributed;
     if flags.distributed {
-        // Workers bound what runs at once: every ready attempt is queued for them.
-        options.workers = crate::distributed::IN_FLIGHT;
+        options = options.distributed();
     }
     if let Some(workers) = flags.workers {
         options.workers = usize::from(workers);

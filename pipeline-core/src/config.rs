@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 use serde::Deserialize;
 
 /// Where the embedded default keeps its files.
@@ -299,7 +299,7 @@ impl Config {
     /// or the absolute path of a SQLite file. `None` when no database has that name.
     pub fn identity(&self, name: &str) -> Option<String> {
         let url = &self.databases.get(name)?.url;
-        if let Some(path) = crate::db::sqlite_path(url) {
+        if let Some(path) = sqlite_path(url) {
             let absolute = std::path::absolute(&path).unwrap_or(path);
             return Some(format!("sqlite:{}", absolute.display()));
         }
@@ -321,7 +321,7 @@ impl Config {
 
     /// The URL of a named database, or an error that says how to configure it.
     pub fn database(&self, name: &str) -> anyhow::Result<&Setting> {
-        use crate::task::ResultExt as _;
+        use crate::fatal::ResultExt as _;
         self.databases.get(name).with_context(|| {
             let known: Vec<&str> = self.databases.keys().map(String::as_str).collect();
             format!(
@@ -333,6 +333,15 @@ impl Config {
         })
         .fatal()
     }
+}
+
+/// The file of a `sqlite:` URL, if it names one (not `:memory:`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 fn parse_file(path: &Path, text: &str) -> anyhow::Result<File> {

@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::LockUnpoisoned as _;
 use crate::date::{Date, Partition};
 use crate::db::{Databases, Db};
+use crate::sync::LockUnpoisoned as _;
+
+/// How a detail that is a warning ([`Ctx::warn`]) begins: what the run's report and alerts
+/// tell warnings by.
+pub(crate) const WARNING: &str = "warning: ";
 
 /// Facts of a run shared by every task in it.
 #[derive(Debug)]
@@ -136,7 +140,7 @@ impl Ctx {
     pub fn warn(&self, text: impl Into<String>) {
         let text = text.into();
         tracing::warn!(task = %self.task, "{text}");
-        self.detail(format!("{}{text}", crate::run::WARNING));
+        self.detail(format!("{WARNING}{text}"));
     }
 
     /// Leaves a one-line note for the run summary, e.g. what a load did.

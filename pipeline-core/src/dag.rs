@@ -105,7 +105,7 @@ impl Dag {
             })
             .collect();
         lines.sort_unstable();
-        let hash = crate::load::fnv1a(lines.join("\n").as_bytes());
+        let hash = crate::hash::fnv1a(lines.join("\n").as_bytes());
         format!("{:012x}", hash & 0xffff_ffff_ffff)
     }
 

@@ -209,6 +209,23 @@ impl FromStr for Partition {
     }
 }
 
+/// A partition as its text (`2026-11-26`, `2026-11-26T05`) in serialized records.
+pub(crate) mod partition_text {
+    use super::Partition;
+
+    pub fn serialize<S: serde::Serializer>(
+        partition: &Partition,
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
+        to.collect_str(partition)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Partition, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(from)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }

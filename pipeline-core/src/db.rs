@@ -14,7 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, SqlitePool};
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, Setting};
+use crate::config::{Config, Setting, sqlite_path};
 
 /// How long a connection attempt may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,10 +147,10 @@ impl BeginWrite for PgPool {
 /// retry can fix it.
 fn redacted(err: sqlx::Error) -> anyhow::Error {
     let permanent =
-        crate::task::fatal::is_permanent(&err) || matches!(err, sqlx::Error::Configuration(_));
+        crate::fatal::is_permanent(&err) || matches!(err, sqlx::Error::Configuration(_));
     let text = anyhow::anyhow!(crate::message::error_text(&anyhow::Error::new(err)));
     if permanent {
-        crate::task::Fatal::wrap(text)
+        crate::fatal::Fatal::wrap(text)
     } else {
         text
     }
@@ -176,15 +176,6 @@ fn why_not_connected(err: &sqlx::Error, url: &str) -> String {
         sqlx::Error::Protocol(why) => why.clone(),
         _ => "check that the server runs and the URL is right".into(),
     }
-}
-
-/// The file of a `sqlite:` URL, if it names one (not `:memory:`).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// `warehouse.db` -> `warehouse.test.db`.

@@ -21,7 +21,7 @@ pub use load::{
 pub use prost_reflect::{self, DescriptorPool, DynamicMessage, MessageDescriptor};
 
 use crate::ctx::Ctx;
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 
 /// A protobuf message type that event loads decode, known by its descriptor: declared with
 /// [`event_messages!`](crate::event_messages) from the descriptor set that a build script
@@ -142,7 +142,7 @@ impl EventLoad<'_> {
         nats::check_subject(&self.spec.subject).fatal()?;
         let descriptor = self.descriptor.fatal()?;
         let url = self.ctx.config().nats.clone().ok_or_else(|| {
-            crate::task::NotConfigured::error(
+            crate::fatal::NotConfigured::error(
                 "no NATS server is configured for event loads: set PIPELINE_NATS_URL (or \
                      [nats] url in pipeline.toml) to nats://host:4222",
             )

@@ -38,7 +38,12 @@ pub mod date;
 pub mod db;
 pub mod distributed;
 pub mod event;
+mod fatal;
+mod hash;
+mod host;
 mod http;
+#[cfg(test)]
+mod layers;
 pub mod load;
 mod message;
 pub mod pool;
@@ -48,6 +53,7 @@ pub(crate) mod secrets;
 pub mod serve;
 pub mod state;
 pub mod status;
+mod sync;
 pub mod task;
 mod task_log;
 
@@ -64,9 +70,10 @@ pub use anyhow;
 pub use ctx::Ctx;
 pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
 pub use db::{Db, DbPool};
+pub use fatal::{Fatal, NotConfigured, ResultExt};
 /// The SQL toolkit behind [`Db`], for tasks that run their own queries.
 pub use sqlx;
-pub use task::{Fatal, NotConfigured, ResultExt, Task};
+pub use task::Task;
 /// Structured logs; each task attempt runs in a `task` span.
 pub use tracing;
 
@@ -161,22 +168,6 @@ pub use pipeline_macros::schedule;
 ///
 /// An unknown pool, or a type that is not one, does not compile.
 pub use pipeline_macros::pool;
-
-/// A boxed, `Send` future: what alert senders return.
-pub(crate) type BoxFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// Locks a mutex whose holder may have panicked: what it guards (notes, buffers, queues) is
-/// still good, and one task's panic must not take the run down.
-pub(crate) trait LockUnpoisoned<T> {
-    fn lock_unpoisoned(&self) -> std::sync::MutexGuard<'_, T>;
-}
-
-impl<T> LockUnpoisoned<T> for std::sync::Mutex<T> {
-    fn lock_unpoisoned(&self) -> std::sync::MutexGuard<'_, T> {
-        self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 /// The result type of tasks (`anyhow::Result`).
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;

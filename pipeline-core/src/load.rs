@@ -40,11 +40,10 @@ use serde::Serialize;
 
 use crate::ctx::Ctx;
 use crate::db::DbPool;
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 
 pub(crate) use lock::TableLock;
 pub(crate) use names::derived;
-pub(crate) use names::fnv1a;
 pub use names::{check_identifier, staging_name};
 
 /// Keys re-read below the high-water mark on each incremental load.

@@ -2,12 +2,16 @@
 //! as its own dependencies are done (no layer barriers), at most `workers` at a time; complete
 //! tasks are skipped; every attempt is recorded; Ctrl-C cancels what runs and records it.
 
+mod alerts;
 mod attempt;
+mod dispatch;
 mod executor;
 mod lock;
 mod recorder;
 mod report;
 mod worker;
+
+use dispatch::Dispatch;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,15 +26,15 @@ use crate::ctx::RunInfo;
 use crate::dag::{Dag, DagError, TaskId};
 use crate::date::{Partition, now_millis};
 use crate::db::{Databases, Target};
-use crate::distributed::Dispatch;
+use crate::host::hostname;
 use crate::pool::Pools;
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
 pub(crate) use attempt::run_attempt;
 pub use lock::LockHeld;
-pub(crate) use lock::{HEARTBEAT_EVERY, hostname, is_gone, this_process, why_gone};
-pub use report::{Blocked, RunReport, TaskReport, WARNING};
+pub(crate) use lock::{HEARTBEAT_EVERY, is_gone, this_process, why_gone};
+pub use report::{Blocked, RunReport, TaskReport};
 
 /// How long the end of a run waits for the databases' connections to close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -38,12 +42,19 @@ const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The schema that test-mode writes go to in PostgreSQL databases.
 pub const TEST_SCHEMA: &str = "pipeline_test";
 
-/// What to run and how.
-#[derive(Clone, Debug)]
+/// Attempts a distributed run keeps queued or running at once: the workers' slots bound what
+/// runs.
+const IN_FLIGHT: usize = 100_000;
+
+/// What to run and how. A detached run (`run --distributed --detach`) is queued as the JSON of
+/// what was asked (targets, partition and the flags that change what runs); the worker that
+/// coordinates it reads it back with [`RunOptions::coordinated`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunOptions {
     /// Task or family names; empty means every task.
     pub targets: Vec<String>,
     /// The partition: a day, or an hour.
+    #[serde(with = "crate::date::partition_text")]
     pub partition: Partition,
     /// Unit mode: run exactly the targets; their dependencies count as done.
     pub only: bool,
@@ -52,14 +63,22 @@ pub struct RunOptions {
     /// Run the targets (all tasks when none are named) even if complete.
     pub force: bool,
     /// How many tasks may run at once.
+    #[serde(skip, default = "default_workers")]
     pub workers: usize,
     /// Wait for a concurrent run of the same partition instead of refusing.
+    #[serde(skip)]
     pub wait: bool,
     /// Stop starting new tasks after the first critical failure.
     pub fail_fast: bool,
     /// Queue the attempts for `daily worker` processes instead of running them here
     /// (PostgreSQL state store only).
+    #[serde(skip)]
     pub distributed: bool,
+}
+
+/// One worker per CPU.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get())
 }
 
 impl RunOptions {
@@ -72,11 +91,27 @@ impl RunOptions {
             only: false,
             test: false,
             force: false,
-            workers: std::thread::available_parallelism().map_or(4, |n| n.get()),
+            workers: default_workers(),
             wait: false,
             fail_fast: false,
             distributed: false,
         }
+    }
+
+    /// Queued for `daily worker` processes, whose slots bound what runs: every ready attempt
+    /// is queued at once.
+    pub fn distributed(mut self) -> Self {
+        self.distributed = true;
+        self.workers = IN_FLIGHT;
+        self
+    }
+
+    /// The options of a detached run as its coordinating worker runs it: distributed, and
+    /// waiting for the lock of a coordinator that was lost until that lock is broken.
+    pub(crate) fn coordinated(self) -> Self {
+        let mut options = self.distributed();
+        options.wait = true;
+        options
     }
 }
 
@@ -238,7 +273,7 @@ impl Runner {
             .postgres(&crate::message::command("run --distributed --detach"))
             .map_err(RunError::Usage)?;
         let key = self.partition_key(options.partition, options.test);
-        let submitted = serde_json::to_string(&crate::distributed::Submitted::of(options))
+        let submitted = serde_json::to_string(options)
             .context("cannot write the run's options")
             .map_err(RunError::Failed)?;
         self.store

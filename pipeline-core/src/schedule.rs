@@ -10,6 +10,7 @@
 mod clock;
 pub(crate) mod cron;
 pub(crate) mod def;
+pub(crate) mod listing;
 mod scheduler;
 mod tick;
 

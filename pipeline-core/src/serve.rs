@@ -336,10 +336,10 @@ impl Server {
                 Some(task) => page::json(&task),
                 None => not_found(),
             },
-            ["api", "schedules"] => {
-                page::json(&crate::cli::schedules::schedules_json(runner, &self.schedules).await?)
-            }
-            ["api", "workers"] => page::json(&crate::cli::output::workers_json(
+            ["api", "schedules"] => page::json(
+                &crate::schedule::listing::schedules_json(runner, &self.schedules).await?,
+            ),
+            ["api", "workers"] => page::json(&crate::distributed::listing::workers_json(
                 &page::live_workers(runner).await?.unwrap_or_default(),
             )),
             _ => not_found(),

@@ -1,11 +1,10 @@
 //! Tasks as `#[task]` declares them: the [`Task`] trait implemented by each generated type,
-//! their [`Policy`], and the errors that no retry can fix ([`Fatal`]). The static definition
+//! their [`Policy`], and the errors that no retry can fix ([`Fatal`], from `fatal`). The static definition
 //! behind each task and the registry that collects them are internal (`def`).
 
 pub(crate) mod acyclic;
 pub(crate) mod backoff;
 pub(crate) mod def;
-pub(crate) mod fatal;
 mod policy;
 
 use std::future::Future;
@@ -13,8 +12,8 @@ use std::pin::Pin;
 
 use crate::ctx::Ctx;
 
+pub use crate::fatal::{Fatal, NotConfigured, ResultExt};
 pub(crate) use def::{DefRef, TaskDef, registered};
-pub use fatal::{Fatal, NotConfigured, ResultExt};
 pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 
 /// What running a task returns: a boxed, `Send` future borrowing the context.

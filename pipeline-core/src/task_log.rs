@@ -14,7 +14,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::LockUnpoisoned as _;
+use crate::sync::LockUnpoisoned as _;
 
 /// Bytes kept at the start of a log, and as many at its end.
 pub const KEEP_BYTES: usize = 16 * 1024;

@@ -2,8 +2,8 @@
 
 use reqwest::Client;
 
+use super::BoxFuture;
 use super::{AlertEvent, Notifier, http};
-use crate::BoxFuture;
 use crate::config::Secret;
 
 #[derive(Debug)]

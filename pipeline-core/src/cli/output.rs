@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::dag::{Dag, TaskId};
 use crate::date::{Partition, format_duration, format_timestamp};
+use crate::distributed::listing::{LIVE_WORKER_MS, workers_json};
 use crate::run::{RunReport, Runner};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
@@ -365,31 +366,7 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
 /// How often `daily logs --follow` looks for new lines.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
-/// Workers whose heartbeat is younger than this count as live.
-pub(crate) const LIVE_WORKER_MS: i64 = 120_000;
-
-/// Live workers as `daily workers --json` prints them and `daily serve` answers.
-pub(crate) fn workers_json(workers: &[crate::state::WorkerRecord]) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = workers
-        .iter()
-        .map(|worker| {
-            serde_json::json!({
-                "id": worker.id,
-                "host": worker.host,
-                "pid": worker.pid,
-                "slots": worker.slots,
-                "fingerprint": worker.fingerprint,
-                "started_at": format_timestamp(worker.started_at),
-                "heartbeat_at": format_timestamp(worker.heartbeat_at),
-                "heartbeat_age_ms": worker.heartbeat_age_ms,
-                "stopping": worker.stopping,
-                "running": worker.running,
-            })
-        })
-        .collect();
-    serde_json::Value::Array(items)
-}
-
+/// Prints the live workers as a table (or JSON).
 pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
     let workers = runner
         .store

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::LockUnpoisoned as _;
 use crate::run::{Observer, TaskReport};
 use crate::status::TaskStatus;
+use crate::sync::LockUnpoisoned as _;
 
 pub fn is_terminal() -> bool {
     std::io::stderr().is_terminal()

@@ -23,11 +23,11 @@ use anyhow::Context as _;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use super::Submitted;
 use crate::ctx::{Ctx, RunInfo};
 use crate::date::{Partition, format_duration};
 use crate::db::{Databases, Target};
-use crate::run::{Quiet, Runner, TEST_SCHEMA, hostname};
+use crate::host::hostname;
+use crate::run::{Quiet, RunOptions, Runner, TEST_SCHEMA};
 use crate::state::{ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
 use crate::status::{RunStatus, TaskStatus};
 
@@ -527,9 +527,9 @@ fn coordinate(
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
         tracing::info!("coordinating detached run {id}");
-        let outcome = match serde_json::from_str::<Submitted>(&submitted)
+        let outcome = match serde_json::from_str::<RunOptions>(&submitted)
+            .map(RunOptions::coordinated)
             .map_err(anyhow::Error::from)
-            .and_then(|submitted| submitted.options())
         {
             Ok(options) => match runner.run(&options, &Quiet, stopped).await {
                 Ok(report) => {

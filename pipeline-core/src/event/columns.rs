@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use super::BusEvent;
-use super::json;
+use super::json::{self, push_timestamp, timestamp};
 use super::sqlite::Bound;
 use super::wire::{Plans, Scalar, Shape, Slot, Value, WellKnown};
 
@@ -198,26 +198,6 @@ pub struct RowMaker {
     /// Scratch space for a JSON column and an enum number's text.
     json: String,
     number: String,
-}
-
-/// The earliest and latest Timestamp an event may hold: years 1 to 9999, what both backends
-/// (and SQL) read.
-const FIRST_SECOND: i64 = -62_135_596_800;
-const LAST_SECOND: i64 = 253_402_300_799;
-
-/// A Timestamp given in `parts` as seconds and microseconds (nanoseconds cut, as
-/// PostgreSQL keeps microseconds), if within years 1 to 9999.
-pub(crate) fn timestamp(
-    plans: &Plans,
-    id: usize,
-    parts: &[super::wire::Raw<'_>],
-    depth: u32,
-) -> Result<(i64, u32), String> {
-    let (seconds, nanos) = plans.seconds_and_nanos(id, parts, depth)?;
-    if !(FIRST_SECOND..=LAST_SECOND).contains(&seconds) {
-        return Err(format!("timestamp {seconds} s is outside years 1 to 9999"));
-    }
-    Ok((seconds, nanos.clamp(0, 999_999_999) as u32 / 1000))
 }
 
 impl RowMaker {
@@ -472,38 +452,4 @@ pub fn push_published(out: &mut String, ms: i64, postgres: bool) {
         3,
         postgres,
     );
-}
-
-/// Writes a UTC time as each backend reads it, with `digits` digits of `fraction` (3 for
-/// milliseconds, 6 for microseconds): `2026-11-26 05:00:00.250+00` for PostgreSQL,
-/// `2026-11-26T05:00:00.250Z` for SQLite. Done by hand: it runs for every event.
-pub fn push_timestamp(out: &mut String, seconds: i64, fraction: u32, digits: u32, postgres: bool) {
-    let day = crate::date::Date::of_millis(seconds.div_euclid(86_400) * 86_400_000);
-    let (year, month, date) = day.ymd();
-    let second = seconds.rem_euclid(86_400);
-    let two = |out: &mut String, n: i64| {
-        out.push((b'0' + (n / 10 % 10) as u8) as char);
-        out.push((b'0' + (n % 10) as u8) as char);
-    };
-    if (0..=9999).contains(&year) {
-        two(out, year / 100);
-        two(out, year % 100);
-    } else {
-        json::push_display(out, year);
-    }
-    out.push('-');
-    two(out, i64::from(month));
-    out.push('-');
-    two(out, i64::from(date));
-    out.push(if postgres { ' ' } else { 'T' });
-    two(out, second / 3600);
-    out.push(':');
-    two(out, second / 60 % 60);
-    out.push(':');
-    two(out, second % 60);
-    out.push('.');
-    for place in (0..digits).rev() {
-        out.push((b'0' + (fraction / 10u32.pow(place) % 10) as u8) as char);
-    }
-    out.push_str(if postgres { "+00" } else { "Z" });
 }

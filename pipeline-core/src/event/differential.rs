@@ -7,7 +7,8 @@ use prost::Message as _;
 use prost_reflect::{DynamicMessage, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value};
 
 use super::BusEvent;
-use super::columns::{self, BoundRows, ColumnKind, RowMaker, columns, push_timestamp};
+use super::columns::{self, BoundRows, ColumnKind, RowMaker, columns};
+use super::json::push_timestamp;
 use super::json::{base64, push_display, write_float, write_string};
 use super::sqlite::Bound;
 use super::wire::{Plans, Slot};

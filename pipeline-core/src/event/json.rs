@@ -1,9 +1,8 @@
-//! Nested messages, repeated and map fields as compact JSON, written straight from the wire:
-//! fields by name in field-number order (those at their default left out, as protobuf's
-//! presence has it), enums by name, bytes in base64, Timestamps in RFC 3339, map entries by
-//! key.
+//! Values as text, written straight from the wire: nested messages, repeated and map fields as
+//! compact JSON (fields by name in field-number order, those at their default left out, as
+//! protobuf's presence has it; enums by name, bytes in base64, map entries by key), and
+//! Timestamps as each backend reads them (RFC 3339 in JSON).
 
-use super::columns::{push_timestamp, timestamp};
 use super::wire::{FieldPlan, Plans, Raw, Scalar, Shape, Slot, Value, WellKnown};
 
 /// Writes the value of `field`, as `slot` holds it, at nesting `depth`.
@@ -283,6 +282,60 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The earliest and latest Timestamp an event may hold: years 1 to 9999, what both backends
+/// (and SQL) read.
+const FIRST_SECOND: i64 = -62_135_596_800;
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A Timestamp given in `parts` as seconds and microseconds (nanoseconds cut, as
+/// PostgreSQL keeps microseconds), if within years 1 to 9999.
+pub(crate) fn timestamp(
+    plans: &Plans,
+    id: usize,
+    parts: &[Raw<'_>],
+    depth: u32,
+) -> Result<(i64, u32), String> {
+    let (seconds, nanos) = plans.seconds_and_nanos(id, parts, depth)?;
+    if !(FIRST_SECOND..=LAST_SECOND).contains(&seconds) {
+        return Err(format!("timestamp {seconds} s is outside years 1 to 9999"));
+    }
+    Ok((seconds, nanos.clamp(0, 999_999_999) as u32 / 1000))
+}
+
+/// Writes a UTC time as each backend reads it, with `digits` digits of `fraction` (3 for
+/// milliseconds, 6 for microseconds): `2026-11-26 05:00:00.250+00` for PostgreSQL,
+/// `2026-11-26T05:00:00.250Z` for SQLite. Done by hand: it runs for every event.
+pub fn push_timestamp(out: &mut String, seconds: i64, fraction: u32, digits: u32, postgres: bool) {
+    let day = crate::date::Date::of_millis(seconds.div_euclid(86_400) * 86_400_000);
+    let (year, month, date) = day.ymd();
+    let second = seconds.rem_euclid(86_400);
+    let two = |out: &mut String, n: i64| {
+        out.push((b'0' + (n / 10 % 10) as u8) as char);
+        out.push((b'0' + (n % 10) as u8) as char);
+    };
+    if (0..=9999).contains(&year) {
+        two(out, year / 100);
+        two(out, year % 100);
+    } else {
+        push_display(out, year);
+    }
+    out.push('-');
+    two(out, i64::from(month));
+    out.push('-');
+    two(out, i64::from(date));
+    out.push(if postgres { ' ' } else { 'T' });
+    two(out, second / 3600);
+    out.push(':');
+    two(out, second / 60 % 60);
+    out.push(':');
+    two(out, second % 60);
+    out.push('.');
+    for place in (0..digits).rev() {
+        out.push((b'0' + (fraction / 10u32.pow(place) % 10) as u8) as char);
+    }
+    out.push_str(if postgres { "+00" } else { "Z" });
 }
 
 #[cfg(test)]

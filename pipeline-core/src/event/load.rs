@@ -19,8 +19,9 @@ use super::sqlite::RowInsert;
 use super::wire::Plans;
 use super::{BusEvent, JsonColumns};
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
-use crate::load::{TableLock, check_identifier, derived, fnv1a};
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
+use crate::hash::fnv1a;
+use crate::load::{TableLock, check_identifier, derived};
 
 /// The metadata of event loads, in the warehouse beside the tables.
 pub const META_TABLE: &str = "pipeline_event_loads";

@@ -4,6 +4,8 @@
 
 use anyhow::bail;
 
+use crate::hash::fnv1a;
+
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -66,13 +68,6 @@ pub fn truncate(name: &str, max: usize) -> &str {
         cut -= 1;
     }
     &name[..cut]
-}
-
-/// FNV-1a, 64 bits: a stable, dependency-free hash for names and schema fingerprints.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::names::{staging_name, staging_prefix};
 use super::schema::{Column, Incremental, Plan, Previous, SourceSchema, plan};
 use super::{LoadMode, LoadReport, LoadSpec, meta_create_sql, meta_select_sql, meta_upsert_sql};
 use crate::db::quote_ident;
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 
 /// COPY data is forwarded in batches of about this size: memory stays flat and small.
 const COPY_BATCH_BYTES: usize = 256 * 1024;

@@ -3,11 +3,11 @@
 
 use anyhow::bail;
 
-use crate::task::ResultExt as _;
+use crate::fatal::ResultExt as _;
 
-use super::names::fnv1a;
 use super::{LoadMode, LoadSpec};
 use crate::db::quote_ident;
+use crate::hash::fnv1a;
 
 /// A column of what is loaded, as the source declares it.
 pub(super) struct Column {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::LockUnpoisoned as _;
+use crate::sync::LockUnpoisoned as _;
 
 /// A pool's slots, shared by every run in the process.
 #[derive(Debug)]

@@ -11,17 +11,18 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::dispatch::Dispatch;
 use super::recorder::Recorder;
 use super::report::TaskReport;
 use super::worker::{self, Running, WorkResult};
 use crate::ctx::{Ctx, RunInfo};
 use crate::dag::{Action, Policy};
 use crate::date::{format_duration, now_millis};
-use crate::distributed::Dispatch;
+use crate::fatal::{Fatal, NotConfigured};
 use crate::pool::{Slot, Slots};
 use crate::state::AttemptRecord;
 use crate::status::TaskStatus;
-use crate::task::{Fatal, backoff};
+use crate::task::backoff;
 
 /// How long a cancelled attempt may take to reach an await and stop before the run goes on
 /// without it (the process then ends it when it exits).
@@ -491,7 +492,7 @@ fn outcome_of(result: Option<WorkResult>) -> Outcome {
             error: None,
             fatal: false,
         },
-        Some(Ok(Err(err))) if crate::task::NotConfigured::is(&err) => Outcome {
+        Some(Ok(Err(err))) if NotConfigured::is(&err) => Outcome {
             status: TaskStatus::NotConfigured,
             fatal: false,
             error: Some(crate::message::error_text(&err)),

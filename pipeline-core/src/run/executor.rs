@@ -3,7 +3,7 @@
 //! of the pool is free; ready tasks of higher priority start first. A task waiting for its
 //! pool holds no worker slot, so other tasks run meanwhile. Outcomes flow to dependents: a
 //! failed `requires` makes them `upstream_failed`; an `after` does not. Each final outcome goes
-//! to `alert::decide`, which says whether it alerts.
+//! to `alerts::decide`, which says whether it alerts.
 
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
@@ -13,15 +13,15 @@ use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
+use super::alerts::{RunSubject, decide, warning};
 use super::attempt::AttemptLoop;
+use super::dispatch::Dispatch;
 use super::recorder::Recorder;
 use super::report::{Blocked, TaskReport};
 use super::{Observer, Plan};
-use crate::alert::decide::{RunSubject, decide, warning};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, TaskId, TaskNode};
-use crate::distributed::Dispatch;
 use crate::pool::{Pools, Queued, Slot};
 use crate::status::TaskStatus;
 
@@ -360,7 +360,7 @@ impl<'r> Execution<'r> {
         !held_by_gentle_check
     }
 
-    /// Raises what `alert::decide` says the outcome calls for, and records it.
+    /// Raises what `alerts::decide` says the outcome calls for, and records it.
     fn alert(&mut self, report: &TaskReport, blocker: Option<&TaskNode>) {
         // Nothing is built here: most outcomes never alert, which `decide` finds out first.
         let run = RunSubject {

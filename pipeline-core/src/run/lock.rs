@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::date::{format_timestamp, now_millis};
+use crate::host::hostname;
 use crate::state::{Heartbeat, LockAttempt, LockHolder, PartitionKey, StateStore};
 
 /// How often the holder refreshes its heartbeat.
@@ -234,22 +235,6 @@ fn process_alive(pid: i64) -> bool {
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
-}
-
-/// This machine's name, for lock holders and run history.
-pub fn hostname() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(read_hostname).clone()
-}
-
-fn read_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown-host".into())
 }
 
 #[cfg(test)]

@@ -35,15 +35,12 @@ pub struct TaskReport {
     pub value: Option<f64>,
 }
 
-/// How a detail that is a warning ([`crate::ctx::Ctx::warn`]) begins.
-pub const WARNING: &str = "warning: ";
-
 impl TaskReport {
     /// The warnings its attempts left, without their mark.
     pub fn warnings(&self) -> impl Iterator<Item = &str> {
         self.details
             .iter()
-            .filter_map(|detail| detail.strip_prefix(WARNING))
+            .filter_map(|detail| detail.strip_prefix(crate::ctx::WARNING))
     }
 }
 

@@ -114,7 +114,7 @@ impl Scheduler {
         let started_at = options.clock.now_ms();
         let token = format!(
             "{}-{}-{}",
-            crate::run::hostname(),
+            crate::host::hostname(),
             std::process::id(),
             now_millis()
         );

@@ -646,7 +646,7 @@ pub fn graph_json(runner: &Runner) -> serde_json::Value {
 
 /// The schedules page.
 pub async fn schedules(runner: &Runner, schedules: &[Schedule]) -> anyhow::Result<Response<Body>> {
-    let listed = crate::cli::schedules::schedules_json(runner, schedules).await?;
+    let listed = crate::schedule::listing::schedules_json(runner, schedules).await?;
     let mut main = String::from("<h1>Schedules</h1>");
     let items = listed.as_array().cloned().unwrap_or_default();
     if items.is_empty() {
@@ -717,7 +717,10 @@ pub async fn live_workers(
     Ok(Some(
         runner
             .store
-            .workers(&runner.pipeline, crate::cli::output::LIVE_WORKER_MS)
+            .workers(
+                &runner.pipeline,
+                crate::distributed::listing::LIVE_WORKER_MS,
+            )
             .await?,
     ))
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::LockUnpoisoned as _;
+use crate::sync::LockUnpoisoned as _;
 
 /// An idle thread this long ends.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);

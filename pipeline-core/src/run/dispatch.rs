@@ -12,8 +12,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::LockUnpoisoned as _;
 use crate::state::{FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, StateStore};
+use crate::sync::LockUnpoisoned as _;
 
 /// How often the watcher looks without being woken: the bound on noticing a lost worker
 /// after its lease ran out, and the fallback when a notification is missed.

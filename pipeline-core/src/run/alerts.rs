@@ -12,8 +12,8 @@
 
 use std::collections::HashMap;
 
-use super::{AlertEvent, Severity, Subject};
-use crate::run::TaskReport;
+use super::TaskReport;
+use crate::alert::{AlertEvent, Severity, Subject};
 use crate::status::TaskStatus;
 
 /// The run an outcome belongs to.
@@ -116,6 +116,6 @@ fn subject_of(report: &TaskReport, run: &RunSubject<'_>) -> Subject {
         partition: run.partition.to_string(),
         task: report.name.clone(),
         run_id: run.run_id,
-        host: crate::run::hostname(),
+        host: crate::host::hostname(),
     }
 }
