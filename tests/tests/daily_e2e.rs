@@ -391,16 +391,22 @@ fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
         &env,
     );
     let staging = "SELECT count(*) FROM pg_class WHERE relname LIKE 'orders%__pl_stage_%'";
+    // The staging table is the load's own until its swap commits: no other session sees it.
+    // Its COPY does show.
+    let copying = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE query LIKE 'COPY %orders%__pl_stage_%FROM STDIN%'";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while pg.warehouse(staging) == "0" {
+    while pg.warehouse(copying) == "0" {
         assert!(
             std::time::Instant::now() < deadline,
-            "the staging table never appeared"
+            "the copy into the staging table never started"
         );
+        assert_eq!(pg.warehouse(staging), "0", "a staging table others can see");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     pipeline_tests::signal(&victim, "KILL");
     let _ = victim.wait();
+    assert_eq!(pg.warehouse(staging), "0", "killed, it left no staging table");
     assert_eq!(
         pg.warehouse("SELECT count(*) FROM orders"),
         "300000",
