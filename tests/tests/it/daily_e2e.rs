@@ -406,7 +406,11 @@ fn a_load_killed_midway_leaves_the_old_table_and_the_next_run_completes() {
     }
     pipeline_tests::signal(&victim, "KILL");
     let _ = victim.wait();
-    assert_eq!(pg.warehouse(staging), "0", "killed, it left no staging table");
+    assert_eq!(
+        pg.warehouse(staging),
+        "0",
+        "killed, it left no staging table"
+    );
     assert_eq!(
         pg.warehouse("SELECT count(*) FROM orders"),
         "300000",
