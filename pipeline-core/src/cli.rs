@@ -12,20 +12,25 @@
 //! failed (or another run holds the partition), 2 for usage or configuration errors, 130 when
 //! cancelled by a signal.
 
+mod args;
 mod logging;
 pub(crate) mod output;
 mod progress;
 pub(crate) mod schedules;
+mod signals;
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use tokio::sync::watch;
 
+use args::{Cli, Command, options};
+use signals::watch_signals;
+
 use crate::config::Config;
-use crate::dag::{Dag, GraphFormat};
+use crate::dag::Dag;
 use crate::date::{Date, Partition};
 use crate::pool::Pools;
 use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
@@ -36,189 +41,6 @@ use crate::status::RunStatus;
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_CANCELLED: u8 = 130;
-
-#[derive(Debug, Parser)]
-#[command(about = "Run and inspect this pipeline. With no command: `run`, every task, today.")]
-#[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
-struct Cli {
-    /// Print the version and the graph's fingerprint (changes when a task, a dependency or a
-    /// check is added, removed or renamed).
-    #[arg(long, short = 'V')]
-    version: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run tasks (all when none are named) with everything they depend on.
-    Run(RunArgs),
-    /// Run a range of partitions, one after the other (days, or hours with
-    /// `--from 2026-11-26T00 --to 2026-11-26T05`); stops at the first that fails.
-    Backfill {
-        /// First partition: a day YYYY-MM-DD, or an hour YYYY-MM-DDTHH.
-        #[arg(long)]
-        from: Partition,
-        /// Last partition (included), of the same kind as --from.
-        #[arg(long)]
-        to: Partition,
-        #[command(flatten)]
-        flags: RunFlags,
-    },
-    /// Show each task's state for a partition: complete, failed, never run.
-    Status {
-        /// A day YYYY-MM-DD or an hour YYYY-MM-DDTHH; default: today (UTC).
-        #[arg(long, visible_alias = "partition")]
-        date: Option<Partition>,
-        /// The test-mode state instead of production.
-        #[arg(long)]
-        test: bool,
-    },
-    /// List recent runs.
-    History {
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
-    /// List the tasks: name, dependencies, description.
-    List,
-    /// Print the task graph for Graphviz (dot) or Mermaid.
-    Graph {
-        /// `dot` or `mermaid`.
-        #[arg(long, default_value = "dot")]
-        format: GraphFormat,
-    },
-    /// List the schedules: cron, time zone, targets, deadline, the next five ticks (local and
-    /// UTC, with the partition each runs: the day before the tick's local date, or for an
-    /// hourly schedule the local hour that just ended) and the last.
-    Schedules {
-        /// Print one JSON array.
-        #[arg(long)]
-        json: bool,
-        /// Print one crontab line per schedule instead, for teams that keep cron.
-        #[arg(long, conflicts_with = "json")]
-        crontab: bool,
-    },
-    /// Claim and run the attempts of distributed runs (`run --distributed`), in the foreground,
-    /// until stopped: SIGTERM stops claiming, lets running attempts end within the grace
-    /// period, and hands back the rest. Needs a PostgreSQL state store.
-    Worker {
-        /// Attempts it runs at once.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
-        slots: u16,
-        /// Seconds an attempt stays this worker's without a renewal: another worker takes it
-        /// over this long after this one dies.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-        lease_secs: u64,
-        /// Seconds running attempts get to end after SIGTERM before they are handed back.
-        #[arg(long, default_value_t = 30)]
-        grace_secs: u64,
-    },
-    /// Print one attempt's log: what the task logged (its `tracing` events, at the configured
-    /// level), kept with the attempt; by default its latest attempt for the partition.
-    Logs {
-        /// The task (a family member by its full name: `load[orders]`).
-        task: String,
-        /// A day YYYY-MM-DD or an hour YYYY-MM-DDTHH; default: today (UTC).
-        #[arg(long, visible_alias = "partition")]
-        date: Option<Partition>,
-        /// That attempt (1 for the first), of the run below or else of the latest run.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        attempt: Option<u32>,
-        /// An attempt of that run (`daily history` lists them).
-        #[arg(long)]
-        run: Option<i64>,
-        /// The test-mode attempts instead of production.
-        #[arg(long)]
-        test: bool,
-        /// Keep printing a running attempt's lines as they are written (each second), until it
-        /// ends.
-        #[arg(long)]
-        follow: bool,
-    },
-    /// Ask a running run to stop, from anywhere: its running tasks are stopped and recorded
-    /// cancelled within its lock's heartbeat (10 s), on workers within a renewal more.
-    Cancel {
-        /// The run's id (`daily history` lists them).
-        run_id: i64,
-    },
-    /// List the live workers: host, pid, started, last heartbeat, the tasks they run now.
-    Workers {
-        /// Print one JSON array.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Fire the schedules' runs at their ticks, in the foreground, until stopped. Several may
-    /// run against one state store: one is active, the others stand by.
-    Schedule {
-        /// Seconds the scheduler's lease lasts: a stand-by takes over this long after the
-        /// active scheduler dies.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-        lease_secs: u64,
-        /// How many tasks each run may run at once; default: the number of CPUs.
-        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-        workers: Option<u16>,
-    },
-    /// Serve a web view of runs, the graph and each task's log, with JSON endpoints for the
-    /// same data (`/api`), until stopped. Read-only unless `--allow-actions`.
-    Serve {
-        /// Where to listen. Anything but loopback needs PIPELINE_SERVE_TOKEN: every request
-        /// must then carry it.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: std::net::SocketAddr,
-        /// Offer reruns and cancellation, to requests that carry the token (PIPELINE_SERVE_TOKEN,
-        /// or one made and printed at start-up).
-        #[arg(long)]
-        allow_actions: bool,
-    },
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// The partition to run: a day YYYY-MM-DD, or an hour YYYY-MM-DDTHH (05:00 to 06:00 for
-    /// T05); default: today (UTC).
-    #[arg(long, visible_alias = "partition")]
-    date: Option<Partition>,
-    #[command(flatten)]
-    flags: RunFlags,
-}
-
-#[derive(Debug, Args)]
-struct RunFlags {
-    /// Tasks (or families) to run, with their dependencies; default: all.
-    tasks: Vec<String>,
-    /// Unit mode: run only the named tasks, treating their dependencies as done.
-    #[arg(long, requires = "tasks")]
-    only: bool,
-    /// Test mode: run everything, but write only to the test schema (or test files).
-    #[arg(long)]
-    test: bool,
-    /// Run the named tasks (all when none are named) even if already complete.
-    #[arg(long)]
-    force: bool,
-    /// How many tasks may run at once; default: the number of CPUs.
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    workers: Option<u16>,
-    /// Print the summary as one JSON object on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Wait for a concurrent run of the same date instead of refusing.
-    #[arg(long)]
-    wait: bool,
-    /// Start no new task after the first critical failure.
-    #[arg(long)]
-    fail_fast: bool,
-    /// Queue the attempts in the PostgreSQL state store for `daily worker` processes (on any
-    /// number of hosts) instead of running them here; this process decides and reports as
-    /// usual, and must run until the run ends.
-    #[arg(long)]
-    distributed: bool,
-    /// With --distributed: queue the run and return at once; a worker coordinates it (and
-    /// another takes it on if that one is lost). `daily history` shows it.
-    #[arg(long, requires = "distributed")]
-    detach: bool,
-}
 
 /// Where a binary's task graph comes from: the `#[task]`s linked into it, or a function that
 /// builds it from data at start-up (tasks listed in a file, say).
@@ -504,6 +326,7 @@ async fn dispatch(
                 .map_err(failed)?;
             Ok(0)
         }
+        #[cfg(feature = "web")]
         Command::Serve {
             addr,
             allow_actions,
@@ -520,6 +343,11 @@ async fn dispatch(
                 .map_err(usage)?;
             Ok(0)
         }
+        #[cfg(not(feature = "web"))]
+        Command::Serve { .. } => Err(usage(anyhow::anyhow!(
+            "this binary was built without the web view: turn on pipeline-core's `web` feature \
+             (`pipeline-core = {{ .., features = [\"web\"] }}` in Cargo.toml)"
+        ))),
         Command::Worker {
             slots,
             lease_secs,
@@ -657,23 +485,6 @@ fn hour_form(partition: Partition, hour: u8) -> Partition {
     }
 }
 
-fn options(flags: &RunFlags, partition: Partition) -> RunOptions {
-    let mut options = RunOptions::new(partition);
-    options.targets = flags.tasks.clone();
-    options.only = flags.only;
-    options.test = flags.test;
-    options.force = flags.force;
-    options.wait = flags.wait;
-    options.fail_fast = flags.fail_fast;
-    if flags.distributed {
-        options = options.distributed();
-    }
-    if let Some(workers) = flags.workers {
-        options.workers = usize::from(workers);
-    }
-    options
-}
-
 async fn run_one(
     runner: &Runner,
     options: &RunOptions,
@@ -732,74 +543,5 @@ fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Succeeded => 0,
         RunStatus::Cancelled => EXIT_CANCELLED,
         _ => EXIT_FAILED,
-    }
-}
-
-/// Ctrl-C or SIGTERM cancels the run; a second one ends the process at once. The handlers are
-/// installed before this returns, so a signal that comes right after is never missed.
-fn watch_signals(first: &'static str) -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    let Some(mut signals) = Signals::install() else {
-        tracing::warn!("cannot watch for Ctrl-C and SIGTERM: a signal ends the run at once");
-        return rx;
-    };
-    tokio::spawn(async move {
-        for count in 0.. {
-            signals.next().await;
-            logging::flush();
-            if count == 0 {
-                // Not `eprintln!`, which panics when stderr is gone (a closed pipe): this task
-                // must live to pass the signal on, or the process could not be stopped.
-                let _ = std::io::Write::write_fmt(
-                    &mut std::io::stderr(),
-                    format_args!("\n{first} (signal again to exit at once)\n"),
-                );
-                let _ = tx.send(true);
-            } else {
-                std::process::exit(i32::from(EXIT_CANCELLED));
-            }
-        }
-    });
-    rx
-}
-
-/// SIGINT and SIGTERM (Ctrl-C elsewhere).
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Option<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Some(Signals {
-                interrupt: signal(SignalKind::interrupt()).ok()?,
-                terminate: signal(SignalKind::terminate()).ok()?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Some(Signals {})
-        }
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
     }
 }

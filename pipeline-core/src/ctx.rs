@@ -129,7 +129,8 @@ impl Ctx {
         Ok(db)
     }
 
-    /// The run's configuration.
+    /// The run's configuration (the bus of event loads).
+    #[cfg(feature = "events")]
     pub(crate) fn config(&self) -> &crate::config::Config {
         self.run.databases.config()
     }

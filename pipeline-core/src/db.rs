@@ -333,6 +333,7 @@ impl Databases {
 
     /// What the database of that name is (see `Config::identity`); empty when unknown.
     /// The configuration the databases come from.
+    #[cfg(feature = "events")]
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -42,7 +42,9 @@ use crate::ctx::Ctx;
 use crate::db::DbPool;
 use crate::fatal::ResultExt as _;
 
+#[cfg(feature = "events")]
 pub(crate) use lock::TableLock;
+#[cfg(feature = "events")]
 pub(crate) use names::derived;
 pub use names::{check_identifier, staging_name};
 

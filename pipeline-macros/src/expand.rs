@@ -232,29 +232,59 @@ fn registration(site: Span, type_name: &syn::Ident) -> TokenStream {
         }
     }
     .into_iter()
-    .chain(quote! {
-        #[used]
-        #[cfg_attr(
-            any(
-                target_os = "linux",
-                target_os = "android",
-                target_os = "dragonfly",
-                target_os = "freebsd",
-                target_os = "haiku",
-                target_os = "illumos",
-                target_os = "netbsd",
-                target_os = "openbsd",
-            ),
-            unsafe(link_section = ".init_array")
-        )]
-        #[cfg_attr(
-            any(target_os = "macos", target_os = "ios"),
-            unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
-        )]
-        #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
-        static __PIPELINE_REGISTER: extern "C" fn() = __pipeline_register;
+    .chain({
+        let (elf, mach_o) = (ELF_TARGETS.tokens(), MACH_O_TARGETS.tokens());
+        quote! {
+            #[used]
+            #[cfg_attr(any(#elf), unsafe(link_section = ".init_array"))]
+            #[cfg_attr(
+                any(#mach_o),
+                unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
+            )]
+            #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
+            static __PIPELINE_REGISTER: extern "C" fn() = __pipeline_register;
+        }
     })
     .collect()
+}
+
+/// Operating systems whose loader runs the functions of an ELF `.init_array` before `main`.
+const ELF_TARGETS: Targets = Targets(&[
+    "linux",
+    "android",
+    "dragonfly",
+    "freebsd",
+    "haiku",
+    "illumos",
+    "netbsd",
+    "openbsd",
+]);
+/// Operating systems whose loader runs those of Mach-O's `__mod_init_func`.
+const MACH_O_TARGETS: Targets = Targets(&["macos", "ios"]);
+
+/// Some `target_os` values: the one list of where a task's registration runs before `main`
+/// (with Windows' `.CRT$XCU`), which the runtime's check of its target reads too.
+struct Targets(&'static [&'static str]);
+
+impl Targets {
+    /// `target_os = "linux", target_os = "android", ...`, for `any(..)`.
+    fn tokens(&self) -> TokenStream {
+        let names = self.0.iter();
+        quote!(#(target_os = #names),*)
+    }
+}
+
+/// A compile error on a target where no loader would run the registrations: tasks would
+/// silently not register. The runtime expands it once.
+pub fn refuse_targets_without_constructors() -> TokenStream {
+    let (elf, mach_o) = (ELF_TARGETS.tokens(), MACH_O_TARGETS.tokens());
+    quote! {
+        #[cfg(not(any(#elf, #mach_o, windows)))]
+        ::core::compile_error!(
+            "pipeline registers each #[task] with a function that the platform's loader runs \
+             before `main`, and knows of no such section on this target"
+        );
+    }
 }
 
 /// `tokens` with every span set to `site` (see `expand`).

@@ -39,6 +39,14 @@ pub fn schedule(input: TokenStream) -> TokenStream {
     schedule::expand(input.into()).into()
 }
 
+/// A compile error on a target where tasks could not register: expanded once by the runtime, so
+/// that the list of targets lives only beside the registration code that needs it.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __refuse_targets_without_constructors(_input: TokenStream) -> TokenStream {
+    expand::refuse_targets_without_constructors().into()
+}
+
 /// Declares a resource pool: a type that `#[task(pool = ..)]` names, and how many of its tasks
 /// run at once.
 ///

@@ -158,26 +158,10 @@ impl Registration {
     }
 }
 
-// `#[task]` places each registration in the section of constructors that the loader runs
-// (its `registration`, whose list of targets this one must match): on a target with none,
-// tasks would silently not register, so the runtime does not compile there.
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "dragonfly",
-    target_os = "freebsd",
-    target_os = "haiku",
-    target_os = "illumos",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "macos",
-    target_os = "ios",
-    windows,
-)))]
-compile_error!(
-    "pipeline registers each #[task] with a function that the platform's loader runs before \
-     `main`, and knows of no such section on this target"
-);
+// `#[task]` places each registration in the section of constructors that the loader runs:
+// on a target with none, tasks would silently not register, so the runtime does not compile
+// there. The list of targets is the macros' own.
+pipeline_macros::__refuse_targets_without_constructors!();
 
 /// The head of the list of registrations.
 static REGISTERED: AtomicPtr<Registration> = AtomicPtr::new(std::ptr::null_mut());

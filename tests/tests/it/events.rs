@@ -1072,9 +1072,12 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
     );
     assert!(!message.contains("hunter2"), "{message}");
 
+    // No bus configured: not a failure but `not_configured`, saying how to configure one.
     let mut none = Warehouse::sqlite("events-no-nats");
     none.config.nats = None;
-    let message = error(none.load::<OrderV1>(&bus, keep, false).await);
+    let report = none.load::<OrderV1>(&bus, keep, false).await;
+    assert_eq!(report.status, TaskStatus::NotConfigured);
+    let message = report.error.unwrap_or_default();
     assert!(message.contains("PIPELINE_NATS_URL"), "{message}");
 
     let missing = Bus {
