@@ -323,14 +323,38 @@ async fn overlap_skip_records_the_tick_and_wait_runs_it_after() {
     }
 }
 
-#[tokio::test]
-async fn a_deadline_alerts_once_while_the_targets_are_missing_and_resolves() {
-    let h = harness("sched-deadline").await;
+/// A scheduler of `every_minute` with `deadline`, whose first tick has fired and whose report
+/// runs until `hold` is released.
+async fn a_held_tick_with_a_deadline(
+    name: &str,
+    deadline: Duration,
+) -> (Harness, watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let h = harness(name).await;
     h.hold.store(true, Ordering::SeqCst);
-    let schedule = every_minute().deadline(Duration::from_secs(600));
+    let schedule = every_minute().deadline(deadline);
     let (stop, handle) = h.start(schedule.overlap(Overlap::Wait));
     h.clock.set(MIDNIGHT + MINUTE);
     h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+    (h, stop, handle)
+}
+
+/// Lets the report complete: the tick succeeds and its deadline alert is resolved.
+async fn release_and_resolve(
+    h: &Harness,
+    stop: watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+) {
+    h.hold.store(false, Ordering::SeqCst);
+    h.wait_for_ticks(|t| t[0].status == "succeeded" && !t[0].deadline_alerted)
+        .await;
+    stop.send(true).expect("stop");
+    handle.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn a_deadline_alerts_once_while_the_targets_are_missing_and_resolves() {
+    let (h, stop, handle) =
+        a_held_tick_with_a_deadline("sched-deadline", Duration::from_secs(600)).await;
     // Before the deadline: no alert.
     h.clock.set(MIDNIGHT + 10 * MINUTE);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -338,34 +362,22 @@ async fn a_deadline_alerts_once_while_the_targets_are_missing_and_resolves() {
     // Past it, with the report still running: one alert, recorded on the tick.
     h.clock.set(MIDNIGHT + 11 * MINUTE + 1);
     h.wait_for_ticks(|t| t[0].deadline_alerted).await;
-    // The report completes: the alert resolves.
-    h.hold.store(false, Ordering::SeqCst);
+    // The report completes (the clock moves on too): the alert resolves.
     h.clock.set(MIDNIGHT + 12 * MINUTE);
-    h.wait_for_ticks(|t| t[0].status == "succeeded" && !t[0].deadline_alerted)
-        .await;
-    stop.send(true).expect("stop");
-    handle.await.expect("stopped");
+    release_and_resolve(&h, stop, handle).await;
 }
 
 /// A deadline that falls between two of the scheduler's periodic checks (a renewal period,
 /// 20 s here) is checked at its own instant, and resolves as soon as the run ends.
 #[tokio::test]
 async fn a_deadline_between_periodic_checks_alerts_at_its_instant_and_resolves_when_the_run_ends() {
-    let h = harness("sched-deadline-instant").await;
-    h.hold.store(true, Ordering::SeqCst);
-    let schedule = every_minute().deadline(Duration::from_secs(3));
-    let (stop, handle) = h.start(schedule.overlap(Overlap::Wait));
-    h.clock.set(MIDNIGHT + MINUTE);
-    h.wait_for_ticks(|t| statuses(t) == [(1, "fired")]).await;
+    let (h, stop, handle) =
+        a_held_tick_with_a_deadline("sched-deadline-instant", Duration::from_secs(3)).await;
     // 3 s after the tick, well inside the period since the check made when it fired.
     h.clock.set(MIDNIGHT + MINUTE + 3_001);
     h.wait_for_ticks(|t| t[0].deadline_alerted).await;
     // The report completes while the clock stands still: the alert resolves all the same.
-    h.hold.store(false, Ordering::SeqCst);
-    h.wait_for_ticks(|t| t[0].status == "succeeded" && !t[0].deadline_alerted)
-        .await;
-    stop.send(true).expect("stop");
-    handle.await.expect("stopped");
+    release_and_resolve(&h, stop, handle).await;
 }
 
 #[tokio::test]
