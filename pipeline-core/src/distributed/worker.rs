@@ -122,12 +122,14 @@ pub async fn run(
     let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
     let holdings: Holdings = Arc::default();
     let announced_stop = Arc::new(AtomicBool::new(false));
+    let claimed_now = Arc::new(tokio::sync::Notify::new());
     let renewals = tokio::spawn(keep_leases(
         line,
         record.clone(),
         Arc::clone(&holdings),
         options.lease,
         Arc::clone(&announced_stop),
+        Arc::clone(&claimed_now),
     ));
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut warned_foreign: HashSet<i64> = HashSet::new();
@@ -192,9 +194,15 @@ pub async fn run(
                     // A full claim may have left more behind: look again at once.
                     look = claimed.len() == free;
                     let mut held = hold(&holdings);
+                    let any = !claimed.is_empty();
                     for work in claimed {
                         let token = work.token.clone();
                         held.insert(token, start(&runner, work, finished_tx.clone()));
+                    }
+                    if any {
+                        // Their leases ran from the claim's first row: renewed now, they run
+                        // from its end, however long the claim took.
+                        claimed_now.notify_one();
                     }
                 }
                 Err(err) => {
@@ -300,9 +308,9 @@ fn hold(holdings: &Holdings) -> std::sync::MutexGuard<'_, HashMap<String, Held>>
 /// within about this long after its state store is.
 const RENEWAL_RETRY: Duration = Duration::from_millis(250);
 
-/// Renews the worker's heartbeat and its leases a third of a lease period at a time, on a
-/// connection and a task of their own, so that neither claims, outcomes nor the worker's own
-/// loop ever hold a renewal up. Stops the attempts that are not the worker's any more, and all
+/// Renews the worker's heartbeat and its leases a third of a lease period at a time, and at
+/// once after a claim, on a connection and a task of their own, so that neither claims,
+/// outcomes nor the worker's own loop ever hold a renewal up. Stops the attempts that are not the worker's any more, and all
 /// of them when it cannot reach the store for two thirds of a lease.
 async fn keep_leases(
     mut line: LeaseLine,
@@ -310,13 +318,17 @@ async fn keep_leases(
     holdings: Holdings,
     lease: Duration,
     stopping: Arc<AtomicBool>,
+    claimed_now: Arc<tokio::sync::Notify>,
 ) {
     let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let every = lease / 3;
     let mut last_renewal = Instant::now();
     let mut next = tokio::time::Instant::now() + every;
     loop {
-        tokio::time::sleep_until(next).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = claimed_now.notified() => {}
+        }
         let sent = Instant::now();
         // What ended here is being written, under row locks the renewal would wait for.
         let tokens: Vec<String> = hold(&holdings)
