@@ -4,9 +4,11 @@
 //! run in this process, each with a state store (a connection pool) of its own, as separate
 //! processes would; they claim, renew and report through PostgreSQL exactly as `daily worker`.
 //!
-//! Prints total time, tasks per second and the database's committed transactions per task
-//! (from `pg_stat_database`: every statement outside a transaction is one; a batch of the run's
-//! attempt and marker writes is one), then the transactions an idle worker makes per second.
+//! Prints total time, tasks per second, the database's committed transactions per task (from
+//! `pg_stat_database`: every statement outside a transaction is one; a batch of the run's
+//! attempt and marker writes is one) and the tuples it fetched per task (what indexes and
+//! scans handed to queries: a query whose cost grows with the run shows here), then the
+//! transactions an idle worker makes per second.
 //!
 //! `cargo bench -p pipeline-core --bench distributed` (PostgreSQL on `DATABASE_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `-- --tasks 2000` for another size.
@@ -60,8 +62,8 @@ async fn bench(tasks: usize) {
     let dag = Arc::new(build(tasks));
     println!("distributed benchmark: {tasks} no-op tasks, layered, PostgreSQL state store");
     println!(
-        "{:<22} {:>9} {:>12} {:>15}",
-        "", "total", "tasks/s", "xacts per task"
+        "{:<22} {:>9} {:>12} {:>15} {:>16}",
+        "", "total", "tasks/s", "xacts per task", "tuples per task"
     );
     // Each case runs its own partition, so nothing is complete before it starts.
     let cases: [(&str, usize); 4] = [
@@ -71,14 +73,15 @@ async fn bench(tasks: usize) {
         ("4 workers", 4),
     ];
     for (day, (label, workers)) in (1..).zip(cases) {
-        let before = transactions(&mut conn, &name).await;
+        let before = counters(&mut conn, &name).await;
         let elapsed = run(&config, &dag, workers, day).await;
-        let used = transactions(&mut conn, &name).await - before;
+        let after = counters(&mut conn, &name).await;
         println!(
-            "{label:<22} {:>7.2} s {:>12.0} {:>15.1}",
+            "{label:<22} {:>7.2} s {:>12.0} {:>15.1} {:>16.1}",
             elapsed.as_secs_f64(),
             tasks as f64 / elapsed.as_secs_f64(),
-            used as f64 / tasks as f64
+            (after.0 - before.0) as f64 / tasks as f64,
+            (after.1 - before.1) as f64 / tasks as f64
         );
     }
     let idle = idle_worker(&config, &dag, &mut conn, &name).await;
@@ -181,13 +184,18 @@ async fn idle_worker(config: &Config, dag: &Arc<Dag>, conn: &mut PgConnection, n
 }
 
 async fn transactions(conn: &mut PgConnection, name: &str) -> i64 {
+    counters(conn, name).await.0
+}
+
+/// The database's committed transactions and fetched tuples so far.
+async fn counters(conn: &mut PgConnection, name: &str) -> (i64, i64) {
     // Backends report their statistics within a second of a transaction; the reading is a
     // snapshot, which this clears.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
         .execute(&mut *conn)
         .await;
-    sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+    sqlx::query_as("SELECT xact_commit, tup_fetched FROM pg_stat_database WHERE datname = $1")
         .bind(name)
         .fetch_one(conn)
         .await

@@ -126,6 +126,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "task history",
         include_str!("../../migrations/postgres/0010_task_history.sql"),
     ),
+    (
+        11,
+        "lease index",
+        include_str!("../../migrations/postgres/0011_lease_index.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement: well under both backends' limits on bound parameters.

@@ -557,10 +557,15 @@ impl StateStore {
             .execute(pool)
             .await?;
         }
+        // Each id by the primary key (`OFFSET 0` keeps the planner from flattening the lookup):
+        // the `(run_id, state)` index would read every finished attempt of the run on every
+        // poll, which grows with the run.
         let rows = sqlx::query(
-            "SELECT id, state, status, error, fatal, note, value, targets, worker_id, log \
-             FROM pipeline_work WHERE run_id = $1 AND id = ANY($2) \
-             AND state IN ('done', 'lost', 'handed_back', 'cancelled')",
+            "SELECT w.id, w.state, w.status, w.error, w.fatal, w.note, w.value, w.targets, \
+             w.worker_id, w.log \
+             FROM unnest($2::BIGINT[]) AS wanted(id) \
+             CROSS JOIN LATERAL (SELECT * FROM pipeline_work w WHERE w.id = wanted.id OFFSET 0) w \
+             WHERE w.run_id = $1 AND w.state IN ('done', 'lost', 'handed_back', 'cancelled')",
         )
         .bind(run_id)
         .bind(ids)
