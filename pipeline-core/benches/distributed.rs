@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use pipeline_core::config::{Config, Setting};
 use pipeline_core::dag::{Dag, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::distributed::{WorkerOptions, worker};
-use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
 use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use pipeline_core::status::TaskStatus;
+use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::testing::{WorkerOptions, worker};
 use tokio::sync::watch;
 
 // Shares the executor benchmark's layered shape, not its list of shapes.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use pipeline_core::config::{Config, Setting};
 use pipeline_core::dag::{Dag, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::run::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
 use tokio::sync::watch;
 
 mod shapes;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use pipeline_core::config::{Config, Setting};
 use pipeline_core::dag::{Dag, TaskSpec};
-use pipeline_core::run::{Runner, open_store};
-use pipeline_core::schedule::{Clock, Schedule, Scheduler, SchedulerOptions};
+use pipeline_core::schedule::Schedule;
+use pipeline_core::testing::{Clock, Scheduler, SchedulerOptions};
+use pipeline_core::testing::{Runner, open_store};
 use tokio::sync::watch;
 
 const NIGHTLY: usize = 1_000;

@@ -20,7 +20,7 @@ use crate::config::AlertConfig;
 /// A boxed, `Send` future: what alert senders return.
 pub(crate) type BoxFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-pub use crate::status::Severity;
+pub(crate) use crate::status::Severity;
 
 pub use pagerduty::PagerDutyNotifier;
 pub use slack::SlackNotifier;

@@ -64,7 +64,7 @@ pub struct AlertConfig {
 }
 
 /// PagerDuty's Events API v2 endpoint.
-pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+pub(crate) const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 /// A value that must never be printed (a webhook URL, a routing key): `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -336,7 +336,7 @@ impl Config {
 }
 
 /// The file of a `sqlite:` URL, if it names one (not `:memory:`).
-pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

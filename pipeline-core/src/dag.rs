@@ -10,7 +10,7 @@ mod suggest;
 use std::collections::HashMap;
 
 pub use crate::task::{DEFAULT_RETRY_DELAY, Policy};
-pub use build::{DagBuilder, DagError, member_name};
+pub use build::{DagBuilder, DagError};
 pub use render::GraphFormat;
 pub use spec::{Action, DynRun, TaskSpec};
 

@@ -271,7 +271,7 @@ pub fn now_millis() -> i64 {
 }
 
 /// `2026-11-26 09:41:07` (UTC) for a timestamp in milliseconds.
-pub fn format_timestamp(millis: i64) -> String {
+pub(crate) fn format_timestamp(millis: i64) -> String {
     let date = Date {
         days: millis.div_euclid(86_400_000),
     };
@@ -285,7 +285,7 @@ pub fn format_timestamp(millis: i64) -> String {
 }
 
 /// `850ms`, `12.3s`, `4m05s`, `2h03m`: short and readable in tables and messages.
-pub fn format_duration(duration: std::time::Duration) -> String {
+pub(crate) fn format_duration(duration: std::time::Duration) -> String {
     let ms = duration.as_millis();
     match ms {
         0..1_000 => format!("{ms}ms"),

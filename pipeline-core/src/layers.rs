@@ -23,7 +23,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("runs and the other loaders", &["api", "event", "run"]),
     ("long-running processes", &["distributed", "schedule"]),
     ("faces", &["__private", "serve"]),
-    ("the binary", &["cli"]),
+    (
+        "the binary, and the hooks of its tests",
+        &["cli", "testing"],
+    ),
 ];
 
 fn source() -> PathBuf {

@@ -30,13 +30,14 @@
 pub(crate) mod alert;
 pub mod api;
 pub mod check;
+#[doc(hidden)]
 pub mod cli;
 pub mod config;
 pub mod ctx;
 pub mod dag;
 pub mod date;
 pub mod db;
-pub mod distributed;
+pub(crate) mod distributed;
 #[cfg(feature = "events")]
 pub mod event;
 mod fatal;
@@ -48,16 +49,18 @@ mod layers;
 pub mod load;
 mod message;
 pub mod pool;
-pub mod run;
+pub(crate) mod run;
 pub mod schedule;
 pub(crate) mod secrets;
 #[cfg(feature = "web")]
-pub mod serve;
-pub mod state;
+pub(crate) mod serve;
+pub(crate) mod state;
 pub mod status;
 mod sync;
 pub mod task;
 mod task_log;
+#[doc(hidden)]
+pub mod testing;
 
 #[doc(hidden)]
 #[path = "private.rs"]

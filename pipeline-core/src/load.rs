@@ -44,9 +44,10 @@ use crate::fatal::ResultExt as _;
 
 #[cfg(feature = "events")]
 pub(crate) use lock::TableLock;
+pub(crate) use names::check_identifier;
 #[cfg(feature = "events")]
 pub(crate) use names::derived;
-pub use names::{check_identifier, staging_name};
+pub use names::staging_name;
 
 /// Keys re-read below the high-water mark on each incremental load.
 pub const DEFAULT_LOOKBACK: i64 = 10_000;
@@ -59,7 +60,7 @@ pub const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::
 pub const DEFAULT_SWAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The metadata table kept in the warehouse.
-pub const META_TABLE: &str = "pipeline_table_loads";
+pub(crate) const META_TABLE: &str = "pipeline_table_loads";
 
 /// The metadata table, `qualified` by its schema (`main.` in SQLite).
 pub(crate) fn meta_create_sql(schema: &str) -> String {

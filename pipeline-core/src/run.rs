@@ -6,9 +6,9 @@ mod alerts;
 mod attempt;
 mod dispatch;
 mod executor;
-mod lock;
+pub(crate) mod lock;
 mod recorder;
-mod report;
+pub(crate) mod report;
 mod worker;
 
 use dispatch::Dispatch;
@@ -32,9 +32,8 @@ use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
 pub(crate) use attempt::run_attempt;
-pub use lock::LockHeld;
 pub(crate) use lock::{HEARTBEAT_EVERY, is_gone, this_process, why_gone};
-pub use report::{Blocked, RunReport, TaskReport};
+pub use report::{RunReport, TaskReport};
 
 /// How long the end of a run waits for the databases' connections to close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -7,11 +7,11 @@
 //! (`partition = hourly`) runs the local hour that just ended: its tick at 05:05 runs
 //! 2026-11-26T04, from 04:00 to 05:00.
 
-mod clock;
+pub(crate) mod clock;
 pub(crate) mod cron;
 pub(crate) mod def;
 pub(crate) mod listing;
-mod scheduler;
+pub(crate) mod scheduler;
 mod tick;
 
 use std::time::Duration;
@@ -21,10 +21,10 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use crate::date::{Date, Partition};
-pub use clock::Clock;
+pub(crate) use clock::Clock;
 use cron::Cron;
 use def::{Registration, ScheduleDef};
-pub use scheduler::{BASELINE, Scheduler, SchedulerOptions, due_ticks};
+pub(crate) use scheduler::{BASELINE, Scheduler, SchedulerOptions};
 
 /// What a scheduler that was down does with the ticks it missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum Partitioning {
 }
 
 /// Missed ticks `catchup = "all"` runs at most: the newest ones.
-pub const MAX_CATCHUP: usize = 100;
+pub(crate) const MAX_CATCHUP: usize = 100;
 
 /// A schedule, ready to compute its ticks.
 #[derive(Clone, Debug)]

@@ -31,8 +31,6 @@ use tokio::sync::watch;
 use crate::run::Runner;
 use crate::schedule::Schedule;
 
-pub use layout::{layered, longest_path_ranks};
-
 /// The body of every response.
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 

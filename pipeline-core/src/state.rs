@@ -7,7 +7,9 @@ mod sql;
 
 use std::fmt;
 
-pub use sql::{LeaseLine, RunFilter, StateStore};
+#[cfg(feature = "web")]
+pub use sql::RunFilter;
+pub use sql::{LeaseLine, StateStore};
 
 use crate::status::{RunStatus, TaskStatus};
 

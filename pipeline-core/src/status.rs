@@ -93,7 +93,7 @@ string_enum! {
 
 /// How urgent an alert is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Someone should look during working hours (Slack).
     Low,
     /// Someone must look now (the pager).

@@ -230,7 +230,7 @@ pub async fn run_task(
     config: &pipeline_core::config::Config,
     spec: pipeline_core::dag::TaskSpec,
     test_mode: bool,
-) -> pipeline_core::run::TaskReport {
+) -> pipeline_core::testing::TaskReport {
     let date = pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date");
     run_task_on(config, spec, test_mode, date).await
 }
@@ -241,8 +241,8 @@ pub async fn run_task_on(
     spec: pipeline_core::dag::TaskSpec,
     test_mode: bool,
     date: pipeline_core::date::Date,
-) -> pipeline_core::run::TaskReport {
-    use pipeline_core::run::{Quiet, RunOptions};
+) -> pipeline_core::testing::TaskReport {
+    use pipeline_core::testing::{Quiet, RunOptions};
     let runner = runner_for(config, "test", vec![spec]).await;
     let mut options = RunOptions::new(date);
     options.force = true;
@@ -257,14 +257,14 @@ pub async fn runner_for(
     config: &pipeline_core::config::Config,
     pipeline: &str,
     specs: Vec<pipeline_core::dag::TaskSpec>,
-) -> pipeline_core::run::Runner {
+) -> pipeline_core::testing::Runner {
     let mut builder = pipeline_core::dag::Dag::builder();
     for spec in specs {
         builder.task(spec);
     }
-    pipeline_core::run::Runner {
+    pipeline_core::testing::Runner {
         dag: std::sync::Arc::new(builder.build().expect("a valid graph")),
-        store: pipeline_core::run::open_store(config)
+        store: pipeline_core::testing::open_store(config)
             .await
             .expect("the state store"),
         config: config.clone(),

@@ -302,6 +302,6 @@ fn members(def: &TaskDef) -> Vec<(String, Option<&'static str>)> {
 }
 
 /// `load` + `orders` -> `load[orders]`.
-pub fn member_name(family: &str, key: &str) -> String {
+pub(crate) fn member_name(family: &str, key: &str) -> String {
     format!("{family}[{key}]")
 }

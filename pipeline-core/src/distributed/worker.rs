@@ -75,7 +75,8 @@ struct Held {
     /// Set when the worker hands the attempt back at shutdown.
     handed_back: Arc<AtomicBool>,
     /// Set when the attempt (or coordination) has ended here, before its outcome is written:
-    /// its lease is renewed no more, and an answer without it means nothing.
+    /// its lease is renewed without waiting for its row (which the write may hold), and an
+    /// answer without it means nothing.
     ended: Arc<AtomicBool>,
 }
 
@@ -330,15 +331,20 @@ async fn keep_leases(
             () = claimed_now.notified() => {}
         }
         let sent = Instant::now();
-        // What ended here is being written, under row locks the renewal would wait for.
-        let tokens: Vec<String> = hold(&holdings)
-            .iter()
-            .filter(|(_, held)| !held.ended.load(Ordering::SeqCst))
-            .map(|(token, _)| token.clone())
-            .collect();
-        let renewed = line.renew(&record, stopping.load(Ordering::SeqCst), &tokens, lease_ms);
-        let failed = match tokio::time::timeout(every, renewed).await {
-            Ok(Ok(kept)) => {
+        // What ended here keeps its lease until its outcome is written (a slow write must not
+        // let it run out), but its row may be under that write: it is not waited for.
+        let (mut tokens, mut ending) = (Vec::new(), Vec::new());
+        for (token, held) in hold(&holdings).iter() {
+            if held.ended.load(Ordering::SeqCst) {
+                ending.push(token.clone());
+            } else {
+                tokens.push(token.clone());
+            }
+        }
+        let stopping_now = stopping.load(Ordering::SeqCst);
+        let renewed = line.renew(&record, stopping_now, &tokens, &ending, lease_ms, every);
+        let failed = match renewed.await {
+            Ok(kept) => {
                 last_renewal = sent;
                 let kept: HashSet<String> = kept.into_iter().collect();
                 for (token, attempt) in hold(&holdings).iter() {
@@ -357,8 +363,7 @@ async fn keep_leases(
                 }
                 None
             }
-            Ok(Err(err)) => Some(format!("{err:#}")),
-            Err(_) => Some("no answer".to_string()),
+            Err(err) => Some(format!("{err:#}")),
         };
         next = tokio::time::Instant::now() + every;
         let Some(why) = failed else {

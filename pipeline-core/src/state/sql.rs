@@ -628,7 +628,7 @@ impl StateStore {
     }
 
     /// The tasks of the partition with an alert still open, and its severity.
-    pub async fn open_alerts(
+    pub(crate) async fn open_alerts(
         &self,
         key: &PartitionKey,
     ) -> anyhow::Result<HashMap<String, Severity>> {
@@ -648,7 +648,7 @@ impl StateStore {
     }
 
     /// Opens (`Some`) or resolves (`None`) the alert of each task, in order.
-    pub async fn set_alerts(
+    pub(crate) async fn set_alerts(
         &self,
         key: &PartitionKey,
         alerts: &[(String, Option<Severity>)],

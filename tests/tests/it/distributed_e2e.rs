@@ -230,9 +230,12 @@ fn a_frozen_workers_late_outcome_is_refused_and_the_newer_attempt_stands() {
     assert_eq!(task(&json, "validate")["status"], "succeeded");
     assert_eq!(task(&json, "validate")["attempts"], 2);
     let frozen = stop(frozen);
+    // Woken, it finds the attempt taken from it, or cannot renew in time and fences itself:
+    // either way it drops the attempt and writes nothing for it.
     assert!(
         frozen.stderr.contains("no longer this worker's")
-            || frozen.stderr.contains("after its lease was lost"),
+            || frozen.stderr.contains("after its lease was lost")
+            || frozen.stderr.contains("stopping 1 attempt(s)"),
         "the woken worker dropped its attempt: {}",
         frozen.stderr
     );
@@ -274,7 +277,7 @@ fn a_worker_of_another_graph_leaves_the_run_alone_and_says_why() {
 }
 
 /// Claims and outcomes slowed down in the database (every change of an attempt's state takes
-/// 150 ms, so a claim of 8 takes 1.2 s, most of a lease): the worker's heartbeat and lease
+/// 150 ms, so a claim of 8 takes 1.2 s, most of a renewal period): the worker's heartbeat and lease
 /// renewals keep their cadence on their own connection and task, and no attempt is lost, run
 /// twice, or reported lost after it ended.
 #[test]
@@ -282,7 +285,19 @@ fn lease_renewals_stay_on_time_while_claims_and_outcomes_fill_the_pool() {
     let (sandbox, db) = sandbox("dist-renewals");
     let tables: Vec<String> = (0..24).map(|n| format!("t{n}")).collect();
     sandbox.write("tables.txt", &tables.join("\n"));
-    let busy = worker(&sandbox, DATA_PIPELINE, &["--slots", "8"]);
+    let busy = sandbox.spawn(
+        DATA_PIPELINE,
+        &[
+            "worker",
+            "--lease-secs",
+            "3",
+            "--grace-secs",
+            "1",
+            "--slots",
+            "8",
+        ],
+        &[],
+    );
     wait_for_workers(&sandbox, DATA_PIPELINE, 1);
     psql(
         &db.url,
@@ -321,10 +336,10 @@ fn lease_renewals_stay_on_time_while_claims_and_outcomes_fill_the_pool() {
         assert_eq!(task["attempts"], 1, "{task}");
     }
     let oldest = ages.iter().copied().max().unwrap_or_default();
-    // Renewals come every 667 ms (a third of the 2 s lease); two thirds of it unanswered
-    // stop the attempts.
+    // Renewals come every second (a third of the 3 s lease); two thirds of it unanswered
+    // stop the attempts. Behind claims of 1.2 s, they would come up to 2.2 s apart.
     assert!(
-        ages.len() > 20 && oldest < 1_200,
+        ages.len() > 20 && oldest < 1_600,
         "the heartbeat aged {oldest} ms at most over {} samples",
         ages.len()
     );

@@ -178,7 +178,7 @@ impl Warehouse {
         bus: &Bus,
         setup: Setup,
         test_mode: bool,
-    ) -> pipeline_core::run::TaskReport {
+    ) -> pipeline_core::testing::TaskReport {
         let spec = load_task::<M>(&bus.stream, &bus.subject(), "orders", setup);
         run_task(&self.config, spec, test_mode).await
     }
@@ -225,12 +225,12 @@ fn keep(load: pipeline_core::event::EventLoad<'_>) -> pipeline_core::event::Even
     load
 }
 
-fn succeeded(report: &pipeline_core::run::TaskReport) {
+fn succeeded(report: &pipeline_core::testing::TaskReport) {
     assert_eq!(report.status, TaskStatus::Succeeded, "{:?}", report.error);
 }
 
 /// The load succeeded, and its report says each of `words`.
-fn succeeded_saying(report: &pipeline_core::run::TaskReport, words: &[&str]) {
+fn succeeded_saying(report: &pipeline_core::testing::TaskReport, words: &[&str]) {
     succeeded(report);
     let said = report.details.first().map_or("", String::as_str);
     assert!(
@@ -577,7 +577,7 @@ async fn loaded_once(warehouse: Warehouse, prefix: &str, total: i64) -> (Warehou
 async fn refused_in_the_third_batch(
     warehouse: &Warehouse,
     bus: Bus,
-    refused: pipeline_core::run::TaskReport,
+    refused: pipeline_core::testing::TaskReport,
     words: &[&str],
     undo: &str,
 ) {
@@ -1058,7 +1058,7 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
     let warehouse = Warehouse::sqlite("events-bad");
     let bus = Bus::new("events-bad", None).await;
     bus.publish(&order::<OrderV1>(1, false)).await;
-    let error = |report: pipeline_core::run::TaskReport| {
+    let error = |report: pipeline_core::testing::TaskReport| {
         assert_eq!(report.status, TaskStatus::Failed);
         report.error.unwrap_or_default()
     };

@@ -8,10 +8,10 @@ use std::time::Duration;
 use pipeline_core::config::Setting;
 use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner};
-use pipeline_core::state::{Namespace, PartitionKey};
 use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_core::task::TaskFuture;
+use pipeline_core::testing::{Namespace, PartitionKey};
+use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 
@@ -70,7 +70,7 @@ fn status(report: &RunReport, name: &str) -> TaskStatus {
     task(report, name).status
 }
 
-fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::run::TaskReport {
+fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::testing::TaskReport {
     report.task(name).unwrap_or_else(|| panic!("no {name}"))
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
 use pipeline_core::pool::Pools;
-use pipeline_core::run::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_core::status::{RunStatus, TaskStatus};
+use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 
@@ -91,7 +91,7 @@ impl Harness {
     }
 }
 
-fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::run::TaskReport {
+fn task<'a>(report: &'a RunReport, name: &str) -> &'a pipeline_core::testing::TaskReport {
     report.task(name).unwrap_or_else(|| panic!("no {name}"))
 }
 

@@ -7,12 +7,10 @@ use std::time::Duration;
 
 use pipeline_core::dag::TaskSpec;
 use pipeline_core::date::Date;
-use pipeline_core::run::Runner;
-use pipeline_core::schedule::{
-    BASELINE, Catchup, Clock, Overlap, Partitioning, Schedule, Scheduler, SchedulerOptions,
-    due_ticks,
-};
-use pipeline_core::state::TickRecord;
+use pipeline_core::schedule::{Catchup, Overlap, Partitioning, Schedule};
+use pipeline_core::testing::Runner;
+use pipeline_core::testing::TickRecord;
+use pipeline_core::testing::{BASELINE, Clock, Scheduler, SchedulerOptions, due_ticks};
 use pipeline_tests::{Sandbox, runner_for, sqlite_execute, sqlite_rows};
 use tokio::sync::watch;
 

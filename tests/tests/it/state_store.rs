@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use pipeline_core::config::Setting;
-use pipeline_core::state::{
+use pipeline_core::status::{RunStatus, TaskStatus};
+use pipeline_core::testing::{
     AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
     PartitionKey, StateStore, TickRecord,
 };
-use pipeline_core::status::{RunStatus, TaskStatus};
 use pipeline_tests::{PgDatabase, Sandbox};
 
 /// Keeps the backing file or database alive for the test.

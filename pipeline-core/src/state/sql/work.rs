@@ -42,15 +42,20 @@ impl std::fmt::Debug for LeaseLine {
 }
 
 impl LeaseLine {
-    /// Renews the worker's heartbeat and the leases of `tokens`, in one statement: the tokens
-    /// still the worker's. An attempt missing from the answer was cancelled by its run or
-    /// rescued after its lease ran out: stop it, write nothing.
+    /// Renews the worker's heartbeat and the leases of `running` and `ending` attempts, in one
+    /// statement: the tokens still the worker's. A running attempt missing from the answer
+    /// was cancelled by its run or rescued after its lease ran out: stop it, write nothing.
+    /// An ending one (ended here, its outcome on its way) is renewed until the outcome is
+    /// written, unless that write holds its row right now: then it is passed over, not waited
+    /// for, and may be missing from the answer. Without an answer `within`, it gives up.
     pub async fn renew(
         &mut self,
         worker: &WorkerRecord,
         stopping: bool,
-        tokens: &[String],
+        running: &[String],
+        ending: &[String],
         lease_ms: i64,
+        within: Duration,
     ) -> anyhow::Result<Vec<String>> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
@@ -64,22 +69,29 @@ impl LeaseLine {
         let now = self.clock;
         let renewed = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH heartbeat AS (UPDATE pipeline_workers SET heartbeat_at = {now}, stopping = $4 \
-             WHERE id = $3) \
+             WHERE id = $3), \
+             ending AS (SELECT id FROM pipeline_work WHERE lease_token = ANY($5) \
+             AND state = 'running' AND lease_until >= {now} FOR UPDATE SKIP LOCKED) \
              UPDATE pipeline_work SET lease_until = {now} + $2 \
-             WHERE lease_token = ANY($1) AND state = 'running' AND lease_until >= {now} \
+             WHERE (lease_token = ANY($1) OR id IN (SELECT id FROM ending)) \
+             AND state = 'running' AND lease_until >= {now} \
              RETURNING lease_token"
         )))
-        .bind(tokens)
+        .bind(running)
         .bind(lease_ms)
         .bind(&worker.id)
         .bind(stopping)
-        .fetch_all(&mut *conn)
-        .await;
+        .bind(ending)
+        .fetch_all(&mut *conn);
+        let renewed = match tokio::time::timeout(within, renewed).await {
+            Ok(renewed) => renewed.map_err(anyhow::Error::from),
+            Err(_) => Err(anyhow::anyhow!("no answer within {within:?}")),
+        };
         if renewed.is_err() {
-            // Broken, or in a state not worth finding out: the next renewal connects afresh.
+            // Broken, or left with a statement under way: the next renewal connects afresh.
             self.conn = None;
         }
-        Ok(renewed?)
+        renewed
     }
 }
 
