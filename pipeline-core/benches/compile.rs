@@ -2,7 +2,8 @@
 //! size, and measures `cargo check` of each with the check and with a build that skips it
 //! (`PIPELINE_BENCH_SKIP_DAG_CHECK`, each mode in its own target directory), then the
 //! incremental rebuild after an edit that adds a line to one task of a 1,000-task crate: at the
-//! top, the middle and the bottom of one file, and in a crate of ten modules.
+//! top, the middle and the bottom of one file, and in a crate of ten modules, by `cargo check`
+//! and by `cargo build --lib` (which also generates code). `-- --edits` measures only those.
 //!
 //! `cargo bench -p pipeline-core --bench compile` runs chain, fan-in and layered at 100, 1,000
 //! and 5,000 tasks; `-- --shape layered --tasks 2000` one case; `-- --samples 3` reports the
@@ -32,6 +33,10 @@ fn main() {
     let samples: usize = shapes::flag("--samples")
         .map_or(1, |n| n.parse().expect("--samples takes a number"))
         .max(1);
+    if std::env::args().any(|arg| arg == "--edits") {
+        edits(&root, samples);
+        return;
+    }
     println!(
         "compile-time benchmark: `cargo check` of a generated crate (wall clock, fastest of \
          {samples})"
@@ -57,36 +62,53 @@ fn main() {
             with.as_secs_f64() - without.as_secs_f64()
         );
     }
-    println!(
-        "edit one task (adds a line to its body), layered 1000, `cargo check` after the edit:"
-    );
-    let one_file = generate(&root, "layered", 1_000);
-    for (place, task) in [("first", 0), ("middle", 500), ("last", 999)] {
-        let rebuild = (0..samples)
-            .map(|_| edit_and_check(&one_file, &root.join("target-with"), task))
-            .min()
-            .expect("one sample at least");
-        println!(
-            "  one file of 1,000 tasks, the {place} task: {:.2} s",
-            rebuild.as_secs_f64()
-        );
-    }
-    let modules = generate_modules(&root, "layered", 1_000, 100);
-    let rebuild = (0..samples)
-        .map(|_| edit_and_check(&modules, &root.join("target-with"), 500))
-        .min()
-        .expect("one sample at least");
-    println!(
-        "  ten modules of 100 tasks, the first task of the sixth: {:.2} s",
-        rebuild.as_secs_f64()
-    );
+    edits(&root, samples);
 }
 
-/// Checks the crate in `dir`, adds a line to task `task`'s body, and returns the wall time of
-/// the `cargo check` that follows; the edit is undone afterwards. The place of the edit should
-/// matter little: below it rustc rechecks only the tasks' own functions and one static each.
-fn edit_and_check(dir: &Path, target: &Path, task: usize) -> Duration {
-    check(dir, target, false);
+/// The rebuild after an edit of one task of a 1,000-task crate, by `cargo check` and by
+/// `cargo build --lib`: every sample, and the fastest.
+fn edits(root: &Path, samples: usize) {
+    println!("edit one task (adds a line to its body), layered 1000: the rebuild after the edit");
+    println!(
+        "{:<52} {:>22} {:>22}",
+        "", "cargo check", "cargo build --lib"
+    );
+    let one_file = generate(root, "layered", 1_000);
+    let modules = generate_modules(root, "layered", 1_000, 100);
+    let places = [
+        ("one file of 1,000 tasks, the first task", &one_file, 0),
+        ("one file of 1,000 tasks, the middle task", &one_file, 500),
+        ("one file of 1,000 tasks, the last task", &one_file, 999),
+        ("ten modules of 100 tasks, the sixth's first", &modules, 500),
+    ];
+    for (place, dir, task) in places {
+        let mut figures = Vec::new();
+        for verb in ["check", "build"] {
+            let target = root.join(format!("target-edit-{verb}"));
+            let runs: Vec<Duration> = (0..samples)
+                .map(|_| edit_and_rebuild(dir, &target, task, verb))
+                .collect();
+            let fastest = runs.iter().min().copied().unwrap_or_default();
+            let all: Vec<String> = runs
+                .iter()
+                .map(|r| format!("{:.2}", r.as_secs_f64()))
+                .collect();
+            figures.push(format!(
+                "{:.2} s ({})",
+                fastest.as_secs_f64(),
+                all.join("/")
+            ));
+        }
+        println!("  {place:<50} {:>22} {:>22}", figures[0], figures[1]);
+    }
+}
+
+/// Builds the crate in `dir` by `verb` (`check` or `build`), adds a line to task `task`'s body,
+/// and returns the wall time of the same command after it; the edit is undone afterwards. The
+/// place of the edit should matter little: below it rustc rechecks only the tasks' own
+/// functions and one static each.
+fn edit_and_rebuild(dir: &Path, target: &Path, task: usize, verb: &str) -> Duration {
+    cargo(dir, target, false, true, verb);
     let file = std::fs::read_dir(dir.join("src"))
         .expect("the generated sources")
         .map(|entry| entry.expect("a generated source").path())
@@ -99,7 +121,7 @@ fn edit_and_check(dir: &Path, target: &Path, task: usize) -> Duration {
     let signature = format!("async fn t{task}(_ctx: &Ctx) -> Result<()> {{");
     let edited = source.replacen(&signature, &format!("{signature}\n    let _edited = 1;"), 1);
     std::fs::write(&file, edited).expect("the edit");
-    let rebuild = cargo_check(dir, target, false, false);
+    let rebuild = cargo(dir, target, false, false, verb);
     std::fs::write(&file, source).expect("undo the edit");
     rebuild
 }
@@ -177,7 +199,7 @@ fn write_if_changed(path: &Path, text: &str) {
 /// `cargo check` of the crate in `dir` from scratch: its dependencies built before, its own
 /// incremental state removed; its wall time.
 fn check(dir: &Path, target: &Path, skip: bool) -> Duration {
-    cargo_check(dir, target, skip, false);
+    cargo(dir, target, skip, false, "check");
     let name = dir.file_name().expect("a crate name").to_string_lossy();
     let incremental = target.join("debug/incremental");
     for entry in std::fs::read_dir(&incremental).expect("the incremental directory") {
@@ -189,11 +211,12 @@ fn check(dir: &Path, target: &Path, skip: bool) -> Duration {
             std::fs::remove_dir_all(&path).expect("remove the crate's incremental state");
         }
     }
-    cargo_check(dir, target, skip, true)
+    cargo(dir, target, skip, true, "check")
 }
 
-/// One `cargo check` of the crate in `dir`, after touching it when asked; its wall time.
-fn cargo_check(dir: &Path, target: &Path, skip: bool, touch: bool) -> Duration {
+/// One `cargo check` (or `build`: `verb`) of the crate's library in `dir`, after touching it
+/// when asked; its wall time.
+fn cargo(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Duration {
     if touch {
         let lib = dir.join("src/lib.rs");
         let text = std::fs::read_to_string(&lib).expect("the generated crate");
@@ -201,7 +224,7 @@ fn cargo_check(dir: &Path, target: &Path, skip: bool, touch: bool) -> Duration {
     }
     let mut command = Command::new(env!("CARGO"));
     command
-        .args(["check", "--quiet", "--lib"])
+        .args([verb, "--quiet", "--lib"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target);
     if skip {
@@ -210,7 +233,7 @@ fn cargo_check(dir: &Path, target: &Path, skip: bool, touch: bool) -> Duration {
         command.env_remove("PIPELINE_BENCH_SKIP_DAG_CHECK");
     }
     let started = Instant::now();
-    let status = command.status().expect("cargo check");
-    assert!(status.success(), "cargo check failed in {}", dir.display());
+    let status = command.status().expect("cargo");
+    assert!(status.success(), "cargo {verb} failed in {}", dir.display());
     started.elapsed()
 }
