@@ -356,7 +356,7 @@ async fn dispatch(
             let runner = runner(pipeline, dag()?).await?;
             runner
                 .store
-                .postgres(&crate::message::command("worker"))
+                .postgres(crate::message::Command("worker"))
                 .map_err(usage)?;
             let options = crate::distributed::WorkerOptions {
                 slots: usize::from(slots),
@@ -409,7 +409,7 @@ async fn dispatch(
                 ))),
                 CancelRequest::NoSuchRun => Err(usage(anyhow::anyhow!(
                     "there is no run {run_id} of {pipeline}: {} lists the runs",
-                    crate::message::command("history")
+                    crate::message::Command("history")
                 ))),
             }
         }
@@ -417,7 +417,7 @@ async fn dispatch(
             let runner = runner(pipeline, dag()?).await?;
             runner
                 .store
-                .postgres(&crate::message::command("workers"))
+                .postgres(crate::message::Command("workers"))
                 .map_err(usage)?;
             output::workers(&runner, json).await.map_err(failed)?;
             Ok(0)
@@ -491,9 +491,14 @@ async fn run_one(
     json: bool,
     cancel: watch::Receiver<bool>,
 ) -> Result<RunReport, Failure> {
+    // The tasks asked for by name, for what the run says of them before and after.
+    let named = if options.targets.is_empty() {
+        Vec::new()
+    } else {
+        runner.resolve(&options.targets).map_err(usage)?
+    };
     if options.only {
-        let targets = runner.resolve(&options.targets).map_err(usage)?;
-        output::explain_unit_mode(&runner.dag, &targets);
+        output::explain_unit_mode(&runner.dag, &named);
     }
     if options.test {
         eprintln!(
@@ -509,9 +514,8 @@ async fn run_one(
     if !json {
         output::print_summary(&report);
     }
-    if !options.force && !options.targets.is_empty() {
-        let targets = runner.resolve(&options.targets).map_err(usage)?;
-        output::explain_complete_targets(&runner.dag, &targets, &report);
+    if !options.force {
+        output::explain_complete_targets(&runner.dag, &named, &report);
     }
     Ok(report)
 }
@@ -532,7 +536,7 @@ async fn submit(runner: &Runner, options: &RunOptions, json: bool) -> Result<(),
         println!(
             "submitted a run of {} (submission {id}): a worker coordinates it; {} shows it",
             options.partition,
-            crate::message::command("history")
+            crate::message::Command("history")
         );
     }
     Ok(())

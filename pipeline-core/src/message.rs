@@ -19,9 +19,15 @@ pub fn command_name() -> &'static str {
     })
 }
 
-/// A command of this pipeline, as a hint shows it: `` `daily status --date ..` ``.
-pub fn command(arguments: &str) -> String {
-    format!("`{} {arguments}`", command_name())
+/// A command of this pipeline, as a hint shows it: `` `daily status --date ..` ``. Formatted
+/// only when shown: callers name it on paths that usually succeed.
+#[derive(Clone, Copy, Debug)]
+pub struct Command<'a>(pub &'a str);
+
+impl std::fmt::Display for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{} {}`", command_name(), self.0)
+    }
 }
 
 /// The whole error, as one line.

@@ -233,7 +233,7 @@ impl Runner {
         self.check_pools().map_err(RunError::Usage)?;
         if options.distributed {
             self.store
-                .postgres(&crate::message::command("run --distributed"))
+                .postgres(crate::message::Command("run --distributed"))
                 .map_err(RunError::Usage)?;
         }
         let key = self.partition_key(options.partition, options.test);
@@ -269,7 +269,7 @@ impl Runner {
             .map_err(|e| RunError::Usage(e.into()))?;
         self.check_pools().map_err(RunError::Usage)?;
         self.store
-            .postgres(&crate::message::command("run --distributed --detach"))
+            .postgres(crate::message::Command("run --distributed --detach"))
             .map_err(RunError::Usage)?;
         let key = self.partition_key(options.partition, options.test);
         let submitted = serde_json::to_string(options)

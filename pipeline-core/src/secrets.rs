@@ -4,7 +4,10 @@
 //! - the password of any URL in the text, however it is spelled (`/ @ : ? # %` included), and
 //! - every secret value the configuration and the loaders registered, raw or percent-decoded,
 //!   wherever it shows up (an API that echoes its key in an error body, a driver that quotes
-//!   its connection string).
+//!   its connection string);
+//! - the password of a configured URL also outside its URL, as a word of its own: it may be a
+//!   word messages use (a password `postgres`), which a URL's scheme, user, host or path and
+//!   the advice around them keep.
 
 use std::sync::RwLock;
 
@@ -14,10 +17,34 @@ pub const MASK: &str = "***";
 /// Shorter values are not registered: hiding every `ab` in every message would say nothing.
 const MIN_SECRET_BYTES: usize = 6;
 
-static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// A registered secret, and whether it is hidden wherever it stands (keys, tokens, webhook
+/// URLs) or only where it stands as a word outside a URL's structure (a URL's password).
+static KNOWN: RwLock<Vec<(String, Reach)>> = RwLock::new(Vec::new());
 
-/// Remembers a secret value (and its percent-decoded form) so that [`redact`] hides it.
+/// Where a registered secret is hidden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Reach {
+    /// As a word of its own, outside a URL's scheme, user, host and path.
+    Word,
+    /// Wherever it stands.
+    Anywhere,
+}
+
+/// Remembers a secret value (and its percent-decoded form) so that [`redact`] hides it
+/// wherever it shows up.
 pub fn register(value: &str) {
+    remember(value, Reach::Anywhere);
+}
+
+/// Registers the password of a URL, if it has one: hidden in any URL by its place, and
+/// elsewhere as a word of its own.
+pub fn register_url(url: &str) {
+    if let Some(password) = url_password(url) {
+        remember(password, Reach::Word);
+    }
+}
+
+fn remember(value: &str, reach: Reach) {
     let mut forms = vec![value.to_string()];
     let decoded = percent_decode(value);
     if decoded != value {
@@ -27,19 +54,17 @@ pub fn register(value: &str) {
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     for form in forms {
-        if form.len() >= MIN_SECRET_BYTES && !known.contains(&form) {
-            known.push(form);
+        if form.len() < MIN_SECRET_BYTES {
+            continue;
+        }
+        match known.iter_mut().find(|(secret, _)| *secret == form) {
+            // Registered both ways: the wider reach holds.
+            Some((_, known_reach)) => *known_reach = (*known_reach).max(reach),
+            None => known.push((form, reach)),
         }
     }
     // Longest first, so that a secret containing another is hidden whole.
-    known.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-}
-
-/// Registers the password of a URL, if it has one.
-pub fn register_url(url: &str) {
-    if let Some(password) = url_password(url) {
-        register(password);
-    }
+    known.sort_by_key(|(secret, _)| std::cmp::Reverse(secret.len()));
 }
 
 /// `text` with URL passwords and registered secrets replaced by `***`.
@@ -61,26 +86,19 @@ pub fn redact(text: &str) -> String {
     let known = KNOWN
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    known.iter().fold(structural, |text, secret| {
-        if text.contains(secret.as_str()) {
-            hide(&text, secret)
-        } else {
-            text
-        }
-    })
+    known
+        .iter()
+        .fold(structural, |text, (secret, reach)| match reach {
+            _ if !text.contains(secret.as_str()) => text,
+            Reach::Anywhere => text.replace(secret.as_str(), MASK),
+            Reach::Word => hide_word(&text, secret),
+        })
 }
 
-/// Secrets this long are no word of any message: hidden wherever they stand.
-const UNMISTAKABLE_BYTES: usize = 16;
-
-/// `text` with `secret` hidden. A short secret may be a word messages use (a password
-/// `postgres`): it is hidden where it stands as a word of its own, and not where it names a
-/// URL's scheme, user, host or path, which the URL's structure tells apart from its password
-/// (already hidden); in a URL's query it is hidden.
-fn hide(text: &str, secret: &str) -> String {
-    if secret.len() >= UNMISTAKABLE_BYTES {
-        return text.replace(secret, MASK);
-    }
+/// `text` with the password `secret` hidden where it stands as a word of its own, and not
+/// where it names a URL's scheme, user, host or path, which the URL's structure tells apart
+/// from its password (already hidden); in a URL's query it is hidden.
+fn hide_word(text: &str, secret: &str) -> String {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     let mut out = String::with_capacity(text.len());
     let mut rest = 0;
@@ -220,7 +238,7 @@ mod tests {
     fn a_password_that_is_a_common_word_hides_only_itself() {
         // As `postgres:postgres@../postgres` would be; a word no other test's message holds.
         let word = "dbadmin9";
-        register(word);
+        register_url(&format!("postgres://admin:{word}@db/x"));
         let text = redact(&format!(
             "cannot connect to `postgres://{word}:{word}@db:5432/{word}?key={word}`: add \
              replica = `{word}://..`; the password is {word}, not {word}x"
@@ -231,6 +249,17 @@ mod tests {
                 "cannot connect to `postgres://{word}:***@db:5432/{word}?key=***`: add \
                  replica = `{word}://..`; the password is ***, not {word}x"
             )
+        );
+    }
+
+    #[test]
+    fn a_short_key_is_hidden_in_a_url_path_and_inside_a_word_too() {
+        // Only a URL's password is spared where it names URL structure; a key never is.
+        register("k3yQ9z");
+        let text = redact("GET https://api.example/v1/k3yQ9z/rates failed: token_k3yQ9z");
+        assert_eq!(
+            text,
+            "GET https://api.example/v1/***/rates failed: token_***"
         );
     }
 

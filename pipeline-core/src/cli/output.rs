@@ -320,7 +320,7 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
             "`{task}` has no {which} for {} ({}); {} shows what ran",
             wanted.partition,
             key.namespace,
-            crate::message::command(&format!("status --date {}", wanted.partition))
+            crate::message::Command(&format!("status --date {}", wanted.partition))
         )));
     };
     let (run_id, number) = (attempt.run_id, attempt.attempt);
@@ -379,7 +379,7 @@ pub async fn workers(runner: &Runner, json: bool) -> anyhow::Result<()> {
     if workers.is_empty() {
         println!(
             "no live workers: start some with {}",
-            crate::message::command("worker")
+            crate::message::Command("worker")
         );
         return Ok(());
     }

@@ -71,7 +71,7 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
         Some((host, pid)) => println!("active scheduler: {host} (pid {pid})"),
         None => println!(
             "no scheduler is active: start one with {}",
-            crate::message::command("schedule")
+            crate::message::Command("schedule")
         ),
     }
     Ok(())

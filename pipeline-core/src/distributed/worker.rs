@@ -88,7 +88,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let store = Arc::clone(&runner.store);
-    let pool = store.postgres(&crate::message::command("worker"))?.clone();
+    let pool = store.postgres(crate::message::Command("worker"))?.clone();
     let fingerprint = runner.dag.fingerprint();
     let record = WorkerRecord {
         id: format!("{}:{}:{:08x}", hostname(), std::process::id(), rand_u32()),
@@ -311,8 +311,9 @@ const RENEWAL_RETRY: Duration = Duration::from_millis(250);
 
 /// Renews the worker's heartbeat and its leases a third of a lease period at a time, and at
 /// once after a claim, on a connection and a task of their own, so that neither claims,
-/// outcomes nor the worker's own loop ever hold a renewal up. Stops the attempts that are not the worker's any more, and all
-/// of them when it cannot reach the store for two thirds of a lease.
+/// outcomes nor the worker's own loop ever hold a renewal up. Stops the attempts that are not
+/// the worker's any more, and all of them when it cannot reach the store for two thirds of a
+/// lease.
 async fn keep_leases(
     mut line: LeaseLine,
     record: WorkerRecord,
@@ -347,9 +348,11 @@ async fn keep_leases(
             Ok(kept) => {
                 last_renewal = sent;
                 let kept: HashSet<String> = kept.into_iter().collect();
-                for (token, attempt) in hold(&holdings).iter() {
-                    let ended = attempt.ended.load(Ordering::SeqCst);
-                    if tokens.contains(token) && !kept.contains(token) && !ended {
+                let held = hold(&holdings);
+                // The running ones sent and not renewed; one that has ended since is no loss.
+                let lost = tokens.iter().filter(|token| !kept.contains(*token));
+                for attempt in lost.filter_map(|token| held.get(token)) {
+                    if !attempt.ended.load(Ordering::SeqCst) {
                         tracing::warn!(
                             task = %attempt.work.task,
                             "attempt {} of run {} is no longer this worker's (cancelled by its \
@@ -365,8 +368,8 @@ async fn keep_leases(
             }
             Err(err) => Some(format!("{err:#}")),
         };
-        next = tokio::time::Instant::now() + every;
         let Some(why) = failed else {
+            next = tokio::time::Instant::now() + every;
             continue;
         };
         next = tokio::time::Instant::now() + RENEWAL_RETRY.min(every);

@@ -56,7 +56,7 @@ impl Dispatch {
         fingerprint: String,
     ) -> anyhow::Result<(Arc<Dispatch>, Watchers)> {
         let pool = store
-            .postgres(&crate::message::command("run --distributed"))?
+            .postgres(crate::message::Command("run --distributed"))?
             .clone();
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(FINISHED_CHANNEL).await?;

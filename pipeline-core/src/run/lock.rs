@@ -149,7 +149,7 @@ async fn beat(store: Arc<StateStore>, key: PartitionKey, token: String, lost: wa
             Ok(Heartbeat::CancelRequested) => {
                 tracing::warn!(
                     "{} asked this run of {} {} to stop: cancelling",
-                    crate::message::command("cancel"),
+                    crate::message::Command("cancel"),
                     key.pipeline,
                     key.partition
                 );

@@ -78,11 +78,12 @@ pub struct Scheduler {
     announced_wait: HashMap<String, i64>,
     /// When deadlines were last checked. A deadline is checked at its own instant; past it,
     /// the overdue ticks are checked again once a renewal period (each check reads the store
-    /// for every one of them), and at once when a run ends, to resolve without waiting.
+    /// for every one of them), and at once when an alerted tick's run ends, to resolve
+    /// without waiting.
     deadlines_checked_at: i64,
     /// When ticks whose holder is gone were last looked for: once a renewal period.
     orphans_checked_at: i64,
-    /// A run ended: an alerted deadline may resolve, so the next pass checks deadlines.
+    /// The run of an alerted tick ended: its alert may resolve, so the next pass checks.
     resolve_pending: bool,
 }
 
@@ -592,7 +593,13 @@ impl Scheduler {
                 if self.running_ticks.get(&schedule) == Some(&tick) {
                     self.running_ticks.remove(&schedule);
                 }
-                self.resolve_pending = true;
+                // Only a tick that alerted has anything to resolve; other overdue ticks wait
+                // for the periodic check, which reads the store for each.
+                self.resolve_pending |= self.watched.iter().any(|watched| {
+                    watched.schedule == schedule
+                        && watched.tick_at == tick
+                        && watched.deadline_alerted
+                });
             }
             Err(err) => tracing::error!("a scheduled run ended abnormally: {err}"),
         }
@@ -608,11 +615,11 @@ impl Scheduler {
                 self.watched.remove(index);
                 continue;
             };
-            let deadline = schedule.deadline.map_or(0, |d| d.as_millis() as i64);
-            if now < tick.tick_at + deadline {
+            if now < self.deadline_of(&tick) {
                 index += 1;
                 continue;
             }
+            let deadline = schedule.deadline.map_or(0, |d| d.as_millis() as i64);
             let missing = self.missing_targets(&schedule, &tick).await?;
             let subject = Subject {
                 pipeline: self.runner.pipeline.clone(),

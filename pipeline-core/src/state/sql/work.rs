@@ -97,7 +97,7 @@ impl LeaseLine {
 
 impl StateStore {
     /// The PostgreSQL pool, or an error that says what to configure.
-    pub(crate) fn postgres(&self, what: &str) -> anyhow::Result<&PgPool> {
+    pub(crate) fn postgres(&self, what: impl std::fmt::Display) -> anyhow::Result<&PgPool> {
         match &self.pool {
             DbPool::Postgres(pool) => Ok(pool),
             DbPool::Sqlite(_) => bail!(
@@ -183,7 +183,7 @@ impl StateStore {
     /// Workers whose heartbeat is younger than `live_ms` by the store's clock, with the tasks
     /// they run now, oldest first.
     pub async fn workers(&self, pipeline: &str, live_ms: i64) -> anyhow::Result<Vec<WorkerRecord>> {
-        let pool = self.postgres(&crate::message::command("workers"))?;
+        let pool = self.postgres(crate::message::Command("workers"))?;
         let now = self.clock_ms();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT w.id, w.pipeline, w.host, w.pid, w.fingerprint, w.slots, w.started_at, \
@@ -220,7 +220,7 @@ impl StateStore {
     /// Queues attempts of one run and wakes the workers, in one statement: their ids, in the
     /// order given. Every attempt names the same run (the first one's).
     pub async fn queue_work(&self, work: &[NewWork]) -> anyhow::Result<Vec<i64>> {
-        let pool = self.postgres(&crate::message::command("run --distributed"))?;
+        let pool = self.postgres(crate::message::Command("run --distributed"))?;
         let Some(first) = work.first() else {
             return Ok(Vec::new());
         };
@@ -379,7 +379,7 @@ impl StateStore {
         fingerprint: &str,
         options: &str,
     ) -> anyhow::Result<i64> {
-        let pool = self.postgres(&crate::message::command("run --distributed --detach"))?;
+        let pool = self.postgres(crate::message::Command("run --distributed --detach"))?;
         let now = self.clock_ms();
         let id: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH queued AS (INSERT INTO pipeline_work \
@@ -553,7 +553,7 @@ impl StateStore {
         ids: &[i64],
         rescue: bool,
     ) -> anyhow::Result<Vec<FinishedWork>> {
-        let pool = self.postgres(&crate::message::command("run --distributed"))?;
+        let pool = self.postgres(crate::message::Command("run --distributed"))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -604,7 +604,7 @@ impl StateStore {
     /// Cancels a run's attempts that have not ended: queued ones are never claimed, and the
     /// workers running the others stop them at their next renewal.
     pub async fn cancel_work(&self, run_id: i64, ids: Option<&[i64]>) -> anyhow::Result<()> {
-        let pool = self.postgres(&crate::message::command("run --distributed"))?;
+        let pool = self.postgres(crate::message::Command("run --distributed"))?;
         let now = self.clock_ms();
         sqlx::query(AssertSqlSafe(format!(
             "UPDATE pipeline_work SET state = 'cancelled', finished_at = {now} \
