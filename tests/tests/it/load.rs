@@ -39,7 +39,8 @@ enum Databases {
     Postgres {
         source: PgPool,
         warehouse: PgPool,
-        _dbs: (PgDatabase, PgDatabase),
+        /// The source and warehouse databases, dropped with the fixture.
+        databases: (PgDatabase, PgDatabase),
     },
     Sqlite {
         source: SqlitePool,
@@ -64,7 +65,7 @@ impl Fixture {
             dbs: Databases::Postgres {
                 source,
                 warehouse,
-                _dbs: (source_db, warehouse_db),
+                databases: (source_db, warehouse_db),
             },
             config,
             sandbox,
@@ -93,12 +94,12 @@ impl Fixture {
     /// Loads from now on as `role` (a login role, trusted like the test server's own): the
     /// warehouse URL names it instead of the superuser.
     fn load_as(&mut self, role: &str) {
-        let Databases::Postgres { _dbs, .. } = &self.dbs else {
+        let Databases::Postgres { databases, .. } = &self.dbs else {
             panic!("roles are PostgreSQL's")
         };
         let (source, warehouse) = (
-            _dbs.0.url.clone(),
-            pipeline_tests::url_as(&_dbs.1.url, role),
+            databases.0.url.clone(),
+            pipeline_tests::url_as(&databases.1.url, role),
         );
         self.config = config(&self.sandbox, &source, &warehouse);
     }
@@ -632,12 +633,14 @@ async fn postgres_a_loader_names_readers_of_other_roles() {
     let mut fx = Fixture::postgres().await;
     orders(&fx, 20).await;
     let Databases::Postgres {
-        warehouse, _dbs, ..
+        warehouse,
+        databases,
+        ..
     } = &fx.dbs
     else {
         unreachable!()
     };
-    let warehouse_url = _dbs.1.url.clone();
+    let warehouse_url = databases.1.url.clone();
     warehouse
         .execute(AssertSqlSafe(format!(
             "GRANT CREATE, USAGE ON SCHEMA public TO {loader}; \
