@@ -6,6 +6,7 @@ mod alerts_e2e;
 mod api;
 mod browser;
 mod checks;
+mod compile_pass;
 mod control_plane;
 mod control_plane_e2e;
 mod dag;

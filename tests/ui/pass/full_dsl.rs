@@ -61,7 +61,15 @@ fn main() {
     let names: Vec<&str> = dag.tasks().map(|(_, t)| t.name.as_str()).collect();
     assert_eq!(
         names,
-        ["load[users]", "load[orders]", "load_currency", "model_has_rows", "model_looks_fine", "order_model", "report"]
+        [
+            "load[users]",
+            "load[orders]",
+            "load_currency",
+            "model_has_rows",
+            "model_looks_fine",
+            "order_model",
+            "report"
+        ]
     );
     let model = dag.task(dag.id("order_model").expect("model"));
     assert_eq!(model.requires.len(), 2);
@@ -73,14 +81,33 @@ fn main() {
     assert_eq!(load.pool.as_deref(), Some("production_replica"));
     assert_eq!(load.priority, 5);
     let pools = pipeline_core::pool::registered().expect("pools");
-    assert_eq!(pools.get("production_replica").map(|pool| pool.size), Some(3));
-    assert!(!dag.task(dag.id("load_currency").expect("currency")).policy.critical);
+    assert_eq!(
+        pools.get("production_replica").map(|pool| pool.size),
+        Some(3)
+    );
+    assert!(
+        !dag.task(dag.id("load_currency").expect("currency"))
+            .policy
+            .critical
+    );
     // The report requires the model, so it also waits for the model's blocking check.
     let report = dag.task(dag.id("report").expect("report"));
-    let report_deps: Vec<&str> = report.requires.iter().map(|&id| dag.task(id).name.as_str()).collect();
+    let report_deps: Vec<&str> = report
+        .requires
+        .iter()
+        .map(|&id| dag.task(id).name.as_str())
+        .collect();
     assert_eq!(report_deps, ["order_model", "model_has_rows"]);
     let gentle = dag.task(dag.id("model_looks_fine").expect("check"));
     assert!(!gentle.policy.critical);
-    assert_eq!(gentle.requires.len(), 1, "checks do not wait for each other");
-    assert!(dag.task(dag.id("model_has_rows").expect("check")).policy.critical);
+    assert_eq!(
+        gentle.requires.len(),
+        1,
+        "checks do not wait for each other"
+    );
+    assert!(
+        dag.task(dag.id("model_has_rows").expect("check"))
+            .policy
+            .critical
+    );
 }
