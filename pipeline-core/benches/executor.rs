@@ -13,9 +13,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
 use pipeline_core::date::Date;
+use pipeline_core::testing::{Config, Setting};
+use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
 use tokio::sync::watch;
 
@@ -170,7 +170,7 @@ fn run_case(shape: &str, tasks: usize) {
             .expect("the run");
         let run_time = started.elapsed();
         assert_eq!(
-            report.count(pipeline_core::status::TaskStatus::Succeeded),
+            report.count(pipeline_core::testing::TaskStatus::Succeeded),
             tasks
         );
         let started = Instant::now();
@@ -180,7 +180,7 @@ fn run_case(shape: &str, tasks: usize) {
             .expect("the re-run");
         let rerun_time = started.elapsed();
         assert_eq!(
-            report.count(pipeline_core::status::TaskStatus::Skipped),
+            report.count(pipeline_core::testing::TaskStatus::Skipped),
             tasks
         );
         (run_time, rerun_time)

@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
 use pipeline_core::date::Date;
 use pipeline_core::sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
+use pipeline_core::testing::{Config, Setting};
+use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
 use tokio::sync::watch;
 

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
-use pipeline_core::schedule::Schedule;
+use pipeline_core::testing::Schedule;
 use pipeline_core::testing::{Clock, Scheduler, SchedulerOptions};
+use pipeline_core::testing::{Config, Setting};
+use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Runner, open_store};
 use tokio::sync::watch;
 

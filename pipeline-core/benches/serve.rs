@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pipeline_core::config::{Config, Setting};
-use pipeline_core::dag::{Dag, TaskSpec};
 use pipeline_core::date::Date;
+use pipeline_core::testing::{Config, Setting};
+use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
 use pipeline_core::testing::{ServeOptions, serve};
 use tokio::sync::watch;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 pub use crate::task::{DEFAULT_RETRY_DELAY, Policy};
 pub use build::{DagBuilder, DagError};
 pub use render::GraphFormat;
-pub use spec::{Action, DynRun, TaskSpec};
+pub use spec::{Action, TaskSpec};
 
 /// Index of a task in its [`Dag`]. Ids follow the order tasks were given to the builder (by name
 /// for the registry), so iteration is deterministic.

@@ -264,6 +264,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Milliseconds since the Unix epoch: how the state store keeps time.
+#[doc(hidden)]
 pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

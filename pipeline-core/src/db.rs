@@ -45,7 +45,7 @@ pub(crate) use dispatch;
 
 /// Where a pool's writes go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// The database as configured.
     Production,
     /// Test mode: a `*.test.db` file beside a SQLite database, or this schema in PostgreSQL.
@@ -57,7 +57,7 @@ pub enum Target {
 
 impl DbPool {
     /// Connects to `setting.url`. Errors name the setting and never show a password.
-    pub async fn connect(
+    pub(crate) async fn connect(
         setting: &Setting,
         target: &Target,
         max_connections: u32,

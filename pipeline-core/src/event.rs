@@ -10,15 +10,19 @@ mod copy;
 mod differential;
 mod json;
 mod load;
+/// The bus client: the example's demo publisher uses it; not part of the API.
+#[doc(hidden)]
 pub mod nats;
 mod sqlite;
 mod wire;
 
 use anyhow::Context as _;
-pub use load::{
-    DEFAULT_BATCH, DEFAULT_MAX_BAD_SHARE, EventLoadMode, EventLoadReport, dead_letter_table,
-};
-pub use prost_reflect::{self, DescriptorPool, DynamicMessage, MessageDescriptor};
+#[doc(hidden)]
+pub use load::dead_letter_table;
+use load::{DEFAULT_BATCH, DEFAULT_MAX_BAD_SHARE};
+pub use load::{EventLoadMode, EventLoadReport};
+pub use prost_reflect;
+use prost_reflect::{DescriptorPool, MessageDescriptor};
 
 use crate::ctx::Ctx;
 use crate::fatal::ResultExt as _;
@@ -31,7 +35,9 @@ pub trait EventMessage {
     fn descriptor() -> anyhow::Result<MessageDescriptor>;
 }
 
-/// The descriptor of `full_name` (`shop.OrderPlaced`) in an encoded `FileDescriptorSet`.
+/// The descriptor of `full_name` (`shop.OrderPlaced`) in an encoded `FileDescriptorSet`
+/// (what [`event_messages!`](crate::event_messages) declares).
+#[doc(hidden)]
 pub fn descriptor(set: &[u8], full_name: &str) -> anyhow::Result<MessageDescriptor> {
     let pool =
         DescriptorPool::decode(set).context("the compiled descriptor set does not decode")?;
@@ -55,7 +61,7 @@ macro_rules! event_messages {
             #[derive(Clone, Copy, Debug)]
             pub struct $name;
             impl $crate::event::EventMessage for $name {
-                fn descriptor() -> $crate::anyhow::Result<$crate::event::MessageDescriptor> {
+                fn descriptor() -> $crate::anyhow::Result<$crate::event::prost_reflect::MessageDescriptor> {
                     $crate::event::descriptor($set, $full_name)
                 }
             }
@@ -107,14 +113,14 @@ impl EventLoad<'_> {
         self
     }
 
-    /// Events per transaction. Default: [`DEFAULT_BATCH`].
+    /// Events per transaction. Default: 10,000 (`DEFAULT_BATCH`).
     pub fn batch(mut self, events: usize) -> Self {
         self.spec.batch = events.max(1);
         self
     }
 
     /// The share of messages (0 to 1) that may fail to decode, kept in the dead-letter table,
-    /// before the load fails. Default: [`DEFAULT_MAX_BAD_SHARE`].
+    /// before the load fails. Default: 0.01 (`DEFAULT_MAX_BAD_SHARE`).
     pub fn max_bad_share(mut self, share: f64) -> Self {
         self.spec.max_bad_share = share.clamp(0.0, 1.0);
         self
@@ -185,6 +191,7 @@ pub enum JsonColumns {
 
 /// What a stream holds now.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct StreamState {
     /// The oldest sequence it still holds (retention deletes older ones).
     pub first: u64,
@@ -196,6 +203,7 @@ pub struct StreamState {
 
 /// One message read from a stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct BusEvent {
     /// Its sequence in the stream: unique, increasing.
     pub seq: u64,

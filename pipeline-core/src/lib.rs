@@ -29,12 +29,12 @@
 
 pub(crate) mod alert;
 pub mod api;
-pub mod check;
+pub(crate) mod check;
 #[doc(hidden)]
 pub mod cli;
-pub mod config;
-pub mod ctx;
-pub mod dag;
+pub(crate) mod config;
+pub(crate) mod ctx;
+pub(crate) mod dag;
 pub mod date;
 pub mod db;
 pub(crate) mod distributed;
@@ -48,16 +48,16 @@ mod http;
 mod layers;
 pub mod load;
 mod message;
-pub mod pool;
+pub(crate) mod pool;
 pub(crate) mod run;
-pub mod schedule;
+pub(crate) mod schedule;
 pub(crate) mod secrets;
 #[cfg(feature = "web")]
 pub(crate) mod serve;
 pub(crate) mod state;
-pub mod status;
+pub(crate) mod status;
 mod sync;
-pub mod task;
+pub(crate) mod task;
 mod task_log;
 #[doc(hidden)]
 pub mod testing;
@@ -73,10 +73,12 @@ pub mod __private;
 mod guide {}
 
 pub use anyhow;
+pub use check::Check;
 pub use ctx::Ctx;
-pub use dag::{Dag, DagBuilder, DagError, TaskSpec};
+pub use dag::{Dag, DagBuilder, DagError, Policy, TaskSpec};
 pub use db::{Db, DbPool};
 pub use fatal::{Fatal, NotConfigured, ResultExt};
+pub use pool::Pool;
 /// The SQL toolkit behind [`Db`], for tasks that run their own queries.
 pub use sqlx;
 pub use task::Task;
@@ -180,9 +182,9 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
 /// What task code usually needs: `use pipeline_core::prelude::*;`.
 pub mod prelude {
-    pub use crate::check::Check;
-    pub use crate::{Ctx, Result, ResultExt as _, Task, check, pool, schedule, task};
+    pub use crate::{Check, Ctx, Result, ResultExt as _, Task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
+    pub use pipeline_macros::{check, pool, schedule, task};
     pub use std::time::Duration;
 }
 

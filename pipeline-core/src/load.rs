@@ -47,17 +47,19 @@ pub(crate) use lock::TableLock;
 pub(crate) use names::check_identifier;
 #[cfg(feature = "events")]
 pub(crate) use names::derived;
+#[doc(hidden)]
 pub use names::staging_name;
 
 /// Keys re-read below the high-water mark on each incremental load.
-pub const DEFAULT_LOOKBACK: i64 = 10_000;
+pub(crate) const DEFAULT_LOOKBACK: i64 = 10_000;
 
 /// How long one try of a swap waits for the old table's lock. Readers that come after the
 /// request queue behind it for at most this long, so it is short; the swap tries again.
-pub const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+pub(crate) const DEFAULT_SWAP_LOCK_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_millis(250);
 
 /// How long a swap keeps trying while readers hold the old table before the load fails.
-pub const DEFAULT_SWAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const DEFAULT_SWAP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The metadata table kept in the warehouse.
 pub(crate) const META_TABLE: &str = "pipeline_table_loads";

@@ -12,7 +12,6 @@ use std::pin::Pin;
 
 use crate::ctx::Ctx;
 
-pub use crate::fatal::{Fatal, NotConfigured, ResultExt};
 pub(crate) use def::{DefRef, TaskDef, registered};
 pub use policy::{DEFAULT_RETRY_DELAY, Policy};
 

@@ -5,10 +5,13 @@
 //! Configure a real replica with `PIPELINE_DB_REPLICA_URL` (or `[databases] replica = ".."` in
 //! `pipeline.toml`) and a real rates API with `DAILY_RATES_URL`.
 
-use pipeline_core::config::DEFAULT_DIR;
 use pipeline_core::prelude::*;
 use pipeline_core::sqlx;
 use pipeline_core::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+/// The directory of the demo replica: the one the embedded state store uses, so that one
+/// `rm -r .pipeline` resets the demo.
+const DEFAULT_DIR: &str = ".pipeline";
 
 /// Where the demo replica lives.
 pub fn path() -> std::path::PathBuf {

@@ -73,7 +73,9 @@ pub async fn publish_demo_orders(
         }
     };
     let descriptor = proto::OrderPlaced::descriptor()?;
-    let now = pipeline_core::date::now_millis() / 1000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
     for i in 0..count {
         let id = (state.last + i + 1) as i64;
         let payload = demo_order(&descriptor, id, now)?.encode_to_vec();

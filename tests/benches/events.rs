@@ -14,10 +14,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use pipeline_core::config::Setting;
-use pipeline_core::dag::TaskSpec;
-use pipeline_core::event::nats::Nats;
-use pipeline_core::event::{DynamicMessage, EventMessage as _, JsonColumns};
+use pipeline_core::event::prost_reflect::DynamicMessage;
+use pipeline_core::event::{EventMessage as _, JsonColumns};
+use pipeline_core::testing::Nats;
+use pipeline_core::testing::Setting;
+use pipeline_core::testing::TaskSpec;
 use pipeline_example::events::{proto::OrderPlaced, publish_demo_orders};
 use pipeline_tests::{PgDatabase, Sandbox, run_task};
 use prost::Message as _;
@@ -204,7 +205,7 @@ async fn run_case(case: &str, stream: &str) {
             let report = run_task(&config, spec, false).await;
             assert_eq!(
                 report.status,
-                pipeline_core::status::TaskStatus::Succeeded,
+                pipeline_core::testing::TaskStatus::Succeeded,
                 "{:?}",
                 report.error
             );

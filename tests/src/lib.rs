@@ -207,8 +207,8 @@ impl Drop for Sandbox {
 impl Sandbox {
     /// A configuration whose state store is a SQLite file in this directory, with the given
     /// databases (`name`, URL).
-    pub fn config(&self, databases: &[(&str, &str)]) -> pipeline_core::config::Config {
-        use pipeline_core::config::{Config, Setting};
+    pub fn config(&self, databases: &[(&str, &str)]) -> pipeline_core::testing::Config {
+        use pipeline_core::testing::{Config, Setting};
         let setting = |url: String| Setting {
             url,
             source: "the test".into(),
@@ -227,8 +227,8 @@ impl Sandbox {
 /// Runs one task through the real executor, forced, for 2026-11-26; its report. The state
 /// store is the one `config` names.
 pub async fn run_task(
-    config: &pipeline_core::config::Config,
-    spec: pipeline_core::dag::TaskSpec,
+    config: &pipeline_core::testing::Config,
+    spec: pipeline_core::testing::TaskSpec,
     test_mode: bool,
 ) -> pipeline_core::testing::TaskReport {
     let date = pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date");
@@ -237,8 +237,8 @@ pub async fn run_task(
 
 /// [`run_task`] for another partition date: runs of different dates may run at once.
 pub async fn run_task_on(
-    config: &pipeline_core::config::Config,
-    spec: pipeline_core::dag::TaskSpec,
+    config: &pipeline_core::testing::Config,
+    spec: pipeline_core::testing::TaskSpec,
     test_mode: bool,
     date: pipeline_core::date::Date,
 ) -> pipeline_core::testing::TaskReport {
@@ -254,11 +254,11 @@ pub async fn run_task_on(
 
 /// A runner of the graph of `specs`, with the state store that `config` names.
 pub async fn runner_for(
-    config: &pipeline_core::config::Config,
+    config: &pipeline_core::testing::Config,
     pipeline: &str,
-    specs: Vec<pipeline_core::dag::TaskSpec>,
+    specs: Vec<pipeline_core::testing::TaskSpec>,
 ) -> pipeline_core::testing::Runner {
-    let mut builder = pipeline_core::dag::Dag::builder();
+    let mut builder = pipeline_core::testing::Dag::builder();
     for spec in specs {
         builder.task(spec);
     }

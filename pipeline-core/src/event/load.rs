@@ -26,9 +26,9 @@ use crate::load::{TableLock, check_identifier, derived};
 /// The metadata of event loads, in the warehouse beside the tables.
 pub const META_TABLE: &str = "pipeline_event_loads";
 /// Events read per batch (one transaction each) by default.
-pub const DEFAULT_BATCH: usize = 10_000;
+pub(crate) const DEFAULT_BATCH: usize = 10_000;
 /// The share of messages that may fail to decode before a load fails, by default.
-pub const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
+pub(crate) const DEFAULT_MAX_BAD_SHARE: f64 = 0.01;
 /// Batches each stage of a load (fetch, decode) runs ahead of the next.
 const READ_AHEAD: usize = 2;
 /// Batches a load into PostgreSQL writes at once, each on a connection of its own. Measured

@@ -3,8 +3,8 @@
 //! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
 //! the report back. Every task appends `<task> ran` to `ran.log`.
 
-use pipeline_core::dag::{Dag, Policy, TaskSpec};
 use pipeline_core::prelude::*;
+use pipeline_core::testing::{Dag, Policy, TaskSpec};
 
 fn log(line: &str) -> Result<()> {
     Ok(pipeline_tests::append_line("ran.log", line)?)

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline_core::api::{ApiReport, Limits};
-use pipeline_core::config::Config;
-use pipeline_core::dag::TaskSpec;
 use pipeline_core::date::Date;
 use pipeline_core::sqlx::{self, SqlitePool};
-use pipeline_core::status::TaskStatus;
+use pipeline_core::testing::Config;
+use pipeline_core::testing::TaskSpec;
+use pipeline_core::testing::TaskStatus;
 use pipeline_tests::Sandbox;
 use pipeline_tests::http_stub::{Reply, StubServer};
 

@@ -1,8 +1,8 @@
 //! Check helpers on both backends: a table or column that does not exist is a fatal error that
 //! names it, never a check that passes having measured nothing.
 
-use pipeline_core::dag::TaskSpec;
-use pipeline_core::status::TaskStatus;
+use pipeline_core::testing::TaskSpec;
+use pipeline_core::testing::TaskStatus;
 use pipeline_tests::{PgDatabase, Sandbox};
 
 /// Runs a task that creates `events` and then runs `check` (`nulls`, `count`, `fresh`, `key`)
@@ -35,7 +35,7 @@ async fn run_check(
             Ok(())
         })
     })
-    .policy(pipeline_core::dag::Policy {
+    .policy(pipeline_core::testing::Policy {
         retries: 3,
         retry_delay: std::time::Duration::from_secs(30),
         ..Default::default()

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::status::{RunStatus, TaskStatus};
+use pipeline_core::testing::{Policy, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
+use pipeline_core::testing::{RunStatus, TaskStatus};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 

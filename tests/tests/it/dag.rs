@@ -1,6 +1,6 @@
 //! The graph built from data: the same validation rules as the registry, and its queries.
 
-use pipeline_core::dag::{Dag, DagError, GraphFormat, TaskId, TaskSpec};
+use pipeline_core::testing::{Dag, DagError, GraphFormat, TaskId, TaskSpec};
 
 fn noop(name: &str) -> TaskSpec {
     TaskSpec::new(name, |_ctx| Box::pin(async { Ok(()) }))

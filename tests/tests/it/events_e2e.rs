@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_core::event::nats::Nats;
+use pipeline_core::testing::Nats;
 use pipeline_example::events::publish_demo_orders;
 use pipeline_tests::{Sandbox, finish, signal, sqlite_rows, unique_name};
 use serde_json::json;

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pipeline_core::config::Setting;
-use pipeline_core::dag::{Policy, TaskSpec};
 use pipeline_core::date::Date;
-use pipeline_core::status::{RunStatus, TaskStatus};
-use pipeline_core::task::TaskFuture;
+use pipeline_core::testing::Setting;
+use pipeline_core::testing::TaskFuture;
 use pipeline_core::testing::{Namespace, PartitionKey};
+use pipeline_core::testing::{Policy, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
+use pipeline_core::testing::{RunStatus, TaskStatus};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 

@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pipeline_core::config::Config;
-use pipeline_core::dag::TaskSpec;
 use pipeline_core::load::LoadReport;
 use pipeline_core::sqlx::{
     self, AssertSqlSafe, Connection as _, Executor as _, PgPool, SqlitePool,
 };
-use pipeline_core::status::TaskStatus;
+use pipeline_core::testing::Config;
+use pipeline_core::testing::TaskSpec;
+use pipeline_core::testing::TaskStatus;
 use pipeline_tests::{PgDatabase, PgRoles, Sandbox};
 
 /// What one load asks for.
@@ -760,7 +760,7 @@ async fn postgres_a_failure_mid_load_leaves_the_old_table_and_no_staging() {
     assert_eq!(staging.as_deref(), Some("0"));
 
     // A staging table left by a killed process is cleaned up by the next load.
-    let leftover = pipeline_core::load::staging_name("orders", 999);
+    let leftover = pipeline_core::testing::staging_name("orders", 999);
     let Databases::Postgres { warehouse, .. } = &fx.dbs else {
         unreachable!()
     };

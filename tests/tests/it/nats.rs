@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use pipeline_core::event::BusEvent;
-use pipeline_core::event::nats::Nats;
+use pipeline_core::testing::BusEvent;
+use pipeline_core::testing::Nats;
 use pipeline_tests::unique_name;
 use serde_json::json;
 
@@ -91,7 +91,7 @@ async fn a_subjects_messages_come_in_order_in_batches_and_stop_at_the_bound() {
     assert!(events.iter().all(|e| *e.subject == *placed));
     assert_eq!(events[0].payload, b"order 0");
     assert_eq!(events[24].payload, b"order 24");
-    let now = pipeline_core::date::now_millis();
+    let now = pipeline_core::testing::now_millis();
     assert!(events.iter().all(|e| (now - e.published_ms).abs() < 60_000));
 
     // From the middle, and bounded: nothing past `to` even though the stream holds more.

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use pipeline_core::config::Setting;
-use pipeline_core::status::{RunStatus, TaskStatus};
+use pipeline_core::testing::Setting;
 use pipeline_core::testing::{
     AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
     PartitionKey, StateStore, TickRecord,
 };
+use pipeline_core::testing::{RunStatus, TaskStatus};
 use pipeline_tests::{PgDatabase, Sandbox};
 
 /// Keeps the backing file or database alive for the test.
@@ -292,7 +292,7 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
         ("first", 1, "space-a")
     );
     // Heartbeats are written and aged by the store's clock, not the holders'.
-    let wall = pipeline_core::date::now_millis();
+    let wall = pipeline_core::testing::now_millis();
     assert!(
         (first.heartbeat_at - wall).abs() < 5_000,
         "{} vs {wall}",

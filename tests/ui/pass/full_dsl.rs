@@ -80,7 +80,7 @@ fn main() {
     assert_eq!(load.policy.timeout, Some(Duration::from_secs(5400)));
     assert_eq!(load.pool.as_deref(), Some("production_replica"));
     assert_eq!(load.priority, 5);
-    let pools = pipeline_core::pool::registered().expect("pools");
+    let pools = pipeline_core::testing::pools().expect("pools");
     assert_eq!(
         pools.get("production_replica").map(|pool| pool.size),
         Some(3)

@@ -1,6 +1,6 @@
 // Every key of schedule!, a doc comment, a family target, and what the registry makes of them.
 use pipeline_core::prelude::*;
-use pipeline_core::schedule::{Catchup, Overlap, Partitioning};
+use pipeline_core::testing::{Catchup, Overlap, Partitioning};
 
 const TABLES: &[&str] = &["users", "orders"];
 
@@ -35,7 +35,7 @@ schedule!(
 );
 
 fn main() {
-    let schedules = pipeline_core::schedule::registered().expect("valid schedules");
+    let schedules = pipeline_core::testing::schedules().expect("valid schedules");
     let names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["loads", "nightly"]);
     let nightly = &schedules[1];
