@@ -17,7 +17,7 @@ pub use crate::schedule::{Catchup, Overlap, Partitioning};
 pub use crate::task::Task as TaskType;
 pub use crate::task::TaskFuture;
 pub use crate::task::acyclic::{RankRef, rank};
-pub use crate::task::def::{DefRef, Location, LocationRef, Registration, TaskDef, register};
+pub use crate::task::def::{DefRef, Location, LocationRef, TaskDef, register};
 pub use core::fmt::{Debug as DebugTrait, Formatter as DebugFormatter, Result as DebugResult};
 
 /// The key of a family member, `None` for other tasks.

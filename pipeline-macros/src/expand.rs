@@ -19,7 +19,7 @@ pub enum Kind {
 }
 
 pub fn task(args: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
-    let function: ItemFn = match syn::parse2(item.clone()) {
+    let function: ItemFn = match syn::parse::Parser::parse2(fn_head, item.clone()) {
         Ok(function) => function,
         Err(err) => {
             // Not a function: say so, and keep the item so that other errors stay meaningful.
@@ -33,9 +33,31 @@ pub fn task(args: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
         }
     };
     match try_expand(args, &function, kind) {
-        Ok(tokens) => tokens,
-        Err(err) => fallback(&function, err),
+        Ok(generated) => quote!(#item #generated),
+        Err(err) => fallback(item, &function, err),
     }
+}
+
+/// The function's attributes, visibility and signature, with an empty body: the body stays the
+/// user's tokens, passed on untouched. Parsing it and printing it again would cost time on
+/// every build for every task, and its syntax errors are rustc's to report.
+fn fn_head(input: syn::parse::ParseStream<'_>) -> syn::Result<ItemFn> {
+    let attrs = input.call(syn::Attribute::parse_outer)?;
+    let vis: syn::Visibility = input.parse()?;
+    let sig: syn::Signature = input.parse()?;
+    let body;
+    let brace_token = syn::braced!(body in input);
+    body.parse::<TokenStream>()?;
+    let block = syn::Block {
+        brace_token,
+        stmts: Vec::new(),
+    };
+    Ok(ItemFn {
+        attrs,
+        vis,
+        sig,
+        block: Box::new(block),
+    })
 }
 
 fn try_expand(args: TokenStream, function: &ItemFn, kind: Kind) -> syn::Result<TokenStream> {
@@ -48,6 +70,7 @@ fn try_expand(args: TokenStream, function: &ItemFn, kind: Kind) -> syn::Result<T
     Ok(expand(&task, &attr))
 }
 
+/// What `#[task]` writes beside the user's function.
 fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     let function = task.original;
     let fn_ident = &function.sig.ident;
@@ -146,9 +169,9 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
             static #rank_name: u32 = __p::rank(<#type_name as __p::TaskType>::DEF);
         }
     };
-    let registration = registration(site, type_name);
+    let registration = registration(type_name);
 
-    let generated = quote_spanned! {site=>
+    quote_spanned! {site=>
         #[doc = #type_doc]
         // A task that nothing requires is a leaf of the graph, not dead code.
         #[allow(dead_code)]
@@ -164,6 +187,8 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
             // check again after every edit above the task.
             #[automatically_derived]
             impl __p::DebugTrait for #type_name {
+                // Inline, so that no code is generated for it unless something prints the type.
+                #[inline]
                 fn fmt(&self, f: &mut __p::DebugFormatter<'_>) -> __p::DebugResult {
                     f.write_str(#type_name_text)
                 }
@@ -213,39 +238,26 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
 
             #cycle_check
         };
-    };
-    quote!(#function #generated)
+    }
 }
 
-/// The task's registration, which the platform's loader links into the list of tasks before
-/// `main` (see `Registration` for why it is not `inventory::submit!`): a function pointer in
-/// the section of functions that the loader calls, on each target that has one (the runtime
-/// does not compile for a target without). The static in that section stays at the macro's
-/// call site, as macro code, which lints such as `unsafe_code` (for `link_section`) leave
-/// alone; so it is the one item of a task that rustc checks again after an edit above the task.
-fn registration(site: Span, type_name: &syn::Ident) -> TokenStream {
-    quote_spanned! {site=>
-        static __PIPELINE_REGISTRATION: __p::Registration =
-            __p::Registration::new(<#type_name as __p::TaskType>::DEF);
-        extern "C" fn __pipeline_register() {
-            __p::register(&__PIPELINE_REGISTRATION);
-        }
+/// The task's registration: a pointer to `register::<Task>` in the section of functions that the
+/// platform's loader calls before `main`, on each target that has one (the runtime does not
+/// compile for a target without). The static stays at the macro's call site, as macro code,
+/// which lints such as `unsafe_code` (for `link_section`) leave alone; so it is the one item of
+/// a task that rustc checks again after an edit above the task.
+fn registration(type_name: &syn::Ident) -> TokenStream {
+    let (elf, mach_o) = (ELF_TARGETS.tokens(), MACH_O_TARGETS.tokens());
+    quote! {
+        #[used]
+        #[cfg_attr(any(#elf), unsafe(link_section = ".init_array"))]
+        #[cfg_attr(
+            any(#mach_o),
+            unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
+        )]
+        #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
+        static __PIPELINE_REGISTER: extern "C" fn() = __p::register::<#type_name>;
     }
-    .into_iter()
-    .chain({
-        let (elf, mach_o) = (ELF_TARGETS.tokens(), MACH_O_TARGETS.tokens());
-        quote! {
-            #[used]
-            #[cfg_attr(any(#elf), unsafe(link_section = ".init_array"))]
-            #[cfg_attr(
-                any(#mach_o),
-                unsafe(link_section = "__DATA,__mod_init_func,mod_init_funcs")
-            )]
-            #[cfg_attr(windows, unsafe(link_section = ".CRT$XCU"))]
-            static __PIPELINE_REGISTER: extern "C" fn() = __pipeline_register;
-        }
-    })
-    .collect()
 }
 
 /// Operating systems whose loader runs the functions of an ELF `.init_array` before `main`.
@@ -362,7 +374,7 @@ fn call_user_fn(task: &TaskFn, site: Span, family: bool, check: bool) -> TokenSt
 
 /// Invalid input: the error, the user's function untouched, and a stand-in task type so that
 /// tasks depending on this one do not get secondary errors.
-fn fallback(function: &ItemFn, err: syn::Error) -> TokenStream {
+fn fallback(item: TokenStream, function: &ItemFn, err: syn::Error) -> TokenStream {
     let compile_error = err.to_compile_error();
     let type_name = syn::Ident::new(
         &TaskFn::from_syn(function, None).type_name.to_string(),
@@ -371,7 +383,7 @@ fn fallback(function: &ItemFn, err: syn::Error) -> TokenStream {
     let vis = &function.vis;
     quote! {
         #compile_error
-        #function
+        #item
         #vis struct #type_name;
         const _: () = {
             use ::pipeline_core::__private as __p;

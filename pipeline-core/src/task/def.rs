@@ -1,11 +1,11 @@
 //! A task's static definition as `#[task]` writes it, and the registry that collects them.
 //! Generated code names these through `__private`; they are no public API.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use super::RunFn;
 use super::acyclic::RankRef;
+use super::{RunFn, Task};
 use crate::pool::PoolDef;
 
 /// Everything `#[task]` knows about a task, as a `static` written by the macro.
@@ -137,63 +137,33 @@ impl DefRef {
     }
 }
 
-/// One registered task: a link of the list of every task linked into the binary. `#[task]`
-/// writes one per task with a constructor that the platform's loader runs before `main`
-/// ([`register`]), the way `inventory` works. It is written out rather than submitted through
-/// `inventory::submit!` because a macro called from the expansion would make rustc check the
-/// task's registration again after every edit above the task in its file.
-#[derive(Debug)]
-pub struct Registration {
-    def: DefRef,
-    next: AtomicPtr<Registration>,
-}
-
-impl Registration {
-    /// A registration of `def`, not yet linked.
-    pub const fn new(def: DefRef) -> Self {
-        Registration {
-            def,
-            next: AtomicPtr::new(std::ptr::null_mut()),
-        }
-    }
-}
-
 // `#[task]` places each registration in the section of constructors that the loader runs:
 // on a target with none, tasks would silently not register, so the runtime does not compile
 // there. The list of targets is the macros' own.
 pipeline_macros::__refuse_targets_without_constructors!();
 
-/// The head of the list of registrations.
-static REGISTERED: AtomicPtr<Registration> = AtomicPtr::new(std::ptr::null_mut());
+/// Every task registered so far: `#[task]` adds each before `main` (see [`register`]).
+static REGISTERED: Mutex<Vec<DefRef>> = Mutex::new(Vec::new());
 
-/// Links a registration into the list; called once for each, before `main`.
-pub fn register(registration: &'static Registration) {
-    let node = std::ptr::from_ref(registration).cast_mut();
-    let mut head = REGISTERED.load(Ordering::Acquire);
-    loop {
-        registration.next.store(head, Ordering::Relaxed);
-        match REGISTERED.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(current) => head = current,
-        }
-    }
-}
-
-/// Every registration, in no particular order.
-fn registrations() -> impl Iterator<Item = &'static Registration> {
-    let mut next = REGISTERED.load(Ordering::Acquire);
-    std::iter::from_fn(move || {
-        // SAFETY: the list holds only `&'static Registration`s (see `register`).
-        let registration = unsafe { next.as_ref() }?;
-        next = registration.next.load(Ordering::Acquire);
-        Some(registration)
-    })
+/// Adds task `T` to the list of every task linked into the binary. `#[task]` places a pointer
+/// to this function's instance for its task in the section of constructors that the platform's
+/// loader runs before `main`, the way `inventory` works. A generic function rather than one
+/// written out per task: rustc checks it once here, and an edit of a task's file leaves nothing
+/// of it to check again.
+pub extern "C" fn register<T: Task>() {
+    REGISTERED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(T::DEF);
 }
 
 /// Every task linked into this binary, sorted by name (the order of registration is not stable).
 pub fn registered() -> Vec<&'static TaskDef> {
-    let mut defs: Vec<&'static TaskDef> = registrations()
-        .map(|registration| registration.def.def())
+    let mut defs: Vec<&'static TaskDef> = REGISTERED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|def| def.def())
         .collect();
     defs.sort_by(|a, b| {
         let (a_at, b_at) = (a.location.get(), b.location.get());
