@@ -75,8 +75,10 @@ fn edits(root: &Path, samples: usize) {
     );
     let one_file = generate(root, "layered", 1_000);
     let modules = generate_modules(root, "layered", 1_000, 100);
+    let line_tables = generate_line_tables(root, 1_000);
     let places = [
         ("one file of 1,000 tasks, the first task", &one_file, 0),
+        ("the same, debug = \"line-tables-only\"", &line_tables, 0),
         ("one file of 1,000 tasks, the middle task", &one_file, 500),
         ("one file of 1,000 tasks, the last task", &one_file, 999),
         ("ten modules of 100 tasks, the sixth's first", &modules, 500),
@@ -140,6 +142,22 @@ fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
     for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
         source.push_str(&task_source(i, &deps));
     }
+    write_if_changed(&dir.join("src/lib.rs"), &source);
+    dir
+}
+
+/// The layered one-file crate again as `layered_<tasks>_lines`, its own code built with
+/// `debug = "line-tables-only"` (the README's advice for big pipeline crates; its dependencies
+/// as before, so it shares their build): full debug info, Cargo's default, is most of what an
+/// edit above many tasks costs, since every function below it moves.
+fn generate_line_tables(root: &Path, tasks: usize) -> PathBuf {
+    let source = generate(root, "layered", tasks).join("src/lib.rs");
+    let name = format!("layered_{tasks}_lines");
+    let dir = crate_dir(root, &name);
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("its manifest");
+    let profile = format!("\n[profile.dev.package.{name}]\ndebug = \"line-tables-only\"\n");
+    std::fs::write(dir.join("Cargo.toml"), manifest + &profile).expect("its manifest");
+    let source = std::fs::read_to_string(source).expect("the generated crate");
     write_if_changed(&dir.join("src/lib.rs"), &source);
     dir
 }
