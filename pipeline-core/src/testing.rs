@@ -25,8 +25,8 @@ pub use crate::schedule::{Catchup, Overlap, Partitioning, Schedule, registered a
 #[cfg(feature = "web")]
 pub use crate::serve::{ServeOptions, serve};
 pub use crate::state::{
-    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
-    PartitionKey, StateStore, TickRecord,
+    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, NewWork,
+    PartitionKey, StateStore, TickRecord, WorkOutcome,
 };
 pub use crate::status::{RunStatus, TaskStatus};
 pub use crate::task::TaskFuture;

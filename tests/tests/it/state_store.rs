@@ -614,3 +614,85 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
             .is_empty()
     );
 }
+
+/// An outcome write that PostgreSQL aborts for a deadlock (another session, such as the worker's
+/// lease renewal, holds one of its rows while it waits for another that the write holds) is
+/// written again, not lost. Lost, its attempts were rescued as lost workers once their lease
+/// ran out, and a distributed run under load failed.
+#[tokio::test]
+async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
+    use pipeline_core::sqlx::{self, Connection as _, PgConnection};
+    use pipeline_core::testing::{NewWork, WorkOutcome};
+
+    let database = PgDatabase::create();
+    let store = open(database.url.clone()).await;
+    let key = key("2026-12-05", Namespace::Production);
+    let run_id = start(&store, &key).await;
+    let work = |task: &str| NewWork {
+        run_id,
+        key: key.clone(),
+        unit_mode: false,
+        task: task.into(),
+        attempt: 1,
+        fingerprint: "graph".into(),
+        priority: 0,
+        pool: None,
+    };
+    let outcome = WorkOutcome {
+        status: TaskStatus::Succeeded,
+        error: None,
+        fatal: false,
+        note: None,
+        value: None,
+        targets: None,
+        handed_back: false,
+        log: None,
+    };
+    // Another session holds one row, then, once the write holds the other and waits for it,
+    // asks for the other: whichever of the two rows the write takes first, one of the two
+    // orders deadlocks. Both orders are tried.
+    for held_first in [0, 1] {
+        store
+            .queue_work(&[work("a"), work("b")])
+            .await
+            .expect("queue two attempts");
+        let claimed = store
+            .claim_work("daily", "graph", "worker-1", "worker-1:0", 2, 30_000)
+            .await
+            .expect("claim them");
+        assert_eq!(claimed.len(), 2);
+        let outcomes: Vec<(i64, String, WorkOutcome)> = claimed
+            .iter()
+            .map(|work| (work.id, work.token.clone(), outcome.clone()))
+            .collect();
+        let mut other = PgConnection::connect(&database.url).await.expect("connect");
+        sqlx::query("BEGIN")
+            .execute(&mut other)
+            .await
+            .expect("begin");
+        let touch = "UPDATE pipeline_work SET claimed_at = claimed_at WHERE id = $1";
+        sqlx::query(touch)
+            .bind(claimed[held_first].id)
+            .execute(&mut other)
+            .await
+            .expect("hold a row");
+        let writer = Arc::clone(&store);
+        let written = outcomes.clone();
+        let finishing = tokio::spawn(async move { writer.finish_works(&written).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Waits for the write, or is chosen by PostgreSQL to end the deadlock: either way,
+        // this session then ends and lets the write through.
+        let _ = sqlx::query(touch)
+            .bind(claimed[1 - held_first].id)
+            .execute(&mut other)
+            .await;
+        let _ = sqlx::query("ROLLBACK").execute(&mut other).await;
+        let accepted = finishing
+            .await
+            .expect("the write's task")
+            .expect("the outcomes are written, not lost to the deadlock");
+        let mut accepted = accepted;
+        accepted.sort_unstable();
+        assert_eq!(accepted, [claimed[0].id, claimed[1].id]);
+    }
+}

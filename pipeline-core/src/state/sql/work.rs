@@ -46,8 +46,8 @@ impl LeaseLine {
     /// statement: the tokens still the worker's. A running attempt missing from the answer
     /// was cancelled by its run or rescued after its lease ran out: stop it, write nothing.
     /// An ending one (ended here, its outcome on its way) is renewed until the outcome is
-    /// written, unless that write holds its row right now: then it is passed over, not waited
-    /// for, and may be missing from the answer. Without an answer `within`, it gives up.
+    /// written. A row that another statement holds right now is passed over, not waited for
+    /// (renewed at the next renewal). Without an answer `within`, it gives up.
     pub async fn renew(
         &mut self,
         worker: &WorkerRecord,
@@ -67,15 +67,21 @@ impl LeaseLine {
             }
         };
         let now = self.clock;
+        // Waits for no row: a row that another statement holds (an outcome being written, a
+        // cancel, a rescue) is passed over, and counts as the worker's if it was when the
+        // statement began; whatever that statement decides, the next renewal sees. Waiting
+        // for it while holding others is how a renewal and an outcome write deadlocked.
         let renewed = sqlx::query_scalar(AssertSqlSafe(format!(
             "WITH heartbeat AS (UPDATE pipeline_workers SET heartbeat_at = {now}, stopping = $4 \
              WHERE id = $3), \
-             ending AS (SELECT id FROM pipeline_work WHERE lease_token = ANY($5) \
-             AND state = 'running' AND lease_until >= {now} FOR UPDATE SKIP LOCKED) \
-             UPDATE pipeline_work SET lease_until = {now} + $2 \
-             WHERE (lease_token = ANY($1) OR id IN (SELECT id FROM ending)) \
-             AND state = 'running' AND lease_until >= {now} \
-             RETURNING lease_token"
+             held AS (SELECT id, lease_token FROM pipeline_work \
+             WHERE (lease_token = ANY($1) OR lease_token = ANY($5)) \
+             AND state = 'running' AND lease_until >= {now}), \
+             renewed AS (UPDATE pipeline_work SET lease_until = {now} + $2 \
+             WHERE id IN (SELECT w.id FROM pipeline_work w WHERE w.id IN (SELECT id FROM held) \
+             FOR UPDATE SKIP LOCKED) AND state = 'running' AND lease_until >= {now} \
+             RETURNING id) \
+             SELECT lease_token FROM held"
         )))
         .bind(running)
         .bind(lease_ms)
@@ -93,6 +99,17 @@ impl LeaseLine {
         }
         renewed
     }
+}
+
+/// How often a statement that PostgreSQL aborted for a conflict with another is tried again.
+const CONFLICT_TRIES: u32 = 5;
+
+/// Whether PostgreSQL aborted the statement for a conflict with another that a second try
+/// resolves: a deadlock (`40P01`) or a serialization failure (`40001`).
+fn is_conflict(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
 }
 
 impl StateStore {
@@ -516,7 +533,7 @@ impl StateStore {
         let logs = column(&|o| o.log.clone());
         let fatal: Vec<bool> = outcomes.iter().map(|(_, _, o)| o.fatal).collect();
         let values: Vec<Option<f64>> = outcomes.iter().map(|(_, _, o)| o.value).collect();
-        let accepted: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+        let sql = format!(
             "WITH outcome AS (SELECT * FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], \
              $4::TEXT[], $5::TEXT[], $6::BOOLEAN[], $7::TEXT[], $8::DOUBLE PRECISION[], \
              $9::TEXT[], $10::TEXT[]) \
@@ -528,19 +545,37 @@ impl StateStore {
              AND w.lease_until >= {now} RETURNING w.id, w.run_id) \
              SELECT id FROM done, LATERAL (SELECT pg_notify('{FINISHED_CHANNEL}', \
              done.run_id::text)) AS woken"
-        )))
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&states)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&fatal)
-        .bind(&notes)
-        .bind(&values)
-        .bind(&targets)
-        .bind(&logs)
-        .fetch_all(pool)
-        .await?;
+        );
+        // A renewal of the same worker's leases may hold one of these rows while it waits for
+        // another that this statement holds: PostgreSQL then aborts one of the two. A
+        // renewal tries again anyway; an outcome must not be lost to it, so it is written again
+        // (the statement takes only attempts still running under their token: a second try
+        // after a first that committed takes nothing twice).
+        let mut tries = 0;
+        let accepted: Vec<i64> = loop {
+            let written = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+                .bind(&ids)
+                .bind(&tokens)
+                .bind(&states)
+                .bind(&statuses)
+                .bind(&errors)
+                .bind(&fatal)
+                .bind(&notes)
+                .bind(&values)
+                .bind(&targets)
+                .bind(&logs)
+                .fetch_all(pool)
+                .await;
+            match written {
+                Ok(accepted) => break accepted,
+                Err(err) if tries < CONFLICT_TRIES && is_conflict(&err) => {
+                    tries += 1;
+                    tracing::debug!("outcomes written again after a conflict: {err}");
+                    tokio::time::sleep(Duration::from_millis(10 << tries)).await;
+                }
+                Err(err) => return Err(err).context("cannot write the attempts' outcomes"),
+            }
+        };
         Ok(accepted)
     }
 
