@@ -4,7 +4,7 @@
 //! one statement. One watcher per run hears of finished attempts (`LISTEN`), looks every
 //! second as well, and rescues attempts whose lease ran out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,8 +42,69 @@ pub(crate) struct Dispatch {
     unit_mode: bool,
     fingerprint: String,
     waiting: Mutex<HashMap<i64, oneshot::Sender<FinishedWork>>>,
+    /// Attempts announced as ended before their waiter was registered (a worker can claim and
+    /// finish an attempt between its insert and that): read again once it is. Locked after
+    /// `waiting`.
+    early: Mutex<HashSet<i64>>,
     /// To the queue's writer.
     to_queue: mpsc::UnboundedSender<(NewWork, oneshot::Sender<Queued>)>,
+}
+
+/// The listener's notifications as they arrive (`None`: it lost its connection, and may have
+/// missed some), from a task of their own: `recv` is never cancelled midway, and the watcher
+/// takes everything that arrived at once.
+fn forward(mut listener: PgListener) -> (mpsc::UnboundedReceiver<Option<String>>, JoinHandle<()>) {
+    let (heard, hearing) = mpsc::unbounded_channel();
+    let forwarder = tokio::spawn(async move {
+        loop {
+            let notification = match listener.recv().await {
+                Ok(notification) => Some(notification.payload().to_string()),
+                Err(err) => {
+                    tracing::debug!("the queue's notifications paused: {err}");
+                    tokio::time::sleep(LOOK_EVERY).await;
+                    None
+                }
+            };
+            if heard.send(notification).is_err() {
+                return;
+            }
+        }
+    });
+    (hearing, forwarder)
+}
+
+/// Aborts a task when dropped: the forwarder ends with its watcher.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a batch of notifications of ended attempts says of this run's: which ended, or that
+/// some did without saying which (a worker of a version before ids were sent).
+#[derive(Debug, Default)]
+struct Ended {
+    ids: Vec<i64>,
+    all: bool,
+}
+
+impl Ended {
+    /// Takes one notification's payload: `run_id:attempt_id`, or `run_id` alone.
+    fn add(&mut self, run_id: i64, payload: &str) {
+        let (run, attempt) = match payload.split_once(':') {
+            Some((run, attempt)) => (run, Some(attempt)),
+            None => (payload, None),
+        };
+        if run.parse::<i64>().ok() != Some(run_id) {
+            return;
+        }
+        match attempt.map(str::parse::<i64>) {
+            Some(Ok(id)) => self.ids.push(id),
+            _ => self.all = true,
+        }
+    }
 }
 
 impl Dispatch {
@@ -68,6 +129,7 @@ impl Dispatch {
             unit_mode,
             fingerprint,
             waiting: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashSet::new()),
             to_queue,
         });
         let watched = Arc::clone(&dispatch);
@@ -125,11 +187,21 @@ impl Dispatch {
                 batch.into_iter().unzip();
             match self.store.queue_work(&work).await {
                 Ok(ids) => {
-                    let mut waiting = self.waiting.lock_unpoisoned();
-                    for (id, reply) in ids.into_iter().zip(replies) {
-                        let (done, finished) = oneshot::channel();
-                        waiting.insert(id, done);
-                        let _ = reply.send(Ok((id, finished)));
+                    let ended_already: Vec<i64> = {
+                        let mut waiting = self.waiting.lock_unpoisoned();
+                        let mut early = self.early.lock_unpoisoned();
+                        ids.into_iter()
+                            .zip(replies)
+                            .filter_map(|(id, reply)| {
+                                let (done, finished) = oneshot::channel();
+                                waiting.insert(id, done);
+                                let _ = reply.send(Ok((id, finished)));
+                                early.remove(&id).then_some(id)
+                            })
+                            .collect()
+                    };
+                    if !ended_already.is_empty() {
+                        self.deliver(Some(ended_already), false).await;
                     }
                 }
                 Err(err) => {
@@ -159,45 +231,67 @@ impl Dispatch {
         }
     }
 
-    async fn watch(&self, mut listener: PgListener) {
-        let ours = self.run_id.to_string();
+    async fn watch(&self, listener: PgListener) {
+        let (mut heard, forwarder) = forward(listener);
+        let _forwarder = AbortOnDrop(forwarder);
         let mut next_look = tokio::time::Instant::now() + LOOK_EVERY;
         loop {
-            let look = tokio::select! {
-                notification = listener.recv() => match notification {
-                    Ok(notification) => {
+            let wanted = tokio::select! {
+                notification = heard.recv() => match notification {
+                    Some(Some(payload)) => {
                         // Every notification that already arrived is answered by one read.
                         // Those that arrive just after are answered by it too.
                         tokio::time::sleep(BATCH_WINDOW).await;
-                        let mut mine = notification.payload() == ours;
-                        while let Some(more) = listener.next_buffered() {
-                            mine |= more.payload() == ours;
+                        let mut ended = Ended::default();
+                        ended.add(self.run_id, &payload);
+                        while let Ok(more) = heard.try_recv() {
+                            match more {
+                                Some(payload) => ended.add(self.run_id, &payload),
+                                None => ended.all = true,
+                            }
                         }
-                        if !mine {
-                            continue;
-                        }
-                        false
+                        ended
                     }
-                    Err(err) => {
-                        // The listener reconnects on its own; until then, the looks.
-                        tracing::debug!("the queue's notifications paused: {err}");
-                        tokio::time::sleep(LOOK_EVERY).await;
-                        continue;
-                    }
+                    // The listener reconnects on its own; what it missed, a read of all.
+                    Some(None) => Ended { ids: Vec::new(), all: true },
+                    None => return,
                 },
-                () = tokio::time::sleep_until(next_look) => true,
+                () = tokio::time::sleep_until(next_look) => {
+                    next_look = tokio::time::Instant::now() + LOOK_EVERY;
+                    self.deliver(None, true).await;
+                    continue;
+                }
             };
-            if look {
-                next_look = tokio::time::Instant::now() + LOOK_EVERY;
+            match wanted {
+                Ended { all: true, .. } => self.deliver(None, false).await,
+                Ended { ids, .. } if !ids.is_empty() => self.deliver(Some(ids), false).await,
+                Ended { .. } => {}
             }
-            self.deliver(look).await;
         }
     }
 
-    /// Hands each attempt that ended to its waiter; on a `look`, first rescues the attempts
-    /// whose lease ran out.
-    async fn deliver(&self, look: bool) {
-        let ids: Vec<i64> = self.waiting.lock_unpoisoned().keys().copied().collect();
+    /// Hands each attempt that ended to its waiter: of those announced (`ended`), or of every
+    /// attempt waited for (`None`); on a `look`, first rescues the attempts whose lease ran
+    /// out. Reading only the announced ones keeps a poll's cost to what ended, not to what the
+    /// run has outstanding.
+    async fn deliver(&self, ended: Option<Vec<i64>>, look: bool) {
+        let ids: Vec<i64> = {
+            let waiting = self.waiting.lock_unpoisoned();
+            let mut early = self.early.lock_unpoisoned();
+            match ended {
+                Some(ended) => {
+                    let (known, unknown): (Vec<i64>, Vec<i64>) =
+                        ended.into_iter().partition(|id| waiting.contains_key(id));
+                    early.extend(unknown);
+                    known
+                }
+                None => {
+                    // Reads every attempt waited for, those announced early among them.
+                    early.retain(|id| !waiting.contains_key(id));
+                    waiting.keys().copied().collect()
+                }
+            }
+        };
         if ids.is_empty() {
             return;
         }
@@ -212,5 +306,27 @@ impl Dispatch {
             }
             Err(err) => tracing::warn!("cannot read the run's finished attempts: {err:#}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ended;
+
+    #[test]
+    fn notifications_name_this_runs_ended_attempts_or_say_some_ended() {
+        let mut ended = Ended::default();
+        for payload in ["7:41", "8:42", "7:43", "77:44", "7:x", ""] {
+            ended.add(7, payload);
+        }
+        assert_eq!(ended.ids, [41, 43]);
+        assert!(ended.all, "`7:x` names no attempt: read them all");
+        let mut old_worker = Ended::default();
+        old_worker.add(7, "7");
+        old_worker.add(7, "8");
+        assert!(old_worker.ids.is_empty() && old_worker.all);
+        let mut others = Ended::default();
+        others.add(7, "8");
+        assert!(others.ids.is_empty() && !others.all);
     }
 }

@@ -544,7 +544,7 @@ impl StateStore {
              WHERE w.id = o.id AND w.lease_token = o.token AND w.state = 'running' \
              AND w.lease_until >= {now} RETURNING w.id, w.run_id) \
              SELECT id FROM done, LATERAL (SELECT pg_notify('{FINISHED_CHANNEL}', \
-             done.run_id::text)) AS woken"
+             done.run_id::text || ':' || done.id::text)) AS woken"
         );
         // A renewal of the same worker's leases may hold one of these rows while it waits for
         // another that this statement holds: PostgreSQL then aborts one of the two. A
