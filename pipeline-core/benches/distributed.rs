@@ -20,9 +20,9 @@ use pipeline_core::date::Date;
 use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use pipeline_core::testing::TaskStatus;
 use pipeline_core::testing::{Config, Setting};
-use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
 use pipeline_core::testing::{WorkerOptions, worker};
+use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
 
 // Shares the executor benchmark's layered shape, not its list of shapes.

@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use pipeline_core::date::Date;
 use pipeline_core::testing::{Config, Setting};
-use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
 
 mod shapes;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use pipeline_core::date::Date;
 use pipeline_core::sqlx::{AssertSqlSafe, Connection as _, Executor as _, PgConnection};
 use pipeline_core::testing::{Config, Setting};
-use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
 
 const RUNS: usize = 3;

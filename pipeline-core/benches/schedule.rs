@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use pipeline_core::testing::Schedule;
 use pipeline_core::testing::{Clock, Scheduler, SchedulerOptions};
 use pipeline_core::testing::{Config, Setting};
-use pipeline_core::testing::{Dag, TaskSpec};
 use pipeline_core::testing::{Runner, open_store};
+use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
 
 const NIGHTLY: usize = 1_000;

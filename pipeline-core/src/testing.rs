@@ -5,9 +5,7 @@
 //! look inside what a pipeline author only declares.
 
 pub use crate::config::{AlertConfig, Config, DEFAULT_DIR, Secret, Setting};
-pub use crate::dag::{
-    Action, CheckRole, Dag, DagBuilder, DagError, GraphFormat, Policy, TaskId, TaskNode, TaskSpec,
-};
+pub use crate::dag::{GraphFormat, TaskId};
 pub use crate::date::now_millis;
 pub use crate::distributed::{WorkerOptions, worker};
 #[cfg(feature = "events")]

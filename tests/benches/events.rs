@@ -14,11 +14,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pipeline_core::TaskSpec;
 use pipeline_core::event::prost_reflect::DynamicMessage;
 use pipeline_core::event::{EventMessage as _, JsonColumns};
 use pipeline_core::testing::Nats;
 use pipeline_core::testing::Setting;
-use pipeline_core::testing::TaskSpec;
 use pipeline_example::events::{proto::OrderPlaced, publish_demo_orders};
 use pipeline_tests::{PgDatabase, Sandbox, run_task};
 use prost::Message as _;

@@ -228,7 +228,7 @@ impl Sandbox {
 /// store is the one `config` names.
 pub async fn run_task(
     config: &pipeline_core::testing::Config,
-    spec: pipeline_core::testing::TaskSpec,
+    spec: pipeline_core::TaskSpec,
     test_mode: bool,
 ) -> pipeline_core::testing::TaskReport {
     let date = pipeline_core::date::Date::from_ymd(2026, 11, 26).expect("a date");
@@ -238,7 +238,7 @@ pub async fn run_task(
 /// [`run_task`] for another partition date: runs of different dates may run at once.
 pub async fn run_task_on(
     config: &pipeline_core::testing::Config,
-    spec: pipeline_core::testing::TaskSpec,
+    spec: pipeline_core::TaskSpec,
     test_mode: bool,
     date: pipeline_core::date::Date,
 ) -> pipeline_core::testing::TaskReport {
@@ -256,9 +256,9 @@ pub async fn run_task_on(
 pub async fn runner_for(
     config: &pipeline_core::testing::Config,
     pipeline: &str,
-    specs: Vec<pipeline_core::testing::TaskSpec>,
+    specs: Vec<pipeline_core::TaskSpec>,
 ) -> pipeline_core::testing::Runner {
-    let mut builder = pipeline_core::testing::Dag::builder();
+    let mut builder = pipeline_core::Dag::builder();
     for spec in specs {
         builder.task(spec);
     }

@@ -75,8 +75,7 @@ struct Held {
     /// Set when the worker hands the attempt back at shutdown.
     handed_back: Arc<AtomicBool>,
     /// Set when the attempt (or coordination) has ended here, before its outcome is written:
-    /// its lease is renewed without waiting for its row (which the write may hold), and an
-    /// answer without it means nothing.
+    /// its lease is still renewed, and an answer without it means nothing.
     ended: Arc<AtomicBool>,
 }
 
@@ -332,24 +331,17 @@ async fn keep_leases(
             () = claimed_now.notified() => {}
         }
         let sent = Instant::now();
-        // What ended here keeps its lease until its outcome is written (a slow write must not
-        // let it run out), but its row may be under that write: it is not waited for.
-        let (mut tokens, mut ending) = (Vec::new(), Vec::new());
-        for (token, held) in hold(&holdings).iter() {
-            if held.ended.load(Ordering::SeqCst) {
-                ending.push(token.clone());
-            } else {
-                tokens.push(token.clone());
-            }
-        }
+        // What ended here keeps its lease until its outcome is written: a slow write must not
+        // let it run out.
+        let tokens: Vec<String> = hold(&holdings).keys().cloned().collect();
         let stopping_now = stopping.load(Ordering::SeqCst);
-        let renewed = line.renew(&record, stopping_now, &tokens, &ending, lease_ms, every);
+        let renewed = line.renew(&record, stopping_now, &tokens, lease_ms, every);
         let failed = match renewed.await {
             Ok(kept) => {
                 last_renewal = sent;
                 let kept: HashSet<String> = kept.into_iter().collect();
                 let held = hold(&holdings);
-                // The running ones sent and not renewed; one that has ended since is no loss.
+                // Those sent and not renewed; one that has ended here is no loss.
                 let lost = tokens.iter().filter(|token| !kept.contains(*token));
                 for attempt in lost.filter_map(|token| held.get(token)) {
                     if !attempt.ended.load(Ordering::SeqCst) {

@@ -51,14 +51,17 @@ pub(crate) struct Dispatch {
 }
 
 /// The listener's notifications as they arrive (`None`: it lost its connection, and may have
-/// missed some), from a task of their own: `recv` is never cancelled midway, and the watcher
-/// takes everything that arrived at once.
+/// missed some), from a task of their own: a receive is never cancelled midway, and the
+/// watcher takes everything that arrived at once.
 fn forward(mut listener: PgListener) -> (mpsc::UnboundedReceiver<Option<String>>, JoinHandle<()>) {
     let (heard, hearing) = mpsc::unbounded_channel();
     let forwarder = tokio::spawn(async move {
         loop {
-            let notification = match listener.recv().await {
-                Ok(notification) => Some(notification.payload().to_string()),
+            // `try_recv`, not `recv`: `recv` reconnects without a word, and what was announced
+            // meanwhile would wait for the next look.
+            let notification = match listener.try_recv().await {
+                Ok(Some(notification)) => Some(notification.payload().to_string()),
+                Ok(None) => None,
                 Err(err) => {
                     tracing::debug!("the queue's notifications paused: {err}");
                     tokio::time::sleep(LOOK_EVERY).await;

@@ -4,7 +4,7 @@
 //! the report back. Every task appends `<task> ran` to `ran.log`.
 
 use pipeline_core::prelude::*;
-use pipeline_core::testing::{Dag, Policy, TaskSpec};
+use pipeline_core::{Dag, Policy, TaskSpec};
 
 fn log(line: &str) -> Result<()> {
     Ok(pipeline_tests::append_line("ran.log", line)?)

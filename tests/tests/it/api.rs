@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pipeline_core::TaskSpec;
 use pipeline_core::api::{ApiReport, Limits};
 use pipeline_core::date::Date;
 use pipeline_core::sqlx::{self, SqlitePool};
 use pipeline_core::testing::Config;
-use pipeline_core::testing::TaskSpec;
 use pipeline_core::testing::TaskStatus;
 use pipeline_tests::Sandbox;
 use pipeline_tests::http_stub::{Reply, StubServer};

@@ -1,7 +1,7 @@
 //! Check helpers on both backends: a table or column that does not exist is a fatal error that
 //! names it, never a check that passes having measured nothing.
 
-use pipeline_core::testing::TaskSpec;
+use pipeline_core::TaskSpec;
 use pipeline_core::testing::TaskStatus;
 use pipeline_tests::{PgDatabase, Sandbox};
 
@@ -35,7 +35,7 @@ async fn run_check(
             Ok(())
         })
     })
-    .policy(pipeline_core::testing::Policy {
+    .policy(pipeline_core::Policy {
         retries: 3,
         retry_delay: std::time::Duration::from_secs(30),
         ..Default::default()

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pipeline_core::date::Date;
-use pipeline_core::testing::{Policy, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_core::testing::{RunStatus, TaskStatus};
+use pipeline_core::{Policy, TaskSpec};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 

@@ -1,6 +1,7 @@
 //! The graph built from data: the same validation rules as the registry, and its queries.
 
-use pipeline_core::testing::{Dag, DagError, GraphFormat, TaskId, TaskSpec};
+use pipeline_core::testing::{GraphFormat, TaskId};
+use pipeline_core::{Dag, DagError, TaskSpec};
 
 fn noop(name: &str) -> TaskSpec {
     TaskSpec::new(name, |_ctx| Box::pin(async { Ok(()) }))

@@ -26,7 +26,18 @@ fn worker(sandbox: &Sandbox, binary: &str, extra: &[&str]) -> Child {
 }
 
 fn worker_with_env(sandbox: &Sandbox, binary: &str, extra: &[&str], env: &[(&str, &str)]) -> Child {
-    let mut args = vec!["worker", "--lease-secs", "2", "--grace-secs", "1"];
+    worker_leasing(sandbox, binary, "2", extra, env)
+}
+
+/// A worker with a lease of `lease_secs` and a grace period of 1 s.
+fn worker_leasing(
+    sandbox: &Sandbox,
+    binary: &str,
+    lease_secs: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Child {
+    let mut args = vec!["worker", "--lease-secs", lease_secs, "--grace-secs", "1"];
     args.extend_from_slice(extra);
     sandbox.spawn(binary, &args, env)
 }
@@ -249,11 +260,7 @@ fn a_worker_of_another_graph_leaves_the_run_alone_and_says_why() {
     let other_dir = Sandbox::new("dist-skew-other");
     other_dir.write("pipeline.toml", &sandbox.read("pipeline.toml"));
     other_dir.write("tables.txt", "users\norders\npayments\n");
-    let stale = other_dir.spawn(
-        DATA_PIPELINE,
-        &["worker", "--lease-secs", "2", "--grace-secs", "1"],
-        &[],
-    );
+    let stale = worker(&other_dir, DATA_PIPELINE, &[]);
     wait_for_workers(&sandbox, DATA_PIPELINE, 1);
     let run = sandbox.spawn(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
     // Only the stale worker runs: nothing of the run may start.
@@ -285,19 +292,7 @@ fn lease_renewals_stay_on_time_while_claims_and_outcomes_fill_the_pool() {
     let (sandbox, db) = sandbox("dist-renewals");
     let tables: Vec<String> = (0..24).map(|n| format!("t{n}")).collect();
     sandbox.write("tables.txt", &tables.join("\n"));
-    let busy = sandbox.spawn(
-        DATA_PIPELINE,
-        &[
-            "worker",
-            "--lease-secs",
-            "3",
-            "--grace-secs",
-            "1",
-            "--slots",
-            "8",
-        ],
-        &[],
-    );
+    let busy = worker_leasing(&sandbox, DATA_PIPELINE, "3", &["--slots", "8"], &[]);
     wait_for_workers(&sandbox, DATA_PIPELINE, 1);
     psql(
         &db.url,
@@ -375,19 +370,7 @@ fn a_worker_renews_within_a_second_after_the_database_comes_back() {
         &format!("[state]\nurl = \"{through_proxy}\"\n"),
     );
     sandbox.write("sleep-slow", "6000");
-    let worker = sandbox.spawn(
-        PIPELINE,
-        &[
-            "worker",
-            "--lease-secs",
-            "3",
-            "--grace-secs",
-            "1",
-            "--slots",
-            "1",
-        ],
-        &[],
-    );
+    let worker = worker_leasing(&sandbox, PIPELINE, "3", &["--slots", "1"], &[]);
     wait_for_workers(&sandbox, PIPELINE, 1);
     let run = sandbox.spawn(PIPELINE, &["run", "--distributed", "slow", "--json"], &[]);
     sandbox.wait_for("ran.log", "slow started");
@@ -503,11 +486,7 @@ fn a_sqlite_state_store_refuses_distributed_runs_and_workers() {
 fn a_worker_cut_off_from_the_database_stops_its_attempts_itself() {
     let (sandbox, db) = sandbox("dist-fence");
     sandbox.write("sleep-validate", "20000");
-    let cut_off = sandbox.spawn(
-        PIPELINE,
-        &["worker", "--lease-secs", "3", "--grace-secs", "1"],
-        &[],
-    );
+    let cut_off = worker_leasing(&sandbox, PIPELINE, "3", &[], &[]);
     wait_for_workers(&sandbox, PIPELINE, 1);
     let mut run = sandbox.spawn(PIPELINE, &["run", "--distributed", "validate"], &[]);
     sandbox.wait_for("ran.log", "validate started");
@@ -638,19 +617,7 @@ fn workers_whose_clocks_are_an_hour_off_neither_lose_nor_steal_work() {
     for offset in ["+1h", "-1h"] {
         let env = clock_off(offset);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        workers.push(sandbox.spawn(
-            PIPELINE,
-            &[
-                "worker",
-                "--slots",
-                "1",
-                "--lease-secs",
-                "2",
-                "--grace-secs",
-                "1",
-            ],
-            &env,
-        ));
+        workers.push(worker_with_env(&sandbox, PIPELINE, &["--slots", "1"], &env));
     }
     wait_for_workers(&sandbox, PIPELINE, 2);
     let run = sandbox.run(

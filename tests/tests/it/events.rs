@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use pipeline_core::TaskSpec;
 use pipeline_core::event::prost_reflect::prost::Message as _;
 use pipeline_core::event::prost_reflect::{DynamicMessage, MapKey, MessageDescriptor, Value};
 use pipeline_core::event::{EventLoad, EventMessage, JsonColumns};
 use pipeline_core::sqlx::{self, Connection as _};
 use pipeline_core::testing::Nats;
-use pipeline_core::testing::TaskSpec;
 use pipeline_core::testing::TaskStatus;
 use pipeline_core::testing::{Config, Secret, Setting};
 use pipeline_tests::events::{OrderV1, OrderV2, OrderV3, OrderV4};

@@ -9,9 +9,9 @@ use pipeline_core::date::Date;
 use pipeline_core::testing::Setting;
 use pipeline_core::testing::TaskFuture;
 use pipeline_core::testing::{Namespace, PartitionKey};
-use pipeline_core::testing::{Policy, TaskSpec};
 use pipeline_core::testing::{Quiet, RunOptions, RunReport, Runner};
 use pipeline_core::testing::{RunStatus, TaskStatus};
+use pipeline_core::{Policy, TaskSpec};
 use pipeline_tests::Sandbox;
 use tokio::sync::watch;
 

@@ -5,12 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pipeline_core::TaskSpec;
 use pipeline_core::load::LoadReport;
 use pipeline_core::sqlx::{
     self, AssertSqlSafe, Connection as _, Executor as _, PgPool, SqlitePool,
 };
 use pipeline_core::testing::Config;
-use pipeline_core::testing::TaskSpec;
 use pipeline_core::testing::TaskStatus;
 use pipeline_tests::{PgDatabase, PgRoles, Sandbox};
 

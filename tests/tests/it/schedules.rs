@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use pipeline_core::TaskSpec;
 use pipeline_core::date::Date;
 use pipeline_core::testing::Runner;
-use pipeline_core::testing::TaskSpec;
 use pipeline_core::testing::TickRecord;
 use pipeline_core::testing::{BASELINE, Clock, Scheduler, SchedulerOptions, due_ticks};
 use pipeline_core::testing::{Catchup, Overlap, Partitioning, Schedule};

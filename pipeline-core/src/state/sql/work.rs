@@ -42,18 +42,17 @@ impl std::fmt::Debug for LeaseLine {
 }
 
 impl LeaseLine {
-    /// Renews the worker's heartbeat and the leases of `running` and `ending` attempts, in one
-    /// statement: the tokens still the worker's. A running attempt missing from the answer
-    /// was cancelled by its run or rescued after its lease ran out: stop it, write nothing.
-    /// An ending one (ended here, its outcome on its way) is renewed until the outcome is
-    /// written. A row that another statement holds right now is passed over, not waited for
-    /// (renewed at the next renewal). Without an answer `within`, it gives up.
+    /// Renews the worker's heartbeat and the leases of the attempts it holds (`tokens`: those
+    /// running, and those that ended here with their outcome on its way), in one statement:
+    /// the tokens still the worker's. A running attempt missing from the answer was cancelled
+    /// by its run or rescued after its lease ran out: stop it, write nothing. A row that another
+    /// statement holds right now is passed over, not waited for (renewed at the next renewal).
+    /// Without an answer `within`, it gives up.
     pub async fn renew(
         &mut self,
         worker: &WorkerRecord,
         stopping: bool,
-        running: &[String],
-        ending: &[String],
+        tokens: &[String],
         lease_ms: i64,
         within: Duration,
     ) -> anyhow::Result<Vec<String>> {
@@ -75,19 +74,17 @@ impl LeaseLine {
             "WITH heartbeat AS (UPDATE pipeline_workers SET heartbeat_at = {now}, stopping = $4 \
              WHERE id = $3), \
              held AS (SELECT id, lease_token FROM pipeline_work \
-             WHERE (lease_token = ANY($1) OR lease_token = ANY($5)) \
-             AND state = 'running' AND lease_until >= {now}), \
+             WHERE lease_token = ANY($1) AND state = 'running' AND lease_until >= {now}), \
              renewed AS (UPDATE pipeline_work SET lease_until = {now} + $2 \
              WHERE id IN (SELECT w.id FROM pipeline_work w WHERE w.id IN (SELECT id FROM held) \
              FOR UPDATE SKIP LOCKED) AND state = 'running' AND lease_until >= {now} \
              RETURNING id) \
              SELECT lease_token FROM held"
         )))
-        .bind(running)
+        .bind(tokens)
         .bind(lease_ms)
         .bind(&worker.id)
         .bind(stopping)
-        .bind(ending)
         .fetch_all(&mut *conn);
         let renewed = match tokio::time::timeout(within, renewed).await {
             Ok(renewed) => renewed.map_err(anyhow::Error::from),
