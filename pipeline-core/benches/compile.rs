@@ -137,7 +137,7 @@ fn bench_dir() -> PathBuf {
 
 /// Writes the crate `<shape>_<tasks>`, every task in `src/lib.rs`, and returns its directory.
 fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
-    let dir = crate_dir(root, &format!("{}_{tasks}", shape.replace('-', "_")));
+    let dir = crate_dir(root, &format!("{}_{tasks}", shape.replace('-', "_")), "");
     let mut source = String::from("use pipeline_core::prelude::*;\n\n");
     for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
         source.push_str(&task_source(i, &deps));
@@ -153,10 +153,8 @@ fn generate(root: &Path, shape: &str, tasks: usize) -> PathBuf {
 fn generate_line_tables(root: &Path, tasks: usize) -> PathBuf {
     let source = generate(root, "layered", tasks).join("src/lib.rs");
     let name = format!("layered_{tasks}_lines");
-    let dir = crate_dir(root, &name);
-    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("its manifest");
     let profile = format!("\n[profile.dev.package.{name}]\ndebug = \"line-tables-only\"\n");
-    std::fs::write(dir.join("Cargo.toml"), manifest + &profile).expect("its manifest");
+    let dir = crate_dir(root, &name, &profile);
     let source = std::fs::read_to_string(source).expect("the generated crate");
     write_if_changed(&dir.join("src/lib.rs"), &source);
     dir
@@ -168,6 +166,7 @@ fn generate_modules(root: &Path, shape: &str, tasks: usize, per_module: usize) -
     let dir = crate_dir(
         root,
         &format!("{}_{tasks}_modules", shape.replace('-', "_")),
+        "",
     );
     let dependencies = shapes::dependencies(shape, tasks);
     let mut lib = String::new();
@@ -185,14 +184,15 @@ fn generate_modules(root: &Path, shape: &str, tasks: usize, per_module: usize) -
     dir
 }
 
-/// A crate directory with its manifest, depending on this `pipeline-core`.
-fn crate_dir(root: &Path, name: &str) -> PathBuf {
+/// A crate directory with its manifest, depending on this `pipeline-core`, and `extra_manifest`
+/// (a profile) appended.
+fn crate_dir(root: &Path, name: &str, extra_manifest: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("src")).expect("a crate directory");
     let core = Path::new(env!("CARGO_MANIFEST_DIR"));
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-         [dependencies]\npipeline-core = {{ path = {:?} }}\n\n[workspace]\n",
+         [dependencies]\npipeline-core = {{ path = {:?} }}\n\n[workspace]\n{extra_manifest}",
         core.display().to_string()
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
