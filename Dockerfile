@@ -18,7 +18,8 @@ RUN for lib in pipeline-macros pipeline-core pipeline-example tests; do \
                 tests/src/bin/e2e_pipeline.rs tests/src/bin/wrong_crate.rs \
                 pipeline-core/benches/executor.rs pipeline-core/benches/load.rs \
                 pipeline-core/benches/compile.rs pipeline-core/benches/schedule.rs \
-                pipeline-core/benches/distributed.rs pipeline-core/benches/serve.rs; do \
+                pipeline-core/benches/distributed.rs pipeline-core/benches/serve.rs \
+                pipeline-core/benches/scale.rs; do \
         mkdir -p "$(dirname "$main")" && echo 'fn main() {}' > "$main"; \
     done && \
     cargo build --release --locked -p pipeline-example --bin daily

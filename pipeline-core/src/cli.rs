@@ -97,6 +97,7 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
     // The control plane needs no parallelism: task code runs on threads of its own.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::run::before_park)
         .build()
     {
         Ok(runtime) => runtime,

@@ -34,6 +34,7 @@ use crate::status::RunStatus;
 pub(crate) use attempt::run_attempt;
 pub(crate) use lock::{HEARTBEAT_EVERY, is_gone, this_process, why_gone};
 pub use report::{RunReport, TaskReport};
+pub(crate) use worker::before_park;
 
 /// How long the end of a run waits for the databases' connections to close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -437,7 +438,8 @@ impl Runner {
         } else {
             targets
         };
-        let selected = if options.only {
+        // Every task is upstream of itself: the whole graph needs no walk.
+        let selected = if options.only || targets.is_empty() {
             roots.to_vec()
         } else {
             dag.upstream(roots)

@@ -24,6 +24,8 @@ use tracing::Instrument as _;
 
 mod pool;
 
+pub(crate) use pool::before_park;
+
 use crate::ctx::Ctx;
 use crate::dag::Action;
 
