@@ -202,9 +202,20 @@ pub fn print_summary(report: &RunReport) {
 }
 
 pub fn print_json(report: &RunReport) {
-    match serde_json::to_string_pretty(report) {
-        Ok(json) => println!("{json}"),
-        Err(err) => eprintln!("error: cannot write the JSON summary: {err}"),
+    write_json(report);
+}
+
+/// Writes `value` to stdout as indented JSON as it is serialized: the report of a run of
+/// 100,000 tasks is 13 MB, which is not built as a string first.
+fn write_json(value: &impl serde::Serialize) {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    if let Err(err) = written {
+        eprintln!("error: cannot write the JSON summary: {err}");
     }
 }
 
@@ -220,12 +231,16 @@ pub fn print_error_json(kind: &str, exit_code: u8, error: &str) {
 }
 
 pub fn print_backfill_json(reports: &[RunReport]) {
-    let status = reports.last().map_or("succeeded", |r| r.status.as_str());
-    let value = serde_json::json!({ "status": status, "runs": reports });
-    match serde_json::to_string_pretty(&value) {
-        Ok(json) => println!("{json}"),
-        Err(err) => eprintln!("error: cannot write the JSON summary: {err}"),
+    #[derive(serde::Serialize)]
+    struct Backfill<'r> {
+        status: &'r str,
+        runs: &'r [RunReport],
     }
+    let status = reports.last().map_or("succeeded", |r| r.status.as_str());
+    write_json(&Backfill {
+        status,
+        runs: reports,
+    });
 }
 
 pub async fn status(runner: &Runner, partition: Partition, test: bool) -> anyhow::Result<()> {
