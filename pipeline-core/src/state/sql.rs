@@ -131,6 +131,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "lease index",
         include_str!("../../migrations/postgres/0011_lease_index.sql"),
     ),
+    (
+        12,
+        "pooled queue index",
+        include_str!("../../migrations/postgres/0012_pooled_queue_index.sql"),
+    ),
 ];
 
 /// Rows per multi-row statement: well under both backends' limits on bound parameters.
