@@ -55,8 +55,8 @@ const MAX_COORDINATING: usize = 2;
 /// Outcomes written in one statement, at most.
 const FINISH_MAX: usize = 500;
 
-/// How long a woken worker waits for more work before it claims.
-const WAKE_WINDOW: Duration = Duration::from_millis(3);
+/// A claim that takes longer than this share of a lease (a tenth) is followed by a renewal.
+const SLOW_CLAIM: u32 = 10;
 
 /// How often a worker woken for work it could not claim looks for runs of other graphs to
 /// warn of, at most.
@@ -179,6 +179,7 @@ pub async fn run(
         if stopping.is_none() && look && attempts < options.slots {
             let free = options.slots - attempts;
             let prefix = format!("{}:{:08x}", record.id, rand_u32());
+            let claiming = Instant::now();
             match store
                 .claim_work(
                     &runner.pipeline,
@@ -199,9 +200,9 @@ pub async fn run(
                         let token = work.token.clone();
                         held.insert(token, start(&runner, work, finished_tx.clone()));
                     }
-                    if any {
-                        // Their leases ran from the claim's first row: renewed now, they run
-                        // from its end, however long the claim took.
+                    // Their leases ran from the claim's first row: after a slow claim they
+                    // are renewed at once, to run a whole lease from its end.
+                    if any && claiming.elapsed() >= options.lease / SLOW_CLAIM {
                         claimed_now.notify_one();
                     }
                 }
@@ -232,9 +233,8 @@ pub async fn run(
                     tracing::debug!("queue notifications paused: {err}");
                     tokio::time::sleep(IDLE_LOOK).await;
                 }
-                // Work queued just after is claimed with it; every wake-up already here is
-                // answered by the one claim.
-                tokio::time::sleep(WAKE_WINDOW).await;
+                // Every wake-up already here is answered by the one claim; what is queued
+                // while it runs wakes the next (a pause to gather more only added latency).
                 while listener.next_buffered().is_some() {}
                 look = true;
                 woken = true;
@@ -247,8 +247,8 @@ pub async fn run(
             }
             Some(token) = ended.recv() => {
                 hold(&holdings).remove(&token);
-                // Slots that free up together are filled by one claim.
-                tokio::time::sleep(WAKE_WINDOW).await;
+                // Slots that free up together (one outcome write's) are filled by one claim.
+                tokio::task::yield_now().await;
                 let mut held = hold(&holdings);
                 while let Ok(token) = ended.try_recv() {
                     held.remove(&token);
@@ -454,12 +454,13 @@ async fn finish(
     ended: mpsc::UnboundedSender<String>,
 ) {
     while let Some(first) = finished.recv().await {
+        // What ended meanwhile, and while the last write ran, goes in with it.
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
-        let until = tokio::time::Instant::now() + WAKE_WINDOW;
         while batch.len() < FINISH_MAX {
-            match tokio::time::timeout_at(until, finished.recv()).await {
-                Ok(Some(next)) => batch.push(next),
-                _ => break,
+            match finished.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
         }
         let (lost, kept): (Vec<Ended>, Vec<Ended>) =

@@ -18,8 +18,6 @@ use crate::sync::LockUnpoisoned as _;
 /// How often the watcher looks without being woken: the bound on noticing a lost worker
 /// after its lease ran out, and the fallback when a notification is missed.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
-/// Attempts queued within this long of the first go in with it, in one statement.
-const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// Attempts per statement, at most.
 const BATCH_MAX: usize = 1000;
 
@@ -178,12 +176,14 @@ impl Dispatch {
         mut queued: mpsc::UnboundedReceiver<(NewWork, oneshot::Sender<Queued>)>,
     ) {
         while let Some(first) = queued.recv().await {
+            // What the executor queues in the same turn, and while the last statement ran,
+            // goes in with it.
+            tokio::task::yield_now().await;
             let mut batch = vec![first];
-            let until = tokio::time::Instant::now() + BATCH_WINDOW;
             while batch.len() < BATCH_MAX {
-                match tokio::time::timeout_at(until, queued.recv()).await {
-                    Ok(Some(next)) => batch.push(next),
-                    _ => break,
+                match queued.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
                 }
             }
             let (work, replies): (Vec<NewWork>, Vec<oneshot::Sender<Queued>>) =
@@ -242,9 +242,9 @@ impl Dispatch {
             let wanted = tokio::select! {
                 notification = heard.recv() => match notification {
                     Some(Some(payload)) => {
-                        // Every notification that already arrived is answered by one read.
-                        // Those that arrive just after are answered by it too.
-                        tokio::time::sleep(BATCH_WINDOW).await;
+                        // Every notification that already arrived is answered by one read;
+                        // those that arrive while it runs, by the next.
+                        tokio::task::yield_now().await;
                         let mut ended = Ended::default();
                         ended.add(self.run_id, &payload);
                         while let Ok(more) = heard.try_recv() {
