@@ -92,18 +92,25 @@ struct Ended {
 }
 
 impl Ended {
-    /// Takes one notification's payload: `run_id:attempt_id`, or `run_id` alone.
+    /// Takes one notification's payload: `run_id:attempt_id,attempt_id,..` (one outcome
+    /// write's attempts of the run), or `run_id` alone (read every attempt waited for).
     fn add(&mut self, run_id: i64, payload: &str) {
-        let (run, attempt) = match payload.split_once(':') {
-            Some((run, attempt)) => (run, Some(attempt)),
+        let (run, attempts) = match payload.split_once(':') {
+            Some((run, attempts)) => (run, Some(attempts)),
             None => (payload, None),
         };
         if run.parse::<i64>().ok() != Some(run_id) {
             return;
         }
-        match attempt.map(str::parse::<i64>) {
-            Some(Ok(id)) => self.ids.push(id),
-            _ => self.all = true,
+        let Some(attempts) = attempts else {
+            self.all = true;
+            return;
+        };
+        for attempt in attempts.split(',') {
+            match attempt.parse::<i64>() {
+                Ok(id) => self.ids.push(id),
+                Err(_) => self.all = true,
+            }
         }
     }
 }
@@ -319,11 +326,14 @@ mod tests {
     #[test]
     fn notifications_name_this_runs_ended_attempts_or_say_some_ended() {
         let mut ended = Ended::default();
-        for payload in ["7:41", "8:42", "7:43", "77:44", "7:x", ""] {
+        for payload in ["7:41", "8:42", "7:43,45,46", "77:44", ""] {
             ended.add(7, payload);
         }
-        assert_eq!(ended.ids, [41, 43]);
-        assert!(ended.all, "`7:x` names no attempt: read them all");
+        assert_eq!(ended.ids, [41, 43, 45, 46]);
+        assert!(!ended.all);
+        ended.add(7, "7:47,x");
+        assert_eq!(ended.ids, [41, 43, 45, 46, 47]);
+        assert!(ended.all, "`x` names no attempt: read them all");
         let mut old_worker = Ended::default();
         old_worker.add(7, "7");
         old_worker.add(7, "8");

@@ -108,6 +108,10 @@ impl LeaseLine {
     }
 }
 
+/// Attempt ids in one notification of what ended (`run_id:id,id,..`): well inside the 8,000
+/// bytes a payload may hold.
+const IDS_PER_NOTIFICATION: usize = 300;
+
 /// How often a statement that PostgreSQL aborted for a conflict with another is tried again.
 const CONFLICT_TRIES: u32 = 5;
 
@@ -549,9 +553,13 @@ impl StateStore {
              error = o.error, fatal = o.fatal, note = o.note, value = o.value, \
              targets = o.targets, log = o.log, finished_at = {now} FROM outcome o \
              WHERE w.id = o.id AND w.lease_token = o.token AND w.state = 'running' \
-             AND w.lease_until >= {now} RETURNING w.id, w.run_id) \
-             SELECT id FROM done, LATERAL (SELECT pg_notify('{FINISHED_CHANNEL}', \
-             done.run_id::text || ':' || done.id::text)) AS woken"
+             AND w.lease_until >= {now} RETURNING w.id, w.run_id), \
+             numbered AS (SELECT id, run_id, row_number() OVER () / {IDS_PER_NOTIFICATION} AS part \
+             FROM done), \
+             woken AS (SELECT pg_notify('{FINISHED_CHANNEL}', \
+             run_id::text || ':' || string_agg(id::text, ',')) FROM numbered \
+             GROUP BY run_id, part) \
+             SELECT id FROM done, (SELECT count(*) FROM woken) AS sent"
         );
         // A renewal of the same worker's leases may hold one of these rows while it waits for
         // another that this statement holds: PostgreSQL then aborts one of the two. A
