@@ -12,7 +12,7 @@ pub use views::RunFilter;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
-use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     AttemptRecord, CancelRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace,
@@ -138,8 +138,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Rows per multi-row statement: well under both backends' limits on bound parameters.
-const ROWS_PER_STATEMENT: usize = 1000;
+/// Rows (tuples) as one JSON array of arrays, for a statement that takes them apart.
+fn json_rows<T: serde::Serialize>(rows: impl Iterator<Item = T>) -> anyhow::Result<String> {
+    serde_json::to_string(&rows.collect::<Vec<T>>()).context("cannot write the rows as JSON")
+}
 
 /// The state store on SQLite or PostgreSQL, chosen by the setting's URL.
 #[derive(Debug)]
@@ -554,50 +556,67 @@ impl StateStore {
         if attempts.is_empty() && markers.is_empty() {
             return Ok(());
         }
+        // The rows go as one JSON parameter that the database takes apart: the statements'
+        // text never changes (prepared once per connection, where a multi-row VALUES list of
+        // another length each batch was parsed again), and nothing is bound row by row.
+        let rows = match &self.pool {
+            DbPool::Sqlite(_) => "json_each($1)",
+            DbPool::Postgres(_) => "json_array_elements($1::json) AS rows(value)",
+        };
+        let attempt_rows = json_rows(attempts.iter().map(|a| {
+            (
+                a.run_id,
+                &a.task,
+                a.attempt,
+                a.status.as_str(),
+                a.started_at,
+                a.finished_at,
+                &a.error,
+                &a.note,
+                a.value,
+                &a.log,
+            )
+        }))?;
+        let marker_rows = json_rows(
+            markers
+                .iter()
+                .map(|m| (&m.task, m.run_id, m.completed_at, &m.targets)),
+        )?;
+        let insert_attempts = format!(
+            "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, \
+             finished_at, error, note, value, log) \
+             SELECT CAST(value->>0 AS BIGINT), value->>1, CAST(value->>2 AS BIGINT), value->>3, \
+             CAST(value->>4 AS BIGINT), CAST(value->>5 AS BIGINT), value->>6, value->>7, \
+             CAST(value->>8 AS DOUBLE PRECISION), value->>9 FROM {rows} WHERE true \
+             ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
+             finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
+             value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)"
+        );
+        let insert_markers = format!(
+            "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, \
+             completed_at, targets) \
+             SELECT $2, $3, $4, value->>0, CAST(value->>1 AS BIGINT), CAST(value->>2 AS BIGINT), \
+             value->>3 FROM {rows} WHERE true \
+             ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
+             run_id = excluded.run_id, completed_at = excluded.completed_at, \
+             targets = excluded.targets"
+        );
         dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::new(
-                    "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, finished_at, error, note, value, log) ",
-                );
-                query.push_values(chunk, |mut row, a| {
-                    row.push_bind(a.run_id)
-                        .push_bind(a.task.as_str())
-                        .push_bind(i64::from(a.attempt))
-                        .push_bind(a.status.as_str())
-                        .push_bind(a.started_at)
-                        .push_bind(a.finished_at)
-                        .push_bind(a.error.as_deref())
-                        .push_bind(a.note.as_deref())
-                        .push_bind(a.value)
-                        .push_bind(a.log.as_deref());
-                });
-                query.push(
-                    " ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
-                     finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
-                     value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)",
-                );
-                query.build().execute(&mut *tx).await?;
+            if !attempts.is_empty() {
+                sqlx::query(AssertSqlSafe(insert_attempts))
+                    .bind(attempt_rows)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            for chunk in markers.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::new(
-                    "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, completed_at, targets) ",
-                );
-                query.push_values(chunk, |mut row, m| {
-                    row.push_bind(key.pipeline.as_str())
-                        .push_bind(key.partition.as_str())
-                        .push_bind(key.namespace.as_str())
-                        .push_bind(m.task.as_str())
-                        .push_bind(m.run_id)
-                        .push_bind(m.completed_at)
-                        .push_bind(m.targets.as_deref());
-                });
-                query.push(
-                    " ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
-                     run_id = excluded.run_id, completed_at = excluded.completed_at, \
-                     targets = excluded.targets",
-                );
-                query.build().execute(&mut *tx).await?;
+            if !markers.is_empty() {
+                sqlx::query(AssertSqlSafe(insert_markers))
+                    .bind(marker_rows)
+                    .bind(&key.pipeline)
+                    .bind(&key.partition)
+                    .bind(key.namespace.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });
