@@ -6,10 +6,11 @@
 //! and by `cargo build --lib` (which also generates code). `-- --edits` measures only those.
 //!
 //! `cargo bench -p pipeline-core --bench compile` runs chain, fan-in and layered at 100, 1,000
-//! and 5,000 tasks; `-- --shape layered --tasks 2000` one case; `-- --samples 3` reports the
-//! fastest of three runs of each figure (this machine varies by ±15% between runs). Crates go to
-//! `target/compile-bench/`. Times are wall clock of `cargo check` for the generated crate alone
-//! (its dependencies are built before the first measurement).
+//! and 5,000 tasks; `-- --shape layered --tasks 2000` one case; `-- --samples 5` runs each
+//! figure five times (this machine varies by ±15% between runs): every sample is printed, wall
+//! clock and CPU time (cargo's and rustc's), and per size the check's cost by the medians.
+//! Crates go to `target/compile-bench/`. Times are of `cargo check` for the generated crate
+//! alone (its dependencies are built before the first measurement).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,28 +39,34 @@ fn main() {
         return;
     }
     println!(
-        "compile-time benchmark: `cargo check` of a generated crate (wall clock, fastest of \
-         {samples})"
+        "compile-time benchmark: `cargo check` of a generated crate, with the DAG check and \
+         without it, alternated; every sample (wall clock, and the CPU time of cargo and rustc)"
     );
     println!(
-        "{:<8} {:>6} {:>12} {:>14} {:>10}",
-        "shape", "tasks", "with check", "without check", "check"
+        "{:<8} {:>6} {:>7} {:>24} {:>24}",
+        "shape", "tasks", "sample", "with check", "without check"
     );
     for (shape, tasks) in cases {
         let dir = generate(&root, &shape, tasks);
         let (with_target, without_target) = (root.join("target-with"), root.join("target-without"));
-        let mut with = Duration::MAX;
-        let mut without = Duration::MAX;
+        let (mut with, mut without) = (Vec::new(), Vec::new());
         // Alternated, so that a slow spell of the machine falls on both.
-        for _ in 0..samples {
-            with = with.min(check(&dir, &with_target, false));
-            without = without.min(check(&dir, &without_target, true));
+        for sample in 1..=samples {
+            let a = check(&dir, &with_target, false);
+            let b = check(&dir, &without_target, true);
+            println!(
+                "{shape:<8} {tasks:>6} {sample:>7} {:>24} {:>24}",
+                a.to_string(),
+                b.to_string()
+            );
+            with.push(a);
+            without.push(b);
         }
+        let (with, without) = (Cost::median(&mut with), Cost::median(&mut without));
         println!(
-            "{shape:<8} {tasks:>6} {:>10.2} s {:>12.2} s {:>8.2} s",
-            with.as_secs_f64(),
-            without.as_secs_f64(),
-            with.as_secs_f64() - without.as_secs_f64()
+            "{shape:<8} {tasks:>6}  the check, by the medians: {:+.2} s wall, {:+.2} CPU-s",
+            with.wall.as_secs_f64() - without.wall.as_secs_f64(),
+            with.cpu.as_secs_f64() - without.cpu.as_secs_f64()
         );
     }
     edits(&root, samples);
@@ -216,7 +223,7 @@ fn write_if_changed(path: &Path, text: &str) {
 
 /// `cargo check` of the crate in `dir` from scratch: its dependencies built before, its own
 /// incremental state removed; its wall time.
-fn check(dir: &Path, target: &Path, skip: bool) -> Duration {
+fn check(dir: &Path, target: &Path, skip: bool) -> Cost {
     cargo(dir, target, skip, false, "check");
     let name = dir.file_name().expect("a crate name").to_string_lossy();
     let incremental = target.join("debug/incremental");
@@ -229,12 +236,53 @@ fn check(dir: &Path, target: &Path, skip: bool) -> Duration {
             std::fs::remove_dir_all(&path).expect("remove the crate's incremental state");
         }
     }
-    cargo(dir, target, skip, true, "check")
+    cargo_cost(dir, target, skip, true, "check")
+}
+
+/// What one build took: wall clock, and the CPU time (user and system) of cargo and rustc.
+#[derive(Clone, Copy, Debug)]
+struct Cost {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Cost {
+    /// The median by wall clock.
+    fn median(costs: &mut [Cost]) -> Cost {
+        costs.sort_by_key(|cost| cost.wall);
+        costs[costs.len() / 2]
+    }
+}
+
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} s, {:.2} CPU-s",
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64()
+        )
+    }
+}
+
+/// CPU time so far of this process's children that ended (cargo, and the rustc it waited for).
+fn children_cpu() -> Duration {
+    // SAFETY: `rusage` is plain data that getrusage fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(got, 0, "getrusage failed");
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// One `cargo check` (or `build`: `verb`) of the crate's library in `dir`, after touching it
 /// when asked; its wall time.
 fn cargo(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Duration {
+    cargo_cost(dir, target, skip, touch, verb).wall
+}
+
+/// [`cargo`], with its CPU time.
+fn cargo_cost(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Cost {
     if touch {
         let lib = dir.join("src/lib.rs");
         let text = std::fs::read_to_string(&lib).expect("the generated crate");
@@ -250,8 +298,12 @@ fn cargo(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Dura
     } else {
         command.env_remove("PIPELINE_BENCH_SKIP_DAG_CHECK");
     }
+    let cpu = children_cpu();
     let started = Instant::now();
     let status = command.status().expect("cargo");
     assert!(status.success(), "cargo {verb} failed in {}", dir.display());
-    started.elapsed()
+    Cost {
+        wall: started.elapsed(),
+        cpu: children_cpu() - cpu,
+    }
 }

@@ -25,6 +25,7 @@ use pipeline_core::testing::{WorkerOptions, worker};
 use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
 
+mod database;
 // Shares the executor benchmark's layered shape, not its list of shapes.
 #[allow(dead_code)]
 mod shapes;
@@ -40,20 +41,10 @@ fn main() {
 }
 
 async fn bench(tasks: usize) {
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("pipeline_bench_{}", std::process::id());
+    let (admin, name, url) = database::create("pipeline_bench").await;
     let mut conn = PgConnection::connect(&admin)
         .await
         .expect("PostgreSQL on DATABASE_URL");
-    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut conn)
-        .await
-        .expect("a benchmark database");
-    let url = match admin.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("DATABASE_URL has no database part"),
-    };
     let mut config = Config::embedded();
     config.state = Setting {
         url: url.clone(),

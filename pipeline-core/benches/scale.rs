@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use pipeline_core::{Dag, TaskSpec};
 
+mod database;
 // Shares the executor benchmark's shapes, not its list of them.
 #[allow(dead_code)]
 mod shapes;
@@ -253,22 +254,7 @@ struct Database {
 
 impl Database {
     fn create(runtime: &tokio::runtime::Runtime) -> Database {
-        let admin = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("pipeline_scale_{}", std::process::id());
-        runtime.block_on(async {
-            let mut conn = PgConnection::connect(&admin)
-                .await
-                .expect("PostgreSQL on DATABASE_URL");
-            sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-                .execute(&mut conn)
-                .await
-                .expect("a benchmark database");
-        });
-        let url = match admin.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{name}"),
-            None => panic!("DATABASE_URL has no database part"),
-        };
+        let (admin, name, url) = runtime.block_on(database::create("pipeline_scale"));
         Database { admin, name, url }
     }
 

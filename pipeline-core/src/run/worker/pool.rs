@@ -15,11 +15,26 @@ use crate::sync::LockUnpoisoned as _;
 
 /// An idle thread this long ends.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// How many times a thread that just handed its result back yields before it sleeps: the next
+/// How long a thread that just handed its result back yields before it sleeps: the next
 /// attempt is usually started by that result, within microseconds, and a thread that is still
 /// awake takes it without the wake-up of a sleeping one (a futex call and a context switch on
-/// each side, which were a third of a 100,000-task run).
-const SPINS: usize = 50;
+/// each side, which were a third of a 100,000-task run). Bounded by time, not by count: on a
+/// core busy with task code, one yield can last a whole time slice.
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Yields until `ready` says so or [`SPIN`] has passed: whether it did.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    let until = std::time::Instant::now() + SPIN;
+    loop {
+        if ready() {
+            return true;
+        }
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
 
 /// Jobs submitted and not yet handed back, in every pool of the process.
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -34,12 +49,7 @@ pub(crate) fn before_park() {
         return;
     }
     let seen = ENDED.load(Ordering::Acquire);
-    for _ in 0..SPINS {
-        if ENDED.load(Ordering::Acquire) != seen {
-            return;
-        }
-        std::thread::yield_now();
-    }
+    spin_until(|| ENDED.load(Ordering::Acquire) != seen);
 }
 
 /// Work for a thread, and where its result goes.
@@ -152,13 +162,10 @@ impl<T: Send + 'static> Pool<T> {
 
     /// The next queued job; `None` after [`KEEP_ALIVE`] without.
     fn wait_for_job(&self) -> Option<Queued<T>> {
-        for _ in 0..SPINS {
-            if self.queued.load(Ordering::Acquire) > 0
-                && let Some(job) = self.take(&mut self.lock())
-            {
-                return Some(job);
-            }
-            std::thread::yield_now();
+        if spin_until(|| self.queued.load(Ordering::Acquire) > 0)
+            && let Some(job) = self.take(&mut self.lock())
+        {
+            return Some(job);
         }
         let mut state = self.lock();
         loop {
