@@ -131,6 +131,8 @@ pub async fn run(
         Arc::clone(&announced_stop),
         Arc::clone(&claimed_now),
     ));
+    // Notified when an attempt's code ends, which frees its slot.
+    let freed = Arc::new(tokio::sync::Notify::new());
     let mut stopping: Option<tokio::time::Instant> = None;
     let mut warned_foreign: HashSet<i64> = HashSet::new();
     let mut handed_back = false;
@@ -143,10 +145,16 @@ pub async fn run(
     let mut next_idle_look = tokio::time::Instant::now() + idle_look();
     let mut last_foreign_look = Instant::now() - WOKEN_FOREIGN_LOOK;
     loop {
+        // A slot is free once its attempt's code has ended: the outcome is written meanwhile
+        // (its lease renewed until then), while the next attempt starts.
         let (attempts, coordinating) = {
             let held = hold(&holdings);
-            let attempts = held.values().filter(|held| held.work.attempt > 0).count();
-            (attempts, held.len() - attempts)
+            let attempts = held.values().filter(|held| held.work.attempt > 0);
+            let running = attempts
+                .clone()
+                .filter(|held| !held.ended.load(Ordering::SeqCst))
+                .count();
+            (running, held.len() - attempts.count())
         };
         // Detached runs are few: looked for when woken (at most once a second), and now and
         // then for one whose coordinator was lost (no notification says so).
@@ -198,7 +206,8 @@ pub async fn run(
                     let any = !claimed.is_empty();
                     for work in claimed {
                         let token = work.token.clone();
-                        held.insert(token, start(&runner, work, finished_tx.clone()));
+                        let freed = Arc::clone(&freed);
+                        held.insert(token, start(&runner, work, finished_tx.clone(), freed));
                     }
                     // Their leases ran from the claim's first row: after a slow claim they
                     // are renewed at once, to run a whole lease from its end.
@@ -245,15 +254,24 @@ pub async fn run(
                 next_idle_look = tokio::time::Instant::now() + idle_look();
                 look = true;
             }
-            Some(token) = ended.recv() => {
-                hold(&holdings).remove(&token);
-                // Slots that free up together (one outcome write's) are filled by one claim.
+            () = freed.notified() => {
+                // Attempts whose code ended together are replaced by one claim.
                 tokio::task::yield_now().await;
-                let mut held = hold(&holdings);
-                while let Ok(token) = ended.try_recv() {
-                    held.remove(&token);
-                }
                 look = true;
+            }
+            Some(token) = ended.recv() => {
+                // An attempt's slot was freed when its code ended; a coordination's place is
+                // free now, and the next look may take another detached run.
+                let mut held = hold(&holdings);
+                let mut tokens = vec![token];
+                while let Ok(token) = ended.try_recv() {
+                    tokens.push(token);
+                }
+                for token in tokens {
+                    if held.remove(&token).is_some_and(|ended| ended.work.attempt == 0) {
+                        look = true;
+                    }
+                }
             }
             signalled = signalled(&mut stop), if stopping.is_none() && !unstoppable => {
                 if !signalled {
@@ -420,7 +438,12 @@ struct Ended {
 }
 
 /// Starts a claimed attempt; its outcome goes to `finished` when it is done.
-fn start(runner: &Arc<Runner>, work: ClaimedWork, finished: mpsc::UnboundedSender<Ended>) -> Held {
+fn start(
+    runner: &Arc<Runner>,
+    work: ClaimedWork,
+    finished: mpsc::UnboundedSender<Ended>,
+    freed: Arc<tokio::sync::Notify>,
+) -> Held {
     let (stop, stopped) = watch::channel(false);
     let lost = Arc::new(AtomicBool::new(false));
     let handed_back = Arc::new(AtomicBool::new(false));
@@ -436,6 +459,7 @@ fn start(runner: &Arc<Runner>, work: ClaimedWork, finished: mpsc::UnboundedSende
     tokio::spawn(async move {
         let outcome = run_one(&runner, &work, stopped, &handed_back).await;
         ended.store(true, Ordering::SeqCst);
+        freed.notify_one();
         let lost = lost.load(Ordering::SeqCst);
         let _ = finished.send(Ended {
             work,
