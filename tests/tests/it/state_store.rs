@@ -76,6 +76,7 @@ on_both_backends!(
     the_lock_is_exclusive_and_breakable,
     many_rows_in_one_batch,
     scheduler_lease_and_ticks,
+    awkward_text_and_large_numbers_are_written_as_given,
 );
 
 fn key(partition: &str, namespace: Namespace) -> PartitionKey {
@@ -172,6 +173,53 @@ async fn runs_attempts_and_markers_round_trip(store: Arc<StateStore>) {
     );
     assert_eq!(runs[0].targets, ["report"]);
     assert!(store.runs("other", 10).await.expect("runs").is_empty());
+}
+
+/// A batch goes to the database as one JSON parameter that SQL takes apart: text that JSON
+/// escapes, integers past a double's 53 bits and fractions come back exactly as written.
+async fn awkward_text_and_large_numbers_are_written_as_given(store: Arc<StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    let task = "load[ordérs \"eu\\west\"] 📦";
+    let text =
+        "quote \" backslash \\ slash / newline\n tab\t {\"json\": [1]} '); DROP TABLE x; -- ünï";
+    let record = AttemptRecord {
+        run_id: run,
+        task: task.into(),
+        attempt: 1,
+        status: TaskStatus::Succeeded,
+        started_at: 9_007_199_254_740_993,
+        finished_at: Some(i64::MAX),
+        error: Some(text.into()),
+        note: Some(format!("{text} (note)")),
+        value: Some(0.1),
+        log: Some(format!("{text}\nsecond line")),
+    };
+    let marker = MarkerRecord {
+        task: task.into(),
+        run_id: run,
+        completed_at: -9_007_199_254_740_993,
+        targets: Some(format!("warehouse={text}")),
+    };
+    store
+        .record(
+            &key,
+            std::slice::from_ref(&record),
+            std::slice::from_ref(&marker),
+        )
+        .await
+        .expect("record");
+    let mut without_log = record.clone();
+    without_log.log = None;
+    assert_eq!(store.attempts(&key).await.expect("attempts"), [without_log]);
+    assert_eq!(
+        store.attempt_log(run, task, 1).await.expect("the log"),
+        Some((TaskStatus::Succeeded, record.log.clone()))
+    );
+    let completed = store.completed(&key).await.expect("markers");
+    assert_eq!(completed.into_iter().collect::<Vec<_>>(), [task]);
+    let targets = store.marker_targets(&key).await.expect("targets");
+    assert_eq!(targets.get(task), marker.targets.as_ref());
 }
 
 async fn markers_are_per_partition_and_namespace(store: Arc<StateStore>) {
