@@ -7,6 +7,7 @@ mod render;
 mod spec;
 mod suggest;
 
+use crate::hash::NameMap;
 use std::collections::HashMap;
 
 pub use crate::task::{DEFAULT_RETRY_DELAY, Policy};
@@ -66,8 +67,8 @@ pub struct CheckRole {
 #[derive(Debug)]
 pub struct Dag {
     tasks: Vec<TaskNode>,
-    by_name: HashMap<String, TaskId>,
-    families: HashMap<String, Vec<TaskId>>,
+    by_name: NameMap<String, TaskId>,
+    families: NameMap<String, Vec<TaskId>>,
 }
 
 impl Dag {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::spec::{Action, TaskSpec};
 use super::{CheckRole, Dag, TaskId, TaskNode, suggest};
+use crate::hash::NameMap;
 use crate::task::{self, Policy, TaskDef};
 
 /// Why a graph is not valid, or a name not known.
@@ -92,8 +93,9 @@ impl DagBuilder {
         if self.specs.is_empty() {
             return Err(DagError::Empty);
         }
-        let mut by_name: HashMap<String, TaskId> = HashMap::with_capacity(self.specs.len());
-        let mut families: HashMap<String, Vec<TaskId>> = HashMap::new();
+        let mut by_name: NameMap<String, TaskId> =
+            NameMap::with_capacity_and_hasher(self.specs.len(), Default::default());
+        let mut families: NameMap<String, Vec<TaskId>> = NameMap::default();
         for (index, spec) in self.specs.iter().enumerate() {
             check_name(&spec.name)?;
             let id = TaskId(u32::try_from(index).map_err(|_| DagError::InvalidName {
