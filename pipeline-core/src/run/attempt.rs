@@ -32,6 +32,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_millis(200);
 /// How often the watchdog looks at a running attempt.
 const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
+/// The watchdog's first look, which records the attempt as running: the state writer's batch
+/// window (an attempt that ends sooner is written once, ended).
+const FIRST_LOOK: Duration = Duration::from_millis(5);
 /// An attempt that holds its thread this long without reaching an await is named in the log.
 const BLOCKING_WARNING_AFTER: Duration = Duration::from_secs(60);
 
@@ -208,13 +211,14 @@ impl AttemptLoop {
     /// itself when it was stopped at its timeout but has not reached an await yet.
     async fn attempt(&mut self, attempt: u32) -> (Outcome, AttemptRecord, Option<Running>) {
         let mut record = self.running_record(attempt);
-        // A crash leaves a trace of what was running. For an attempt that ends at once, the
-        // writer keeps only the final state of it (one row per attempt and batch).
-        self.recorder.attempt(record.clone()).await;
         let ctx = Ctx::new(Arc::clone(&self.info), self.name.clone(), attempt);
+        // The attempt is recorded as running at the watchdog's first look, a state writer's
+        // batch window after it started: one that ended sooner would have had only its final
+        // state written anyway (one row per attempt and batch).
         let live_log = LiveLog {
             recorder: self.recorder.clone(),
             record: record.clone(),
+            recorded: false,
             written: None,
         };
         let Ran {
@@ -396,12 +400,15 @@ pub(crate) struct Ran {
     pub running: Running,
 }
 
-/// A running attempt's log so far, written to its record at each watchdog look (`daily logs
+/// A running attempt's record: written at the watchdog's first look (a crash then leaves a
+/// trace of what was running), and again with its log so far at each look after (`daily logs
 /// --follow`). It is written from the attempt's own control loop, so the final record, sent
 /// after the loop, always comes after it.
 pub(crate) struct LiveLog {
     recorder: Recorder,
     record: AttemptRecord,
+    /// Whether the running record was sent.
+    recorded: bool,
     written: Option<String>,
 }
 
@@ -409,7 +416,8 @@ impl LiveLog {
     async fn write(&mut self) {
         let record = &self.record;
         let log = crate::task_log::snapshot(record.run_id, &record.task, record.attempt);
-        if log.is_some() && log != self.written {
+        if !self.recorded || (log.is_some() && log != self.written) {
+            self.recorded = true;
             let mut update = record.clone();
             update.log.clone_from(&log);
             self.recorder.attempt(update).await;
@@ -434,6 +442,10 @@ pub(crate) async fn run_attempt(
     let deadline = timeout.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
     let mut warned = false;
     let mut timed_out_at = 0;
+    let mut look_after = match live_log {
+        Some(_) => FIRST_LOOK,
+        None => WATCHDOG_EVERY,
+    };
     let outcome = loop {
         tokio::select! {
             biased;
@@ -460,7 +472,8 @@ pub(crate) async fn run_attempt(
                     fatal: false,
                 };
             }
-            () = tokio::time::sleep(WATCHDOG_EVERY) => {
+            () = tokio::time::sleep(look_after) => {
+                look_after = WATCHDOG_EVERY;
                 if let Some(live_log) = &mut live_log {
                     live_log.write().await;
                 }
