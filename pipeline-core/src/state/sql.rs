@@ -558,9 +558,11 @@ impl StateStore {
         }
         // The rows go as one JSON parameter that the database takes apart: the statements'
         // text never changes (prepared once per connection, where a multi-row VALUES list of
-        // another length each batch was parsed again), and nothing is bound row by row.
+        // another length each batch was parsed again), and nothing is bound row by row. SQLite
+        // parses it once into its binary JSON (`jsonb_each`): with `json_each`, every field
+        // read parsed its row's text again.
         let rows = match &self.pool {
-            DbPool::Sqlite(_) => "json_each($1)",
+            DbPool::Sqlite(_) => "jsonb_each($1)",
             DbPool::Postgres(_) => "json_array_elements($1::json) AS rows(value)",
         };
         let attempt_rows = json_rows(attempts.iter().map(|a| {
