@@ -103,7 +103,7 @@ pub(super) enum Command {
         #[arg(long)]
         test: bool,
         /// Keep printing a running attempt's lines as they are written (each second), until it
-        /// ends.
+        /// ends; while a run of the partition is under way, wait for the task to start.
         #[arg(long)]
         follow: bool,
     },

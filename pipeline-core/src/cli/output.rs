@@ -8,7 +8,7 @@ use crate::dag::{Dag, TaskId};
 use crate::date::{Partition, format_duration, format_timestamp};
 use crate::distributed::listing::{LIVE_WORKER_MS, workers_json};
 use crate::run::{RunReport, Runner};
-use crate::state::AttemptRecord;
+use crate::state::{AttemptRecord, PartitionKey};
 use crate::status::TaskStatus;
 
 pub fn list(dag: &Dag) -> anyhow::Result<()> {
@@ -317,13 +317,29 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
         )));
     }
     let key = runner.partition_key(wanted.partition, wanted.test);
-    let attempts = runner.store.attempts(&key).await.map_err(super::failed)?;
-    let chosen = attempts
-        .iter()
-        .filter(|a| a.task == task)
-        .filter(|a| wanted.run.is_none_or(|run| a.run_id == run))
-        .filter(|a| wanted.attempt.is_none_or(|n| a.attempt == n))
-        .max_by_key(|a| (a.run_id, a.attempt));
+    let mut waiting = false;
+    let chosen = loop {
+        let attempts = runner.store.attempts(&key).await.map_err(super::failed)?;
+        let chosen = attempts
+            .into_iter()
+            .filter(|a| a.task == task)
+            .filter(|a| wanted.run.is_none_or(|run| a.run_id == run))
+            .filter(|a| wanted.attempt.is_none_or(|n| a.attempt == n))
+            .max_by_key(|a| (a.run_id, a.attempt));
+        // Following a task of a run under way that has not started it yet (or whose start is
+        // not written yet): wait for it, as long as the run goes on.
+        if chosen.is_some() || !wanted.follow || !run_under_way(runner, &key).await? {
+            break chosen;
+        }
+        if !waiting {
+            waiting = true;
+            eprintln!(
+                "waiting for `{task}` to start: a run of {} is under way",
+                wanted.partition
+            );
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    };
     let Some(attempt) = chosen else {
         let which = match (wanted.attempt, wanted.run) {
             (Some(n), Some(run)) => format!("attempt {n} of run {run}"),
@@ -376,6 +392,16 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
         println!("== the attempt ended: {status} ==");
     }
     Ok(())
+}
+
+/// Whether a run of the partition holds its lock now.
+async fn run_under_way(runner: &Runner, key: &PartitionKey) -> Result<bool, super::Failure> {
+    let locks = runner
+        .store
+        .locks(&runner.pipeline)
+        .await
+        .map_err(super::failed)?;
+    Ok(locks.iter().any(|(locked, _)| locked == key))
 }
 
 /// How often `daily logs --follow` looks for new lines.
