@@ -69,16 +69,23 @@ impl Log {
     }
 }
 
-fn logs() -> &'static Mutex<HashMap<AttemptKey, Log>> {
-    static LOGS: OnceLock<Mutex<HashMap<AttemptKey, Log>>> = OnceLock::new();
+/// The logs so far, by run and attempt number, then by task: found by a task's name without
+/// making a key of it (every attempt looks its log up as it ends).
+type Logs = HashMap<(i64, u32), HashMap<String, Log>>;
+
+fn logs() -> &'static Mutex<Logs> {
+    static LOGS: OnceLock<Mutex<Logs>> = OnceLock::new();
     LOGS.get_or_init(Default::default)
 }
 
 /// The log of an attempt so far, taken out: `None` when it logged nothing.
 pub(crate) fn take(run_id: i64, task: &str, attempt: u32) -> Option<String> {
-    let log = logs()
-        .lock_unpoisoned()
-        .remove(&(run_id, task.to_string(), attempt))?;
+    let mut logs = logs().lock_unpoisoned();
+    let of_attempt = logs.get_mut(&(run_id, attempt))?;
+    let log = of_attempt.remove(task)?;
+    if of_attempt.is_empty() {
+        logs.remove(&(run_id, attempt));
+    }
     Some(log.text())
 }
 
@@ -86,7 +93,8 @@ pub(crate) fn take(run_id: i64, task: &str, attempt: u32) -> Option<String> {
 pub(crate) fn snapshot(run_id: i64, task: &str, attempt: u32) -> Option<String> {
     logs()
         .lock_unpoisoned()
-        .get(&(run_id, task.to_string(), attempt))
+        .get(&(run_id, attempt))?
+        .get(task)
         .map(Log::text)
 }
 
@@ -178,7 +186,14 @@ where
             fields.line
         );
         let line = crate::secrets::redact(&line);
-        logs().lock_unpoisoned().entry(key).or_default().push(line);
+        let (run_id, task, attempt) = key;
+        logs()
+            .lock_unpoisoned()
+            .entry((run_id, attempt))
+            .or_default()
+            .entry(task)
+            .or_default()
+            .push(line);
     }
 }
 
