@@ -319,10 +319,13 @@ pub async fn logs(runner: &Runner, wanted: &AttemptWanted<'_>) -> Result<(), sup
     let key = runner.partition_key(wanted.partition, wanted.test);
     let mut waiting = false;
     let chosen = loop {
-        let attempts = runner.store.attempts(&key).await.map_err(super::failed)?;
+        let attempts = runner
+            .store
+            .partition_task_attempts(&key, task)
+            .await
+            .map_err(super::failed)?;
         let chosen = attempts
             .into_iter()
-            .filter(|a| a.task == task)
             .filter(|a| wanted.run.is_none_or(|run| a.run_id == run))
             .filter(|a| wanted.attempt.is_none_or(|n| a.attempt == n))
             .max_by_key(|a| (a.run_id, a.attempt));

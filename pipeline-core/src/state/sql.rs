@@ -725,22 +725,6 @@ impl StateStore {
         self.find_runs(pipeline, &RunFilter::default(), limit).await
     }
 
-    /// Every attempt made for the partition, oldest first.
-    pub async fn attempts(&self, key: &PartitionKey) -> anyhow::Result<Vec<AttemptRecord>> {
-        dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(
-                "SELECT a.run_id, a.task, a.attempt, a.status, a.started_at, a.finished_at, a.error, a.note, a.value \
-                 FROM pipeline_attempts a JOIN pipeline_runs r ON r.id = a.run_id \
-                 WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3 \
-                 ORDER BY a.run_id, a.started_at, a.attempt",
-            )
-            .bind_key(key)
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(views::attempt_record).collect()
-        })
-    }
-
     /// An attempt's status and the log it kept (so far, while it runs); `None` when there is
     /// no such attempt.
     pub async fn attempt_log(

@@ -77,6 +77,7 @@ on_both_backends!(
     many_rows_in_one_batch,
     scheduler_lease_and_ticks,
     awkward_text_and_large_numbers_are_written_as_given,
+    one_tasks_attempts_of_a_partition,
 );
 
 fn key(partition: &str, namespace: Namespace) -> PartitionKey {
@@ -220,6 +221,42 @@ async fn awkward_text_and_large_numbers_are_written_as_given(store: Arc<StateSto
     assert_eq!(completed.into_iter().collect::<Vec<_>>(), [task]);
     let targets = store.marker_targets(&key).await.expect("targets");
     assert_eq!(targets.get(task), marker.targets.as_ref());
+}
+
+/// `daily logs` reads one task's attempts of a partition, not the whole run's.
+async fn one_tasks_attempts_of_a_partition(store: Arc<StateStore>) {
+    let other_day = key("2026-11-27", Namespace::Production);
+    let key = key("2026-11-26", Namespace::Production);
+    let run = start(&store, &key).await;
+    let other_run = start(&store, &other_day).await;
+    let written = [
+        attempt(run, "extract", 1, TaskStatus::Failed),
+        attempt(run, "load", 1, TaskStatus::Succeeded),
+        attempt(run, "extract", 2, TaskStatus::Succeeded),
+    ];
+    store.record(&key, &written, &[]).await.expect("record");
+    store
+        .record(
+            &other_day,
+            &[attempt(other_run, "extract", 1, TaskStatus::Succeeded)],
+            &[],
+        )
+        .await
+        .expect("record another day");
+    assert_eq!(
+        store
+            .partition_task_attempts(&key, "extract")
+            .await
+            .expect("extract's attempts"),
+        [written[0].clone(), written[2].clone()]
+    );
+    assert!(
+        store
+            .partition_task_attempts(&key, "report")
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 async fn markers_are_per_partition_and_namespace(store: Arc<StateStore>) {

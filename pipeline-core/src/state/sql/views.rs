@@ -78,6 +78,48 @@ impl StateStore {
         })
     }
 
+    /// Every attempt made for the partition, oldest first.
+    pub async fn attempts(&self, key: &PartitionKey) -> anyhow::Result<Vec<AttemptRecord>> {
+        self.partition_attempts(key, None).await
+    }
+
+    /// The attempts of one task for the partition, oldest first: what `daily logs` looks at,
+    /// again and again while it waits for the task to start, without reading the whole run's.
+    pub async fn partition_task_attempts(
+        &self,
+        key: &PartitionKey,
+        task: &str,
+    ) -> anyhow::Result<Vec<AttemptRecord>> {
+        self.partition_attempts(key, Some(task)).await
+    }
+
+    async fn partition_attempts(
+        &self,
+        key: &PartitionKey,
+        task: Option<&str>,
+    ) -> anyhow::Result<Vec<AttemptRecord>> {
+        use super::BindKey as _;
+        let of_task = if task.is_some() {
+            " AND a.task = $4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM pipeline_attempts a \
+             JOIN pipeline_runs r ON r.id = a.run_id \
+             WHERE r.pipeline = $1 AND r.partition = $2 AND r.namespace = $3{of_task} \
+             ORDER BY a.run_id, a.started_at, a.attempt"
+        );
+        dispatch!(&self.pool, pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind_key(key);
+            if let Some(task) = task {
+                query = query.bind(task);
+            }
+            let rows = query.fetch_all(pool).await?;
+            rows.iter().map(attempt_record).collect()
+        })
+    }
+
     /// A task's latest attempts across partitions, newest first, each with its run's
     /// partition and namespace.
     pub async fn task_attempts(
