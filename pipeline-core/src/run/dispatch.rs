@@ -43,9 +43,35 @@ pub(crate) struct Dispatch {
     /// Attempts announced as ended before their waiter was registered (a worker can claim and
     /// finish an attempt between its insert and that): read again once it is. Locked after
     /// `waiting`.
-    early: Mutex<HashSet<i64>>,
+    early: Mutex<Early>,
     /// To the queue's writer.
     to_queue: mpsc::UnboundedSender<(NewWork, oneshot::Sender<Queued>)>,
+}
+
+/// Ended attempts that have no waiter yet, and the highest id with one so far. The queue's
+/// writer registers a batch's waiters together after its insert, batches go in one after
+/// another and ids come from one sequence, so an unknown id at or below that highest one is no
+/// waiter's to come (its waiter already had it, from a look or a repeated notification): it is
+/// not kept, and the set holds only what is in flight.
+#[derive(Debug, Default)]
+struct Early {
+    ids: HashSet<i64>,
+    registered_up_to: i64,
+}
+
+impl Early {
+    /// Keeps the ended ids that have no waiter yet and may still get one.
+    fn keep(&mut self, unknown: impl IntoIterator<Item = i64>) {
+        let up_to = self.registered_up_to;
+        self.ids
+            .extend(unknown.into_iter().filter(|id| *id > up_to));
+    }
+
+    /// `id` has its waiter now: whether it was announced as ended before.
+    fn registered(&mut self, id: i64) -> bool {
+        self.registered_up_to = self.registered_up_to.max(id);
+        self.ids.remove(&id)
+    }
 }
 
 /// The listener's notifications as they arrive (`None`: it lost its connection, and may have
@@ -137,7 +163,7 @@ impl Dispatch {
             unit_mode,
             fingerprint,
             waiting: Mutex::new(HashMap::new()),
-            early: Mutex::new(HashSet::new()),
+            early: Mutex::new(Early::default()),
             to_queue,
         });
         let watched = Arc::clone(&dispatch);
@@ -206,7 +232,7 @@ impl Dispatch {
                                 let (done, finished) = oneshot::channel();
                                 waiting.insert(id, done);
                                 let _ = reply.send(Ok((id, finished)));
-                                early.remove(&id).then_some(id)
+                                early.registered(id).then_some(id)
                             })
                             .collect()
                     };
@@ -292,12 +318,12 @@ impl Dispatch {
                 Some(ended) => {
                     let (known, unknown): (Vec<i64>, Vec<i64>) =
                         ended.into_iter().partition(|id| waiting.contains_key(id));
-                    early.extend(unknown);
+                    early.keep(unknown);
                     known
                 }
                 None => {
                     // Reads every attempt waited for, those announced early among them.
-                    early.retain(|id| !waiting.contains_key(id));
+                    early.ids.retain(|id| !waiting.contains_key(id));
                     waiting.keys().copied().collect()
                 }
             }
@@ -321,7 +347,19 @@ impl Dispatch {
 
 #[cfg(test)]
 mod tests {
-    use super::Ended;
+    use super::{Early, Ended};
+
+    #[test]
+    fn an_attempt_announced_before_its_waiter_is_kept_until_then_and_no_longer() {
+        let mut early = Early::default();
+        assert!(!early.registered(5));
+        // 3 had its waiter (and its outcome) already; 7 and 9 are not registered yet.
+        early.keep([3, 7, 9]);
+        assert!(early.registered(7));
+        assert!(!early.registered(8));
+        early.keep([7, 8]);
+        assert!(early.ids.len() == 1 && early.ids.contains(&9));
+    }
 
     #[test]
     fn notifications_name_this_runs_ended_attempts_or_say_some_ended() {
