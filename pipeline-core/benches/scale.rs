@@ -336,7 +336,8 @@ fn distributed(samples: usize) {
         );
         let after = db.tuples(&runtime);
         for worker in workers {
-            // SIGTERM: a worker drains and stops.
+            // SIGTERM: a worker drains and stops. SAFETY: a signal to our own child, which
+            // has not been waited for yet, so its pid is still its own.
             unsafe { libc::kill(worker.id() as libc::pid_t, libc::SIGTERM) };
             finish(worker, "a worker");
         }
