@@ -137,31 +137,35 @@ impl DagBuilder {
             }
             Ok(ids)
         };
-        // Each spec is consumed as it is resolved: its dependency names are freed at once,
-        // which keeps the peak memory of large graphs low.
-        let mut tasks = Vec::with_capacity(self.specs.len());
-        for spec in self.specs {
-            let check = match &spec.check {
-                Some((target, blocking)) => Some(CheckRole {
-                    targets: resolve(&spec.name, std::slice::from_ref(target))?,
-                    blocking: *blocking,
-                }),
-                None => None,
-            };
-            tasks.push(TaskNode {
-                requires: resolve(&spec.name, &spec.requires)?,
-                after: resolve(&spec.name, &spec.after)?,
-                name: spec.name,
-                description: spec.description,
-                family: spec.family,
-                origin: spec.origin,
-                policy: spec.policy,
-                action: spec.action,
-                pool: spec.pool,
-                priority: spec.priority,
-                check,
-            });
-        }
+        // Each spec becomes its node where it lies (the same size, so `collect` reuses the
+        // list's allocation) and its dependency names are freed at once: a graph of 100,000
+        // tasks never holds both lists.
+        let mut tasks: Vec<TaskNode> = self
+            .specs
+            .into_iter()
+            .map(|spec| {
+                let check = match &spec.check {
+                    Some((target, blocking)) => Some(CheckRole {
+                        targets: resolve(&spec.name, std::slice::from_ref(target))?,
+                        blocking: *blocking,
+                    }),
+                    None => None,
+                };
+                Ok(TaskNode {
+                    requires: resolve(&spec.name, &spec.requires)?,
+                    after: resolve(&spec.name, &spec.after)?,
+                    name: spec.name,
+                    description: spec.description,
+                    family: spec.family,
+                    origin: spec.origin,
+                    policy: spec.policy,
+                    action: spec.action,
+                    pool: spec.pool,
+                    priority: spec.priority,
+                    check,
+                })
+            })
+            .collect::<Result<_, DagError>>()?;
         hold_back_by_blocking_checks(&mut tasks);
         let dag = Dag {
             tasks,
@@ -174,6 +178,12 @@ impl DagBuilder {
         Ok(dag)
     }
 }
+
+// Building in place relies on a node being no larger than its spec, with the same alignment.
+const _: () = assert!(
+    size_of::<TaskNode>() <= size_of::<TaskSpec>()
+        && align_of::<TaskNode>() == align_of::<TaskSpec>()
+);
 
 /// A blocking check joins the `requires` of every task that requires one of its targets
 /// (checks of the same targets do not wait for each other).
