@@ -3,6 +3,7 @@
 //! order, upstream closures and dependents. No I/O here.
 
 mod build;
+mod names;
 mod render;
 mod spec;
 mod suggest;
@@ -67,7 +68,7 @@ pub struct CheckRole {
 #[derive(Debug)]
 pub struct Dag {
     tasks: Vec<TaskNode>,
-    by_name: NameMap<String, TaskId>,
+    by_name: names::NameIndex,
     families: NameMap<String, Vec<TaskId>>,
 }
 
@@ -132,7 +133,7 @@ impl Dag {
 
     /// The id of the task with this name.
     pub fn id(&self, name: &str) -> Option<TaskId> {
-        self.by_name.get(name).copied()
+        self.by_name.get(name, |id| &self.task(id).name)
     }
 
     /// The tasks a name on the command line means: one task, or every member of a family.
@@ -144,10 +145,10 @@ impl Dag {
             return Ok(members.clone());
         }
         let candidates = self
-            .by_name
-            .keys()
-            .chain(self.families.keys())
-            .map(String::as_str);
+            .tasks
+            .iter()
+            .map(|task| task.name.as_str())
+            .chain(self.families.keys().map(String::as_str));
         Err(DagError::UnknownTask {
             name: name.to_string(),
             suggestion: suggest::closest(name, candidates),

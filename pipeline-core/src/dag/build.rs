@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use super::names::NameIndex;
 use super::spec::{Action, TaskSpec};
 use super::{CheckRole, Dag, TaskId, TaskNode, suggest};
 use crate::hash::NameMap;
@@ -93,16 +94,17 @@ impl DagBuilder {
         if self.specs.is_empty() {
             return Err(DagError::Empty);
         }
-        let mut by_name: NameMap<String, TaskId> =
-            NameMap::with_capacity_and_hasher(self.specs.len(), Default::default());
+        let specs = self.specs;
+        let name_of = |id: TaskId| specs[id.index()].name.as_str();
+        let mut by_name = NameIndex::with_capacity(specs.len());
         let mut families: NameMap<String, Vec<TaskId>> = NameMap::default();
-        for (index, spec) in self.specs.iter().enumerate() {
+        for (index, spec) in specs.iter().enumerate() {
             check_name(&spec.name)?;
             let id = TaskId(u32::try_from(index).map_err(|_| DagError::InvalidName {
                 name: spec.name.clone(),
                 reason: "more than 4 billion tasks",
             })?);
-            if let Some(&first) = by_name.get(&spec.name) {
+            if let Err(first) = by_name.insert(id, &spec.name, name_of) {
                 let origin = |s: &TaskSpec| {
                     s.origin
                         .clone()
@@ -110,11 +112,10 @@ impl DagBuilder {
                 };
                 return Err(DagError::DuplicateName {
                     name: spec.name.clone(),
-                    first: origin(&self.specs[first.index()]),
+                    first: origin(&specs[first.index()]),
                     second: origin(spec),
                 });
             }
-            by_name.insert(spec.name.clone(), id);
             if let Some(family) = &spec.family {
                 families.entry(family.clone()).or_default().push(id);
             }
@@ -123,7 +124,7 @@ impl DagBuilder {
         let resolve = |task: &str, names: &[String]| -> Result<Vec<TaskId>, DagError> {
             let mut ids = Vec::with_capacity(names.len());
             for dep in names {
-                if let Some(&id) = by_name.get(dep) {
+                if let Some(id) = by_name.get(dep, name_of) {
                     ids.push(id);
                 } else if let Some(members) = families.get(dep) {
                     ids.extend_from_slice(members);
@@ -131,18 +132,14 @@ impl DagBuilder {
                     return Err(DagError::UnknownDependency {
                         task: task.to_string(),
                         dependency: dep.clone(),
-                        suggestion: suggest::closest(dep, by_name.keys().map(String::as_str)),
+                        suggestion: suggest::closest(dep, specs.iter().map(|s| s.name.as_str())),
                     });
                 }
             }
             Ok(ids)
         };
-        // Each spec becomes its node where it lies (the same size, so `collect` reuses the
-        // list's allocation) and its dependency names are freed at once: a graph of 100,000
-        // tasks never holds both lists.
-        let mut tasks: Vec<TaskNode> = self
-            .specs
-            .into_iter()
+        let mut resolved = specs
+            .iter()
             .map(|spec| {
                 let check = match &spec.check {
                     Some((target, blocking)) => Some(CheckRole {
@@ -151,21 +148,34 @@ impl DagBuilder {
                     }),
                     None => None,
                 };
-                Ok(TaskNode {
+                Ok(Resolved {
                     requires: resolve(&spec.name, &spec.requires)?,
                     after: resolve(&spec.name, &spec.after)?,
-                    name: spec.name,
-                    description: spec.description,
-                    family: spec.family,
-                    origin: spec.origin,
-                    policy: spec.policy,
-                    action: spec.action,
-                    pool: spec.pool,
-                    priority: spec.priority,
                     check,
                 })
             })
-            .collect::<Result<_, DagError>>()?;
+            .collect::<Result<Vec<_>, DagError>>()?;
+        // Each spec becomes its node where it lies (the same size, so `collect` reuses the
+        // list's allocation) and its dependency names are freed at once: a graph of 100,000
+        // tasks never holds both lists.
+        let mut tasks: Vec<TaskNode> = specs
+            .into_iter()
+            .zip(resolved.iter_mut())
+            .map(|(spec, resolved)| TaskNode {
+                requires: std::mem::take(&mut resolved.requires),
+                after: std::mem::take(&mut resolved.after),
+                check: resolved.check.take(),
+                name: spec.name,
+                description: spec.description,
+                family: spec.family,
+                origin: spec.origin,
+                policy: spec.policy,
+                action: spec.action,
+                pool: spec.pool,
+                priority: spec.priority,
+            })
+            .collect();
+        drop(resolved);
         hold_back_by_blocking_checks(&mut tasks);
         let dag = Dag {
             tasks,
@@ -184,6 +194,13 @@ const _: () = assert!(
     size_of::<TaskNode>() <= size_of::<TaskSpec>()
         && align_of::<TaskNode>() == align_of::<TaskSpec>()
 );
+
+/// A spec's dependencies as ids, found while every spec is still there to be named.
+struct Resolved {
+    requires: Vec<TaskId>,
+    after: Vec<TaskId>,
+    check: Option<CheckRole>,
+}
 
 /// A blocking check joins the `requires` of every task that requires one of its targets
 /// (checks of the same targets do not wait for each other).
