@@ -6,7 +6,8 @@
 //! PostgreSQL is loaded three times: with the TLS the server offers and JSONB columns (the
 //! defaults), with JSON columns, and without TLS.
 //!
-//! `cargo bench -p pipeline-tests --bench events [-- --events N --rounds N]`. Each case runs in a child
+//! `cargo bench -p pipeline-tests --bench events [-- --events N --rounds N --only TEXT]`
+//! (`--only` measures the cases whose name holds TEXT, beside the baseline). Each case runs in a child
 //! process, so that its peak RSS is its own. Targets: a load at most 2x the baseline, peak
 //! RSS under 100 MB.
 
@@ -62,14 +63,24 @@ fn main() {
         );
     });
     let me = std::env::current_exe().expect("own path");
-    let cases = [
+    let only = flag("--only");
+    let all = [
         "consume and decode",
+        "consume and decode, async-nats",
+        "consume and decode, async-nats pull",
         "consume, DynamicMessage",
         "load into SQLite",
         "load into PostgreSQL",
         "load into PostgreSQL, JSON columns",
         "load into PostgreSQL, no TLS",
     ];
+    // The first case is the baseline, always measured.
+    let cases: Vec<&str> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, case)| *i == 0 || only.as_deref().is_none_or(|o| case.contains(o)))
+        .map(|(_, case)| *case)
+        .collect();
     // Rounds in turn, so that a busy moment of the machine spreads over every case; each
     // case's best and median are reported.
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
@@ -162,6 +173,75 @@ async fn run_case(case: &str, stream: &str) {
             reader.close().await;
             assert_eq!(decoded, state.last);
             assert!(reflective || items >= decoded as usize);
+        }
+        "consume and decode, async-nats" => {
+            use futures_util::StreamExt as _;
+            let client = async_nats::connect(NATS).await.expect("NATS");
+            let js = async_nats::jetstream::new(client);
+            let mut handle = js.get_stream(stream).await.expect("the stream");
+            let last = handle.info().await.expect("info").state.last_sequence;
+            let consumer = handle
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: subject.clone(),
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: 1,
+                    },
+                    ..Default::default()
+                })
+                .await
+                .expect("a consumer");
+            let mut messages = consumer.messages().await.expect("messages");
+            let (mut decoded, mut items) = (0u64, 0usize);
+            while let Some(message) = messages.next().await {
+                let message = message.expect("a message");
+                let seq = message.info().expect("its metadata").stream_sequence;
+                let order = Order::decode(message.payload.as_ref()).expect("decodes");
+                items += order.items.len();
+                decoded += 1;
+                if seq >= last {
+                    break;
+                }
+            }
+            assert_eq!(decoded, last);
+            assert!(items >= decoded as usize);
+        }
+        "consume and decode, async-nats pull" => {
+            use async_nats::jetstream::consumer;
+            use futures_util::StreamExt as _;
+            let client = async_nats::connect(NATS).await.expect("NATS");
+            let js = async_nats::jetstream::new(client);
+            let mut handle = js.get_stream(stream).await.expect("the stream");
+            let last = handle.info().await.expect("info").state.last_sequence;
+            let consumer = handle
+                .create_consumer(consumer::pull::Config {
+                    filter_subject: subject.clone(),
+                    deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: 1 },
+                    ack_policy: consumer::AckPolicy::None,
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await
+                .expect("a consumer");
+            let mut messages = consumer
+                .stream()
+                .max_messages_per_batch(1000)
+                .messages()
+                .await
+                .expect("messages");
+            let (mut decoded, mut items) = (0u64, 0usize);
+            while let Some(message) = messages.next().await {
+                let message = message.expect("a message");
+                let seq = message.info().expect("its metadata").stream_sequence;
+                let order = Order::decode(message.payload.as_ref()).expect("decodes");
+                items += order.items.len();
+                decoded += 1;
+                if seq >= last {
+                    break;
+                }
+            }
+            assert_eq!(decoded, last);
+            assert!(items >= decoded as usize);
         }
         "load into SQLite"
         | "load into PostgreSQL"
