@@ -18,8 +18,13 @@
 //! [pools]
 //! replica = 4   # the size of `pool!(Replica, 2)`; or PIPELINE_POOL_REPLICA
 //!
-//! [nats]
-//! url = "nats://bus-host:4222"   # the bus of event loads; or PIPELINE_NATS_URL
+//! [nats]   # the bus of event loads
+//! url = "tls://bus-1:4222,tls://bus-2:4222"   # seed servers, first that answers; or PIPELINE_NATS_URL
+//! creds = "/etc/pipeline/etl.creds"   # JWT and NKey of an account user; or PIPELINE_NATS_CREDS
+//! ca = "/etc/pipeline/nats-ca.pem"    # verify the servers against it; or PIPELINE_NATS_CA
+//! # cert = "client.pem", key = "client-key.pem": mutual TLS; or PIPELINE_NATS_CERT, _KEY
+//! # token = "..": or PIPELINE_NATS_TOKEN; nkey_seed = "SU..": or PIPELINE_NATS_NKEY_SEED;
+//! # or a user and password in the URL: nats://etl:secret@bus-host:4222
 //! ```
 
 use std::collections::BTreeMap;
@@ -45,8 +50,111 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// Sizes of resource pools that override their `pool!` declaration.
     pub pools: BTreeMap<String, usize>,
-    /// The NATS server (JetStream) that event loads read from; none by default.
-    pub nats: Option<Setting>,
+    /// The NATS servers (JetStream) that event loads read from; none by default.
+    pub nats: Option<NatsConfig>,
+}
+
+/// The NATS bus of event loads: its servers, how they are trusted, and who the pipeline is
+/// to them. One way of authentication at most: a user and password in the URL, a token, an
+/// NKey seed or a credentials file.
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    /// One or more servers, comma-separated (`nats://` or `tls://`): the seeds a connection
+    /// tries in order.
+    pub url: Setting,
+    /// A token the servers expect.
+    pub token: Option<Secret>,
+    /// An NKey seed (`SU...`): the connection signs the server's nonce with it.
+    pub nkey_seed: Option<Secret>,
+    /// A `.creds` file (a user's JWT and NKey seed), for servers that run with accounts.
+    pub creds: Option<PathBuf>,
+    /// The CA that signed the servers' certificates (PEM); the system's roots otherwise.
+    pub ca: Option<PathBuf>,
+    /// The client certificate (PEM) of mutual TLS, with [`NatsConfig::key`].
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+}
+
+impl NatsConfig {
+    /// Servers alone, without TLS settings or credentials beyond the URL's.
+    pub fn new(url: impl Into<String>, source: impl Into<String>) -> Self {
+        NatsConfig {
+            url: Setting {
+                url: url.into(),
+                source: source.into(),
+            },
+            token: None,
+            nkey_seed: None,
+            creds: None,
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
+
+    /// The servers as they may be shown: passwords hidden.
+    pub fn redacted(&self) -> String {
+        self.servers()
+            .map(crate::secrets::redact_url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Each server of the URL.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        self.url
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Refuses what cannot work, naming the setting; registers the secrets.
+    fn check(&self) -> anyhow::Result<()> {
+        let source = &self.url.source;
+        if self.servers().next().is_none() {
+            bail!("{source}: no NATS server given; use nats://host:4222");
+        }
+        for server in self.servers() {
+            crate::secrets::register_url(server);
+            if !(server.starts_with("nats://") || server.starts_with("tls://")) {
+                bail!(
+                    "{source}: unsupported NATS URL {:?}; use nats://host:4222 or tls://host:4222 \
+                     (several separated by commas)",
+                    crate::secrets::redact_url(server)
+                );
+            }
+        }
+        for secret in [&self.token, &self.nkey_seed].into_iter().flatten() {
+            crate::secrets::register(secret.expose());
+        }
+        let in_url = self
+            .servers()
+            .any(|server| crate::secrets::url_password(server).is_some());
+        let ways: Vec<&str> = [
+            (in_url, "a user and password in the URL"),
+            (self.token.is_some(), "a token"),
+            (self.nkey_seed.is_some(), "an NKey seed"),
+            (self.creds.is_some(), "a credentials file"),
+        ]
+        .into_iter()
+        .filter_map(|(set, what)| set.then_some(what))
+        .collect();
+        if ways.len() > 1 {
+            bail!(
+                "[nats] sets {}: a connection authenticates one way; keep one of them",
+                ways.join(" and ")
+            );
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            bail!(
+                "[nats] mutual TLS needs both a client certificate and its key \
+                 (cert and key, or PIPELINE_NATS_CERT and PIPELINE_NATS_KEY)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Where alerts go. Low severity (non-critical failures) goes to Slack, high severity (critical
@@ -116,7 +224,19 @@ struct File {
     #[serde(default)]
     pools: BTreeMap<String, usize>,
     #[serde(default)]
-    nats: Option<StateSection>,
+    nats: Option<NatsSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NatsSection {
+    url: Option<String>,
+    token: Option<String>,
+    nkey_seed: Option<String>,
+    creds: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,10 +305,16 @@ impl Config {
             let source = in_file(&format!("[databases] {name}"));
             databases.insert(name, Setting { url, source });
         }
-        let mut nats = file.nats.map(|section| Setting {
-            url: section.url,
-            source: in_file("[nats] url"),
-        });
+        let section = file.nats.unwrap_or_default();
+        let mut nats = NatsConfig {
+            token: section.token.map(Secret),
+            nkey_seed: section.nkey_seed.map(Secret),
+            creds: section.creds,
+            ca: section.ca,
+            cert: section.cert,
+            key: section.key,
+            ..NatsConfig::new(section.url.unwrap_or_default(), in_file("[nats] url"))
+        };
         let mut pools = BTreeMap::new();
         for (name, size) in file.pools {
             if size == 0 {
@@ -228,10 +354,22 @@ impl Config {
                 })?;
                 pools.insert(name.to_ascii_lowercase(), size);
             } else if key == "PIPELINE_NATS_URL" {
-                nats = Some(Setting {
+                nats.url = Setting {
                     url: value,
                     source: key,
-                });
+                };
+            } else if key == "PIPELINE_NATS_TOKEN" {
+                nats.token = Some(Secret(value));
+            } else if key == "PIPELINE_NATS_NKEY_SEED" {
+                nats.nkey_seed = Some(Secret(value));
+            } else if key == "PIPELINE_NATS_CREDS" {
+                nats.creds = Some(value.into());
+            } else if key == "PIPELINE_NATS_CA" {
+                nats.ca = Some(value.into());
+            } else if key == "PIPELINE_NATS_CERT" {
+                nats.cert = Some(value.into());
+            } else if key == "PIPELINE_NATS_KEY" {
+                nats.key = Some(value.into());
             } else if key == "PIPELINE_STATE_URL" {
                 state = Setting {
                     url: value,
@@ -254,16 +392,24 @@ impl Config {
             }
         }
         check_scheme(&state)?;
-        if let Some(nats) = &nats {
-            if !nats.url.starts_with("nats://") {
+        // Settings of a bus without a server say so; none at all is no bus.
+        let nats = if nats.url.url.trim().is_empty() {
+            let set = nats.token.is_some()
+                || nats.nkey_seed.is_some()
+                || [&nats.creds, &nats.ca, &nats.cert, &nats.key]
+                    .iter()
+                    .any(|path| path.is_some());
+            if set {
                 bail!(
-                    "{}: unsupported NATS URL {:?}; use nats://host:4222 (or nats://user:password@host:4222)",
-                    nats.source,
-                    crate::secrets::redact_url(&nats.url)
+                    "NATS settings are given but no server: set PIPELINE_NATS_URL (or [nats] url \
+                     in pipeline.toml) to nats://host:4222"
                 );
             }
-            crate::secrets::register_url(&nats.url);
-        }
+            None
+        } else {
+            nats.check()?;
+            Some(nats)
+        };
         for setting in databases.values() {
             check_scheme(setting)?;
         }

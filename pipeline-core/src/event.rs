@@ -154,7 +154,7 @@ impl EventLoad<'_> {
             )
         })?;
         let db = self.ctx.db(&self.spec.target_db).await?;
-        let report = load::run(&url.url, db.pool(), &self.spec, &descriptor)
+        let report = load::run(&url, db.pool(), &self.spec, &descriptor)
             .await
             .with_context(|| {
                 format!(

@@ -4,7 +4,7 @@
 //! registries of pools and schedules and the fixed status sets are here too, for tests that
 //! look inside what a pipeline author only declares.
 
-pub use crate::config::{AlertConfig, Config, DEFAULT_DIR, Secret, Setting};
+pub use crate::config::{AlertConfig, Config, DEFAULT_DIR, NatsConfig, Secret, Setting};
 pub use crate::dag::{GraphFormat, TaskId};
 pub use crate::date::now_millis;
 pub use crate::distributed::{WorkerOptions, worker};

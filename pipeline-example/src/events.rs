@@ -83,7 +83,7 @@ pub async fn publish_demo_orders(
             // In order on one connection: once the last is stored, all are.
             nats.publish_stored(subject, &payload).await?;
         } else {
-            nats.publish(subject, None, &payload).await?;
+            nats.publish(subject, &payload).await?;
         }
     }
     let after = nats.stream_state(stream).await?;

@@ -19,7 +19,7 @@ use pipeline_core::TaskSpec;
 use pipeline_core::event::prost_reflect::DynamicMessage;
 use pipeline_core::event::{EventMessage as _, JsonColumns};
 use pipeline_core::testing::Nats;
-use pipeline_core::testing::Setting;
+use pipeline_core::testing::NatsConfig;
 use pipeline_example::events::{proto::OrderPlaced, publish_demo_orders};
 use pipeline_tests::{PgDatabase, Sandbox, run_task};
 use prost::Message as _;
@@ -50,7 +50,7 @@ fn main() {
     let stream = format!("BENCH_EVENTS_{}", std::process::id());
     let subject = format!("{}.placed", stream.to_lowercase());
     runtime.block_on(async {
-        let nats = Nats::connect(NATS)
+        let nats = Nats::connect_url(NATS)
             .await
             .expect("NATS with JetStream on 127.0.0.1:4222");
         let started = Instant::now();
@@ -135,7 +135,7 @@ fn main() {
         );
     }
     runtime.block_on(async {
-        if let Ok(nats) = Nats::connect(NATS).await {
+        if let Ok(nats) = Nats::connect_url(NATS).await {
             let _ = nats
                 .jetstream(&format!("STREAM.DELETE.{stream}"), &json!({}))
                 .await;
@@ -149,7 +149,7 @@ async fn run_case(case: &str, stream: &str) {
     let started = Instant::now();
     match case {
         "consume and decode" | "consume, DynamicMessage" => {
-            let nats = Nats::connect(NATS).await.expect("NATS");
+            let nats = Nats::connect_url(NATS).await.expect("NATS");
             let state = nats.stream_state(stream).await.expect("the stream");
             let descriptor = OrderPlaced::descriptor().expect("the descriptor");
             let reflective = case == "consume, DynamicMessage";
@@ -183,9 +183,10 @@ async fn run_case(case: &str, stream: &str) {
             let consumer = handle
                 .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
                     filter_subject: subject.clone(),
-                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
-                        start_sequence: 1,
-                    },
+                    deliver_policy:
+                        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                            start_sequence: 1,
+                        },
                     ..Default::default()
                 })
                 .await
@@ -260,10 +261,7 @@ async fn run_case(case: &str, stream: &str) {
                 ),
             };
             let mut config = sandbox.config(&[("warehouse", &url)]);
-            config.nats = Some(Setting {
-                url: NATS.into(),
-                source: "the benchmark".into(),
-            });
+            config.nats = Some(NatsConfig::new(NATS, "the benchmark"));
             let json = if case.ends_with("JSON columns") {
                 JsonColumns::Json
             } else {

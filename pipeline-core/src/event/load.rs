@@ -18,6 +18,7 @@ use super::nats::Nats;
 use super::sqlite::RowInsert;
 use super::wire::Plans;
 use super::{BusEvent, JsonColumns};
+use crate::config::NatsConfig;
 use crate::db::{BeginWrite as _, DbPool, quote_ident};
 use crate::fatal::ResultExt as _;
 use crate::hash::fnv1a;
@@ -159,7 +160,7 @@ struct Meta {
 /// at a time. On PostgreSQL a second load waits for the first (the table's load lock), then
 /// starts after its watermark; on SQLite the watermark's check in each commit refuses it.
 pub(crate) async fn run(
-    url: &str,
+    nats: &NatsConfig,
     pool: &DbPool,
     spec: &EventSpec,
     message: &MessageDescriptor,
@@ -171,7 +172,7 @@ pub(crate) async fn run(
         DbPool::Postgres(pool) => Some(TableLock::acquire(pool, &spec.table).await?),
         DbPool::Sqlite(_) => None,
     };
-    let loaded = run_locked(url, pool, spec, message).await;
+    let loaded = run_locked(nats, pool, spec, message).await;
     if let Some(lock) = lock {
         lock.release().await;
     }
@@ -180,7 +181,7 @@ pub(crate) async fn run(
 
 /// The load, its table's lock held.
 async fn run_locked(
-    url: &str,
+    nats: &NatsConfig,
     pool: &DbPool,
     spec: &EventSpec,
     message: &MessageDescriptor,
@@ -207,7 +208,7 @@ async fn run_locked(
         check_identifier(&column.name)?;
     }
     let schema = columns::schema_text(&columns);
-    let nats = Nats::connect(url).await?;
+    let nats = Nats::connect(nats).await?;
     let state = nats.stream_state(&spec.stream).await?;
     if !state
         .subjects

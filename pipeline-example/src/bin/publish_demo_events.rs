@@ -1,6 +1,7 @@
 //! Publishes demo order events on NATS JetStream for the `load_order_events` task:
-//! `cargo run --bin publish-demo-events -- [--count N]` (default 1,000), to the server of
-//! `PIPELINE_NATS_URL` (default `nats://127.0.0.1:4222`), on the stream and subject the task
+//! `cargo run --bin publish-demo-events -- [--count N]` (default 1,000), to the bus the
+//! pipeline is configured with (`[nats]` of `pipeline.toml`, `PIPELINE_NATS_*`; default
+//! `nats://127.0.0.1:4222`), on the stream and subject the task
 //! loads (`ORDERS`, `orders.placed`; `DAILY_EVENTS_STREAM` and `DAILY_EVENTS_SUBJECT` name
 //! others). Creates the stream if it is missing.
 
@@ -20,7 +21,6 @@ fn main() -> ExitCode {
             }
         }
     }
-    let url = std::env::var("PIPELINE_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     };
     let (stream, subject) = pipeline_example::events::stream_and_subject();
     let published = runtime.block_on(async {
-        let nats = Nats::connect(&url).await?;
+        let nats = Nats::connect_configured("nats://127.0.0.1:4222").await?;
         pipeline_example::events::publish_demo_orders(&nats, &stream, &subject, count).await
     });
     match published {

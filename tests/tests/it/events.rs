@@ -11,7 +11,7 @@ use pipeline_core::event::{EventLoad, EventMessage, JsonColumns};
 use pipeline_core::sqlx::{self, Connection as _};
 use pipeline_core::testing::Nats;
 use pipeline_core::testing::TaskStatus;
-use pipeline_core::testing::{Config, Secret, Setting};
+use pipeline_core::testing::{Config, NatsConfig, Secret};
 use pipeline_tests::events::{OrderV1, OrderV2, OrderV3, OrderV4};
 use pipeline_tests::http_stub::StubServer;
 use pipeline_tests::{PgDatabase, Sandbox, psql, run_task, sqlite_rows, unique_name};
@@ -27,7 +27,7 @@ struct Bus {
 
 impl Bus {
     async fn new(prefix: &str, max_msgs: Option<i64>) -> Bus {
-        let nats = Nats::connect(NATS)
+        let nats = Nats::connect_url(NATS)
             .await
             .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it)");
         let stream = unique_name(prefix).to_uppercase().replace(['-', '.'], "_");
@@ -214,10 +214,7 @@ fn load_task<M: EventMessage + 'static>(
 }
 
 fn with_nats(mut config: Config, url: &str) -> Config {
-    config.nats = Some(Setting {
-        url: url.into(),
-        source: "the test".into(),
-    });
+    config.nats = Some(NatsConfig::new(url, "the test"));
     config
 }
 
@@ -1081,7 +1078,7 @@ async fn bad_input_is_a_clear_error_and_writes_nothing() {
     assert!(message.contains("PIPELINE_NATS_URL"), "{message}");
 
     let missing = Bus {
-        nats: Nats::connect(NATS).await.expect("NATS"),
+        nats: Nats::connect_url(NATS).await.expect("NATS"),
         stream: "NO_SUCH_STREAM".into(),
     };
     let message = error(warehouse.load::<OrderV1>(&missing, keep, false).await);

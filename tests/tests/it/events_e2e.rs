@@ -21,7 +21,7 @@ struct Bus {
 
 impl Bus {
     async fn new(prefix: &str) -> Bus {
-        let nats = Nats::connect(NATS)
+        let nats = Nats::connect_url(NATS)
             .await
             .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it)");
         let stream = unique_name(prefix).to_uppercase().replace(['-', '.'], "_");

@@ -19,7 +19,7 @@ struct Stream {
 
 impl Stream {
     async fn create(prefix: &str) -> Stream {
-        let nats = Nats::connect(URL)
+        let nats = Nats::connect_url(URL)
             .await
             .expect("NATS with JetStream on 127.0.0.1:4222 (.ci/run starts it): `nats-server -js`");
         let name = unique_name(prefix).to_uppercase().replace(['-', '.'], "_");
@@ -119,7 +119,7 @@ async fn a_subjects_messages_come_in_order_in_batches_and_stop_at_the_bound() {
 
 #[tokio::test]
 async fn a_missing_server_stream_or_subject_is_a_clear_error() {
-    let refused = Nats::connect("nats://etl:hunter2@127.0.0.1:1")
+    let refused = Nats::connect_url("nats://etl:hunter2@127.0.0.1:1")
         .await
         .expect_err("nothing listens on port 1");
     let message = format!("{refused:#}");
@@ -195,8 +195,10 @@ async fn misbehaving_jetstream(deliver: impl Fn(&str) -> String + Send + 'static
         };
         let (read, mut write) = socket.into_split();
         let mut read = BufReader::new(read);
-        let _ = write.write_all(b"INFO {\"jetstream\":true}\r\n").await;
-        let mut sids = std::collections::HashMap::new();
+        let info = r#"{"server_id":"fake","server_name":"fake","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576,"jetstream":true}"#;
+        let _ = write.write_all(format!("INFO {info}\r\n").as_bytes()).await;
+        // Subscriptions by subject; `_INBOX.x.*` (a client's inbox for replies) by prefix.
+        let mut sids: Vec<(String, String)> = Vec::new();
         let mut line = String::new();
         while read.read_line(&mut line).await.unwrap_or(0) > 0 {
             let words: Vec<String> = line.split_whitespace().map(String::from).collect();
@@ -207,7 +209,7 @@ async fn misbehaving_jetstream(deliver: impl Fn(&str) -> String + Send + 'static
                     continue;
                 }
                 ["SUB", subject, sid] => {
-                    sids.insert(subject.to_string(), sid.to_string());
+                    sids.push((subject.to_string(), sid.to_string()));
                     continue;
                 }
                 ["PUB", subject, reply, size] => {
@@ -218,12 +220,20 @@ async fn misbehaving_jetstream(deliver: impl Fn(&str) -> String + Send + 'static
                 _ => continue,
             };
             let (subject, inbox) = reply;
-            let sid = sids.get(&inbox).cloned().unwrap_or_default();
+            let sid = sids
+                .iter()
+                .find(|(pattern, _)| match pattern.strip_suffix('*') {
+                    Some(prefix) => inbox.starts_with(prefix),
+                    None => *pattern == inbox,
+                })
+                .map(|(_, sid)| sid.clone())
+                .unwrap_or_default();
             let mut out = Vec::new();
             if subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.") {
                 out.extend(deliver(&sid).into_bytes());
             } else {
-                let answer = r#"{"name":"c"}"#;
+                // A consumer's info: what creating one, or asking about it, answers.
+                let answer = r#"{"stream_name":"S","name":"c","created":"2026-01-01T00:00:00Z","config":{"ack_policy":"none","deliver_policy":"by_start_sequence","opt_start_seq":1,"replay_policy":"instant","filter_subject":"S.x"},"delivered":{"consumer_seq":0,"stream_seq":0},"ack_floor":{"consumer_seq":0,"stream_seq":0},"num_ack_pending":0,"num_redelivered":0,"num_waiting":0,"num_pending":5}"#;
                 out.extend(
                     format!("MSG {inbox} {sid} {}\r\n{answer}\r\n", answer.len()).into_bytes(),
                 );
@@ -248,7 +258,7 @@ async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
             }
             frames
         };
-        let nats = Nats::connect(&misbehaving_jetstream(deliver).await)
+        let nats = Nats::connect_url(&misbehaving_jetstream(deliver).await)
             .await
             .expect("connected");
         let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
@@ -272,7 +282,7 @@ async fn a_message_bigger_than_nats_allows_ends_the_connection_unread() {
         format!("MSG S.x {sid} {ack} 18446744073709551615\r\nx\r\n")
     };
     let url = misbehaving_jetstream(deliver).await;
-    let nats = Nats::connect(&url).await.expect("connected");
+    let nats = Nats::connect_url(&url).await.expect("connected");
     let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
     let error = reader.next_batch().await.expect_err("no such message");
     assert_eq!(
