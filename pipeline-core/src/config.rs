@@ -574,6 +574,56 @@ mod tests {
     use crate::secrets::{redact as redact_text, redact_query, redact_url};
 
     #[test]
+    fn a_nats_bus_is_configured_in_the_file_and_the_environment_and_refused_when_it_cannot_work() {
+        let configured = config(
+            "[nats]\nurl = \"tls://bus-1:4222, tls://bus-2:4222\"\nca = \"ca.pem\"\n",
+            &[
+                ("PIPELINE_NATS_CREDS", "etl.creds"),
+                ("PIPELINE_NATS_CERT", "client.pem"),
+                ("PIPELINE_NATS_KEY", "client-key.pem"),
+            ],
+        )
+        .expect("valid");
+        let nats = configured.nats.expect("a bus");
+        assert_eq!(
+            nats.servers().collect::<Vec<_>>(),
+            ["tls://bus-1:4222", "tls://bus-2:4222"]
+        );
+        assert_eq!(nats.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(nats.creds, Some(PathBuf::from("etl.creds")));
+        assert_eq!(nats.key, Some(PathBuf::from("client-key.pem")));
+        assert!(config("", &[]).expect("valid").nats.is_none());
+
+        let refused = |toml: &str, env: &[(&str, &str)]| {
+            format!("{:#}", config(toml, env).expect_err("refused"))
+        };
+        let two_ways = refused(
+            "[nats]\nurl = \"nats://etl:bus-pass-77@bus:4222\"\n",
+            &[("PIPELINE_NATS_TOKEN", "token-value-1234")],
+        );
+        assert!(
+            two_ways.contains("a user and password in the URL and a token"),
+            "{two_ways}"
+        );
+        assert!(!two_ways.contains("bus-pass-77") && !two_ways.contains("token-value-1234"));
+        // Registered before the refusal: the token hides from any later message too.
+        assert_eq!(redact_text("echo token-value-1234"), "echo ***");
+        let half = refused("[nats]\nurl = \"tls://bus:4222\"\ncert = \"c.pem\"\n", &[]);
+        assert!(
+            half.contains("needs both a client certificate and its key"),
+            "{half}"
+        );
+        let scheme = refused("[nats]\nurl = \"nats://a:4222,http://b:4222\"\n", &[]);
+        assert!(
+            scheme.contains("unsupported NATS URL \"http://b:4222\""),
+            "{scheme}"
+        );
+        let no_server = refused("", &[("PIPELINE_NATS_NKEY_SEED", "SUAAAAAAAAAAAAAAAAAAAA")]);
+        assert!(no_server.contains("no server"), "{no_server}");
+        assert!(!no_server.contains("SUAAAAAAAAAAAAAAAAAAAA"), "{no_server}");
+    }
+
+    #[test]
     fn defaults_to_sqlite_files() {
         let config = config("", &[]).expect("valid");
         assert_eq!(config.state.url, "sqlite://.pipeline/state.db");

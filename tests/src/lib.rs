@@ -2,6 +2,7 @@
 //! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
 
 pub mod http_stub;
+pub mod nats_server;
 pub mod tcp_proxy;
 pub mod web;
 

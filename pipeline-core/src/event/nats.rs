@@ -238,6 +238,11 @@ fn options(config: &NatsConfig) -> anyhow::Result<ConnectOptions> {
         }
         None => ConnectOptions::new(),
     };
+    // The client takes no credentials from its URLs: the first URL that has a user and
+    // password gives them.
+    if let Some((user, password)) = config.servers().find_map(user_and_password) {
+        options = options.user_and_password(user, password);
+    }
     if let Some(token) = &config.token {
         options = options.token(token.expose().to_string());
     }
@@ -287,6 +292,17 @@ fn options(config: &NatsConfig) -> anyhow::Result<ConnectOptions> {
         .max_reconnects(Some(10)))
 }
 
+/// The user and password of a server's URL (`nats://etl:secret@bus:4222`), decoded.
+fn user_and_password(url: &str) -> Option<(String, String)> {
+    let password = crate::secrets::url_password(url)?;
+    let authority = url.find("://")? + 3;
+    let user = url[authority..].split(':').next()?;
+    Some((
+        crate::secrets::percent_decode(user),
+        crate::secrets::percent_decode(password),
+    ))
+}
+
 /// What a failed connection means, for the operator: which setting to look at.
 fn connect_error(err: async_nats::ConnectError, config: &NatsConfig, shown: &str) -> anyhow::Error {
     let auth = if config.creds.is_some() {
@@ -309,11 +325,13 @@ fn connect_error(err: async_nats::ConnectError, config: &NatsConfig, shown: &str
     let source = std::error::Error::source(&err)
         .map(|source| format!(": {}", crate::secrets::redact(&source.to_string())))
         .unwrap_or_default();
+    // A certificate the client refused comes as an I/O error of the handshake.
+    let certificate = format!("{detail}{source}").contains("certificate");
     match err.kind() {
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
             anyhow!("NATS at {shown} refused the connection ({detail}): check {auth}")
         }
-        ConnectErrorKind::Tls => anyhow!(
+        kind if kind == ConnectErrorKind::Tls || certificate => anyhow!(
             "the TLS handshake with NATS at {shown} failed ({detail}{source}): check the CA \
              (PIPELINE_NATS_CA), the client certificate and key, and the certificates' dates"
         ),

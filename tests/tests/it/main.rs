@@ -20,6 +20,7 @@ mod executor;
 mod load;
 mod logs_e2e;
 mod nats;
+mod nats_production;
 mod pools;
 mod run_e2e;
 mod schedule_e2e;

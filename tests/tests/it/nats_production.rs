@@ -1,0 +1,218 @@
+//! Event loads against a NATS set up as production runs it: TLS verified against a CA of the
+//! operator's, mutual TLS, a user and password, a token, an NKey; several seed servers. Each
+//! test starts its own `nats-server` with a config file on a port of its own. A wrong CA, an
+//! expired certificate, a wrong password, token or NKey is a clear, fatal error that says
+//! what to check and never prints the secret.
+
+use std::path::Path;
+
+use pipeline_core::TaskSpec;
+use pipeline_core::testing::{Nats, NatsConfig, TaskStatus};
+use pipeline_example::events::proto::OrderPlaced;
+use pipeline_example::events::publish_demo_orders;
+use pipeline_tests::nats_server::{Certs, NatsServer, free_port};
+use pipeline_tests::{Sandbox, run_task};
+
+/// The server side of TLS, as a `nats-server` config block.
+fn tls_block(cert: &Path, key: &Path, ca: Option<&Path>) -> String {
+    let mut block = format!(
+        "tls {{\n cert_file: {:?}\n key_file: {:?}\n timeout: 2\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    if let Some(ca) = ca {
+        block.push_str(&format!(
+            " ca_file: {:?}\n verify: true\n",
+            ca.display().to_string()
+        ));
+    }
+    block.push_str("}\n");
+    block
+}
+
+async fn connect_error(config: &NatsConfig) -> String {
+    let error = Nats::connect(config).await.expect_err("refused");
+    format!("{error:#}")
+}
+
+#[tokio::test]
+async fn a_load_reads_over_tls_verified_against_the_operators_ca_with_a_user_and_password() {
+    let sandbox = Sandbox::new("nats-tls");
+    let certs = Certs::generate(&sandbox.dir);
+    let server = NatsServer::start(
+        &sandbox.dir,
+        "tls",
+        &format!(
+            "{}authorization {{ users = [ {{ user: etl, password: \"s3cret-bus-pass\" }} ] }}",
+            tls_block(&certs.server_cert, &certs.server_key, None)
+        ),
+    );
+    let mut nats = NatsConfig::new(server.url("tls", "etl:s3cret-bus-pass@"), "the test");
+    nats.ca = Some(certs.ca.clone());
+    let bus = Nats::connect(&nats).await.expect("connected over TLS");
+    publish_demo_orders(&bus, "ORDERS", "orders.placed", 25)
+        .await
+        .expect("published");
+
+    let warehouse = format!(
+        "sqlite://{}?mode=rwc",
+        sandbox.path("warehouse.db").display()
+    );
+    let mut config = sandbox.config(&[("warehouse", &warehouse)]);
+    config.nats = Some(nats.clone());
+    let spec = TaskSpec::new("load_order_events", |ctx| {
+        Box::pin(async move {
+            ctx.load_events::<OrderPlaced>("ORDERS", "orders.placed")
+                .into_table("order_events")
+                .run()
+                .await?;
+            Ok(())
+        })
+    });
+    let report = run_task(&config, spec, false).await;
+    assert_eq!(report.status, TaskStatus::Succeeded, "{:?}", report.error);
+    assert!(
+        report.details.iter().any(|d| d.contains("25 events")),
+        "{:?}",
+        report.details
+    );
+
+    // Plain text to a server that requires TLS, a wrong password, a CA that did not sign
+    // the server's certificate: each refused, naming what to check, the password hidden.
+    let mut wrong_password = NatsConfig::new(server.url("tls", "etl:not-the-pass@"), "the test");
+    wrong_password.ca = Some(certs.ca.clone());
+    let message = connect_error(&wrong_password).await;
+    assert!(
+        message.contains("refused the connection") && message.contains("user and password"),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-pass"), "{message}");
+
+    let mut wrong_ca = nats.clone();
+    wrong_ca.ca = Some(certs.other_ca.clone());
+    let message = connect_error(&wrong_ca).await;
+    assert!(
+        message.contains("TLS handshake") && message.contains("PIPELINE_NATS_CA"),
+        "{message}"
+    );
+    assert!(!message.contains("s3cret-bus-pass"), "{message}");
+}
+
+#[tokio::test]
+async fn mutual_tls_needs_the_client_certificate_and_an_expired_server_certificate_is_refused() {
+    let sandbox = Sandbox::new("nats-mtls");
+    let certs = Certs::generate(&sandbox.dir);
+    let server = NatsServer::start(
+        &sandbox.dir,
+        "mtls",
+        &tls_block(&certs.server_cert, &certs.server_key, Some(&certs.ca)),
+    );
+    let mut with_cert = NatsConfig::new(server.url("tls", ""), "the test");
+    with_cert.ca = Some(certs.ca.clone());
+    with_cert.cert = Some(certs.client_cert.clone());
+    with_cert.key = Some(certs.client_key.clone());
+    let nats = Nats::connect(&with_cert).await.expect("mutual TLS");
+    nats.jetstream("INFO", &serde_json::json!({}))
+        .await
+        .expect("JetStream answers over mutual TLS");
+
+    let mut without_cert = with_cert.clone();
+    without_cert.cert = None;
+    without_cert.key = None;
+    assert!(
+        Nats::connect(&without_cert).await.is_err(),
+        "a server that verifies clients refuses one without a certificate"
+    );
+
+    let expired = NatsServer::start(
+        &sandbox.dir,
+        "expired",
+        &tls_block(&certs.expired_cert, &certs.expired_key, None),
+    );
+    let mut config = NatsConfig::new(expired.url("tls", ""), "the test");
+    config.ca = Some(certs.ca.clone());
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("TLS handshake") && message.to_lowercase().contains("expired"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_or_an_nkey_authenticates_and_a_wrong_one_is_refused_without_showing_it() {
+    let sandbox = Sandbox::new("nats-auth");
+    let token = "tok-3f9a8b7c6d5e4f";
+    let by_token = NatsServer::start(
+        &sandbox.dir,
+        "token",
+        &format!("authorization {{ token: \"{token}\" }}"),
+    );
+    let mut config = NatsConfig::new(by_token.url("nats", ""), "the test");
+    config.token = Some(pipeline_core::testing::Secret::new(token));
+    Nats::connect(&config).await.expect("the token is accepted");
+    let wrong = "tok-wrong-000000000";
+    config.token = Some(pipeline_core::testing::Secret::new(wrong));
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("refused the connection") && message.contains("PIPELINE_NATS_TOKEN"),
+        "{message}"
+    );
+    assert!(!message.contains(wrong), "{message}");
+
+    let user = nkeys::KeyPair::new_user();
+    let by_nkey = NatsServer::start(
+        &sandbox.dir,
+        "nkey",
+        &format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}",
+            user.public_key()
+        ),
+    );
+    let seed = user.seed().expect("a seed");
+    let mut config = NatsConfig::new(by_nkey.url("nats", ""), "the test");
+    config.nkey_seed = Some(pipeline_core::testing::Secret::new(seed.clone()));
+    Nats::connect(&config).await.expect("the NKey is accepted");
+    let other = nkeys::KeyPair::new_user().seed().expect("a seed");
+    config.nkey_seed = Some(pipeline_core::testing::Secret::new(other.clone()));
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("refused the connection") && message.contains("NKey"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&other) && !message.contains(&seed),
+        "{message}"
+    );
+
+    // A seed that is not one is named as such before any connection.
+    config.nkey_seed = Some(pipeline_core::testing::Secret::new("SUnot-a-seed-at-all"));
+    let message = connect_error(&config).await;
+    assert!(message.contains("is not a user seed"), "{message}");
+    assert!(!message.contains("SUnot-a-seed-at-all"), "{message}");
+}
+
+#[tokio::test]
+async fn the_first_seed_server_that_answers_serves_the_load() {
+    let sandbox = Sandbox::new("nats-seeds");
+    let server = NatsServer::start(&sandbox.dir, "seed", "");
+    let nowhere = free_port();
+    let config = NatsConfig::new(
+        format!("nats://127.0.0.1:{nowhere}, {}", server.url("nats", "")),
+        "the test",
+    );
+    let nats = Nats::connect(&config)
+        .await
+        .expect("the second seed answers");
+    publish_demo_orders(&nats, "ORDERS", "orders.placed", 3)
+        .await
+        .expect("published through the second seed");
+
+    let none = NatsConfig::new(format!("nats://127.0.0.1:{nowhere}"), "the test");
+    let message = connect_error(&none).await;
+    assert!(
+        message.contains(&format!(
+            "cannot connect to NATS at nats://127.0.0.1:{nowhere}"
+        )),
+        "{message}"
+    );
+}
