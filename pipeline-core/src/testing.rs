@@ -20,6 +20,7 @@ pub use crate::run::{Quiet, RunOptions, RunReport, Runner, TaskReport, open_stor
 pub use crate::schedule::clock::Clock;
 pub use crate::schedule::scheduler::{BASELINE, Scheduler, SchedulerOptions, due_ticks};
 pub use crate::schedule::{Catchup, Overlap, Partitioning, Schedule, registered as schedules};
+pub use crate::secrets::redact;
 #[cfg(feature = "web")]
 pub use crate::serve::{ServeOptions, serve};
 pub use crate::state::{

@@ -187,3 +187,107 @@ fn openssl(dir: &Path, args: &[&str], faked_time: Option<&str>) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// An operator, an account with JetStream and a user of it, as `nsc` would make them: the
+/// server's config (operator JWT, the account preloaded) and the user's `.creds` file.
+#[derive(Debug)]
+pub struct Accounts {
+    /// The `nats-server` config lines of operator mode.
+    pub server_config: String,
+    /// The user's credentials file.
+    pub creds: String,
+    /// The user's JWT and seed, which no message may show.
+    pub user_jwt: String,
+    pub user_seed: String,
+}
+
+impl Accounts {
+    pub fn generate() -> Accounts {
+        let operator = nkeys::KeyPair::new_operator();
+        let account = nkeys::KeyPair::new_account();
+        let user = nkeys::KeyPair::new_user();
+        let operator_jwt = jwt(
+            &operator,
+            &operator.public_key(),
+            "operator",
+            serde_json::json!({"type": "operator", "version": 2}),
+        );
+        let unlimited = -1;
+        let account_jwt = jwt(
+            &operator,
+            &account.public_key(),
+            "etl-account",
+            serde_json::json!({
+                "type": "account", "version": 2,
+                "limits": {
+                    "subs": unlimited, "data": unlimited, "payload": unlimited,
+                    "imports": unlimited, "exports": unlimited, "wildcards": true,
+                    "conn": unlimited, "leaf": unlimited,
+                    "mem_storage": unlimited, "disk_storage": unlimited,
+                    "streams": unlimited, "consumer": unlimited,
+                },
+                "default_permissions": {"pub": {}, "sub": {}},
+            }),
+        );
+        // JetStream needs the server's own account.
+        let system = nkeys::KeyPair::new_account();
+        let system_jwt = jwt(
+            &operator,
+            &system.public_key(),
+            "SYS",
+            serde_json::json!({"type": "account", "version": 2}),
+        );
+        let user_jwt = jwt(
+            &account,
+            &user.public_key(),
+            "etl",
+            serde_json::json!({
+                "type": "user", "version": 2, "pub": {}, "sub": {},
+                "subs": unlimited, "data": unlimited, "payload": unlimited,
+            }),
+        );
+        let user_seed = user.seed().expect("a seed");
+        let creds = format!(
+            "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\
+             NKEY Seed printed below can be used to sign and prove identity.\n\
+             NKEYs are sensitive and should be treated as secrets.\n\n\
+             -----BEGIN USER NKEY SEED-----\n{user_seed}\n------END USER NKEY SEED------\n\n\
+             *************************************************************\n"
+        );
+        let server_config = format!(
+            "operator: {operator_jwt}\nsystem_account: {system}\nresolver: MEMORY\n\
+             resolver_preload: {{\n {account}: {account_jwt}\n {system}: {system_jwt}\n}}\n",
+            system = system.public_key(),
+            account = account.public_key(),
+        );
+        Accounts {
+            server_config,
+            creds,
+            user_jwt,
+            user_seed,
+        }
+    }
+}
+
+/// A NATS JWT: its claims signed by `issuer` with its NKey (ed25519).
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = encode(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let issued = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let claims = serde_json::json!({
+        "jti": format!("{subject}{issued}"),
+        "iat": issued,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = encode(claims.to_string().as_bytes());
+    let signed = format!("{header}.{body}");
+    let signature = issuer.sign(signed.as_bytes()).expect("signed");
+    format!("{signed}.{}", encode(&signature))
+}

@@ -222,9 +222,13 @@ fn options(config: &NatsConfig) -> anyhow::Result<ConnectOptions> {
                     path.display()
                 )
             })?;
-            // The JWT and the seed it holds never show, whatever says them.
+            // The JWT and the seed it holds never show, whatever says them: each is a line
+            // of one long word, between the file's banners and notes.
             for line in text.lines().map(str::trim) {
-                if !line.is_empty() && !line.starts_with("---") && !line.starts_with('*') {
+                if line.len() >= 20
+                    && !line.contains(char::is_whitespace)
+                    && !line.starts_with(['-', '*'])
+                {
                     crate::secrets::register(line);
                 }
             }

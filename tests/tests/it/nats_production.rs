@@ -216,3 +216,51 @@ async fn the_first_seed_server_that_answers_serves_the_load() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_creds_file_authenticates_a_user_of_an_account_and_a_wrong_one_is_refused() {
+    let sandbox = Sandbox::new("nats-creds");
+    let accounts = pipeline_tests::nats_server::Accounts::generate();
+    let server = NatsServer::start(&sandbox.dir, "accounts", &accounts.server_config);
+    sandbox.write("etl.creds", &accounts.creds);
+    let mut config = NatsConfig::new(server.url("nats", ""), "the test");
+    config.creds = Some(sandbox.path("etl.creds"));
+    let nats = Nats::connect(&config)
+        .await
+        .expect("the creds are accepted");
+    publish_demo_orders(&nats, "ORDERS", "orders.placed", 5)
+        .await
+        .expect("JetStream of the account stores the events");
+
+    // A user of an account the server does not know.
+    let stranger = pipeline_tests::nats_server::Accounts::generate();
+    sandbox.write("stranger.creds", &stranger.creds);
+    config.creds = Some(sandbox.path("stranger.creds"));
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("refused the connection") && message.contains("PIPELINE_NATS_CREDS"),
+        "{message}"
+    );
+    for secret in [&stranger.user_jwt, &stranger.user_seed] {
+        assert!(!message.contains(secret.as_str()), "{message}");
+        assert_eq!(
+            pipeline_core::testing::redact(&format!("x {secret} y")),
+            "x *** y"
+        );
+    }
+
+    sandbox.write("garbage.creds", "not a creds file\n");
+    config.creds = Some(sandbox.path("garbage.creds"));
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("holds no user JWT and NKey seed"),
+        "{message}"
+    );
+    config.creds = Some(sandbox.path("missing.creds"));
+    let message = connect_error(&config).await;
+    assert!(
+        message.contains("cannot read the NATS credentials file")
+            && message.contains("missing.creds"),
+        "{message}"
+    );
+}
