@@ -49,6 +49,35 @@ impl NatsServer {
         server
     }
 
+    /// Kills it (as a crashed host would go), and waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Three servers of one JetStream cluster, routed to each other, in `dir`.
+    pub fn cluster(dir: &Path, name: &str) -> Vec<NatsServer> {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let urls: Vec<String> = routes
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect();
+        routes
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                NatsServer::start(
+                    dir,
+                    &format!("{name}-{i}"),
+                    &format!(
+                        "cluster {{ name: {name}, listen: 127.0.0.1:{port}, routes: [{}] }}",
+                        urls.join(", ")
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// Its URL with `scheme` (`nats` or `tls`) and `credentials` (`user:password@`, or empty).
     pub fn url(&self, scheme: &str, credentials: &str) -> String {
         format!("{scheme}://{credentials}127.0.0.1:{}", self.port)

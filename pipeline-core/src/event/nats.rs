@@ -384,7 +384,9 @@ impl Reader<'_> {
                 .await
                 .map_err(|_| {
                     anyhow!(
-                        "JetStream stopped sending {} from {} (NATS at {})",
+                        "JetStream stopped sending {} from {} (NATS at {}): a server went \
+                         away or the stream changed leader; what was committed stays, and a \
+                         rerun goes on from there",
                         self.subject,
                         self.stream,
                         self.nats.url

@@ -264,3 +264,83 @@ async fn a_creds_file_authenticates_a_user_of_an_account_and_a_wrong_one_is_refu
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_load_from_a_cluster_that_loses_its_server_continues_or_fails_loudly_and_a_rerun_is_exact()
+ {
+    let sandbox = Sandbox::new("nats-cluster");
+    let mut cluster = NatsServer::cluster(&sandbox.dir, "c");
+    let seeds: Vec<String> = cluster.iter().map(|s| s.url("nats", "")).collect();
+    let nats_config = NatsConfig::new(seeds.join(","), "the test");
+    let nats = Nats::connect(&nats_config).await.expect("the cluster");
+    // The cluster elects its JetStream leader first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stream = serde_json::json!({
+        "name": "ORDERS", "subjects": ["orders.placed"], "storage": "file", "num_replicas": 3,
+    });
+    while let Err(err) = nats.jetstream("STREAM.CREATE.ORDERS", &stream).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no R3 stream: {err:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let events = 200_000;
+    let last = publish_demo_orders(&nats, "ORDERS", "orders.placed", events)
+        .await
+        .expect("published");
+    drop(nats);
+
+    let warehouse = sandbox.path("warehouse.db");
+    let url = format!("sqlite://{}?mode=rwc", warehouse.display());
+    let mut config = sandbox.config(&[("warehouse", &url)]);
+    config.nats = Some(nats_config);
+    let load = || {
+        TaskSpec::new("load_order_events", |ctx| {
+            Box::pin(async move {
+                ctx.load_events::<OrderPlaced>("ORDERS", "orders.placed")
+                    .into_table("order_events")
+                    .batch(1_000)
+                    .run()
+                    .await?;
+                Ok(())
+            })
+        })
+    };
+    let first = tokio::spawn({
+        let (config, spec) = (config.clone(), load());
+        async move { run_task(&config, spec, false).await }
+    });
+    // The first seed, which the load is connected to, goes once rows are being written.
+    while std::fs::metadata(&warehouse).map_or(0, |m| m.len()) < 1 << 20 && !first.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let killed_mid_load = !first.is_finished();
+    cluster[0].kill();
+    let first = first.await.expect("the first load");
+    match first.status {
+        TaskStatus::Succeeded => {}
+        TaskStatus::Failed => {
+            let error = first.error.clone().unwrap_or_default();
+            assert!(
+                error.contains("NATS") || error.contains("JetStream"),
+                "a failure names the bus: {error}"
+            );
+        }
+        other => panic!("the first load ended {other:?}: {:?}", first.error),
+    }
+    let rerun = run_task(&config, load(), false).await;
+    assert_eq!(rerun.status, TaskStatus::Succeeded, "{:?}", rerun.error);
+    let counts = pipeline_tests::sqlite_rows(
+        &warehouse,
+        "SELECT count(*) || ' ' || count(DISTINCT _seq) || ' ' || max(_seq) FROM order_events",
+    )
+    .await;
+    assert_eq!(
+        counts,
+        [format!("{events} {events} {last}")],
+        "killed mid-load: {killed_mid_load}; first load: {:?} {:?}",
+        first.status,
+        first.error
+    );
+}
