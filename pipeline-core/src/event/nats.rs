@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::{BusEvent, StreamState};
 use crate::config::NatsConfig;
+use crate::fatal::Fatal;
 
 /// How long connecting, and each request, may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,8 +48,10 @@ impl Nats {
                     )
                 })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let options = options(config)?;
+            .collect::<anyhow::Result<Vec<_>>>();
+        // A setting that cannot work will not work on the next attempt either.
+        let servers = servers.map_err(Fatal::wrap)?;
+        let options = options(config).map_err(Fatal::wrap)?;
         let client = async_nats::connect_with_options(servers, options)
             .await
             .map_err(|err| connect_error(err, config, &shown))?;
@@ -331,14 +334,16 @@ fn connect_error(err: async_nats::ConnectError, config: &NatsConfig, shown: &str
         .unwrap_or_default();
     // A certificate the client refused comes as an I/O error of the handshake.
     let certificate = format!("{detail}{source}").contains("certificate");
+    // Refused credentials and certificates are fatal: retrying only delays the page. A
+    // server that is not there may be there on the next attempt.
     match err.kind() {
-        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
-            anyhow!("NATS at {shown} refused the connection ({detail}): check {auth}")
-        }
-        kind if kind == ConnectErrorKind::Tls || certificate => anyhow!(
+        ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => Fatal::wrap(
+            anyhow!("NATS at {shown} refused the connection ({detail}): check {auth}"),
+        ),
+        kind if kind == ConnectErrorKind::Tls || certificate => Fatal::wrap(anyhow!(
             "the TLS handshake with NATS at {shown} failed ({detail}{source}): check the CA \
              (PIPELINE_NATS_CA), the client certificate and key, and the certificates' dates"
-        ),
+        )),
         ConnectErrorKind::TimedOut => {
             anyhow!("NATS at {shown} did not answer within {TIMEOUT:?}: is a server running there?")
         }

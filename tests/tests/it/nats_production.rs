@@ -306,6 +306,13 @@ async fn a_load_from_a_cluster_that_loses_its_server_continues_or_fails_loudly_a
                 Ok(())
             })
         })
+        // While the cluster elects new leaders, JetStream's API times out: as a nightly
+        // load would be, the task is retried.
+        .policy(pipeline_core::Policy {
+            retries: 5,
+            retry_delay: std::time::Duration::from_secs(1),
+            ..Default::default()
+        })
     };
     let first = tokio::spawn({
         let (config, spec) = (config.clone(), load());
@@ -343,4 +350,91 @@ async fn a_load_from_a_cluster_that_loses_its_server_continues_or_fails_loudly_a
         first.status,
         first.error
     );
+}
+
+/// The real `daily` binary with a bus that refuses its token, NKey or creds: the load fails,
+/// and the secret is in none of stderr, `--json`, the state store or the task's log.
+#[test]
+fn a_refused_nats_secret_shows_nowhere_the_daily_binary_writes() {
+    const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
+    let sandbox = Sandbox::new("nats-secrets");
+    let server_token = "server-token-5a6b7c8d";
+    let user = nkeys::KeyPair::new_user();
+    let by_token = NatsServer::start(
+        &sandbox.dir,
+        "token",
+        &format!("authorization {{ token: \"{server_token}\" }}"),
+    );
+    let by_nkey = NatsServer::start(
+        &sandbox.dir,
+        "nkey",
+        &format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}",
+            user.public_key()
+        ),
+    );
+    let stranger = pipeline_tests::nats_server::Accounts::generate();
+    sandbox.write("stranger.creds", &stranger.creds);
+    let wrong_seed = nkeys::KeyPair::new_user().seed().expect("a seed");
+    let creds_path = sandbox.path("stranger.creds").display().to_string();
+    let cases: [(&str, &str, Vec<&str>, &NatsServer); 3] = [
+        (
+            "PIPELINE_NATS_TOKEN",
+            "client-token-1f2e3d4c",
+            vec!["client-token-1f2e3d4c"],
+            &by_token,
+        ),
+        (
+            "PIPELINE_NATS_NKEY_SEED",
+            &wrong_seed,
+            vec![wrong_seed.as_str()],
+            &by_nkey,
+        ),
+        (
+            "PIPELINE_NATS_CREDS",
+            &creds_path,
+            vec![stranger.user_jwt.as_str(), stranger.user_seed.as_str()],
+            &by_token,
+        ),
+    ];
+    for (variable, value, secrets, server) in cases {
+        let case = Sandbox::new("nats-secret-case");
+        let url = server.url("nats", "");
+        let env = [("PIPELINE_NATS_URL", url.as_str()), (variable, value)];
+        let output = case.run(
+            DAILY,
+            &[
+                "run",
+                "--date",
+                "2026-11-26",
+                "--only",
+                "load_order_events",
+                "--json",
+            ],
+            &env,
+        );
+        // The load is not critical: the run goes on, and the load failed once, not retried.
+        assert_eq!(output.code, Some(0), "{variable}: {}", output.stderr);
+        assert!(
+            output.stdout.contains("refused the connection")
+                && output.stdout.contains(r#""attempts": 1"#),
+            "{variable}: {}",
+            output.stdout
+        );
+        let logs = case.run(
+            DAILY,
+            &["logs", "load_order_events", "--date", "2026-11-26"],
+            &env,
+        );
+        let state = std::fs::read(case.path(".pipeline/state.db")).expect("the state store");
+        let state = String::from_utf8_lossy(&state);
+        for secret in secrets {
+            output.assert_lacks(secret);
+            logs.assert_lacks(secret);
+            assert!(
+                !state.contains(secret),
+                "{variable}: the state store holds it"
+            );
+        }
+    }
 }
