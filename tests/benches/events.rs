@@ -66,8 +66,6 @@ fn main() {
     let only = flag("--only");
     let all = [
         "consume and decode",
-        "consume and decode, async-nats",
-        "consume and decode, async-nats pull",
         "consume, DynamicMessage",
         "load into SQLite",
         "load into PostgreSQL",
@@ -173,76 +171,6 @@ async fn run_case(case: &str, stream: &str) {
             reader.close().await;
             assert_eq!(decoded, state.last);
             assert!(reflective || items >= decoded as usize);
-        }
-        "consume and decode, async-nats" => {
-            use futures_util::StreamExt as _;
-            let client = async_nats::connect(NATS).await.expect("NATS");
-            let js = async_nats::jetstream::new(client);
-            let mut handle = js.get_stream(stream).await.expect("the stream");
-            let last = handle.info().await.expect("info").state.last_sequence;
-            let consumer = handle
-                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                    filter_subject: subject.clone(),
-                    deliver_policy:
-                        async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
-                            start_sequence: 1,
-                        },
-                    ..Default::default()
-                })
-                .await
-                .expect("a consumer");
-            let mut messages = consumer.messages().await.expect("messages");
-            let (mut decoded, mut items) = (0u64, 0usize);
-            while let Some(message) = messages.next().await {
-                let message = message.expect("a message");
-                let seq = message.info().expect("its metadata").stream_sequence;
-                let order = Order::decode(message.payload.as_ref()).expect("decodes");
-                items += order.items.len();
-                decoded += 1;
-                if seq >= last {
-                    break;
-                }
-            }
-            assert_eq!(decoded, last);
-            assert!(items >= decoded as usize);
-        }
-        "consume and decode, async-nats pull" => {
-            use async_nats::jetstream::consumer;
-            use futures_util::StreamExt as _;
-            let client = async_nats::connect(NATS).await.expect("NATS");
-            let js = async_nats::jetstream::new(client);
-            let mut handle = js.get_stream(stream).await.expect("the stream");
-            let last = handle.info().await.expect("info").state.last_sequence;
-            let consumer = handle
-                .create_consumer(consumer::pull::Config {
-                    filter_subject: subject.clone(),
-                    deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: 1 },
-                    ack_policy: consumer::AckPolicy::None,
-                    memory_storage: true,
-                    num_replicas: 1,
-                    ..Default::default()
-                })
-                .await
-                .expect("a consumer");
-            let mut messages = consumer
-                .stream()
-                .max_messages_per_batch(1000)
-                .messages()
-                .await
-                .expect("messages");
-            let (mut decoded, mut items) = (0u64, 0usize);
-            while let Some(message) = messages.next().await {
-                let message = message.expect("a message");
-                let seq = message.info().expect("its metadata").stream_sequence;
-                let order = Order::decode(message.payload.as_ref()).expect("decodes");
-                items += order.items.len();
-                decoded += 1;
-                if seq >= last {
-                    break;
-                }
-            }
-            assert_eq!(decoded, last);
-            assert!(items >= decoded as usize);
         }
         "load into SQLite"
         | "load into PostgreSQL"
