@@ -21,7 +21,7 @@ use super::report::{Blocked, TaskReport};
 use super::{Observer, Plan};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
-use crate::dag::{Dag, TaskId, TaskNode};
+use crate::dag::{Dag, Dependents, TaskId, TaskNode};
 use crate::pool::{Pools, Queued, Slot};
 use crate::status::TaskStatus;
 
@@ -45,9 +45,9 @@ pub(super) struct Execution<'r> {
 
 /// Per-run scheduling state.
 struct Schedule {
-    dependents: Vec<Vec<TaskId>>,
+    dependents: Dependents,
     /// Dependencies in the plan not finished yet.
-    waiting: Vec<usize>,
+    waiting: Vec<u32>,
     /// The first failed `requires` dependency of a task.
     blocked_by: Vec<Option<TaskId>>,
     /// The task at the root of a failure: itself when it failed, else its blocker's cause.
@@ -57,9 +57,10 @@ struct Schedule {
     /// Tells ready tasks of equal priority apart: the first ready goes first.
     readied: u64,
     /// When each task started waiting for its pool's slot, while it waits.
-    waiting_since: Vec<Option<Instant>>,
+    /// (Few tasks wait for a pool: these are maps, not a slot per task.)
+    waiting_since: HashMap<TaskId, Instant>,
     /// Time each task waited for its pool's slot before it started.
-    waited: Vec<Duration>,
+    waited: HashMap<TaskId, Duration>,
     /// Set by `--fail-fast`: the critical task whose failure stops new starts.
     stopped_by: Option<TaskId>,
     /// Critical tasks kept from running by a non-critical failure.
@@ -98,14 +99,14 @@ impl<'r> Execution<'r> {
         let dag = self.dag;
         let in_plan = &self.plan.in_plan;
         // Dependencies outside the plan (unit mode) count as done.
-        let waiting: Vec<usize> = dag
+        let waiting: Vec<u32> = dag
             .tasks()
             .map(|(_, t)| {
                 t.requires
                     .iter()
                     .chain(&t.after)
                     .filter(|d| in_plan[d.index()])
-                    .count()
+                    .count() as u32
             })
             .collect();
         let mut schedule = Schedule {
@@ -116,8 +117,8 @@ impl<'r> Execution<'r> {
             reports: vec![None; dag.len()],
             ready: BinaryHeap::new(),
             readied: 0,
-            waiting_since: vec![None; dag.len()],
-            waited: vec![Duration::ZERO; dag.len()],
+            waiting_since: HashMap::new(),
+            waited: HashMap::new(),
             stopped_by: None,
             blocked: Vec::new(),
             run_failed: false,
@@ -157,7 +158,7 @@ impl<'r> Execution<'r> {
                     pool_slot = pool.try_acquire();
                     if pool_slot.is_none() {
                         self.observer.waiting(&task.name, pool.name());
-                        schedule.waiting_since[id.index()] = Some(Instant::now());
+                        schedule.waiting_since.insert(id, Instant::now());
                         let (pool, priority) = (Arc::clone(pool), task.priority);
                         parked.push(async move { (id, pool.acquire(priority).await) });
                         parked_ids.push(id);
@@ -185,7 +186,7 @@ impl<'r> Execution<'r> {
                     pool: pool.cloned(),
                     pool_slot,
                     priority: task.priority,
-                    waited: schedule.waited[id.index()],
+                    waited: schedule.waited.get(&id).copied().unwrap_or_default(),
                     dispatch: self.dispatch.clone(),
                     remote_targets: None,
                     notes: Vec::new(),
@@ -205,8 +206,8 @@ impl<'r> Execution<'r> {
                 }
                 Some((id, pool_slot)) = parked.next() => {
                     parked_ids.retain(|parked| *parked != id);
-                    if let Some(since) = schedule.waiting_since[id.index()].take() {
-                        schedule.waited[id.index()] += since.elapsed();
+                    if let Some(since) = schedule.waiting_since.remove(&id) {
+                        *schedule.waited.entry(id).or_default() += since.elapsed();
                     }
                     schedule.make_ready(dag, id, Some(pool_slot));
                 }
@@ -313,8 +314,8 @@ impl<'r> Execution<'r> {
         self.alert(&report, blocker);
         schedule.reports[id.index()] = Some(report);
         // By index: making a dependent ready changes the schedule that lists them.
-        for at in 0..schedule.dependents[id.index()].len() {
-            let dependent = schedule.dependents[id.index()][at];
+        for at in 0..schedule.dependents.of(id).len() {
+            let dependent = schedule.dependents.of(id)[at];
             if !self.plan.in_plan[dependent.index()] {
                 continue;
             }

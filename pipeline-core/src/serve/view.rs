@@ -397,7 +397,7 @@ pub async fn task(runner: &Runner, name: &str, limit: u32) -> anyhow::Result<Opt
         origin: node.origin.clone(),
         requires: names(&node.requires),
         after: names(&node.after),
-        dependents: names(&dependents[id.index()]),
+        dependents: names(dependents.of(id)),
         retries: node.policy.retries,
         retry_delay_ms: node.policy.retry_delay.as_millis() as u64,
         timeout_ms: node.policy.timeout.map(|t| t.as_millis() as u64),

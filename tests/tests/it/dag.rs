@@ -33,6 +33,17 @@ fn sample() -> Dag {
 }
 
 #[test]
+fn each_task_lists_its_direct_dependents_hard_and_soft_in_id_order() {
+    let dag = sample();
+    let dependents = dag.dependents();
+    let of = |name: &str| names(&dag, dependents.of(dag.id(name).expect("a task")));
+    assert_eq!(of("transform"), ["report", "audit"]);
+    assert_eq!(of("extract_a"), ["transform"]);
+    assert_eq!(of("extract_b"), ["transform"]);
+    assert!(of("report").is_empty() && of("unrelated").is_empty() && of("audit").is_empty());
+}
+
+#[test]
 fn topological_order_puts_dependencies_first_and_is_stable() {
     let dag = sample();
     let order = names(&dag, &dag.topological_order());
