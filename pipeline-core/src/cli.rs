@@ -353,12 +353,17 @@ async fn dispatch(
             slots,
             lease_secs,
             grace_secs,
+            metrics_addr,
         } => {
             let runner = runner(pipeline, dag()?).await?;
             runner
                 .store
                 .postgres(crate::message::Command("worker"))
                 .map_err(usage)?;
+            // Not ready once its leases went unrenewed for two thirds of a lease: by then it
+            // stops its attempts itself.
+            let lease_within = std::time::Duration::from_secs(lease_secs) * 2 / 3;
+            serve_metrics(metrics_addr, &runner, Some(lease_within)).await?;
             let options = crate::distributed::WorkerOptions {
                 slots: usize::from(slots),
                 lease: std::time::Duration::from_secs(lease_secs),
@@ -426,6 +431,7 @@ async fn dispatch(
         Command::Schedule {
             lease_secs,
             workers,
+            metrics_addr,
         } => {
             let schedules = crate::schedule::registered().map_err(usage)?;
             if schedules.is_empty() {
@@ -434,6 +440,7 @@ async fn dispatch(
                 )));
             }
             let runner = runner(pipeline, dag()?).await?;
+            serve_metrics(metrics_addr, &runner, None).await?;
             let options = SchedulerOptions {
                 lease: std::time::Duration::from_secs(lease_secs),
                 workers: workers
@@ -445,6 +452,25 @@ async fn dispatch(
             Ok(0)
         }
     }
+}
+
+/// Starts the metrics and health listener, when asked for one.
+async fn serve_metrics(
+    addr: Option<std::net::SocketAddr>,
+    runner: &Runner,
+    lease_within: Option<std::time::Duration>,
+) -> Result<(), Failure> {
+    let Some(addr) = addr else {
+        return Ok(());
+    };
+    let health = Arc::new(crate::metrics::Health {
+        store: Arc::clone(&runner.store),
+        pipeline: runner.pipeline.clone(),
+        lease_within,
+    });
+    let bound = crate::metrics::serve(addr, health).await.map_err(usage)?;
+    tracing::info!("metrics on http://{bound}/metrics (and /healthz, /readyz)");
+    Ok(())
 }
 
 async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {

@@ -163,6 +163,7 @@ impl EventLoad<'_> {
                 )
             })?;
         self.ctx.detail(report.to_string());
+        crate::metrics::event_load(&report.table, report.lag, report.dead_letters);
         tracing::info!("{report}");
         for (first, last) in &report.gaps {
             self.ctx.warn(format!(

@@ -48,6 +48,7 @@ mod http;
 mod layers;
 pub mod load;
 mod message;
+pub(crate) mod metrics;
 pub(crate) mod pool;
 pub(crate) mod run;
 pub(crate) mod schedule;

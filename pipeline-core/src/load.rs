@@ -362,6 +362,7 @@ impl TableLoad<'_> {
         })?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.ctx.detail(report.to_string());
+        crate::metrics::rows_loaded(&report.table, report.rows);
         tracing::info!("{report}");
         Ok(report)
     }

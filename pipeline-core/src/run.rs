@@ -415,6 +415,7 @@ impl Runner {
             .finish_run(run_id, status, totals, now_millis())
             .await
             .map_err(RunError::Failed)?;
+        crate::metrics::run(status.as_str());
         written.map_err(RunError::Failed)?;
         Ok(RunReport {
             run_id,

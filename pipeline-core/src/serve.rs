@@ -206,7 +206,30 @@ impl Server {
         response
     }
 
+    /// What the probes and `/metrics` read.
+    fn health(&self) -> crate::metrics::Health {
+        crate::metrics::Health {
+            store: Arc::clone(&self.runner.store),
+            pipeline: self.runner.pipeline.clone(),
+            lease_within: None,
+        }
+    }
+
     async fn route(&self, request: Request<Incoming>) -> anyhow::Result<Response<Body>> {
+        // An orchestrator's probes come without a token, to whatever address the pod has.
+        match request.uri().path() {
+            "/healthz" => return Ok(page::plain(StatusCode::OK, "ok\n".into())),
+            "/readyz" => {
+                return Ok(match self.health().not_ready().await {
+                    None => page::plain(StatusCode::OK, "ready\n".into()),
+                    Some(why) => page::plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {why}\n"),
+                    ),
+                });
+            }
+            _ => {}
+        }
         if self.loopback && !host_is_local(&request) {
             return Ok(page::error(
                 StatusCode::FORBIDDEN,
@@ -251,6 +274,15 @@ impl Server {
                 "this server needs its token: open any page once with ?token=..., or send \
                  `Authorization: Bearer ...`",
             ));
+        }
+        // Prometheus scrapes with the token as a bearer token where one is needed.
+        if uri.path() == "/metrics" {
+            let mut response = page::plain(StatusCode::OK, self.health().metrics().await);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return Ok(response);
         }
         let Some(segments) = uri
             .path()

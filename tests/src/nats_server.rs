@@ -91,11 +91,7 @@ impl Drop for NatsServer {
     }
 }
 
-/// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
+pub use crate::web::free_port;
 
 /// A CA, a server certificate for 127.0.0.1 it signed, a client certificate it signed, an
 /// expired server certificate, and a second CA that signed nothing here.

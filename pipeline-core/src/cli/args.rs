@@ -84,6 +84,10 @@ pub(super) enum Command {
         /// Seconds running attempts get to end after SIGTERM before they are handed back.
         #[arg(long, default_value_t = 30)]
         grace_secs: u64,
+        /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address, e.g.
+        /// 0.0.0.0:9464.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Print one attempt's log: what the task logged (its `tracing` events, at the configured
     /// level), kept with the attempt; by default its latest attempt for the partition.
@@ -129,6 +133,10 @@ pub(super) enum Command {
         /// How many tasks each run may run at once; default: the number of CPUs.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         workers: Option<u16>,
+        /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address, e.g.
+        /// 0.0.0.0:9464.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// Serve a web view of runs, the graph and each task's log, with JSON endpoints for the
     /// same data (`/api`), until stopped. Read-only unless `--allow-actions`.

@@ -356,6 +356,7 @@ async fn keep_leases(
         let renewed = line.renew(&record, stopping_now, &tokens, lease_ms, every);
         let failed = match renewed.await {
             Ok(kept) => {
+                crate::metrics::lease_renewal(true, last_renewal.elapsed());
                 last_renewal = sent;
                 let kept: HashSet<String> = kept.into_iter().collect();
                 let held = hold(&holdings);
@@ -376,7 +377,10 @@ async fn keep_leases(
                 }
                 None
             }
-            Err(err) => Some(format!("{err:#}")),
+            Err(err) => {
+                crate::metrics::lease_renewal(false, last_renewal.elapsed());
+                Some(format!("{err:#}"))
+            }
         };
         let Some(why) = failed else {
             next = tokio::time::Instant::now() + every;

@@ -106,6 +106,9 @@ pub struct EventLoadReport {
     pub added_columns: Vec<String>,
     /// Wall time of the load.
     pub duration_ms: u64,
+    /// How far the table is behind its stream as the load ends: the stream's last sequence
+    /// then, less the watermark (what was published during the load, for the next one).
+    pub lag: u64,
 }
 
 impl fmt::Display for EventLoadReport {
@@ -395,7 +398,13 @@ async fn run_locked(
         sink.record(spec, &schema, recorded, watermark_after, row_count)
             .await?;
     }
+    // What was published meanwhile waits for the next load: the lag a monitor watches.
+    let lag = match nats.stream_state(&spec.stream).await {
+        Ok(now) => now.last.saturating_sub(watermark_after),
+        Err(_) => 0,
+    };
     Ok(EventLoadReport {
+        lag,
         table: spec.table.clone(),
         stream: spec.stream.clone(),
         subject: spec.subject.clone(),

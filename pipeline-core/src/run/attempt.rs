@@ -438,6 +438,7 @@ pub(crate) async fn run_attempt(
 ) -> Ran {
     let name = ctx.task().to_string();
     let attempt = ctx.attempt();
+    let started = std::time::Instant::now();
     let mut running = worker::start(action, ctx);
     let deadline = timeout.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
     let mut warned = false;
@@ -491,6 +492,7 @@ pub(crate) async fn run_attempt(
             }
         }
     };
+    crate::metrics::attempt(outcome.status.as_str(), started.elapsed());
     Ran {
         outcome,
         timed_out_at,

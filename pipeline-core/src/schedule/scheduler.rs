@@ -502,6 +502,7 @@ impl Scheduler {
             deadline_alerted: false,
         };
         if self.runner.store.claim_tick(&self.me, &record).await? {
+            crate::metrics::scheduler_tick();
             Ok(Some(record))
         } else {
             tracing::warn!(
@@ -645,6 +646,7 @@ impl Scheduler {
                 });
                 record.deadline_alerted = true;
                 self.runner.store.record_deadline_alert(&record).await?;
+                crate::metrics::deadline_missed();
             } else if missing.is_empty() && tick.deadline_alerted {
                 self.alerts.send(AlertEvent::Resolve {
                     subject,

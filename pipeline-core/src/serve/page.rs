@@ -41,6 +41,17 @@ pub fn endpoints() -> serde_json::Value {
     })
 }
 
+/// A plain-text answer with its status.
+pub fn plain(status: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(full(text.into_bytes()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
 /// A JSON answer.
 pub fn json(value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_vec_pretty(value)

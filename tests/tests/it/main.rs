@@ -19,6 +19,7 @@ mod example_graph;
 mod executor;
 mod load;
 mod logs_e2e;
+mod metrics_e2e;
 mod nats;
 mod nats_production;
 mod pools;

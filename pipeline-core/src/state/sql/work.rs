@@ -136,6 +136,32 @@ impl StateStore {
         }
     }
 
+    /// The attempts of distributed runs of `pipeline` that are ready (queued, their pool has
+    /// room), running, and waiting for their pool's slot: the scaling signal. Nothing on a
+    /// SQLite store, which runs no distributed runs.
+    pub async fn queue_counts(&self, pipeline: &str) -> anyhow::Result<(i64, i64, i64)> {
+        let DbPool::Postgres(pool) = &self.pool else {
+            return Ok((0, 0, 0));
+        };
+        let row: (i64, i64, i64) = sqlx::query_as(
+            "WITH busy AS (SELECT pool, count(*) AS n FROM pipeline_work \
+                           WHERE pipeline = $1 AND state = 'running' AND pool IS NOT NULL \
+                           GROUP BY pool) \
+             SELECT count(*) FILTER (WHERE q.state = 'queued' \
+                                     AND (q.pool IS NULL OR coalesce(b.n, 0) < q.pool_size)), \
+                    count(*) FILTER (WHERE q.state = 'running'), \
+                    count(*) FILTER (WHERE q.state = 'queued' AND q.pool IS NOT NULL \
+                                     AND coalesce(b.n, 0) >= q.pool_size) \
+             FROM pipeline_work q LEFT JOIN busy b ON b.pool = q.pool \
+             WHERE q.pipeline = $1 AND q.kind = 'attempt' AND q.state IN ('queued', 'running')",
+        )
+        .bind(pipeline)
+        .fetch_one(pool)
+        .await
+        .context("cannot count the queue of distributed runs")?;
+        Ok(row)
+    }
+
     /// The database clock, for callers that compare with what the store wrote.
     pub async fn clock_now_ms(&self) -> anyhow::Result<i64> {
         let pool = self.postgres("the database clock")?;

@@ -1,0 +1,131 @@
+//! The metrics listener of `daily worker` and `daily schedule`: `GET /metrics`, `/healthz`
+//! and `/readyz` over plain HTTP/1.1, a request per connection. Small on purpose: it needs no
+//! web server in a pipeline built without the web view.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::state::StateStore;
+
+/// How long a probe waits for the state store.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most of a request read: a request line and a few headers.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// What the endpoints read: the state store, and for a worker how old its leases' last
+/// renewal may be while it is ready.
+pub(crate) struct Health {
+    pub store: Arc<StateStore>,
+    pub pipeline: String,
+    pub lease_within: Option<Duration>,
+}
+
+impl Health {
+    /// The text of `/metrics`, with the queue read from the store now.
+    pub async fn metrics(&self) -> String {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.store.queue_counts(&self.pipeline)).await {
+            Ok(Ok((ready, running, waiting))) => super::queue(ready, running, waiting),
+            Ok(Err(err)) => tracing::debug!("metrics: cannot read the queue: {err:#}"),
+            Err(_) => tracing::debug!("metrics: the state store did not answer in time"),
+        }
+        super::text()
+    }
+
+    /// Why it is not ready, if it is not.
+    pub async fn not_ready(&self) -> Option<String> {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.store.clock_now_ms()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                return Some(format!(
+                    "the state store: {}",
+                    crate::message::error_text(&err)
+                ));
+            }
+            Err(_) => {
+                return Some(format!(
+                    "the state store did not answer within {PROBE_TIMEOUT:?}"
+                ));
+            }
+        }
+        let ago = self.lease_within.zip(super::leases_renewed_ago());
+        match ago {
+            Some((within, ago)) if ago > within => Some(format!(
+                "its leases were last renewed {} ago",
+                crate::date::format_duration(ago)
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Listens on `addr` and answers in the background; fails if it cannot listen.
+pub(crate) async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics: is it in use?"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let health = Arc::clone(&health);
+            tokio::spawn(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(10), answer(socket, &health)).await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+async fn answer(mut socket: TcpStream, health: &Health) -> std::io::Result<()> {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < MAX_REQUEST {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&chunk[..n]);
+    }
+    let line = request.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            health.metrics().await,
+        ),
+        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
+        ("GET", "/readyz") => match health.not_ready().await {
+            None => ("200 OK", "text/plain", "ready\n".to_string()),
+            Some(why) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "/metrics, /healthz, /readyz\n".into(),
+        ),
+        _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(body.as_bytes()).await?;
+    socket.shutdown().await
+}
