@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("connections", &["alert", "db"]),
     ("what a task sees, what a run leaves", &["ctx", "state"]),
+    ("what a process did", &["metrics"]),
     ("tasks", &["check", "task"]),
     ("the graph, table loads", &["dag", "load"]),
     ("runs and the other loaders", &["api", "event", "run"]),
