@@ -208,6 +208,7 @@ impl Nats {
             messages,
             to,
             last: from.max(1) - 1,
+            delivered: 0,
             batch,
             last_subject: Arc::from(subject),
             done: from > to || pending == 0,
@@ -363,6 +364,8 @@ pub struct Reader<'a> {
     to: u64,
     /// The sequence of the last message read: each next one must come after it.
     last: u64,
+    /// The consumer's number of the last message received: each next one is one more.
+    delivered: u64,
     batch: usize,
     /// Shared by the events on one subject: one text, not one each.
     last_subject: Arc<str>,
@@ -410,6 +413,22 @@ impl Reader<'_> {
                 .info()
                 .map_err(|_| anyhow!("a message of {} came without its sequence", self.stream))?;
             let seq = info.stream_sequence;
+            // The consumer numbers what it delivers 1, 2, 3...: a number skipped is a message
+            // sent and never received (in flight on a connection to a server that went away;
+            // without acknowledgements nothing sends it again). Loading on from after it would
+            // lose it for good, as the watermark would pass it.
+            if info.consumer_sequence != self.delivered + 1 {
+                bail!(
+                    "JetStream's deliveries {}..{} of {} from {} never arrived (a server went \
+                     away with them in flight); nothing of this batch was written, and a rerun \
+                     reads them again",
+                    self.delivered + 1,
+                    info.consumer_sequence.saturating_sub(1),
+                    self.subject,
+                    self.stream
+                );
+            }
+            self.delivered = info.consumer_sequence;
             if seq > self.to {
                 self.done = true;
                 break;

@@ -253,7 +253,9 @@ async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
             let mut frames = String::new();
             for (i, seq) in seqs.iter().enumerate() {
                 let pending = seqs.len() - i - 1;
-                let ack = format!("$JS.ACK.S.c.1.{seq}.{seq}.1795669200000000000.{pending}");
+                // The consumer numbers its deliveries 1, 2, 3, whatever it delivers.
+                let delivery = i + 1;
+                let ack = format!("$JS.ACK.S.c.1.{seq}.{delivery}.1795669200000000000.{pending}");
                 frames.push_str(&format!("MSG S.x {sid} {ack} 1\r\nx\r\n"));
             }
             frames
@@ -271,6 +273,41 @@ async fn a_message_delivered_again_or_out_of_order_stops_the_read() {
             )
         );
     }
+}
+
+#[tokio::test]
+async fn a_delivery_that_never_arrived_stops_the_read_and_a_gap_in_the_stream_does_not() {
+    // Stream sequences may skip (other subjects, deleted messages); the consumer's numbers of
+    // its deliveries may not: a skipped one was sent and lost, and loading on would lose it.
+    let deliver = |deliveries: &'static [u64]| {
+        move |sid: &str| {
+            let seqs = [1u64, 2, 5];
+            let mut frames = String::new();
+            for (i, (seq, delivery)) in seqs.iter().zip(deliveries).enumerate() {
+                let pending = seqs.len() - i - 1;
+                let ack = format!("$JS.ACK.S.c.1.{seq}.{delivery}.1795669200000000000.{pending}");
+                frames.push_str(&format!("MSG S.x {sid} {ack} 1\r\nx\r\n"));
+            }
+            frames
+        }
+    };
+    let nats = Nats::connect_url(&misbehaving_jetstream(deliver(&[1, 2, 3])).await)
+        .await
+        .expect("connected");
+    let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
+    let batch = reader.next_batch().await.expect("a batch").expect("events");
+    assert_eq!(batch.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 5]);
+
+    let nats = Nats::connect_url(&misbehaving_jetstream(deliver(&[1, 2, 4])).await)
+        .await
+        .expect("connected");
+    let mut reader = nats.read("S", "S.x", 1, 5, 10).await.expect("the read");
+    let error = reader.next_batch().await.expect_err("delivery 3 was lost");
+    assert_eq!(
+        format!("{error:#}"),
+        "JetStream's deliveries 3..3 of S.x from S never arrived (a server went away with them \
+         in flight); nothing of this batch was written, and a rerun reads them again"
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,13 @@ fn tls_block(cert: &Path, key: &Path, ca: Option<&Path>) -> String {
     block
 }
 
+/// The config of a TLS server's URL (with `credentials`), verified against the tests' CA.
+fn verified(server: &NatsServer, credentials: &str, certs: &Certs) -> NatsConfig {
+    let mut config = NatsConfig::new(server.url("tls", credentials), "the test");
+    config.ca = Some(certs.ca.clone());
+    config
+}
+
 async fn connect_error(config: &NatsConfig) -> String {
     let error = Nats::connect(config).await.expect_err("refused");
     format!("{error:#}")
@@ -47,8 +54,7 @@ async fn a_load_reads_over_tls_verified_against_the_operators_ca_with_a_user_and
             tls_block(&certs.server_cert, &certs.server_key, None)
         ),
     );
-    let mut nats = NatsConfig::new(server.url("tls", "etl:s3cret-bus-pass@"), "the test");
-    nats.ca = Some(certs.ca.clone());
+    let nats = verified(&server, "etl:s3cret-bus-pass@", &certs);
     let bus = Nats::connect(&nats).await.expect("connected over TLS");
     publish_demo_orders(&bus, "ORDERS", "orders.placed", 25)
         .await
@@ -79,8 +85,7 @@ async fn a_load_reads_over_tls_verified_against_the_operators_ca_with_a_user_and
 
     // Plain text to a server that requires TLS, a wrong password, a CA that did not sign
     // the server's certificate: each refused, naming what to check, the password hidden.
-    let mut wrong_password = NatsConfig::new(server.url("tls", "etl:not-the-pass@"), "the test");
-    wrong_password.ca = Some(certs.ca.clone());
+    let wrong_password = verified(&server, "etl:not-the-pass@", &certs);
     let message = connect_error(&wrong_password).await;
     assert!(
         message.contains("refused the connection") && message.contains("user and password"),
@@ -107,8 +112,7 @@ async fn mutual_tls_needs_the_client_certificate_and_an_expired_server_certifica
         "mtls",
         &tls_block(&certs.server_cert, &certs.server_key, Some(&certs.ca)),
     );
-    let mut with_cert = NatsConfig::new(server.url("tls", ""), "the test");
-    with_cert.ca = Some(certs.ca.clone());
+    let mut with_cert = verified(&server, "", &certs);
     with_cert.cert = Some(certs.client_cert.clone());
     with_cert.key = Some(certs.client_key.clone());
     let nats = Nats::connect(&with_cert).await.expect("mutual TLS");
@@ -129,9 +133,7 @@ async fn mutual_tls_needs_the_client_certificate_and_an_expired_server_certifica
         "expired",
         &tls_block(&certs.expired_cert, &certs.expired_key, None),
     );
-    let mut config = NatsConfig::new(expired.url("tls", ""), "the test");
-    config.ca = Some(certs.ca.clone());
-    let message = connect_error(&config).await;
+    let message = connect_error(&verified(&expired, "", &certs)).await;
     assert!(
         message.contains("TLS handshake") && message.to_lowercase().contains("expired"),
         "{message}"
