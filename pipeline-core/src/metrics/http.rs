@@ -16,6 +16,11 @@ use crate::state::StateStore;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most of a request read: a request line and a few headers.
 const MAX_REQUEST: usize = 8 * 1024;
+/// Connections answered at once; more wait to be accepted. Scrapers and probes are few: a
+/// flood of idle connections must not grow the process.
+const MAX_CONNECTIONS: usize = 32;
+/// How long one connection may take, its request read and its answer written.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the endpoints read: the state store, and for a worker how old its leases' last
 /// renewal may be while it is ready.
@@ -38,7 +43,7 @@ impl Health {
 
     /// Why it is not ready, if it is not.
     pub async fn not_ready(&self) -> Option<String> {
-        match tokio::time::timeout(PROBE_TIMEOUT, self.store.clock_now_ms()).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => {
                 return Some(format!(
@@ -69,15 +74,19 @@ pub(crate) async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Resu
         .await
         .with_context(|| format!("cannot listen on {addr} for metrics: is it in use?"))?;
     let bound = listener.local_addr().unwrap_or(addr);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
         loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
             let health = Arc::clone(&health);
             tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(10), answer(socket, &health)).await;
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, answer(socket, &health)).await;
+                drop(slot);
             });
         }
     });
@@ -128,4 +137,65 @@ async fn answer(mut socket: TcpStream, health: &Health) -> std::io::Result<()> {
     socket.write_all(head.as_bytes()).await?;
     socket.write_all(body.as_bytes()).await?;
     socket.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut socket = TcpStream::connect(addr).await.expect("connected");
+        socket.write_all(request).await.expect("sent");
+        let mut answer = Vec::new();
+        let _ = socket.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test]
+    async fn odd_requests_get_short_answers_and_a_flood_of_idle_connections_does_not_stop_it() {
+        let dir = std::env::temp_dir().join(format!("pipeline-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let setting = crate::config::Setting {
+            url: format!("sqlite://{}/state.db", dir.display()),
+            source: "the test".into(),
+        };
+        let store = Arc::new(StateStore::open(&setting).await.expect("a state store"));
+        let health = Arc::new(Health {
+            store,
+            pipeline: "p".into(),
+            lease_within: None,
+        });
+        let addr = serve("127.0.0.1:0".parse().expect("an address"), health)
+            .await
+            .expect("listening");
+        let healthz = exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n").await;
+        assert!(healthz.ends_with("\r\n\r\nok\n"), "{healthz}");
+        let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        let elsewhere = exchange(addr, b"GET /../etc HTTP/1.1\r\n\r\n").await;
+        assert!(elsewhere.starts_with("HTTP/1.1 404"), "{elsewhere}");
+        // A request that never ends its headers is read no further than 8 KB.
+        let endless = exchange(addr, &vec![b'a'; 64 * 1024]).await;
+        assert!(endless.starts_with("HTTP/1.1 405"), "{endless}");
+        // Idle connections beyond the limit wait; the probe after them is answered once
+        // they go.
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS * 2 {
+            idle.push(TcpStream::connect(addr).await.expect("connected"));
+        }
+        drop(idle);
+        let ready = tokio::time::timeout(
+            Duration::from_secs(5),
+            exchange(addr, b"GET /readyz HTTP/1.1\r\n\r\n"),
+        )
+        .await
+        .expect("answered once the idle connections went");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let metrics = exchange(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(
+            metrics.contains("pipeline_queue_tasks{state=\"ready\"} 0"),
+            "{metrics}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -749,6 +749,17 @@ impl StateStore {
         })
     }
 
+    /// Whether the store answers a query now: what a readiness probe asks.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        dispatch!(&self.pool, pool => {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .context("the state store does not answer")?;
+        });
+        Ok(())
+    }
+
     /// Closes the store's connections.
     pub async fn close(&self) -> () {
         self.pool.close().await
