@@ -65,7 +65,7 @@ fn the_dockerfile_stands_in_for_every_binary_and_benchmark() {
 fn compose_runs_the_tested_commands_against_postgres() {
     let compose = read("docker-compose.yml");
     for command in [
-        r#"command: ["worker", "--slots", "2"]"#,
+        r#"command: ["worker", "--slots", "2", "--metrics-addr", "0.0.0.0:9464"]"#,
         r#"command: ["run", "--distributed"]"#,
         "PIPELINE_STATE_URL: postgres://",
     ] {
