@@ -110,14 +110,57 @@ impl NatsConfig {
             .filter(|s| !s.is_empty())
     }
 
-    /// Refuses what cannot work, naming the setting; registers the secrets.
+    /// The ways of authentication it sets (one at most, once checked), in the order of
+    /// [`NatsConfig::check`]'s message.
+    pub(crate) fn authentication(&self) -> Vec<Authentication> {
+        let in_url = self
+            .servers()
+            .any(|server| crate::secrets::url_password(server).is_some());
+        [
+            (
+                in_url,
+                "a user and password in the URL",
+                "the user and password in the URL",
+            ),
+            (
+                self.token.is_some(),
+                "a token",
+                "the token (PIPELINE_NATS_TOKEN)",
+            ),
+            (
+                self.nkey_seed.is_some(),
+                "an NKey seed",
+                "the NKey seed (PIPELINE_NATS_NKEY_SEED)",
+            ),
+            (
+                self.creds.is_some(),
+                "a credentials file",
+                "the credentials file (PIPELINE_NATS_CREDS)",
+            ),
+        ]
+        .into_iter()
+        .filter(|(set, ..)| *set)
+        .map(|(_, what, check)| Authentication { what, check })
+        .collect()
+    }
+
+    /// Hides its URLs' passwords, its token and its NKey seed from every message from now on.
+    fn register_secrets(&self) {
+        for server in self.servers() {
+            crate::secrets::register_url(server);
+        }
+        for secret in [&self.token, &self.nkey_seed].into_iter().flatten() {
+            crate::secrets::register(secret.expose());
+        }
+    }
+
+    /// Refuses what cannot work, naming the setting.
     fn check(&self) -> anyhow::Result<()> {
         let source = &self.url.source;
         if self.servers().next().is_none() {
             bail!("{source}: no NATS server given; use nats://host:4222");
         }
         for server in self.servers() {
-            crate::secrets::register_url(server);
             if !(server.starts_with("nats://") || server.starts_with("tls://")) {
                 bail!(
                     "{source}: unsupported NATS URL {:?}; use nats://host:4222 or tls://host:4222 \
@@ -126,25 +169,12 @@ impl NatsConfig {
                 );
             }
         }
-        for secret in [&self.token, &self.nkey_seed].into_iter().flatten() {
-            crate::secrets::register(secret.expose());
-        }
-        let in_url = self
-            .servers()
-            .any(|server| crate::secrets::url_password(server).is_some());
-        let ways: Vec<&str> = [
-            (in_url, "a user and password in the URL"),
-            (self.token.is_some(), "a token"),
-            (self.nkey_seed.is_some(), "an NKey seed"),
-            (self.creds.is_some(), "a credentials file"),
-        ]
-        .into_iter()
-        .filter_map(|(set, what)| set.then_some(what))
-        .collect();
+        let ways = self.authentication();
         if ways.len() > 1 {
+            let named: Vec<&str> = ways.iter().map(|way| way.what).collect();
             bail!(
                 "[nats] sets {}: a connection authenticates one way; keep one of them",
-                ways.join(" and ")
+                named.join(" and ")
             );
         }
         if self.cert.is_some() != self.key.is_some() {
@@ -155,6 +185,15 @@ impl NatsConfig {
         }
         Ok(())
     }
+}
+
+/// A way a NATS connection proves who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Authentication {
+    /// What it is: "a token".
+    pub what: &'static str,
+    /// What to check when the server refuses it: "the token (PIPELINE_NATS_TOKEN)".
+    pub check: &'static str,
 }
 
 /// Where alerts go. Low severity (non-critical failures) goes to Slack, high severity (critical
@@ -392,6 +431,8 @@ impl Config {
             }
         }
         check_scheme(&state)?;
+        // Before any refusal: a secret of a setting that is refused is still a secret.
+        nats.register_secrets();
         // Settings of a bus without a server say so; none at all is no bus.
         let nats = if nats.url.url.trim().is_empty() {
             let set = nats.token.is_some()

@@ -9,8 +9,9 @@
 //! - `/readyz`: the state store answers within two seconds (and a worker's leases are
 //!   current).
 //!
-//! The counters live in one registry of the process, counted where things happen: a counter
-//! is an atomic add, nothing on a task's path waits for a scrape.
+//! The counters live in one registry of the process, counted where things happen: a labelled
+//! counter is a look-up under a read lock and an atomic add, and a scrape only reads, so
+//! nothing on a task's path waits for one.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -180,13 +181,16 @@ pub(crate) fn rows_loaded(table: &str, rows: u64) {
     METRICS.rows_loaded.with_label_values(&[table]).inc_by(rows);
 }
 
-/// An event load of `table` ended `lag` events behind its stream, with `dead` new dead letters.
+/// An event load of `table` ended `lag` events behind its stream (when the stream could be
+/// asked: an unknown lag leaves the last known one), with `dead` new dead letters.
 #[cfg_attr(not(feature = "events"), allow(dead_code))]
-pub(crate) fn event_load(table: &str, lag: u64, dead: u64) {
-    METRICS
-        .event_lag
-        .with_label_values(&[table])
-        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+pub(crate) fn event_load(table: &str, lag: Option<u64>, dead: u64) {
+    if let Some(lag) = lag {
+        METRICS
+            .event_lag
+            .with_label_values(&[table])
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
     METRICS
         .dead_letters
         .with_label_values(&[table])
@@ -216,4 +220,25 @@ pub(crate) fn text() -> String {
     prometheus::TextEncoder::new()
         .encode_to_string(&METRICS.registry.gather())
         .unwrap_or_else(|err| format!("# cannot encode the metrics: {err}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_count_by_table_and_an_unknown_lag_keeps_the_last_known_one() {
+        rows_loaded("metrics_test_orders", 5);
+        rows_loaded("metrics_test_orders", 7);
+        event_load("metrics_test_events", Some(3), 2);
+        event_load("metrics_test_events", None, 1);
+        let text = text();
+        for line in [
+            "pipeline_table_load_rows_total{table=\"metrics_test_orders\"} 12",
+            "pipeline_event_load_lag_events{table=\"metrics_test_events\"} 3",
+            "pipeline_event_dead_letters_total{table=\"metrics_test_events\"} 3",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
 }

@@ -107,8 +107,9 @@ pub struct EventLoadReport {
     /// Wall time of the load.
     pub duration_ms: u64,
     /// How far the table is behind its stream as the load ends: the stream's last sequence
-    /// then, less the watermark (what was published during the load, for the next one).
-    pub lag: u64,
+    /// then, less the watermark (what was published during the load, for the next one);
+    /// `None` when the stream could not be asked.
+    pub lag: Option<u64>,
 }
 
 impl fmt::Display for EventLoadReport {
@@ -399,10 +400,11 @@ async fn run_locked(
             .await?;
     }
     // What was published meanwhile waits for the next load: the lag a monitor watches.
-    let lag = match nats.stream_state(&spec.stream).await {
-        Ok(now) => now.last.saturating_sub(watermark_after),
-        Err(_) => 0,
-    };
+    let lag = nats
+        .stream_state(&spec.stream)
+        .await
+        .ok()
+        .map(|now| now.last.saturating_sub(watermark_after));
     Ok(EventLoadReport {
         lag,
         table: spec.table.clone(),

@@ -183,15 +183,13 @@ impl Nats {
             num_replicas: 1,
             ..Default::default()
         };
-        let mut consumer: consumer::PullConsumer = self
+        let consumer: consumer::PullConsumer = self
             .jetstream
             .create_consumer_on_stream(config, stream)
             .await
             .with_context(|| format!("cannot read {subject} from stream {stream}"))?;
-        let info = consumer
-            .info()
-            .await
-            .with_context(|| format!("cannot read {subject} from stream {stream}"))?;
+        // What the server answered the creation with: no second request for it.
+        let info = consumer.cached_info();
         let (name, pending) = (info.name.clone(), info.num_pending);
         let messages = consumer
             .stream()
@@ -313,21 +311,11 @@ fn user_and_password(url: &str) -> Option<(String, String)> {
 
 /// What a failed connection means, for the operator: which setting to look at.
 fn connect_error(err: async_nats::ConnectError, config: &NatsConfig, shown: &str) -> anyhow::Error {
-    let auth = if config.creds.is_some() {
-        "the credentials file (PIPELINE_NATS_CREDS)"
-    } else if config.nkey_seed.is_some() {
-        "the NKey seed (PIPELINE_NATS_NKEY_SEED)"
-    } else if config.token.is_some() {
-        "the token (PIPELINE_NATS_TOKEN)"
-    } else if config
-        .servers()
-        .any(|server| crate::secrets::url_password(server).is_some())
-    {
-        "the user and password in the URL"
-    } else {
+    let auth = config.authentication().first().map_or(
         "the credentials: the server requires some (a creds file, an NKey, a token, or a user \
-         and password)"
-    };
+         and password)",
+        |way| way.check,
+    );
     // The client's text, redacted: TLS errors say what was wrong with the certificate.
     let detail = crate::secrets::redact(&format!("{err}"));
     let source = std::error::Error::source(&err)
