@@ -105,6 +105,7 @@ async fn measure(runner: &Runner, schedules: Vec<Schedule>) -> (Duration, Durati
         lease: Duration::from_secs(30),
         workers: 1,
         clock: Clock::system(),
+        distributed: false,
     };
     let scheduler = Scheduler::new(runner.clone(), schedules, options).expect("a scheduler");
     let (stop, stopped) = watch::channel(false);

@@ -431,6 +431,7 @@ async fn dispatch(
         Command::Schedule {
             lease_secs,
             workers,
+            distributed,
             metrics_addr,
         } => {
             let schedules = crate::schedule::registered().map_err(usage)?;
@@ -440,12 +441,19 @@ async fn dispatch(
                 )));
             }
             let runner = runner(pipeline, dag()?).await?;
+            if distributed {
+                runner
+                    .store
+                    .postgres(crate::message::Command("schedule --distributed"))
+                    .map_err(usage)?;
+            }
             serve_metrics(metrics_addr, &runner, None).await?;
             let options = SchedulerOptions {
                 lease: std::time::Duration::from_secs(lease_secs),
                 workers: workers
                     .map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
                 clock: crate::schedule::Clock::system(),
+                distributed,
             };
             let scheduler = Scheduler::new(runner, schedules, options).map_err(usage)?;
             scheduler.run(cancel()).await.map_err(failed)?;

@@ -133,6 +133,11 @@ pub(super) enum Command {
         /// How many tasks each run may run at once; default: the number of CPUs.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         workers: Option<u16>,
+        /// Queue each tick's run for `daily worker` processes instead of running it here (a
+        /// worker coordinates it): stopping or replacing the scheduler leaves the run alone.
+        /// Needs a PostgreSQL state store.
+        #[arg(long, conflicts_with = "workers")]
+        distributed: bool,
         /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` on this address, e.g.
         /// 0.0.0.0:9464.
         #[arg(long)]

@@ -25,6 +25,9 @@ use crate::status::TaskStatus;
 /// The status of the mark a scheduler leaves for a schedule that never fired: where it
 /// started watching.
 pub const BASELINE: &str = "baseline";
+/// The outcome of a tick whose run was queued for the workers (`schedule --distributed`):
+/// the run's own outcome is in its history.
+const SUBMITTED: &str = "submitted";
 /// A tick is on time while the scheduler is within this of it; older ones count as missed.
 const ON_TIME_MS: i64 = 60_000;
 /// Fired ticks older than this are no longer watched for their deadline.
@@ -39,6 +42,9 @@ pub struct SchedulerOptions {
     pub workers: usize,
     /// Where the time comes from.
     pub clock: Clock,
+    /// Queue each tick's run for `daily worker` processes (a worker coordinates it) instead of
+    /// running it here: the run goes on when this scheduler is stopped or replaced.
+    pub distributed: bool,
 }
 
 /// Which ticks of a schedule are due at `now`, given the last one recorded, by its catch-up
@@ -536,23 +542,39 @@ impl Scheduler {
         let runner = Arc::clone(&self.runner);
         let token = self.me.token.clone();
         let cancel = cancel.clone();
+        let distributed = self.options.distributed;
         self.running_ticks
             .insert(tick.schedule.clone(), tick.tick_at);
         self.running.spawn(async move {
-            let outcome = runner.run(&options, &Quiet, cancel).await;
             let mut record = tick;
-            match outcome {
-                Ok(report) => {
+            let outcome =
+                if distributed {
+                    // Queued, not run: a worker coordinates it, so this scheduler's stop (a
+                    // rolling deploy) leaves the run alone. Deadlines are still watched here.
+                    runner.submit(&options.distributed()).await.map(|submission| {
                     tracing::info!(
-                        "schedule `{}`: run {} for {} {}",
+                        "schedule `{}`: the run for {} is queued for the workers (submission \
+                         {submission})",
                         record.schedule,
-                        report.run_id,
                         record.partition,
-                        report.status
                     );
-                    record.status = report.status.to_string();
-                    record.run_id = Some(report.run_id);
-                }
+                    record.status = SUBMITTED.to_string();
+                })
+                } else {
+                    runner.run(&options, &Quiet, cancel).await.map(|report| {
+                        tracing::info!(
+                            "schedule `{}`: run {} for {} {}",
+                            record.schedule,
+                            report.run_id,
+                            record.partition,
+                            report.status
+                        );
+                        record.status = report.status.to_string();
+                        record.run_id = Some(report.run_id);
+                    })
+                };
+            match outcome {
+                Ok(()) => {}
                 Err(err) => {
                     tracing::error!(
                         "schedule `{}`: the run for {} could not start: {}",

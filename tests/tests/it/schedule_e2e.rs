@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::{Sandbox, finish, signal, sqlite_rows};
+use pipeline_tests::{PgDatabase, Sandbox, finish, signal, sqlite_rows};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
 
@@ -125,6 +125,47 @@ fn a_tick_whose_scheduler_is_killed_mid_run_runs_again_once_on_the_stand_by() {
             "SELECT count(*) FROM pipeline_schedule_ticks WHERE status = 'fired'",
         ));
     assert_eq!(fired, ["0"]);
+}
+
+#[test]
+fn a_distributed_scheduler_queues_ticks_for_workers_and_its_stop_leaves_the_run_alone() {
+    let sandbox = Sandbox::new("schedule-distributed");
+    let refused = sandbox.run(PIPELINE, &["schedule", "--distributed"], &[]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(refused.stderr.contains("PostgreSQL"), "{}", refused.stderr);
+
+    let db = PgDatabase::create();
+    sandbox.write("pipeline.toml", &format!("[state]\nurl = \"{}\"\n", db.url));
+    sandbox.write("sleep-extract", "3000");
+    let worker = sandbox.spawn(PIPELINE, &["worker", "--grace-secs", "10"], &[]);
+    let scheduler = sandbox.spawn(
+        PIPELINE,
+        &["schedule", "--distributed", "--lease-secs", "2"],
+        &[],
+    );
+    sandbox.wait_for("ran.log", "extract started");
+    wait_for_last_tick(&sandbox, |last| last["status"] == "submitted");
+    // A rolling deploy stops the scheduler mid-run: the run is the workers', and goes on.
+    signal(&scheduler, "TERM");
+    let scheduler = finish(scheduler);
+    assert_eq!(scheduler.code, Some(0), "{}", scheduler.stderr);
+    assert!(
+        scheduler.stderr.contains("queued for the workers"),
+        "{}",
+        scheduler.stderr
+    );
+    sandbox.wait_for("ran.log", "extract done");
+    signal(&worker, "TERM");
+    let worker = finish(worker);
+    assert_eq!(worker.code, Some(0), "{}", worker.stderr);
+    let ran = sandbox.read("ran.log");
+    assert_eq!(
+        ran.lines().filter(|line| *line == "extract done").count(),
+        1,
+        "the later ticks' runs found `extract` complete: {ran}"
+    );
+    let history = sandbox.run(PIPELINE, &["history"], &[]);
+    assert!(history.stdout.contains("succeeded"), "{}", history.stdout);
 }
 
 #[test]

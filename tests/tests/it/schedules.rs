@@ -67,6 +67,7 @@ impl Harness {
             lease: Duration::from_secs(60),
             workers: 2,
             clock: self.clock.clone(),
+            distributed: false,
         };
         let scheduler =
             Scheduler::new(self.runner.clone(), vec![schedule], options).expect("a scheduler");
@@ -385,6 +386,7 @@ async fn of_two_schedulers_one_fires_and_the_other_takes_over_when_it_dies() {
         lease: Duration::from_secs(lease),
         workers: 1,
         clock: h.clock.clone(),
+        distributed: false,
     };
     // `wait`: a tick that comes while the last run's bookkeeping finishes must not be skipped.
     let schedule = every_minute().catchup(Catchup::All).overlap(Overlap::Wait);
@@ -438,6 +440,7 @@ async fn a_scheduler_that_loses_its_lease_keeps_its_tick_and_nobody_runs_it_agai
         lease: Duration::from_secs(1),
         workers: 1,
         clock: h.clock.clone(),
+        distributed: false,
     };
     let first = Scheduler::new(h.runner.clone(), vec![every_minute()], options.clone())
         .expect("a scheduler");
