@@ -1,8 +1,17 @@
 # The `daily` binary in a small image: `docker build -t daily .`, then `docker run daily worker`.
-# Two stages: the first compiles the dependencies from the manifests alone (a layer that a
-# change to a task does not invalidate), then the project's own crates; the second holds the
-# binary and nothing else.
-FROM rust:1.95-slim-bookworm AS build
+# The build stage compiles the dependencies from the manifests alone (a layer that a change to
+# a task does not invalidate), then the project's own crates; the runtime holds the binary, CA
+# certificates and a user to run as, nothing else.
+#
+# The base images are build arguments (a registry mirror, a pinned digest, a local base):
+#   --build-arg RUST_IMAGE=... --build-arg RUNTIME_IMAGE=...
+# A binary built elsewhere (same glibc as the runtime base: Debian bookworm) goes in without
+# the build stage: `--target prebuilt`, with the binary as `daily` in the build context (or
+# --build-arg BINARY=path/in/context).
+ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
+ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
+
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rust-toolchain.toml ./
 COPY pipeline-macros/Cargo.toml pipeline-macros/
@@ -28,12 +37,28 @@ COPY . .
 RUN find pipeline-macros pipeline-core pipeline-example tests -name '*.rs' -exec touch {} + && \
     cargo build --release --locked -p pipeline-example --bin daily
 
-FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/daily /usr/local/bin/daily
+FROM ${RUNTIME_IMAGE} AS runtime
+# CA certificates for TLS to databases, APIs and NATS (a base that has them skips apt).
+RUN if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then \
+        apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi && \
+    groupadd --system --gid 10001 daily && \
+    useradd --system --uid 10001 --gid 10001 --home-dir /data --create-home --shell /usr/sbin/nologin daily
 # Configuration comes from the environment (PIPELINE_STATE_URL, PIPELINE_DB_*_URL, ...);
-# the embedded SQLite files, if used, go to /data.
+# the embedded SQLite files, if used, go to /data. Never root: a task's code runs here.
 WORKDIR /data
+USER 10001:10001
+# `docker stop` sends SIGTERM to PID 1, which is `daily`: a worker stops claiming, lets running
+# attempts end within --grace-secs (30) and hands back the rest; give the container longer.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["daily"]
 CMD ["worker"]
+
+FROM runtime AS prebuilt
+ARG BINARY=daily
+COPY --chmod=0755 ${BINARY} /usr/local/bin/daily
+
+# The default target, last: the binary compiled in the build stage.
+FROM runtime
+COPY --from=build /src/target/release/daily /usr/local/bin/daily

@@ -1,8 +1,10 @@
 //! Helpers shared by the test suites in `tests/`: throw-away working directories, running a
 //! pipeline binary as a subprocess, and throw-away PostgreSQL databases.
 
+pub mod container;
 pub mod http_stub;
 pub mod nats_server;
+pub mod prometheus;
 pub mod tcp_proxy;
 pub mod web;
 

@@ -1,5 +1,6 @@
-//! The deployment files, which no test here can build (no Docker daemon): what they rely on
-//! is checked instead. The Dockerfile's dependency stage needs a stand-in for every binary and
+//! The deployment files, as far as reading them tells (the container tests build and run the
+//! image's `prebuilt` target; the default target compiles in a Rust image, which cannot be
+//! pulled here). The Dockerfile's dependency stage needs a stand-in for every binary and
 //! benchmark target, or cargo refuses the workspace; the compose file runs commands the
 //! end-to-end tests run.
 

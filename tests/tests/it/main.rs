@@ -7,6 +7,7 @@ mod api;
 mod browser;
 mod checks;
 mod compile_pass;
+mod container;
 mod control_plane;
 mod control_plane_e2e;
 mod dag;

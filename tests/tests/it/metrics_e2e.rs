@@ -2,44 +2,11 @@
 //! with `--metrics-addr`, and `daily serve` on its own address, during and after a real
 //! distributed run. `promtool check metrics` (Debian's prometheus package) checks the text.
 
-use std::process::{Command, Stdio};
-
+use pipeline_tests::prometheus::{promtool, sample};
 use pipeline_tests::web::{free_port, get, request, wait_for_port};
 use pipeline_tests::{PgDatabase, Sandbox, finish, signal};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
-
-/// What `promtool check metrics` says of `text`: nothing when it is well formed.
-fn promtool(text: &str) -> String {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package, as .ci/run installs)");
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .expect("its stdin")
-        .write_all(text.as_bytes())
-        .expect("written");
-    let output = child.wait_with_output().expect("promtool ran");
-    assert!(
-        output.status.success(),
-        "promtool refused the metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The value of the sample `name{labels}` (as written, labels included), if it is there.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
 
 #[tokio::test]
 async fn a_worker_a_scheduler_and_the_view_serve_metrics_and_probes_during_a_distributed_run() {
