@@ -1,7 +1,8 @@
 //! A pipeline whose graph comes from data at start-up: `tables.txt` in the working directory
 //! names the tables to load (one per line). Each table gets a member of the `load` family, a
 //! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
-//! the report back. Every task appends `<task> ran` to `ran.log`.
+//! the report back. Every task appends `<task> ran` to `ran.log` (and sleeps first when
+//! `sleep-<task>` says how long).
 
 use pipeline_core::prelude::*;
 use pipeline_core::{Dag, Policy, TaskSpec};
@@ -10,10 +11,22 @@ fn log(line: &str) -> Result<()> {
     Ok(pipeline_tests::append_line("ran.log", line)?)
 }
 
+/// A task that appends `<task> ran`; when `sleep-<task>` holds a number of milliseconds, it
+/// first says `<task> started` and sleeps that long.
 fn logging(name: &str) -> TaskSpec {
     TaskSpec::new(name, |ctx| {
         let task = ctx.task().to_string();
-        Box::pin(async move { log(&format!("{task} ran")) })
+        Box::pin(async move {
+            if let Ok(ms) = std::fs::read_to_string(format!("sleep-{task}")) {
+                log(&format!("{task} started"))?;
+                let ms = ms
+                    .trim()
+                    .parse()
+                    .context("sleep-<task> holds milliseconds")?;
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            log(&format!("{task} ran"))
+        })
     })
 }
 

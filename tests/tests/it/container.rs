@@ -193,3 +193,84 @@ fn podman_stop_hands_a_running_attempt_back_and_exits_0_within_the_grace_period(
     let ran = sandbox.read("ran.log");
     assert_eq!(ran.matches("extract done").count(), 1, "{ran}");
 }
+
+/// A rolling deploy of workers whose graph changed (the data pipeline's graph comes from its
+/// `tables.txt`: the new version loads `payments` too) while a run of the old graph is in
+/// flight: the new worker leaves the old run's tasks alone and says which run; the old
+/// worker's `podman stop` hands its attempt back; the operator cancels the old run and runs
+/// again, and only what the old run left undone runs, on the new graph.
+#[test]
+fn a_rolling_deploy_with_a_changed_graph_loses_nothing_and_runs_nothing_twice() {
+    const DATA_PIPELINE: &str = env!("CARGO_BIN_EXE_data-pipeline");
+    let image = Image::prebuilt(DATA_PIPELINE);
+    let db = PgDatabase::create();
+    let config = format!("[state]\nurl = \"{}\"\n", db.url);
+    let old = Sandbox::new("rolling-old");
+    old.write("pipeline.toml", &config);
+    old.write("tables.txt", "users\norders\n");
+    old.write("sleep-load[orders]", "60000");
+    let new = Sandbox::new("rolling-new");
+    new.write("pipeline.toml", &config);
+    new.write("tables.txt", "users\norders\npayments\n");
+    let old_volume = data_volume(&old.path(""));
+    let new_volume = data_volume(&new.path(""));
+    let worker_args = ["worker", "--lease-secs", "2", "--grace-secs", "2"];
+    let old_worker = Container::start(&image, &["--volume", &old_volume], &worker_args);
+    let run = old.spawn(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
+    wait_until(
+        60,
+        "the old worker never started load[orders]",
+        || old.read("ran.log").contains("load[orders] started"),
+        || old_worker.logs(),
+    );
+    // The new version comes up beside the old one, then the old one is stopped.
+    let new_worker = Container::start(&image, &["--volume", &new_volume], &worker_args);
+    let (took, code) = old_worker.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{}", old_worker.logs());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(
+        old_worker.logs().contains("handed back"),
+        "{}",
+        old_worker.logs()
+    );
+    let mut run_id = String::new();
+    wait_until(
+        30,
+        "the new worker never said why it leaves the old run alone",
+        || {
+            let logs = new_worker.logs();
+            let Some(at) = logs.find(" was planned with another task graph") else {
+                return false;
+            };
+            run_id = logs[..at]
+                .rsplit(' ')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            true
+        },
+        || new_worker.logs(),
+    );
+    assert_eq!(
+        new.read("ran.log"),
+        "",
+        "the new graph ran nothing of the old run"
+    );
+    let cancelled = new.run(DATA_PIPELINE, &["cancel", &run_id], &[]);
+    assert_eq!(cancelled.code, Some(0), "{}", cancelled.stderr);
+    let run = finish(run);
+    assert_ne!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.json()["status"], "cancelled", "{}", run.stdout);
+    // Run again with the new graph: what the old run finished is skipped.
+    let again = new.run(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.task_status("load[users]"), "skipped");
+    let ran_new = new.read("ran.log");
+    for task in ["load[orders]", "load[payments]", "report"] {
+        assert!(ran_new.contains(&format!("{task} ran")), "{ran_new}");
+    }
+    assert!(!ran_new.contains("load[users]"), "{ran_new}");
+    assert!(old.read("ran.log").contains("load[users] ran"));
+    let (_, code) = new_worker.stop(Duration::from_secs(20));
+    assert_eq!(code, 0, "{}", new_worker.logs());
+}
