@@ -202,6 +202,13 @@ impl Container {
         format!("{}{}", output.stdout, output.stderr)
     }
 
+    /// Runs `command` inside the running container.
+    pub fn exec(&self, command: &[&str]) -> Output {
+        let mut all = vec!["exec", self.name.as_str()];
+        all.extend_from_slice(command);
+        podman(&all)
+    }
+
     /// `podman stop`: SIGTERM to PID 1, SIGKILL after `grace`. How long the container took
     /// to exit, and its exit code.
     pub fn stop(&self, grace: Duration) -> (Duration, i64) {
@@ -232,4 +239,9 @@ pub fn data_volume(dir: &Path) -> String {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
+}
+
+/// A file of the workspace: the Dockerfile, a deployment file.
+pub fn in_workspace(file: &str) -> std::path::PathBuf {
+    workspace().join(file)
 }

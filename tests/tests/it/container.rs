@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::container::{Container, Image, data_volume};
+use pipeline_tests::container::{Container, Image, data_volume, in_workspace};
 use pipeline_tests::prometheus::{promtool, sample};
 use pipeline_tests::web::{free_port, get, wait_for_port};
 use pipeline_tests::{PgDatabase, Sandbox, finish, psql, signal};
@@ -53,7 +53,14 @@ async fn a_worker_and_a_scheduler_container_complete_a_scheduled_distributed_run
     let db = PgDatabase::create();
     let volume = data_volume(&sandbox.path(""));
     let state = format!("PIPELINE_STATE_URL={}", db.url);
-    let options = ["--volume", volume.as_str(), "--env", state.as_str()];
+    // As the manifests run it: nothing is written outside the mounted /data.
+    let options = [
+        "--read-only",
+        "--volume",
+        volume.as_str(),
+        "--env",
+        state.as_str(),
+    ];
     let worker_port = free_port();
     let worker_addr = format!("127.0.0.1:{worker_port}");
     let worker = Container::start(
@@ -125,6 +132,22 @@ async fn a_worker_and_a_scheduler_container_complete_a_scheduled_distributed_run
         assert_eq!(metrics.status, 200, "{addr}");
         promtool(&metrics.body);
     }
+    // The health check of the ECS task definition and the compose file, from inside.
+    let ecs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(in_workspace("deploy/ecs/worker.json")).expect("worker.json"),
+    )
+    .expect("worker.json is JSON");
+    let check: Vec<String> = ecs["containerDefinitions"][0]["healthCheck"]["command"]
+        .as_array()
+        .expect("a health check")
+        .iter()
+        .skip(1)
+        .filter_map(|arg| arg.as_str())
+        .map(|arg| arg.replace("9464", &worker_port.to_string()))
+        .collect();
+    let check: Vec<&str> = check.iter().map(String::as_str).collect();
+    let healthy = worker.exec(&check);
+    assert_eq!(healthy.code, Some(0), "{check:?}: {}", healthy.stderr);
     let worker_metrics = get(&format!("http://{worker_addr}/metrics")).await.body;
     let succeeded = sample(
         &worker_metrics,
