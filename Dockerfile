@@ -43,8 +43,8 @@ RUN if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then \
         apt-get update && apt-get install -y --no-install-recommends ca-certificates \
         && rm -rf /var/lib/apt/lists/*; \
     fi && \
-    groupadd --system --gid 10001 daily && \
-    useradd --system --uid 10001 --gid 10001 --home-dir /data --create-home --shell /usr/sbin/nologin daily
+    groupadd --gid 10001 daily && \
+    useradd --no-log-init --uid 10001 --gid 10001 --home-dir /data --create-home --shell /usr/sbin/nologin daily
 # Configuration comes from the environment (PIPELINE_STATE_URL, PIPELINE_DB_*_URL, ...);
 # the embedded SQLite files, if used, go to /data. Never root: a task's code runs here.
 WORKDIR /data
