@@ -111,11 +111,15 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
     let cancel = {
         let _entered = runtime.enter();
         match &cli.command {
-            None | Some(Command::Run(_) | Command::Backfill { .. } | Command::Schedule { .. }) => {
-                Some(watch_signals(
-                    "cancelling: running tasks are stopped and recorded as cancelled",
-                ))
-            }
+            None
+            | Some(
+                Command::Run(_)
+                | Command::Test { .. }
+                | Command::Backfill { .. }
+                | Command::Schedule { .. },
+            ) => Some(watch_signals(
+                "cancelling: running tasks are stopped and recorded as cancelled",
+            )),
             Some(Command::Serve { .. }) => Some(watch_signals("stopping the web view")),
             Some(Command::Worker { .. }) => Some(watch_signals(
                 "stopping: no more claims; running attempts get the grace period to end",
@@ -126,6 +130,7 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
     let json = match &cli.command {
         None => cli.run.flags.json,
         Some(Command::Run(args)) => args.flags.json,
+        Some(Command::Test { json, .. }) => *json,
         Some(Command::Backfill { flags, .. }) => flags.json,
         Some(Command::Schedules { json, .. }) => *json,
         Some(Command::Workers { json }) => *json,
@@ -257,6 +262,26 @@ async fn dispatch(
             }
             let report = run_one(&runner, &options, args.flags.json, cancel()).await?;
             if args.flags.json {
+                output::print_json(&report);
+            }
+            Ok(exit_code(report.status))
+        }
+        Command::Test { tasks, date, json } => {
+            let runner = runner(pipeline, dag()?).await?;
+            let mut options = RunOptions::new(date.unwrap_or_else(Partition::today));
+            options.targets = tasks;
+            options.only = true;
+            options.test = true;
+            options.force = true;
+            eprintln!(
+                "{}: runs {} once in test mode, even if complete, with its dependencies taken \
+                 as done (the same as {})",
+                crate::message::Command("test"),
+                options.targets.join(", "),
+                crate::message::Command("run --only --test --force")
+            );
+            let report = run_one(&runner, &options, json, cancel()).await?;
+            if json {
                 output::print_json(&report);
             }
             Ok(exit_code(report.status))

@@ -25,6 +25,20 @@ pub(super) struct Cli {
 pub(super) enum Command {
     /// Run tasks (all when none are named) with everything they depend on.
     Run(RunArgs),
+    /// Try tasks out, as `airflow tasks test` does: each named task runs once in test mode
+    /// (writes go to the test schema), even if complete, with its dependencies taken as done.
+    /// The same as `run --only --test --force TASK..`.
+    Test {
+        /// The tasks (or families) to run.
+        #[arg(required = true)]
+        tasks: Vec<String>,
+        /// The partition: a day YYYY-MM-DD, or an hour YYYY-MM-DDTHH; default: today (UTC).
+        #[arg(long, visible_alias = "partition")]
+        date: Option<Partition>,
+        /// Print the summary as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a range of partitions, one after the other (days, or hours with
     /// `--from 2026-11-26T00 --to 2026-11-26T05`); stops at the first that fails.
     Backfill {

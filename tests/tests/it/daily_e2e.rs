@@ -125,6 +125,46 @@ async fn test_mode_never_touches_production_tables() {
     );
 }
 
+/// `daily test TASK`, as `airflow tasks test`: the task alone, in test mode, every time.
+#[tokio::test]
+async fn test_runs_one_task_in_test_mode_every_time_and_says_so() {
+    let sandbox = Sandbox::new("daily_test_command");
+    let production = sandbox.run(DAILY, &["run", "--date", "2026-11-20"], &[]);
+    assert_eq!(production.code, Some(0), "{}", production.stderr);
+    let warehouse = sandbox.path(".pipeline/warehouse.db");
+    let before = sqlite_checksum(&warehouse).await;
+    for _ in 0..2 {
+        let test = sandbox.run(
+            DAILY,
+            &["test", "load[users]", "--date", "2026-11-20", "--json"],
+            &[],
+        );
+        assert_eq!(test.code, Some(0), "{}", test.stderr);
+        test.assert_stderr_has("runs load[users] once in test mode, even if complete");
+        test.assert_stderr_has("dependencies taken as done");
+        let json = test.json();
+        assert_eq!(
+            (json["test"].clone(), json["unit"].clone()),
+            (true.into(), true.into())
+        );
+        let tasks = json["tasks"].as_array().expect("tasks");
+        assert_eq!(tasks.len(), 1, "{json}");
+        // Run again the second time too: completion does not skip it.
+        assert_eq!(test.task_status("load[users]"), "succeeded");
+    }
+    assert_eq!(sqlite_checksum(&warehouse).await, before);
+    assert!(
+        sqlite_checksum(&sandbox.path(".pipeline/warehouse.test.db"))
+            .await
+            .contains("users:")
+    );
+    let none = sandbox.run(DAILY, &["test"], &[]);
+    assert_eq!(none.code, Some(2), "{}", none.stderr);
+    let unknown = sandbox.run(DAILY, &["test", "load_user"], &[]);
+    assert_eq!(unknown.code, Some(2), "{}", unknown.stderr);
+    unknown.assert_stderr_has("did you mean");
+}
+
 #[test]
 fn backfill_runs_each_date_and_resumes() {
     let sandbox = Sandbox::new("daily_backfill");
