@@ -91,18 +91,19 @@ impl TaskAttr {
         attribute: &str,
         keys: &[&str],
     ) -> syn::Result<String> {
-        let unknown = |what: &str| {
+        let unknown = |what: &str, hint: String| {
             format!(
-                "unknown key {what} in #[{attribute}]; expected one of: {}",
+                "unknown key {what} in #[{attribute}]; expected one of: {}{hint}",
                 keys.join(", ")
             )
         };
         let Some(ident) = meta.path.get_ident() else {
-            return Err(meta.error(unknown("this path")));
+            return Err(meta.error(unknown("this path", String::new())));
         };
         let key = ident.to_string();
         if !keys.contains(&key.as_str()) {
-            return Err(meta.error(unknown(&format!("`{key}`"))));
+            let hint = crate::suggest::did_you_mean(&key, keys.iter().copied());
+            return Err(meta.error(unknown(&format!("`{key}`"), hint)));
         }
         if self.seen.contains(&key) {
             return Err(meta.error(format!("`{key}` is given more than once")));
@@ -120,10 +121,14 @@ impl TaskAttr {
                 self.critical = Some(match lit.value().as_str() {
                     "warn" => false,
                     "error" => true,
-                    _ => {
+                    other => {
                         return Err(syn::Error::new(
                             lit.span(),
-                            "`severity` is \"warn\" (a failure alerts Slack) or \"error\" (it pages)",
+                            format!(
+                                "`severity` is \"warn\" (a failure alerts Slack) or \"error\" (it \
+                                 pages){}",
+                                crate::suggest::did_you_mean(other, ["warn", "error"])
+                            ),
                         ));
                     }
                 });

@@ -11,6 +11,7 @@ mod duration;
 mod expand;
 mod pool;
 mod schedule;
+mod suggest;
 mod valid;
 
 use proc_macro::TokenStream;

