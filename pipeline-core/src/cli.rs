@@ -116,7 +116,8 @@ pub fn main(pipeline: &str, version: &str, graph: Graph) -> ExitCode {
                 Command::Run(_)
                 | Command::Test { .. }
                 | Command::Backfill { .. }
-                | Command::Schedule { .. },
+                | Command::Schedule { .. }
+                | Command::Dev { .. },
             ) => Some(watch_signals(
                 "cancelling: running tasks are stopped and recorded as cancelled",
             )),
@@ -369,6 +370,76 @@ async fn dispatch(
                 .map_err(usage)?;
             Ok(0)
         }
+        #[cfg(feature = "web")]
+        Command::Dev { addr, workers } => {
+            let schedules = crate::schedule::registered().map_err(usage)?;
+            let dag = dag()?;
+            let view = runner(pipeline, Arc::clone(&dag)).await?;
+            let fires = runner(pipeline, dag).await?;
+            eprintln!(
+                "{}: the schedules' runs and the web view in this process ({}); Ctrl-C stops \
+                 all of it",
+                crate::message::Command("dev"),
+                match schedules.len() {
+                    0 => "no schedules: runs start from the view".to_string(),
+                    1 => "1 schedule".to_string(),
+                    n => format!("{n} schedules"),
+                }
+            );
+            let options = crate::serve::ServeOptions {
+                addr,
+                allow_actions: true,
+                token: std::env::var("PIPELINE_SERVE_TOKEN").ok(),
+            };
+            let scheduler = if schedules.is_empty() {
+                None
+            } else {
+                let options = SchedulerOptions {
+                    lease: std::time::Duration::from_secs(30),
+                    workers: workers
+                        .map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
+                    clock: crate::schedule::Clock::system(),
+                    distributed: false,
+                };
+                Some(Scheduler::new(fires, schedules.clone(), options).map_err(usage)?)
+            };
+            // A signal stops both parts; either part's failure (the address taken, the store
+            // gone) stops the other, which ends as on a signal.
+            let (stop, stopped) = watch::channel(false);
+            let stop = Arc::new(stop);
+            let forward = {
+                let (stop, mut signal) = (Arc::clone(&stop), cancel());
+                tokio::spawn(async move {
+                    if signal.wait_for(|cancelled| *cancelled).await.is_ok() {
+                        let _ = stop.send(true);
+                    }
+                })
+            };
+            let serving = async {
+                let served = crate::serve::serve(view, schedules, options, stopped.clone()).await;
+                let _ = stop.send(true);
+                served.map_err(usage)
+            };
+            let firing = async {
+                let Some(scheduler) = scheduler else {
+                    return Ok(());
+                };
+                let fired = scheduler.run(stopped.clone()).await.map_err(failed);
+                let _ = stop.send(true);
+                fired
+            };
+            let (served, fired) = tokio::join!(serving, firing);
+            forward.abort();
+            served?;
+            fired?;
+            Ok(0)
+        }
+        #[cfg(not(feature = "web"))]
+        Command::Dev { .. } => Err(usage(anyhow::anyhow!(
+            "this binary was built without the web view, which `dev` serves: turn on \
+             pipeline-core's `web` feature (`pipeline-core = {{ .., features = [\"web\"] }}` in \
+             Cargo.toml)"
+        ))),
         #[cfg(not(feature = "web"))]
         Command::Serve { .. } => Err(usage(anyhow::anyhow!(
             "this binary was built without the web view: turn on pipeline-core's `web` feature \

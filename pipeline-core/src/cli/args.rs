@@ -157,6 +157,16 @@ pub(super) enum Command {
         #[arg(long)]
         metrics_addr: Option<std::net::SocketAddr>,
     },
+    /// Local development in one foreground process: the schedules fire and their runs run
+    /// here, beside the web view (with reruns and cancellation); Ctrl-C stops all of it.
+    Dev {
+        /// Where the web view listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// How many tasks each run may run at once; default: the number of CPUs.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        workers: Option<u16>,
+    },
     /// Serve a web view of runs, the graph and each task's log, with JSON endpoints for the
     /// same data (`/api`), until stopped. Read-only unless `--allow-actions`.
     Serve {

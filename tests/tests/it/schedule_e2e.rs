@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use pipeline_tests::web::{free_port, get, wait_for_port};
 use pipeline_tests::{PgDatabase, Sandbox, finish, signal, sqlite_rows};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_e2e-pipeline");
@@ -166,6 +167,46 @@ fn a_distributed_scheduler_queues_ticks_for_workers_and_its_stop_leaves_the_run_
     );
     let history = sandbox.run(PIPELINE, &["history"], &[]);
     assert!(history.stdout.contains("succeeded"), "{}", history.stdout);
+}
+
+/// `daily dev`: the schedules fire and the view serves from one process, on the embedded
+/// default, until Ctrl-C; a second one on the same address refuses and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_fires_the_schedules_and_serves_the_view_in_one_process_until_ctrl_c() {
+    let sandbox = Sandbox::new("dev");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let dev = sandbox.spawn(PIPELINE, &["dev", "--addr", &addr], &[]);
+    wait_for_port(port);
+    let page = get(&format!("http://{addr}/")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    sandbox.wait_for("ran.log", "extract done");
+    wait_for_last_tick(&sandbox, |last| last["status"] == "succeeded");
+    let runs = get(&format!("http://{addr}/api/runs")).await;
+    assert!(runs.body.contains("succeeded"), "{}", runs.body);
+
+    let second = sandbox.run(PIPELINE, &["dev", "--addr", &addr], &[]);
+    assert_eq!(second.code, Some(2), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("cannot listen on"),
+        "{}",
+        second.stderr
+    );
+
+    signal(&dev, "INT");
+    let dev = finish(dev);
+    assert_eq!(dev.code, Some(0), "{}", dev.stderr);
+    for said in [
+        "dev`: the schedules' runs and the web view in this process (1 schedule)",
+        &format!("http://{addr}/"),
+        "scheduler active",
+    ] {
+        assert!(dev.stderr.contains(said), "{said}: {}", dev.stderr);
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the view stopped with the process"
+    );
 }
 
 #[test]
