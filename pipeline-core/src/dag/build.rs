@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::names::NameIndex;
-use super::spec::{Action, TaskSpec};
+use super::spec::{Action, Names, TaskSpec};
 use super::{CheckRole, Dag, TaskId, TaskNode, suggest};
 use crate::hash::NameMap;
 use crate::task::{self, Policy, TaskDef};
@@ -121,8 +121,8 @@ impl DagBuilder {
             }
         }
         // A name is a task's, or else a family's, which means each of its members.
-        let resolve = |task: &str, names: &[String]| -> Result<Vec<TaskId>, DagError> {
-            let mut ids = Vec::with_capacity(names.len());
+        let resolve = |task: &str, names: &mut dyn Iterator<Item = &str>| {
+            let mut ids = Vec::new();
             for dep in names {
                 if let Some(id) = by_name.get(dep, name_of) {
                     ids.push(id);
@@ -131,26 +131,26 @@ impl DagBuilder {
                 } else {
                     return Err(DagError::UnknownDependency {
                         task: task.to_string(),
-                        dependency: dep.clone(),
+                        dependency: dep.to_string(),
                         suggestion: suggest::closest(dep, specs.iter().map(|s| s.name.as_str())),
                     });
                 }
             }
-            Ok(ids)
+            Ok::<_, DagError>(ids)
         };
         let mut resolved = specs
             .iter()
             .map(|spec| {
                 let check = match &spec.check {
                     Some((target, blocking)) => Some(CheckRole {
-                        targets: resolve(&spec.name, std::slice::from_ref(target))?,
+                        targets: resolve(&spec.name, &mut std::iter::once(target.as_str()))?,
                         blocking: *blocking,
                     }),
                     None => None,
                 };
                 Ok(Resolved {
-                    requires: resolve(&spec.name, &spec.requires)?,
-                    after: resolve(&spec.name, &spec.after)?,
+                    requires: resolve(&spec.name, &mut spec.requires.iter())?,
+                    after: resolve(&spec.name, &mut spec.after.iter())?,
                     check,
                 })
             })
@@ -276,15 +276,15 @@ impl Dag {
                 (std::ptr::from_ref(*def) as usize, names)
             })
             .collect();
-        let dep_names = |deps: &[task::DefRef]| -> Vec<String> {
-            deps.iter()
-                .flat_map(|dep| {
-                    names_by_def
-                        .get(&dep.addr())
-                        .cloned()
-                        .unwrap_or_else(|| vec![dep.def().name.to_string()])
-                })
-                .collect()
+        let dep_names = |deps: &[task::DefRef]| -> Names {
+            let mut names = Names::default();
+            for dep in deps {
+                match names_by_def.get(&dep.addr()) {
+                    Some(members) => members.iter().for_each(|member| names.push(member)),
+                    None => names.push(dep.def().name),
+                }
+            }
+            names
         };
         let mut builder = Dag::builder();
         for def in defs {
