@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::dag::Dag;
 use crate::date::{Date, Partition};
 use crate::pool::Pools;
-use crate::run::{RunError, RunOptions, RunReport, Runner, open_store};
+use crate::run::{RunError, RunOptions, RunOutcome, Runner, open_store};
 use crate::schedule::{Scheduler, SchedulerOptions};
 use crate::state::CancelRequest;
 use crate::status::RunStatus;
@@ -261,11 +261,7 @@ async fn dispatch(
                 submit(&runner, &options, args.flags.json).await?;
                 return Ok(0);
             }
-            let report = run_one(&runner, &options, args.flags.json, cancel()).await?;
-            if args.flags.json {
-                output::print_json(&report);
-            }
-            Ok(exit_code(report.status))
+            run_and_report(&runner, &options, args.flags.json, cancel()).await
         }
         Command::Test { tasks, date, json } => {
             let runner = runner(pipeline, dag()?).await?;
@@ -281,11 +277,7 @@ async fn dispatch(
                 options.targets.join(", "),
                 crate::message::Command("run --only --test --force")
             );
-            let report = run_one(&runner, &options, json, cancel()).await?;
-            if json {
-                output::print_json(&report);
-            }
-            Ok(exit_code(report.status))
+            run_and_report(&runner, &options, json, cancel()).await
         }
         Command::Backfill { from, to, flags } => {
             if !from.same_kind(to) {
@@ -313,7 +305,9 @@ async fn dispatch(
             let mut partition = from;
             while partition <= to {
                 let options = options(&flags, partition);
-                let report = run_one(&runner, &options, flags.json, cancel.clone()).await?;
+                let report = run_one(&runner, &options, flags.json, cancel.clone())
+                    .await?
+                    .into_report(&runner.dag);
                 let status = report.status;
                 reports.push(report);
                 if status != RunStatus::Succeeded {
@@ -616,12 +610,28 @@ fn hour_form(partition: Partition, hour: u8) -> Partition {
     }
 }
 
+/// Runs one partition and prints its summary (`--json`: one object, written from the tasks'
+/// outcomes as it goes out): the exit code.
+async fn run_and_report(
+    runner: &Runner,
+    options: &RunOptions,
+    json: bool,
+    cancel: watch::Receiver<bool>,
+) -> Result<u8, Failure> {
+    let outcome = run_one(runner, options, json, cancel).await?;
+    if json {
+        output::print_json(&outcome.json(&runner.dag));
+    }
+    Ok(exit_code(outcome.head.status))
+}
+
+/// Runs one partition, saying what it does; without `--json`, prints the table of its tasks.
 async fn run_one(
     runner: &Runner,
     options: &RunOptions,
     json: bool,
     cancel: watch::Receiver<bool>,
-) -> Result<RunReport, Failure> {
+) -> Result<RunOutcome, Failure> {
     // The tasks asked for by name, for what the run says of them before and after.
     let named = if options.targets.is_empty() {
         Vec::new()
@@ -638,17 +648,17 @@ async fn run_one(
         );
     }
     let observer = progress::Progress::new(!json);
-    let report = runner.run(options, &observer, cancel).await;
+    let outcome = runner.run_outcome(options, &observer, cancel).await;
     observer.clear();
     logging::flush();
-    let report = report?;
+    let outcome = outcome?;
     if !json {
-        output::print_summary(&report);
+        output::print_summary(&outcome.report(&runner.dag));
     }
     if !options.force {
-        output::explain_complete_targets(&runner.dag, &named, &report);
+        output::explain_complete_targets(&runner.dag, &named, &outcome);
     }
-    Ok(report)
+    Ok(outcome)
 }
 
 /// Queues a detached run and says so.

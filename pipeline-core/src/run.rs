@@ -33,6 +33,7 @@ use crate::status::RunStatus;
 
 pub(crate) use attempt::run_attempt;
 pub(crate) use lock::{HEARTBEAT_EVERY, is_gone, this_process, why_gone};
+pub(crate) use report::RunOutcome;
 pub use report::{RunReport, TaskReport};
 pub(crate) use worker::before_park;
 
@@ -227,6 +228,17 @@ impl Runner {
         observer: &dyn Observer,
         cancel: watch::Receiver<bool>,
     ) -> Result<RunReport, RunError> {
+        let outcome = self.run_outcome(options, observer, cancel).await?;
+        Ok(outcome.into_report(&self.dag))
+    }
+
+    /// [`Runner::run`], its tasks' outcomes left compact (for a summary written from them).
+    pub(crate) async fn run_outcome(
+        &self,
+        options: &RunOptions,
+        observer: &dyn Observer,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         let targets = self
             .resolve(&options.targets)
@@ -306,7 +318,7 @@ impl Runner {
         observer: &dyn Observer,
         cancel: watch::Receiver<bool>,
         started: Instant,
-    ) -> Result<RunReport, RunError> {
+    ) -> Result<RunOutcome, RunError> {
         let complete = self.complete(key).await.map_err(RunError::Failed)?;
         let open_alerts = self
             .store
@@ -380,7 +392,8 @@ impl Runner {
             fail_fast: options.fail_fast,
         };
         let executor::Executed {
-            tasks,
+            order,
+            outcomes,
             blocked,
             failed,
             signalled,
@@ -409,24 +422,33 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
-        let failures = tasks.iter().filter(|t| !t.status.is_success()).count();
-        let totals = (tasks.len() as i64, failures as i64);
+        let (ran, failures) = outcomes
+            .iter()
+            .flatten()
+            .fold((0, 0), |(ran, failed), outcome| {
+                (ran + 1, failed + i64::from(!outcome.status.is_success()))
+            });
+        let totals = (ran, failures);
         self.store
             .finish_run(run_id, status, totals, now_millis())
             .await
             .map_err(RunError::Failed)?;
         crate::metrics::run(status.as_str());
         written.map_err(RunError::Failed)?;
-        Ok(RunReport {
-            run_id,
-            pipeline: self.pipeline.clone(),
-            date: options.partition.to_string(),
-            test: options.test,
-            unit: options.only,
-            status,
-            duration_ms: started.elapsed().as_millis() as u64,
-            blocked,
-            tasks,
+        Ok(RunOutcome {
+            head: RunReport {
+                run_id,
+                pipeline: self.pipeline.clone(),
+                date: options.partition.to_string(),
+                test: options.test,
+                unit: options.only,
+                status,
+                duration_ms: started.elapsed().as_millis() as u64,
+                blocked,
+                tasks: Vec::new(),
+            },
+            order,
+            outcomes,
         })
     }
 

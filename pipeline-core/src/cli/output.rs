@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::dag::{Dag, TaskId};
 use crate::date::{Partition, format_duration, format_timestamp};
 use crate::distributed::listing::{LIVE_WORKER_MS, workers_json};
-use crate::run::{RunReport, Runner};
+use crate::run::{RunOutcome, RunReport, Runner};
 use crate::state::{AttemptRecord, PartitionKey};
 use crate::status::TaskStatus;
 
@@ -53,15 +53,11 @@ pub fn list(dag: &Dag) -> anyhow::Result<()> {
 /// Says which of the tasks asked for by name did not run because they were complete for the
 /// partition, and how to run them again: asking for a task and seeing nothing happen is
 /// otherwise a puzzle.
-pub fn explain_complete_targets(dag: &Dag, targets: &[TaskId], report: &RunReport) {
+pub fn explain_complete_targets(dag: &Dag, targets: &[TaskId], run: &RunOutcome) {
     let complete: Vec<&str> = targets
         .iter()
+        .filter(|&&id| run.status_of(id) == Some(TaskStatus::Skipped))
         .map(|&id| dag.task(id).name.as_str())
-        .filter(|name| {
-            report
-                .task(name)
-                .is_some_and(|t| t.status == TaskStatus::Skipped)
-        })
         .collect();
     if complete.is_empty() {
         return;
@@ -74,7 +70,7 @@ pub fn explain_complete_targets(dag: &Dag, targets: &[TaskId], report: &RunRepor
     eprintln!(
         "{} {were} already complete for {} and did not run: add --force to run {them} again",
         complete.join(", "),
-        report.date
+        run.head.date
     );
 }
 
@@ -201,7 +197,7 @@ pub fn print_summary(report: &RunReport) {
     );
 }
 
-pub fn print_json(report: &RunReport) {
+pub fn print_json(report: &impl serde::Serialize) {
     write_json(report);
 }
 

@@ -17,7 +17,7 @@ use super::alerts::{RunSubject, decide, warning};
 use super::attempt::AttemptLoop;
 use super::dispatch::Dispatch;
 use super::recorder::Recorder;
-use super::report::{Blocked, TaskReport};
+use super::report::{Blocked, Outcome, TaskReport};
 use super::{Observer, Plan};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
@@ -52,7 +52,7 @@ struct Schedule {
     blocked_by: Vec<Option<TaskId>>,
     /// The task at the root of a failure: itself when it failed, else its blocker's cause.
     cause: Vec<Option<TaskId>>,
-    reports: Vec<Option<TaskReport>>,
+    outcomes: Vec<Option<Outcome>>,
     ready: BinaryHeap<Ready>,
     /// Tells ready tasks of equal priority apart: the first ready goes first.
     readied: u64,
@@ -84,8 +84,10 @@ impl Schedule {
 
 /// What a run did.
 pub(super) struct Executed {
-    /// Dependencies before dependents.
-    pub tasks: Vec<TaskReport>,
+    /// Every task, dependencies before dependents.
+    pub order: Vec<TaskId>,
+    /// By task id: what the run's tasks did.
+    pub outcomes: Vec<Option<Outcome>>,
     pub blocked: Vec<Blocked>,
     /// Whether a task's outcome fails the run (see `fails_run`).
     pub failed: bool,
@@ -114,7 +116,7 @@ impl<'r> Execution<'r> {
             waiting,
             blocked_by: vec![None; dag.len()],
             cause: vec![None; dag.len()],
-            reports: vec![None; dag.len()],
+            outcomes: vec![None; dag.len()],
             ready: BinaryHeap::new(),
             readied: 0,
             waiting_since: HashMap::new(),
@@ -230,16 +232,11 @@ impl<'r> Execution<'r> {
         }
         // A signal that came as the last task ended still cancels the run.
         signalled = signalled || *cancel.borrow();
-        // Dependencies before dependents: the order a reader follows. Reordered where they
-        // are, and collected into the same allocation (`filter_map` is, `flatten` is not):
-        // at 100,000 tasks a second list of them was 14 MB at the run's peak.
-        let mut reports = std::mem::take(&mut schedule.reports);
+        // Dependencies before dependents: the order a reader follows.
         let order = dag.topological_order_with(&schedule.dependents);
-        permute(&mut reports, |at| order[at].index());
-        #[allow(clippy::filter_map_identity)]
-        let tasks = reports.into_iter().filter_map(|report| report).collect();
         Executed {
-            tasks,
+            order,
+            outcomes: std::mem::take(&mut schedule.outcomes),
             blocked: schedule.blocked,
             failed: schedule.run_failed,
             signalled,
@@ -312,7 +309,7 @@ impl<'r> Execution<'r> {
             });
         }
         self.alert(&report, blocker);
-        schedule.reports[id.index()] = Some(report);
+        schedule.outcomes[id.index()] = Some(Outcome::from(report));
         // By index: making a dependent ready changes the schedule that lists them.
         for at in 0..schedule.dependents.of(id).len() {
             let dependent = schedule.dependents.of(id)[at];
@@ -387,24 +384,6 @@ impl<'r> Execution<'r> {
     }
 }
 
-/// Reorders `items` where they are, so that position `i` holds what was at `from(i)` (which
-/// names every position once): each cycle of the permutation is followed by swaps.
-fn permute<T>(items: &mut [T], from: impl Fn(usize) -> usize) {
-    let mut placed = vec![false; items.len()];
-    for start in 0..items.len() {
-        let mut at = start;
-        while !placed[at] {
-            placed[at] = true;
-            let next = from(at);
-            if next == start {
-                break;
-            }
-            items.swap(at, next);
-            at = next;
-        }
-    }
-}
-
 fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
     TaskReport {
         name: task.name.clone(),
@@ -417,20 +396,5 @@ fn not_run(task: &TaskNode, status: TaskStatus, error: String) -> TaskReport {
         cause: None,
         details: Vec::new(),
         value: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::permute;
-
-    #[test]
-    fn permute_puts_each_item_where_the_order_says() {
-        let order = [2, 0, 4, 1, 3, 5];
-        let mut items = ['a', 'b', 'c', 'd', 'e', 'f'];
-        permute(&mut items, |at| order[at]);
-        assert_eq!(items, ['c', 'a', 'e', 'b', 'd', 'f']);
-        let mut none: [char; 0] = [];
-        permute(&mut none, |at| at);
     }
 }
