@@ -34,11 +34,11 @@ pub struct TaskNode {
     /// Its unique name (`load[orders]` for a family member).
     pub name: String,
     /// What it does: the doc comment of a `#[task]`.
-    pub description: String,
+    pub description: Box<str>,
     /// The family name, for members of a `for_each` task.
-    pub family: Option<String>,
+    pub family: Option<Box<str>>,
     /// Where the task is defined, when known.
-    pub origin: Option<String>,
+    pub origin: Option<Box<str>>,
     /// Hard dependencies: must succeed first.
     pub requires: Vec<TaskId>,
     /// Soft dependencies: run first, whatever their outcome.
@@ -48,11 +48,11 @@ pub struct TaskNode {
     /// What running it does.
     pub action: Action,
     /// The resource pool whose slot it holds while it runs.
-    pub pool: Option<String>,
+    pub pool: Option<Box<str>>,
     /// Free slots go to ready tasks of higher priority first.
     pub priority: i32,
-    /// Set for a check: what it checks.
-    pub check: Option<CheckRole>,
+    /// Set for a check: what it checks (boxed: most tasks are not checks).
+    pub check: Option<Box<CheckRole>>,
 }
 
 /// What a check checks.

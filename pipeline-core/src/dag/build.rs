@@ -155,26 +155,28 @@ impl DagBuilder {
                 })
             })
             .collect::<Result<Vec<_>, DagError>>()?;
-        // Each spec becomes its node where it lies (the same size, so `collect` reuses the
-        // list's allocation) and its dependency names are freed at once: a graph of 100,000
-        // tasks never holds both lists.
+        // Each spec becomes its node where it lies (a node is no larger, so `collect` reuses
+        // the list's allocation) and its dependency names are freed at once: a graph of
+        // 100,000 tasks never holds both lists.
         let mut tasks: Vec<TaskNode> = specs
             .into_iter()
             .zip(resolved.iter_mut())
             .map(|(spec, resolved)| TaskNode {
                 requires: std::mem::take(&mut resolved.requires),
                 after: std::mem::take(&mut resolved.after),
-                check: resolved.check.take(),
+                check: resolved.check.take().map(Box::new),
                 name: spec.name,
-                description: spec.description,
-                family: spec.family,
-                origin: spec.origin,
+                description: spec.description.into_boxed_str(),
+                family: spec.family.map(String::into_boxed_str),
+                origin: spec.origin.map(String::into_boxed_str),
                 policy: spec.policy,
                 action: spec.action,
-                pool: spec.pool,
+                pool: spec.pool.map(String::into_boxed_str),
                 priority: spec.priority,
             })
             .collect();
+        // A node is smaller than its spec: the list gives back what it no longer needs.
+        tasks.shrink_to_fit();
         drop(resolved);
         hold_back_by_blocking_checks(&mut tasks);
         let dag = Dag {

@@ -242,7 +242,7 @@ pub async fn run(runner: &Runner, id: i64) -> anyhow::Result<Option<RunView>> {
         };
         tasks.push(TaskInRun {
             name: node.name.clone(),
-            family: node.family.clone(),
+            family: node.family.as_deref().map(String::from),
             status: state,
             critical: node.policy.critical,
             requires: names(&node.requires),
@@ -392,9 +392,9 @@ pub async fn task(runner: &Runner, name: &str, limit: u32) -> anyhow::Result<Opt
         .collect();
     Ok(Some(TaskView {
         name: node.name.clone(),
-        description: node.description.clone(),
-        family: node.family.clone(),
-        origin: node.origin.clone(),
+        description: node.description.to_string(),
+        family: node.family.as_deref().map(String::from),
+        origin: node.origin.as_deref().map(String::from),
         requires: names(&node.requires),
         after: names(&node.after),
         dependents: names(dependents.of(id)),
@@ -402,7 +402,7 @@ pub async fn task(runner: &Runner, name: &str, limit: u32) -> anyhow::Result<Opt
         retry_delay_ms: node.policy.retry_delay.as_millis() as u64,
         timeout_ms: node.policy.timeout.map(|t| t.as_millis() as u64),
         critical: node.policy.critical,
-        pool: node.pool.clone(),
+        pool: node.pool.as_deref().map(String::from),
         priority: node.priority,
         checks: node
             .check

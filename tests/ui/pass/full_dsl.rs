@@ -74,7 +74,7 @@ fn main() {
     let model = dag.task(dag.id("order_model").expect("model"));
     assert_eq!(model.requires.len(), 2);
     assert_eq!(model.after.len(), 1);
-    assert_eq!(model.description, "The model.\n\nBuilt nightly.");
+    assert_eq!(&*model.description, "The model.\n\nBuilt nightly.");
     let load = dag.task(dag.id("load[orders]").expect("member"));
     assert_eq!(load.policy.retries, 3);
     assert_eq!(load.policy.timeout, Some(Duration::from_secs(5400)));
