@@ -10,7 +10,7 @@ use syn::{Expr, LitBool, LitInt, LitStr, Path, Token, bracketed};
 use crate::duration;
 
 /// The keys `#[task]` accepts, in the order the docs list them.
-const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "requires",
     "after",
     "retries",

@@ -42,18 +42,20 @@ mod tests {
 
     #[test]
     fn suggests_only_what_is_close() {
-        let keys = [
-            "requires",
-            "after",
-            "retries",
-            "retry_delay",
-            "timeout",
-            "critical",
-        ];
-        assert_eq!(did_you_mean("retry", keys), "; did you mean `retries`?");
-        assert_eq!(did_you_mean("require", keys), "; did you mean `requires`?");
-        assert_eq!(did_you_mean("Timeout", keys), "; did you mean `timeout`?");
-        assert_eq!(did_you_mean("depends_on", keys), "");
+        let keys = crate::attr::KEYS.iter().copied();
+        assert_eq!(
+            did_you_mean("retry", keys.clone()),
+            "; did you mean `retries`?"
+        );
+        assert_eq!(
+            did_you_mean("require", keys.clone()),
+            "; did you mean `requires`?"
+        );
+        assert_eq!(
+            did_you_mean("Timeout", keys.clone()),
+            "; did you mean `timeout`?"
+        );
+        assert_eq!(did_you_mean("depends_on", keys.clone()), "");
         assert_eq!(did_you_mean("x", keys), "");
         assert_eq!(
             did_you_mean("warm", ["warn", "error"]),
