@@ -57,7 +57,7 @@ CMD ["worker"]
 
 FROM runtime AS prebuilt
 ARG BINARY=daily
-COPY --chmod=0755 ${BINARY} /usr/local/bin/daily
+COPY ${BINARY} /usr/local/bin/daily
 
 # The default target, last: the binary compiled in the build stage.
 FROM runtime
