@@ -367,9 +367,7 @@ async fn dispatch(
         #[cfg(feature = "web")]
         Command::Dev { addr, workers } => {
             let schedules = crate::schedule::registered().map_err(usage)?;
-            let dag = dag()?;
-            let view = runner(pipeline, Arc::clone(&dag)).await?;
-            let fires = runner(pipeline, dag).await?;
+            let view = runner(pipeline, dag()?).await?;
             eprintln!(
                 "{}: the schedules' runs and the web view in this process ({}); Ctrl-C stops \
                  all of it",
@@ -388,14 +386,9 @@ async fn dispatch(
             let scheduler = if schedules.is_empty() {
                 None
             } else {
-                let options = SchedulerOptions {
-                    lease: std::time::Duration::from_secs(30),
-                    workers: workers
-                        .map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
-                    clock: crate::schedule::Clock::system(),
-                    distributed: false,
-                };
-                Some(Scheduler::new(fires, schedules.clone(), options).map_err(usage)?)
+                // The same store and pools as the view: one runner, shared.
+                let options = scheduler_options(args::SCHEDULER_LEASE_SECS, workers, false);
+                Some(Scheduler::new(view.clone(), schedules.clone(), options).map_err(usage)?)
             };
             // A signal stops both parts; either part's failure (the address taken, the store
             // gone) stops the other, which ends as on a signal.
@@ -538,17 +531,21 @@ async fn dispatch(
                     .map_err(usage)?;
             }
             serve_metrics(metrics_addr, &runner, None).await?;
-            let options = SchedulerOptions {
-                lease: std::time::Duration::from_secs(lease_secs),
-                workers: workers
-                    .map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
-                clock: crate::schedule::Clock::system(),
-                distributed,
-            };
+            let options = scheduler_options(lease_secs, workers, distributed);
             let scheduler = Scheduler::new(runner, schedules, options).map_err(usage)?;
             scheduler.run(cancel()).await.map_err(failed)?;
             Ok(0)
         }
+    }
+}
+
+/// A scheduler's options from its flags; `workers` defaults to the number of CPUs.
+fn scheduler_options(lease_secs: u64, workers: Option<u16>, distributed: bool) -> SchedulerOptions {
+    SchedulerOptions {
+        lease: std::time::Duration::from_secs(lease_secs),
+        workers: workers.map_or_else(|| RunOptions::new(Date::today()).workers, usize::from),
+        clock: crate::schedule::Clock::system(),
+        distributed,
     }
 }
 

@@ -144,6 +144,15 @@ impl NatsConfig {
         .collect()
     }
 
+    /// Whether anything but the servers is set: credentials or TLS files.
+    fn sets_more_than_servers(&self) -> bool {
+        self.token.is_some()
+            || self.nkey_seed.is_some()
+            || [&self.creds, &self.ca, &self.cert, &self.key]
+                .iter()
+                .any(|path| path.is_some())
+    }
+
     /// Hides its URLs' passwords, its token and its NKey seed from every message from now on.
     fn register_secrets(&self) {
         for server in self.servers() {
@@ -435,12 +444,7 @@ impl Config {
         nats.register_secrets();
         // Settings of a bus without a server say so; none at all is no bus.
         let nats = if nats.url.url.trim().is_empty() {
-            let set = nats.token.is_some()
-                || nats.nkey_seed.is_some()
-                || [&nats.creds, &nats.ca, &nats.cert, &nats.key]
-                    .iter()
-                    .any(|path| path.is_some());
-            if set {
+            if nats.sets_more_than_servers() {
                 bail!(
                     "NATS settings are given but no server: set PIPELINE_NATS_URL (or [nats] url \
                      in pipeline.toml) to nats://host:4222"

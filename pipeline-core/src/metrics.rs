@@ -215,6 +215,9 @@ pub(crate) fn leases_renewed_ago() -> Option<Duration> {
         .then(|| Duration::from_millis(crate::date::now_millis().saturating_sub(at).max(0) as u64))
 }
 
+/// The content type of [`text`]: Prometheus' text format, version 0.0.4.
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Every metric in Prometheus' text format.
 pub(crate) fn text() -> String {
     prometheus::TextEncoder::new()

@@ -217,18 +217,13 @@ impl Server {
 
     async fn route(&self, request: Request<Incoming>) -> anyhow::Result<Response<Body>> {
         // An orchestrator's probes come without a token, to whatever address the pod has.
-        match request.uri().path() {
-            "/healthz" => return Ok(page::plain(StatusCode::OK, "ok\n".into())),
-            "/readyz" => {
-                return Ok(match self.health().not_ready().await {
-                    None => page::plain(StatusCode::OK, "ready\n".into()),
-                    Some(why) => page::plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("not ready: {why}\n"),
-                    ),
-                });
-            }
-            _ => {}
+        if let Some((well, text)) = self.health().probe(request.uri().path()).await {
+            let status = if well {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            return Ok(page::plain(status, text));
         }
         if self.loopback && !host_is_local(&request) {
             return Ok(page::error(
@@ -280,7 +275,7 @@ impl Server {
             let mut response = page::plain(StatusCode::OK, self.health().metrics().await);
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             return Ok(response);
         }

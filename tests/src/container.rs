@@ -9,26 +9,20 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{Output, unique_name};
+use crate::{Output, unique_name, workspace};
 
 /// The runtime base the test images are built on, kept in podman's store between runs.
 pub const BASE_IMAGE: &str = "localhost/pipeline-test-base:bookworm";
 
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
+/// Podman's configuration for the tests, given as `CONTAINERS_CONF`.
+fn containers_conf() -> std::path::PathBuf {
+    workspace().join("tests/container/containers.conf")
 }
 
 /// `podman` with the tests' configuration.
 pub fn podman_command(args: &[&str]) -> Command {
     let mut command = Command::new("podman");
-    command
-        .env(
-            "CONTAINERS_CONF",
-            workspace().join("tests/container/containers.conf"),
-        )
-        .args(args);
+    command.env("CONTAINERS_CONF", containers_conf()).args(args);
     command
 }
 
@@ -99,10 +93,7 @@ pub fn ensure_base_image() {
             "tar -C '{}' -c . | podman import -q - {BASE_IMAGE}",
             root.display()
         ))
-        .env(
-            "CONTAINERS_CONF",
-            workspace().join("tests/container/containers.conf"),
-        )
+        .env("CONTAINERS_CONF", containers_conf())
         .status()
         .expect("tar and podman");
     let _ = std::fs::remove_dir_all(&root);
@@ -239,9 +230,4 @@ pub fn data_volume(dir: &Path) -> String {
 
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
-}
-
-/// A file of the workspace: the Dockerfile, a deployment file.
-pub fn in_workspace(file: &str) -> std::path::PathBuf {
-    workspace().join(file)
 }

@@ -32,6 +32,13 @@ use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// The workspace's root: where the Dockerfile, `deploy/` and `README.md` are.
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the test crate is in the workspace")
+}
+
 /// A name unique across parallel tests and processes.
 pub fn unique_name(prefix: &str) -> String {
     let nanos = SystemTime::now()

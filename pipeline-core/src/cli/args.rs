@@ -7,6 +7,9 @@ use crate::dag::GraphFormat;
 use crate::date::Partition;
 use crate::run::RunOptions;
 
+/// How long a scheduler's lease lasts unless `--lease-secs` says otherwise (`daily dev`'s).
+pub(super) const SCHEDULER_LEASE_SECS: u64 = 30;
+
 #[derive(Debug, Parser)]
 #[command(about = "Run and inspect this pipeline. With no command: `run`, every task, today.")]
 #[command(args_conflicts_with_subcommands = true, disable_version_flag = true)]
@@ -142,7 +145,7 @@ pub(super) enum Command {
     Schedule {
         /// Seconds the scheduler's lease lasts: a stand-by takes over this long after the
         /// active scheduler dies.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = SCHEDULER_LEASE_SECS, value_parser = clap::value_parser!(u64).range(1..))]
         lease_secs: u64,
         /// How many tasks each run may run at once; default: the number of CPUs.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]

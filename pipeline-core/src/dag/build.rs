@@ -142,10 +142,10 @@ impl DagBuilder {
             .iter()
             .map(|spec| {
                 let check = match &spec.check {
-                    Some((target, blocking)) => Some(CheckRole {
+                    Some((target, blocking)) => Some(Box::new(CheckRole {
                         targets: resolve(&spec.name, &mut std::iter::once(target.as_str()))?,
                         blocking: *blocking,
-                    }),
+                    })),
                     None => None,
                 };
                 Ok(Resolved {
@@ -164,7 +164,7 @@ impl DagBuilder {
             .map(|(spec, resolved)| TaskNode {
                 requires: std::mem::take(&mut resolved.requires),
                 after: std::mem::take(&mut resolved.after),
-                check: resolved.check.take().map(Box::new),
+                check: resolved.check.take(),
                 name: spec.name,
                 description: spec.description.into_boxed_str(),
                 family: spec.family.map(String::into_boxed_str),
@@ -201,7 +201,7 @@ const _: () = assert!(
 struct Resolved {
     requires: Vec<TaskId>,
     after: Vec<TaskId>,
-    check: Option<CheckRole>,
+    check: Option<Box<CheckRole>>,
 }
 
 /// A blocking check joins the `requires` of every task that requires one of its targets

@@ -41,8 +41,22 @@ impl Health {
         super::text()
     }
 
+    /// The answer to an orchestrator's probe, `/healthz` (the process answers) or `/readyz`:
+    /// whether it is well, and the text to send; `None` for any other path. One answer for
+    /// both listeners, this one and `daily serve`'s.
+    pub async fn probe(&self, path: &str) -> Option<(bool, String)> {
+        match path {
+            "/healthz" => Some((true, "ok\n".to_string())),
+            "/readyz" => Some(match self.not_ready().await {
+                None => (true, "ready\n".to_string()),
+                Some(why) => (false, format!("not ready: {why}\n")),
+            }),
+            _ => None,
+        }
+    }
+
     /// Why it is not ready, if it is not.
-    pub async fn not_ready(&self) -> Option<String> {
+    async fn not_ready(&self) -> Option<String> {
         match tokio::time::timeout(PROBE_TIMEOUT, self.store.ping()).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => {
@@ -81,6 +95,8 @@ pub(crate) async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Resu
                 return;
             };
             let Ok((socket, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait instead of spinning.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
             let health = Arc::clone(&health);
@@ -109,25 +125,16 @@ async fn answer(mut socket: TcpStream, health: &Health) -> std::io::Result<()> {
     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     let path = path.split('?').next().unwrap_or("");
     let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            health.metrics().await,
-        ),
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_string()),
-        ("GET", "/readyz") => match health.not_ready().await {
-            None => ("200 OK", "text/plain", "ready\n".to_string()),
-            Some(why) => (
-                "503 Service Unavailable",
+        ("GET", "/metrics") => ("200 OK", super::CONTENT_TYPE, health.metrics().await),
+        ("GET", _) => match health.probe(path).await {
+            Some((true, text)) => ("200 OK", "text/plain", text),
+            Some((false, text)) => ("503 Service Unavailable", "text/plain", text),
+            None => (
+                "404 Not Found",
                 "text/plain",
-                format!("not ready: {why}\n"),
+                "/metrics, /healthz, /readyz\n".into(),
             ),
         },
-        ("GET", _) => (
-            "404 Not Found",
-            "text/plain",
-            "/metrics, /healthz, /readyz\n".into(),
-        ),
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
     };
     let head = format!(

@@ -217,18 +217,18 @@ impl From<TaskReport> for Outcome {
 impl Outcome {
     /// The report of the task named `name`.
     fn report(&self, name: &str) -> TaskReport {
-        let rare = self.rare.as_deref();
+        let view = self.view(name);
         TaskReport {
-            name: name.to_string(),
-            status: self.status,
-            attempts: self.attempts,
-            duration_ms: self.duration_ms,
-            waited_ms: self.waited_ms,
-            error: rare.and_then(|rare| rare.error.clone()),
-            critical: self.critical,
-            cause: rare.and_then(|rare| rare.cause.clone()),
-            details: rare.map(|rare| rare.details.clone()).unwrap_or_default(),
-            value: rare.and_then(|rare| rare.value),
+            name: view.name.to_string(),
+            status: view.status,
+            attempts: view.attempts,
+            duration_ms: view.duration_ms,
+            waited_ms: view.waited_ms,
+            error: view.error.map(String::from),
+            critical: view.critical,
+            cause: view.cause.map(String::from),
+            details: view.details.to_vec(),
+            value: view.value,
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::{Catchup, Clock, MAX_CATCHUP, Overlap, Schedule};
 use crate::alert::{AlertEvent, Alerts, Severity, Subject};
 use crate::date::{Partition, now_millis};
-use crate::run::{Quiet, RunOptions, Runner};
+use crate::run::{Quiet, RunError, RunOptions, Runner};
 use crate::state::{LockHolder, TickRecord};
 use crate::status::TaskStatus;
 
@@ -547,43 +547,14 @@ impl Scheduler {
             .insert(tick.schedule.clone(), tick.tick_at);
         self.running.spawn(async move {
             let mut record = tick;
-            let outcome =
-                if distributed {
-                    // Queued, not run: a worker coordinates it, so this scheduler's stop (a
-                    // rolling deploy) leaves the run alone. Deadlines are still watched here.
-                    runner.submit(&options.distributed()).await.map(|submission| {
-                    tracing::info!(
-                        "schedule `{}`: the run for {} is queued for the workers (submission \
-                         {submission})",
-                        record.schedule,
-                        record.partition,
-                    );
-                    record.status = SUBMITTED.to_string();
-                })
-                } else {
-                    runner.run(&options, &Quiet, cancel).await.map(|report| {
-                        tracing::info!(
-                            "schedule `{}`: run {} for {} {}",
-                            record.schedule,
-                            report.run_id,
-                            record.partition,
-                            report.status
-                        );
-                        record.status = report.status.to_string();
-                        record.run_id = Some(report.run_id);
-                    })
-                };
-            match outcome {
-                Ok(()) => {}
-                Err(err) => {
-                    tracing::error!(
-                        "schedule `{}`: the run for {} could not start: {}",
-                        record.schedule,
-                        record.partition,
-                        crate::message::error_text(&anyhow::Error::from(err))
-                    );
-                    record.status = "failed".to_string();
-                }
+            if let Err(err) = run_tick(&runner, options, distributed, &mut record, cancel).await {
+                tracing::error!(
+                    "schedule `{}`: the run for {} could not start: {}",
+                    record.schedule,
+                    record.partition,
+                    crate::message::error_text(&anyhow::Error::from(err))
+                );
+                record.status = "failed".to_string();
             }
             match runner.store.record_tick_outcome(&token, &record).await {
                 Ok(true) => {}
@@ -719,4 +690,37 @@ impl Scheduler {
     fn schedule(&self, name: &str) -> Option<&Schedule> {
         self.schedules.iter().find(|schedule| schedule.name == name)
     }
+}
+
+/// Runs a tick's run here, or queues it for the workers (`distributed`: a worker coordinates
+/// it, so this scheduler's stop, in a rolling deploy, leaves the run alone; deadlines are
+/// still watched here), and notes the outcome on its record.
+async fn run_tick(
+    runner: &Runner,
+    options: RunOptions,
+    distributed: bool,
+    record: &mut TickRecord,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    if distributed {
+        let submission = runner.submit(&options.distributed()).await?;
+        tracing::info!(
+            "schedule `{}`: the run for {} is queued for the workers (submission {submission})",
+            record.schedule,
+            record.partition,
+        );
+        record.status = SUBMITTED.to_string();
+    } else {
+        let report = runner.run(&options, &Quiet, cancel).await?;
+        tracing::info!(
+            "schedule `{}`: run {} for {} {}",
+            record.schedule,
+            report.run_id,
+            record.partition,
+            report.status
+        );
+        record.status = report.status.to_string();
+        record.run_id = Some(report.run_id);
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_tests::container::{Container, Image, data_volume, in_workspace};
+use pipeline_tests::container::{Container, Image, data_volume};
 use pipeline_tests::prometheus::{promtool, sample};
 use pipeline_tests::web::{free_port, get, wait_for_port};
 use pipeline_tests::{PgDatabase, Sandbox, finish, psql, signal};
@@ -134,7 +134,8 @@ async fn a_worker_and_a_scheduler_container_complete_a_scheduled_distributed_run
     }
     // The health check of the ECS task definition and the compose file, from inside.
     let ecs: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(in_workspace("deploy/ecs/worker.json")).expect("worker.json"),
+        &std::fs::read_to_string(pipeline_tests::workspace().join("deploy/ecs/worker.json"))
+            .expect("worker.json"),
     )
     .expect("worker.json is JSON");
     let check: Vec<String> = ecs["containerDefinitions"][0]["healthCheck"]["command"]

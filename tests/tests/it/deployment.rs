@@ -4,25 +4,19 @@
 //! benchmark target, or cargo refuses the workspace; the compose file runs commands the
 //! end-to-end tests run.
 
-use std::path::Path;
+use pipeline_tests::workspace;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
 const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-}
-
 fn read(file: &str) -> String {
-    std::fs::read_to_string(root().join(file)).unwrap_or_else(|err| panic!("{file}: {err}"))
+    std::fs::read_to_string(workspace().join(file)).unwrap_or_else(|err| panic!("{file}: {err}"))
 }
 
 /// The `.rs` files directly in `dir`, as paths from the workspace's root.
 fn targets_in(dir: &str) -> Vec<String> {
-    let mut found: Vec<String> = std::fs::read_dir(root().join(dir))
+    let mut found: Vec<String> = std::fs::read_dir(workspace().join(dir))
         .unwrap_or_else(|err| panic!("{dir}: {err}"))
         .filter_map(Result::ok)
         .map(|entry| entry.path())

@@ -138,7 +138,9 @@ impl StateStore {
 
     /// The attempts of distributed runs of `pipeline` that are ready (queued, their pool has
     /// room), running, and waiting for their pool's slot: the scaling signal. Nothing on a
-    /// SQLite store, which runs no distributed runs.
+    /// SQLite store, which runs no distributed runs. Each state is read through its own
+    /// partial index (`state IN (..)` would walk the run index over every attempt ever
+    /// queued), so a scrape costs what is live, not the queue's history.
     pub async fn queue_counts(&self, pipeline: &str) -> anyhow::Result<(i64, i64, i64)> {
         let DbPool::Postgres(pool) = &self.pool else {
             return Ok((0, 0, 0));
@@ -146,14 +148,18 @@ impl StateStore {
         let row: (i64, i64, i64) = sqlx::query_as(
             "WITH busy AS (SELECT pool, count(*) AS n FROM pipeline_work \
                            WHERE pipeline = $1 AND state = 'running' AND pool IS NOT NULL \
-                           GROUP BY pool) \
+                           GROUP BY pool), \
+                  live AS (SELECT state, pool, pool_size FROM pipeline_work \
+                           WHERE pipeline = $1 AND kind = 'attempt' AND state = 'queued' \
+                           UNION ALL \
+                           SELECT state, pool, pool_size FROM pipeline_work \
+                           WHERE pipeline = $1 AND kind = 'attempt' AND state = 'running') \
              SELECT count(*) FILTER (WHERE q.state = 'queued' \
                                      AND (q.pool IS NULL OR coalesce(b.n, 0) < q.pool_size)), \
                     count(*) FILTER (WHERE q.state = 'running'), \
                     count(*) FILTER (WHERE q.state = 'queued' AND q.pool IS NOT NULL \
                                      AND coalesce(b.n, 0) >= q.pool_size) \
-             FROM pipeline_work q LEFT JOIN busy b ON b.pool = q.pool \
-             WHERE q.pipeline = $1 AND q.kind = 'attempt' AND q.state IN ('queued', 'running')",
+             FROM live q LEFT JOIN busy b ON b.pool = q.pool",
         )
         .bind(pipeline)
         .fetch_one(pool)
