@@ -212,8 +212,12 @@ pub struct TickRecord {
 
 /// Notified (payload: nothing) when work is queued: idle workers wake up.
 pub const QUEUED_CHANNEL: &str = "pipeline_work_queued";
-/// Notified (payload: the run id) when an attempt of a run ends on a worker.
+/// Notified when attempts of a run end on a worker; payload: `run_id:id,id,..`, each id
+/// followed by [`PLAIN_SUCCESS`] when its attempt succeeded with nothing more to say (no
+/// error, note, value, targets or log): its coordinator has no row to read for it.
 pub const FINISHED_CHANNEL: &str = "pipeline_work_finished";
+/// Marks an attempt in a [`FINISHED_CHANNEL`] payload as a plain success.
+pub const PLAIN_SUCCESS: &str = "+";
 
 /// A live `daily worker` process, as it registers itself and as `daily workers` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -329,4 +333,22 @@ pub struct FinishedWork {
     pub worker: Option<String>,
     /// What it logged there.
     pub log: Option<String>,
+}
+
+impl FinishedWork {
+    /// Attempt `id` succeeded with nothing more to say, as its notification announced.
+    pub fn plain_success(id: i64) -> FinishedWork {
+        FinishedWork {
+            id,
+            state: "done".into(),
+            status: Some(crate::status::TaskStatus::Succeeded.as_str().into()),
+            error: None,
+            fatal: false,
+            note: None,
+            value: None,
+            targets: None,
+            worker: None,
+            log: None,
+        }
+    }
 }

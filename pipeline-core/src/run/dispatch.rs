@@ -12,7 +12,9 @@ use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::state::{FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, StateStore};
+use crate::state::{
+    FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS, PartitionKey, StateStore,
+};
 use crate::sync::LockUnpoisoned as _;
 
 /// How often the watcher looks without being woken: the bound on noticing a lost worker
@@ -109,17 +111,20 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// What a batch of notifications of ended attempts says of this run's: which ended, or that
-/// some did without saying which (a worker of a version before ids were sent).
+/// What a batch of notifications of ended attempts says of this run's: which ended, which of
+/// those simply succeeded (nothing to read), or that some did without saying which (a worker
+/// of a version before ids were sent).
 #[derive(Debug, Default)]
 struct Ended {
     ids: Vec<i64>,
+    plain: Vec<i64>,
     all: bool,
 }
 
 impl Ended {
     /// Takes one notification's payload: `run_id:attempt_id,attempt_id,..` (one outcome
-    /// write's attempts of the run), or `run_id` alone (read every attempt waited for).
+    /// write's attempts of the run, a plain success marked), or `run_id` alone (read every
+    /// attempt waited for).
     fn add(&mut self, run_id: i64, payload: &str) {
         let (run, attempts) = match payload.split_once(':') {
             Some((run, attempts)) => (run, Some(attempts)),
@@ -133,7 +138,12 @@ impl Ended {
             return;
         };
         for attempt in attempts.split(',') {
+            let (attempt, plain) = match attempt.strip_suffix(PLAIN_SUCCESS) {
+                Some(attempt) => (attempt, true),
+                None => (attempt, false),
+            };
             match attempt.parse::<i64>() {
+                Ok(id) if plain => self.plain.push(id),
                 Ok(id) => self.ids.push(id),
                 Err(_) => self.all = true,
             }
@@ -289,7 +299,7 @@ impl Dispatch {
                         ended
                     }
                     // The listener reconnects on its own; what it missed, a read of all.
-                    Some(None) => Ended { ids: Vec::new(), all: true },
+                    Some(None) => Ended { all: true, ..Ended::default() },
                     None => return,
                 },
                 () = tokio::time::sleep_until(next_look) => {
@@ -298,10 +308,29 @@ impl Dispatch {
                     continue;
                 }
             };
+            self.succeeded(wanted.plain);
             match wanted {
                 Ended { all: true, .. } => self.deliver(None, false).await,
                 Ended { ids, .. } if !ids.is_empty() => self.deliver(Some(ids), false).await,
                 Ended { .. } => {}
+            }
+        }
+    }
+
+    /// Hands each attempt announced as a plain success to its waiter, with no read. One with
+    /// no waiter yet is kept as announced early: its row is read once it has one.
+    fn succeeded(&self, plain: Vec<i64>) {
+        if plain.is_empty() {
+            return;
+        }
+        let mut waiting = self.waiting.lock_unpoisoned();
+        let mut early = self.early.lock_unpoisoned();
+        for id in plain {
+            match waiting.remove(&id) {
+                Some(waiter) => {
+                    let _ = waiter.send(FinishedWork::plain_success(id));
+                }
+                None => early.keep([id]),
             }
         }
     }
@@ -364,13 +393,14 @@ mod tests {
     #[test]
     fn notifications_name_this_runs_ended_attempts_or_say_some_ended() {
         let mut ended = Ended::default();
-        for payload in ["7:41", "8:42", "7:43,45,46", "77:44", ""] {
+        for payload in ["7:41", "8:42", "7:43,45+,46", "77:44", "", "7:48+"] {
             ended.add(7, payload);
         }
-        assert_eq!(ended.ids, [41, 43, 45, 46]);
+        assert_eq!(ended.ids, [41, 43, 46]);
+        assert_eq!(ended.plain, [45, 48]);
         assert!(!ended.all);
         ended.add(7, "7:47,x");
-        assert_eq!(ended.ids, [41, 43, 45, 46, 47]);
+        assert_eq!(ended.ids, [41, 43, 46, 47]);
         assert!(ended.all, "`x` names no attempt: read them all");
         let mut old_worker = Ended::default();
         old_worker.add(7, "7");

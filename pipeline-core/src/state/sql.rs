@@ -136,6 +136,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "pooled queue index",
         include_str!("../../migrations/postgres/0012_pooled_queue_index.sql"),
     ),
+    (
+        13,
+        "detached runs index",
+        include_str!("../../migrations/postgres/0013_detached_runs_index.sql"),
+    ),
 ];
 
 /// Rows (tuples) as one JSON array of arrays, for a statement that takes them apart.

@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Row};
 use super::StateStore;
 use crate::db::DbPool;
 use crate::state::{
-    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PartitionKey, QUEUED_CHANNEL,
-    WorkOutcome, WorkerRecord,
+    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS, PartitionKey,
+    QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
 };
 
 /// Connections a worker holds at least: its lease line, its queue's notifications, and one
@@ -477,6 +477,7 @@ impl StateStore {
             "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
              lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
              WHERE id = (SELECT id FROM pipeline_work WHERE pipeline = $1 AND kind = 'run' \
+                         AND state IN ('queued', 'running') \
                          AND fingerprint = $2 AND (state = 'queued' OR (state = 'running' \
                          AND (lease_until IS NULL OR lease_until < {now}))) \
                          ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
@@ -550,7 +551,9 @@ impl StateStore {
     }
 
     /// Records how attempts ended, each if its lease is still the worker's, in one statement
-    /// that also wakes their runs' coordinators: the ids whose outcome was taken.
+    /// that also wakes their runs' coordinators: the ids whose outcome was taken. The
+    /// notification names each attempt, marked when it simply succeeded (nothing more to
+    /// read), so that the coordinator reads only the rows that say more.
     pub async fn finish_works(
         &self,
         outcomes: &[(i64, String, WorkOutcome)],
@@ -585,12 +588,15 @@ impl StateStore {
              error = o.error, fatal = o.fatal, note = o.note, value = o.value, \
              targets = o.targets, log = o.log, finished_at = {now} FROM outcome o \
              WHERE w.id = o.id AND w.lease_token = o.token AND w.state = 'running' \
-             AND w.lease_until >= {now} RETURNING w.id, w.run_id), \
-             numbered AS (SELECT id, run_id, row_number() OVER () / {IDS_PER_NOTIFICATION} AS part \
-             FROM done), \
-             woken AS (SELECT pg_notify('{FINISHED_CHANNEL}', \
-             run_id::text || ':' || string_agg(id::text, ',')) FROM numbered \
-             GROUP BY run_id, part) \
+             AND w.lease_until >= {now} RETURNING w.id, w.run_id, \
+             (w.state = 'done' AND w.status = 'succeeded' AND w.error IS NULL \
+              AND w.fatal IS NOT TRUE AND w.note IS NULL AND w.value IS NULL \
+              AND w.targets IS NULL AND w.log IS NULL) AS plain), \
+             numbered AS (SELECT id, run_id, plain, \
+             row_number() OVER () / {IDS_PER_NOTIFICATION} AS part FROM done), \
+             woken AS (SELECT pg_notify('{FINISHED_CHANNEL}', run_id::text || ':' || \
+             string_agg(id::text || CASE WHEN plain THEN '{PLAIN_SUCCESS}' ELSE '' END, ',')) \
+             FROM numbered GROUP BY run_id, part) \
              SELECT id FROM done, (SELECT count(*) FROM woken) AS sent"
         );
         // A renewal of the same worker's leases may hold one of these rows while it waits for
