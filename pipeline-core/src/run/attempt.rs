@@ -35,6 +35,10 @@ const WATCHDOG_EVERY: Duration = Duration::from_secs(1);
 /// The watchdog's first look, which records the attempt as running: the state writer's batch
 /// window (an attempt that ends sooner is written once, ended).
 const FIRST_LOOK: Duration = Duration::from_millis(5);
+/// How long an attempt on a worker is out before it is recorded as running: one that ends
+/// sooner (most short tasks: a claim, a run and an outcome are a few round trips) is written
+/// once, ended, instead of twice.
+const REMOTE_RUNNING_AFTER: Duration = Duration::from_millis(250);
 /// An attempt that holds its thread this long without reaching an await is named in the log.
 const BLOCKING_WARNING_AFTER: Duration = Duration::from_secs(60);
 
@@ -264,7 +268,8 @@ impl AttemptLoop {
         attempt: u32,
     ) -> (Outcome, AttemptRecord, Option<Running>) {
         let mut record = self.running_record(attempt);
-        self.recorder.attempt(record.clone()).await;
+        let running_at = tokio::time::Instant::now() + REMOTE_RUNNING_AFTER;
+        let mut recorded = false;
         let outcome = loop {
             let pool = self
                 .pool
@@ -283,12 +288,20 @@ impl AttemptLoop {
                     };
                 }
             };
-            let finished = tokio::select! {
-                finished = finished => finished,
-                () = cancelled(&mut self.cancel) => {
-                    dispatch.cancel(id).await;
-                    break Outcome::cancelled("cancelled by a signal");
+            tokio::pin!(finished);
+            let finished = loop {
+                tokio::select! {
+                    finished = &mut finished => break Some(finished),
+                    () = cancelled(&mut self.cancel) => break None,
+                    () = tokio::time::sleep_until(running_at), if !recorded => {
+                        recorded = true;
+                        self.recorder.attempt(record.clone()).await;
+                    }
                 }
+            };
+            let Some(finished) = finished else {
+                dispatch.cancel(id).await;
+                break Outcome::cancelled("cancelled by a signal");
             };
             let Ok(work) = finished else {
                 break Outcome::cancelled("the run stopped waiting for its workers");

@@ -680,6 +680,29 @@ fn wait_for_history(sandbox: &Sandbox, partition: &str, status: &str) -> String 
 }
 
 #[test]
+fn an_attempt_on_a_worker_is_recorded_running_while_it_runs() {
+    let (sandbox, db) = sandbox("dist-running");
+    let (worker, run) = one_worker_running(&sandbox, "slow", 3000);
+    // Held back a moment (a short attempt is written once, ended), then on record.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let status = loop {
+        let status = psql(
+            &db.url,
+            "SELECT string_agg(status, ',') FROM pipeline_attempts WHERE task = 'slow'",
+        );
+        if status == "running" || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status, "running", "the attempt is on record as running");
+    let ran = finish(run);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    assert_eq!(task(&ran.json(), "slow")["status"], "succeeded");
+    let _ = stop(worker);
+}
+
+#[test]
 fn a_detached_run_is_coordinated_by_a_worker_and_taken_over_when_that_worker_dies() {
     let (sandbox, _db) = sandbox("dist-detach");
     sandbox.write("sleep-slow", "4000");
