@@ -178,6 +178,38 @@ pub use pipeline_macros::schedule;
 /// An unknown pool, or a type that is not one, does not compile.
 pub use pipeline_macros::pool;
 
+/// Declares the tables that tasks read and write, one module per database and one type per
+/// table, so that the compiler checks what a dependency means: a task that reads a table must
+/// require (or run `after`) the task that writes it, a table has one writer, and a `source`
+/// database (a replica, a vendor's views) is only read.
+///
+/// ```no_run
+/// use pipeline_core::prelude::*;
+///
+/// tables! {
+///     /// The production read replica.
+///     pub source replica { orders }
+///     pub warehouse { orders, order_model }
+/// }
+///
+/// #[task(reads = [replica::orders], writes = [warehouse::orders])]
+/// async fn load_orders(_ctx: &Ctx) -> Result<()> {
+///     Ok(())
+/// }
+///
+/// #[task(requires = [LoadOrders], reads = [warehouse::orders], writes = [warehouse::order_model])]
+/// async fn make_order_model(_ctx: &Ctx) -> Result<()> {
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+///
+/// Without `requires = [LoadOrders]`, `make_order_model` does not compile: the error names the
+/// table, its writer and the fix. A second task writing `warehouse::orders`, a write to
+/// `replica::orders`, or a read of a table that no task writes and that is no source do not
+/// compile either. Names are `database.table`, the database as `pipeline.toml` names it.
+pub use pipeline_macros::tables;
+
 /// The result type of tasks (`anyhow::Result`).
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
@@ -185,7 +217,7 @@ pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{Check, Ctx, Result, ResultExt as _, Task};
     pub use anyhow::{Context as _, anyhow, bail, ensure};
-    pub use pipeline_macros::{check, pool, schedule, task};
+    pub use pipeline_macros::{check, pool, schedule, tables, task};
     pub use std::time::Duration;
 }
 

@@ -18,6 +18,9 @@ pub use crate::task::Task as TaskType;
 pub use crate::task::TaskFuture;
 pub use crate::task::acyclic::{RankRef, rank};
 pub use crate::task::def::{DefRef, Location, LocationRef, TaskDef, register};
+pub use crate::task::lineage::{
+    Table, TableDef, TableRead, TableWriter, Writer as TableWriterDef, check_read,
+};
 pub use core::fmt::{Debug as DebugTrait, Formatter as DebugFormatter, Result as DebugResult};
 
 /// The key of a family member, `None` for other tasks.
@@ -109,6 +112,8 @@ pub static INVALID_TASK: TaskDef = TaskDef {
     blocks: None,
     pool: None,
     priority: 0,
+    reads: &[],
+    writes: &[],
     run: |_, _| missing_key("<invalid task>"),
 };
 

@@ -5,6 +5,7 @@
 pub(crate) mod acyclic;
 pub(crate) mod backoff;
 pub(crate) mod def;
+pub(crate) mod lineage;
 mod policy;
 
 use std::future::Future;

@@ -21,10 +21,12 @@ pub(crate) const KEYS: &[&str] = &[
     "for_each",
     "pool",
     "priority",
+    "reads",
+    "writes",
 ];
 
 /// The keys `#[check]` accepts.
-const CHECK_KEYS: &[&str] = &["on", "severity", "blocking", "timeout", "name"];
+const CHECK_KEYS: &[&str] = &["on", "severity", "blocking", "timeout", "name", "reads"];
 
 /// What makes a task a check (`#[check(on = ..)]`).
 #[derive(Default)]
@@ -51,6 +53,10 @@ pub struct TaskAttr {
     pub pool: Option<Path>,
     /// Takes free worker and pool slots before tasks of lower priority.
     pub priority: Option<i32>,
+    /// The tables it reads (types of `tables!`).
+    pub reads: Vec<Path>,
+    /// The tables it writes.
+    pub writes: Vec<Path>,
     /// Set for `#[check]`.
     pub check: Option<CheckOptions>,
     seen: Vec<String>,
@@ -140,6 +146,7 @@ impl TaskAttr {
             }
             "timeout" => self.timeout_ms = Some(parse_duration(&meta)?),
             "name" => self.name = Some(meta.value()?.parse()?),
+            "reads" => self.reads = parse_path_list(&meta)?,
             _ => unreachable!("every key of CHECK_KEYS is handled above"),
         }
         Ok(())
@@ -148,8 +155,8 @@ impl TaskAttr {
     fn parse_key(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
         let key = self.take_key(&meta, "task", KEYS)?;
         match key.as_str() {
-            "requires" => self.requires = parse_task_list(&meta)?,
-            "after" => self.after = parse_task_list(&meta)?,
+            "requires" => self.requires = parse_path_list(&meta)?,
+            "after" => self.after = parse_path_list(&meta)?,
             "retries" => {
                 let lit: LitInt = meta.value()?.parse()?;
                 let value = lit.base10_parse::<u32>().map_err(|_| {
@@ -181,14 +188,16 @@ impl TaskAttr {
             "for_each" => self.for_each = Some(meta.value()?.parse()?),
             "pool" => self.pool = Some(meta.value()?.parse()?),
             "priority" => self.priority = Some(parse_priority(&meta)?),
+            "reads" => self.reads = parse_path_list(&meta)?,
+            "writes" => self.writes = parse_path_list(&meta)?,
             _ => unreachable!("every key of KEYS is handled above"),
         }
         Ok(())
     }
 }
 
-/// `[TypeA, path::TypeB]`: the task types a task depends on.
-fn parse_task_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
+/// `[TypeA, path::TypeB]`: the task types a task depends on, or the tables it reads or writes.
+fn parse_path_list(meta: &ParseNestedMeta) -> syn::Result<Vec<Path>> {
     let input = meta.value()?;
     let content;
     bracketed!(content in input);

@@ -170,6 +170,8 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
         }
     };
     let registration = registration(type_name);
+    let lineage = lineage(task, attr, site);
+    let (read_defs, write_defs, lineage_items) = (&lineage.reads, &lineage.writes, &lineage.items);
 
     quote_spanned! {site=>
         #[doc = #type_doc]
@@ -218,8 +220,12 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 blocks: #blocks,
                 pool: #pool,
                 priority: #priority,
+                reads: &[#(#read_defs),*],
+                writes: &[#(#write_defs),*],
                 run: __pipeline_run,
             };
+
+            #lineage_items
 
             fn __pipeline_run<'a>(
                 ctx: &'a __p::TaskCtx,
@@ -239,6 +245,72 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
             #cycle_check
         };
     }
+}
+
+/// What a task's tables add to its definition: the entries of its `reads` and `writes`, and
+/// the items that check them.
+struct Lineage {
+    reads: Vec<TokenStream>,
+    writes: Vec<TokenStream>,
+    items: TokenStream,
+}
+
+/// For each written table, the implementation of `TableWriter` that names this task (a second
+/// writer conflicts with it, at the user's token); for each table read, a constant with the
+/// table and its writer (no writer at all is reported there) and the check that this task
+/// requires that writer, a compile error at the user's token if it does not.
+fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
+    let type_name = &task.type_name;
+    let type_name_text = at(site, type_name.to_string().to_token_stream());
+    let mut items = TokenStream::new();
+    let writes = attr
+        .writes
+        .iter()
+        .map(|table| {
+            let span = table_span(table);
+            items.extend(quote_spanned! {span=>
+                impl __p::TableWriter for #table {
+                    const WRITER: ::core::option::Option<__p::TableWriterDef> =
+                        ::core::option::Option::Some(__p::TableWriterDef {
+                            task: <#type_name as __p::TaskType>::DEF,
+                            type_name: #type_name_text,
+                        });
+                }
+            });
+            quote_spanned!(span=> <#table as __p::Table>::DEF)
+        })
+        .collect();
+    let reads = attr
+        .reads
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            let span = table_span(table);
+            let read = quote::format_ident!("__PIPELINE_READ_{}", i, span = span);
+            items.extend(quote_spanned! {span=>
+                const #read: __p::TableRead = __p::TableRead {
+                    table: <#table as __p::Table>::DEF,
+                    writer: <#table as __p::TableWriter>::WRITER,
+                };
+                const _: () = __p::check_read(<#type_name as __p::TaskType>::DEF, #read);
+            });
+            quote_spanned!(span=> #read)
+        })
+        .collect();
+    Lineage {
+        reads,
+        writes,
+        items,
+    }
+}
+
+/// Where errors about a table path point: its last segment, the table's name (a span over the
+/// whole path needs a nightly compiler).
+fn table_span(table: &syn::Path) -> Span {
+    table
+        .segments
+        .last()
+        .map_or_else(|| table.span(), |segment| segment.ident.span())
 }
 
 /// The task's registration: a pointer to `register::<Task>` in the section of functions that the

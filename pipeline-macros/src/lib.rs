@@ -12,6 +12,7 @@ mod expand;
 mod pool;
 mod schedule;
 mod suggest;
+mod tables;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -55,4 +56,13 @@ pub fn __refuse_targets_without_constructors(_input: TokenStream) -> TokenStream
 #[proc_macro]
 pub fn pool(input: TokenStream) -> TokenStream {
     pool::expand(input.into()).into()
+}
+
+/// Declares the tables that tasks read and write, by database: `warehouse::orders` is a type
+/// that `#[task(reads = [..], writes = [..])]` names.
+///
+/// See the documentation of `pipeline_core::tables!`.
+#[proc_macro]
+pub fn tables(input: TokenStream) -> TokenStream {
+    tables::expand(input.into()).into()
 }

@@ -47,6 +47,12 @@ impl RankRef {
     pub const fn new(rank: &'static u32) -> Self {
         RankRef(rank)
     }
+
+    /// The rank pointed at (in const context, evaluates its static).
+    pub(crate) const fn value(self) -> u32 {
+        // SAFETY: built from a `&'static u32` in `new`.
+        unsafe { *self.0 }
+    }
 }
 
 /// The rank of `task`: one more than its largest dependency's rank (1 without dependencies).

@@ -5,6 +5,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use super::acyclic::RankRef;
+use super::lineage::{TableDef, TableRead};
 use super::{RunFn, Task};
 use crate::pool::PoolDef;
 
@@ -41,6 +42,10 @@ pub struct TaskDef {
     pub pool: Option<&'static PoolDef>,
     /// Takes free slots before tasks of lower priority (default 0).
     pub priority: i32,
+    /// The tables it reads, with their writers.
+    pub reads: &'static [TableRead],
+    /// The tables it writes.
+    pub writes: &'static [&'static TableDef],
     /// Runs the task's function.
     pub run: RunFn,
 }

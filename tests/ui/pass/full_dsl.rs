@@ -4,8 +4,23 @@ use pipeline_core::{Dag, Task};
 
 const TABLES: &[&str] = &["users", "orders"];
 
+tables! {
+    /// The production replica: only read.
+    pub source replica { users, orders }
+    pub warehouse {
+        users,
+        /// Grows; loaded by its largest id.
+        orders,
+        currency_rates,
+        order_model,
+        report,
+    }
+}
+
 mod loads {
     use pipeline_core::prelude::*;
+
+    use crate::{replica, warehouse};
 
     pool!(pub ProductionReplica, 3);
 
@@ -16,14 +31,17 @@ mod loads {
         retry_delay = "30s",
         timeout = "1h30m",
         pool = ProductionReplica,
-        priority = 5
+        priority = 5,
+        // Its own `orders` too: the largest id loaded so far.
+        reads = [replica::users, replica::orders, warehouse::orders],
+        writes = [warehouse::users, warehouse::orders]
     )]
     pub async fn load(_ctx: &Ctx, _table: &str) -> Result<()> {
         Ok(())
     }
 
     /// Rates from an API; may fail.
-    #[task(critical = false, retries = 5)]
+    #[task(critical = false, retries = 5, writes = [warehouse::currency_rates])]
     pub async fn load_currency(_ctx: &Ctx) -> Result<()> {
         Ok(())
     }
@@ -32,19 +50,32 @@ mod loads {
 /// The model.
 ///
 /// Built nightly.
-#[task(requires = [loads::Load], after = [loads::LoadCurrency], critical, name = "order_model")]
+#[task(
+    requires = [loads::Load],
+    after = [loads::LoadCurrency],
+    critical,
+    name = "order_model",
+    reads = [warehouse::users, warehouse::orders, warehouse::currency_rates],
+    writes = [warehouse::order_model]
+)]
 pub(crate) async fn make_order_model(ctx: &Ctx) -> Result<()> {
     let _ = ctx.task();
     Ok(())
 }
 
-#[task(requires = [MakeOrderModel], critical = true)]
+// `orders` through the model's own requirement of the loads.
+#[task(
+    requires = [MakeOrderModel],
+    critical = true,
+    reads = [warehouse::order_model, warehouse::orders],
+    writes = [warehouse::report]
+)]
 async fn report(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
 /// The model has rows.
-#[check(on = MakeOrderModel, severity = "error", blocking)]
+#[check(on = MakeOrderModel, severity = "error", blocking, reads = [warehouse::order_model])]
 async fn model_has_rows(_ctx: &Ctx) -> Result<Check> {
     Ok(Check::pass("1 row").with_value(1.0))
 }

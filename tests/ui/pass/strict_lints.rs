@@ -31,6 +31,13 @@ pool!(
     2
 );
 
+tables! {
+    /// What the loads read.
+    pub source replica { users }
+    /// A private database: its tables are the crate's.
+    warehouse { users, summary }
+}
+
 /// A task with every setting that takes a value.
 #[task(
     retries = 2,
@@ -38,7 +45,9 @@ pool!(
     timeout = "1h",
     critical = false,
     pool = Replica,
-    priority = -3
+    priority = -3,
+    reads = [replica::users],
+    writes = [warehouse::users]
 )]
 pub async fn load_users(_ctx: &Ctx) -> Result<()> {
     Ok(())
@@ -52,7 +61,7 @@ pub async fn load(_ctx: &Ctx, table: &str) -> Result<()> {
 }
 
 /// A private task that nothing requires.
-#[task(after = [Load])]
+#[task(after = [Load], reads = [warehouse::users], writes = [warehouse::summary])]
 async fn tidy_up(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
