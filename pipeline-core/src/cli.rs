@@ -254,6 +254,10 @@ async fn dispatch(
             print!("{}", dag()?.render(format));
             Ok(0)
         }
+        Command::Lineage { format } => {
+            print!("{}", dag()?.render_lineage(format));
+            Ok(0)
+        }
         Command::Run(args) => {
             let runner = runner(pipeline, dag()?).await?;
             let options = options(&args.flags, args.date.unwrap_or_else(Partition::today));

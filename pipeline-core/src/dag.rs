@@ -3,6 +3,7 @@
 //! order, upstream closures and dependents. No I/O here.
 
 mod build;
+mod lineage;
 mod names;
 mod render;
 mod spec;
@@ -13,8 +14,9 @@ use std::collections::HashMap;
 
 pub use crate::task::{DEFAULT_RETRY_DELAY, Policy};
 pub use build::{DagBuilder, DagError};
-pub use render::GraphFormat;
-pub use spec::{Action, TaskSpec};
+pub use lineage::{Lineage, TableLineage};
+pub use render::{GraphFormat, LineageFormat};
+pub use spec::{Action, TableUse, TaskSpec};
 
 /// Index of a task in its [`Dag`]. Ids follow the order tasks were given to the builder (by name
 /// for the registry), so iteration is deterministic.
@@ -53,6 +55,8 @@ pub struct TaskNode {
     pub priority: i32,
     /// Set for a check: what it checks (boxed: most tasks are not checks).
     pub check: Option<Box<CheckRole>>,
+    /// The tables it reads and writes, if it declares any.
+    pub tables: Option<Box<TableUse>>,
 }
 
 /// What a check checks.
@@ -225,6 +229,11 @@ impl Dag {
     /// The graph as Graphviz or Mermaid text.
     pub fn render(&self, format: GraphFormat) -> String {
         render::render(self, format)
+    }
+
+    /// Its tables and the tasks that write and read them, for `daily lineage`.
+    pub fn render_lineage(&self, format: LineageFormat) -> String {
+        render::render_lineage(self, format)
     }
 
     fn closure(&self, start: &[TaskId], next: impl Fn(TaskId) -> Vec<TaskId>) -> Vec<TaskId> {

@@ -76,7 +76,7 @@ mod guide {}
 pub use anyhow;
 pub use check::Check;
 pub use ctx::Ctx;
-pub use dag::{Dag, DagBuilder, DagError, Policy, TaskSpec};
+pub use dag::{Dag, DagBuilder, DagError, Lineage, Policy, TableLineage, TableUse, TaskSpec};
 pub use db::{Db, DbPool};
 pub use fatal::{Fatal, NotConfigured, ResultExt};
 pub use pool::Pool;

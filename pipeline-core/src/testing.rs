@@ -5,7 +5,7 @@
 //! look inside what a pipeline author only declares.
 
 pub use crate::config::{AlertConfig, Config, DEFAULT_DIR, NatsConfig, Secret, Setting};
-pub use crate::dag::{GraphFormat, TaskId};
+pub use crate::dag::{GraphFormat, LineageFormat, TaskId};
 pub use crate::date::now_millis;
 pub use crate::distributed::{WorkerOptions, worker};
 #[cfg(feature = "events")]

@@ -8,6 +8,8 @@ use pipeline_core::event::prost_reflect::prost::Message as _;
 use pipeline_core::event::prost_reflect::{DynamicMessage, Kind, MessageDescriptor, Value};
 use pipeline_core::prelude::*;
 
+use crate::tables::warehouse;
+
 /// The message types, from `proto/shop.proto` (compiled by `build.rs`).
 pub mod proto {
     pipeline_core::event_messages!(include_bytes!(concat!(env!("OUT_DIR"), "/shop.bin"));
@@ -33,7 +35,13 @@ pub fn stream_and_subject() -> (String, String) {
 /// Orders placed, as the shop's services published them on the bus (`PIPELINE_NATS_URL`):
 /// everything new since the last load, exactly once. Without a bus it is reported not
 /// configured (saying how to configure one), and being non-critical, the rest runs on.
-#[task(retries = 3, retry_delay = "30s", timeout = "30m", critical = false)]
+#[task(
+    retries = 3,
+    retry_delay = "30s",
+    timeout = "30m",
+    critical = false,
+    writes = [warehouse::order_events, warehouse::order_events_dead_letters]
+)]
 pub async fn load_order_events(ctx: &Ctx) -> Result<()> {
     let (stream, subject) = stream_and_subject();
     ctx.load_events::<proto::OrderPlaced>(&stream, &subject)

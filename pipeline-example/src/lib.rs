@@ -10,6 +10,7 @@
 //!   orders per city for each partition (hourly for the dashboard).
 //! - [`schedules`]: when it runs: nightly in London, the report due by 06:00; the orders per
 //!   city every hour.
+//! - [`tables`]: what each task reads and writes, checked by the compiler.
 
 pub mod currency;
 pub mod demo;
@@ -17,3 +18,4 @@ pub mod events;
 pub mod model;
 pub mod replica;
 pub mod schedules;
+pub mod tables;

@@ -5,9 +5,16 @@ use pipeline_core::prelude::*;
 
 use crate::currency::LoadCurrency;
 use crate::replica::Load;
+use crate::tables::warehouse;
 
 /// Delivered orders joined with users and restaurants, amounts converted to EUR.
-#[task(requires = [Load], after = [LoadCurrency], timeout = "30m")]
+#[task(
+    requires = [Load],
+    after = [LoadCurrency],
+    timeout = "30m",
+    reads = [warehouse::orders, warehouse::users, warehouse::restaurants, warehouse::currency_rates],
+    writes = [warehouse::order_model]
+)]
 pub async fn make_order_model(ctx: &Ctx) -> Result<()> {
     let date = ctx.date().to_string();
     let script = format!(
@@ -27,13 +34,13 @@ pub async fn make_order_model(ctx: &Ctx) -> Result<()> {
 }
 
 /// Order ids must be unique after the loads; nothing is modelled from duplicated orders.
-#[check(on = Load, severity = "error", blocking)]
+#[check(on = Load, severity = "error", blocking, reads = [warehouse::orders])]
 pub async fn orders_have_unique_ids(ctx: &Ctx) -> Result<Check> {
     ctx.warehouse().await?.unique_key("orders", &["id"]).await
 }
 
 /// The report has rows: an empty report is wrong even if every task succeeded.
-#[check(on = MakeManagementReport)]
+#[check(on = MakeManagementReport, reads = [warehouse::management_report])]
 pub async fn report_is_not_empty(ctx: &Ctx) -> Result<Check> {
     ctx.warehouse()
         .await?
@@ -42,7 +49,11 @@ pub async fn report_is_not_empty(ctx: &Ctx) -> Result<Check> {
 }
 
 /// The management report: revenue in EUR per city and day.
-#[task(requires = [MakeOrderModel])]
+#[task(
+    requires = [MakeOrderModel],
+    reads = [warehouse::order_model],
+    writes = [warehouse::management_report]
+)]
 pub async fn make_management_report(ctx: &Ctx) -> Result<()> {
     ctx.warehouse()
         .await?
@@ -59,7 +70,11 @@ pub async fn make_management_report(ctx: &Ctx) -> Result<()> {
 /// Orders per restaurant city in the partition, for the operations dashboard: the hour that
 /// just ended when the hourly schedule runs it, the whole day in a nightly run. Each run
 /// replaces its partition's rows, in one transaction.
-#[task(requires = [Load])]
+#[task(
+    requires = [Load],
+    reads = [warehouse::orders, warehouse::restaurants],
+    writes = [warehouse::orders_by_city]
+)]
 pub async fn count_orders_by_city(ctx: &Ctx) -> Result<()> {
     let partition = ctx.partition();
     // The keys and bounds are digits and dashes that `Partition` writes: nothing to quote.

@@ -3,6 +3,7 @@
 use pipeline_core::prelude::*;
 
 use crate::demo;
+use crate::tables::{replica, warehouse};
 
 /// The tables copied from the read replica, one task each: `load[users]`, ...
 pub const REPLICA_TABLES: &[&str] = &["users", "restaurants", "orders"];
@@ -21,7 +22,10 @@ pool!(
     retries = 3,
     retry_delay = "30s",
     timeout = "15m",
-    pool = Replica
+    pool = Replica,
+    // Its own `orders` too: the largest id loaded so far.
+    reads = [replica::users, replica::restaurants, replica::orders, warehouse::orders],
+    writes = [warehouse::users, warehouse::restaurants, warehouse::orders]
 )]
 pub async fn load(ctx: &Ctx, table: &str) -> Result<()> {
     let mut load = ctx.load_table(table);

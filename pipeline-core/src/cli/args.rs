@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::dag::GraphFormat;
+use crate::dag::{GraphFormat, LineageFormat};
 use crate::date::Partition;
 use crate::run::RunOptions;
 
@@ -75,6 +75,12 @@ pub(super) enum Command {
         /// `dot` or `mermaid`.
         #[arg(long, default_value = "dot")]
         format: GraphFormat,
+    },
+    /// The tables the tasks read and write: who writes each, who reads it, which are sources.
+    Lineage {
+        /// `text`, `dot`, `mermaid` or `json`.
+        #[arg(long, default_value = "text")]
+        format: LineageFormat,
     },
     /// List the schedules: cron, time zone, targets, deadline, the next five ticks (local and
     /// UTC, with the partition each runs: the day before the tick's local date, or for an

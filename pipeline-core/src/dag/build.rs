@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::names::NameIndex;
-use super::spec::{Action, Names, TaskSpec};
+use super::spec::{Action, Names, TableUse, TaskSpec};
 use super::{CheckRole, Dag, TaskId, TaskNode, suggest};
 use crate::hash::NameMap;
 use crate::task::{self, Policy, TaskDef};
@@ -58,6 +58,32 @@ pub enum DagError {
         name: String,
         /// What is wrong with it.
         reason: &'static str,
+    },
+    #[error(
+        "task `{task}` reads `{table}`, written by task `{writer}`, which it does not depend on: \
+         add `{writer}` to its `requires` (or to `after`, if it may run on without it)"
+    )]
+    /// A task reads a table without depending on its writer: it may read it half made or stale.
+    UnrequiredWriter {
+        /// The reading task.
+        task: String,
+        /// The table.
+        table: String,
+        /// The task that writes it.
+        writer: String,
+    },
+    #[error(
+        "tasks `{first}` and `{second}` both write `{table}` in no order: make one require the \
+         other, or give each a table of its own"
+    )]
+    /// Two tasks write one table in no order.
+    UnorderedWriters {
+        /// The table.
+        table: String,
+        /// One writer.
+        first: String,
+        /// The other.
+        second: String,
     },
     #[error("unknown task `{name}`{}", did_you_mean(suggestion))]
     /// A target names no task or family.
@@ -173,6 +199,7 @@ impl DagBuilder {
                 action: spec.action,
                 pool: spec.pool.map(String::into_boxed_str),
                 priority: spec.priority,
+                tables: spec.tables,
             })
             .collect();
         // A node is smaller than its spec: the list gives back what it no longer needs.
@@ -187,6 +214,7 @@ impl DagBuilder {
         if let Some(path) = dag.find_cycle() {
             return Err(DagError::Cycle { path });
         }
+        dag.check_lineage()?;
         Ok(dag)
     }
 }
@@ -314,6 +342,7 @@ impl Dag {
                 spec.pool = def.pool.map(|pool| pool.name.to_string());
                 spec.priority = def.priority;
                 spec.check = check.clone();
+                spec.tables = TableUse::of(def);
                 builder.task(spec);
             }
         }

@@ -104,3 +104,163 @@ fn mermaid(dag: &Dag) -> String {
     }
     out
 }
+
+/// How `daily lineage` prints the tables and the tasks between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineageFormat {
+    /// A line a table: its writers and readers, or that it is a source.
+    Text,
+    /// Graphviz: tables as cylinders, edges from a writer to its table and from a table to its
+    /// readers.
+    Dot,
+    /// Mermaid, likewise.
+    Mermaid,
+    /// For other tools: tables with writers and readers, tasks with reads and writes.
+    Json,
+}
+
+impl FromStr for LineageFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "text" => Ok(LineageFormat::Text),
+            "dot" => Ok(LineageFormat::Dot),
+            "mermaid" => Ok(LineageFormat::Mermaid),
+            "json" => Ok(LineageFormat::Json),
+            other => Err(format!(
+                "unknown lineage format `{other}`: use `text`, `dot`, `mermaid` or `json`"
+            )),
+        }
+    }
+}
+
+pub fn render_lineage(dag: &Dag, format: LineageFormat) -> String {
+    let lineage = dag.lineage();
+    // A family declares its tables once, for all its members: it is shown once, by its name.
+    let declarer = |id: TaskId| {
+        let task = dag.task(id);
+        task.family.as_deref().unwrap_or(&task.name)
+    };
+    let names = |ids: &[TaskId]| -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for &id in ids {
+            let name = declarer(id);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    };
+    match format {
+        LineageFormat::Text => {
+            let width = lineage.tables.keys().map(String::len).max().unwrap_or(0);
+            let mut out = String::new();
+            for (table, uses) in &lineage.tables {
+                let written = if uses.is_source() {
+                    "source".to_string()
+                } else {
+                    format!("written by {}", names(&uses.writers).join(", "))
+                };
+                let read = if uses.readers.is_empty() {
+                    "; read by no task".to_string()
+                } else {
+                    format!("; read by {}", names(&uses.readers).join(", "))
+                };
+                let _ = writeln!(out, "{table:<width$}  {written}{read}");
+            }
+            if out.is_empty() {
+                out.push_str(
+                    "no task declares the tables it reads or writes (tables! and \
+                     #[task(reads = [..], writes = [..])])\n",
+                );
+            }
+            out
+        }
+        LineageFormat::Json => {
+            let tables: Vec<serde_json::Value> = lineage
+                .tables
+                .iter()
+                .map(|(table, uses)| {
+                    serde_json::json!({
+                        "name": table,
+                        "source": uses.is_source(),
+                        "writers": names(&uses.writers),
+                        "readers": names(&uses.readers),
+                    })
+                })
+                .collect();
+            let mut seen = Vec::new();
+            let tasks: Vec<serde_json::Value> = dag
+                .tasks()
+                .filter_map(|(id, task)| {
+                    let tables = task.tables.as_deref()?;
+                    let name = declarer(id);
+                    if seen.contains(&name) {
+                        return None;
+                    }
+                    seen.push(name);
+                    Some(serde_json::json!({
+                        "name": name,
+                        "reads": tables.reads,
+                        "writes": tables.writes,
+                    }))
+                })
+                .collect();
+            let mut out = serde_json::json!({ "tables": tables, "tasks": tasks }).to_string();
+            out.push('\n');
+            out
+        }
+        LineageFormat::Dot => {
+            let quote =
+                |name: &str| format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""));
+            let mut out =
+                String::from("digraph lineage {\n    rankdir=LR;\n    node [shape=box];\n");
+            for (table, uses) in &lineage.tables {
+                let style = if uses.is_source() {
+                    ", style=dashed"
+                } else {
+                    ""
+                };
+                let table = quote(table);
+                let _ = writeln!(out, "    {table} [shape=cylinder{style}];");
+                for writer in names(&uses.writers) {
+                    let _ = writeln!(out, "    {} -> {table};", quote(writer));
+                }
+                for reader in names(&uses.readers) {
+                    let _ = writeln!(out, "    {table} -> {};", quote(reader));
+                }
+            }
+            out.push_str("}\n");
+            out
+        }
+        LineageFormat::Mermaid => {
+            // Node ids are positional: names may hold characters Mermaid does not allow in ids.
+            let label = |name: &str| name.replace('"', "#quot;");
+            let mut out = String::from("flowchart LR\n");
+            let mut tasks: Vec<String> = Vec::new();
+            let mut node = |name: &str, out: &mut String| -> usize {
+                match tasks.iter().position(|seen| *seen == name) {
+                    Some(at) => at,
+                    None => {
+                        let _ = writeln!(out, "    t{}[\"{}\"]", tasks.len(), label(name));
+                        tasks.push(name.to_string());
+                        tasks.len() - 1
+                    }
+                }
+            };
+            for (index, (table, uses)) in lineage.tables.iter().enumerate() {
+                let _ = writeln!(out, "    d{index}[(\"{}\")]", label(table));
+                for writer in names(&uses.writers) {
+                    let at = node(writer, &mut out);
+                    let _ = writeln!(out, "    t{at} --> d{index}");
+                }
+                for reader in names(&uses.readers) {
+                    let at = node(reader, &mut out);
+                    let _ = writeln!(out, "    d{index} --> t{at}");
+                }
+            }
+            out
+        }
+    }
+}

@@ -60,6 +60,38 @@ pub struct TaskSpec {
     pub(super) priority: i32,
     /// For a check: the task (or family) it checks, and whether it blocks.
     pub(super) check: Option<(String, bool)>,
+    pub(super) tables: Option<Box<TableUse>>,
+}
+
+/// The tables a task reads and writes, by name (`database.table`). Boxed where it is kept: most
+/// tasks of a large generated graph declare none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableUse {
+    /// What it reads.
+    pub reads: Vec<String>,
+    /// What it writes.
+    pub writes: Vec<String>,
+}
+
+impl TableUse {
+    /// What a `#[task]` declared, if anything.
+    pub(super) fn of(def: &crate::task::TaskDef) -> Option<Box<TableUse>> {
+        if def.reads.is_empty() && def.writes.is_empty() {
+            return None;
+        }
+        Some(Box::new(TableUse {
+            reads: def
+                .reads
+                .iter()
+                .map(|read| read.table.name.to_string())
+                .collect(),
+            writes: def
+                .writes
+                .iter()
+                .map(|table| table.name.to_string())
+                .collect(),
+        }))
+    }
 }
 
 impl TaskSpec {
@@ -84,6 +116,7 @@ impl TaskSpec {
             pool: None,
             priority: 0,
             check: None,
+            tables: None,
         }
     }
 
@@ -145,6 +178,22 @@ impl TaskSpec {
             self.requires.push(&target);
         }
         self.check = Some((target, blocking));
+        self
+    }
+
+    /// Tables it reads (`database.table`, as `pipeline.toml` names the database): each
+    /// table's writers must be among its dependencies, direct or not. A table no task writes
+    /// is a source.
+    pub fn reads<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tables: I) -> Self {
+        let use_ = self.tables.get_or_insert_with(Box::default);
+        use_.reads.extend(tables.into_iter().map(Into::into));
+        self
+    }
+
+    /// Tables it writes: other writers of one of them must be ordered with it.
+    pub fn writes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tables: I) -> Self {
+        let use_ = self.tables.get_or_insert_with(Box::default);
+        use_.writes.extend(tables.into_iter().map(Into::into));
         self
     }
 

@@ -235,3 +235,136 @@ fn a_blocking_check_holds_back_the_tasks_that_require_its_target() {
     assert!(role.blocking);
     assert_eq!(names(&dag, &role.targets), ["load"]);
 }
+
+/// A warehouse of three layers: a load, a model on it, a report on the model.
+fn warehouse(report_requires: &[&str]) -> Vec<TaskSpec> {
+    vec![
+        noop("load_orders")
+            .reads(["replica.orders"])
+            .writes(["warehouse.orders"]),
+        noop("load_users")
+            .reads(["replica.users"])
+            .writes(["warehouse.users"]),
+        noop("order_model")
+            .requires(["load_orders", "load_users"])
+            .reads(["warehouse.orders", "warehouse.users"])
+            .writes(["warehouse.order_model"]),
+        noop("report")
+            .requires(report_requires.iter().copied())
+            .reads(["warehouse.order_model", "warehouse.orders"])
+            .writes(["warehouse.report"]),
+    ]
+}
+
+#[test]
+fn a_read_of_a_table_whose_writer_is_upstream_directly_or_not_is_allowed() {
+    // `report` reads `orders` through the model's own requirement of the load.
+    let dag = build(warehouse(&["order_model"])).expect("valid lineage");
+    let lineage = dag.lineage();
+    let orders = &lineage.tables["warehouse.orders"];
+    assert_eq!(names(&dag, &orders.writers), ["load_orders"]);
+    assert_eq!(names(&dag, &orders.readers), ["order_model", "report"]);
+    assert!(lineage.tables["replica.orders"].is_source());
+    assert!(!orders.is_source());
+    // A soft dependency orders the writer first too.
+    let mut specs = warehouse(&[]);
+    specs[3] = noop("report")
+        .after(["order_model"])
+        .reads(["warehouse.order_model", "warehouse.orders"]);
+    build(specs).expect("`after` orders the writer first");
+}
+
+#[test]
+fn a_read_without_its_writer_upstream_is_refused_naming_table_writer_and_fix() {
+    let err = build(warehouse(&["load_users"])).expect_err("report does not require the model");
+    assert_eq!(
+        err,
+        DagError::UnrequiredWriter {
+            task: "report".into(),
+            table: "warehouse.order_model".into(),
+            writer: "order_model".into(),
+        }
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("add `order_model` to its `requires`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn two_writers_of_a_table_must_be_ordered_and_a_family_writes_as_one() {
+    let unordered = build(vec![
+        noop("load_orders").writes(["warehouse.orders"]),
+        noop("backfill_orders").writes(["warehouse.orders"]),
+    ])
+    .expect_err("two writers in no order");
+    assert!(
+        matches!(&unordered, DagError::UnorderedWriters { table, .. } if table == "warehouse.orders"),
+        "{unordered:?}"
+    );
+    build(vec![
+        noop("load_orders").writes(["warehouse.orders"]),
+        noop("backfill_orders")
+            .requires(["load_orders"])
+            .writes(["warehouse.orders"]),
+        noop("fix_orders")
+            .requires(["backfill_orders"])
+            .writes(["warehouse.orders"]),
+        noop("model")
+            .requires(["fix_orders"])
+            .reads(["warehouse.orders"]),
+    ])
+    .expect("ordered writers, and a reader after all of them");
+    // Members of one family declare the family's tables, and read their own.
+    let member = |key: &str| {
+        noop(&format!("load[{key}]"))
+            .family("load")
+            .reads(["warehouse.orders"])
+            .writes(["warehouse.orders", "warehouse.users"])
+    };
+    build(vec![
+        member("orders"),
+        member("users"),
+        noop("model").requires(["load"]).reads(["warehouse.users"]),
+    ])
+    .expect("a family writes its tables as one");
+}
+
+#[test]
+fn lineage_renders_for_people_and_for_tools() {
+    use pipeline_core::testing::LineageFormat;
+    let dag = build(warehouse(&["order_model"])).expect("valid lineage");
+    let text = dag.render_lineage(LineageFormat::Text);
+    assert!(
+        text.contains("replica.orders         source; read by load_orders\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warehouse.orders       written by load_orders; read by order_model, report\n"
+        ),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&dag.render_lineage(LineageFormat::Json)).expect("JSON");
+    assert_eq!(json["tables"][0]["name"], "replica.orders");
+    assert_eq!(json["tables"][0]["source"], true);
+    assert_eq!(
+        json["tasks"][3]["writes"],
+        serde_json::json!(["warehouse.report"])
+    );
+    let dot = dag.render_lineage(LineageFormat::Dot);
+    assert!(
+        dot.contains("\"warehouse.orders\" [shape=cylinder];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"load_orders\" -> \"warehouse.orders\";"),
+        "{dot}"
+    );
+    assert!(dot.contains("\"warehouse.orders\" -> \"report\";"), "{dot}");
+    let mermaid = dag.render_lineage(LineageFormat::Mermaid);
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(mermaid.contains("[(\"warehouse.orders\")]"), "{mermaid}");
+}

@@ -822,3 +822,55 @@ async fn hours_are_partitions_of_their_own_in_run_backfill_and_status() {
     assert_eq!(bad_hour.code, Some(2), "{}", bad_hour.stderr);
     bad_hour.assert_stderr_has("YYYY-MM-DDTHH for an hour");
 }
+
+#[test]
+fn daily_lineage_lists_each_table_with_its_writer_and_readers() {
+    let sandbox = Sandbox::new("daily-lineage");
+    let listed = sandbox.run(DAILY, &["lineage", "--format", "json"], &[]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let json = listed.json();
+    let table = |name: &str| {
+        json["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|table| table["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {json}"))
+            .clone()
+    };
+    let orders = table("warehouse.orders");
+    assert_eq!(orders["writers"], serde_json::json!(["load"]));
+    assert_eq!(
+        orders["readers"],
+        serde_json::json!([
+            "count_orders_by_city",
+            "load",
+            "make_order_model",
+            "orders_have_unique_ids"
+        ])
+    );
+    assert_eq!(table("replica.orders")["source"], true);
+    assert_eq!(
+        table("warehouse.order_model")["readers"],
+        serde_json::json!(["make_management_report"])
+    );
+    let text = sandbox.run(DAILY, &["lineage"], &[]);
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    assert!(
+        text.stdout
+            .lines()
+            .any(|line| line.starts_with("warehouse.currency_rates ")
+                && line.ends_with("written by load_currency; read by make_order_model")),
+        "{}",
+        text.stdout
+    );
+    let wrong = sandbox.run(DAILY, &["lineage", "--format", "svg"], &[]);
+    assert_eq!(wrong.code, Some(2), "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("use `text`, `dot`, `mermaid` or `json`"),
+        "{}",
+        wrong.stderr
+    );
+}
