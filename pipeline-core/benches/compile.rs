@@ -38,6 +38,10 @@ fn main() {
         edits(&root, samples);
         return;
     }
+    if std::env::args().any(|arg| arg == "--lineage") {
+        lineage(&root, samples);
+        return;
+    }
     println!(
         "compile-time benchmark: `cargo check` of a generated crate, with the DAG check and \
          without it, alternated; every sample (wall clock, and the CPU time of cargo and rustc)"
@@ -71,7 +75,82 @@ fn main() {
             tasks as f64 / 1000.0
         );
     }
+    lineage(&root, samples);
     edits(&root, samples);
+}
+
+/// The lineage check beside the cycle check, layered at 1,000 and 5,000 tasks: the plain crate
+/// without and with the cycle check, and the same graph with tables (each task writes a table
+/// of its own and reads its dependencies' tables, so every edge is a read to check), with both
+/// checks. Every sample, and per size each check's cost by the medians.
+fn lineage(root: &Path, samples: usize) {
+    println!(
+        "lineage check, layered: `cargo check` without checks, with the cycle check, and with \
+         tables declared and read along every edge (both checks)"
+    );
+    println!(
+        "{:<6} {:>7} {:>24} {:>24} {:>24}",
+        "tasks", "sample", "no check", "cycle check", "cycle + lineage"
+    );
+    for tasks in [1_000, 5_000] {
+        let plain = generate(root, "layered", tasks);
+        let tables = generate_tables(root, tasks);
+        let targets = ["target-without", "target-with", "target-tables"].map(|t| root.join(t));
+        let mut costs: [Vec<Cost>; 3] = Default::default();
+        for sample in 1..=samples {
+            let none = check(&plain, &targets[0], true);
+            let cycle = check(&plain, &targets[1], false);
+            let both = check(&tables, &targets[2], false);
+            println!(
+                "{tasks:>6} {sample:>7} {:>24} {:>24} {:>24}",
+                none.to_string(),
+                cycle.to_string(),
+                both.to_string()
+            );
+            for (list, cost) in costs.iter_mut().zip([none, cycle, both]) {
+                list.push(cost);
+            }
+        }
+        let [none, cycle, both] = costs.map(|mut list| Cost::median(&mut list));
+        let cpu = |cost: Cost| cost.cpu.as_secs_f64();
+        println!(
+            "{tasks:>6}  by the medians: the cycle check {:+.2} CPU-s, the lineage check {:+.2} \
+             CPU-s ({} reads; target: at most {:.1} CPU-s each, linear: 1 CPU-s per 1,000 tasks)",
+            cpu(cycle) - cpu(none),
+            cpu(both) - cpu(cycle),
+            shapes::dependencies("layered", tasks)
+                .iter()
+                .map(Vec::len)
+                .sum::<usize>(),
+            tasks as f64 / 1000.0
+        );
+    }
+}
+
+/// The layered crate with tables as `layered_<tasks>_tables`: `tables! { pub t { t0, .. } }`,
+/// task `i` writing `t::t<i>` and reading the tables of the tasks it requires.
+fn generate_tables(root: &Path, tasks: usize) -> PathBuf {
+    let dir = crate_dir(root, &format!("layered_{tasks}_tables"), "");
+    let mut source = String::from("use pipeline_core::prelude::*;\n\ntables! {\n    pub t {\n");
+    for i in 0..tasks {
+        source.push_str(&format!("        t{i},\n"));
+    }
+    source.push_str("    }\n}\n\n");
+    for (i, deps) in shapes::dependencies("layered", tasks)
+        .into_iter()
+        .enumerate()
+    {
+        let requires: Vec<String> = deps.iter().map(|d| format!("T{d}")).collect();
+        let reads: Vec<String> = deps.iter().map(|d| format!("t::t{d}")).collect();
+        source.push_str(&format!(
+            "/// Task {i}.\n#[task(requires = [{}], reads = [{}], writes = [t::t{i}])]\n\
+             pub async fn t{i}(_ctx: &Ctx) -> Result<()> {{\n    Ok(())\n}}\n\n",
+            requires.join(", "),
+            reads.join(", ")
+        ));
+    }
+    write_if_changed(&dir.join("src/lib.rs"), &source);
+    dir
 }
 
 /// The rebuild after an edit of one task of a 1,000-task crate, by `cargo check` and by

@@ -254,6 +254,7 @@ impl<T: DeserializeOwned + Serialize> ApiLoad<'_, T> {
         }
         .with_context(|| format!("loading {shown_url} into `{table}` (nothing was written)"))?;
         let db = self.ctx.db(&self.target_db).await?;
+        db.check_load(&[&table])?;
         let rows = write::upsert(&db, &table, &key, fetched.rows)
             .await
             .with_context(|| format!("writing the rows of {shown_url} into `{table}`"))?;

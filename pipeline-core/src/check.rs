@@ -119,6 +119,7 @@ impl Db {
                 "SELECT (julianday('now') - julianday(max({column_q}))) * 86400.0 FROM {table_q}"
             ),
         };
+        self.check_access(&sql)?;
         let age: Option<f64> = dispatch!(self.pool(), pool => {
             sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await
         })
@@ -233,6 +234,7 @@ impl Db {
     }
 
     async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        self.check_access(sql)?;
         let sql = AssertSqlSafe(sql.to_string());
         let count: i64 =
             dispatch!(self.pool(), pool => sqlx::query_scalar(sql).fetch_one(pool).await)

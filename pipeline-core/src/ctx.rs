@@ -28,6 +28,8 @@ pub(crate) struct RunInfo {
     /// The databases each task opened to write (`Ctx::db`), by task.
     pub written:
         std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<String>>>,
+    /// In test mode, the tables each task declared, by task: its statements are held to them.
+    pub declared: std::collections::HashMap<String, Arc<crate::access::Declared>>,
 }
 
 impl RunInfo {
@@ -119,7 +121,10 @@ impl Ctx {
     /// A configured database by name, connected on first use. In test mode its writes go to
     /// the test schema (PostgreSQL) or a `*.test.db` file beside it (SQLite).
     pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
-        let db = self.run.databases.get(name).await?;
+        let mut db = self.run.databases.get(name).await?;
+        if let Some(declared) = self.run.declared.get(&self.task) {
+            db = db.held_to(Arc::clone(declared));
+        }
         // The completion marker remembers where the task wrote.
         let mut written = self.run.written.lock_unpoisoned();
         written

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, SqlitePool};
 use tokio::sync::OnceCell;
 
+use crate::access::Declared;
 use crate::config::{Config, Setting, sqlite_path};
 
 /// How long a connection attempt may take before the database counts as unreachable.
@@ -378,6 +379,7 @@ impl Databases {
             name: name.to_string(),
             pool,
             target,
+            declared: None,
         })
     }
 
@@ -397,6 +399,8 @@ pub struct Db {
     name: String,
     pool: DbPool,
     target: Target,
+    /// In test mode, the tables the task declared: what it sends is held to them.
+    declared: Option<Arc<Declared>>,
 }
 
 impl Db {
@@ -426,8 +430,59 @@ impl Db {
         matches!(self.target, Target::Test { .. })
     }
 
+    /// The same database, its statements held to the tables `declared` (test mode).
+    pub(crate) fn held_to(mut self, declared: Arc<Declared>) -> Db {
+        self.declared = Some(declared);
+        self
+    }
+
+    /// In test mode, refuses `sql` if it touches a table its task did not declare (see
+    /// `access`); always fine otherwise. Fatal: no retry declares the table.
+    pub(crate) fn check_access(&self, sql: &str) -> anyhow::Result<()> {
+        match &self.declared {
+            Some(declared) => declared
+                .check(&self.name, self.pool.backend(), sql)
+                .map_err(crate::fatal::Fatal::wrap),
+            None => Ok(()),
+        }
+    }
+
+    /// In test mode, refuses a loader's writes into `tables` that its task did not declare.
+    pub(crate) fn check_load(&self, tables: &[&str]) -> anyhow::Result<()> {
+        match &self.declared {
+            Some(declared) => declared
+                .check_load(&self.name, tables)
+                .map_err(crate::fatal::Fatal::wrap),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether table `name` exists (in test mode, in the test schema or file): for a task
+    /// that reads the table of an optional dependency (`after`), which may never have run.
+    pub async fn has_table(&self, name: &str) -> anyhow::Result<bool> {
+        let exists =
+            match &self.pool {
+                DbPool::Sqlite(pool) => sqlx::query_scalar::<_, bool>(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+                )
+                .bind(name)
+                .fetch_one(pool)
+                .await,
+                // As the search path finds it: the test schema in test mode.
+                DbPool::Postgres(pool) => {
+                    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                        .bind(quote_ident(name))
+                        .fetch_one(pool)
+                        .await
+                }
+            };
+        exists
+            .with_context(|| format!("cannot look for table `{name}` in database `{}`", self.name))
+    }
+
     /// Runs a script of statements in one transaction: all or nothing.
     pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
+        self.check_access(sql)?;
         self.pool
             .execute_script(sql)
             .await

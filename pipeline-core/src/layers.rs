@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "settings and plumbing",
-        &["config", "http", "message", "pool", "task_log"],
+        &["access", "config", "http", "message", "pool", "task_log"],
     ),
     ("connections", &["alert", "db"]),
     ("what a task sees, what a run leaves", &["ctx", "state"]),

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 pub(crate) mod alert;
 pub mod api;
 pub(crate) mod check;

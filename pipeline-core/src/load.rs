@@ -344,6 +344,7 @@ impl TableLoad<'_> {
         }
         let started = Instant::now();
         let target = self.ctx.db(&spec.target_db).await?;
+        target.check_load(&[&spec.target_table])?;
         let loaded = match (&spec.source_file, target.pool()) {
             (Some(path), DbPool::Sqlite(target)) => sqlite::load(path, target, &spec).await,
             (Some(_), _) => {

@@ -357,6 +357,11 @@ impl Runner {
             details: Default::default(),
             measured: Default::default(),
             written: Default::default(),
+            declared: if options.test {
+                declared_tables(&self.dag)
+            } else {
+                Default::default()
+            },
         });
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
         let dispatch = if options.distributed {
@@ -495,4 +500,22 @@ impl Runner {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<StateStore>> {
     let store = crate::state::StateStore::open(&config.state).await?;
     Ok(Arc::new(store))
+}
+
+/// The tables each task of `dag` declared, by task, for test mode to hold its statements to
+/// (a member of a family has its family's). Tasks that declare none are not held.
+pub(crate) fn declared_tables(
+    dag: &Dag,
+) -> std::collections::HashMap<String, Arc<crate::access::Declared>> {
+    dag.tasks()
+        .filter_map(|(_, task)| {
+            let tables = task.tables.as_deref()?;
+            let declared = crate::access::Declared {
+                task: task.name.clone(),
+                reads: tables.reads.iter().cloned().collect(),
+                writes: tables.writes.iter().cloned().collect(),
+            };
+            Some((task.name.clone(), Arc::new(declared)))
+        })
+        .collect()
 }

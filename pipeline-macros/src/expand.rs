@@ -220,7 +220,7 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
                 blocks: #blocks,
                 pool: #pool,
                 priority: #priority,
-                reads: &[#(#read_defs),*],
+                reads: #read_defs,
                 writes: &[#(#write_defs),*],
                 run: __pipeline_run,
             };
@@ -247,18 +247,20 @@ fn expand(task: &TaskFn, attr: &TaskAttr) -> TokenStream {
     }
 }
 
-/// What a task's tables add to its definition: the entries of its `reads` and `writes`, and
-/// the items that check them.
+/// What a task's tables add to its definition: the entry of its `reads` and those of its
+/// `writes`, and the items that check them.
 struct Lineage {
-    reads: Vec<TokenStream>,
+    reads: TokenStream,
     writes: Vec<TokenStream>,
     items: TokenStream,
 }
 
 /// For each written table, the implementation of `TableWriter` that names this task (a second
-/// writer conflicts with it, at the user's token); for each table read, a constant with the
-/// table and its writer (no writer at all is reported there) and the check that this task
-/// requires that writer, a compile error at the user's token if it does not.
+/// writer conflicts with it, at the user's token). The tables read go in one constant array,
+/// each with its writer (no writer at all is reported at the user's token), and one constant
+/// checks them all, each call at its table's token: the check that this task requires that
+/// writer fails there. Two items a task, not two a read: rustc type-checks and borrow-checks
+/// every item, and at 5,000 tasks an item per read cost more than the check itself.
 fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
     let type_name = &task.type_name;
     let type_name_text = at(site, type_name.to_string().to_token_stream());
@@ -280,25 +282,35 @@ fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
             quote_spanned!(span=> <#table as __p::Table>::DEF)
         })
         .collect();
-    let reads = attr
-        .reads
-        .iter()
-        .enumerate()
-        .map(|(i, table)| {
-            let span = table_span(table);
-            let read = quote::format_ident!("__PIPELINE_READ_{}", i, span = span);
-            items.extend(quote_spanned! {span=>
-                const #read: __p::TableRead = __p::TableRead {
-                    table: <#table as __p::Table>::DEF,
-                    writer: <#table as __p::TableWriter>::WRITER,
-                };
-                const _: () = __p::check_read(<#type_name as __p::TaskType>::DEF, #read);
-            });
-            quote_spanned!(span=> #read)
-        })
-        .collect();
+    if attr.reads.is_empty() {
+        return Lineage {
+            reads: quote_spanned!(site=> &[]),
+            writes,
+            items,
+        };
+    }
+    let count = attr.reads.len();
+    let entries = attr.reads.iter().map(|table| {
+        quote_spanned! {table_span(table)=>
+            __p::TableRead {
+                table: <#table as __p::Table>::DEF,
+                writer: <#table as __p::TableWriter>::WRITER,
+            }
+        }
+    });
+    let checks = attr.reads.iter().enumerate().map(|(i, table)| {
+        quote_spanned! {table_span(table)=>
+            __p::check_read(<#type_name as __p::TaskType>::DEF, __PIPELINE_READS[#i]);
+        }
+    });
+    items.extend(quote_spanned! {site=>
+        const __PIPELINE_READS: [__p::TableRead; #count] = [#(#entries),*];
+        const _: () = {
+            #(#checks)*
+        };
+    });
     Lineage {
-        reads,
+        reads: quote_spanned!(site=> &__PIPELINE_READS),
         writes,
         items,
     }

@@ -58,8 +58,10 @@ fn parse(input: ParseStream) -> syn::Result<Vec<Database>> {
             |table| Ok((table.call(Attribute::parse_outer)?, table.parse()?)),
         )?;
         let mut tables: Vec<(Vec<Attribute>, Ident)> = Vec::new();
+        // By name: comparing idents one by one grows with the square of the tables.
+        let mut seen = std::collections::HashSet::new();
         for (attributes, table) in listed {
-            if tables.iter().any(|(_, seen)| *seen == table) {
+            if !seen.insert(table.to_string()) {
                 return Err(syn::Error::new(
                     table.span(),
                     format!("table `{name}.{table}` is listed twice"),
@@ -105,32 +107,40 @@ fn write(database: &Database) -> TokenStream {
         let written_by_none = if *source {
             // A task that declares a write to a source conflicts with this, at its token.
             quote_spanned! {table.span()=>
-                impl __p::TableWriter for #table {
-                    const WRITER: ::core::option::Option<__p::TableWriterDef> = None;
+                impl ::pipeline_core::__private::TableWriter for #table {
+                    const WRITER: ::core::option::Option<
+                        ::pipeline_core::__private::TableWriterDef,
+                    > = ::core::option::Option::None;
                 }
             }
         } else {
             TokenStream::new()
         };
+        // Items at the module's level, no derives, a written-out `Debug`: rustc checks every
+        // item, and a database of thousands of tables made thousands of derived impls.
         quote_spanned! {table.span()=>
             #doc
             #(#attributes)*
             #[allow(non_camel_case_types)]
-            #[derive(Clone, Copy, Debug)]
             #table_vis struct #table;
 
-            const _: () = {
-                use ::pipeline_core::__private as __p;
+            #[automatically_derived]
+            impl ::core::fmt::Debug for #table {
+                #[inline]
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    f.write_str(#full_name)
+                }
+            }
 
-                impl __p::Table for #table {
-                    const DEF: &'static __p::TableDef = &__p::TableDef {
+            impl ::pipeline_core::__private::Table for #table {
+                const DEF: &'static ::pipeline_core::__private::TableDef =
+                    &::pipeline_core::__private::TableDef {
                         name: #full_name,
                         source: #source,
                     };
-                }
+            }
 
-                #written_by_none
-            };
+            #written_by_none
         }
     });
     let doc = if !crate::ast::doc_comment(attributes).is_empty() {

@@ -658,6 +658,11 @@ async fn run_one(
         details: Default::default(),
         measured: Default::default(),
         written: Default::default(),
+        declared: if work.test {
+            crate::run::declared_tables(&runner.dag)
+        } else {
+            Default::default()
+        },
     });
     let ctx = Ctx::new(Arc::clone(&info), work.task.clone(), work.attempt);
     let ran =

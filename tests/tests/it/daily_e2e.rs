@@ -874,3 +874,64 @@ fn daily_lineage_lists_each_table_with_its_writer_and_readers() {
         wrong.stderr
     );
 }
+
+#[test]
+fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
+    const LINEAGE: &str = env!("CARGO_BIN_EXE_lineage-pipeline");
+    let sandbox = Sandbox::new("lineage-test-mode");
+    // A date each: a finished task is skipped on a second run of its date.
+    let clean = sandbox.run(
+        LINEAGE,
+        &["run", "--test", "--date", "2026-11-20", "--json"],
+        &[],
+    );
+    assert_eq!(clean.code, Some(0), "{}", clean.stderr);
+
+    sandbox.write("sneak-read", "");
+    let read = sandbox.run(
+        LINEAGE,
+        &["run", "--test", "--date", "2026-11-21", "--json"],
+        &[],
+    );
+    assert_eq!(read.code, Some(1), "{}", read.stderr);
+    let report = read.json();
+    let task = report["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|task| task["name"] == "make_report")
+        .expect("make_report")
+        .clone();
+    assert_eq!(task["status"], "failed", "{report}");
+    assert_eq!(task["attempts"], 1, "no retry declares a table: {report}");
+    let error = task["error"].as_str().expect("an error");
+    assert!(
+        error.contains(
+            "test mode: task `make_report` reads `warehouse.refunds`, which it does not declare"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains("FROM refunds"),
+        "the statement is named: {error}"
+    );
+
+    sandbox.remove("sneak-read");
+    sandbox.write("sneak-write", "");
+    let write = sandbox.run(
+        LINEAGE,
+        &["run", "--test", "--date", "2026-11-22", "--json"],
+        &[],
+    );
+    assert_eq!(write.code, Some(1), "{}", write.stderr);
+    assert!(
+        write
+            .stdout
+            .contains("task `make_report` writes `warehouse.scratch`, which it does not declare"),
+        "{}",
+        write.stdout
+    );
+    // Outside test mode nothing is held: the statement runs as written.
+    let production = sandbox.run(LINEAGE, &["run", "--date", "2026-11-22", "--json"], &[]);
+    assert_eq!(production.code, Some(0), "{}", production.stderr);
+}

@@ -1,0 +1,288 @@
+//! Test mode holds a task to the tables it declares (`#[task(reads = [..], writes = [..])]`):
+//! every statement it sends through its databases is parsed (`sqlparser`, in the database's
+//! dialect), the tables it reads and writes are named `database.table`, and one that the task
+//! did not declare fails the statement, naming the task, the table and the statement. A table a
+//! task writes it may read too. A task that declares no tables is not held to any.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    FromTable, ObjectName, Query, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
+};
+use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+
+/// What one task declared, for the databases it opens in test mode.
+#[derive(Debug)]
+pub(crate) struct Declared {
+    pub task: String,
+    pub reads: BTreeSet<String>,
+    pub writes: BTreeSet<String>,
+}
+
+/// The tables one script touches, as `table` (unqualified, as the database folds it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Touched {
+    pub reads: BTreeSet<String>,
+    pub writes: BTreeSet<String>,
+}
+
+impl Declared {
+    /// Refuses `sql`, sent to database `database` (a `backend` of `sqlite` or `postgres`), if it
+    /// touches a table the task did not declare. A script the parser cannot read is let
+    /// through, with a warning: test mode checks what it can read, and never refuses SQL the
+    /// database accepts only because the parser does not know it.
+    pub fn check(&self, database: &str, backend: &str, sql: &str) -> anyhow::Result<()> {
+        let touched = match touched(backend, sql) {
+            Ok(touched) => touched,
+            Err(why) => {
+                tracing::warn!(
+                    task = %self.task,
+                    "test mode cannot read a statement to check its tables ({why}): {}",
+                    excerpt(sql)
+                );
+                return Ok(());
+            }
+        };
+        let full = |table: &str| format!("{database}.{table}");
+        for table in &touched.writes {
+            if !self.writes.contains(&full(table)) {
+                anyhow::bail!(
+                    "test mode: task `{}` writes `{}`, which it does not declare: add it to \
+                     `writes = [..]` (statement: {})",
+                    self.task,
+                    full(table),
+                    excerpt(sql)
+                );
+            }
+        }
+        for table in &touched.reads {
+            let name = full(table);
+            if !self.reads.contains(&name) && !self.writes.contains(&name) {
+                anyhow::bail!(
+                    "test mode: task `{}` reads `{name}`, which it does not declare: add it to \
+                     `reads = [..]`, and require the task that writes it (statement: {})",
+                    self.task,
+                    excerpt(sql)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Declared {
+    /// Refuses a load into `tables` of database `database` (a loader writes them without a
+    /// statement of the task's) unless the task declared writing them.
+    pub fn check_load(&self, database: &str, tables: &[&str]) -> anyhow::Result<()> {
+        for table in tables {
+            let name = format!("{database}.{table}");
+            if !self.writes.contains(&name) {
+                anyhow::bail!(
+                    "test mode: task `{}` loads into `{name}`, which it does not declare: add it \
+                     to `writes = [..]`",
+                    self.task
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tables `sql` reads and writes.
+pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
+    let dialect: &dyn Dialect = match backend {
+        "postgres" => &PostgreSqlDialect {},
+        _ => &SQLiteDialect {},
+    };
+    let statements = Parser::parse_sql(dialect, sql).map_err(|err| err.to_string())?;
+    let mut touched = Touched::default();
+    for statement in &statements {
+        for target in written(statement) {
+            touched.writes.insert(table_name(target));
+        }
+        let mut relations = Relations::default();
+        let _ = statement.visit(&mut relations);
+        for name in relations.names {
+            if !relations.ctes.contains(&name) && !is_catalog(&name) {
+                touched.reads.insert(name);
+            }
+        }
+    }
+    // A table written is not also counted read (`INSERT INTO t SELECT .. FROM t` needs only
+    // the write declared).
+    let written = touched.writes.clone();
+    touched.reads.retain(|table| !written.contains(table));
+    Ok(touched)
+}
+
+/// The tables a statement writes.
+fn written(statement: &Statement) -> Vec<&ObjectName> {
+    match statement {
+        Statement::Insert(insert) => match &insert.table {
+            TableObject::TableName(name) => vec![name],
+            _ => Vec::new(),
+        },
+        Statement::Update(update) => relation(&update.table.relation).into_iter().collect(),
+        Statement::Delete(delete) => {
+            let from = match &delete.from {
+                FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
+            };
+            let mut targets: Vec<&ObjectName> = delete.tables.iter().collect();
+            targets.extend(from.iter().filter_map(|table| relation(&table.relation)));
+            targets
+        }
+        Statement::CreateTable(create) => vec![&create.name],
+        Statement::CreateView(view) => vec![&view.name],
+        Statement::AlterTable(alter) => vec![&alter.name],
+        Statement::Drop { names, .. } => names.iter().collect(),
+        Statement::Truncate(truncate) => truncate.table_names.iter().map(|t| &t.name).collect(),
+        // `WITH .. INSERT ..` and the like: a query whose body is the statement.
+        Statement::Query(query) => match &*query.body {
+            SetExpr::Insert(inner) | SetExpr::Update(inner) | SetExpr::Delete(inner) => {
+                written(inner)
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The table a `FROM` item names, if it is one (not a subquery or a function).
+fn relation(factor: &TableFactor) -> Option<&ObjectName> {
+    match factor {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// Every relation a statement names, and the names its `WITH` clauses define.
+#[derive(Default)]
+struct Relations {
+    names: BTreeSet<String>,
+    ctes: BTreeSet<String>,
+}
+
+impl Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            for cte in &with.cte_tables {
+                self.ctes.insert(fold(&cte.alias.name));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        self.names.insert(table_name(relation));
+        ControlFlow::Continue(())
+    }
+}
+
+/// The table of a (possibly qualified) name, as the database folds an unquoted identifier.
+fn table_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(fold)
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn fold(ident: &sqlparser::ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// The databases' own tables, which no task declares.
+fn is_catalog(table: &str) -> bool {
+    table.starts_with("pg_") || table.starts_with("sqlite_") || table == "information_schema"
+}
+
+/// The statement, shortened for an error message.
+fn excerpt(sql: &str) -> String {
+    let one_line = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((at, _)) => format!("`{}...`", &one_line[..at]),
+        None => format!("`{one_line}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|name| name.to_string()).collect()
+    }
+
+    #[test]
+    fn reads_and_writes_of_the_usual_etl_statements() {
+        let script = "DROP TABLE IF EXISTS order_model;
+             CREATE TABLE order_model AS
+             SELECT o.id FROM orders o JOIN Users u ON u.id = o.user_id
+             LEFT JOIN \"Rates\" c ON c.currency = o.currency;
+             WITH recent AS (SELECT * FROM orders WHERE id > 10)
+             INSERT INTO orders_by_city SELECT city, count(*) FROM recent GROUP BY city;
+             DELETE FROM stale WHERE id IN (SELECT id FROM archive);
+             UPDATE counters SET n = n + 1;
+             SELECT count(*) FROM sqlite_master;";
+        for backend in ["sqlite", "postgres"] {
+            let touched = touched(backend, script).expect("parsed");
+            assert_eq!(
+                touched.writes,
+                set(&["counters", "order_model", "orders_by_city", "stale"]),
+                "{backend}"
+            );
+            assert_eq!(
+                touched.reads,
+                set(&["Rates", "archive", "orders", "users"]),
+                "{backend}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_undeclared_table_fails_naming_task_table_and_statement() {
+        let declared = Declared {
+            task: "make_model".into(),
+            reads: set(&["warehouse.orders"]),
+            writes: set(&["warehouse.model"]),
+        };
+        let sql = "CREATE TABLE model AS SELECT * FROM orders";
+        declared
+            .check("warehouse", "sqlite", sql)
+            .expect("declared");
+        let err = declared
+            .check(
+                "warehouse",
+                "sqlite",
+                "INSERT INTO model SELECT * FROM users",
+            )
+            .expect_err("users is not declared");
+        let message = err.to_string();
+        assert!(
+            message.contains("task `make_model` reads `warehouse.users`"),
+            "{message}"
+        );
+        assert!(
+            message.contains("INSERT INTO model SELECT * FROM users"),
+            "{message}"
+        );
+        let err = declared
+            .check("warehouse", "postgres", "TRUNCATE report")
+            .expect_err("report is not declared");
+        assert!(
+            err.to_string()
+                .contains("writes `warehouse.report`, which it does not declare"),
+            "{err}"
+        );
+        declared
+            .check("warehouse", "sqlite", "THIS IS NOT SQL")
+            .expect("what the parser cannot read is let through");
+    }
+}
