@@ -23,7 +23,8 @@ RUN for lib in pipeline-macros pipeline-core pipeline-example tests; do \
         mkdir -p "$lib/src" && : > "$lib/src/lib.rs"; \
     done && \
     for main in pipeline-example/src/bin/daily.rs pipeline-example/src/bin/publish_demo_events.rs \
-                tests/src/bin/data_pipeline.rs tests/benches/events.rs \
+                tests/src/bin/data_pipeline.rs tests/src/bin/lineage_pipeline.rs \
+                tests/benches/events.rs \
                 tests/src/bin/e2e_pipeline.rs tests/src/bin/wrong_crate.rs \
                 pipeline-core/benches/executor.rs pipeline-core/benches/load.rs \
                 pipeline-core/benches/compile.rs pipeline-core/benches/schedule.rs \
