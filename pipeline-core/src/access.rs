@@ -105,7 +105,8 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
         let mut relations = Relations::default();
         let _ = statement.visit(&mut relations);
         for name in relations.names {
-            if !relations.ctes.contains(&name) && !is_catalog(&name) {
+            let defined = relations.ctes.contains(&name) || relations.functions.contains(&name);
+            if !defined && !is_catalog(&name) {
                 touched.reads.insert(name);
             }
         }
@@ -157,11 +158,13 @@ fn relation(factor: &TableFactor) -> Option<&ObjectName> {
     }
 }
 
-/// Every relation a statement names, and the names its `WITH` clauses define.
+/// Every relation a statement names, the names its `WITH` clauses define, and the functions
+/// it reads rows from (`FROM generate_series(1, 10)`), which are no tables.
 #[derive(Default)]
 struct Relations {
     names: BTreeSet<String>,
     ctes: BTreeSet<String>,
+    functions: BTreeSet<String>,
 }
 
 impl Visitor for Relations {
@@ -172,6 +175,18 @@ impl Visitor for Relations {
             for cte in &with.cte_tables {
                 self.ctes.insert(fold(&cte.alias.name));
             }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = factor
+        {
+            self.functions.insert(table_name(name));
         }
         ControlFlow::Continue(())
     }
@@ -230,7 +245,8 @@ mod tests {
              INSERT INTO orders_by_city SELECT city, count(*) FROM recent GROUP BY city;
              DELETE FROM stale WHERE id IN (SELECT id FROM archive);
              UPDATE counters SET n = n + 1;
-             SELECT count(*) FROM sqlite_master;";
+             SELECT count(*) FROM sqlite_master;
+             SELECT value FROM generate_series(1, 3);";
         for backend in ["sqlite", "postgres"] {
             let touched = touched(backend, script).expect("parsed");
             assert_eq!(

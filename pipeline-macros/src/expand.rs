@@ -256,11 +256,11 @@ struct Lineage {
 }
 
 /// For each written table, the implementation of `TableWriter` that names this task (a second
-/// writer conflicts with it, at the user's token). The tables read go in one constant array,
+/// writer conflicts with it, at the user's token). The tables read go in the task's definition,
 /// each with its writer (no writer at all is reported at the user's token), and one constant
 /// checks them all, each call at its table's token: the check that this task requires that
-/// writer fails there. Two items a task, not two a read: rustc type-checks and borrow-checks
-/// every item, and at 5,000 tasks an item per read cost more than the check itself.
+/// writer fails there. One item a reading task, not two a read: rustc type-checks and
+/// borrow-checks every item, and at 5,000 tasks an item per read cost more than the check.
 fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
     let type_name = &task.type_name;
     let type_name_text = at(site, type_name.to_string().to_token_stream());
@@ -289,7 +289,6 @@ fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
             items,
         };
     }
-    let count = attr.reads.len();
     let entries = attr.reads.iter().map(|table| {
         quote_spanned! {table_span(table)=>
             __p::TableRead {
@@ -300,17 +299,19 @@ fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
     });
     let checks = attr.reads.iter().enumerate().map(|(i, table)| {
         quote_spanned! {table_span(table)=>
-            __p::check_read(<#type_name as __p::TaskType>::DEF, __PIPELINE_READS[#i]);
+            __p::check_read(
+                <#type_name as __p::TaskType>::DEF,
+                <#type_name as __p::TaskType>::DEF.def().reads[#i],
+            );
         }
     });
     items.extend(quote_spanned! {site=>
-        const __PIPELINE_READS: [__p::TableRead; #count] = [#(#entries),*];
         const _: () = {
             #(#checks)*
         };
     });
     Lineage {
-        reads: quote_spanned!(site=> &__PIPELINE_READS),
+        reads: quote_spanned!(site=> &[#(#entries),*]),
         writes,
         items,
     }

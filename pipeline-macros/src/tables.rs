@@ -116,21 +116,14 @@ fn write(database: &Database) -> TokenStream {
         } else {
             TokenStream::new()
         };
-        // Items at the module's level, no derives, a written-out `Debug`: rustc checks every
-        // item, and a database of thousands of tables made thousands of derived impls.
+        // Items at the module's level and no more than needed: rustc checks every item, and a
+        // database of thousands of tables made thousands of derived impls. A table is never a
+        // value (only its type is named), so it has no `Debug` either.
         quote_spanned! {table.span()=>
             #doc
             #(#attributes)*
-            #[allow(non_camel_case_types)]
+            #[allow(non_camel_case_types, missing_debug_implementations)]
             #table_vis struct #table;
-
-            #[automatically_derived]
-            impl ::core::fmt::Debug for #table {
-                #[inline]
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    f.write_str(#full_name)
-                }
-            }
 
             impl ::pipeline_core::__private::Table for #table {
                 const DEF: &'static ::pipeline_core::__private::TableDef =
