@@ -1,8 +1,10 @@
 //! Test mode holds a task to the tables it declares (`#[task(reads = [..], writes = [..])]`):
-//! every statement it sends through its databases is parsed (`sqlparser`, in the database's
-//! dialect), the tables it reads and writes are named `database.table`, and one that the task
-//! did not declare fails the statement, naming the task, the table and the statement. A table a
-//! task writes it may read too. A task that declares no tables is not held to any.
+//! every script it runs through its databases (`Db::execute_script`) and every check helper's
+//! query is parsed (`sqlparser`, in the database's dialect), the tables it reads and writes are
+//! named `database.table`, and one that the task did not declare fails the statement, naming
+//! the task, the table and the statement; the loaders check the tables they load into. A table
+//! a task writes it may read too. A task that declares no tables is not held to any. Queries a
+//! task sends through `Db::pool()` with sqlx directly are not seen.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;

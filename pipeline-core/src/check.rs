@@ -198,24 +198,7 @@ impl Db {
     /// check that measures nothing must not pass (SQLite would read an unknown `"column"` as a
     /// string and count no nulls in it).
     async fn require(&self, table: &str, columns: &[&str]) -> anyhow::Result<()> {
-        let present: Vec<String> = match self.pool() {
-            DbPool::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
-                     AND attnum > 0 AND NOT attisdropped",
-                )
-                .bind(quote_ident(table))
-                .fetch_all(pool)
-                .await
-            }
-            DbPool::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
-                    .bind(table)
-                    .fetch_all(pool)
-                    .await
-            }
-        }
-        .with_context(|| format!("cannot read the columns of {table}"))?;
+        let present = self.columns_of(table).await?;
         if present.is_empty() {
             return Err(anyhow::anyhow!(
                 "the checked table `{table}` does not exist in database `{}`",

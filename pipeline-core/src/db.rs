@@ -409,7 +409,8 @@ impl Db {
         &self.name
     }
 
-    /// Its connection pool, for queries of the task's own (`sqlx`).
+    /// Its connection pool, for queries of the task's own (`sqlx`). Test mode does not check
+    /// these against the task's declared tables, as it does scripts and checks.
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
@@ -460,24 +461,35 @@ impl Db {
     /// Whether table `name` exists (in test mode, in the test schema or file): for a task
     /// that reads the table of an optional dependency (`after`), which may never have run.
     pub async fn has_table(&self, name: &str) -> anyhow::Result<bool> {
-        let exists =
-            match &self.pool {
-                DbPool::Sqlite(pool) => sqlx::query_scalar::<_, bool>(
-                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+        Ok(!self.columns_of(name).await?.is_empty())
+    }
+
+    /// The columns of table (or view) `table`, none when there is no such table; as the search
+    /// path finds it, so the test schema's in test mode.
+    pub(crate) async fn columns_of(&self, table: &str) -> anyhow::Result<Vec<String>> {
+        match &self.pool {
+            DbPool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                     AND attnum > 0 AND NOT attisdropped",
                 )
-                .bind(name)
-                .fetch_one(pool)
-                .await,
-                // As the search path finds it: the test schema in test mode.
-                DbPool::Postgres(pool) => {
-                    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
-                        .bind(quote_ident(name))
-                        .fetch_one(pool)
-                        .await
-                }
-            };
-        exists
-            .with_context(|| format!("cannot look for table `{name}` in database `{}`", self.name))
+                .bind(quote_ident(table))
+                .fetch_all(pool)
+                .await
+            }
+            DbPool::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                    .bind(table)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .with_context(|| {
+            format!(
+                "cannot read the columns of {table} in database `{}`",
+                self.name
+            )
+        })
     }
 
     /// Runs a script of statements in one transaction: all or nothing.

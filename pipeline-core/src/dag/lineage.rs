@@ -6,11 +6,15 @@
 //! family): among themselves, they need no order.
 //!
 //! A read's search walks only tasks of a higher level than its writer (a task's level is one
-//! more than its dependencies' largest): the cost is what lies between them, not the graph.
+//! more than its dependencies' largest): the cost is what lies between them, not the graph. A
+//! table with many readers has its writer's dependents gathered once instead.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use super::{Dag, DagError, TaskId};
+use super::{Dag, DagError, Dependents, TaskId};
+
+/// Readers of one table above which its writer's dependents are gathered once.
+const FEW_READERS: usize = 8;
 
 /// The tables of a graph: for each, who writes it and who reads it, in name order.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -63,6 +67,7 @@ impl Dag {
         }
         let lineage = self.lineage();
         let levels = self.levels();
+        let mut dependents = None;
         for (table, uses) in &lineage.tables {
             // Each writer after every earlier one (by level) that is not of its family.
             let mut writers = uses.writers.clone();
@@ -78,13 +83,24 @@ impl Dag {
                     }
                 }
             }
-            for &reader in &uses.readers {
-                for &writer in &uses.writers {
-                    // A family declares its tables together: its members do not order.
-                    if writer != reader
-                        && !self.same_family(reader, writer)
-                        && !self.reaches(reader, writer, &levels)
-                    {
+            for &writer in &uses.writers {
+                // A family declares its tables together: its members do not order.
+                let readers = uses
+                    .readers
+                    .iter()
+                    .filter(|&&reader| reader != writer && !self.same_family(reader, writer));
+                // Many readers of one table: who depends on its writer, found once, instead of
+                // a search from each reader (each may walk most of the graph above it).
+                let downstream = (uses.readers.len() > FEW_READERS).then(|| {
+                    let dependents = dependents.get_or_insert_with(|| self.dependents());
+                    self.downstream_of(writer, dependents)
+                });
+                for &reader in readers {
+                    let depends = match &downstream {
+                        Some(downstream) => downstream.contains(&reader),
+                        None => self.reaches(reader, writer, &levels),
+                    };
+                    if !depends {
                         return Err(DagError::UnrequiredWriter {
                             task: self.task(reader).name.clone(),
                             table: table.clone(),
@@ -101,7 +117,7 @@ impl Dag {
     /// below `to`'s can lead there).
     fn reaches(&self, from: TaskId, to: TaskId, levels: &[u32]) -> bool {
         let floor = levels[to.index()];
-        let mut seen = std::collections::HashSet::from([from]);
+        let mut seen = HashSet::from([from]);
         let mut next = vec![from];
         while let Some(id) = next.pop() {
             let task = self.task(id);
@@ -115,6 +131,20 @@ impl Dag {
             }
         }
         false
+    }
+
+    /// Every task that depends on `task`, directly or not.
+    fn downstream_of(&self, task: TaskId, dependents: &Dependents) -> HashSet<TaskId> {
+        let mut seen = HashSet::new();
+        let mut next = vec![task];
+        while let Some(id) = next.pop() {
+            for &dependent in dependents.of(id) {
+                if seen.insert(dependent) {
+                    next.push(dependent);
+                }
+            }
+        }
+        seen
     }
 
     fn same_family(&self, a: TaskId, b: TaskId) -> bool {

@@ -143,14 +143,11 @@ pub fn render_lineage(dag: &Dag, format: LineageFormat) -> String {
         task.family.as_deref().unwrap_or(&task.name)
     };
     let names = |ids: &[TaskId]| -> Vec<&str> {
-        let mut names: Vec<&str> = Vec::new();
-        for &id in ids {
-            let name = declarer(id);
-            if !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        names
+        let mut seen = std::collections::HashSet::new();
+        ids.iter()
+            .map(|&id| declarer(id))
+            .filter(|name| seen.insert(*name))
+            .collect()
     };
     match format {
         LineageFormat::Text => {
@@ -190,16 +187,15 @@ pub fn render_lineage(dag: &Dag, format: LineageFormat) -> String {
                     })
                 })
                 .collect();
-            let mut seen = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             let tasks: Vec<serde_json::Value> = dag
                 .tasks()
                 .filter_map(|(id, task)| {
                     let tables = task.tables.as_deref()?;
                     let name = declarer(id);
-                    if seen.contains(&name) {
+                    if !seen.insert(name) {
                         return None;
                     }
-                    seen.push(name);
                     Some(serde_json::json!({
                         "name": name,
                         "reads": tables.reads,
@@ -238,16 +234,16 @@ pub fn render_lineage(dag: &Dag, format: LineageFormat) -> String {
             // Node ids are positional: names may hold characters Mermaid does not allow in ids.
             let label = |name: &str| name.replace('"', "#quot;");
             let mut out = String::from("flowchart LR\n");
-            let mut tasks: Vec<String> = Vec::new();
+            // Each task's node once, numbered as it first appears.
+            let mut tasks: std::collections::HashMap<String, usize> = Default::default();
             let mut node = |name: &str, out: &mut String| -> usize {
-                match tasks.iter().position(|seen| *seen == name) {
-                    Some(at) => at,
-                    None => {
-                        let _ = writeln!(out, "    t{}[\"{}\"]", tasks.len(), label(name));
-                        tasks.push(name.to_string());
-                        tasks.len() - 1
-                    }
+                if let Some(&at) = tasks.get(name) {
+                    return at;
                 }
+                let at = tasks.len();
+                let _ = writeln!(out, "    t{at}[\"{}\"]", label(name));
+                tasks.insert(name.to_string(), at);
+                at
             };
             for (index, (table, uses)) in lineage.tables.iter().enumerate() {
                 let _ = writeln!(out, "    d{index}[(\"{}\")]", label(table));

@@ -226,10 +226,11 @@ const fn cycle_message(search: &Search) -> ([u8; MESSAGE_CAPACITY], usize) {
     (message, at)
 }
 
-/// Appends whole strings only, so the buffer always holds valid UTF-8.
-const fn append(buf: &mut [u8; MESSAGE_CAPACITY], at: usize, text: &str) -> usize {
+/// Appends whole strings only, so the buffer always holds valid UTF-8; one that does not fit
+/// is left out. Where the message goes on.
+pub(super) const fn append<const N: usize>(buf: &mut [u8; N], at: usize, text: &str) -> usize {
     let bytes = text.as_bytes();
-    if at + bytes.len() > MESSAGE_CAPACITY {
+    if at + bytes.len() > N {
         return at;
     }
     let mut i = 0;

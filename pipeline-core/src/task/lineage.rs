@@ -160,17 +160,7 @@ const fn message(
     let mut at = 0;
     let mut part = 0;
     while part < parts.len() {
-        let bytes = parts[part].as_bytes();
-        // Whole parts only, so the buffer always holds valid UTF-8.
-        if at + bytes.len() > MESSAGE_CAPACITY {
-            break;
-        }
-        let mut i = 0;
-        while i < bytes.len() {
-            buf[at + i] = bytes[i];
-            i += 1;
-        }
-        at += bytes.len();
+        at = super::acyclic::append(&mut buf, at, parts[part]);
         part += 1;
     }
     (buf, at)

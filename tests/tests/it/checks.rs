@@ -90,3 +90,34 @@ async fn postgres_missing_tables_and_columns_fail_naming_them() {
     let database = PgDatabase::create();
     missing_tables_and_columns_fail_naming_them(&database.url, &sandbox).await;
 }
+
+/// `Db::has_table` on `warehouse`: whether `events` exists before and after it is made.
+async fn has_table_sees_what_exists(warehouse: &str, sandbox: &Sandbox) {
+    let config = sandbox.config(&[("warehouse", warehouse)]);
+    let spec = TaskSpec::new("look", |ctx| {
+        Box::pin(async move {
+            let db = ctx.warehouse().await?;
+            anyhow::ensure!(!db.has_table("events").await?, "no events table yet");
+            db.execute_script("CREATE TABLE events (id BIGINT)").await?;
+            anyhow::ensure!(db.has_table("events").await?, "the events table exists");
+            anyhow::ensure!(!db.has_table("event").await?, "no table of a similar name");
+            Ok(())
+        })
+    });
+    let report = pipeline_tests::run_task(&config, spec, false).await;
+    assert_eq!(report.status, TaskStatus::Succeeded, "{:?}", report.error);
+}
+
+#[tokio::test]
+async fn sqlite_has_table_sees_what_exists() {
+    let sandbox = Sandbox::new("has_table_sqlite");
+    let url = format!("sqlite://{}", sandbox.path("warehouse.db").display());
+    has_table_sees_what_exists(&url, &sandbox).await;
+}
+
+#[tokio::test]
+async fn postgres_has_table_sees_what_exists() {
+    let sandbox = Sandbox::new("has_table_pg");
+    let database = PgDatabase::create();
+    has_table_sees_what_exists(&database.url, &sandbox).await;
+}

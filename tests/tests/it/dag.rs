@@ -368,3 +368,32 @@ fn lineage_renders_for_people_and_for_tools() {
     assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
     assert!(mermaid.contains("[(\"warehouse.orders\")]"), "{mermaid}");
 }
+
+#[test]
+fn a_table_of_many_readers_is_checked_for_each_of_them() {
+    let readers = |requiring: &dyn Fn(usize) -> bool| {
+        let mut specs = vec![
+            noop("load_orders").writes(["warehouse.orders"]),
+            noop("other"),
+        ];
+        for i in 0..20 {
+            let dependency = if requiring(i) { "load_orders" } else { "other" };
+            specs.push(
+                noop(&format!("report_{i}"))
+                    .requires([dependency])
+                    .reads(["warehouse.orders"]),
+            );
+        }
+        build(specs)
+    };
+    readers(&|_| true).expect("every reader requires the writer");
+    let err = readers(&|i| i != 13).expect_err("report_13 does not");
+    assert_eq!(
+        err,
+        DagError::UnrequiredWriter {
+            task: "report_13".into(),
+            table: "warehouse.orders".into(),
+            writer: "load_orders".into(),
+        }
+    );
+}
