@@ -5,7 +5,6 @@
 //! log gets everything. Delivery runs in the background with timeouts and a few bounded
 //! retries: it never changes a task's outcome, and the run waits for it only briefly.
 
-mod http;
 mod pagerduty;
 mod slack;
 
@@ -16,6 +15,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::config::AlertConfig;
+use crate::http::post as http;
+use anyhow::Context as _;
 
 /// A boxed, `Send` future: what alert senders return.
 pub(crate) type BoxFuture<'a, T> =
@@ -123,7 +124,7 @@ impl Alerts {
         let timeout = config
             .timeout_secs
             .map_or(http::DEFAULT_TIMEOUT, Duration::from_secs);
-        let client = http::client(timeout)?;
+        let client = http::client(timeout).context("alerts")?;
         let slack: Option<Arc<dyn Notifier>> = config.slack_webhook.clone().map(|webhook| {
             Arc::new(SlackNotifier::new(client.clone(), webhook)) as Arc<dyn Notifier>
         });

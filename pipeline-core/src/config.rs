@@ -25,6 +25,12 @@
 //! # cert = "client.pem", key = "client-key.pem": mutual TLS; or PIPELINE_NATS_CERT, _KEY
 //! # token = "..": or PIPELINE_NATS_TOKEN; nkey_seed = "SU..": or PIPELINE_NATS_NKEY_SEED;
 //! # or a user and password in the URL: nats://etl:secret@bus-host:4222
+//!
+//! [openlineage]   # where run events go (Marquez, DataHub, ..); none by default
+//! url = "http://marquez:5000"   # or PIPELINE_OPENLINEAGE_URL (OPENLINEAGE_URL)
+//! endpoint = "api/v1/lineage"   # the default; or PIPELINE_OPENLINEAGE_ENDPOINT
+//! namespace = "etl"             # of the jobs; default `pipeline`; or PIPELINE_OPENLINEAGE_NAMESPACE
+//! api_key = ".."                # sent as a bearer token; or PIPELINE_OPENLINEAGE_API_KEY
 //! ```
 
 use std::collections::BTreeMap;
@@ -52,6 +58,100 @@ pub struct Config {
     pub pools: BTreeMap<String, usize>,
     /// The NATS servers (JetStream) that event loads read from; none by default.
     pub nats: Option<NatsConfig>,
+    /// Where OpenLineage run events go; none by default.
+    pub openlineage: Option<OpenLineageConfig>,
+}
+
+/// An OpenLineage HTTP endpoint, as the OpenLineage clients configure one: a base URL and the
+/// endpoint's path under it.
+#[derive(Clone, Debug)]
+pub struct OpenLineageConfig {
+    /// Where events are POSTed: the base URL joined with the endpoint's path. May hold a
+    /// token: print nothing of it.
+    pub(crate) events_url: Secret,
+    /// The namespace of the pipeline's jobs.
+    pub namespace: String,
+    /// Sent as `Authorization: Bearer ..`.
+    pub api_key: Option<Secret>,
+}
+
+/// The OpenLineage HTTP API's path of run events.
+const OPENLINEAGE_ENDPOINT: &str = "api/v1/lineage";
+/// The jobs' namespace unless configured.
+const OPENLINEAGE_NAMESPACE: &str = "pipeline";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenLineageSection {
+    url: Option<String>,
+    endpoint: Option<String>,
+    namespace: Option<String>,
+    api_key: Option<String>,
+}
+
+impl OpenLineageSection {
+    /// Takes an environment variable's setting (`URL`, `ENDPOINT`, `NAMESPACE`, `API_KEY`:
+    /// the name after its prefix); `false` for any other name.
+    fn take(&mut self, key: &str, value: String) -> bool {
+        let field = match key {
+            "URL" => &mut self.url,
+            "ENDPOINT" => &mut self.endpoint,
+            "NAMESPACE" => &mut self.namespace,
+            "API_KEY" => &mut self.api_key,
+            _ => return false,
+        };
+        *field = Some(value);
+        true
+    }
+
+    /// Each setting from `self`, or from `below` where `self` has none.
+    fn over(self, below: OpenLineageSection) -> OpenLineageSection {
+        OpenLineageSection {
+            url: self.url.or(below.url),
+            endpoint: self.endpoint.or(below.endpoint),
+            namespace: self.namespace.or(below.namespace),
+            api_key: self.api_key.or(below.api_key),
+        }
+    }
+
+    fn into_config(self) -> anyhow::Result<Option<OpenLineageConfig>> {
+        if let Some(key) = &self.api_key {
+            crate::secrets::register(key);
+        }
+        let Some(url) = self.url.filter(|url| !url.trim().is_empty()) else {
+            if self.endpoint.is_some() || self.api_key.is_some() {
+                bail!(
+                    "OpenLineage settings are given but no URL: set PIPELINE_OPENLINEAGE_URL (or \
+                     [openlineage] url in {CONFIG_FILE}) to the service's base URL, e.g. \
+                     http://marquez:5000"
+                );
+            }
+            return Ok(None);
+        };
+        crate::secrets::register_url(&url);
+        let endpoint = self.endpoint.as_deref().unwrap_or(OPENLINEAGE_ENDPOINT);
+        let events_url = format!(
+            "{}/{}",
+            url.trim().trim_end_matches('/'),
+            endpoint.trim().trim_start_matches('/')
+        );
+        let parsed = reqwest::Url::parse(&events_url).ok();
+        if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()) {
+            bail!(
+                "the OpenLineage URL (PIPELINE_OPENLINEAGE_URL or [openlineage] url) is not an \
+                 http:// or https:// URL with a host; use the service's base URL, e.g. \
+                 http://marquez:5000"
+            );
+        }
+        Ok(Some(OpenLineageConfig {
+            events_url: Secret(events_url),
+            namespace: self
+                .namespace
+                .filter(|namespace| !namespace.trim().is_empty())
+                .unwrap_or_else(|| OPENLINEAGE_NAMESPACE.into()),
+            api_key: self.api_key.map(Secret),
+        }))
+    }
 }
 
 /// The NATS bus of event loads: its servers, how they are trusted, and who the pipeline is
@@ -273,6 +373,8 @@ struct File {
     pools: BTreeMap<String, usize>,
     #[serde(default)]
     nats: Option<NatsSection>,
+    #[serde(default)]
+    openlineage: Option<OpenLineageSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -375,6 +477,10 @@ impl Config {
             pools.insert(name, size);
         }
         let env: Vec<(String, String)> = env.collect();
+        // `PIPELINE_OPENLINEAGE_*` over the OpenLineage clients' own `OPENLINEAGE_*`, over
+        // the file.
+        let mut openlineage_env = OpenLineageSection::default();
+        let mut openlineage_standard_env = OpenLineageSection::default();
         let section = file.alerts.unwrap_or_default();
         let mut alerts = AlertConfig {
             slack_webhook: section.slack_webhook.map(Secret),
@@ -395,6 +501,12 @@ impl Config {
                     Some(secs.with_context(|| {
                         format!("{key}={value:?}: use a whole number of seconds")
                     })?);
+            } else if let Some(rest) = key.strip_prefix("PIPELINE_OPENLINEAGE_")
+                && openlineage_env.take(rest, value.clone())
+            {
+            } else if let Some(rest) = key.strip_prefix("OPENLINEAGE_")
+                && openlineage_standard_env.take(rest, value.clone())
+            {
             } else if let Some(name) = key.strip_prefix("PIPELINE_POOL_") {
                 let size = value.trim().parse().ok().filter(|size| *size > 0);
                 let size = size.with_context(|| {
@@ -477,12 +589,17 @@ impl Config {
         if let Some(key) = &alerts.pagerduty_routing_key {
             crate::secrets::register(key.expose());
         }
+        let openlineage = openlineage_env
+            .over(openlineage_standard_env)
+            .over(file.openlineage.unwrap_or_default())
+            .into_config()?;
         Ok(Config {
             state,
             databases,
             alerts,
             pools,
             nats,
+            openlineage,
         })
     }
 
@@ -666,6 +783,37 @@ mod tests {
         let no_server = refused("", &[("PIPELINE_NATS_NKEY_SEED", "SUAAAAAAAAAAAAAAAAAAAA")]);
         assert!(no_server.contains("no server"), "{no_server}");
         assert!(!no_server.contains("SUAAAAAAAAAAAAAAAAAAAA"), "{no_server}");
+    }
+
+    #[test]
+    fn openlineage_is_configured_as_its_clients_are_with_our_variables_over_theirs() {
+        let file = "[openlineage]\nurl = \"http://file-host:5000/\"\nnamespace = \"from-file\"\n";
+        let from_file = config(file, &[]).expect("valid");
+        let settings = from_file.openlineage.expect("configured");
+        assert_eq!(
+            settings.events_url.expose(),
+            "http://file-host:5000/api/v1/lineage"
+        );
+        assert_eq!(settings.namespace, "from-file");
+        assert!(settings.api_key.is_none());
+
+        let env = [
+            ("OPENLINEAGE_URL", "http://standard-host:5000"),
+            ("OPENLINEAGE_NAMESPACE", "standard"),
+            ("PIPELINE_OPENLINEAGE_NAMESPACE", "ours"),
+            ("OPENLINEAGE_ENDPOINT", "/custom/lineage"),
+            ("OPENLINEAGE_API_KEY", "ol-key-123456"),
+        ];
+        let settings = config(file, &env).expect("valid").openlineage.expect("set");
+        assert_eq!(
+            settings.events_url.expose(),
+            "http://standard-host:5000/custom/lineage"
+        );
+        assert_eq!(settings.namespace, "ours");
+        assert_eq!(redact_text("key ol-key-123456"), "key ***");
+        let default = config("", &[("PIPELINE_OPENLINEAGE_URL", "https://m:1")]).expect("valid");
+        assert_eq!(default.openlineage.expect("set").namespace, "pipeline");
+        assert!(config("", &[]).expect("valid").openlineage.is_none());
     }
 
     #[test]

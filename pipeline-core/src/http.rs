@@ -1,6 +1,9 @@
-//! What the two HTTP users, API loads and alert delivery, do the same way: clients that follow
+//! What the HTTP users (API loads, alerts, lineage events) do the same way: clients that follow
 //! redirects only within the origin they were pointed at (API keys and webhook tokens never go
-//! to another host), and `Retry-After` in both of its forms.
+//! to another host), `Retry-After` in both of its forms, and the delivery of one JSON document
+//! ([`post`]).
+
+pub(crate) mod post;
 
 use std::time::Duration;
 

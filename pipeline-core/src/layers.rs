@@ -16,7 +16,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "settings and plumbing",
         &["access", "config", "http", "message", "pool", "task_log"],
     ),
-    ("connections", &["alert", "db"]),
+    ("connections", &["alert", "db", "openlineage"]),
     ("what a task sees, what a run leaves", &["ctx", "state"]),
     ("what a process did", &["metrics"]),
     ("tasks", &["check", "task"]),

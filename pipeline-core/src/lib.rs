@@ -50,6 +50,7 @@ mod layers;
 pub mod load;
 mod message;
 pub(crate) mod metrics;
+mod openlineage;
 pub(crate) mod pool;
 pub(crate) mod run;
 pub(crate) mod schedule;

@@ -27,6 +27,7 @@ use crate::dag::{Dag, DagError, TaskId};
 use crate::date::{Partition, now_millis};
 use crate::db::{Databases, Target};
 use crate::host::hostname;
+use crate::openlineage::RunLineage;
 use crate::pool::Pools;
 use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
@@ -328,6 +329,7 @@ impl Runner {
         let mut alerts =
             Alerts::from_config(&self.config.alerts, options.test).map_err(RunError::Usage)?;
         let plan = self.plan(options, targets, &complete);
+        let started_at = now_millis();
         let run_id = self
             .store
             .start_run(&NewRun {
@@ -336,7 +338,7 @@ impl Runner {
                 unit_mode: options.only,
                 host: hostname(),
                 pid: i64::from(std::process::id()),
-                started_at: now_millis(),
+                started_at,
             })
             .await
             .map_err(RunError::Failed)?;
@@ -379,6 +381,22 @@ impl Runner {
         } else {
             None
         };
+        // A test run's tables are not the ones lineage events would name.
+        let lineage = if options.test {
+            None
+        } else {
+            RunLineage::start(
+                &self.config,
+                &self.pipeline,
+                run_id,
+                options.partition,
+                started_at,
+            )
+            .unwrap_or_else(|err| {
+                tracing::warn!("no OpenLineage events for this run: {err:#}");
+                None
+            })
+        };
         observer.planned(
             plan.selected.len(),
             plan.skip.iter().filter(|s| **s).count(),
@@ -391,6 +409,7 @@ impl Runner {
             observer,
             alerts: &mut alerts,
             open_alerts,
+            lineage: lineage.as_ref(),
             workers: options.workers.max(1),
             pools: &self.pools,
             dispatch: dispatch.as_ref().map(|(dispatch, _)| Arc::clone(dispatch)),
@@ -418,8 +437,6 @@ impl Runner {
                 crate::date::format_duration(CLOSE_GRACE)
             );
         }
-        alerts.finish(DELIVERY_DEADLINE).await;
-
         let status = if signalled {
             RunStatus::Cancelled
         } else if failed || written.is_err() {
@@ -427,6 +444,12 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
+        let lineage_sent = async {
+            if let Some(lineage) = lineage {
+                lineage.finish(status, DELIVERY_DEADLINE).await;
+            }
+        };
+        tokio::join!(alerts.finish(DELIVERY_DEADLINE), lineage_sent);
         let (ran, failures) = outcomes
             .iter()
             .flatten()

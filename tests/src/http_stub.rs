@@ -48,11 +48,21 @@ impl Reply {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// Header names in lower case, with their values.
+    pub headers: Vec<(String, String)>,
     pub body: String,
     pub at: std::time::Instant,
 }
 
 impl Request {
+    /// The value of a header (its name in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
@@ -200,9 +210,18 @@ async fn serve(mut socket: tokio::net::TcpStream, shared: Arc<Mutex<Shared>>) {
         let body = String::from_utf8_lossy(&buffer[header_end..header_end + length]).into_owned();
         buffer.drain(..header_end + length);
         let mut words = head.split_whitespace();
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                Some((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            })
+            .collect();
         let request = Request {
             method: words.next().unwrap_or("").to_string(),
             path: words.next().unwrap_or("").to_string(),
+            headers,
             body,
             at: std::time::Instant::now(),
         };

@@ -60,7 +60,13 @@ impl Notifier for PagerDutyNotifier {
 
     fn send<'a>(&'a self, event: &'a AlertEvent) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            http::post_json(&self.client, &self.url, &self.event(event), "PagerDuty").await
+            let endpoint = http::Endpoint {
+                url: &self.url,
+                what: "PagerDuty",
+                item: "alert",
+                bearer: None,
+            };
+            http::post_json(&self.client, &endpoint, &self.event(event), http::ATTEMPTS).await
         })
     }
 }

@@ -37,11 +37,17 @@ impl Notifier for SlackNotifier {
 
     fn send<'a>(&'a self, event: &'a AlertEvent) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
+            let endpoint = http::Endpoint {
+                url: self.webhook.expose(),
+                what: "Slack",
+                item: "alert",
+                bearer: None,
+            };
             http::post_json(
                 &self.client,
-                self.webhook.expose(),
+                &endpoint,
                 &Self::message(event),
-                "Slack",
+                http::ATTEMPTS,
             )
             .await
         })

@@ -22,6 +22,7 @@ use super::{Observer, Plan};
 use crate::alert::{AlertEvent, Alerts, Severity};
 use crate::ctx::RunInfo;
 use crate::dag::{Dag, Dependents, TaskId, TaskNode};
+use crate::openlineage::{RunLineage, TaskEnd, TaskTables};
 use crate::pool::{Pools, Queued, Slot};
 use crate::status::TaskStatus;
 
@@ -34,6 +35,8 @@ pub(super) struct Execution<'r> {
     pub alerts: &'r mut Alerts,
     /// Tasks of the partition with an alert still open, and its severity.
     pub open_alerts: HashMap<String, Severity>,
+    /// Where the run's OpenLineage events go, if anywhere.
+    pub lineage: Option<&'r RunLineage>,
     pub workers: usize,
     /// The process's resource pools, which every task's pool is one of.
     pub pools: &'r Pools,
@@ -176,6 +179,9 @@ impl<'r> Execution<'r> {
                     break;
                 };
                 self.observer.started(&task.name);
+                if let Some(lineage) = self.lineage {
+                    lineage.task_started(lineage_tables(task));
+                }
                 let attempts = AttemptLoop {
                     name: task.name.clone(),
                     policy: task.policy,
@@ -287,6 +293,14 @@ impl<'r> Execution<'r> {
 
     fn finished(&mut self, id: TaskId, report: TaskReport, schedule: &mut Schedule) {
         self.observer.finished(&report);
+        if let Some(lineage) = self.lineage {
+            let end = TaskEnd {
+                status: report.status,
+                attempts: report.attempts,
+                error: report.error.as_deref(),
+            };
+            lineage.task_finished(lineage_tables(self.dag.task(id)), end);
+        }
         let success = report.status.is_success();
         let final_failure = matches!(report.status, TaskStatus::Failed | TaskStatus::TimedOut);
         schedule.cause[id.index()] = match report.status {
@@ -381,6 +395,18 @@ impl<'r> Execution<'r> {
         };
         self.recorder.alert(report.name.clone(), state);
         self.alerts.send(event);
+    }
+}
+
+/// A task as its OpenLineage events name it.
+fn lineage_tables(task: &TaskNode) -> TaskTables<'_> {
+    let (reads, writes) = task.tables.as_deref().map_or((&[][..], &[][..]), |tables| {
+        (&tables.reads[..], &tables.writes[..])
+    });
+    TaskTables {
+        name: &task.name,
+        reads,
+        writes,
     }
 }
 

@@ -23,6 +23,7 @@ mod logs_e2e;
 mod metrics_e2e;
 mod nats;
 mod nats_production;
+mod openlineage_e2e;
 mod pools;
 mod run_e2e;
 mod schedule_e2e;
