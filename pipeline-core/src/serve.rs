@@ -333,6 +333,7 @@ impl Server {
             ["tasks", task] => page::task(runner, task).await?,
             ["schedules"] => page::schedules(runner, &self.schedules).await?,
             ["workers"] => page::workers(runner).await?,
+            ["lineage"] => page::lineage(runner).await?,
             ["assets", "style.css"] => asset("text/css", include_str!("serve/assets/style.css")),
             ["assets", "app.js"] => asset("text/javascript", include_str!("serve/assets/app.js")),
             ["api"] => page::json(&page::endpoints()),
@@ -364,6 +365,7 @@ impl Server {
             ["api", "schedules"] => page::json(
                 &crate::schedule::listing::schedules_json(runner, &self.schedules).await?,
             ),
+            ["api", "lineage"] => page::json(&view::lineage(runner).await?),
             ["api", "workers"] => page::json(&crate::distributed::listing::workers_json(
                 &page::live_workers(runner).await?.unwrap_or_default(),
             )),

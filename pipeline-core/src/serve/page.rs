@@ -36,6 +36,7 @@ pub fn endpoints() -> serde_json::Value {
         "GET /api/tasks/{task}?limit=": "a task, its dependencies both ways, its attempts across partitions",
         "GET /api/schedules": "schedules with their next ticks and last outcome",
         "GET /api/workers": "live worker processes",
+        "GET /api/lineage": "the tables tasks declare: writers, readers, sources, each table's last load",
         "POST /api/runs/{id}/cancel, POST /runs/{id}/cancel": "with --allow-actions and the token",
         "POST /runs/{id}/tasks/{task}/rerun": "runs the task again for the run's partition, forced; with --allow-actions and the token",
     })
@@ -137,7 +138,7 @@ fn layout(title: &str, main: &str, live: Option<&str>) -> String {
          <title>{title} · pipeline</title><link rel=\"stylesheet\" href=\"/assets/style.css\">\
          <script src=\"/assets/app.js\" defer></script></head><body{live}>\
          <header><a class=\"brand\" href=\"/\">pipeline</a><nav><a href=\"/\">Runs</a>\
-         <a href=\"/schedules\">Schedules</a><a href=\"/workers\">Workers</a>\
+         <a href=\"/lineage\">Tables</a><a href=\"/schedules\">Schedules</a><a href=\"/workers\">Workers</a>\
          <a href=\"/api\">JSON</a></nav></header><main>{main}</main></body></html>",
         title = escape(title),
     )
@@ -653,6 +654,70 @@ pub fn graph_json(runner: &Runner) -> serde_json::Value {
         })
         .collect();
     json!({"pipeline": runner.pipeline, "fingerprint": dag.fingerprint(), "tasks": tasks})
+}
+
+/// The tables page: the lineage graph, then each table with its writers, readers and last
+/// load.
+pub async fn lineage(runner: &Runner) -> anyhow::Result<Response<Body>> {
+    let view = view::lineage(runner).await?;
+    let mut main = String::from("<h1>Tables</h1>");
+    if view.tables.is_empty() {
+        main.push_str(
+            "<p class=\"empty\">No task declares tables: name them in <code>tables!</code> and \
+             list them in <code>#[task(reads = [..], writes = [..])]</code>.</p>",
+        );
+        return Ok(html(layout("Tables", &main, None)));
+    }
+    let _ = write!(
+        main,
+        "<p class=\"meta\">writer → table → reader; a table links to the run that last loaded \
+         it</p><div class=\"scroll\">{}</div><p class=\"legend\">\
+         <span class=\"badge s-succeeded\">loaded</span>\
+         <span class=\"badge s-waiting\">not loaded yet</span>\
+         <span class=\"badge source\">source</span></p>",
+        svg::lineage_graph(&view),
+    );
+    main.push_str(
+        "<h2 id=\"tables\">Each table</h2><table class=\"tables\"><thead><tr><th>table</th>\
+         <th>written by</th><th>read by</th><th>last load (UTC)</th></tr></thead><tbody>",
+    );
+    let tasks = |names: &[String]| -> String {
+        let links: Vec<String> = names
+            .iter()
+            .map(|name| format!("<a href=\"/tasks/{}\">{}</a>", encode(name), escape(name)))
+            .collect();
+        links.join(", ")
+    };
+    for table in &view.tables {
+        let load = match (&table.last_load, table.source) {
+            (_, true) => "source: written elsewhere".to_string(),
+            (Some(load), _) => format!(
+                "{at} ({age} ago) by {task}, {partition}, <a href=\"/runs/{run}\">run {run}</a>",
+                at = escape(&load.finished_at),
+                age = duration(load.age_ms),
+                task = escape(&load.task),
+                partition = escape(&load.partition),
+                run = load.run_id,
+            ),
+            (None, _) => "not loaded yet".to_string(),
+        };
+        let _ = write!(
+            main,
+            "<tr data-table=\"{name}\"><td>{name}</td><td>{writers}</td><td>{readers}</td><td>{load}</td></tr>",
+            name = escape(&table.name),
+            writers = tasks(&table.writers),
+            readers = tasks(&table.readers),
+        );
+    }
+    main.push_str("</tbody></table>");
+    if view.last_loads_cut {
+        let _ = write!(
+            main,
+            "<p class=\"meta\">Last loads are looked up for the first {} tables only.</p>",
+            view::LAST_LOADS
+        );
+    }
+    Ok(html(layout("Tables", &main, None)))
 }
 
 /// The schedules page.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::layout::{self, NODE_HEIGHT, NODE_WIDTH};
 use super::text::{encode, escape};
-use super::view::{RunView, TaskInRun, WAITING};
+use super::view::{LineageView, RunView, TaskInRun, WAITING};
 
 /// Characters of a name shown in a node; the whole name is in its tooltip.
 const LABEL_CHARS: usize = 24;
@@ -150,17 +150,157 @@ pub fn run_graph(view: &RunView, expanded: &HashSet<String>) -> String {
         })
         .collect();
 
-    let ranks: Vec<usize> = nodes.iter().map(|node| node.rank).collect();
-    let placed = layout::layered(&ranks, &edges);
-    let mut svg = String::with_capacity(256 * (nodes.len() + edges.len()) + 512);
+    let boxes: Vec<Drawn> = nodes
+        .into_iter()
+        .map(|node| {
+            let mut class = format!("node s-{}", node.status);
+            if node.critical {
+                class.push_str(" critical");
+            }
+            if node.blocked {
+                class.push_str(" blocked");
+            }
+            Drawn {
+                label: node.label,
+                title: node.title,
+                href: node.href,
+                class,
+                data: Some(node.data),
+                rank: node.rank,
+            }
+        })
+        .collect();
+    draw(&boxes, &edges, &path_edges, "task graph")
+}
+
+/// The pipeline's tables between the tasks that write and read them: writer -> table ->
+/// reader. Families are drawn as one node, as `daily lineage` lists them. Columns follow the
+/// task graph: a table stands right of its writers, a source left of everything.
+pub fn lineage_graph(view: &LineageView) -> String {
+    // Task nodes: one a task, or a family; ranked as in the task graph, times two, so that a
+    // table fits between its writer and its readers.
+    let mut nodes: Vec<Drawn> = Vec::new();
+    let mut node_of: HashMap<&str, usize> = HashMap::new();
+    let mut family_node: HashMap<&str, usize> = HashMap::new();
+    for task in &view.tasks {
+        let rank = 2 * task.rank + 1;
+        if let Some(family) = task.family.as_deref() {
+            if let Some(&n) = family_node.get(family) {
+                nodes[n].rank = nodes[n].rank.min(rank);
+                node_of.insert(&task.name, n);
+                continue;
+            }
+            family_node.insert(family, nodes.len());
+        }
+        let name = task.family.as_deref().unwrap_or(&task.name);
+        node_of.insert(&task.name, nodes.len());
+        nodes.push(Drawn {
+            label: shorten(name, LABEL_CHARS),
+            title: match task.family {
+                Some(_) => format!("family {name}"),
+                None => format!("task {name}"),
+            },
+            href: format!("/tasks/{}", encode(&task.name)),
+            class: "node task".into(),
+            data: None,
+            rank,
+        });
+    }
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    for table in &view.tables {
+        let writers: Vec<usize> = table
+            .writers
+            .iter()
+            .filter_map(|w| node_of.get(w.as_str()).copied())
+            .collect();
+        let at = nodes.len();
+        let rank = writers
+            .iter()
+            .map(|&w| nodes[w].rank + 1)
+            .max()
+            .unwrap_or(0);
+        let (title, class, href) = match (&table.last_load, table.source) {
+            (_, true) => (
+                format!("{}: a source, read here and written elsewhere", table.name),
+                "node table source",
+                "#tables".to_string(),
+            ),
+            (Some(load), _) => (
+                format!(
+                    "{}: last loaded {} UTC by {} ({}, run {})",
+                    table.name, load.finished_at, load.task, load.partition, load.run_id
+                ),
+                "node table s-succeeded",
+                format!("/runs/{}", load.run_id),
+            ),
+            (None, _) => (
+                format!("{}: not loaded yet", table.name),
+                "node table s-waiting",
+                "#tables".to_string(),
+            ),
+        };
+        nodes.push(Drawn {
+            label: shorten(&table.name, LABEL_CHARS),
+            title,
+            href,
+            class: class.into(),
+            data: Some(("data-table", &table.name)),
+            rank,
+        });
+        edges.extend(writers.iter().map(|&w| (w, at)));
+        // A task that reads what it writes draws one edge, not a loop.
+        edges.extend(
+            table
+                .readers
+                .iter()
+                .filter_map(|r| node_of.get(r.as_str()).copied())
+                .filter(|r| !writers.contains(r))
+                .map(|r| (at, r)),
+        );
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    // Ranks that hold nothing (tasks without tables) leave no empty column.
+    let mut used: Vec<usize> = nodes.iter().map(|node| node.rank).collect();
+    used.sort_unstable();
+    used.dedup();
+    for node in &mut nodes {
+        node.rank = used.partition_point(|&rank| rank < node.rank);
+    }
+    draw(&nodes, &edges, &HashSet::new(), "lineage graph")
+}
+
+/// A box to draw, whatever it stands for.
+struct Drawn<'a> {
+    label: String,
+    title: String,
+    href: String,
+    /// `node` and what the stylesheet colours it by.
+    class: String,
+    /// An attribute for the live page: `data-task` or `data-family`, and its value.
+    data: Option<(&'static str, &'a str)>,
+    rank: usize,
+}
+
+/// Lays out and draws boxes and the edges between them (by index), left to right; edges in
+/// `highlighted` are drawn as the critical path.
+fn draw(
+    boxes: &[Drawn<'_>],
+    edges: &[(usize, usize)],
+    highlighted: &HashSet<(usize, usize)>,
+    label: &str,
+) -> String {
+    let ranks: Vec<usize> = boxes.iter().map(|node| node.rank).collect();
+    let placed = layout::layered(&ranks, edges);
+    let mut svg = String::with_capacity(256 * (boxes.len() + edges.len()) + 512);
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="task graph">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" role="img" aria-label="{label}">"#,
         w = placed.width,
         h = placed.height,
     );
     svg.push_str(r#"<g class="edges">"#);
-    for &(from, to) in &edges {
+    for &(from, to) in edges {
         let (x1, y1) = placed.positions[from];
         let (x2, y2) = placed.positions[to];
         let (x1, y1, x2, y2) = (
@@ -170,7 +310,7 @@ pub fn run_graph(view: &RunView, expanded: &HashSet<String>) -> String {
             y2 + NODE_HEIGHT / 2.0,
         );
         let middle = (x1 + x2) / 2.0;
-        let class = if path_edges.contains(&(from, to)) {
+        let class = if highlighted.contains(&(from, to)) {
             "edge critical"
         } else {
             "edge"
@@ -181,20 +321,15 @@ pub fn run_graph(view: &RunView, expanded: &HashSet<String>) -> String {
         );
     }
     svg.push_str("</g><g class=\"nodes\">");
-    for (node, &(x, y)) in nodes.iter().zip(&placed.positions) {
-        let mut class = format!("node s-{}", node.status);
-        if node.critical {
-            class.push_str(" critical");
-        }
-        if node.blocked {
-            class.push_str(" blocked");
-        }
+    for (node, &(x, y)) in boxes.iter().zip(&placed.positions) {
+        let data = node.data.map_or(String::new(), |(attr, value)| {
+            format!(" {attr}=\"{}\"", escape(value))
+        });
         let _ = write!(
             svg,
-            r#"<a href="{href}" class="{class}" {attr}="{data}"><title>{title}</title><rect x="{x:.0}" y="{y:.0}" width="{NODE_WIDTH:.0}" height="{NODE_HEIGHT:.0}" rx="4"/><text x="{tx:.0}" y="{ty:.0}">{label}</text></a>"#,
+            r#"<a href="{href}" class="{class}"{data}><title>{title}</title><rect x="{x:.0}" y="{y:.0}" width="{NODE_WIDTH:.0}" height="{NODE_HEIGHT:.0}" rx="4"/><text x="{tx:.0}" y="{ty:.0}">{label}</text></a>"#,
             href = escape(&node.href),
-            attr = node.data.0,
-            data = escape(node.data.1),
+            class = escape(&node.class),
             title = escape(&node.title),
             tx = x + 8.0,
             ty = y + NODE_HEIGHT / 2.0 + 4.0,

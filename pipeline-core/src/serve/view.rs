@@ -413,3 +413,157 @@ pub async fn task(runner: &Runner, name: &str, limit: u32) -> anyhow::Result<Opt
         history,
     }))
 }
+
+/// Tables whose last load is looked up, at most: one indexed query each.
+pub const LAST_LOADS: usize = 1_000;
+
+/// The pipeline's tables as its tasks declare them, each with its last load.
+#[derive(Clone, Debug, Serialize)]
+pub struct LineageView {
+    pub tables: Vec<TableView>,
+    /// The tasks that declare tables.
+    pub tasks: Vec<LineageTask>,
+    /// Whether there were more tables than [`LAST_LOADS`], the rest without their last load.
+    pub last_loads_cut: bool,
+}
+
+/// A table: who writes it, who reads it, and when it was last loaded.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableView {
+    /// `database.table`.
+    pub name: String,
+    /// Read here, written by no task.
+    pub source: bool,
+    pub writers: Vec<String>,
+    pub readers: Vec<String>,
+    /// The latest production success of its writer; `None` if it never succeeded.
+    pub last_load: Option<LoadView>,
+}
+
+/// A table's last load: the attempt of its writer that last succeeded.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadView {
+    pub task: String,
+    pub run_id: i64,
+    pub partition: String,
+    /// When it ended (UTC).
+    pub finished_at: String,
+    /// How long ago, when the view was made.
+    pub age_ms: i64,
+}
+
+/// A task that declares tables, and where the drawing puts it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LineageTask {
+    pub name: String,
+    pub family: Option<String>,
+    /// Its longest path from a task without dependencies.
+    #[serde(skip)]
+    pub rank: usize,
+}
+
+/// The pipeline's tables with their writers, readers and last loads.
+pub async fn lineage(runner: &Runner) -> anyhow::Result<LineageView> {
+    let dag = &runner.dag;
+    let lineage = dag.lineage();
+    let names = |ids: &[TaskId]| -> Vec<String> {
+        ids.iter().map(|id| dag.task(*id).name.clone()).collect()
+    };
+    let now = now_millis();
+    // Family members write the same tables: each task's last success is asked once.
+    let mut successes: HashMap<String, Option<(i64, String, i64)>> = HashMap::new();
+    let mut tables = Vec::with_capacity(lineage.tables.len());
+    for (at, (name, table)) in lineage.tables.iter().enumerate() {
+        let writers = names(&table.writers);
+        let mut last_load: Option<LoadView> = None;
+        for task in loaders(name, &writers).filter(|_| at < LAST_LOADS) {
+            if !successes.contains_key(task) {
+                let success = runner.store.last_success(&runner.pipeline, task).await?;
+                successes.insert(task.clone(), success);
+            }
+            let Some(Some((run_id, partition, finished_at))) = successes.get(task) else {
+                continue;
+            };
+            if last_load
+                .as_ref()
+                .is_none_or(|load| load.age_ms > now - finished_at)
+            {
+                last_load = Some(LoadView {
+                    task: task.clone(),
+                    run_id: *run_id,
+                    partition: partition.clone(),
+                    finished_at: format_timestamp(*finished_at),
+                    age_ms: now - finished_at,
+                });
+            }
+        }
+        tables.push(TableView {
+            name: name.clone(),
+            source: table.is_source(),
+            writers,
+            readers: names(&table.readers),
+            last_load,
+        });
+    }
+    let edges: Vec<(usize, usize)> = dag
+        .tasks()
+        .flat_map(|(id, task)| {
+            task.requires
+                .iter()
+                .chain(&task.after)
+                .map(move |dep| (dep.index(), id.index()))
+        })
+        .collect();
+    let ranks = super::layout::longest_path_ranks(dag.len(), &edges);
+    let tasks = dag
+        .tasks()
+        .filter(|(_, task)| task.tables.is_some())
+        .map(|(id, task)| LineageTask {
+            name: task.name.clone(),
+            family: task.family.as_deref().map(String::from),
+            rank: ranks[id.index()],
+        })
+        .collect();
+    Ok(LineageView {
+        last_loads_cut: lineage.tables.len() > LAST_LOADS,
+        tables,
+        tasks,
+    })
+}
+
+/// The writers whose success loads `table`: of a family whose members all declare it (a
+/// family declares its tables as one), the member named after the table (`load[orders]` for
+/// `warehouse.orders`) when there is one, else all of them.
+fn loaders<'a>(table: &str, writers: &'a [String]) -> impl Iterator<Item = &'a String> {
+    let short = table.split_once('.').map_or(table, |(_, name)| name);
+    let named = writers.iter().find(|writer| {
+        writer
+            .strip_suffix(']')
+            .and_then(|rest| rest.split_once('['))
+            .is_some_and(|(_, key)| key == short)
+    });
+    let all = named
+        .is_none()
+        .then_some(writers.iter())
+        .into_iter()
+        .flatten();
+    named.into_iter().chain(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loaders;
+
+    #[test]
+    fn a_familys_table_is_loaded_by_the_member_named_after_it() {
+        let family: Vec<String> = ["load[users]", "load[orders]", "load[restaurants]"]
+            .map(String::from)
+            .to_vec();
+        let named: Vec<&String> = loaders("warehouse.orders", &family).collect();
+        assert_eq!(named, [&family[1]]);
+        // No member of that name: any of them may have loaded it.
+        assert_eq!(loaders("warehouse.rates", &family).count(), 3);
+        let single = vec!["make_order_model".to_string()];
+        assert_eq!(loaders("warehouse.order_model", &single).count(), 1);
+    }
+}

@@ -545,3 +545,86 @@ async fn a_run_whose_process_was_killed_shows_as_abandoned_and_its_stream_ends()
     assert_eq!(view["run"]["status"], "abandoned");
     assert_eq!(task(&view, "slow")["status"], "cancelled", "{view}");
 }
+
+/// The tables page and `/api/lineage` of the real `daily`: each declared table between its
+/// writers and readers, sources marked, and each table's last load from the state store.
+#[tokio::test]
+async fn the_tables_page_shows_each_table_with_its_writer_readers_and_last_load() {
+    const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
+    let sandbox = Sandbox::new("serve-lineage");
+    let ran = sandbox.run(DAILY, &["run", "--date", "2026-11-20", "--json"], &[]);
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let run_id = ran.json()["run_id"].as_i64().expect("a run id");
+    // A test run loads nothing in production: it changes no last load.
+    let test = sandbox.run(DAILY, &["run", "--date", "2026-11-21", "--test"], &[]);
+    assert_eq!(test.code, Some(0), "{}", test.stderr);
+    let (server, base) = serve(&sandbox, DAILY, &[], &[]);
+
+    let lineage = get(&format!("{base}/api/lineage")).await.json();
+    let table = |name: &str| -> Value {
+        lineage["tables"]
+            .as_array()
+            .and_then(|tables| tables.iter().find(|t| t["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no table {name} in {lineage:#}"))
+    };
+    let model = table("warehouse.order_model");
+    assert_eq!(model["writers"], serde_json::json!(["make_order_model"]));
+    assert_eq!(
+        model["readers"],
+        serde_json::json!(["make_management_report"])
+    );
+    assert_eq!(model["source"], false);
+    let load = &model["last_load"];
+    assert_eq!(load["task"], "make_order_model");
+    assert_eq!(load["run_id"], run_id);
+    assert_eq!(load["partition"], "2026-11-20");
+    // A family declares its tables as one; the member named after the table loaded it.
+    assert_eq!(
+        table("warehouse.orders")["last_load"]["task"],
+        "load[orders]"
+    );
+    assert_eq!(table("replica.orders")["source"], true);
+    assert_eq!(table("replica.orders")["last_load"], Value::Null);
+    // The event load found no bus: its tables were never loaded.
+    assert_eq!(table("warehouse.order_events")["last_load"], Value::Null);
+
+    let page = get(&format!("{base}/lineage")).await;
+    assert_eq!(page.status, 200);
+    let node = |name: &str| -> String {
+        let marker = format!("data-table=\"{name}\"");
+        let at = page
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no node of {name}"));
+        let start = page.body[..at].rfind("<a ").expect("the node's link");
+        let end = at + page.body[at..].find("</a>").expect("the node's end");
+        page.body[start..end].to_string()
+    };
+    let model_node = node("warehouse.order_model");
+    assert!(
+        model_node.contains("class=\"node table s-succeeded\"")
+            && model_node.contains(&format!("href=\"/runs/{run_id}\""))
+            && model_node.contains("last loaded"),
+        "{model_node}"
+    );
+    assert!(
+        node("replica.orders").contains("class=\"node table source\""),
+        "{}",
+        node("replica.orders")
+    );
+    assert!(node("warehouse.order_events").contains("s-waiting"));
+    // Writer -> table -> reader: the order model's task and its report are nodes too, and
+    // the table's row names both.
+    assert!(page.body.contains("<title>task make_order_model</title>"));
+    assert!(page.body.contains("<title>family load</title>"));
+    assert!(
+        page.body.contains(
+            "<tr data-table=\"warehouse.order_model\"><td>warehouse.order_model</td><td><a href=\"/tasks/make_order_model\">make_order_model</a></td><td><a href=\"/tasks/make_management_report\">make_management_report</a></td>"
+        ),
+        "{}",
+        page.body
+    );
+    signal(&server, "TERM");
+    assert_eq!(finish(server).code, Some(0));
+}

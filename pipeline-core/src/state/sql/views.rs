@@ -1,5 +1,6 @@
 //! What the web view reads besides what runs write: a run by id with its attempts, runs by
-//! status and partition, a task's attempts across partitions, and who completed what.
+//! status and partition, a task's attempts across partitions and its last success, and who
+//! completed what.
 
 use sqlx::{QueryBuilder, Row};
 
@@ -149,6 +150,37 @@ impl StateStore {
                     ))
                 })
                 .collect()
+        })
+    }
+
+    /// A task's latest success in production, in any partition: its run, the run's partition
+    /// and when the attempt ended. Walks the task's attempts newest first (by the index of a
+    /// task's attempts) and stops at the first success.
+    pub async fn last_success(
+        &self,
+        pipeline: &str,
+        task: &str,
+    ) -> anyhow::Result<Option<(i64, String, i64)>> {
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query(
+                "SELECT a.run_id, r.partition, a.finished_at FROM pipeline_attempts a \
+                 JOIN pipeline_runs r ON r.id = a.run_id \
+                 WHERE a.task = $2 AND r.pipeline = $1 AND r.namespace = 'prod' \
+                 AND a.status = 'succeeded' AND a.finished_at IS NOT NULL \
+                 ORDER BY a.run_id DESC, a.attempt DESC LIMIT 1",
+            )
+            .bind(pipeline)
+            .bind(task)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| {
+                Ok((
+                    row.try_get("run_id")?,
+                    row.try_get("partition")?,
+                    row.try_get("finished_at")?,
+                ))
+            })
+            .transpose()
         })
     }
 
