@@ -62,6 +62,7 @@ async fn the_examples_run_is_listed_and_every_page_renders() {
         ("/tasks/make_management_report", "task", "revenue in EUR"),
         ("/schedules", "schedules", "nightly"),
         ("/workers", "workers", "PostgreSQL"),
+        ("/lineage", "tables", "by make_order_model, 2026-11-"),
     ] {
         browser.goto(&format!("{base}{path}")).await;
         browser.wait_for("main h1", WAIT).await;
