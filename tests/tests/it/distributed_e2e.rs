@@ -185,6 +185,46 @@ fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
 }
 
 #[test]
+fn openlineage_events_of_a_distributed_run_come_once_from_its_coordinator() {
+    let (sandbox, _db) = sandbox("dist-openlineage");
+    let marquez = StubServer::start();
+    let url = marquez.url("/marquez");
+    let env = [("PIPELINE_OPENLINEAGE_URL", url.as_str())];
+    // Both processes are configured: only the run's coordinator sends.
+    let on_worker = worker_with_env(&sandbox, PIPELINE, &[], &env);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "--distributed", "--json", "--only", "extract"],
+        &env,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let events: Vec<(String, String)> = marquez
+        .requests_to("/marquez/api/v1/lineage")
+        .iter()
+        .map(|request| {
+            let event = request.json();
+            (
+                event["eventType"].as_str().unwrap_or("").to_string(),
+                event["job"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("START", "e2e-pipeline"),
+        ("START", "e2e-pipeline.extract"),
+        ("COMPLETE", "e2e-pipeline.extract"),
+        ("COMPLETE", "e2e-pipeline"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(kind, job)| (kind.to_string(), job.to_string()))
+        .collect();
+    assert_eq!(events, expected);
+    assert_eq!(stop(on_worker).code, Some(0));
+}
+
+#[test]
 fn a_killed_workers_attempt_is_rescued_after_its_lease_and_retried_elsewhere() {
     let (sandbox, db) = sandbox("dist-kill");
     // The first attempt sleeps long enough to be caught running; later ones are quick.
