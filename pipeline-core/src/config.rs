@@ -31,6 +31,7 @@
 //! endpoint = "api/v1/lineage"   # the default; or PIPELINE_OPENLINEAGE_ENDPOINT
 //! namespace = "etl"             # of the jobs; default `pipeline`; or PIPELINE_OPENLINEAGE_NAMESPACE
 //! api_key = ".."                # sent as a bearer token; or PIPELINE_OPENLINEAGE_API_KEY
+//! # disabled = true: sends nothing; or PIPELINE_OPENLINEAGE_DISABLED (OPENLINEAGE_DISABLED)
 //! ```
 
 use std::collections::BTreeMap;
@@ -87,12 +88,21 @@ struct OpenLineageSection {
     endpoint: Option<String>,
     namespace: Option<String>,
     api_key: Option<String>,
+    /// Sends nothing, whatever else is set (the OpenLineage clients' `OPENLINEAGE_DISABLED`).
+    disabled: Option<bool>,
 }
 
 impl OpenLineageSection {
     /// Takes an environment variable's setting (`URL`, `ENDPOINT`, `NAMESPACE`, `API_KEY`:
     /// the name after its prefix); `false` for any other name.
     fn take(&mut self, key: &str, value: String) -> bool {
+        if key == "DISABLED" {
+            self.disabled = Some(matches!(
+                value.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes"
+            ));
+            return true;
+        }
         let field = match key {
             "URL" => &mut self.url,
             "ENDPOINT" => &mut self.endpoint,
@@ -111,12 +121,16 @@ impl OpenLineageSection {
             endpoint: self.endpoint.or(below.endpoint),
             namespace: self.namespace.or(below.namespace),
             api_key: self.api_key.or(below.api_key),
+            disabled: self.disabled.or(below.disabled),
         }
     }
 
     fn into_config(self) -> anyhow::Result<Option<OpenLineageConfig>> {
         if let Some(key) = &self.api_key {
             crate::secrets::register(key);
+        }
+        if self.disabled == Some(true) {
+            return Ok(None);
         }
         let Some(url) = self.url.filter(|url| !url.trim().is_empty()) else {
             if self.endpoint.is_some() || self.api_key.is_some() {
@@ -814,6 +828,14 @@ mod tests {
         let default = config("", &[("PIPELINE_OPENLINEAGE_URL", "https://m:1")]).expect("valid");
         assert_eq!(default.openlineage.expect("set").namespace, "pipeline");
         assert!(config("", &[]).expect("valid").openlineage.is_none());
+        // The clients' switch turns it off, whatever else is set; ours turns it on again.
+        let off = config(file, &[("OPENLINEAGE_DISABLED", "true")]).expect("valid");
+        assert!(off.openlineage.is_none());
+        let on = [
+            ("OPENLINEAGE_DISABLED", "true"),
+            ("PIPELINE_OPENLINEAGE_DISABLED", "false"),
+        ];
+        assert!(config(file, &on).expect("valid").openlineage.is_some());
     }
 
     #[test]
