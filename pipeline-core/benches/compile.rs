@@ -10,7 +10,10 @@
 //! figure five times (this machine varies by ±15% between runs): every sample is printed, wall
 //! clock and CPU time (cargo's and rustc's), and per size the check's cost by the medians.
 //! Crates go to `target/compile-bench/`. Times are of `cargo check` for the generated crate
-//! alone (its dependencies are built before the first measurement).
+//! alone (its dependencies are built before the first measurement). `-- --lineage` measures
+//! the lineage check: the same crate with tables declared, with and without the check
+//! (`PIPELINE_BENCH_SKIP_LINEAGE_CHECK`), beside the cycle check and what declaring the tables
+//! costs (`-- --lineage --tasks 1000`: one size).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,8 +59,8 @@ fn main() {
         let (mut with, mut without) = (Vec::new(), Vec::new());
         // Alternated, so that a slow spell of the machine falls on both.
         for sample in 1..=samples {
-            let a = check(&dir, &with_target, false);
-            let b = check(&dir, &without_target, true);
+            let a = check(&dir, &with_target, Skip::Nothing);
+            let b = check(&dir, &without_target, Skip::Both);
             println!(
                 "{shape:<8} {tasks:>6} {sample:>7} {:>24} {:>24}",
                 a.to_string(),
@@ -85,44 +88,59 @@ fn main() {
 /// checks. Every sample, and per size each check's cost by the medians.
 fn lineage(root: &Path, samples: usize) {
     println!(
-        "lineage check, layered: `cargo check` without checks, with the cycle check, and with \
-         tables declared and read along every edge (both checks)"
+        "lineage check, layered: `cargo check` of the plain crate without checks and with the \
+         cycle check; of the crate with tables declared and read along every edge, with the \
+         cycle check only and with both checks"
     );
     println!(
-        "{:<6} {:>7} {:>24} {:>24} {:>24}",
-        "tasks", "sample", "no check", "cycle check", "cycle + lineage"
+        "{:<6} {:>7} {:>24} {:>24} {:>24} {:>24}",
+        "tasks", "sample", "no check", "cycle check", "tables, cycle check", "tables, both"
     );
-    for tasks in [1_000, 5_000] {
+    let sizes: Vec<usize> = match shapes::flag("--tasks") {
+        Some(tasks) => vec![tasks.parse().expect("--tasks takes a number")],
+        None => vec![1_000, 5_000],
+    };
+    for tasks in sizes {
         let plain = generate(root, "layered", tasks);
         let tables = generate_tables(root, tasks);
-        let targets = ["target-without", "target-with", "target-tables"].map(|t| root.join(t));
-        let mut costs: [Vec<Cost>; 3] = Default::default();
+        let targets = [
+            "target-without",
+            "target-with",
+            "target-tables-unchecked",
+            "target-tables",
+        ]
+        .map(|t| root.join(t));
+        let mut costs: [Vec<Cost>; 4] = Default::default();
         for sample in 1..=samples {
-            let none = check(&plain, &targets[0], true);
-            let cycle = check(&plain, &targets[1], false);
-            let both = check(&tables, &targets[2], false);
+            let none = check(&plain, &targets[0], Skip::Both);
+            let cycle = check(&plain, &targets[1], Skip::Nothing);
+            let declared = check(&tables, &targets[2], Skip::Lineage);
+            let both = check(&tables, &targets[3], Skip::Nothing);
             println!(
-                "{tasks:>6} {sample:>7} {:>24} {:>24} {:>24}",
+                "{tasks:>6} {sample:>7} {:>24} {:>24} {:>24} {:>24}",
                 none.to_string(),
                 cycle.to_string(),
+                declared.to_string(),
                 both.to_string()
             );
-            for (list, cost) in costs.iter_mut().zip([none, cycle, both]) {
+            for (list, cost) in costs.iter_mut().zip([none, cycle, declared, both]) {
                 list.push(cost);
             }
         }
-        let [none, cycle, both] = costs.map(|mut list| Cost::median(&mut list));
+        let [none, cycle, declared, both] = costs.map(|mut list| Cost::median(&mut list));
         let cpu = |cost: Cost| cost.cpu.as_secs_f64();
         println!(
-            "{tasks:>6}  by the medians: the cycle check {:+.2} CPU-s, the lineage check {:+.2} \
-             CPU-s ({} reads; target: at most {:.1} CPU-s each, linear: 1 CPU-s per 1,000 tasks)",
+            "{tasks:>6}  by the medians: the cycle check {:+.2} CPU-s; the lineage check {:+.2} \
+             CPU-s ({} reads; target: at most {:.1} CPU-s each, linear: 1 CPU-s per 1,000 \
+             tasks); declaring the tables (tables!, writes, reads) {:+.2} CPU-s",
             cpu(cycle) - cpu(none),
-            cpu(both) - cpu(cycle),
+            cpu(both) - cpu(declared),
             shapes::dependencies("layered", tasks)
                 .iter()
                 .map(Vec::len)
                 .sum::<usize>(),
-            tasks as f64 / 1000.0
+            tasks as f64 / 1000.0,
+            cpu(declared) - cpu(cycle),
         );
     }
 }
@@ -198,7 +216,7 @@ fn edits(root: &Path, samples: usize) {
 /// place of the edit should matter little: below it rustc rechecks only the tasks' own
 /// functions and one static each.
 fn edit_and_rebuild(dir: &Path, target: &Path, task: usize, verb: &str) -> Duration {
-    cargo(dir, target, false, true, verb);
+    cargo(dir, target, Skip::Nothing, true, verb);
     let file = std::fs::read_dir(dir.join("src"))
         .expect("the generated sources")
         .map(|entry| entry.expect("a generated source").path())
@@ -211,7 +229,7 @@ fn edit_and_rebuild(dir: &Path, target: &Path, task: usize, verb: &str) -> Durat
     let signature = format!("async fn t{task}(_ctx: &Ctx) -> Result<()> {{");
     let edited = source.replacen(&signature, &format!("{signature}\n    let _edited = 1;"), 1);
     std::fs::write(&file, edited).expect("the edit");
-    let rebuild = cargo(dir, target, false, false, verb);
+    let rebuild = cargo(dir, target, Skip::Nothing, false, verb);
     std::fs::write(&file, source).expect("undo the edit");
     rebuild
 }
@@ -304,7 +322,7 @@ fn write_if_changed(path: &Path, text: &str) {
 
 /// `cargo check` of the crate in `dir` from scratch: its dependencies built before, its own
 /// incremental state removed; its wall time.
-fn check(dir: &Path, target: &Path, skip: bool) -> Cost {
+fn check(dir: &Path, target: &Path, skip: Skip) -> Cost {
     cargo(dir, target, skip, false, "check");
     let name = dir.file_name().expect("a crate name").to_string_lossy();
     let incremental = target.join("debug/incremental");
@@ -318,6 +336,16 @@ fn check(dir: &Path, target: &Path, skip: bool) -> Cost {
         }
     }
     cargo_cost(dir, target, skip, true, "check")
+}
+
+/// Which compile-time checks a build leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Skip {
+    Nothing,
+    /// The cycle check (and with it the lineage check, which needs its ranks).
+    Both,
+    /// The lineage check only.
+    Lineage,
 }
 
 /// What one build took: wall clock, and the CPU time (user and system) of cargo and rustc.
@@ -358,12 +386,12 @@ fn children_cpu() -> Duration {
 
 /// One `cargo check` (or `build`: `verb`) of the crate's library in `dir`, after touching it
 /// when asked; its wall time.
-fn cargo(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Duration {
+fn cargo(dir: &Path, target: &Path, skip: Skip, touch: bool, verb: &str) -> Duration {
     cargo_cost(dir, target, skip, touch, verb).wall
 }
 
 /// [`cargo`], with its CPU time.
-fn cargo_cost(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) -> Cost {
+fn cargo_cost(dir: &Path, target: &Path, skip: Skip, touch: bool, verb: &str) -> Cost {
     if touch {
         let lib = dir.join("src/lib.rs");
         let text = std::fs::read_to_string(&lib).expect("the generated crate");
@@ -374,10 +402,15 @@ fn cargo_cost(dir: &Path, target: &Path, skip: bool, touch: bool, verb: &str) ->
         .args([verb, "--quiet", "--lib"])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target);
-    if skip {
-        command.env("PIPELINE_BENCH_SKIP_DAG_CHECK", "1");
-    } else {
-        command.env_remove("PIPELINE_BENCH_SKIP_DAG_CHECK");
+    for (variable, skipped) in [
+        ("PIPELINE_BENCH_SKIP_DAG_CHECK", skip == Skip::Both),
+        ("PIPELINE_BENCH_SKIP_LINEAGE_CHECK", skip != Skip::Nothing),
+    ] {
+        if skipped {
+            command.env(variable, "1");
+        } else {
+            command.env_remove(variable);
+        }
     }
     let cpu = children_cpu();
     let started = Instant::now();

@@ -82,7 +82,8 @@ pub const fn check_read(reader: DefRef, read: TableRead) {
     if writer.task.id == reader.id || reader.id == 0 || writer.task.id == 0 {
         return;
     }
-    if !surely_unreachable(reader, writer.task) {
+    // Most readers name the writer itself: no search for them.
+    if directly_depends(reader, writer.task) || !surely_unreachable(reader, writer.task) {
         return;
     }
     let (message, len) = message(reader, read.table, writer);
@@ -91,6 +92,25 @@ pub const fn check_read(reader: DefRef, read: TableRead) {
         Ok(text) => panic!("{}", text),
         Err(_) => panic!("a task reads a table whose writer it does not require"),
     }
+}
+
+/// Whether `task` lists `dependency` in `requires` or `after`.
+const fn directly_depends(task: DefRef, dependency: DefRef) -> bool {
+    let def = task.def();
+    let lists = [def.requires, def.after];
+    let mut list = 0;
+    while list < lists.len() {
+        let deps = lists[list];
+        let mut i = 0;
+        while i < deps.len() {
+            if deps[i].id == dependency.id {
+                return true;
+            }
+            i += 1;
+        }
+        list += 1;
+    }
+    false
 }
 
 /// Whether a search from `from` along `requires` and `after` saw every task ranked above
