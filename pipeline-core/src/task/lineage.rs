@@ -73,9 +73,12 @@ pub struct TableRead {
     pub writer: Option<Writer>,
 }
 
-/// Refuses (as a compile error, in const context) a read of `read` by `reader` that does not
-/// require the table's writer. A source, the reader's own table, and a search cut short pass.
-pub const fn check_read(reader: DefRef, read: TableRead) {
+/// Refuses (as a compile error, in const context) the `index`th read of `reader` when it does
+/// not require the table's writer. A source, the reader's own table, and a search cut short
+/// pass. (The read is looked up here, not in the caller: the less each call site holds, the
+/// less rustc checks at each of thousands.)
+pub const fn check_read(reader: DefRef, index: usize) {
+    let read = reader.def().reads[index];
     let Some(writer) = read.writer else {
         return;
     };
