@@ -72,9 +72,7 @@ impl Declared {
         }
         Ok(())
     }
-}
 
-impl Declared {
     /// Refuses a load into `tables` of database `database` (a loader writes them without a
     /// statement of the task's) unless the task declared writing them.
     pub fn check_load(&self, database: &str, tables: &[&str]) -> anyhow::Result<()> {

@@ -187,6 +187,22 @@ impl Dag {
         order
     }
 
+    /// Each task's level: one more than its dependencies' largest (0 without any).
+    pub(crate) fn levels(&self) -> Vec<u32> {
+        let mut levels = vec![0u32; self.len()];
+        for id in self.topological_order() {
+            let task = self.task(id);
+            levels[id.index()] = task
+                .requires
+                .iter()
+                .chain(&task.after)
+                .map(|dep| levels[dep.index()] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        levels
+    }
+
     /// The targets and everything they depend on (through `requires` and `after`), in id order.
     pub fn upstream(&self, targets: &[TaskId]) -> Vec<TaskId> {
         self.closure(targets, |id| {

@@ -282,13 +282,6 @@ fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
             quote_spanned!(span=> <#table as __p::Table>::DEF)
         })
         .collect();
-    if attr.reads.is_empty() {
-        return Lineage {
-            reads: quote_spanned!(site=> &[]),
-            writes,
-            items,
-        };
-    }
     let entries = attr.reads.iter().map(|table| {
         quote_spanned! {table_span(table)=>
             __p::TableRead {
@@ -302,9 +295,9 @@ fn lineage(task: &TaskFn, attr: &TaskAttr, site: Span) -> Lineage {
             __p::check_read(<#type_name as __p::TaskType>::DEF, #i);
         }
     });
-    // The compile-time benchmark measures builds without the check
-    // (`PIPELINE_BENCH_SKIP_LINEAGE_CHECK`), never a user.
-    if std::env::var_os("PIPELINE_BENCH_SKIP_LINEAGE_CHECK").is_none() {
+    // No reads, nothing to check. The compile-time benchmark measures builds without the
+    // check (`PIPELINE_BENCH_SKIP_LINEAGE_CHECK`), never a user.
+    if !attr.reads.is_empty() && std::env::var_os("PIPELINE_BENCH_SKIP_LINEAGE_CHECK").is_none() {
         items.extend(quote_spanned! {site=>
             const _: () = {
                 #(#checks)*

@@ -151,20 +151,4 @@ impl Dag {
         let family = |id: TaskId| self.task(id).family.as_deref();
         family(a).is_some() && family(a) == family(b)
     }
-
-    /// Each task's level: one more than its dependencies' largest (0 without any).
-    fn levels(&self) -> Vec<u32> {
-        let mut levels = vec![0u32; self.len()];
-        for id in self.topological_order() {
-            let task = self.task(id);
-            levels[id.index()] = task
-                .requires
-                .iter()
-                .chain(&task.after)
-                .map(|dep| levels[dep.index()] + 1)
-                .max()
-                .unwrap_or(0);
-        }
-        levels
-    }
 }

@@ -503,11 +503,7 @@ pub async fn task(runner: &Runner, name: &str) -> anyhow::Result<Response<Body>>
         if names.is_empty() {
             return "none".into();
         }
-        names
-            .iter()
-            .map(|n| format!("<a href=\"/tasks/{}\">{}</a>", encode(n), escape(n)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        task_links(names)
     };
     let mut main = format!(
         "<h1>{name}</h1><p class=\"description\">{description}</p><table class=\"attributes\">",
@@ -656,6 +652,15 @@ pub fn graph_json(runner: &Runner) -> serde_json::Value {
     json!({"pipeline": runner.pipeline, "fingerprint": dag.fingerprint(), "tasks": tasks})
 }
 
+/// Links to the pages of tasks, separated by commas.
+fn task_links(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|name| format!("<a href=\"/tasks/{}\">{}</a>", encode(name), escape(name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The tables page: the lineage graph, then each table with its writers, readers and last
 /// load.
 pub async fn lineage(runner: &Runner) -> anyhow::Result<Response<Body>> {
@@ -681,13 +686,6 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<Response<Body>> {
         "<h2 id=\"tables\">Each table</h2><table class=\"tables\"><thead><tr><th>table</th>\
          <th>written by</th><th>read by</th><th>last load (UTC)</th></tr></thead><tbody>",
     );
-    let tasks = |names: &[String]| -> String {
-        let links: Vec<String> = names
-            .iter()
-            .map(|name| format!("<a href=\"/tasks/{}\">{}</a>", encode(name), escape(name)))
-            .collect();
-        links.join(", ")
-    };
     for table in &view.tables {
         let load = match (&table.last_load, table.source) {
             (_, true) => "source: written elsewhere".to_string(),
@@ -705,8 +703,8 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<Response<Body>> {
             main,
             "<tr data-table=\"{name}\"><td>{name}</td><td>{writers}</td><td>{readers}</td><td>{load}</td></tr>",
             name = escape(&table.name),
-            writers = tasks(&table.writers),
-            readers = tasks(&table.readers),
+            writers = task_links(&table.writers),
+            readers = task_links(&table.readers),
         );
     }
     main.push_str("</tbody></table>");

@@ -505,23 +505,14 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<LineageView> {
             last_load,
         });
     }
-    let edges: Vec<(usize, usize)> = dag
-        .tasks()
-        .flat_map(|(id, task)| {
-            task.requires
-                .iter()
-                .chain(&task.after)
-                .map(move |dep| (dep.index(), id.index()))
-        })
-        .collect();
-    let ranks = super::layout::longest_path_ranks(dag.len(), &edges);
+    let levels = dag.levels();
     let tasks = dag
         .tasks()
         .filter(|(_, task)| task.tables.is_some())
         .map(|(id, task)| LineageTask {
             name: task.name.clone(),
             family: task.family.as_deref().map(String::from),
-            rank: ranks[id.index()],
+            rank: levels[id.index()] as usize,
         })
         .collect();
     Ok(LineageView {
