@@ -192,7 +192,9 @@ impl Visitor for Relations {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        self.names.insert(table_name(relation));
+        if !in_catalog_schema(relation) {
+            self.names.insert(table_name(relation));
+        }
         ControlFlow::Continue(())
     }
 }
@@ -215,7 +217,17 @@ fn fold(ident: &sqlparser::ast::Ident) -> String {
 
 /// The databases' own tables, which no task declares.
 fn is_catalog(table: &str) -> bool {
-    table.starts_with("pg_") || table.starts_with("sqlite_") || table == "information_schema"
+    table.starts_with("pg_") || table.starts_with("sqlite_")
+}
+
+/// A name in one of PostgreSQL's catalog schemas (`information_schema.columns`,
+/// `pg_catalog.pg_class`): the database's own, whatever the table is called.
+fn in_catalog_schema(name: &ObjectName) -> bool {
+    let parts = &name.0;
+    parts.len() >= 2
+        && parts[parts.len() - 2].as_ident().is_some_and(|schema| {
+            matches!(fold(schema).as_str(), "information_schema" | "pg_catalog")
+        })
 }
 
 /// The statement, shortened for an error message.
@@ -260,6 +272,18 @@ mod tests {
                 "{backend}"
             );
         }
+    }
+
+    #[test]
+    fn the_catalogs_schemas_are_the_databases_own_whatever_their_tables_are_called() {
+        let sql = "SELECT column_name FROM information_schema.columns WHERE table_name = 'x';
+             SELECT relname FROM pg_catalog.pg_class;
+             SELECT * FROM INFORMATION_SCHEMA.tables t JOIN orders o ON o.name = t.table_name";
+        let catalogs = touched("postgres", sql).expect("parsed");
+        assert_eq!(catalogs.reads, set(&["orders"]));
+        // A table of the task's own schema with such a name is still a table.
+        let own = touched("postgres", "SELECT * FROM columns").expect("parsed");
+        assert_eq!(own.reads, set(&["columns"]));
     }
 
     #[test]
