@@ -329,6 +329,21 @@ fn an_unreachable_endpoint_neither_fails_nor_holds_up_the_run() {
 }
 
 #[test]
+fn an_endpoint_that_never_answers_holds_the_run_up_only_until_the_delivery_deadline() {
+    let marquez = Marquez::new("openlineage_hanging");
+    marquez.server.otherwise(Reply::Hang);
+    let started = Instant::now();
+    let output = marquez.run(PIPELINE, &["run", "--date", DATE, "--json", "extract"], &[]);
+    let took = started.elapsed();
+    assert_eq!(output.code, Some(0), "{}", output.stderr);
+    assert_eq!(output.task_status("extract"), "succeeded");
+    // The end of the run waits 20 s for undelivered events, then gives them up.
+    assert!(took < Duration::from_secs(45), "{took:?}");
+    output.assert_stderr_has("OpenLineage events still unsent after 20.0s were given up");
+    assert!(!marquez.server.requests().is_empty());
+}
+
+#[test]
 fn openlineage_settings_without_a_url_or_with_a_bad_one_are_refused_before_anything_runs() {
     let sandbox = Sandbox::new("openlineage_settings");
     let without_url = sandbox.run(
