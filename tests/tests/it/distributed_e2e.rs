@@ -155,6 +155,19 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
     assert!(none.stdout.contains("no live workers"), "{}", none.stdout);
 }
 
+/// One worker and a distributed run of `extract` alone, both with `env`: the run's output and
+/// the worker, still running.
+fn extract_on_one_worker(sandbox: &Sandbox, env: &[(&str, &str)]) -> (Output, Child) {
+    let on_worker = worker_with_env(sandbox, PIPELINE, &[], env);
+    wait_for_workers(sandbox, PIPELINE, 1);
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "--distributed", "--json", "--only", "extract"],
+        env,
+    );
+    (run, on_worker)
+}
+
 #[test]
 fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
     let (sandbox, _db) = sandbox("dist-warn");
@@ -163,13 +176,7 @@ fn a_warning_left_on_a_worker_reaches_the_summary_and_slack_once() {
     let env = [("PIPELINE_SLACK_WEBHOOK", webhook.as_str())];
     sandbox.write("warn-extract", "3 rows had no country");
     // Both processes could alert: the warning must be sent once, not by each.
-    let on_worker = worker_with_env(&sandbox, PIPELINE, &[], &env);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let run = sandbox.run(
-        PIPELINE,
-        &["run", "--distributed", "--json", "--only", "extract"],
-        &env,
-    );
+    let (run, on_worker) = extract_on_one_worker(&sandbox, &env);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let json = run.json();
     let details = task(&json, "extract")["details"].to_string();
@@ -191,13 +198,7 @@ fn openlineage_events_of_a_distributed_run_come_once_from_its_coordinator() {
     let url = marquez.url("/marquez");
     let env = [("PIPELINE_OPENLINEAGE_URL", url.as_str())];
     // Both processes are configured: only the run's coordinator sends.
-    let on_worker = worker_with_env(&sandbox, PIPELINE, &[], &env);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let run = sandbox.run(
-        PIPELINE,
-        &["run", "--distributed", "--json", "--only", "extract"],
-        &env,
-    );
+    let (run, on_worker) = extract_on_one_worker(&sandbox, &env);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let events: Vec<(String, String)> = marquez
         .requests_to("/marquez/api/v1/lineage")
