@@ -1,13 +1,16 @@
 //! Test mode holds a task to the tables it declares (`#[task(reads = [..], writes = [..])]`):
-//! every script it runs through its databases (`Db::execute_script`) and every check helper's
-//! query is parsed (`sqlparser`, in the database's dialect), the tables it reads and writes are
-//! named `database.table`, and one that the task did not declare fails the statement, naming
-//! the task, the table and the statement; the loaders check the tables they load into. A table
-//! a task writes it may read too. A task that declares no tables is not held to any. Queries a
-//! task sends through `Db::pool()` with sqlx directly are not seen.
+//! every script it runs through its databases (`Db::execute_script`), every check helper's
+//! query and every query it sends with sqlx through `Db::pool()` (see `db::checked`) is parsed
+//! (`sqlparser`, in the database's dialect), the tables it reads and writes are named
+//! `database.table`, and one that the task did not declare fails the statement, naming the
+//! task, the table and the statement; the loaders check the tables they load into. A refusal
+//! is also recorded, so that the attempt fails for good even if the task's code swallows the
+//! error (`Declared::take_refused`). A table a task writes it may read too. A task that
+//! declares no tables is not held to any.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
+use std::sync::Mutex;
 
 use sqlparser::ast::{
     FromTable, ObjectName, Query, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
@@ -15,12 +18,16 @@ use sqlparser::ast::{
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
+use crate::sync::LockUnpoisoned as _;
+
 /// What one task declared, for the databases it opens in test mode.
 #[derive(Debug)]
 pub(crate) struct Declared {
     pub task: String,
     pub reads: BTreeSet<String>,
     pub writes: BTreeSet<String>,
+    /// The first access refused since the runner last looked.
+    refused: Mutex<Option<String>>,
 }
 
 /// The tables one script touches, as `table` (unqualified, as the database folds it).
@@ -31,6 +38,29 @@ pub(crate) struct Touched {
 }
 
 impl Declared {
+    pub fn new(task: String, reads: BTreeSet<String>, writes: BTreeSet<String>) -> Self {
+        Declared {
+            task,
+            reads,
+            writes,
+            refused: Mutex::new(None),
+        }
+    }
+
+    /// The first access refused since the last call, if any: the attempt that made it fails,
+    /// whatever its code did with the error.
+    pub fn take_refused(&self) -> Option<String> {
+        self.refused.lock_unpoisoned().take()
+    }
+
+    /// `refusal` as the error, remembered for `take_refused`.
+    fn refuse(&self, refusal: String) -> anyhow::Error {
+        self.refused
+            .lock_unpoisoned()
+            .get_or_insert_with(|| refusal.clone());
+        anyhow::anyhow!(refusal)
+    }
+
     /// Refuses `sql`, sent to database `database` (a `backend` of `sqlite` or `postgres`), if it
     /// touches a table the task did not declare. A script the parser cannot read is let
     /// through, with a warning: test mode checks what it can read, and never refuses SQL the
@@ -50,24 +80,24 @@ impl Declared {
         let full = |table: &str| format!("{database}.{table}");
         for table in &touched.writes {
             if !self.writes.contains(&full(table)) {
-                anyhow::bail!(
+                return Err(self.refuse(format!(
                     "test mode: task `{}` writes `{}`, which it does not declare: add it to \
                      `writes = [..]` (statement: {})",
                     self.task,
                     full(table),
                     excerpt(sql)
-                );
+                )));
             }
         }
         for table in &touched.reads {
             let name = full(table);
             if !self.reads.contains(&name) && !self.writes.contains(&name) {
-                anyhow::bail!(
+                return Err(self.refuse(format!(
                     "test mode: task `{}` reads `{name}`, which it does not declare: add it to \
                      `reads = [..]`, and require the task that writes it (statement: {})",
                     self.task,
                     excerpt(sql)
-                );
+                )));
             }
         }
         Ok(())
@@ -79,11 +109,11 @@ impl Declared {
         for table in tables {
             let name = format!("{database}.{table}");
             if !self.writes.contains(&name) {
-                anyhow::bail!(
+                return Err(self.refuse(format!(
                     "test mode: task `{}` loads into `{name}`, which it does not declare: add it \
                      to `writes = [..]`",
                     self.task
-                );
+                )));
             }
         }
         Ok(())
@@ -288,11 +318,11 @@ mod tests {
 
     #[test]
     fn an_undeclared_table_fails_naming_task_table_and_statement() {
-        let declared = Declared {
-            task: "make_model".into(),
-            reads: set(&["warehouse.orders"]),
-            writes: set(&["warehouse.model"]),
-        };
+        let declared = Declared::new(
+            "make_model".into(),
+            set(&["warehouse.orders"]),
+            set(&["warehouse.model"]),
+        );
         let sql = "CREATE TABLE model AS SELECT * FROM orders";
         declared
             .check("warehouse", "sqlite", sql)

@@ -111,7 +111,7 @@ impl Db {
     ) -> anyhow::Result<Check> {
         self.require(table, &[column]).await?;
         let (table_q, column_q) = (quote_ident(table), quote_ident(column));
-        let sql = match self.pool() {
+        let sql = match self.own_pool() {
             DbPool::Postgres(_) => {
                 format!("SELECT EXTRACT(EPOCH FROM now() - max({column_q}))::float8 FROM {table_q}")
             }
@@ -120,7 +120,7 @@ impl Db {
             ),
         };
         self.check_access(&sql)?;
-        let age: Option<f64> = dispatch!(self.pool(), pool => {
+        let age: Option<f64> = dispatch!(self.own_pool(), pool => {
             sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await
         })
         .with_context(|| format!("cannot measure the freshness of {table}.{column}"))?;
@@ -220,7 +220,7 @@ impl Db {
         self.check_access(sql)?;
         let sql = AssertSqlSafe(sql.to_string());
         let count: i64 =
-            dispatch!(self.pool(), pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+            dispatch!(self.own_pool(), pool => sqlx::query_scalar(sql).fetch_one(pool).await)
                 .with_context(|| format!("check query on database `{}` failed", self.name()))?;
         Ok(count)
     }

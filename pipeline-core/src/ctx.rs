@@ -118,12 +118,17 @@ impl Ctx {
         self.run.unit
     }
 
+    /// In test mode, the tables the task declared, which its statements are held to.
+    pub(crate) fn declared(&self) -> Option<Arc<crate::access::Declared>> {
+        self.run.declared.get(&self.task).map(Arc::clone)
+    }
+
     /// A configured database by name, connected on first use. In test mode its writes go to
     /// the test schema (PostgreSQL) or a `*.test.db` file beside it (SQLite).
     pub async fn db(&self, name: &str) -> anyhow::Result<Db> {
         let mut db = self.run.databases.get(name).await?;
-        if let Some(declared) = self.run.declared.get(&self.task) {
-            db = db.held_to(Arc::clone(declared));
+        if let Some(declared) = self.declared() {
+            db = db.held_to(declared);
         }
         // The completion marker remembers where the task wrote.
         let mut written = self.run.written.lock_unpoisoned();

@@ -17,6 +17,10 @@ use tokio::sync::OnceCell;
 use crate::access::Declared;
 use crate::config::{Config, Setting, sqlite_path};
 
+mod checked;
+pub(crate) use checked::Hold;
+pub use checked::{CheckedConnection, CheckedPool, CheckedTransaction};
+
 /// How long a connection attempt may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Statements slower than this are logged, at debug level: a COPY of a big table or a swap
@@ -24,13 +28,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SLOW_STATEMENT: Duration = Duration::from_secs(5);
 const SLOW_STATEMENT_LOG: log::LevelFilter = log::LevelFilter::Debug;
 
-/// A pool for one of the supported backends.
+/// A pool for one of the supported backends: sqlx's pool inside (the variants deref to it),
+/// whose statements test mode holds to the task's declared tables (see [`CheckedPool`]).
 #[derive(Clone, Debug)]
 pub enum DbPool {
     /// An embedded SQLite file.
-    Sqlite(SqlitePool),
+    Sqlite(CheckedPool<sqlx::Sqlite>),
     /// A PostgreSQL server.
-    Postgres(PgPool),
+    Postgres(CheckedPool<sqlx::Postgres>),
 }
 
 /// Runs the same code against whichever pool it is: `dispatch!(pool, p => query.execute(p))`.
@@ -72,17 +77,17 @@ impl DbPool {
             ))
         };
         let pool = if setting.url.starts_with("sqlite:") {
-            DbPool::Sqlite(
+            DbPool::Sqlite(CheckedPool::new(
                 connect_sqlite(&setting.url, target, max_connections)
                     .await
                     .map_err(fail)?,
-            )
+            ))
         } else {
-            DbPool::Postgres(
+            DbPool::Postgres(CheckedPool::new(
                 connect_postgres(&setting.url, target, max_connections)
                     .await
                     .map_err(fail)?,
-            )
+            ))
         };
         Ok(pool)
     }
@@ -95,7 +100,26 @@ impl DbPool {
         }
     }
 
-    /// Runs a script of statements (`;`-separated) in one transaction: all or nothing.
+    /// The same pool, its statements held to `declared` in the database `database`.
+    fn held_to(&self, database: &str, declared: Arc<Declared>) -> DbPool {
+        let hold = Arc::new(Hold {
+            database: database.to_string(),
+            backend: self.backend(),
+            declared,
+        });
+        match self {
+            DbPool::Sqlite(pool) => DbPool::Sqlite(pool.held_to(hold)),
+            DbPool::Postgres(pool) => DbPool::Postgres(pool.held_to(hold)),
+        }
+    }
+
+    /// What its statements are held to, if anything.
+    fn hold(&self) -> Option<&Hold> {
+        dispatch!(self, pool => pool.hold())
+    }
+
+    /// Runs a script of statements (`;`-separated) in one transaction: all or nothing (not
+    /// held: `Db::execute_script` checks the script as a whole).
     pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin_write().await?;
@@ -377,9 +401,9 @@ impl Databases {
             .clone();
         Ok(Db {
             name: name.to_string(),
+            own: pool.clone(),
             pool,
             target,
-            declared: None,
         })
     }
 
@@ -397,10 +421,11 @@ impl Databases {
 #[derive(Clone, Debug)]
 pub struct Db {
     name: String,
+    /// The task's: in test mode, held to the tables it declared.
     pool: DbPool,
+    /// The library's own (scripts checked as a whole, loads' staging tables): never held.
+    own: DbPool,
     target: Target,
-    /// In test mode, the tables the task declared: what it sends is held to them.
-    declared: Option<Arc<Declared>>,
 }
 
 impl Db {
@@ -409,10 +434,17 @@ impl Db {
         &self.name
     }
 
-    /// Its connection pool, for queries of the task's own (`sqlx`). Test mode does not check
-    /// these against the task's declared tables, as it does scripts and checks.
+    /// Its connection pool, for queries of the task's own (`sqlx`). In test mode, what runs on
+    /// it or in a transaction begun on it is held to the task's declared tables, as scripts
+    /// and checks are (see [`CheckedPool`]).
     pub fn pool(&self) -> &DbPool {
         &self.pool
+    }
+
+    /// The pool for the library's own statements on the task's behalf, never held: a loader's
+    /// staging tables, a script or check already checked as a whole.
+    pub(crate) fn own_pool(&self) -> &DbPool {
+        &self.own
     }
 
     /// The file of a SQLite database (the test file in test mode).
@@ -433,25 +465,24 @@ impl Db {
 
     /// The same database, its statements held to the tables `declared` (test mode).
     pub(crate) fn held_to(mut self, declared: Arc<Declared>) -> Db {
-        self.declared = Some(declared);
+        self.pool = self.own.held_to(&self.name, declared);
         self
     }
 
     /// In test mode, refuses `sql` if it touches a table its task did not declare (see
     /// `access`); always fine otherwise. Fatal: no retry declares the table.
     pub(crate) fn check_access(&self, sql: &str) -> anyhow::Result<()> {
-        match &self.declared {
-            Some(declared) => declared
-                .check(&self.name, self.pool.backend(), sql)
-                .map_err(crate::fatal::Fatal::wrap),
+        match self.pool.hold() {
+            Some(hold) => hold.check(sql).map_err(crate::fatal::Fatal::wrap),
             None => Ok(()),
         }
     }
 
     /// In test mode, refuses a loader's writes into `tables` that its task did not declare.
     pub(crate) fn check_load(&self, tables: &[&str]) -> anyhow::Result<()> {
-        match &self.declared {
-            Some(declared) => declared
+        match self.pool.hold() {
+            Some(hold) => hold
+                .declared
                 .check_load(&self.name, tables)
                 .map_err(crate::fatal::Fatal::wrap),
             None => Ok(()),
@@ -467,7 +498,7 @@ impl Db {
     /// The columns of table (or view) `table`, none when there is no such table; as the search
     /// path finds it, so the test schema's in test mode.
     pub(crate) async fn columns_of(&self, table: &str) -> anyhow::Result<Vec<String>> {
-        match &self.pool {
+        match &self.own {
             DbPool::Postgres(pool) => {
                 sqlx::query_scalar(
                     "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) \
@@ -495,7 +526,7 @@ impl Db {
     /// Runs a script of statements in one transaction: all or nothing.
     pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
         self.check_access(sql)?;
-        self.pool
+        self.own
             .execute_script(sql)
             .await
             .with_context(|| format!("script on database `{}` failed", self.name))

@@ -156,7 +156,7 @@ impl EventLoad<'_> {
         let db = self.ctx.db(&self.spec.target_db).await?;
         let dead_letters = load::dead_letter_table(&self.spec.table);
         db.check_load(&[&self.spec.table, &dead_letters])?;
-        let report = load::run(&url, db.pool(), &self.spec, &descriptor)
+        let report = load::run(&url, db.own_pool(), &self.spec, &descriptor)
             .await
             .with_context(|| {
                 format!(

@@ -345,7 +345,7 @@ impl TableLoad<'_> {
         let started = Instant::now();
         let target = self.ctx.db(&spec.target_db).await?;
         target.check_load(&[&spec.target_table])?;
-        let loaded = match (&spec.source_file, target.pool()) {
+        let loaded = match (&spec.source_file, target.own_pool()) {
             (Some(path), DbPool::Sqlite(target)) => sqlite::load(path, target, &spec).await,
             (Some(_), _) => {
                 return Err(anyhow!(
@@ -376,7 +376,7 @@ async fn load_from_db(
     spec: &LoadSpec,
 ) -> anyhow::Result<LoadReport> {
     let source = ctx.source_db(&spec.source_db).await?;
-    match (source.pool(), target.pool()) {
+    match (source.own_pool(), target.own_pool()) {
         (DbPool::Postgres(source), DbPool::Postgres(target)) => {
             postgres::load(source, target, spec).await
         }

@@ -533,11 +533,11 @@ pub(crate) fn declared_tables(
     dag.tasks()
         .filter_map(|(_, task)| {
             let tables = task.tables.as_deref()?;
-            let declared = crate::access::Declared {
-                task: task.name.clone(),
-                reads: tables.reads.iter().cloned().collect(),
-                writes: tables.writes.iter().cloned().collect(),
-            };
+            let declared = crate::access::Declared::new(
+                task.name.clone(),
+                tables.reads.iter().cloned().collect(),
+                tables.writes.iter().cloned().collect(),
+            );
             Some((task.name.clone(), Arc::new(declared)))
         })
         .collect()

@@ -84,7 +84,7 @@ pub(super) async fn upsert(
         }
     }
     let columns = columns(&unique, key);
-    let postgres = matches!(db.pool(), DbPool::Postgres(_));
+    let postgres = matches!(db.own_pool(), DbPool::Postgres(_));
     let definitions: Vec<String> = columns
         .iter()
         .map(|(name, ty)| format!("{} {}", quote_ident(name), ty.sql(postgres)))
@@ -117,7 +117,7 @@ pub(super) async fn upsert(
             updates.join(", ")
         )
     };
-    dispatch!(db.pool(), pool => {
+    dispatch!(db.own_pool(), pool => {
         let mut tx = pool.begin_write().await?;
         sqlx::query(AssertSqlSafe(create)).execute(&mut *tx).await?;
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {

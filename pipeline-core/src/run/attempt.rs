@@ -84,6 +84,24 @@ impl Outcome {
             fatal: false,
         }
     }
+
+    /// The outcome of an attempt that test mode caught touching a table its task did not
+    /// declare (`refused` says which): failed for good, whatever the task's code made of
+    /// the refusal (it may have ignored the error, or retried). Only a signal's stop stands.
+    fn refused(self, refused: String) -> Self {
+        if self.status == TaskStatus::Cancelled {
+            return self;
+        }
+        let error = match self.error {
+            Some(error) if self.status == TaskStatus::Failed && error.contains(&refused) => error,
+            _ => refused,
+        };
+        Outcome {
+            status: TaskStatus::Failed,
+            error: Some(error),
+            fatal: true,
+        }
+    }
 }
 
 impl AttemptLoop {
@@ -451,6 +469,7 @@ pub(crate) async fn run_attempt(
 ) -> Ran {
     let name = ctx.task().to_string();
     let attempt = ctx.attempt();
+    let declared = ctx.declared();
     let started = std::time::Instant::now();
     let mut running = worker::start(action, ctx);
     let deadline = timeout.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
@@ -504,6 +523,10 @@ pub(crate) async fn run_attempt(
                 }
             }
         }
+    };
+    let outcome = match declared.and_then(|declared| declared.take_refused()) {
+        Some(refused) => outcome.refused(refused),
+        None => outcome,
     };
     crate::metrics::attempt(outcome.status.as_str(), started.elapsed());
     Ran {

@@ -1,7 +1,7 @@
 //! The real `daily` binary as a subprocess, in a fresh directory: the embedded default, resume,
 //! test mode, backfill, and its errors.
 
-use pipeline_tests::{PgDatabase, PgRoles, Sandbox, psql, sqlite_checksum};
+use pipeline_tests::{PgDatabase, PgRoles, Sandbox, psql, sqlite_checksum, sqlite_rows};
 
 const DAILY: &str = env!("CARGO_BIN_EXE_e2e-daily");
 
@@ -875,8 +875,8 @@ fn daily_lineage_lists_each_table_with_its_writer_and_readers() {
     );
 }
 
-#[test]
-fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
+#[tokio::test]
+async fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
     const LINEAGE: &str = env!("CARGO_BIN_EXE_lineage-pipeline");
     let sandbox = Sandbox::new("lineage-test-mode");
     // A date each: a finished task is skipped on a second run of its date.
@@ -934,4 +934,53 @@ fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
     // Outside test mode nothing is held: the statement runs as written.
     let production = sandbox.run(LINEAGE, &["run", "--date", "2026-11-22", "--json"], &[]);
     assert_eq!(production.code, Some(0), "{}", production.stderr);
+
+    // Queries of the task's own through `Db::pool()` are held too: one on the pool whose
+    // error the task ignores, and one in a transaction begun on it.
+    sandbox.remove("sneak-write");
+    for (marker, date, refusal, statement) in [
+        (
+            "sneak-pool-read",
+            "2026-11-23",
+            "task `make_report` reads `warehouse.refunds`, which it does not declare",
+            "SELECT count(*) FROM refunds",
+        ),
+        (
+            "sneak-tx-write",
+            "2026-11-24",
+            "task `make_report` writes `warehouse.scratch_tx`, which it does not declare",
+            "CREATE TABLE scratch_tx",
+        ),
+    ] {
+        sandbox.write(marker, "");
+        let run = sandbox.run(LINEAGE, &["run", "--test", "--date", date, "--json"], &[]);
+        assert_eq!(run.code, Some(1), "{marker}: {}", run.stderr);
+        let report = run.json();
+        let task = report["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .find(|task| task["name"] == "make_report")
+            .expect("make_report")
+            .clone();
+        assert_eq!(task["status"], "failed", "{marker}: {report}");
+        assert_eq!(
+            task["attempts"], 1,
+            "{marker}: no retry declares a table: {report}"
+        );
+        let error = task["error"].as_str().expect("an error");
+        assert!(error.contains(refusal), "{marker}: {error}");
+        assert!(error.contains(statement), "{marker}: {error}");
+        sandbox.remove(marker);
+    }
+    // The refused statement never ran.
+    let test_file = sandbox.path(".pipeline/warehouse.test.db");
+    assert_eq!(
+        sqlite_rows(
+            &test_file,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'scratch_tx'"
+        )
+        .await,
+        ["0"]
+    );
 }

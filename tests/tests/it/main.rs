@@ -2,6 +2,7 @@
 //! run side by side. Each test keeps to its own database, stream, directory and port.
 //! `registry` (a duplicate task name on purpose) and `ui` (compile errors) stay apart.
 
+mod access;
 mod alerts_e2e;
 mod api;
 mod browser;
