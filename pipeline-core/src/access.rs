@@ -24,10 +24,17 @@ use crate::sync::LockUnpoisoned as _;
 #[derive(Debug)]
 pub(crate) struct Declared {
     pub task: String,
-    pub reads: BTreeSet<String>,
-    pub writes: BTreeSet<String>,
+    /// The tables it declared; none for a task that declares none, which is held to none.
+    tables: Option<Tables>,
     /// The first access refused since the runner last looked.
     refused: Mutex<Option<String>>,
+}
+
+/// A task's declared tables, as `database.table`.
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    pub reads: BTreeSet<String>,
+    pub writes: BTreeSet<String>,
 }
 
 /// The tables one script touches, as `table` (unqualified, as the database folds it).
@@ -35,14 +42,16 @@ pub(crate) struct Declared {
 pub(crate) struct Touched {
     pub reads: BTreeSet<String>,
     pub writes: BTreeSet<String>,
+    /// The writes that name their schema, as `(schema, table)`: past the test schema's
+    /// `search_path`.
+    pub qualified_writes: BTreeSet<(String, String)>,
 }
 
 impl Declared {
-    pub fn new(task: String, reads: BTreeSet<String>, writes: BTreeSet<String>) -> Self {
+    pub fn new(task: String, tables: Option<Tables>) -> Self {
         Declared {
             task,
-            reads,
-            writes,
+            tables,
             refused: Mutex::new(None),
         }
     }
@@ -62,10 +71,18 @@ impl Declared {
     }
 
     /// Refuses `sql`, sent to database `database` (a `backend` of `sqlite` or `postgres`), if it
-    /// touches a table the task did not declare. A script the parser cannot read is let
-    /// through, with a warning: test mode checks what it can read, and never refuses SQL the
-    /// database accepts only because the parser does not know it.
-    pub fn check(&self, database: &str, backend: &str, sql: &str) -> anyhow::Result<()> {
+    /// touches a table the task did not declare, or writes a table past `test_schema` (the
+    /// PostgreSQL schema that takes a test run's writes: a write that names another schema
+    /// would reach a production table). A script the parser cannot read is let through, with
+    /// a warning: test mode checks what it can read, and never refuses SQL the database
+    /// accepts only because the parser does not know it.
+    pub fn check(
+        &self,
+        database: &str,
+        backend: &str,
+        test_schema: Option<&str>,
+        sql: &str,
+    ) -> anyhow::Result<()> {
         let touched = match touched(backend, sql) {
             Ok(touched) => touched,
             Err(why) => {
@@ -77,9 +94,28 @@ impl Declared {
                 return Ok(());
             }
         };
+        if let Some(test_schema) = test_schema {
+            let outside = touched
+                .qualified_writes
+                .iter()
+                .find(|(schema, _)| schema != test_schema && schema != "pg_temp");
+            if let Some((schema, table)) = outside {
+                return Err(self.refuse(format!(
+                    "test mode: task `{}` writes `{schema}.{table}` in database `{database}`, \
+                     outside the test schema `{test_schema}`: a test run never writes a \
+                     production table; write it unqualified (the test schema then takes it) \
+                     (statement: {})",
+                    self.task,
+                    excerpt(sql)
+                )));
+            }
+        }
+        let Some(tables) = &self.tables else {
+            return Ok(());
+        };
         let full = |table: &str| format!("{database}.{table}");
         for table in &touched.writes {
-            if !self.writes.contains(&full(table)) {
+            if !tables.writes.contains(&full(table)) {
                 return Err(self.refuse(format!(
                     "test mode: task `{}` writes `{}`, which it does not declare: add it to \
                      `writes = [..]` (statement: {})",
@@ -91,7 +127,7 @@ impl Declared {
         }
         for table in &touched.reads {
             let name = full(table);
-            if !self.reads.contains(&name) && !self.writes.contains(&name) {
+            if !tables.reads.contains(&name) && !tables.writes.contains(&name) {
                 return Err(self.refuse(format!(
                     "test mode: task `{}` reads `{name}`, which it does not declare: add it to \
                      `reads = [..]`, and require the task that writes it (statement: {})",
@@ -106,9 +142,12 @@ impl Declared {
     /// Refuses a load into `tables` of database `database` (a loader writes them without a
     /// statement of the task's) unless the task declared writing them.
     pub fn check_load(&self, database: &str, tables: &[&str]) -> anyhow::Result<()> {
+        let Some(declared) = &self.tables else {
+            return Ok(());
+        };
         for table in tables {
             let name = format!("{database}.{table}");
-            if !self.writes.contains(&name) {
+            if !declared.writes.contains(&name) {
                 return Err(self.refuse(format!(
                     "test mode: task `{}` loads into `{name}`, which it does not declare: add it \
                      to `writes = [..]`",
@@ -131,6 +170,11 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
     for statement in &statements {
         for target in written(statement) {
             touched.writes.insert(table_name(target));
+            if let Some(schema) = schema_name(target) {
+                touched
+                    .qualified_writes
+                    .insert((schema, table_name(target)));
+            }
         }
         let mut relations = Relations::default();
         let _ = statement.visit(&mut relations);
@@ -145,6 +189,16 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
     // the write declared).
     let written = touched.writes.clone();
     touched.reads.retain(|table| !written.contains(table));
+    // A temporary table the script makes is its scratch, gone with the session: no lineage.
+    let temporary: BTreeSet<String> = statements
+        .iter()
+        .filter_map(|statement| match statement {
+            Statement::CreateTable(create) if create.temporary => Some(table_name(&create.name)),
+            _ => None,
+        })
+        .collect();
+    touched.reads.retain(|table| !temporary.contains(table));
+    touched.writes.retain(|table| !temporary.contains(table));
     Ok(touched)
 }
 
@@ -238,6 +292,16 @@ fn table_name(name: &ObjectName) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
+/// The schema a name gives (`analytics` of `analytics.orders`), as the database folds it.
+fn schema_name(name: &ObjectName) -> Option<String> {
+    let parts = &name.0;
+    let schema = parts
+        .len()
+        .checked_sub(2)
+        .and_then(|at| parts[at].as_ident())?;
+    Some(fold(schema))
+}
+
 fn fold(ident: &sqlparser::ast::Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
@@ -253,11 +317,8 @@ fn is_catalog(table: &str) -> bool {
 /// A name in one of PostgreSQL's catalog schemas (`information_schema.columns`,
 /// `pg_catalog.pg_class`): the database's own, whatever the table is called.
 fn in_catalog_schema(name: &ObjectName) -> bool {
-    let parts = &name.0;
-    parts.len() >= 2
-        && parts[parts.len() - 2].as_ident().is_some_and(|schema| {
-            matches!(fold(schema).as_str(), "information_schema" | "pg_catalog")
-        })
+    schema_name(name)
+        .is_some_and(|schema| matches!(schema.as_str(), "information_schema" | "pg_catalog"))
 }
 
 /// The statement, shortened for an error message.
@@ -288,7 +349,9 @@ mod tests {
              DELETE FROM stale WHERE id IN (SELECT id FROM archive);
              UPDATE counters SET n = n + 1;
              SELECT count(*) FROM sqlite_master;
-             SELECT value FROM generate_series(1, 3);";
+             SELECT value FROM generate_series(1, 3);
+             CREATE TEMP TABLE scratch AS SELECT * FROM orders;
+             INSERT INTO counters SELECT count(*) FROM scratch;";
         for backend in ["sqlite", "postgres"] {
             let touched = touched(backend, script).expect("parsed");
             assert_eq!(
@@ -320,17 +383,20 @@ mod tests {
     fn an_undeclared_table_fails_naming_task_table_and_statement() {
         let declared = Declared::new(
             "make_model".into(),
-            set(&["warehouse.orders"]),
-            set(&["warehouse.model"]),
+            Some(Tables {
+                reads: set(&["warehouse.orders"]),
+                writes: set(&["warehouse.model"]),
+            }),
         );
         let sql = "CREATE TABLE model AS SELECT * FROM orders";
         declared
-            .check("warehouse", "sqlite", sql)
+            .check("warehouse", "sqlite", None, sql)
             .expect("declared");
         let err = declared
             .check(
                 "warehouse",
                 "sqlite",
+                None,
                 "INSERT INTO model SELECT * FROM users",
             )
             .expect_err("users is not declared");
@@ -344,7 +410,7 @@ mod tests {
             "{message}"
         );
         let err = declared
-            .check("warehouse", "postgres", "TRUNCATE report")
+            .check("warehouse", "postgres", None, "TRUNCATE report")
             .expect_err("report is not declared");
         assert!(
             err.to_string()
@@ -352,7 +418,49 @@ mod tests {
             "{err}"
         );
         declared
-            .check("warehouse", "sqlite", "THIS IS NOT SQL")
+            .check("warehouse", "sqlite", None, "THIS IS NOT SQL")
             .expect("what the parser cannot read is let through");
+    }
+
+    #[test]
+    fn a_write_past_the_test_schema_is_refused_declared_or_not() {
+        let test = Some("pipeline_test");
+        for tables in [
+            None,
+            Some(Tables {
+                reads: BTreeSet::new(),
+                writes: set(&["warehouse.orders"]),
+            }),
+        ] {
+            let declared = Declared::new("load".into(), tables);
+            for sql in [
+                "INSERT INTO public.orders VALUES (1)",
+                "CREATE TABLE Analytics.orders (id int)",
+                "DELETE FROM \"public\".orders",
+            ] {
+                let err = declared
+                    .check("warehouse", "postgres", test, sql)
+                    .expect_err(sql);
+                assert!(
+                    err.to_string()
+                        .contains("outside the test schema `pipeline_test`"),
+                    "{err}"
+                );
+                assert!(declared.take_refused().is_some(), "{sql}: recorded");
+            }
+            for sql in [
+                "INSERT INTO orders VALUES (1)",
+                "INSERT INTO pipeline_test.orders VALUES (1)",
+                "CREATE TEMP TABLE scratch AS SELECT 1",
+            ] {
+                declared
+                    .check("warehouse", "postgres", test, sql)
+                    .expect(sql);
+            }
+        }
+        // Reading past it is what test runs do (sources are read as they are).
+        Declared::new("report".into(), None)
+            .check("warehouse", "postgres", test, "SELECT * FROM public.orders")
+            .expect("a read");
     }
 }

@@ -100,13 +100,8 @@ impl DbPool {
         }
     }
 
-    /// The same pool, its statements held to `declared` in the database `database`.
-    fn held_to(&self, database: &str, declared: Arc<Declared>) -> DbPool {
-        let hold = Arc::new(Hold {
-            database: database.to_string(),
-            backend: self.backend(),
-            declared,
-        });
+    /// The same pool, its statements held as `hold` says.
+    fn held_to(&self, hold: Arc<Hold>) -> DbPool {
         match self {
             DbPool::Sqlite(pool) => DbPool::Sqlite(pool.held_to(hold)),
             DbPool::Postgres(pool) => DbPool::Postgres(pool.held_to(hold)),
@@ -463,9 +458,19 @@ impl Db {
         matches!(self.target, Target::Test { .. })
     }
 
-    /// The same database, its statements held to the tables `declared` (test mode).
+    /// The same database in test mode, its statements held to the tables `declared` and, on
+    /// PostgreSQL, to the test schema.
     pub(crate) fn held_to(mut self, declared: Arc<Declared>) -> Db {
-        self.pool = self.own.held_to(&self.name, declared);
+        let test_schema = match (&self.target, &self.own) {
+            (Target::Test { schema }, DbPool::Postgres(_)) => Some(schema.clone()),
+            _ => None,
+        };
+        self.pool = self.own.held_to(Arc::new(Hold {
+            database: self.name.clone(),
+            backend: self.own.backend(),
+            test_schema,
+            declared,
+        }));
         self
     }
 

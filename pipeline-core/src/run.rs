@@ -525,20 +525,20 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<StateStore>> {
     Ok(Arc::new(store))
 }
 
-/// The tables each task of `dag` declared, by task, for test mode to hold its statements to
-/// (a member of a family has its family's). Tasks that declare none are not held.
+/// What each task of `dag` declared, by task, for test mode to hold its statements to (a
+/// member of a family has its family's): every task, since a test run holds each to its
+/// test schema; those that declare no tables are held to none.
 pub(crate) fn declared_tables(
     dag: &Dag,
 ) -> std::collections::HashMap<String, Arc<crate::access::Declared>> {
     dag.tasks()
-        .filter_map(|(_, task)| {
-            let tables = task.tables.as_deref()?;
-            let declared = crate::access::Declared::new(
-                task.name.clone(),
-                tables.reads.iter().cloned().collect(),
-                tables.writes.iter().cloned().collect(),
-            );
-            Some((task.name.clone(), Arc::new(declared)))
+        .map(|(_, task)| {
+            let tables = task.tables.as_deref().map(|tables| crate::access::Tables {
+                reads: tables.reads.iter().cloned().collect(),
+                writes: tables.writes.iter().cloned().collect(),
+            });
+            let declared = crate::access::Declared::new(task.name.clone(), tables);
+            (task.name.clone(), Arc::new(declared))
         })
         .collect()
 }

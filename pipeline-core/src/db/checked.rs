@@ -23,18 +23,26 @@ use sqlx::{Either, Execute, Executor, SqlStr};
 use crate::access::Declared;
 
 /// What a pool's statements are held to in test mode: one task's declared tables, in the
-/// database of that name.
+/// database of that name, and its test schema.
 #[derive(Debug)]
 pub(crate) struct Hold {
     pub database: String,
     pub backend: &'static str,
+    /// The PostgreSQL schema that takes test-mode writes: no write may name another.
+    pub test_schema: Option<String>,
     pub declared: Arc<Declared>,
 }
 
 impl Hold {
-    /// Refuses `sql` if it touches a table the task did not declare (recorded for the runner).
+    /// Refuses `sql` if it touches a table the task did not declare, or writes past the test
+    /// schema (recorded for the runner).
     pub fn check(&self, sql: &str) -> anyhow::Result<()> {
-        self.declared.check(&self.database, self.backend, sql)
+        self.declared.check(
+            &self.database,
+            self.backend,
+            self.test_schema.as_deref(),
+            sql,
+        )
     }
 }
 

@@ -1,7 +1,7 @@
-//! Test mode holds a task's own sqlx queries (`Db::pool()`) to its declared tables on
-//! PostgreSQL, where a schema-qualified name reaches past the test schema's `search_path`:
-//! a refused statement must never reach the server. (SQLite and the scripts are covered
-//! end to end by `daily_e2e`.)
+//! Test mode on PostgreSQL, where a schema-qualified name reaches past the test schema's
+//! `search_path`: a task's own sqlx queries (`Db::pool()`) are held to its declared tables,
+//! every task's writes to the test schema, and a refused statement never reaches the server.
+//! (SQLite and the declared tables of scripts are covered end to end by `daily_e2e`.)
 
 use pipeline_core::TaskSpec;
 use pipeline_core::db::DbPool;
@@ -15,7 +15,8 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
     let database = PgDatabase::create();
     psql(
         &database.url,
-        "CREATE TABLE public.refunds (id BIGINT); INSERT INTO public.refunds VALUES (1)",
+        "CREATE SCHEMA pipeline_test; CREATE TABLE pipeline_test.refunds (id BIGINT); \
+         INSERT INTO pipeline_test.refunds VALUES (1)",
     );
     let config = sandbox.config(&[("warehouse", &database.url)]);
     let spec = TaskSpec::new("report", |ctx| {
@@ -37,11 +38,9 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            // Not declared, and past the test schema: refused before it is sent. The task
-            // ignores the error; the attempt fails all the same, and is not retried.
-            let refused = sqlx::query("DELETE FROM public.refunds")
-                .execute(pool)
-                .await;
+            // Not declared: refused before it is sent. The task ignores the error; the
+            // attempt fails all the same, and is not retried.
+            let refused = sqlx::query("DELETE FROM refunds").execute(pool).await;
             anyhow::ensure!(refused.is_err(), "the undeclared delete was let through");
             Ok(())
         })
@@ -65,9 +64,9 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
         error.contains("task `report` writes `warehouse.refunds`, which it does not declare"),
         "{error}"
     );
-    assert!(error.contains("DELETE FROM public.refunds"), "{error}");
+    assert!(error.contains("DELETE FROM refunds"), "{error}");
     assert_eq!(
-        psql(&database.url, "SELECT count(*) FROM public.refunds"),
+        psql(&database.url, "SELECT count(*) FROM pipeline_test.refunds"),
         "1"
     );
     // The declared statements ran, in the test schema only.
@@ -78,5 +77,53 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
     assert_eq!(
         psql(&database.url, "SELECT to_regclass('public.report') IS NULL"),
         "t"
+    );
+}
+
+#[tokio::test]
+async fn a_test_run_refuses_a_write_that_names_a_production_schema() {
+    let sandbox = Sandbox::new("access_pg_schema");
+    let database = PgDatabase::create();
+    psql(
+        &database.url,
+        "CREATE TABLE public.refunds (id BIGINT); INSERT INTO public.refunds VALUES (1)",
+    );
+    let config = sandbox.config(&[("warehouse", &database.url)]);
+    // A task that declares no tables is held to none, but still to the test schema.
+    let spec = TaskSpec::new("sneaky", |ctx| {
+        Box::pin(async move {
+            let db = ctx.warehouse().await?;
+            db.execute_script("CREATE TABLE scratch AS SELECT 1 AS x")
+                .await?;
+            db.execute_script("INSERT INTO public.refunds VALUES (2)")
+                .await
+        })
+    });
+
+    let report = pipeline_tests::run_task(&config, spec.clone(), true).await;
+
+    assert_eq!(report.status, TaskStatus::Failed, "{:?}", report.error);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains(
+            "task `sneaky` writes `public.refunds` in database `warehouse`, outside the test \
+             schema `pipeline_test`"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        psql(&database.url, "SELECT count(*) FROM public.refunds"),
+        "1"
+    );
+    assert_eq!(
+        psql(&database.url, "SELECT x FROM pipeline_test.scratch"),
+        "1"
+    );
+    // Outside test mode the statement runs as written.
+    let report = pipeline_tests::run_task(&config, spec, false).await;
+    assert_eq!(report.status, TaskStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(
+        psql(&database.url, "SELECT count(*) FROM public.refunds"),
+        "2"
     );
 }
