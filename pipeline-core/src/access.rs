@@ -56,6 +56,11 @@ impl Declared {
         }
     }
 
+    /// Whether the task declared tables to be held to.
+    pub fn holds_tables(&self) -> bool {
+        self.tables.is_some()
+    }
+
     /// The first access refused since the last call, if any: the attempt that made it fails,
     /// whatever its code did with the error.
     pub fn take_refused(&self) -> Option<String> {

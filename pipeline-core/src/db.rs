@@ -465,6 +465,10 @@ impl Db {
             (Target::Test { schema }, DbPool::Postgres(_)) => Some(schema.clone()),
             _ => None,
         };
+        if test_schema.is_none() && !declared.holds_tables() {
+            // Nothing to hold it to: its statements are not parsed for nothing.
+            return self;
+        }
         self.pool = self.own.held_to(Arc::new(Hold {
             database: self.name.clone(),
             backend: self.own.backend(),
