@@ -36,7 +36,7 @@ pub(crate) use attempt::run_attempt;
 pub(crate) use lock::{HEARTBEAT_EVERY, is_gone, this_process, why_gone};
 pub(crate) use report::RunOutcome;
 pub use report::{RunReport, TaskReport};
-pub(crate) use worker::before_park;
+pub(crate) use worker::{before_park, stop_spinning};
 
 /// How long the end of a run waits for the databases' connections to close.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);

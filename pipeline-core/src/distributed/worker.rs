@@ -88,6 +88,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Arc::clone(&runner.store);
     let pool = store.postgres(crate::message::Command("worker"))?.clone();
+    crate::run::stop_spinning();
     let fingerprint = runner.dag.fingerprint();
     let record = WorkerRecord {
         id: format!("{}:{}:{:08x}", hostname(), std::process::id(), rand_u32()),

@@ -24,7 +24,7 @@ use tracing::Instrument as _;
 
 mod pool;
 
-pub(crate) use pool::before_park;
+pub(crate) use pool::{before_park, stop_spinning};
 
 use crate::ctx::Ctx;
 use crate::dag::Action;

@@ -22,8 +22,23 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// core busy with task code, one yield can last a whole time slice.
 const SPIN: Duration = Duration::from_micros(100);
 
+/// Whether threads yield for [`SPIN`] before they sleep; see [`stop_spinning`].
+static SPINNING: AtomicBool = AtomicBool::new(true);
+
+/// Threads of this process sleep at once when idle, without yielding first. For a distributed
+/// worker: every result it gets goes to the state store in a round trip that dwarfs a
+/// wake-up, and the CPU its threads would spend yielding belongs to its other slots and, on a
+/// shared host, to the database (4 workers and PostgreSQL on 2 cores: a run 7-8% faster, and
+/// as much less CPU, without).
+pub(crate) fn stop_spinning() {
+    SPINNING.store(false, Ordering::Relaxed);
+}
+
 /// Yields until `ready` says so or [`SPIN`] has passed: whether it did.
 fn spin_until(ready: impl Fn() -> bool) -> bool {
+    if !SPINNING.load(Ordering::Relaxed) {
+        return ready();
+    }
     let until = std::time::Instant::now() + SPIN;
     loop {
         if ready() {
