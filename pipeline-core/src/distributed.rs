@@ -4,6 +4,7 @@
 //! [`worker`].
 
 pub(crate) mod listing;
+mod runs;
 pub mod worker;
 
 pub use worker::WorkerOptions;

@@ -23,11 +23,11 @@ use anyhow::Context as _;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::ctx::{Ctx, RunInfo};
+use super::runs::Runs;
+use crate::ctx::Ctx;
 use crate::date::{Partition, format_duration};
-use crate::db::{Databases, Target};
 use crate::host::hostname;
-use crate::run::{Quiet, RunOptions, Runner, TEST_SCHEMA};
+use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::{ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
 use crate::status::{RunStatus, TaskStatus};
 
@@ -122,6 +122,7 @@ pub async fn run(
     let (finished_tx, finished) = mpsc::unbounded_channel::<Ended>();
     let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
     let holdings: Holdings = Arc::default();
+    let runs: Arc<Runs> = Arc::default();
     let announced_stop = Arc::new(AtomicBool::new(false));
     let claimed_now = Arc::new(tokio::sync::Notify::new());
     let renewals = tokio::spawn(keep_leases(
@@ -208,7 +209,10 @@ pub async fn run(
                     for work in claimed {
                         let token = work.token.clone();
                         let freed = Arc::clone(&freed);
-                        held.insert(token, start(&runner, work, finished_tx.clone(), freed));
+                        held.insert(
+                            token,
+                            start(&runner, &runs, work, finished_tx.clone(), freed),
+                        );
                     }
                     // Their leases ran from the claim's first row: after a slow claim they
                     // are renewed at once, to run a whole lease from its end.
@@ -305,6 +309,7 @@ pub async fn run(
     // Every attempt has ended and its outcome was written (its slot freed after): done.
     finisher.abort();
     renewals.abort();
+    runs.close_all().await;
     if let Err(err) = store.remove_worker(&record.id).await {
         tracing::warn!("cannot remove the worker's record: {err:#}");
     }
@@ -445,6 +450,7 @@ struct Ended {
 /// Starts a claimed attempt; its outcome goes to `finished` when it is done.
 fn start(
     runner: &Arc<Runner>,
+    runs: &Arc<Runs>,
     work: ClaimedWork,
     finished: mpsc::UnboundedSender<Ended>,
     freed: Arc<tokio::sync::Notify>,
@@ -461,8 +467,9 @@ fn start(
         ended: Arc::clone(&ended),
     };
     let runner = Arc::clone(runner);
+    let runs = Arc::clone(runs);
     tokio::spawn(async move {
-        let outcome = run_one(&runner, &work, stopped, &handed_back).await;
+        let outcome = run_one(&runner, &runs, &work, stopped, &handed_back).await;
         ended.store(true, Ordering::SeqCst);
         freed.notify_one();
         let lost = lost.load(Ordering::SeqCst);
@@ -631,6 +638,7 @@ fn failed(error: String) -> WorkOutcome {
 /// Runs one claimed attempt here, as the run's own executor would.
 async fn run_one(
     runner: &Runner,
+    runs: &Runs,
     work: &ClaimedWork,
     mut stopped: watch::Receiver<bool>,
     handed_back: &AtomicBool,
@@ -642,36 +650,14 @@ async fn run_one(
         return failed(format!("bad partition `{}` in the queue", work.partition));
     };
     let task = runner.dag.task(id);
-    let target = if work.test {
-        Target::Test {
-            schema: TEST_SCHEMA.into(),
-        }
-    } else {
-        Target::Production
-    };
-    let info = Arc::new(RunInfo {
-        run_id: work.run_id,
-        pipeline: runner.pipeline.clone(),
-        partition,
-        test: work.test,
-        unit: work.unit_mode,
-        databases: Databases::new(runner.config.clone(), target),
-        details: Default::default(),
-        measured: Default::default(),
-        written: Default::default(),
-        declared: if work.test {
-            crate::run::declared_tables(&runner.dag)
-        } else {
-            Default::default()
-        },
-    });
+    let info = runs.context(runner, work, partition);
     let ctx = Ctx::new(Arc::clone(&info), work.task.clone(), work.attempt);
     let ran =
         // Its log reaches the run with its outcome, not as it goes.
         crate::run::run_attempt(task.action.clone(), ctx, task.policy.timeout, &mut stopped, None)
             .await;
     let notes = info.take_details(&work.task);
-    let outcome = WorkOutcome {
+    WorkOutcome {
         status: ran.outcome.status,
         error: ran.outcome.error,
         fatal: ran.outcome.fatal,
@@ -680,14 +666,7 @@ async fn run_one(
         targets: info.take_written(&work.task),
         handed_back: handed_back.load(Ordering::SeqCst),
         log: crate::task_log::take(work.run_id, &work.task, work.attempt),
-    };
-    if tokio::time::timeout(Duration::from_secs(5), info.databases.close())
-        .await
-        .is_err()
-    {
-        tracing::warn!(task = %work.task, "its database connections did not close in 5s");
     }
-    outcome
 }
 
 /// The wait before an idle worker's next look at the queue: [`IDLE_LOOK`] and a random part

@@ -2,7 +2,8 @@
 //! names the tables to load (one per line). Each table gets a member of the `load` family, a
 //! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
 //! the report back. Every task appends `<task> ran` to `ran.log` (and sleeps first when
-//! `sleep-<task>` says how long).
+//! `sleep-<task>` says how long); with `backend-pids` in the working directory, a load first
+//! asks the `warehouse` for its connection's server process and appends `<task> pid <pid>`.
 
 use pipeline_core::prelude::*;
 use pipeline_core::{Dag, Policy, TaskSpec};
@@ -24,6 +25,16 @@ fn logging(name: &str) -> TaskSpec {
                     .parse()
                     .context("sleep-<task> holds milliseconds")?;
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            if std::path::Path::new("backend-pids").exists() && task.starts_with("load[") {
+                let warehouse = ctx.warehouse().await?;
+                let pipeline_core::db::DbPool::Postgres(pool) = warehouse.pool() else {
+                    bail!("backend-pids needs a PostgreSQL warehouse");
+                };
+                let pid: i32 = pipeline_core::sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(pool)
+                    .await?;
+                log(&format!("{task} pid {pid}"))?;
             }
             log(&format!("{task} ran"))
         })

@@ -876,6 +876,41 @@ fn a_pool_bounds_its_tasks_across_runs_of_different_processes_and_workers() {
     }
 }
 
+/// The attempts of a run on one worker share the run's database connections, as in one
+/// process: twelve loads on a worker of two slots use at most two connections to the
+/// warehouse (each attempt used to connect, and log in, afresh).
+#[test]
+fn attempts_of_a_run_on_a_worker_share_its_database_connections() {
+    let (sandbox, db) = sandbox("dist-shared-pools");
+    let warehouse = PgDatabase::create();
+    sandbox.write(
+        "pipeline.toml",
+        &format!(
+            "[state]\nurl = \"{}\"\n\n[databases]\nwarehouse = \"{}\"\n",
+            db.url, warehouse.url
+        ),
+    );
+    let tables: Vec<String> = (0..12).map(|n| format!("t{n}")).collect();
+    sandbox.write("tables.txt", &tables.join("\n"));
+    sandbox.write("backend-pids", "");
+    let worker = worker(&sandbox, DATA_PIPELINE, &["--slots", "2"]);
+    wait_for_workers(&sandbox, DATA_PIPELINE, 1);
+    let run = sandbox.run(DATA_PIPELINE, &["run", "--distributed", "--json"], &[]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let _ = stop(worker);
+    let log = sandbox.read("ran.log");
+    let pids: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter_map(|line| line.split_once(" pid ").map(|(_, pid)| pid))
+        .collect();
+    assert_eq!(log.matches(" pid ").count(), 12, "{log}");
+    assert!(
+        !pids.is_empty() && pids.len() <= 2,
+        "{} connections for 12 attempts: {log}",
+        pids.len()
+    );
+}
+
 #[test]
 fn a_worker_whose_stderr_is_gone_still_stops_on_sigterm() {
     let (sandbox, _db) = sandbox("dist-stderr");

@@ -1,0 +1,131 @@
+//! The runs a worker runs attempts of, each with one context (`RunInfo`) that its attempts
+//! share, as the attempts of a run in one process do: above all its database pools, which
+//! each attempt would otherwise open afresh (a connection, a TLS handshake and a login to every
+//! database it uses), and in test mode the declared tables of the whole graph, which each
+//! attempt would otherwise copy (quadratic in a big run). A run's context closes once no
+//! attempt of it has started for a while.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::ctx::RunInfo;
+use crate::date::Partition;
+use crate::db::{Databases, Target};
+use crate::run::{Runner, TEST_SCHEMA};
+use crate::state::ClaimedWork;
+use crate::sync::LockUnpoisoned as _;
+
+/// A run's context closes (its connections with it) once no attempt of it has started for
+/// this long and none runs.
+const IDLE: Duration = Duration::from_secs(60);
+/// How long closing one run's connections may take.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The contexts of the runs this worker has attempts of.
+#[derive(Debug, Default)]
+pub(super) struct Runs {
+    open: Mutex<HashMap<RunKey, Open>>,
+}
+
+/// What tells runs apart: the queue's run id, and the mode its attempts run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct RunKey {
+    run_id: i64,
+    test: bool,
+}
+
+#[derive(Debug)]
+struct Open {
+    info: Arc<RunInfo>,
+    last_started: Instant,
+}
+
+impl Runs {
+    /// The context of `work`'s run, made on its first attempt here. Closes those idle.
+    pub fn context(
+        &self,
+        runner: &Runner,
+        work: &ClaimedWork,
+        partition: Partition,
+    ) -> Arc<RunInfo> {
+        let key = RunKey {
+            run_id: work.run_id,
+            test: work.test,
+        };
+        let now = Instant::now();
+        let mut open = self.open.lock_unpoisoned();
+        let mut idle = Vec::new();
+        open.retain(|run, open| {
+            // Held by the map alone: no attempt of it runs.
+            let keep = *run == key
+                || Arc::strong_count(&open.info) > 1
+                || now.duration_since(open.last_started) < IDLE;
+            if !keep {
+                idle.push(Arc::clone(&open.info));
+            }
+            keep
+        });
+        if !idle.is_empty() {
+            tokio::spawn(close(idle));
+        }
+        let open = open.entry(key).or_insert_with(|| Open {
+            info: Arc::new(new_context(runner, work, partition)),
+            last_started: now,
+        });
+        open.last_started = now;
+        Arc::clone(&open.info)
+    }
+
+    /// Closes every run's connections: the worker stops.
+    pub async fn close_all(&self) {
+        let all: Vec<Arc<RunInfo>> = self
+            .open
+            .lock_unpoisoned()
+            .drain()
+            .map(|(_, open)| open.info)
+            .collect();
+        close(all).await;
+    }
+}
+
+fn new_context(runner: &Runner, work: &ClaimedWork, partition: Partition) -> RunInfo {
+    let target = if work.test {
+        Target::Test {
+            schema: TEST_SCHEMA.into(),
+        }
+    } else {
+        Target::Production
+    };
+    RunInfo {
+        run_id: work.run_id,
+        pipeline: runner.pipeline.clone(),
+        partition,
+        test: work.test,
+        unit: work.unit_mode,
+        databases: Databases::new(runner.config.clone(), target),
+        details: Default::default(),
+        measured: Default::default(),
+        written: Default::default(),
+        declared: if work.test {
+            crate::run::declared_tables(&runner.dag)
+        } else {
+            Default::default()
+        },
+    }
+}
+
+async fn close(runs: Vec<Arc<RunInfo>>) {
+    for info in runs {
+        if tokio::time::timeout(CLOSE_WITHIN, info.databases.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                run = info.run_id,
+                "its database connections did not close in {}",
+                crate::date::format_duration(CLOSE_WITHIN)
+            );
+        }
+    }
+}
