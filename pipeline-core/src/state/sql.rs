@@ -589,6 +589,7 @@ impl StateStore {
                 .iter()
                 .map(|m| (&m.task, m.run_id, m.completed_at, &m.targets)),
         )?;
+        // `{rows}` of the attempts read `$1`; the markers' rows and key are `$m`, `$m + 1`..
         let insert_attempts = format!(
             "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, \
              finished_at, error, note, value, log) \
@@ -599,34 +600,57 @@ impl StateStore {
              finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
              value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)"
         );
-        let insert_markers = format!(
-            "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, \
-             completed_at, targets) \
-             SELECT $2, $3, $4, value->>0, CAST(value->>1 AS BIGINT), CAST(value->>2 AS BIGINT), \
-             value->>3 FROM {rows} WHERE true \
-             ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
-             run_id = excluded.run_id, completed_at = excluded.completed_at, \
-             targets = excluded.targets"
-        );
-        dispatch!(&self.pool, pool => {
-            let mut tx = pool.begin_write().await?;
-            if !attempts.is_empty() {
-                sqlx::query(AssertSqlSafe(insert_attempts))
-                    .bind(attempt_rows)
-                    .execute(&mut *tx)
-                    .await?;
+        let insert_markers = |m: usize| {
+            format!(
+                "INSERT INTO pipeline_markers (pipeline, partition, namespace, task, run_id, \
+                 completed_at, targets) \
+                 SELECT ${}, ${}, ${}, value->>0, CAST(value->>1 AS BIGINT), \
+                 CAST(value->>2 AS BIGINT), value->>3 FROM {} WHERE true \
+                 ON CONFLICT (pipeline, partition, namespace, task) DO UPDATE SET \
+                 run_id = excluded.run_id, completed_at = excluded.completed_at, \
+                 targets = excluded.targets",
+                m + 1,
+                m + 2,
+                m + 3,
+                rows.replace("$1", &format!("${m}"))
+            )
+        };
+        match &self.pool {
+            // One statement, atomic by itself: one round trip where a transaction of two
+            // took four (a coordinator of a distributed run records after every batch).
+            DbPool::Postgres(pool) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "WITH attempts AS ({insert_attempts}) {}",
+                    insert_markers(2)
+                )))
+                .bind(attempt_rows)
+                .bind(marker_rows)
+                .bind(&key.pipeline)
+                .bind(&key.partition)
+                .bind(key.namespace.as_str())
+                .execute(&**pool)
+                .await?;
             }
-            if !markers.is_empty() {
-                sqlx::query(AssertSqlSafe(insert_markers))
-                    .bind(marker_rows)
-                    .bind(&key.pipeline)
-                    .bind(&key.partition)
-                    .bind(key.namespace.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+            DbPool::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                if !attempts.is_empty() {
+                    sqlx::query(AssertSqlSafe(insert_attempts))
+                        .bind(attempt_rows)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !markers.is_empty() {
+                    sqlx::query(AssertSqlSafe(insert_markers(1)))
+                        .bind(marker_rows)
+                        .bind(&key.pipeline)
+                        .bind(&key.partition)
+                        .bind(key.namespace.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
-        });
+        }
         Ok(())
     }
 
