@@ -887,73 +887,38 @@ async fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
     );
     assert_eq!(clean.code, Some(0), "{}", clean.stderr);
 
-    sandbox.write("sneak-read", "");
-    let read = sandbox.run(
-        LINEAGE,
-        &["run", "--test", "--date", "2026-11-21", "--json"],
-        &[],
-    );
-    assert_eq!(read.code, Some(1), "{}", read.stderr);
-    let report = read.json();
-    let task = report["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|task| task["name"] == "make_report")
-        .expect("make_report")
-        .clone();
-    assert_eq!(task["status"], "failed", "{report}");
-    assert_eq!(task["attempts"], 1, "no retry declares a table: {report}");
-    let error = task["error"].as_str().expect("an error");
-    assert!(
-        error.contains(
-            "test mode: task `make_report` reads `warehouse.refunds`, which it does not declare"
-        ),
-        "{error}"
-    );
-    assert!(
-        error.contains("FROM refunds"),
-        "the statement is named: {error}"
-    );
-
-    sandbox.remove("sneak-read");
-    sandbox.write("sneak-write", "");
-    let write = sandbox.run(
-        LINEAGE,
-        &["run", "--test", "--date", "2026-11-22", "--json"],
-        &[],
-    );
-    assert_eq!(write.code, Some(1), "{}", write.stderr);
-    assert!(
-        write
-            .stdout
-            .contains("task `make_report` writes `warehouse.scratch`, which it does not declare"),
-        "{}",
-        write.stdout
-    );
-    // Outside test mode nothing is held: the statement runs as written.
-    let production = sandbox.run(LINEAGE, &["run", "--date", "2026-11-22", "--json"], &[]);
-    assert_eq!(production.code, Some(0), "{}", production.stderr);
-
-    // Queries of the task's own through `Db::pool()` are held too: one on the pool whose
-    // error the task ignores, and one in a transaction begun on it.
-    sandbox.remove("sneak-write");
+    // Each marker makes `make_report` touch a table it does not declare: in its script, in a
+    // query on the pool whose error it ignores, in a transaction begun on the pool.
     for (marker, date, refusal, statement) in [
+        (
+            "sneak-read",
+            "2026-11-21",
+            "test mode: task `make_report` reads `warehouse.refunds`, which it does not declare",
+            "INSERT INTO report SELECT count(*), 0 FROM refunds",
+        ),
+        (
+            "sneak-write",
+            "2026-11-22",
+            "test mode: task `make_report` writes `warehouse.scratch`, which it does not declare",
+            "CREATE TABLE scratch",
+        ),
         (
             "sneak-pool-read",
             "2026-11-23",
-            "task `make_report` reads `warehouse.refunds`, which it does not declare",
+            "test mode: task `make_report` reads `warehouse.refunds`, which it does not declare",
             "SELECT count(*) FROM refunds",
         ),
         (
             "sneak-tx-write",
             "2026-11-24",
-            "task `make_report` writes `warehouse.scratch_tx`, which it does not declare",
+            "test mode: task `make_report` writes `warehouse.scratch_tx`, which it does not \
+             declare",
             "CREATE TABLE scratch_tx",
         ),
     ] {
         sandbox.write(marker, "");
         let run = sandbox.run(LINEAGE, &["run", "--test", "--date", date, "--json"], &[]);
+        sandbox.remove(marker);
         assert_eq!(run.code, Some(1), "{marker}: {}", run.stderr);
         let report = run.json();
         let task = report["tasks"]
@@ -970,9 +935,15 @@ async fn test_mode_fails_a_task_that_touches_a_table_it_does_not_declare() {
         );
         let error = task["error"].as_str().expect("an error");
         assert!(error.contains(refusal), "{marker}: {error}");
-        assert!(error.contains(statement), "{marker}: {error}");
-        sandbox.remove(marker);
+        assert!(
+            error.contains(statement),
+            "{marker}: the statement is named: {error}"
+        );
     }
+    // Outside test mode nothing is held: the statement runs as written.
+    sandbox.write("sneak-write", "");
+    let production = sandbox.run(LINEAGE, &["run", "--date", "2026-11-22", "--json"], &[]);
+    assert_eq!(production.code, Some(0), "{}", production.stderr);
     // The refused statement never ran.
     let test_file = sandbox.path(".pipeline/warehouse.test.db");
     assert_eq!(
