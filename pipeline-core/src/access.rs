@@ -6,7 +6,8 @@
 //! task, the table and the statement; the loaders check the tables they load into. A refusal
 //! is also recorded, so that the attempt fails for good even if the task's code swallows the
 //! error (`Declared::take_refused`). A table a task writes it may read too. A task that
-//! declares no tables is not held to any.
+//! declares no tables is not held to any; on PostgreSQL every task is held to the test schema
+//! (a write that names another schema would reach past its `search_path` to production).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;

@@ -1,10 +1,11 @@
 //! The pools behind [`DbPool`](super::DbPool): sqlx's own, which they deref to, holding in
-//! test mode the statements a task sends to the tables it declared (see `access`). A query
-//! run on the pool (`sqlx::query(..).fetch_all(pool)`) or in a transaction begun on it
-//! (`pool.begin()`, then `&mut *tx`) is parsed before it reaches the database, and one that
-//! touches an undeclared table never runs: it fails with the task, the table and the
-//! statement, and the runner fails the attempt for good even if the task's code ignores that
-//! error. Outside test mode, and for the library's own statements, they only pass through.
+//! test mode the statements a task sends to the tables it declared and, on PostgreSQL, to the
+//! test schema (see `access`). A query run on the pool (`sqlx::query(..).fetch_all(pool)`) or
+//! in a transaction begun on it (`pool.begin()`, then `&mut *tx`) is parsed before it reaches
+//! the database, and one that touches an undeclared table, or writes past the test schema,
+//! never runs: it fails with the task, the table and the statement, and the runner fails the
+//! attempt for good even if the task's code ignores that error. Outside test mode, and for
+//! the library's own statements, they only pass through.
 //!
 //! What goes around them is not seen: a connection taken with `pool.acquire()`, or a
 //! transaction begun on it, runs on sqlx's connection directly.
