@@ -174,8 +174,16 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
     let statements = Parser::parse_sql(dialect, sql).map_err(|err| err.to_string())?;
     let mut touched = Touched::default();
     for statement in &statements {
-        for target in written(statement) {
+        let targets = written(statement);
+        for target in &targets {
             touched.writes.insert(table_name(target));
+        }
+        // An index changes its table too, though it adds no lineage.
+        let indexed = match statement {
+            Statement::CreateIndex(index) => Some(&index.table_name),
+            _ => None,
+        };
+        for target in targets.into_iter().chain(indexed) {
             if let Some(schema) = schema_name(target) {
                 touched
                     .qualified_writes
@@ -443,6 +451,7 @@ mod tests {
                 "INSERT INTO public.orders VALUES (1)",
                 "CREATE TABLE Analytics.orders (id int)",
                 "DELETE FROM \"public\".orders",
+                "CREATE INDEX orders_by_id ON public.orders (id)",
             ] {
                 let err = declared
                     .check("warehouse", "postgres", test, sql)
