@@ -325,6 +325,8 @@ pub fn quote_ident(name: &str) -> String {
 pub(crate) struct Databases {
     config: Config,
     target: Target,
+    /// Connections each pool may open (see [`pool_size`]).
+    max_connections: u32,
     pools: HashMap<String, OnceCell<DbPool>>,
     /// In test mode, production pools for reading sources (`Databases::source`).
     sources: HashMap<String, OnceCell<DbPool>>,
@@ -332,8 +334,16 @@ pub(crate) struct Databases {
     identities: HashMap<String, String>,
 }
 
+/// How many connections a run's pool of one database may open when `attempts` attempts may run
+/// at once: one each, so that none waits for another's connection (a wait longer than the
+/// connect timeout fails the attempt), at least 8 and at most 64. PostgreSQL pools open no
+/// more than the role and database allow besides.
+pub(crate) fn pool_size(attempts: usize) -> u32 {
+    u32::try_from(attempts.clamp(8, 64)).unwrap_or(64)
+}
+
 impl Databases {
-    pub fn new(config: Config, target: Target) -> Self {
+    pub fn new(config: Config, target: Target, max_connections: u32) -> Self {
         let cells = || {
             config
                 .databases
@@ -346,6 +356,7 @@ impl Databases {
             identities: config.identities(),
             config,
             target,
+            max_connections,
             pools,
             sources,
         }
@@ -390,7 +401,7 @@ impl Databases {
             .get(name)
             .context("database list changed while running")?;
         let pool = cell
-            .get_or_try_init(|| DbPool::connect(setting, &target, 8))
+            .get_or_try_init(|| DbPool::connect(setting, &target, self.max_connections))
             .await
             .with_context(|| format!("database `{name}`"))?
             .clone();

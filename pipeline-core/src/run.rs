@@ -355,7 +355,11 @@ impl Runner {
             partition: options.partition,
             test: options.test,
             unit: options.only,
-            databases: Databases::new(self.config.clone(), target),
+            databases: Databases::new(
+                self.config.clone(),
+                target,
+                crate::db::pool_size(options.workers),
+            ),
             details: Default::default(),
             measured: Default::default(),
             written: Default::default(),

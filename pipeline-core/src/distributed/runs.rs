@@ -23,9 +23,11 @@ const IDLE: Duration = Duration::from_secs(60);
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
 /// The contexts of the runs this worker has attempts of.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Runs {
     open: Mutex<HashMap<RunKey, Open>>,
+    /// The worker's slots: attempts of one run that may use a database at once.
+    slots: usize,
 }
 
 /// What tells runs apart: the queue's run id, and the mode its attempts run in.
@@ -42,6 +44,13 @@ struct Open {
 }
 
 impl Runs {
+    pub fn new(slots: usize) -> Self {
+        Runs {
+            open: Mutex::default(),
+            slots,
+        }
+    }
+
     /// The context of `work`'s run, made on its first attempt here. Closes those idle.
     pub fn context(
         &self,
@@ -70,7 +79,7 @@ impl Runs {
             tokio::spawn(close(idle));
         }
         let open = open.entry(key).or_insert_with(|| Open {
-            info: Arc::new(new_context(runner, work, partition)),
+            info: Arc::new(new_context(runner, work, partition, self.slots)),
             last_started: now,
         });
         open.last_started = now;
@@ -89,7 +98,7 @@ impl Runs {
     }
 }
 
-fn new_context(runner: &Runner, work: &ClaimedWork, partition: Partition) -> RunInfo {
+fn new_context(runner: &Runner, work: &ClaimedWork, partition: Partition, slots: usize) -> RunInfo {
     let target = if work.test {
         Target::Test {
             schema: TEST_SCHEMA.into(),
@@ -103,7 +112,7 @@ fn new_context(runner: &Runner, work: &ClaimedWork, partition: Partition) -> Run
         partition,
         test: work.test,
         unit: work.unit_mode,
-        databases: Databases::new(runner.config.clone(), target),
+        databases: Databases::new(runner.config.clone(), target, crate::db::pool_size(slots)),
         details: Default::default(),
         measured: Default::default(),
         written: Default::default(),

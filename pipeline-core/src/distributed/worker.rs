@@ -122,7 +122,7 @@ pub async fn run(
     let (finished_tx, finished) = mpsc::unbounded_channel::<Ended>();
     let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
     let holdings: Holdings = Arc::default();
-    let runs: Arc<Runs> = Arc::default();
+    let runs = Arc::new(Runs::new(options.slots));
     let announced_stop = Arc::new(AtomicBool::new(false));
     let claimed_now = Arc::new(tokio::sync::Notify::new());
     let renewals = tokio::spawn(keep_leases(

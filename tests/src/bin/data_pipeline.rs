@@ -3,7 +3,8 @@
 //! report requires the family, and a blocking check (failing when `bad-<table>` exists) holds
 //! the report back. Every task appends `<task> ran` to `ran.log` (and sleeps first when
 //! `sleep-<task>` says how long); with `backend-pids` in the working directory, a load first
-//! asks the `warehouse` for its connection's server process and appends `<task> pid <pid>`.
+//! asks the `warehouse` for its connection's server process, in a query that takes as many
+//! seconds as the file says (none when empty), and appends `<task> pid <pid>`.
 
 use pipeline_core::prelude::*;
 use pipeline_core::{Dag, Policy, TaskSpec};
@@ -26,14 +27,20 @@ fn logging(name: &str) -> TaskSpec {
                     .context("sleep-<task> holds milliseconds")?;
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
-            if std::path::Path::new("backend-pids").exists() && task.starts_with("load[") {
+            if let Ok(seconds) = std::fs::read_to_string("backend-pids")
+                && task.starts_with("load[")
+            {
+                let seconds: f64 = seconds.trim().parse().unwrap_or(0.0);
                 let warehouse = ctx.warehouse().await?;
                 let pipeline_core::db::DbPool::Postgres(pool) = warehouse.pool() else {
                     bail!("backend-pids needs a PostgreSQL warehouse");
                 };
-                let pid: i32 = pipeline_core::sqlx::query_scalar("SELECT pg_backend_pid()")
-                    .fetch_one(pool)
-                    .await?;
+                let pid: i32 = pipeline_core::sqlx::query_scalar(
+                    "SELECT pg_backend_pid() FROM (SELECT pg_sleep($1)) AS slept",
+                )
+                .bind(seconds)
+                .fetch_one(pool)
+                .await?;
                 log(&format!("{task} pid {pid}"))?;
             }
             log(&format!("{task} ran"))
