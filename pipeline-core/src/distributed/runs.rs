@@ -2,8 +2,9 @@
 //! share, as the attempts of a run in one process do: above all its database pools, which
 //! each attempt would otherwise open afresh (a connection, a TLS handshake and a login to every
 //! database it uses), and in test mode the declared tables of the whole graph, which each
-//! attempt would otherwise copy (quadratic in a big run). A run's context closes once no
-//! attempt of it has started for a while.
+//! attempt would otherwise copy (quadratic in a big run). A run's context closes when the
+//! worker stops, or at the start of another attempt once none of its own has run for a minute;
+//! meanwhile its pools close connections idle for 10 minutes themselves (sqlx's default).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
