@@ -26,6 +26,13 @@
 //! ```
 
 #![warn(missing_docs)]
+// The examples of the docs and the guide are what users copy: they compile without warnings
+// (short of what an excerpt cannot avoid: items it shows but does not use, a `main!` inside
+// the function a doc test wraps it in).
+#![doc(test(attr(
+    deny(warnings),
+    allow(dead_code, unused_variables, non_local_definitions)
+)))]
 
 mod access;
 pub(crate) mod alert;
