@@ -8,7 +8,8 @@
 //! the library's own statements, they only pass through.
 //!
 //! What goes around them is not seen: a connection taken with `pool.acquire()`, or a
-//! transaction begun on it, runs on sqlx's connection directly.
+//! transaction begun on it, runs on sqlx's connection directly, as does code handed sqlx's
+//! connection out of a checked transaction (`fn f(conn: &mut PgConnection)`, `f(&mut tx)`).
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -156,6 +157,22 @@ impl<DB: Database> fmt::Debug for CheckedTransaction<DB> {
 pub struct CheckedConnection<DB: Database> {
     tx: sqlx::Transaction<'static, DB>,
     hold: Option<Arc<Hold>>,
+}
+
+/// sqlx's connection, for code that takes one (`fn f(conn: &mut PgConnection)` called with
+/// `&mut tx`) and for what only it has (`COPY`): what runs through it is not held.
+impl<DB: Database> Deref for CheckedConnection<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: Database> DerefMut for CheckedConnection<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
 }
 
 impl<DB: Database> fmt::Debug for CheckedConnection<DB> {

@@ -9,6 +9,12 @@ use pipeline_core::sqlx;
 use pipeline_core::testing::TaskStatus;
 use pipeline_tests::{PgDatabase, Sandbox, psql};
 
+async fn count_reports(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM report")
+        .fetch_one(conn)
+        .await
+}
+
 #[tokio::test]
 async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
     let sandbox = Sandbox::new("access_pg");
@@ -37,6 +43,8 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
             sqlx::query("CREATE TABLE report AS SELECT count(*) AS n FROM orders")
                 .execute(&mut *tx)
                 .await?;
+            // Code written for sqlx's connection takes the transaction's as it is.
+            anyhow::ensure!(count_reports(&mut tx).await? == 1, "one report row");
             tx.commit().await?;
             // Not declared: refused before it is sent. The task ignores the error; the
             // attempt fails all the same, and is not retried.
