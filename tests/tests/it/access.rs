@@ -15,6 +15,12 @@ async fn count_reports(conn: &mut sqlx::PgConnection) -> sqlx::Result<i64> {
         .await
 }
 
+async fn count_orders(pool: &sqlx::PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(pool)
+        .await
+}
+
 #[tokio::test]
 async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
     let sandbox = Sandbox::new("access_pg");
@@ -46,6 +52,13 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
             // Code written for sqlx's connection takes the transaction's as it is.
             anyhow::ensure!(count_reports(&mut tx).await? == 1, "one report row");
             tx.commit().await?;
+            // Code written for sqlx's pool takes it as it is, and so does a connection of it.
+            anyhow::ensure!(count_orders(pool).await? == 1, "one order");
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT id FROM orders")
+                .execute(&mut *conn)
+                .await?;
+            drop(conn);
             // Not declared: refused before it is sent. The task ignores the error; the
             // attempt fails all the same, and is not retried.
             let refused = sqlx::query("DELETE FROM refunds").execute(pool).await;
