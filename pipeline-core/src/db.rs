@@ -19,7 +19,7 @@ use crate::config::{Config, Setting, sqlite_path};
 
 mod checked;
 pub(crate) use checked::Hold;
-pub use checked::{CheckedConnection, CheckedPool, CheckedTransaction};
+pub use checked::{CheckedConnection, CheckedPool, CheckedPoolConnection, CheckedTransaction};
 
 /// How long a connection attempt may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -441,8 +441,8 @@ impl Db {
     }
 
     /// Its connection pool, for queries of the task's own (`sqlx`). In test mode, what runs on
-    /// it or in a transaction begun on it is held to the task's declared tables, as scripts
-    /// and checks are (see [`CheckedPool`]).
+    /// it, in a transaction begun on it or on a connection taken from it is held to the task's
+    /// declared tables, as scripts and checks are (see [`CheckedPool`]).
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }

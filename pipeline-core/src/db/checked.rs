@@ -7,11 +7,13 @@
 //! attempt for good even if the task's code ignores that error. Outside test mode, and for
 //! the library's own statements, they only pass through.
 //!
-//! What goes around them is not seen: a connection taken with `pool.acquire()`, or a
-//! transaction begun on it, runs on sqlx's connection directly, as does code handed sqlx's
-//! connection out of a checked transaction (`fn f(conn: &mut PgConnection)`, `f(&mut tx)`).
+//! A connection taken with `pool.acquire()` is held too (`&mut *conn`). What goes around them
+//! is not seen: code handed sqlx's connection out of a checked one (`fn f(conn: &mut
+//! PgConnection)` called with `&mut tx`), a transaction begun on an acquired connection, and
+//! what only sqlx's connection has (`COPY`).
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -80,11 +82,25 @@ impl<DB: Database> CheckedPool<DB> {
     pub async fn begin(&self) -> Result<CheckedTransaction<DB>, sqlx::Error> {
         let tx = self.pool.begin().await?;
         Ok(CheckedTransaction {
-            conn: CheckedConnection {
-                tx,
-                hold: self.hold.clone(),
-            },
+            conn: self.checked(tx),
         })
+    }
+
+    /// Takes a connection out of the pool, its statements held as the pool's are: run them on
+    /// `&mut *conn`. Dropped, it goes back to the pool.
+    pub async fn acquire(&self) -> Result<CheckedPoolConnection<DB>, sqlx::Error> {
+        let conn = self.pool.acquire().await?;
+        Ok(CheckedPoolConnection {
+            conn: self.checked(conn),
+        })
+    }
+
+    fn checked<C>(&self, conn: C) -> CheckedConnection<DB, C> {
+        CheckedConnection {
+            conn,
+            hold: self.hold.clone(),
+            database: PhantomData,
+        }
     }
 }
 
@@ -117,65 +133,81 @@ impl<DB: Database> fmt::Debug for CheckedPool<DB> {
 /// A transaction begun on a [`CheckedPool`]: its statements (`&mut *tx`) are held as the
 /// pool's are.
 pub struct CheckedTransaction<DB: Database> {
-    conn: CheckedConnection<DB>,
+    conn: CheckedConnection<DB, sqlx::Transaction<'static, DB>>,
 }
 
 impl<DB: Database> CheckedTransaction<DB> {
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.conn.tx.commit().await
+        self.conn.conn.commit().await
     }
 
     /// Rolls the transaction back (as dropping it does, but waiting for it).
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.conn.tx.rollback().await
+        self.conn.conn.rollback().await
     }
 }
 
-impl<DB: Database> Deref for CheckedTransaction<DB> {
-    type Target = CheckedConnection<DB>;
-
-    fn deref(&self) -> &CheckedConnection<DB> {
-        &self.conn
-    }
+/// A connection taken out of a [`CheckedPool`]: its statements (`&mut *conn`) are held as the
+/// pool's are.
+pub struct CheckedPoolConnection<DB: Database> {
+    conn: CheckedConnection<DB, sqlx::pool::PoolConnection<DB>>,
 }
 
-impl<DB: Database> DerefMut for CheckedTransaction<DB> {
-    fn deref_mut(&mut self) -> &mut CheckedConnection<DB> {
-        &mut self.conn
-    }
+/// Both reach their [`CheckedConnection`] as sqlx's reach theirs: `&mut *tx`, `&mut *conn`.
+macro_rules! to_checked_connection {
+    ($outer:ident, $inner:ty) => {
+        impl<DB: Database> Deref for $outer<DB> {
+            type Target = CheckedConnection<DB, $inner>;
+
+            fn deref(&self) -> &Self::Target {
+                &self.conn
+            }
+        }
+
+        impl<DB: Database> DerefMut for $outer<DB> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.conn
+            }
+        }
+
+        impl<DB: Database> fmt::Debug for $outer<DB> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.conn.fmt(f)
+            }
+        }
+    };
 }
 
-impl<DB: Database> fmt::Debug for CheckedTransaction<DB> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.conn.fmt(f)
-    }
-}
+to_checked_connection!(CheckedTransaction, sqlx::Transaction<'static, DB>);
+to_checked_connection!(CheckedPoolConnection, sqlx::pool::PoolConnection<DB>);
 
-/// The connection of a [`CheckedTransaction`], which `&mut *tx` reaches: what its queries run
-/// on.
-pub struct CheckedConnection<DB: Database> {
-    tx: sqlx::Transaction<'static, DB>,
+/// The connection of a [`CheckedTransaction`] or a [`CheckedPoolConnection`] (`C`, sqlx's,
+/// which derefs to the database's connection), which `&mut *tx` and `&mut *conn` reach: what
+/// their queries run on.
+pub struct CheckedConnection<DB: Database, C> {
+    conn: C,
     hold: Option<Arc<Hold>>,
+    database: PhantomData<DB>,
 }
 
 /// sqlx's connection, for code that takes one (`fn f(conn: &mut PgConnection)` called with
 /// `&mut tx`) and for what only it has (`COPY`): what runs through it is not held.
-impl<DB: Database> Deref for CheckedConnection<DB> {
+impl<DB: Database, C: Deref<Target = DB::Connection>> Deref for CheckedConnection<DB, C> {
     type Target = DB::Connection;
 
     fn deref(&self) -> &DB::Connection {
-        &self.tx
+        &self.conn
     }
 }
 
-impl<DB: Database> DerefMut for CheckedConnection<DB> {
+impl<DB: Database, C: DerefMut<Target = DB::Connection>> DerefMut for CheckedConnection<DB, C> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
-        &mut self.tx
+        &mut self.conn
     }
 }
 
-impl<DB: Database> fmt::Debug for CheckedConnection<DB> {
+impl<DB: Database, C> fmt::Debug for CheckedConnection<DB, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckedConnection")
             .field("held", &self.hold.is_some())
@@ -289,11 +321,12 @@ where
     held_executor!('p, self => self.hold.as_deref(), &self.pool);
 }
 
-impl<'c, DB: Database> Executor<'c> for &'c mut CheckedConnection<DB>
+impl<'c, DB: Database, C> Executor<'c> for &'c mut CheckedConnection<DB, C>
 where
+    C: DerefMut<Target = DB::Connection> + Send,
     for<'a> &'a mut DB::Connection: Executor<'a, Database = DB>,
 {
     type Database = DB;
 
-    held_executor!('c, self => self.hold.as_deref(), &mut *self.tx);
+    held_executor!('c, self => self.hold.as_deref(), &mut *self.conn);
 }

@@ -1,6 +1,7 @@
 //! Test mode on PostgreSQL, where a schema-qualified name reaches past the test schema's
-//! `search_path`: a task's own sqlx queries (`Db::pool()`) are held to its declared tables,
-//! every task's writes to the test schema, and a refused statement never reaches the server.
+//! `search_path`: a task's own sqlx queries (`Db::pool()`, its transactions and connections)
+//! are held to its declared tables, every task's writes to the test schema, and a refused
+//! statement never reaches the server.
 //! (SQLite and the declared tables of scripts are covered end to end by `daily_e2e`.)
 
 use pipeline_core::TaskSpec;
@@ -52,16 +53,16 @@ async fn postgres_queries_on_the_pool_are_held_to_the_declared_tables() {
             // Code written for sqlx's connection takes the transaction's as it is.
             anyhow::ensure!(count_reports(&mut tx).await? == 1, "one report row");
             tx.commit().await?;
-            // Code written for sqlx's pool takes it as it is, and so does a connection of it.
+            // Code written for sqlx's pool takes it as it is.
             anyhow::ensure!(count_orders(pool).await? == 1, "one order");
+            // A connection taken out of the pool is held as the pool is.
             let mut conn = pool.acquire().await?;
             sqlx::query("SELECT id FROM orders")
                 .execute(&mut *conn)
                 .await?;
-            drop(conn);
             // Not declared: refused before it is sent. The task ignores the error; the
             // attempt fails all the same, and is not retried.
-            let refused = sqlx::query("DELETE FROM refunds").execute(pool).await;
+            let refused = sqlx::query("DELETE FROM refunds").execute(&mut *conn).await;
             anyhow::ensure!(refused.is_err(), "the undeclared delete was let through");
             Ok(())
         })
