@@ -437,6 +437,15 @@ mod tests {
     }
 
     #[test]
+    fn a_statement_nested_past_the_parsers_depth_is_let_through_not_a_crash() {
+        let deep = format!("SELECT {}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(touched("postgres", &deep).is_err());
+        Declared::new("report".into(), None)
+            .check("warehouse", "postgres", Some("pipeline_test"), &deep)
+            .expect("let through, with a warning");
+    }
+
+    #[test]
     fn a_write_past_the_test_schema_is_refused_declared_or_not() {
         let test = Some("pipeline_test");
         for tables in [

@@ -118,7 +118,8 @@ impl Ctx {
         self.run.unit
     }
 
-    /// In test mode, the tables the task declared, which its statements are held to.
+    /// In test mode, what the task declared (its tables, or none), which its statements are
+    /// held to.
     pub(crate) fn declared(&self) -> Option<Arc<crate::access::Declared>> {
         self.run.declared.get(&self.task).map(Arc::clone)
     }

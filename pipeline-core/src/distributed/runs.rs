@@ -23,19 +23,13 @@ const IDLE: Duration = Duration::from_secs(60);
 /// How long closing one run's connections may take.
 const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
-/// The contexts of the runs this worker has attempts of.
+/// The contexts of the runs this worker has attempts of, by run id (which names one run, its
+/// mode with it).
 #[derive(Debug)]
 pub(super) struct Runs {
-    open: Mutex<HashMap<RunKey, Open>>,
+    open: Mutex<HashMap<i64, Open>>,
     /// The worker's slots: attempts of one run that may use a database at once.
     slots: usize,
-}
-
-/// What tells runs apart: the queue's run id, and the mode its attempts run in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct RunKey {
-    run_id: i64,
-    test: bool,
 }
 
 #[derive(Debug)]
@@ -59,10 +53,7 @@ impl Runs {
         work: &ClaimedWork,
         partition: Partition,
     ) -> Arc<RunInfo> {
-        let key = RunKey {
-            run_id: work.run_id,
-            test: work.test,
-        };
+        let key = work.run_id;
         let now = Instant::now();
         let mut open = self.open.lock_unpoisoned();
         let mut idle = Vec::new();

@@ -566,9 +566,14 @@ impl StateStore {
         // another length each batch was parsed again), and nothing is bound row by row. SQLite
         // parses it once into its binary JSON (`jsonb_each`): with `json_each`, every field
         // read parsed its row's text again.
-        let rows = match &self.pool {
-            DbPool::Sqlite(_) => "jsonb_each($1)",
-            DbPool::Postgres(_) => "json_array_elements($1::json) AS rows(value)",
+        let postgres = matches!(self.pool, DbPool::Postgres(_));
+        // The rows of the JSON parameter `$n`.
+        let rows = |n: usize| {
+            if postgres {
+                format!("json_array_elements(${n}::json) AS rows(value)")
+            } else {
+                format!("jsonb_each(${n})")
+            }
         };
         let attempt_rows = json_rows(attempts.iter().map(|a| {
             (
@@ -589,16 +594,17 @@ impl StateStore {
                 .iter()
                 .map(|m| (&m.task, m.run_id, m.completed_at, &m.targets)),
         )?;
-        // `{rows}` of the attempts read `$1`; the markers' rows and key are `$m`, `$m + 1`..
+        // The attempts' rows are `$1`; the markers' rows and key are `$m`, `$m + 1`..
         let insert_attempts = format!(
             "INSERT INTO pipeline_attempts (run_id, task, attempt, status, started_at, \
              finished_at, error, note, value, log) \
              SELECT CAST(value->>0 AS BIGINT), value->>1, CAST(value->>2 AS BIGINT), value->>3, \
              CAST(value->>4 AS BIGINT), CAST(value->>5 AS BIGINT), value->>6, value->>7, \
-             CAST(value->>8 AS DOUBLE PRECISION), value->>9 FROM {rows} WHERE true \
+             CAST(value->>8 AS DOUBLE PRECISION), value->>9 FROM {} WHERE true \
              ON CONFLICT (run_id, task, attempt) DO UPDATE SET status = excluded.status, \
              finished_at = excluded.finished_at, error = excluded.error, note = excluded.note, \
-             value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)"
+             value = excluded.value, log = COALESCE(excluded.log, pipeline_attempts.log)",
+            rows(1)
         );
         let insert_markers = |m: usize| {
             format!(
@@ -612,7 +618,7 @@ impl StateStore {
                 m + 1,
                 m + 2,
                 m + 3,
-                rows.replace("$1", &format!("${m}"))
+                rows(m)
             )
         };
         match &self.pool {
@@ -628,7 +634,7 @@ impl StateStore {
                 .bind(&key.pipeline)
                 .bind(&key.partition)
                 .bind(key.namespace.as_str())
-                .execute(&**pool)
+                .execute(pool)
                 .await?;
             }
             DbPool::Sqlite(pool) => {
