@@ -289,6 +289,24 @@ pub struct ClaimedWork {
     pub token: String,
 }
 
+/// What a worker asks of the queue: up to `limit` attempts of `pipeline`'s graph
+/// `fingerprint`, each under a lease of `lease_ms` with a token of `token_prefix` and its id.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimRequest<'a> {
+    /// The pipeline whose attempts to claim.
+    pub pipeline: &'a str,
+    /// The worker's graph: attempts of runs of another graph are left alone.
+    pub fingerprint: &'a str,
+    /// The worker's id.
+    pub worker: &'a str,
+    /// What each claimed attempt's lease token starts with.
+    pub token_prefix: &'a str,
+    /// Attempts to claim at most (the worker's free slots).
+    pub limit: usize,
+    /// How long the leases run.
+    pub lease_ms: i64,
+}
+
 /// How an attempt ended on its worker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkOutcome {

@@ -24,8 +24,8 @@ pub use crate::secrets::redact;
 #[cfg(feature = "web")]
 pub use crate::serve::{ServeOptions, serve};
 pub use crate::state::{
-    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun, NewWork,
-    PartitionKey, StateStore, TickRecord, WorkOutcome,
+    AttemptRecord, ClaimRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace,
+    NewRun, NewWork, PartitionKey, StateStore, TickRecord, WorkOutcome,
 };
 pub use crate::status::{RunStatus, TaskStatus};
 pub use crate::task::TaskFuture;

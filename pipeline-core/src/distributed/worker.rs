@@ -28,7 +28,9 @@ use crate::ctx::Ctx;
 use crate::date::{Partition, format_duration};
 use crate::host::hostname;
 use crate::run::{Quiet, RunOptions, Runner};
-use crate::state::{ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord};
+use crate::state::{
+    ClaimRequest, ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
+};
 use crate::status::{RunStatus, TaskStatus};
 
 /// How a worker runs.
@@ -190,17 +192,15 @@ pub async fn run(
             let free = options.slots - attempts;
             let prefix = format!("{}:{:08x}", record.id, rand_u32());
             let claiming = Instant::now();
-            match store
-                .claim_work(
-                    &runner.pipeline,
-                    &fingerprint,
-                    &record.id,
-                    &prefix,
-                    free,
-                    lease_ms,
-                )
-                .await
-            {
+            let request = ClaimRequest {
+                pipeline: &runner.pipeline,
+                fingerprint: &fingerprint,
+                worker: &record.id,
+                token_prefix: &prefix,
+                limit: free,
+                lease_ms,
+            };
+            match store.claim_work(&request).await {
                 Ok(claimed) => {
                     // A full claim may have left more behind: look again at once.
                     look = claimed.len() == free;

@@ -9,7 +9,7 @@ use pipeline_core::testing::{
     PartitionKey, StateStore, TickRecord,
 };
 use pipeline_core::testing::{RunStatus, TaskStatus};
-use pipeline_tests::{PgDatabase, Sandbox};
+use pipeline_tests::{PgDatabase, Sandbox, psql};
 
 /// Keeps the backing file or database alive for the test.
 enum Backing {
@@ -707,7 +707,7 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
 #[tokio::test]
 async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     use pipeline_core::sqlx::{self, Connection as _, PgConnection};
-    use pipeline_core::testing::{NewWork, WorkOutcome};
+    use pipeline_core::testing::{ClaimRequest, NewWork, WorkOutcome};
 
     let database = PgDatabase::create();
     let store = open(database.url.clone()).await;
@@ -742,7 +742,14 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
             .await
             .expect("queue two attempts");
         let claimed = store
-            .claim_work("daily", "graph", "worker-1", "worker-1:0", 2, 30_000)
+            .claim_work(&ClaimRequest {
+                pipeline: "daily",
+                fingerprint: "graph",
+                worker: "worker-1",
+                token_prefix: "worker-1:0",
+                limit: 2,
+                lease_ms: 30_000,
+            })
             .await
             .expect("claim them");
         assert_eq!(claimed.len(), 2);
@@ -780,4 +787,60 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
         accepted.sort_unstable();
         assert_eq!(accepted, [claimed[0].id, claimed[1].id]);
     }
+}
+
+/// A claim that took attempts in no pool and then fails to claim one in a resource pool
+/// hands over what it took: those attempts are the worker's under their leases, and dropped
+/// with the error they would have run out their lease unrun and been reported lost.
+#[tokio::test]
+async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() {
+    use pipeline_core::testing::{ClaimRequest, NewWork};
+
+    let database = PgDatabase::create();
+    let store = open(database.url.clone()).await;
+    let key = key("2026-12-07", Namespace::Production);
+    let run_id = start(&store, &key).await;
+    let work = |task: &str, pool: Option<(String, usize)>| NewWork {
+        run_id,
+        key: key.clone(),
+        unit_mode: false,
+        task: task.into(),
+        attempt: 1,
+        fingerprint: "graph".into(),
+        priority: 0,
+        pool,
+    };
+    store
+        .queue_work(&[work("free", None), work("pooled", Some(("api".into(), 2)))])
+        .await
+        .expect("queue two attempts");
+    // The database refuses to start any attempt in a pool.
+    psql(
+        &database.url,
+        "CREATE FUNCTION refuse_pooled() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           RAISE EXCEPTION 'pooled claims refused'; END $$; \
+         CREATE TRIGGER refuse_pooled BEFORE UPDATE ON pipeline_work FOR EACH ROW \
+           WHEN (NEW.pool IS NOT NULL AND NEW.state = 'running') EXECUTE FUNCTION refuse_pooled()",
+    );
+    let claimed = store
+        .claim_work(&ClaimRequest {
+            pipeline: "daily",
+            fingerprint: "graph",
+            worker: "worker-1",
+            token_prefix: "worker-1:0",
+            limit: 2,
+            lease_ms: 30_000,
+        })
+        .await
+        .expect("the claim hands over what it took");
+    let tasks: Vec<&str> = claimed.iter().map(|work| work.task.as_str()).collect();
+    assert_eq!(tasks, ["free"]);
+    assert_eq!(
+        psql(
+            &database.url,
+            "SELECT string_agg(task || '=' || state || ':' || coalesce(lease_token, ''), ',' \
+             ORDER BY task) FROM pipeline_work"
+        ),
+        format!("free=running:{},pooled=queued:", claimed[0].token)
+    );
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Row};
+use sqlx::postgres::{PgArguments, PgConnectOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Postgres, Row};
 
 use super::StateStore;
 use crate::db::DbPool;
 use crate::state::{
-    ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS, PartitionKey,
-    QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
+    ClaimRequest, ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS,
+    PartitionKey, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
 };
 
 /// Connections a worker holds at least: its lease line, its queue's notifications, and one
@@ -345,57 +345,27 @@ impl StateStore {
             .collect()
     }
 
-    /// Claims up to `limit` queued attempts of highest priority (the oldest among equals) of
-    /// a graph with `fingerprint`, each under a lease of `lease_ms` on the store's clock with
-    /// a token of its own (`token_prefix` and its id). Attempts in no pool are claimed in one
-    /// statement that commits at once. An attempt in a resource pool is claimed only while
-    /// fewer than the pool's size of its attempts run, counted across every run and worker:
-    /// one such claim at a time, under a lock that workers take only for it.
-    pub async fn claim_work(
-        &self,
-        pipeline: &str,
-        fingerprint: &str,
-        worker: &str,
-        token_prefix: &str,
-        limit: usize,
-        lease_ms: i64,
-    ) -> anyhow::Result<Vec<ClaimedWork>> {
+    /// Claims up to `request.limit` queued attempts of highest priority (the oldest among
+    /// equals) of a graph with the request's fingerprint, each under a lease of
+    /// `request.lease_ms` on the store's clock with a token of its own (the request's prefix
+    /// and its id). Attempts in no pool are claimed in one statement that commits at once. An
+    /// attempt in a resource pool is claimed only while fewer than the pool's size of its
+    /// attempts run, counted across every run and worker: one such claim at a time, under a
+    /// lock that workers take only for it.
+    pub async fn claim_work(&self, request: &ClaimRequest<'_>) -> anyhow::Result<Vec<ClaimedWork>> {
         let pool = self.postgres("a worker")?;
         let now = self.clock_ms();
-        let claim = |pooled: bool| {
-            let which = if pooled {
-                "AND pool IS NOT NULL AND (SELECT count(*) FROM pipeline_work r \
-                 WHERE r.pipeline = q.pipeline AND r.pool = q.pool AND r.state = 'running' \
-                 AND r.pool IS NOT NULL) < q.pool_size"
-            } else {
-                "AND pool IS NULL"
-            };
-            format!(
-                "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
-                 lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
-                 WHERE id IN (SELECT q.id FROM pipeline_work q WHERE q.pipeline = $1 \
-                              AND q.state = 'queued' AND q.kind = 'attempt' \
-                              AND q.fingerprint = $2 {which} \
-                              ORDER BY q.priority DESC, q.id LIMIT $6 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
-            )
-        };
         // With the attempts in no pool, whether any in a pool wait: one statement either way.
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "WITH claimed AS ({}), pooled AS (SELECT EXISTS (SELECT 1 FROM pipeline_work \
-             WHERE pipeline = $1 AND state = 'queued' AND kind = 'attempt' \
-             AND fingerprint = $2 AND pool IS NOT NULL) AS waiting) \
-             SELECT claimed.*, pooled.waiting FROM pooled LEFT JOIN claimed ON TRUE",
-            claim(false)
-        )))
-        .bind(pipeline)
-        .bind(fingerprint)
-        .bind(worker)
-        .bind(token_prefix)
-        .bind(lease_ms)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(pool)
-        .await?;
+        let rows = request
+            .bind(sqlx::query(AssertSqlSafe(format!(
+                "WITH claimed AS ({}), pooled AS (SELECT EXISTS (SELECT 1 FROM pipeline_work \
+                 WHERE pipeline = $1 AND state = 'queued' AND kind = 'attempt' \
+                 AND fingerprint = $2 AND pool IS NOT NULL) AS waiting) \
+                 SELECT claimed.*, pooled.waiting FROM pooled LEFT JOIN claimed ON TRUE",
+                claim_sql(now, false)
+            ))))
+            .fetch_all(pool)
+            .await?;
         let pooled_waiting = match rows.first() {
             Some(row) => row.try_get::<bool, _>("waiting")?,
             None => false,
@@ -405,31 +375,50 @@ impl StateStore {
             .filter(|row| row.try_get::<Option<i64>, _>("id").ok().flatten().is_some())
             .map(claimed_work)
             .collect::<anyhow::Result<_>>()?;
-        // One pooled attempt per statement: the count is of the statement's snapshot, which the
-        // lock makes sure no other claim of a pooled attempt changes meanwhile.
-        while pooled_waiting && claimed.len() < limit {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
-                .execute(&mut *tx)
-                .await?;
-            let row = sqlx::query(AssertSqlSafe(claim(true)))
-                .bind(pipeline)
-                .bind(fingerprint)
-                .bind(worker)
-                .bind(token_prefix)
-                .bind(lease_ms)
-                .bind(1_i64)
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            match row {
-                Some(row) => claimed.push(claimed_work(&row)?),
-                None => break,
+        // What was claimed is the worker's whatever follows: a pooled claim that fails ends
+        // the claim with what it has (the worker looks again at its next freed slot or
+        // wake-up). Returning the error instead dropped attempts whose leases already ran,
+        // to be reported lost once they ran out.
+        while pooled_waiting && claimed.len() < request.limit {
+            match self.claim_one_pooled(request).await {
+                Ok(Some(work)) => claimed.push(work),
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!("cannot claim attempts in a resource pool: {err:#}");
+                    break;
+                }
             }
         }
         // RETURNING follows no order: start the most urgent first.
         claimed.sort_by_key(|work| work.id);
         Ok(claimed)
+    }
+
+    /// Claims one attempt in a pool that has room, under the pools' lock: the pool's count is
+    /// of the statement's snapshot, which the lock makes sure no other such claim changes
+    /// meanwhile.
+    async fn claim_one_pooled(
+        &self,
+        request: &ClaimRequest<'_>,
+    ) -> anyhow::Result<Option<ClaimedWork>> {
+        let pool = self.postgres("a worker")?;
+        let now = self.clock_ms();
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
+            .execute(&mut *tx)
+            .await?;
+        let one = ClaimRequest {
+            limit: 1,
+            ..*request
+        };
+        let row = one
+            .bind(sqlx::query(AssertSqlSafe(claim_sql(now, true))))
+            .fetch_optional(&mut *tx)
+            .await?;
+        // Read before the commit: a row that cannot be read is not claimed.
+        let work = row.as_ref().map(claimed_work).transpose()?;
+        tx.commit().await?;
+        Ok(work)
     }
 
     /// Queues a detached run: its options, for the worker that coordinates it. Its id.
@@ -708,6 +697,43 @@ impl StateStore {
 }
 
 /// A claimed attempt from a row that a claim returned.
+impl ClaimRequest<'_> {
+    /// Binds the request as the claim statements of [`claim_sql`] take it.
+    fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Postgres, PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+        query
+            .bind(self.pipeline)
+            .bind(self.fingerprint)
+            .bind(self.worker)
+            .bind(self.token_prefix)
+            .bind(self.lease_ms)
+            .bind(i64::try_from(self.limit).unwrap_or(i64::MAX))
+    }
+}
+
+/// A claim of queued attempts in no pool (`pooled`: in a pool that has room), as an update
+/// that returns the claimed rows; its parameters are a [`ClaimRequest`]'s.
+fn claim_sql(now: &str, pooled: bool) -> String {
+    let which = if pooled {
+        "AND pool IS NOT NULL AND (SELECT count(*) FROM pipeline_work r \
+         WHERE r.pipeline = q.pipeline AND r.pool = q.pool AND r.state = 'running' \
+         AND r.pool IS NOT NULL) < q.pool_size"
+    } else {
+        "AND pool IS NULL"
+    };
+    format!(
+        "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
+         lease_token = $4 || ':' || id, lease_until = {now} + $5, claimed_at = {now} \
+         WHERE id IN (SELECT q.id FROM pipeline_work q WHERE q.pipeline = $1 \
+                      AND q.state = 'queued' AND q.kind = 'attempt' \
+                      AND q.fingerprint = $2 {which} \
+                      ORDER BY q.priority DESC, q.id LIMIT $6 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, run_id, partition, namespace, unit_mode, task, attempt, lease_token"
+    )
+}
+
 fn claimed_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<ClaimedWork> {
     Ok(ClaimedWork {
         id: row.try_get("id")?,
