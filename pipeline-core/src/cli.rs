@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::dag::Dag;
 use crate::date::{Date, Partition};
 use crate::pool::Pools;
-use crate::run::{RunError, RunOptions, RunOutcome, Runner, open_store};
+use crate::run::{RunError, RunOptions, RunOutcome, Runner, open_store_with};
 use crate::schedule::{Scheduler, SchedulerOptions};
 use crate::state::CancelRequest;
 use crate::status::RunStatus;
@@ -442,7 +442,12 @@ async fn dispatch(
             grace_secs,
             metrics_addr,
         } => {
-            let runner = runner(pipeline, dag()?).await?;
+            let runner = runner_with(
+                pipeline,
+                dag()?,
+                crate::distributed::worker::STORE_CONNECTIONS,
+            )
+            .await?;
             runner
                 .store
                 .postgres(crate::message::Command("worker"))
@@ -573,6 +578,15 @@ async fn serve_metrics(
 }
 
 async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
+    runner_with(pipeline, dag, crate::state::STORE_CONNECTIONS).await
+}
+
+/// A runner whose state store's pool holds up to `store_connections`.
+async fn runner_with(
+    pipeline: &str,
+    dag: Arc<Dag>,
+    store_connections: u32,
+) -> Result<Runner, Failure> {
     let config = Config::load().map_err(usage)?;
     let kind = |name: &str| {
         config
@@ -593,7 +607,9 @@ async fn runner(pipeline: &str, dag: Arc<Dag>) -> Result<Runner, Failure> {
     }
     let declared = crate::pool::registered().map_err(usage)?;
     let pools = Pools::configured(&declared, &config.pools).map_err(usage)?;
-    let store = open_store(&config).await.map_err(usage)?;
+    let store = open_store_with(&config, store_connections)
+        .await
+        .map_err(usage)?;
     Ok(Runner {
         dag,
         store,

@@ -525,7 +525,12 @@ impl Runner {
 
 /// Opens the configured state store.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<StateStore>> {
-    let store = crate::state::StateStore::open(&config.state).await?;
+    open_store_with(config, crate::state::STORE_CONNECTIONS).await
+}
+
+/// Opens the configured state store with a pool of up to `connections`.
+pub async fn open_store_with(config: &Config, connections: u32) -> anyhow::Result<Arc<StateStore>> {
+    let store = crate::state::StateStore::open_with(&config.state, connections).await?;
     Ok(Arc::new(store))
 }
 

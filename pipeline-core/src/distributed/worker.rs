@@ -29,7 +29,7 @@ use crate::date::{Partition, format_duration};
 use crate::host::hostname;
 use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::{
-    ClaimRequest, ClaimedWork, LeaseLine, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
+    ClaimRequest, ClaimedWork, LeaseLine, QUEUED_CHANNEL, StoreLine, WorkOutcome, WorkerRecord,
 };
 use crate::status::{RunStatus, TaskStatus};
 
@@ -53,6 +53,12 @@ const SUBMISSION_LOOK: Duration = Duration::from_secs(5);
 
 /// Detached runs one worker coordinates at once, at most.
 const MAX_COORDINATING: usize = 2;
+
+/// Connections of a worker's pool to the state store, at most (opened as needed): its lease
+/// line, its queue's notifications and its claims' and outcomes' lines are held for good; the
+/// rest serve its other statements and the detached runs it coordinates (each holds its own
+/// notifications and queue's line, and writes its results).
+pub const STORE_CONNECTIONS: u32 = 6 + 4 * MAX_COORDINATING as u32;
 
 /// Outcomes written in one statement, at most.
 const FINISH_MAX: usize = 500;
@@ -122,7 +128,15 @@ pub async fn run(
     let runner = Arc::new(runner);
     let (ended_tx, mut ended) = mpsc::unbounded_channel::<String>();
     let (finished_tx, finished) = mpsc::unbounded_channel::<Ended>();
-    let finisher = tokio::spawn(finish(Arc::clone(&runner), finished, ended_tx.clone()));
+    // Claims and outcomes each hold a connection of their own (see `StoreLine`).
+    let mut claims = store.line("a worker")?;
+    let outcomes = store.line("a worker")?;
+    let finisher = tokio::spawn(finish(
+        Arc::clone(&runner),
+        outcomes,
+        finished,
+        ended_tx.clone(),
+    ));
     let holdings: Holdings = Arc::default();
     let runs = Arc::new(Runs::new(options.slots));
     let announced_stop = Arc::new(AtomicBool::new(false));
@@ -200,7 +214,7 @@ pub async fn run(
                 limit: free,
                 lease_ms,
             };
-            match store.claim_work(&request).await {
+            match store.claim_work(&mut claims, &request).await {
                 Ok(claimed) => {
                     // A full claim may have left more behind: look again at once.
                     look = claimed.len() == free;
@@ -486,6 +500,7 @@ fn start(
 /// their slots (their tokens go to `ended`).
 async fn finish(
     runner: Arc<Runner>,
+    mut line: StoreLine,
     mut finished: mpsc::UnboundedReceiver<Ended>,
     ended: mpsc::UnboundedSender<String>,
 ) {
@@ -514,7 +529,7 @@ async fn finish(
                 )
             })
             .collect();
-        match runner.store.finish_works(&outcomes).await {
+        match runner.store.finish_works(&mut line, &outcomes).await {
             Ok(accepted) => {
                 for ended in kept
                     .iter()

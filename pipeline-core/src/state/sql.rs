@@ -1,10 +1,12 @@
 //! The state store on SQLite or PostgreSQL. The statements are shared (both dialects accept
 //! `$n` parameters, `ON CONFLICT` and `RETURNING`); the migrations are per backend.
 
+mod line;
 mod schedules;
 mod views;
 mod work;
 
+pub use line::StoreLine;
 pub use work::LeaseLine;
 
 pub use views::RunFilter;
@@ -154,10 +156,18 @@ pub struct StateStore {
     pool: DbPool,
 }
 
+/// Connections of the store's pool, at most, in a process that is not a worker.
+pub const STORE_CONNECTIONS: u32 = 4;
+
 impl StateStore {
     /// Connects to the store named by the setting and brings its schema up to date.
     pub async fn open(setting: &Setting) -> anyhow::Result<StateStore> {
-        let pool = DbPool::connect(setting, &Target::Production, 4)
+        StateStore::open_with(setting, STORE_CONNECTIONS).await
+    }
+
+    /// [`StateStore::open`], with a pool of up to `connections`.
+    pub async fn open_with(setting: &Setting, connections: u32) -> anyhow::Result<StateStore> {
+        let pool = DbPool::connect(setting, &Target::Production, connections)
             .await
             .context("cannot open the state store")?;
         let store = StateStore { pool };

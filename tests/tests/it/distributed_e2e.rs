@@ -454,7 +454,7 @@ fn a_worker_renews_within_a_second_after_the_database_comes_back() {
     assert_eq!(sandbox.read("ran.log").matches("slow started").count(), 1);
 }
 
-/// A worker needs three connections to the state store; a role allowed two is refused at
+/// A worker needs five connections to the state store; a role allowed two is refused at
 /// start, saying so, instead of a worker whose renewals wait for a connection.
 #[test]
 fn a_worker_whose_role_allows_too_few_connections_refuses_to_start() {
@@ -475,7 +475,7 @@ fn a_worker_whose_role_allows_too_few_connections_refuses_to_start() {
     let started = Instant::now();
     let refused = sandbox.run(PIPELINE, &["worker", "--lease-secs", "2"], &[]);
     assert_ne!(refused.code, Some(0), "{}", refused.stderr);
-    refused.assert_stderr_has("a worker needs 3 connections to the state store");
+    refused.assert_stderr_has("a worker needs 5 connections to the state store");
     refused.assert_stderr_has("allows 2 more");
     assert!(
         started.elapsed() < Duration::from_secs(5),

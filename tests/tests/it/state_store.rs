@@ -723,6 +723,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
         priority: 0,
         pool: None,
     };
+    let mut line = store.line("a worker").expect("a line");
     let outcome = WorkOutcome {
         status: TaskStatus::Succeeded,
         error: None,
@@ -738,18 +739,21 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     // orders deadlocks. Both orders are tried.
     for held_first in [0, 1] {
         store
-            .queue_work(&[work("a"), work("b")])
+            .queue_work(&mut line, &[work("a"), work("b")])
             .await
             .expect("queue two attempts");
         let claimed = store
-            .claim_work(&ClaimRequest {
-                pipeline: "daily",
-                fingerprint: "graph",
-                worker: "worker-1",
-                token_prefix: "worker-1:0",
-                limit: 2,
-                lease_ms: 30_000,
-            })
+            .claim_work(
+                &mut line,
+                &ClaimRequest {
+                    pipeline: "daily",
+                    fingerprint: "graph",
+                    worker: "worker-1",
+                    token_prefix: "worker-1:0",
+                    limit: 2,
+                    lease_ms: 30_000,
+                },
+            )
             .await
             .expect("claim them");
         assert_eq!(claimed.len(), 2);
@@ -770,7 +774,10 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
             .expect("hold a row");
         let writer = Arc::clone(&store);
         let written = outcomes.clone();
-        let finishing = tokio::spawn(async move { writer.finish_works(&written).await });
+        let finishing = tokio::spawn(async move {
+            let mut line = writer.line("a worker").expect("a line");
+            writer.finish_works(&mut line, &written).await
+        });
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         // Waits for the write, or is chosen by PostgreSQL to end the deadlock: either way,
         // this session then ends and lets the write through.
@@ -810,8 +817,12 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
         priority: 0,
         pool,
     };
+    let mut line = store.line("a worker").expect("a line");
     store
-        .queue_work(&[work("free", None), work("pooled", Some(("api".into(), 2)))])
+        .queue_work(
+            &mut line,
+            &[work("free", None), work("pooled", Some(("api".into(), 2)))],
+        )
         .await
         .expect("queue two attempts");
     // The database refuses to start any attempt in a pool.
@@ -823,14 +834,17 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
            WHEN (NEW.pool IS NOT NULL AND NEW.state = 'running') EXECUTE FUNCTION refuse_pooled()",
     );
     let claimed = store
-        .claim_work(&ClaimRequest {
-            pipeline: "daily",
-            fingerprint: "graph",
-            worker: "worker-1",
-            token_prefix: "worker-1:0",
-            limit: 2,
-            lease_ms: 30_000,
-        })
+        .claim_work(
+            &mut line,
+            &ClaimRequest {
+                pipeline: "daily",
+                fingerprint: "graph",
+                worker: "worker-1",
+                token_prefix: "worker-1:0",
+                limit: 2,
+                lease_ms: 30_000,
+            },
+        )
         .await
         .expect("the claim hands over what it took");
     let tasks: Vec<&str> = claimed.iter().map(|work| work.task.as_str()).collect();

@@ -11,15 +11,16 @@ use sqlx::postgres::{PgArguments, PgConnectOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Postgres, Row};
 
 use super::StateStore;
+use super::line::StoreLine;
 use crate::db::DbPool;
 use crate::state::{
     ClaimRequest, ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS,
     PartitionKey, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
 };
 
-/// Connections a worker holds at least: its lease line, its queue's notifications, and one
-/// for claims and outcomes.
-const WORKER_CONNECTIONS: u32 = 3;
+/// Connections a worker holds at least: its lease line, its queue's notifications, its claims'
+/// and its outcomes' lines, and one for the rest.
+const WORKER_CONNECTIONS: u32 = 5;
 
 /// How long a lease line waits for the server when it connects again.
 const LINE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -108,6 +109,28 @@ impl LeaseLine {
     }
 }
 
+/// Runs a statement on a [`StoreLine`]: `$conn` names the line's connection in
+/// `$statement`, which is built afresh for a second try when the first lost the connection.
+macro_rules! on_line {
+    ($line:expr, $conn:ident => $statement:expr) => {{
+        let mut tried = false;
+        loop {
+            let $conn = $line.conn().await?;
+            match $statement.await {
+                Ok(done) => break Ok(done),
+                Err(err) => {
+                    if $line.failed(&err) && !tried {
+                        tried = true;
+                        tracing::debug!("a statement lost its connection; tried again: {err}");
+                        continue;
+                    }
+                    break Err(err);
+                }
+            }
+        }
+    }};
+}
+
 /// Attempt ids in one notification of what ended (`run_id:id,id,..`): well inside the 8,000
 /// bytes a payload may hold.
 const IDS_PER_NOTIFICATION: usize = 300;
@@ -168,6 +191,12 @@ impl StateStore {
         Ok(row)
     }
 
+    /// A connection held for a series of statements of one caller, such as a worker's
+    /// claims (see [`StoreLine`]).
+    pub fn line(&self, what: &str) -> anyhow::Result<StoreLine> {
+        Ok(StoreLine::new(self.postgres(what)?.clone()))
+    }
+
     /// The database clock, for callers that compare with what the store wrote.
     pub async fn clock_now_ms(&self) -> anyhow::Result<i64> {
         let pool = self.postgres("the database clock")?;
@@ -214,8 +243,9 @@ impl StateStore {
         if allowed < WORKER_CONNECTIONS {
             bail!(
                 "a worker needs {WORKER_CONNECTIONS} connections to the state store (lease \
-                 renewals, queue notifications, claims and outcomes), and its role or database \
-                 allows {allowed} more: raise the CONNECTION LIMIT of the role or database"
+                 renewals, queue notifications, claims, outcomes and the rest), and its role or \
+                 database allows {allowed} more: raise the CONNECTION LIMIT of the role or \
+                 database"
             );
         }
         let conn = pool
@@ -277,10 +307,13 @@ impl StateStore {
             .collect()
     }
 
-    /// Queues attempts of one run and wakes the workers, in one statement: their ids, in the
-    /// order given. Every attempt names the same run (the first one's).
-    pub async fn queue_work(&self, work: &[NewWork]) -> anyhow::Result<Vec<i64>> {
-        let pool = self.postgres(crate::message::Command("run --distributed"))?;
+    /// Queues attempts of one run and wakes the workers, in one statement on `line`: their
+    /// ids, in the order given. Every attempt names the same run (the first one's).
+    pub async fn queue_work(
+        &self,
+        line: &mut StoreLine,
+        work: &[NewWork],
+    ) -> anyhow::Result<Vec<i64>> {
         let Some(first) = work.first() else {
             return Ok(Vec::new());
         };
@@ -303,7 +336,7 @@ impl StateStore {
                     .map(|(_, size)| i32::try_from(*size).unwrap_or(i32::MAX))
             })
             .collect();
-        let rows = sqlx::query(AssertSqlSafe(format!(
+        let sql = format!(
             "WITH queued AS (INSERT INTO pipeline_work \
              (run_id, pipeline, partition, namespace, unit_mode, task, attempt, fingerprint, \
               priority, pool, pool_size, state, queued_at) \
@@ -313,7 +346,8 @@ impl StateStore {
              RETURNING id, task, attempt), \
              woken AS (SELECT pg_notify('{QUEUED_CHANNEL}', '')) \
              SELECT id, task, attempt FROM queued, woken"
-        )))
+        );
+        let rows = on_line!(line, conn => sqlx::query(AssertSqlSafe(sql.as_str()))
         .bind(first.run_id)
         .bind(&first.key.pipeline)
         .bind(&first.key.partition)
@@ -325,8 +359,7 @@ impl StateStore {
         .bind(&priorities)
         .bind(&pools)
         .bind(&pool_sizes)
-        .fetch_all(pool)
-        .await
+        .fetch_all(conn))
         .context("cannot queue the attempts")?;
         let mut ids = std::collections::HashMap::new();
         for row in &rows {
@@ -352,20 +385,23 @@ impl StateStore {
     /// attempt in a resource pool is claimed only while fewer than the pool's size of its
     /// attempts run, counted across every run and worker: one such claim at a time, under a
     /// lock that workers take only for it.
-    pub async fn claim_work(&self, request: &ClaimRequest<'_>) -> anyhow::Result<Vec<ClaimedWork>> {
-        let pool = self.postgres("a worker")?;
+    pub async fn claim_work(
+        &self,
+        line: &mut StoreLine,
+        request: &ClaimRequest<'_>,
+    ) -> anyhow::Result<Vec<ClaimedWork>> {
         let now = self.clock_ms();
         // With the attempts in no pool, whether any in a pool wait: one statement either way.
-        let rows = request
-            .bind(sqlx::query(AssertSqlSafe(format!(
-                "WITH claimed AS ({}), pooled AS (SELECT EXISTS (SELECT 1 FROM pipeline_work \
+        let sql = format!(
+            "WITH claimed AS ({}), pooled AS (SELECT EXISTS (SELECT 1 FROM pipeline_work \
                  WHERE pipeline = $1 AND state = 'queued' AND kind = 'attempt' \
                  AND fingerprint = $2 AND pool IS NOT NULL) AS waiting) \
                  SELECT claimed.*, pooled.waiting FROM pooled LEFT JOIN claimed ON TRUE",
-                claim_sql(now, false)
-            ))))
-            .fetch_all(pool)
-            .await?;
+            claim_sql(now, false)
+        );
+        let rows = on_line!(line, conn => request
+            .bind(sqlx::query(AssertSqlSafe(sql.as_str())))
+            .fetch_all(conn))?;
         let pooled_waiting = match rows.first() {
             Some(row) => row.try_get::<bool, _>("waiting")?,
             None => false,
@@ -380,7 +416,7 @@ impl StateStore {
         // wake-up). Returning the error instead dropped attempts whose leases already ran,
         // to be reported lost once they ran out.
         while pooled_waiting && claimed.len() < request.limit {
-            match self.claim_one_pooled(request).await {
+            match self.claim_one_pooled(line, request).await {
                 Ok(Some(work)) => claimed.push(work),
                 Ok(None) => break,
                 Err(err) => {
@@ -399,26 +435,19 @@ impl StateStore {
     /// meanwhile.
     async fn claim_one_pooled(
         &self,
+        line: &mut StoreLine,
         request: &ClaimRequest<'_>,
     ) -> anyhow::Result<Option<ClaimedWork>> {
-        let pool = self.postgres("a worker")?;
         let now = self.clock_ms();
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
-            .execute(&mut *tx)
-            .await?;
-        let one = ClaimRequest {
-            limit: 1,
-            ..*request
-        };
-        let row = one
-            .bind(sqlx::query(AssertSqlSafe(claim_sql(now, true))))
-            .fetch_optional(&mut *tx)
-            .await?;
-        // Read before the commit: a row that cannot be read is not claimed.
-        let work = row.as_ref().map(claimed_work).transpose()?;
-        tx.commit().await?;
-        Ok(work)
+        let claimed = claim_one_pooled_on(line.conn().await?, request, now).await;
+        if let Some(err) = claimed
+            .as_ref()
+            .err()
+            .and_then(|e| e.downcast_ref::<sqlx::Error>())
+        {
+            line.failed(err);
+        }
+        claimed
     }
 
     /// Queues a detached run: its options, for the worker that coordinates it. Its id.
@@ -533,8 +562,9 @@ impl StateStore {
         token: &str,
         outcome: &WorkOutcome,
     ) -> anyhow::Result<bool> {
+        let mut line = self.line("a worker")?;
         let accepted = self
-            .finish_works(&[(id, token.to_string(), outcome.clone())])
+            .finish_works(&mut line, &[(id, token.to_string(), outcome.clone())])
             .await?;
         Ok(accepted.contains(&id))
     }
@@ -545,9 +575,9 @@ impl StateStore {
     /// read), so that the coordinator reads only the rows that say more.
     pub async fn finish_works(
         &self,
+        line: &mut StoreLine,
         outcomes: &[(i64, String, WorkOutcome)],
     ) -> anyhow::Result<Vec<i64>> {
-        let pool = self.postgres("a worker")?;
         if outcomes.is_empty() {
             return Ok(Vec::new());
         }
@@ -595,7 +625,7 @@ impl StateStore {
         // after a first that committed takes nothing twice).
         let mut tries = 0;
         let accepted: Vec<i64> = loop {
-            let written = sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
+            let written = on_line!(line, conn => sqlx::query_scalar(AssertSqlSafe(sql.as_str()))
                 .bind(&ids)
                 .bind(&tokens)
                 .bind(&states)
@@ -606,8 +636,7 @@ impl StateStore {
                 .bind(&values)
                 .bind(&targets)
                 .bind(&logs)
-                .fetch_all(pool)
-                .await;
+                .fetch_all(conn));
             match written {
                 Ok(accepted) => break accepted,
                 Err(err) if tries < CONFLICT_TRIES && is_conflict(&err) => {
@@ -745,4 +774,28 @@ fn claimed_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<ClaimedWork> {
         attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
         token: row.try_get("lease_token")?,
     })
+}
+
+/// [`StateStore::claim_one_pooled`] on the line's connection.
+async fn claim_one_pooled_on(
+    conn: &mut PgConnection,
+    request: &ClaimRequest<'_>,
+    now: &str,
+) -> anyhow::Result<Option<ClaimedWork>> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
+        .execute(&mut *tx)
+        .await?;
+    let one = ClaimRequest {
+        limit: 1,
+        ..*request
+    };
+    let row = one
+        .bind(sqlx::query(AssertSqlSafe(claim_sql(now, true))))
+        .fetch_optional(&mut *tx)
+        .await?;
+    // Read before the commit: a row that cannot be read is not claimed.
+    let work = row.as_ref().map(claimed_work).transpose()?;
+    tx.commit().await?;
+    Ok(work)
 }
