@@ -858,3 +858,55 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
         format!("free=running:{},pooled=queued:", claimed[0].token)
     );
 }
+
+/// A worker's claims keep their connection between statements: when the database drops it
+/// (a restart, a terminated backend), the next claim is tried again on a fresh connection
+/// instead of failing.
+#[tokio::test]
+async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_fresh_one() {
+    use pipeline_core::testing::{ClaimRequest, NewWork};
+
+    let database = PgDatabase::create();
+    let store = open(database.url.clone()).await;
+    let key = key("2026-12-07", Namespace::Production);
+    let run_id = start(&store, &key).await;
+    let work = |task: &str| NewWork {
+        run_id,
+        key: key.clone(),
+        unit_mode: false,
+        task: task.into(),
+        attempt: 1,
+        fingerprint: "graph".into(),
+        priority: 0,
+        pool: None,
+    };
+    let request = ClaimRequest {
+        pipeline: "daily",
+        fingerprint: "graph",
+        worker: "worker-1",
+        token_prefix: "worker-1:0",
+        limit: 1,
+        lease_ms: 30_000,
+    };
+    let mut line = store.line("a worker").expect("a line");
+    store
+        .queue_work(&mut line, &[work("first"), work("second")])
+        .await
+        .expect("queue two attempts");
+    let first = store
+        .claim_work(&mut line, &request)
+        .await
+        .expect("the first claim");
+    assert_eq!(first[0].task, "first");
+    let dropped = psql(
+        &database.url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    );
+    assert_ne!(dropped, "0", "the line's connection was dropped");
+    let second = store
+        .claim_work(&mut line, &request)
+        .await
+        .expect("the claim after the connection was dropped");
+    assert_eq!(second[0].task, "second");
+}
