@@ -307,6 +307,17 @@ pub struct ClaimRequest<'a> {
     pub lease_ms: i64,
 }
 
+/// What one claim took, and whether it left the queue drained for the worker that made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The attempts claimed, the most urgent first.
+    pub work: Vec<ClaimedWork>,
+    /// Nothing was left that the worker could take: fewer attempts than asked for, and none
+    /// waiting for room in a resource pool. Attempts reach the queue only with a notification,
+    /// so until one arrives, another claim would come back empty.
+    pub drained: bool,
+}
+
 /// How an attempt ended on its worker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkOutcome {

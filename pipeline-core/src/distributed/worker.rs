@@ -29,7 +29,8 @@ use crate::date::{Partition, format_duration};
 use crate::host::hostname;
 use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::{
-    ClaimRequest, ClaimedWork, LeaseLine, QUEUED_CHANNEL, StoreLine, WorkOutcome, WorkerRecord,
+    ClaimRequest, Claimed, ClaimedWork, LeaseLine, QUEUED_CHANNEL, StoreLine, WorkOutcome,
+    WorkerRecord,
 };
 use crate::status::{RunStatus, TaskStatus};
 
@@ -157,6 +158,9 @@ pub async fn run(
     let mut unstoppable = false;
     // Whether to claim at the top of the loop: after a wake-up, a look, or a freed slot.
     let mut look = true;
+    // The last claim left nothing to take: a freed slot waits for the queue's next
+    // notification (or the idle look) instead of claiming from an empty queue.
+    let mut drained = false;
     let mut woken = true;
     let mut woken_for_runs = true;
     let mut last_submission_look = Instant::now() - SUBMISSION_LOOK;
@@ -215,9 +219,13 @@ pub async fn run(
                 lease_ms,
             };
             match store.claim_work(&mut claims, &request).await {
-                Ok(claimed) => {
+                Ok(Claimed {
+                    work: claimed,
+                    drained: now,
+                }) => {
                     // A full claim may have left more behind: look again at once.
                     look = claimed.len() == free;
+                    drained = now;
                     let mut held = hold(&holdings);
                     let any = !claimed.is_empty();
                     for work in claimed {
@@ -236,6 +244,7 @@ pub async fn run(
                 }
                 Err(err) => {
                     look = false;
+                    drained = false;
                     tracing::warn!("cannot claim from the queue: {err:#}");
                 }
             }
@@ -276,7 +285,7 @@ pub async fn run(
             () = freed.notified() => {
                 // Attempts whose code ended together are replaced by one claim.
                 tokio::task::yield_now().await;
-                look = true;
+                look |= !drained;
             }
             Some(token) = ended.recv() => {
                 // An attempt's slot was freed when its code ended; a coordination's place is

@@ -755,7 +755,8 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
                 },
             )
             .await
-            .expect("claim them");
+            .expect("claim them")
+            .work;
         assert_eq!(claimed.len(), 2);
         let outcomes: Vec<(i64, String, WorkOutcome)> = claimed
             .iter()
@@ -846,7 +847,8 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
             },
         )
         .await
-        .expect("the claim hands over what it took");
+        .expect("the claim hands over what it took")
+        .work;
     let tasks: Vec<&str> = claimed.iter().map(|work| work.task.as_str()).collect();
     assert_eq!(tasks, ["free"]);
     assert_eq!(
@@ -896,7 +898,8 @@ async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_
     let first = store
         .claim_work(&mut line, &request)
         .await
-        .expect("the first claim");
+        .expect("the first claim")
+        .work;
     assert_eq!(first[0].task, "first");
     let dropped = psql(
         &database.url,
@@ -907,6 +910,68 @@ async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_
     let second = store
         .claim_work(&mut line, &request)
         .await
-        .expect("the claim after the connection was dropped");
+        .expect("the claim after the connection was dropped")
+        .work;
     assert_eq!(second[0].task, "second");
+}
+
+/// A claim says when it left the queue drained for its worker (fewer attempts than it asked
+/// for, and none waiting for room in a pool): the worker then waits for the queue's next
+/// notification instead of claiming again each time a slot frees. An attempt waiting in a
+/// pool keeps the queue undrained: it may get room whenever another ends, anywhere.
+#[tokio::test]
+async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
+    use pipeline_core::testing::{ClaimRequest, NewWork};
+
+    let database = PgDatabase::create();
+    let store = open(database.url.clone()).await;
+    let key = key("2026-12-07", Namespace::Production);
+    let run_id = start(&store, &key).await;
+    let work = |task: &str, pool: Option<(String, usize)>| NewWork {
+        run_id,
+        key: key.clone(),
+        unit_mode: false,
+        task: task.into(),
+        attempt: 1,
+        fingerprint: "graph".into(),
+        priority: 0,
+        pool,
+    };
+    let request = ClaimRequest {
+        pipeline: "daily",
+        fingerprint: "graph",
+        worker: "worker-1",
+        token_prefix: "worker-1:0",
+        limit: 2,
+        lease_ms: 30_000,
+    };
+    let mut queue = store.line("a coordinator").expect("a line");
+    let mut line = store.line("a worker").expect("a line");
+    store
+        .queue_work(
+            &mut queue,
+            &[work("a", None), work("b", None), work("c", None)],
+        )
+        .await
+        .expect("queue three attempts");
+    let mut claim = async || {
+        let claimed = store
+            .claim_work(&mut line, &request)
+            .await
+            .expect("a claim");
+        (claimed.work.len(), claimed.drained)
+    };
+    assert_eq!(claim().await, (2, false), "a full claim may have left more");
+    assert_eq!(claim().await, (1, true), "the last one");
+    assert_eq!(claim().await, (0, true), "nothing left");
+    // A pool of no room: its attempt waits, and the queue is not drained.
+    store
+        .queue_work(&mut queue, &[work("d", Some(("api".into(), 0)))])
+        .await
+        .expect("queue a pooled attempt");
+    assert_eq!(
+        claim().await,
+        (0, false),
+        "an attempt waits for room in its pool"
+    );
 }

@@ -14,7 +14,7 @@ use super::StateStore;
 use super::line::StoreLine;
 use crate::db::DbPool;
 use crate::state::{
-    ClaimRequest, ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS,
+    ClaimRequest, Claimed, ClaimedWork, FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS,
     PartitionKey, QUEUED_CHANNEL, WorkOutcome, WorkerRecord,
 };
 
@@ -389,7 +389,7 @@ impl StateStore {
         &self,
         line: &mut StoreLine,
         request: &ClaimRequest<'_>,
-    ) -> anyhow::Result<Vec<ClaimedWork>> {
+    ) -> anyhow::Result<Claimed> {
         let now = self.clock_ms();
         // With the attempts in no pool, whether any in a pool wait: one statement either way.
         let sql = format!(
@@ -427,7 +427,10 @@ impl StateStore {
         }
         // RETURNING follows no order: start the most urgent first.
         claimed.sort_by_key(|work| work.id);
-        Ok(claimed)
+        Ok(Claimed {
+            drained: !pooled_waiting && claimed.len() < request.limit,
+            work: claimed,
+        })
     }
 
     /// Claims one attempt in a pool that has room, under the pools' lock: the pool's count is
@@ -676,8 +679,8 @@ impl StateStore {
             .await?;
         }
         // Each id by the primary key (`OFFSET 0` keeps the planner from flattening the lookup):
-        // the `(run_id, state)` index would read every finished attempt of the run on every
-        // poll, which grows with the run.
+        // a read by run would walk every finished attempt of the run on every poll, which
+        // grows with the run.
         let rows = sqlx::query(
             "SELECT w.id, w.state, w.status, w.error, w.fatal, w.note, w.value, w.targets, \
              w.worker_id, w.log \
@@ -725,7 +728,6 @@ impl StateStore {
     }
 }
 
-/// A claimed attempt from a row that a claim returned.
 impl ClaimRequest<'_> {
     /// Binds the request as the claim statements of [`claim_sql`] take it.
     fn bind<'q>(
@@ -763,6 +765,7 @@ fn claim_sql(now: &str, pooled: bool) -> String {
     )
 }
 
+/// A claimed attempt from a row that a claim returned.
 fn claimed_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<ClaimedWork> {
     Ok(ClaimedWork {
         id: row.try_get("id")?,
