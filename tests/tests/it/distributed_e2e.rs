@@ -918,8 +918,10 @@ fn attempts_of_a_run_on_a_worker_share_its_database_connections() {
     let tables: Vec<String> = (0..12).map(|n| format!("t{n}")).collect();
     sandbox.write("tables.txt", &tables.join("\n"));
     let shared = warehouse_connections(&sandbox, "2026-11-01", "2", "");
+    // Two at once at most, and sqlx's pool checks a connection with a round trip when it
+    // takes it back: an attempt that starts meanwhile gets another. Up to twice the slots.
     assert!(
-        (1..=2).contains(&shared),
+        (1..=4).contains(&shared),
         "{shared} connections for 12 attempts"
     );
     let at_once = warehouse_connections(&sandbox, "2026-11-02", "12", "2");
