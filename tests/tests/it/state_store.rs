@@ -700,6 +700,56 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     );
 }
 
+/// A PostgreSQL store with a started run of pipeline `daily`, whose attempts it queues, and
+/// claims as worker `worker-1` of graph `graph`.
+struct Queue {
+    database: PgDatabase,
+    store: Arc<StateStore>,
+    key: PartitionKey,
+    run_id: i64,
+}
+
+impl Queue {
+    async fn new(partition: &str) -> Queue {
+        let database = PgDatabase::create();
+        let store = open(database.url.clone()).await;
+        let key = key(partition, Namespace::Production);
+        let run_id = start(&store, &key).await;
+        Queue {
+            database,
+            store,
+            key,
+            run_id,
+        }
+    }
+
+    /// The first attempt of `task`, in `pool` if any.
+    fn work(&self, task: &str, pool: Option<(String, usize)>) -> pipeline_core::testing::NewWork {
+        pipeline_core::testing::NewWork {
+            run_id: self.run_id,
+            key: self.key.clone(),
+            unit_mode: false,
+            task: task.into(),
+            attempt: 1,
+            fingerprint: "graph".into(),
+            priority: 0,
+            pool,
+        }
+    }
+
+    /// A claim of up to `limit` attempts.
+    fn request(limit: usize) -> pipeline_core::testing::ClaimRequest<'static> {
+        pipeline_core::testing::ClaimRequest {
+            pipeline: "daily",
+            fingerprint: "graph",
+            worker: "worker-1",
+            token_prefix: "worker-1:0",
+            limit,
+            lease_ms: 30_000,
+        }
+    }
+}
+
 /// An outcome write that PostgreSQL aborts for a deadlock (another session, such as the worker's
 /// lease renewal, holds one of its rows while it waits for another that the write holds) is
 /// written again, not lost. Lost, its attempts were rescued as lost workers once their lease
@@ -707,22 +757,11 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
 #[tokio::test]
 async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     use pipeline_core::sqlx::{self, Connection as _, PgConnection};
-    use pipeline_core::testing::{ClaimRequest, NewWork, WorkOutcome};
+    use pipeline_core::testing::WorkOutcome;
 
-    let database = PgDatabase::create();
-    let store = open(database.url.clone()).await;
-    let key = key("2026-12-05", Namespace::Production);
-    let run_id = start(&store, &key).await;
-    let work = |task: &str| NewWork {
-        run_id,
-        key: key.clone(),
-        unit_mode: false,
-        task: task.into(),
-        attempt: 1,
-        fingerprint: "graph".into(),
-        priority: 0,
-        pool: None,
-    };
+    let queue = Queue::new("2026-12-05").await;
+    let (database, store) = (&queue.database, &queue.store);
+    let work = |task: &str| queue.work(task, None);
     let mut line = store.line("a worker").expect("a line");
     let outcome = WorkOutcome {
         status: TaskStatus::Succeeded,
@@ -743,17 +782,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
             .await
             .expect("queue two attempts");
         let claimed = store
-            .claim_work(
-                &mut line,
-                &ClaimRequest {
-                    pipeline: "daily",
-                    fingerprint: "graph",
-                    worker: "worker-1",
-                    token_prefix: "worker-1:0",
-                    limit: 2,
-                    lease_ms: 30_000,
-                },
-            )
+            .claim_work(&mut line, &Queue::request(2))
             .await
             .expect("claim them")
             .work;
@@ -773,7 +802,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
             .execute(&mut other)
             .await
             .expect("hold a row");
-        let writer = Arc::clone(&store);
+        let writer = Arc::clone(store);
         let written = outcomes.clone();
         let finishing = tokio::spawn(async move {
             let mut line = writer.line("a worker").expect("a line");
@@ -802,22 +831,10 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
 /// with the error they would have run out their lease unrun and been reported lost.
 #[tokio::test]
 async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() {
-    use pipeline_core::testing::{ClaimRequest, NewWork};
-
-    let database = PgDatabase::create();
-    let store = open(database.url.clone()).await;
-    let key = key("2026-12-07", Namespace::Production);
-    let run_id = start(&store, &key).await;
-    let work = |task: &str, pool: Option<(String, usize)>| NewWork {
-        run_id,
-        key: key.clone(),
-        unit_mode: false,
-        task: task.into(),
-        attempt: 1,
-        fingerprint: "graph".into(),
-        priority: 0,
-        pool,
-    };
+    let queue = Queue::new("2026-12-07").await;
+    let (database, store, work) = (&queue.database, &queue.store, |task, pool| {
+        queue.work(task, pool)
+    });
     let mut line = store.line("a worker").expect("a line");
     store
         .queue_work(
@@ -835,17 +852,7 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
            WHEN (NEW.pool IS NOT NULL AND NEW.state = 'running') EXECUTE FUNCTION refuse_pooled()",
     );
     let claimed = store
-        .claim_work(
-            &mut line,
-            &ClaimRequest {
-                pipeline: "daily",
-                fingerprint: "graph",
-                worker: "worker-1",
-                token_prefix: "worker-1:0",
-                limit: 2,
-                lease_ms: 30_000,
-            },
-        )
+        .claim_work(&mut line, &Queue::request(2))
         .await
         .expect("the claim hands over what it took")
         .work;
@@ -866,33 +873,15 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
 /// instead of failing.
 #[tokio::test]
 async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_fresh_one() {
-    use pipeline_core::testing::{ClaimRequest, NewWork};
-
-    let database = PgDatabase::create();
-    let store = open(database.url.clone()).await;
-    let key = key("2026-12-07", Namespace::Production);
-    let run_id = start(&store, &key).await;
-    let work = |task: &str| NewWork {
-        run_id,
-        key: key.clone(),
-        unit_mode: false,
-        task: task.into(),
-        attempt: 1,
-        fingerprint: "graph".into(),
-        priority: 0,
-        pool: None,
-    };
-    let request = ClaimRequest {
-        pipeline: "daily",
-        fingerprint: "graph",
-        worker: "worker-1",
-        token_prefix: "worker-1:0",
-        limit: 1,
-        lease_ms: 30_000,
-    };
+    let queue = Queue::new("2026-12-07").await;
+    let (database, store) = (&queue.database, &queue.store);
+    let request = Queue::request(1);
     let mut line = store.line("a worker").expect("a line");
     store
-        .queue_work(&mut line, &[work("first"), work("second")])
+        .queue_work(
+            &mut line,
+            &[queue.work("first", None), queue.work("second", None)],
+        )
         .await
         .expect("queue two attempts");
     let first = store
@@ -921,30 +910,9 @@ async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_
 /// pool keeps the queue undrained: it may get room whenever another ends, anywhere.
 #[tokio::test]
 async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
-    use pipeline_core::testing::{ClaimRequest, NewWork};
-
-    let database = PgDatabase::create();
-    let store = open(database.url.clone()).await;
-    let key = key("2026-12-07", Namespace::Production);
-    let run_id = start(&store, &key).await;
-    let work = |task: &str, pool: Option<(String, usize)>| NewWork {
-        run_id,
-        key: key.clone(),
-        unit_mode: false,
-        task: task.into(),
-        attempt: 1,
-        fingerprint: "graph".into(),
-        priority: 0,
-        pool,
-    };
-    let request = ClaimRequest {
-        pipeline: "daily",
-        fingerprint: "graph",
-        worker: "worker-1",
-        token_prefix: "worker-1:0",
-        limit: 2,
-        lease_ms: 30_000,
-    };
+    let fixture = Queue::new("2026-12-07").await;
+    let (store, work) = (&fixture.store, |task, pool| fixture.work(task, pool));
+    let request = Queue::request(2);
     let mut queue = store.line("a coordinator").expect("a line");
     let mut line = store.line("a worker").expect("a line");
     store
