@@ -143,11 +143,6 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "detached runs index",
         include_str!("../../migrations/postgres/0013_detached_runs_index.sql"),
     ),
-    (
-        14,
-        "live work indexes",
-        include_str!("../../migrations/postgres/0014_live_work_indexes.sql"),
-    ),
 ];
 
 /// Rows (tuples) as one JSON array of arrays, for a statement that takes them apart.

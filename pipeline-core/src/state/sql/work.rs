@@ -679,8 +679,8 @@ impl StateStore {
             .await?;
         }
         // Each id by the primary key (`OFFSET 0` keeps the planner from flattening the lookup):
-        // a read by run would walk every finished attempt of the run on every poll, which
-        // grows with the run.
+        // the `(run_id, state)` index would read every finished attempt of the run on every
+        // poll, which grows with the run.
         let rows = sqlx::query(
             "SELECT w.id, w.state, w.status, w.error, w.fatal, w.note, w.value, w.targets, \
              w.worker_id, w.log \
