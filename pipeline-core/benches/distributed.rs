@@ -20,7 +20,7 @@ use pipeline_core::date::Date;
 use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 use pipeline_core::testing::TaskStatus;
 use pipeline_core::testing::{Config, Setting};
-use pipeline_core::testing::{Quiet, RunOptions, Runner, open_store};
+use pipeline_core::testing::{Quiet, RunOptions, Runner, STORE_CONNECTIONS, open_store_with};
 use pipeline_core::testing::{WorkerOptions, worker};
 use pipeline_core::{Dag, TaskSpec};
 use tokio::sync::watch;
@@ -98,10 +98,14 @@ fn build(tasks: usize) -> Dag {
     builder.build().expect("a valid DAG")
 }
 
-async fn runner(config: &Config, dag: &Arc<Dag>) -> Runner {
+/// A runner whose state store's pool has up to `connections` (a worker's needs more than a
+/// coordinator's).
+async fn runner(config: &Config, dag: &Arc<Dag>, connections: u32) -> Runner {
     Runner {
         dag: Arc::clone(dag),
-        store: open_store(config).await.expect("the state store"),
+        store: open_store_with(config, connections)
+            .await
+            .expect("the state store"),
         config: config.clone(),
         pipeline: "bench".into(),
         pools: Default::default(),
@@ -118,7 +122,7 @@ async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Durat
             lease: Duration::from_secs(30),
             grace: Duration::from_secs(5),
         };
-        let runner = runner(config, dag).await;
+        let runner = runner(config, dag, worker::STORE_CONNECTIONS).await;
         let stopped = stopped.clone();
         started_workers.push(tokio::spawn(async move {
             worker::run(runner, options, stopped)
@@ -126,7 +130,7 @@ async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Durat
                 .expect("a worker");
         }));
     }
-    let coordinator = runner(config, dag).await;
+    let coordinator = runner(config, dag, STORE_CONNECTIONS).await;
     let mut options = RunOptions::new(Date::from_ymd(2026, 11, day).expect("a date"));
     options.distributed = workers > 0;
     options.workers = if workers > 0 { 100_000 } else { 2 };
@@ -158,7 +162,7 @@ async fn idle_worker(config: &Config, dag: &Arc<Dag>, conn: &mut PgConnection, n
     // Each reading is one transaction of this connection's.
     let background = transactions(conn, name).await - before - 1;
     let (stop, stopped) = watch::channel(false);
-    let runner = runner(config, dag).await;
+    let runner = runner(config, dag, worker::STORE_CONNECTIONS).await;
     let options = WorkerOptions {
         slots: 8,
         lease: Duration::from_secs(30),

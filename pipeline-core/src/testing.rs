@@ -16,7 +16,9 @@ pub use crate::load::staging_name;
 pub use crate::pool::{Pools, registered as pools};
 pub use crate::run::lock::LockHeld;
 pub use crate::run::report::Blocked;
-pub use crate::run::{Quiet, RunOptions, RunReport, Runner, TaskReport, open_store};
+pub use crate::run::{
+    Quiet, RunOptions, RunReport, Runner, TaskReport, open_store, open_store_with,
+};
 pub use crate::schedule::clock::Clock;
 pub use crate::schedule::scheduler::{BASELINE, Scheduler, SchedulerOptions, due_ticks};
 pub use crate::schedule::{Catchup, Overlap, Partitioning, Schedule, registered as schedules};
@@ -25,7 +27,7 @@ pub use crate::secrets::redact;
 pub use crate::serve::{ServeOptions, serve};
 pub use crate::state::{
     AttemptRecord, ClaimRequest, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace,
-    NewRun, NewWork, PartitionKey, StateStore, TickRecord, WorkOutcome,
+    NewRun, NewWork, PartitionKey, STORE_CONNECTIONS, StateStore, TickRecord, WorkOutcome,
 };
 pub use crate::status::{RunStatus, TaskStatus};
 pub use crate::task::TaskFuture;
