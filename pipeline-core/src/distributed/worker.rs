@@ -58,7 +58,7 @@ const MAX_COORDINATING: usize = 2;
 /// Connections of a worker's pool to the state store, at most (opened as needed): its lease
 /// line, its queue's notifications and its claims' and outcomes' lines are held for good; the
 /// rest serve its other statements and the detached runs it coordinates (each holds its own
-/// notifications and queue's line, and writes its results).
+/// notifications, and queues and records through the pool).
 pub const STORE_CONNECTIONS: u32 = 6 + 4 * MAX_COORDINATING as u32;
 
 /// Outcomes written in one statement, at most.

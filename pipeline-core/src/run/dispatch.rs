@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::state::{
-    FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS, PartitionKey, StateStore, StoreLine,
+    FINISHED_CHANNEL, FinishedWork, NewWork, PLAIN_SUCCESS, PartitionKey, StateStore,
 };
 use crate::sync::LockUnpoisoned as _;
 
@@ -179,9 +179,7 @@ impl Dispatch {
         let watched = Arc::clone(&dispatch);
         let watcher = tokio::spawn(async move { watched.watch(listener).await });
         let writing = Arc::clone(&dispatch);
-        // The queue's statements come one after another: on a connection of their own.
-        let line = writing.store.line("run --distributed")?;
-        let writer = tokio::spawn(async move { writing.write_queue(line, queued).await });
+        let writer = tokio::spawn(async move { writing.write_queue(queued).await });
         Ok((dispatch, Watchers { watcher, writer }))
     }
 
@@ -218,7 +216,6 @@ impl Dispatch {
     /// before its caller hears of its id.
     async fn write_queue(
         &self,
-        mut line: StoreLine,
         mut queued: mpsc::UnboundedReceiver<(NewWork, oneshot::Sender<Queued>)>,
     ) {
         while let Some(first) = queued.recv().await {
@@ -234,7 +231,7 @@ impl Dispatch {
             }
             let (work, replies): (Vec<NewWork>, Vec<oneshot::Sender<Queued>>) =
                 batch.into_iter().unzip();
-            match self.store.queue_work(&mut line, &work).await {
+            match self.store.queue_work(&work).await {
                 Ok(ids) => {
                     let ended_already: Vec<i64> = {
                         let mut waiting = self.waiting.lock_unpoisoned();

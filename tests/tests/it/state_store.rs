@@ -778,7 +778,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     // orders deadlocks. Both orders are tried.
     for held_first in [0, 1] {
         store
-            .queue_work(&mut line, &[work("a"), work("b")])
+            .queue_work(&[work("a"), work("b")])
             .await
             .expect("queue two attempts");
         let claimed = store
@@ -837,10 +837,7 @@ async fn postgres_a_failed_claim_in_a_pool_keeps_the_attempts_already_claimed() 
     });
     let mut line = store.line("a worker").expect("a line");
     store
-        .queue_work(
-            &mut line,
-            &[work("free", None), work("pooled", Some(("api".into(), 2)))],
-        )
+        .queue_work(&[work("free", None), work("pooled", Some(("api".into(), 2)))])
         .await
         .expect("queue two attempts");
     // The database refuses to start any attempt in a pool.
@@ -878,10 +875,7 @@ async fn postgres_a_claim_whose_held_connection_was_dropped_is_tried_again_on_a_
     let request = Queue::request(1);
     let mut line = store.line("a worker").expect("a line");
     store
-        .queue_work(
-            &mut line,
-            &[queue.work("first", None), queue.work("second", None)],
-        )
+        .queue_work(&[queue.work("first", None), queue.work("second", None)])
         .await
         .expect("queue two attempts");
     let first = store
@@ -913,13 +907,9 @@ async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
     let fixture = Queue::new("2026-12-07").await;
     let (store, work) = (&fixture.store, |task, pool| fixture.work(task, pool));
     let request = Queue::request(2);
-    let mut queue = store.line("a coordinator").expect("a line");
     let mut line = store.line("a worker").expect("a line");
     store
-        .queue_work(
-            &mut queue,
-            &[work("a", None), work("b", None), work("c", None)],
-        )
+        .queue_work(&[work("a", None), work("b", None), work("c", None)])
         .await
         .expect("queue three attempts");
     let mut claim = async || {
@@ -934,7 +924,7 @@ async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
     assert_eq!(claim().await, (0, true), "nothing left");
     // A pool of no room: its attempt waits, and the queue is not drained.
     store
-        .queue_work(&mut queue, &[work("d", Some(("api".into(), 0)))])
+        .queue_work(&[work("d", Some(("api".into(), 0)))])
         .await
         .expect("queue a pooled attempt");
     assert_eq!(

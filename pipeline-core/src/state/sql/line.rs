@@ -1,16 +1,19 @@
 //! A connection of the state store held by one caller that sends a short statement after
-//! another: a worker's claims, its outcomes, a coordinator's queue. sqlx's pool checks a
-//! connection with a round trip when it hands it out and again when it takes it back, so each
-//! such statement cost three round trips, and client and server together spent twice the CPU
-//! time on it that a held connection takes (3,000 `SELECT 1` on this project's machine: 0.52
-//! CPU-s through the pool, 0.24 on one connection).
+//! another: a worker's claims, its outcomes. sqlx's pool checks a connection with a round trip
+//! when it hands it out and again when it takes it back, so each such statement cost three
+//! round trips, and client and server together spent twice the CPU time on it that a held
+//! connection takes (3,000 `SELECT 1` on this project's machine: 0.52 CPU-s through the pool,
+//! 0.24 on one connection).
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 
 /// The connection is taken from the store's pool at first use and kept; a statement that
 /// fails gives it back (the pool closes it if it is broken), and one that failed because the
-/// connection was lost is worth one more try on a fresh one (see [`StoreLine::failed`]).
+/// connection was lost is worth one more try on a fresh one (see [`StoreLine::failed`]) if
+/// it is safe to send twice: a claim that committed unseen only leaves attempts to be
+/// rescued when their leases run out, an outcome is taken once. An insert is not (a
+/// coordinator's queue stays on the pool).
 #[derive(Debug)]
 pub struct StoreLine {
     pool: PgPool,

@@ -307,13 +307,13 @@ impl StateStore {
             .collect()
     }
 
-    /// Queues attempts of one run and wakes the workers, in one statement on `line`: their
-    /// ids, in the order given. Every attempt names the same run (the first one's).
-    pub async fn queue_work(
-        &self,
-        line: &mut StoreLine,
-        work: &[NewWork],
-    ) -> anyhow::Result<Vec<i64>> {
+    /// Queues attempts of one run and wakes the workers, in one statement: their ids, in the
+    /// order given. Every attempt names the same run (the first one's). On the pool, not on a
+    /// held line: an insert is not tried twice (a first one that committed before its
+    /// connection was lost would leave attempts that no run waits for, and that a worker
+    /// would run anyway), so it needs the pool's check of a connection before it is sent.
+    pub async fn queue_work(&self, work: &[NewWork]) -> anyhow::Result<Vec<i64>> {
+        let pool = self.postgres(crate::message::Command("run --distributed"))?;
         let Some(first) = work.first() else {
             return Ok(Vec::new());
         };
@@ -347,20 +347,21 @@ impl StateStore {
              woken AS (SELECT pg_notify('{QUEUED_CHANNEL}', '')) \
              SELECT id, task, attempt FROM queued, woken"
         );
-        let rows = on_line!(line, conn => sqlx::query(AssertSqlSafe(sql.as_str()))
-        .bind(first.run_id)
-        .bind(&first.key.pipeline)
-        .bind(&first.key.partition)
-        .bind(first.key.namespace.as_str())
-        .bind(first.unit_mode)
-        .bind(&first.fingerprint)
-        .bind(&tasks)
-        .bind(&attempts)
-        .bind(&priorities)
-        .bind(&pools)
-        .bind(&pool_sizes)
-        .fetch_all(conn))
-        .context("cannot queue the attempts")?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(first.run_id)
+            .bind(&first.key.pipeline)
+            .bind(&first.key.partition)
+            .bind(first.key.namespace.as_str())
+            .bind(first.unit_mode)
+            .bind(&first.fingerprint)
+            .bind(&tasks)
+            .bind(&attempts)
+            .bind(&priorities)
+            .bind(&pools)
+            .bind(&pool_sizes)
+            .fetch_all(pool)
+            .await
+            .context("cannot queue the attempts")?;
         let mut ids = std::collections::HashMap::new();
         for row in &rows {
             let task: String = row.try_get("task")?;
