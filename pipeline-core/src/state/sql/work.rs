@@ -115,7 +115,11 @@ macro_rules! on_line {
     ($line:expr, $conn:ident => $statement:expr) => {{
         let mut tried = false;
         loop {
-            let $conn = $line.conn().await?;
+            let $conn = match $line.conn().await {
+                Ok(conn) => conn,
+                // No connection to be had: the caller's error, with its context.
+                Err(err) => break Err(err),
+            };
             match $statement.await {
                 Ok(done) => break Ok(done),
                 Err(err) => {
