@@ -172,6 +172,42 @@ struct Plan {
 }
 
 impl Runner {
+    /// The context that the attempts of run `run_id` share, in this process or on a worker:
+    /// its databases (pools for up to `attempts` attempts at once, in the test schema in test
+    /// mode) and, in test mode, what each task declared.
+    pub(crate) fn run_info(
+        &self,
+        run_id: i64,
+        partition: Partition,
+        test: bool,
+        unit: bool,
+        attempts: usize,
+    ) -> RunInfo {
+        let target = if test {
+            Target::Test {
+                schema: TEST_SCHEMA.into(),
+            }
+        } else {
+            Target::Production
+        };
+        RunInfo {
+            run_id,
+            pipeline: self.pipeline.clone(),
+            partition,
+            test,
+            unit,
+            databases: Databases::new(self.config.clone(), target, crate::db::pool_size(attempts)),
+            details: Default::default(),
+            measured: Default::default(),
+            written: Default::default(),
+            declared: if test {
+                declared_tables(&self.dag)
+            } else {
+                Default::default()
+            },
+        }
+    }
+
     /// The targets as task ids (a family name selects every member).
     pub fn resolve(&self, targets: &[String]) -> Result<Vec<TaskId>, DagError> {
         let mut ids = Vec::new();
@@ -342,33 +378,13 @@ impl Runner {
             })
             .await
             .map_err(RunError::Failed)?;
-        let target = if options.test {
-            Target::Test {
-                schema: TEST_SCHEMA.into(),
-            }
-        } else {
-            Target::Production
-        };
-        let info = Arc::new(RunInfo {
+        let info = Arc::new(self.run_info(
             run_id,
-            pipeline: self.pipeline.clone(),
-            partition: options.partition,
-            test: options.test,
-            unit: options.only,
-            databases: Databases::new(
-                self.config.clone(),
-                target,
-                crate::db::pool_size(options.workers),
-            ),
-            details: Default::default(),
-            measured: Default::default(),
-            written: Default::default(),
-            declared: if options.test {
-                declared_tables(&self.dag)
-            } else {
-                Default::default()
-            },
-        });
+            options.partition,
+            options.test,
+            options.only,
+            options.workers,
+        ));
         let (recorder, writer) = recorder::start(Arc::clone(&self.store), key.clone());
         let dispatch = if options.distributed {
             let started = Dispatch::start(

@@ -9,7 +9,7 @@ use std::fmt;
 
 #[cfg(feature = "web")]
 pub use sql::RunFilter;
-pub use sql::{LeaseLine, STORE_CONNECTIONS, StateStore, StoreLine};
+pub use sql::{LeaseLine, STORE_CONNECTIONS, StateStore, StoreLine, WORKER_CONNECTIONS};
 
 use crate::status::{RunStatus, TaskStatus};
 

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::ctx::RunInfo;
 use crate::date::Partition;
-use crate::db::{Databases, Target};
-use crate::run::{Runner, TEST_SCHEMA};
+use crate::run::Runner;
 use crate::state::ClaimedWork;
 use crate::sync::LockUnpoisoned as _;
 
@@ -71,7 +70,13 @@ impl Runs {
             tokio::spawn(close(idle));
         }
         let open = open.entry(key).or_insert_with(|| Open {
-            info: Arc::new(new_context(runner, work, partition, self.slots)),
+            info: Arc::new(runner.run_info(
+                work.run_id,
+                partition,
+                work.test,
+                work.unit_mode,
+                self.slots,
+            )),
             last_started: now,
         });
         open.last_started = now;
@@ -87,32 +92,6 @@ impl Runs {
             .map(|(_, open)| open.info)
             .collect();
         close(all).await;
-    }
-}
-
-fn new_context(runner: &Runner, work: &ClaimedWork, partition: Partition, slots: usize) -> RunInfo {
-    let target = if work.test {
-        Target::Test {
-            schema: TEST_SCHEMA.into(),
-        }
-    } else {
-        Target::Production
-    };
-    RunInfo {
-        run_id: work.run_id,
-        pipeline: runner.pipeline.clone(),
-        partition,
-        test: work.test,
-        unit: work.unit_mode,
-        databases: Databases::new(runner.config.clone(), target, crate::db::pool_size(slots)),
-        details: Default::default(),
-        measured: Default::default(),
-        written: Default::default(),
-        declared: if work.test {
-            crate::run::declared_tables(&runner.dag)
-        } else {
-            Default::default()
-        },
     }
 }
 

@@ -29,8 +29,8 @@ use crate::date::{Partition, format_duration};
 use crate::host::hostname;
 use crate::run::{Quiet, RunOptions, Runner};
 use crate::state::{
-    ClaimRequest, Claimed, ClaimedWork, LeaseLine, QUEUED_CHANNEL, StoreLine, WorkOutcome,
-    WorkerRecord,
+    ClaimRequest, Claimed, ClaimedWork, LeaseLine, QUEUED_CHANNEL, StoreLine, WORKER_CONNECTIONS,
+    WorkOutcome, WorkerRecord,
 };
 use crate::status::{RunStatus, TaskStatus};
 
@@ -55,11 +55,11 @@ const SUBMISSION_LOOK: Duration = Duration::from_secs(5);
 /// Detached runs one worker coordinates at once, at most.
 const MAX_COORDINATING: usize = 2;
 
-/// Connections of a worker's pool to the state store, at most (opened as needed): its lease
-/// line, its queue's notifications and its claims' and outcomes' lines are held for good; the
-/// rest serve its other statements and the detached runs it coordinates (each holds its own
-/// notifications, and queues and records through the pool).
-pub const STORE_CONNECTIONS: u32 = 6 + 4 * MAX_COORDINATING as u32;
+/// Connections of a worker's pool to the state store, at most (opened as needed): what it needs
+/// at least ([`WORKER_CONNECTIONS`]), one more for its other statements, and four for each
+/// detached run it coordinates (its notifications, held; the statements of its queue, its
+/// state writer and its lock, through the pool).
+pub const STORE_CONNECTIONS: u32 = WORKER_CONNECTIONS + 1 + 4 * MAX_COORDINATING as u32;
 
 /// Outcomes written in one statement, at most.
 const FINISH_MAX: usize = 500;
@@ -89,7 +89,9 @@ struct Held {
 }
 
 /// Runs a worker until `stop` turns true and its attempts ended (or were handed back). A
-/// second signal is the caller's to handle (the CLI exits at once).
+/// second signal is the caller's to handle (the CLI exits at once). The runner's state store
+/// is opened with a pool of [`STORE_CONNECTIONS`] (`open_store_with`); one of fewer than
+/// [`WORKER_CONNECTIONS`] is refused.
 pub async fn run(
     runner: Runner,
     options: WorkerOptions,

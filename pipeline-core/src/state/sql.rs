@@ -7,7 +7,7 @@ mod views;
 mod work;
 
 pub use line::StoreLine;
-pub use work::LeaseLine;
+pub use work::{LeaseLine, WORKER_CONNECTIONS};
 
 pub use views::RunFilter;
 

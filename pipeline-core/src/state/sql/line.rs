@@ -38,8 +38,14 @@ impl StoreLine {
     /// the answer says whether the statement is worth a second try on a new one (the
     /// connection was lost, as when the database restarted; not a statement's own error).
     pub(super) fn failed(&mut self, err: &sqlx::Error) -> bool {
-        self.conn = None;
+        self.reset();
         connection_lost(err)
+    }
+
+    /// Gives the connection back to the pool, which checks it: the next statement takes one
+    /// afresh.
+    pub(super) fn reset(&mut self) {
+        self.conn = None;
     }
 }
 

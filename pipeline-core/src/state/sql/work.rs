@@ -20,7 +20,7 @@ use crate::state::{
 
 /// Connections a worker holds at least: its lease line, its queue's notifications, its claims'
 /// and its outcomes' lines, and one for the rest.
-const WORKER_CONNECTIONS: u32 = 5;
+pub const WORKER_CONNECTIONS: u32 = 5;
 
 /// How long a lease line waits for the server when it connects again.
 const LINE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -421,10 +421,16 @@ impl StateStore {
         // wake-up). Returning the error instead dropped attempts whose leases already ran,
         // to be reported lost once they ran out.
         while pooled_waiting && claimed.len() < request.limit {
-            match self.claim_one_pooled(line, request).await {
+            let one = match line.conn().await {
+                Ok(conn) => self.claim_one_pooled(conn, request).await,
+                Err(err) => Err(err.into()),
+            };
+            match one {
                 Ok(Some(work)) => claimed.push(work),
                 Ok(None) => break,
                 Err(err) => {
+                    // The next claim starts on a fresh connection.
+                    line.reset();
                     tracing::warn!("cannot claim attempts in a resource pool: {err:#}");
                     break;
                 }
@@ -443,19 +449,25 @@ impl StateStore {
     /// meanwhile.
     async fn claim_one_pooled(
         &self,
-        line: &mut StoreLine,
+        conn: &mut PgConnection,
         request: &ClaimRequest<'_>,
     ) -> anyhow::Result<Option<ClaimedWork>> {
-        let now = self.clock_ms();
-        let claimed = claim_one_pooled_on(line.conn().await?, request, now).await;
-        if let Some(err) = claimed
-            .as_ref()
-            .err()
-            .and_then(|e| e.downcast_ref::<sqlx::Error>())
-        {
-            line.failed(err);
-        }
-        claimed
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
+            .execute(&mut *tx)
+            .await?;
+        let one = ClaimRequest {
+            limit: 1,
+            ..*request
+        };
+        let row = one
+            .bind(sqlx::query(AssertSqlSafe(claim_sql(self.clock_ms(), true))))
+            .fetch_optional(&mut *tx)
+            .await?;
+        // Read before the commit: a row that cannot be read is not claimed.
+        let work = row.as_ref().map(claimed_work).transpose()?;
+        tx.commit().await?;
+        Ok(work)
     }
 
     /// Queues a detached run: its options, for the worker that coordinates it. Its id.
@@ -782,28 +794,4 @@ fn claimed_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<ClaimedWork> {
         attempt: u32::try_from(row.try_get::<i32, _>("attempt")?).unwrap_or(1),
         token: row.try_get("lease_token")?,
     })
-}
-
-/// [`StateStore::claim_one_pooled`] on the line's connection.
-async fn claim_one_pooled_on(
-    conn: &mut PgConnection,
-    request: &ClaimRequest<'_>,
-    now: &str,
-) -> anyhow::Result<Option<ClaimedWork>> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(7354013)")
-        .execute(&mut *tx)
-        .await?;
-    let one = ClaimRequest {
-        limit: 1,
-        ..*request
-    };
-    let row = one
-        .bind(sqlx::query(AssertSqlSafe(claim_sql(now, true))))
-        .fetch_optional(&mut *tx)
-        .await?;
-    // Read before the commit: a row that cannot be read is not claimed.
-    let work = row.as_ref().map(claimed_work).transpose()?;
-    tx.commit().await?;
-    Ok(work)
 }
