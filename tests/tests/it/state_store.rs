@@ -933,3 +933,50 @@ async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
         "an attempt waits for room in its pool"
     );
 }
+
+/// An attempt in a pool holds its slot while its lease lives: one whose lease ran out has
+/// stopped on its worker, and with no coordinator left to mark it lost (a worker killed while
+/// it coordinated a detached run), it kept the slot for good and the pool's next attempts
+/// were never claimed.
+#[tokio::test]
+async fn postgres_a_pooled_attempt_whose_lease_ran_out_frees_its_pool_slot() {
+    let queue = Queue::new("2026-12-07").await;
+    let store = &queue.store;
+    let mut line = store.line("a worker").expect("a line");
+    let api = || Some(("api".to_string(), 1));
+    store
+        .queue_work(&[queue.work("first", api())])
+        .await
+        .expect("queue a pooled attempt");
+    let short = pipeline_core::testing::ClaimRequest {
+        lease_ms: 1_000,
+        ..Queue::request(1)
+    };
+    let first = store
+        .claim_work(&mut line, &short)
+        .await
+        .expect("a claim")
+        .work;
+    assert_eq!(first.len(), 1, "the pool's one slot");
+    store
+        .queue_work(&[queue.work("second", api())])
+        .await
+        .expect("queue another");
+    let held = store
+        .claim_work(&mut line, &Queue::request(1))
+        .await
+        .expect("a claim")
+        .work;
+    assert!(
+        held.is_empty(),
+        "the first holds the slot while its lease lives"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let second = store
+        .claim_work(&mut line, &Queue::request(1))
+        .await
+        .expect("a claim")
+        .work;
+    let tasks: Vec<&str> = second.iter().map(|work| work.task.as_str()).collect();
+    assert_eq!(tasks, ["second"], "the lapsed lease holds no slot");
+}

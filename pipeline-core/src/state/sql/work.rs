@@ -172,22 +172,25 @@ impl StateStore {
         let DbPool::Postgres(pool) = &self.pool else {
             return Ok((0, 0, 0));
         };
-        let row: (i64, i64, i64) = sqlx::query_as(
+        // Running means under a live lease, as a claim counts a pool's slots.
+        let now = self.clock_ms();
+        let row: (i64, i64, i64) = sqlx::query_as(AssertSqlSafe(format!(
             "WITH busy AS (SELECT pool, count(*) AS n FROM pipeline_work \
                            WHERE pipeline = $1 AND state = 'running' AND pool IS NOT NULL \
-                           GROUP BY pool), \
+                           AND lease_until >= {now} GROUP BY pool), \
                   live AS (SELECT state, pool, pool_size FROM pipeline_work \
                            WHERE pipeline = $1 AND kind = 'attempt' AND state = 'queued' \
                            UNION ALL \
                            SELECT state, pool, pool_size FROM pipeline_work \
-                           WHERE pipeline = $1 AND kind = 'attempt' AND state = 'running') \
+                           WHERE pipeline = $1 AND kind = 'attempt' AND state = 'running' \
+                           AND lease_until >= {now}) \
              SELECT count(*) FILTER (WHERE q.state = 'queued' \
                                      AND (q.pool IS NULL OR coalesce(b.n, 0) < q.pool_size)), \
                     count(*) FILTER (WHERE q.state = 'running'), \
                     count(*) FILTER (WHERE q.state = 'queued' AND q.pool IS NOT NULL \
                                      AND coalesce(b.n, 0) >= q.pool_size) \
-             FROM live q LEFT JOIN busy b ON b.pool = q.pool",
-        )
+             FROM live q LEFT JOIN busy b ON b.pool = q.pool"
+        )))
         .bind(pipeline)
         .fetch_one(pool)
         .await
@@ -764,12 +767,18 @@ impl ClaimRequest<'_> {
 /// A claim of queued attempts in no pool (`pooled`: in a pool that has room), as an update
 /// that returns the claimed rows; its parameters are a [`ClaimRequest`]'s.
 fn claim_sql(now: &str, pooled: bool) -> String {
+    // A pool's slot is taken by an attempt running under a live lease: one whose lease ran
+    // out stopped on its worker (a worker that cannot renew stops its attempts first), even
+    // if no coordinator is left to mark it lost, as when a worker coordinating a detached run
+    // was killed with it.
     let which = if pooled {
-        "AND pool IS NOT NULL AND (SELECT count(*) FROM pipeline_work r \
-         WHERE r.pipeline = q.pipeline AND r.pool = q.pool AND r.state = 'running' \
-         AND r.pool IS NOT NULL) < q.pool_size"
+        format!(
+            "AND pool IS NOT NULL AND (SELECT count(*) FROM pipeline_work r \
+             WHERE r.pipeline = q.pipeline AND r.pool = q.pool AND r.state = 'running' \
+             AND r.pool IS NOT NULL AND r.lease_until >= {now}) < q.pool_size"
+        )
     } else {
-        "AND pool IS NULL"
+        "AND pool IS NULL".to_string()
     };
     format!(
         "UPDATE pipeline_work SET state = 'running', worker_id = $3, \
