@@ -331,8 +331,9 @@ impl StateStore {
 
     /// Removes a lock left by a process that is gone, if it is still as `holder` describes
     /// it (same token, no heartbeat since), and closes what it left: its runs `abandoned`,
-    /// their running attempts `cancelled`, so that nothing stays "running". Whether it was
-    /// removed.
+    /// their running attempts `cancelled`, so that nothing stays "running", and (on
+    /// PostgreSQL) their queued and running attempts in the work queue `cancelled`, so that
+    /// no worker runs an attempt for a run that nobody coordinates. Whether it was removed.
     pub async fn break_lock(
         &self,
         key: &PartitionKey,
@@ -340,6 +341,7 @@ impl StateStore {
         now: i64,
     ) -> anyhow::Result<bool> {
         let mut broken = false;
+        let queues_work = matches!(self.pool, DbPool::Postgres(_));
         dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             // Only the lock as it was judged: a holder that has beaten since keeps it.
@@ -356,6 +358,20 @@ impl StateStore {
             if removed == 1 {
                 broken = true;
                 // One run per partition at a time: whatever is still running there died.
+                if queues_work {
+                    // Running ones stop at their worker's next renewal, as a cancelled run's.
+                    sqlx::query(
+                        "UPDATE pipeline_work SET state = 'cancelled', finished_at = $1 \
+                         WHERE kind = 'attempt' AND state IN ('queued', 'running') \
+                         AND run_id IN (SELECT id FROM pipeline_runs WHERE pipeline = $2 \
+                         AND partition = $3 AND namespace = $4 AND status = $5)",
+                    )
+                    .bind(now)
+                    .bind_key(key)
+                    .bind(RunStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query(
                     "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
                      error = 'its process died before it finished (the run was abandoned)' \

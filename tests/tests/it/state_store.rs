@@ -980,3 +980,96 @@ async fn postgres_a_pooled_attempt_whose_lease_ran_out_frees_its_pool_slot() {
     let tasks: Vec<&str> = second.iter().map(|work| work.task.as_str()).collect();
     assert_eq!(tasks, ["second"], "the lapsed lease holds no slot");
 }
+
+/// Breaking a dead coordinator's lock cancels its run's attempts in the work queue: left
+/// queued, a worker would run them for a run that nobody coordinates, beside the next run's
+/// own attempts of the same tasks; left running, they would go on to the end of their task.
+/// Another partition's queue is left alone.
+#[tokio::test]
+async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work() {
+    use pipeline_core::testing::WorkOutcome;
+
+    let queue = Queue::new("2026-12-07").await;
+    let store = &queue.store;
+    let mut line = store.line("a worker").expect("a line");
+    let other_key = key("2026-12-08", Namespace::Production);
+    let other = pipeline_core::testing::NewWork {
+        run_id: start(store, &other_key).await,
+        key: other_key,
+        ..queue.work("other", None)
+    };
+    store
+        .queue_work(&[queue.work("running", None)])
+        .await
+        .expect("queue an attempt");
+    let running = store
+        .claim_work(&mut line, &Queue::request(1))
+        .await
+        .expect("a claim")
+        .work;
+    assert_eq!(running.len(), 1);
+    store
+        .queue_work(&[queue.work("queued", None)])
+        .await
+        .expect("queue another");
+    store
+        .queue_work(&[other])
+        .await
+        .expect("queue the other partition's");
+
+    let holder = |token: &str| LockHolder {
+        token: token.into(),
+        host: "host-a".into(),
+        pid: 1,
+        pid_space: "space-a".into(),
+        started_at: 10,
+        heartbeat_at: 0,
+        heartbeat_age_ms: 0,
+    };
+    store
+        .try_lock(&queue.key, &holder("dead"))
+        .await
+        .expect("lock");
+    let LockAttempt::Held(dead) = store
+        .try_lock(&queue.key, &holder("next"))
+        .await
+        .expect("lock")
+    else {
+        panic!("the dead coordinator holds the lock");
+    };
+    assert!(
+        store
+            .break_lock(&queue.key, &dead, 5_000)
+            .await
+            .expect("break")
+    );
+
+    let left = store
+        .claim_work(&mut line, &Queue::request(10))
+        .await
+        .expect("a claim")
+        .work;
+    let tasks: Vec<&str> = left.iter().map(|work| work.task.as_str()).collect();
+    assert_eq!(
+        tasks,
+        ["other"],
+        "only the other partition's attempt is left"
+    );
+    let outcome = WorkOutcome {
+        status: TaskStatus::Succeeded,
+        error: None,
+        fatal: false,
+        note: None,
+        value: None,
+        targets: None,
+        handed_back: false,
+        log: None,
+    };
+    assert!(
+        !store
+            .finish_work(running[0].id, &running[0].token, &outcome)
+            .await
+            .expect("an outcome write"),
+        "the running attempt was cancelled: its outcome is not taken"
+    );
+}
