@@ -631,6 +631,49 @@ fn daily_cancel_stops_a_distributed_and_an_in_process_run_from_elsewhere() {
     let _ = stop(worker);
 }
 
+/// A coordinator killed with -9 leaves its attempts in the queue. The next run of the date
+/// breaks its lock and cancels them: the dead run's attempt stops on its worker at the next
+/// renewal, and the next run's own attempt of the task gets the slot at once, instead of
+/// after the dead one's task ran to its end.
+#[test]
+fn a_killed_coordinators_attempts_stop_when_the_next_run_breaks_its_lock() {
+    let (sandbox, _db) = sandbox("dist-dead-coordinator");
+    sandbox.write("sleep-slow", "40000");
+    let worker = worker(&sandbox, PIPELINE, &["--slots", "1"]);
+    wait_for_workers(&sandbox, PIPELINE, 1);
+    let args = [
+        "run",
+        "--distributed",
+        "slow",
+        "--date",
+        "2026-11-25",
+        "--json",
+    ];
+    let dead = sandbox.spawn(PIPELINE, &args, &[]);
+    sandbox.wait_for("ran.log", "slow started");
+    signal(&dead, "KILL");
+    let _ = finish(dead);
+    sandbox.remove("sleep-slow");
+    let started = Instant::now();
+    let next = finish(sandbox.spawn(PIPELINE, &args, &[]));
+    assert_eq!(next.code, Some(0), "{}\n{}", next.stdout, next.stderr);
+    assert_eq!(task(&next.json(), "slow")["status"], "succeeded");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the dead run's attempt gave up the worker's one slot: {:?}",
+        started.elapsed()
+    );
+    let ran = sandbox.read("ran.log");
+    assert_eq!(ran.matches("slow started").count(), 2, "{ran}");
+    assert_eq!(ran.matches("slow done").count(), 1, "{ran}");
+    let worker = stop(worker);
+    assert!(
+        worker.stderr.contains("no longer this worker's"),
+        "{}",
+        worker.stderr
+    );
+}
+
 /// The environment that sets a worker's clock `offset` off (`+1h`), with libfaketime; time
 /// measured by the monotonic clock (timers, timeouts) stays true.
 fn clock_off(offset: &str) -> Vec<(&'static str, String)> {
