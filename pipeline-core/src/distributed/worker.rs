@@ -144,8 +144,10 @@ pub async fn run(
     let runs = Arc::new(Runs::new(options.slots));
     let announced_stop = Arc::new(AtomicBool::new(false));
     let claimed_now = Arc::new(tokio::sync::Notify::new());
-    let renewals = tokio::spawn(keep_leases(
+    let (stop_renewals, renewals_stop) = tokio::sync::oneshot::channel();
+    let mut renewals = tokio::spawn(keep_leases(
         line,
+        renewals_stop,
         record.clone(),
         Arc::clone(&holdings),
         options.lease,
@@ -333,7 +335,14 @@ pub async fn run(
     }
     // Every attempt has ended and its outcome was written (its slot freed after): done.
     finisher.abort();
-    renewals.abort();
+    // The lease line says goodbye to the server; a renewal stuck on a dead one is dropped.
+    let _ = stop_renewals.send(());
+    if tokio::time::timeout(LINE_CLOSE_WITHIN, &mut renewals)
+        .await
+        .is_err()
+    {
+        renewals.abort();
+    }
     runs.close_all().await;
     if let Err(err) = store.remove_worker(&record.id).await {
         tracing::warn!("cannot remove the worker's record: {err:#}");
@@ -356,6 +365,8 @@ fn hold(holdings: &Holdings) -> std::sync::MutexGuard<'_, HashMap<String, Held>>
 /// How soon a renewal that failed is tried again (on a fresh connection): a worker is back
 /// within about this long after its state store is.
 const RENEWAL_RETRY: Duration = Duration::from_millis(250);
+/// How long the lease line gets to close when the worker stops.
+const LINE_CLOSE_WITHIN: Duration = Duration::from_secs(1);
 
 /// Renews the worker's heartbeat and its leases a third of a lease period at a time, and at
 /// once after a claim, on a connection and a task of their own, so that neither claims,
@@ -364,6 +375,7 @@ const RENEWAL_RETRY: Duration = Duration::from_millis(250);
 /// lease.
 async fn keep_leases(
     mut line: LeaseLine,
+    mut done: tokio::sync::oneshot::Receiver<()>,
     record: WorkerRecord,
     holdings: Holdings,
     lease: Duration,
@@ -376,6 +388,8 @@ async fn keep_leases(
     let mut next = tokio::time::Instant::now() + every;
     loop {
         tokio::select! {
+            biased;
+            _ = &mut done => break,
             () = tokio::time::sleep_until(next) => {}
             () = claimed_now.notified() => {}
         }
@@ -437,6 +451,7 @@ async fn keep_leases(
             tracing::warn!("cannot renew leases: {why}");
         }
     }
+    line.close().await;
 }
 
 fn stop_lost(attempt: &Held) {

@@ -91,7 +91,7 @@ fn task<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 
 #[test]
 fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
-    let (sandbox, _db) = sandbox("dist-run");
+    let (sandbox, db) = sandbox("dist-run");
     sandbox.write("fail-transform-once", "");
     sandbox.write("fail-optional_feed", "");
     sandbox.write("log-extract", "extracted on a worker");
@@ -153,6 +153,17 @@ fn workers_run_a_distributed_run_each_task_once_with_the_usual_outcomes() {
     }
     let none = sandbox.run(PIPELINE, &["workers"], &[]);
     assert!(none.stdout.contains("no live workers"), "{}", none.stdout);
+    // Every process closed its connections to the state store as PostgreSQL expects: one
+    // dropped with the process is logged by the server as reset by peer, and counted here.
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT sessions_abandoned FROM pg_stat_database WHERE datname = current_database()"
+        )
+        .trim(),
+        "0",
+        "connections were dropped, not closed"
+    );
 }
 
 /// One worker and a distributed run of `extract` alone, both with `env`: the run's output and

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgConnectOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _, PgConnection, PgPool, Postgres, Row};
 
@@ -30,8 +31,34 @@ const LINE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// connects again, so a worker is back within its next try after a database restart.
 pub struct LeaseLine {
     options: Arc<PgConnectOptions>,
-    conn: Option<PgConnection>,
+    conn: Option<LeaseConn>,
     clock: &'static str,
+}
+
+/// The lease line's connection: the pool's at first, so that the pool counts it against the
+/// connections the role allows and takes it back when the worker stops; its own after a
+/// failure (a renewal never waits for a pooled connection). The first one's place in the pool
+/// stays taken after it failed, so that the pool never opens more than the role allows.
+enum LeaseConn {
+    Pooled(PoolConnection<Postgres>),
+    Own(PgConnection),
+}
+
+impl LeaseConn {
+    fn get(&mut self) -> &mut PgConnection {
+        match self {
+            LeaseConn::Pooled(conn) => conn,
+            LeaseConn::Own(conn) => conn,
+        }
+    }
+
+    /// Dropped after a failure: a pooled one's place stays taken (see [`LeaseConn`]).
+    fn discard(self) {
+        match self {
+            LeaseConn::Pooled(conn) => drop(conn.leak()),
+            LeaseConn::Own(conn) => drop(conn),
+        }
+    }
 }
 
 impl std::fmt::Debug for LeaseLine {
@@ -43,6 +70,18 @@ impl std::fmt::Debug for LeaseLine {
 }
 
 impl LeaseLine {
+    /// Ends the connection as the server expects (dropped, it is logged as reset by peer): the
+    /// pool's goes back to the pool, which closes it with the others.
+    pub async fn close(self) {
+        match self.conn {
+            Some(LeaseConn::Pooled(conn)) => drop(conn),
+            Some(LeaseConn::Own(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            None => {}
+        }
+    }
+
     /// Renews the worker's heartbeat and the leases of the attempts it holds (`tokens`: those
     /// running, and those that ended here with their outcome on its way), in one statement:
     /// the tokens still the worker's. A running attempt missing from the answer was cancelled
@@ -58,12 +97,12 @@ impl LeaseLine {
         within: Duration,
     ) -> anyhow::Result<Vec<String>> {
         let conn = match &mut self.conn {
-            Some(conn) => conn,
+            Some(conn) => conn.get(),
             None => {
                 let connected = tokio::time::timeout(LINE_CONNECT_TIMEOUT, self.options.connect())
                     .await
                     .map_err(|_| anyhow::anyhow!("no answer from the state store"))??;
-                self.conn.insert(connected)
+                self.conn.insert(LeaseConn::Own(connected)).get()
             }
         };
         let now = self.clock;
@@ -103,7 +142,9 @@ impl LeaseLine {
         };
         if renewed.is_err() {
             // Broken, or left with a statement under way: the next renewal connects afresh.
-            self.conn = None;
+            if let Some(conn) = self.conn.take() {
+                conn.discard();
+            }
         }
         renewed
     }
@@ -258,11 +299,10 @@ impl StateStore {
         let conn = pool
             .acquire()
             .await
-            .context("cannot connect to the state store for lease renewals")?
-            .leak();
+            .context("cannot connect to the state store for lease renewals")?;
         Ok(LeaseLine {
             options: pool.connect_options(),
-            conn: Some(conn),
+            conn: Some(LeaseConn::Pooled(conn)),
             clock: self.clock_ms(),
         })
     }
