@@ -115,7 +115,7 @@ async fn runner(config: &Config, dag: &Arc<Dag>, connections: u32) -> Runner {
 /// One run of the graph: in process (`workers == 0`) or distributed through `workers`.
 async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Duration {
     let (stop, stopped) = watch::channel(false);
-    let mut started_workers = Vec::new();
+    let mut started_workers = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let options = WorkerOptions {
             slots: 8,
@@ -124,11 +124,7 @@ async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Durat
         };
         let runner = runner(config, dag, worker::STORE_CONNECTIONS).await;
         let stopped = stopped.clone();
-        started_workers.push(tokio::spawn(async move {
-            worker::run(runner, options, stopped)
-                .await
-                .expect("a worker");
-        }));
+        started_workers.spawn(worker::run(runner, options, stopped));
     }
     let coordinator = runner(config, dag, STORE_CONNECTIONS).await;
     let mut options = RunOptions::new(Date::from_ymd(2026, 11, day).expect("a date"));
@@ -136,10 +132,14 @@ async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Durat
     options.workers = if workers > 0 { 100_000 } else { 2 };
     let (_tx, cancel) = watch::channel(false);
     let started = Instant::now();
-    let report = coordinator
-        .run(&options, &Quiet, cancel)
-        .await
-        .expect("the run");
+    let run = coordinator.run(&options, &Quiet, cancel);
+    // A worker ends before the run only when it failed: the run would wait for it forever.
+    let report = tokio::select! {
+        report = run => report.expect("the run"),
+        Some(ended) = started_workers.join_next() => {
+            panic!("a worker stopped during the run: {:?}", ended.map(|stopped| stopped.err()))
+        }
+    };
     let elapsed = started.elapsed();
     assert_eq!(
         report.count(TaskStatus::Succeeded),
@@ -147,8 +147,10 @@ async fn run(config: &Config, dag: &Arc<Dag>, workers: usize, day: u32) -> Durat
         "every task ran"
     );
     let _ = stop.send(true);
-    for worker in started_workers {
-        worker.await.expect("a worker stops");
+    while let Some(ended) = started_workers.join_next().await {
+        ended
+            .expect("a worker's task")
+            .expect("a worker stops cleanly");
     }
     elapsed
 }
