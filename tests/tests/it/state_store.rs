@@ -221,6 +221,27 @@ async fn awkward_text_and_large_numbers_are_written_as_given(store: Arc<StateSto
     assert_eq!(completed.into_iter().collect::<Vec<_>>(), [task]);
     let targets = store.marker_targets(&key).await.expect("targets");
     assert_eq!(targets.get(task), marker.targets.as_ref());
+    // Numbers at the ends of a float's range come back as they went (the rows travel as JSON).
+    let extremes = [f64::MAX, f64::MIN_POSITIVE, 5e-324, -1.0 / 3.0];
+    let records: Vec<AttemptRecord> = (2..)
+        .zip(extremes)
+        .map(|(attempt, value)| AttemptRecord {
+            attempt,
+            value: Some(value),
+            log: None,
+            ..record.clone()
+        })
+        .collect();
+    store.record(&key, &records, &[]).await.expect("record");
+    let values: Vec<Option<f64>> = store
+        .attempts(&key)
+        .await
+        .expect("attempts")
+        .iter()
+        .skip(1)
+        .map(|attempt| attempt.value)
+        .collect();
+    assert_eq!(values, extremes.map(Some));
 }
 
 /// `daily logs` reads one task's attempts of a partition, not the whole run's.
