@@ -14,7 +14,8 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use sqlparser::ast::{
-    FromTable, ObjectName, Query, SetExpr, Statement, TableFactor, TableObject, Visit, Visitor,
+    CommentObject, CopySource, Expr, FromTable, GrantObjects, Ident, ObjectName, Query, SetExpr,
+    Statement, TableFactor, TableObject, Visit, Visitor,
 };
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -178,12 +179,7 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
         for target in &targets {
             touched.writes.insert(table_name(target));
         }
-        // An index changes its table too, though it adds no lineage.
-        let indexed = match statement {
-            Statement::CreateIndex(index) => Some(&index.table_name),
-            _ => None,
-        };
-        for target in targets.into_iter().chain(indexed) {
+        for target in targets.iter().chain(&altered(statement)) {
             if let Some(schema) = schema_name(target) {
                 touched
                     .qualified_writes
@@ -216,11 +212,11 @@ pub(crate) fn touched(backend: &str, sql: &str) -> Result<Touched, String> {
     Ok(touched)
 }
 
-/// The tables a statement writes.
-fn written(statement: &Statement) -> Vec<&ObjectName> {
+/// The tables a statement writes: their rows or their definition.
+fn written(statement: &Statement) -> Vec<ObjectName> {
     match statement {
         Statement::Insert(insert) => match &insert.table {
-            TableObject::TableName(name) => vec![name],
+            TableObject::TableName(name) => vec![name.clone()],
             _ => Vec::new(),
         },
         Statement::Update(update) => relation(&update.table.relation).into_iter().collect(),
@@ -228,30 +224,105 @@ fn written(statement: &Statement) -> Vec<&ObjectName> {
             let from = match &delete.from {
                 FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables) => tables,
             };
-            let mut targets: Vec<&ObjectName> = delete.tables.iter().collect();
+            let mut targets: Vec<ObjectName> = delete.tables.clone();
             targets.extend(from.iter().filter_map(|table| relation(&table.relation)));
             targets
         }
-        Statement::CreateTable(create) => vec![&create.name],
-        Statement::CreateView(view) => vec![&view.name],
-        Statement::AlterTable(alter) => vec![&alter.name],
-        Statement::Drop { names, .. } => names.iter().collect(),
-        Statement::Truncate(truncate) => truncate.table_names.iter().map(|t| &t.name).collect(),
+        Statement::Merge(merge) => relation(&merge.table).into_iter().collect(),
+        // `COPY .. FROM` loads the table; `COPY .. TO` reads it.
+        Statement::Copy {
+            source: CopySource::Table { table_name, .. },
+            to: false,
+            ..
+        } => vec![table_name.clone()],
+        Statement::CreateTable(create) => vec![create.name.clone()],
+        Statement::CreateView(view) => vec![view.name.clone()],
+        Statement::AlterTable(alter) => vec![alter.name.clone()],
+        Statement::AlterView(view) => vec![view.name.clone()],
+        Statement::RefreshMaterializedView(refresh) => vec![refresh.name.clone()],
+        Statement::Drop { names, .. } => names.clone(),
+        Statement::Truncate(truncate) => truncate
+            .table_names
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
         // `WITH .. INSERT ..` and the like: a query whose body is the statement.
         Statement::Query(query) => match &*query.body {
             SetExpr::Insert(inner) | SetExpr::Update(inner) | SetExpr::Delete(inner) => {
                 written(inner)
             }
+            // `SELECT .. INTO t` makes table `t` (a temporary one is the session's scratch).
+            SetExpr::Select(select) => match &select.into {
+                Some(into) if !into.temporary => into.targets.iter().filter_map(named).collect(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         },
         _ => Vec::new(),
     }
 }
 
+/// The tables a statement changes without writing them: an index, a trigger, a rule or a
+/// policy on them, their comments or privileges (as `schema.*` for a whole schema's). No
+/// lineage, but past the test schema they would change production tables.
+fn altered(statement: &Statement) -> Vec<ObjectName> {
+    let in_schemas = |schemas: &[ObjectName]| -> Vec<ObjectName> {
+        schemas
+            .iter()
+            .filter_map(|schema| schema.0.last()?.as_ident().cloned())
+            .map(|schema| ObjectName::from(vec![schema, Ident::new("*")]))
+            .collect()
+    };
+    let on_objects = |objects: &Option<GrantObjects>| match objects {
+        Some(
+            GrantObjects::Tables(names)
+            | GrantObjects::Views(names)
+            | GrantObjects::Sequences(names),
+        ) => names.clone(),
+        Some(
+            GrantObjects::AllTablesInSchema { schemas }
+            | GrantObjects::AllViewsInSchema { schemas }
+            | GrantObjects::AllMaterializedViewsInSchema { schemas }
+            | GrantObjects::AllSequencesInSchema { schemas },
+        ) => in_schemas(schemas),
+        _ => Vec::new(),
+    };
+    match statement {
+        Statement::CreateIndex(index) => vec![index.table_name.clone()],
+        Statement::AlterIndex { name, .. } => vec![name.clone()],
+        Statement::CreateTrigger(trigger) => vec![trigger.table_name.clone()],
+        Statement::CreateRule(rule) => vec![rule.table_name.clone()],
+        Statement::CreatePolicy(policy) => vec![policy.table_name.clone()],
+        Statement::Grant(grant) => on_objects(&grant.objects),
+        Statement::Revoke(revoke) => on_objects(&revoke.objects),
+        // A column's comment names its table first (`schema.table.column`).
+        Statement::Comment {
+            object_type: CommentObject::Column,
+            object_name,
+            ..
+        } => {
+            let mut parts = object_name.0.clone();
+            parts.pop();
+            vec![ObjectName(parts)]
+        }
+        Statement::Comment { object_name, .. } => vec![object_name.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The table an `INTO` target names.
+fn named(target: &Expr) -> Option<ObjectName> {
+    match target {
+        Expr::Identifier(ident) => Some(ObjectName::from(vec![ident.clone()])),
+        Expr::CompoundIdentifier(idents) => Some(ObjectName::from(idents.clone())),
+        _ => None,
+    }
+}
+
 /// The table a `FROM` item names, if it is one (not a subquery or a function).
-fn relation(factor: &TableFactor) -> Option<&ObjectName> {
+fn relation(factor: &TableFactor) -> Option<ObjectName> {
     match factor {
-        TableFactor::Table { name, .. } => Some(name),
+        TableFactor::Table { name, .. } => Some(name.clone()),
         _ => None,
     }
 }
@@ -382,6 +453,23 @@ mod tests {
     }
 
     #[test]
+    fn merges_copies_into_a_table_and_select_into_write_their_tables() {
+        let script = "MERGE INTO totals t USING orders o ON t.id = o.id \
+             WHEN MATCHED THEN UPDATE SET n = o.n WHEN NOT MATCHED THEN INSERT VALUES (o.id, o.n);
+             COPY (SELECT * FROM users) TO STDOUT;
+             SELECT * INTO snapshot FROM orders;
+             REFRESH MATERIALIZED VIEW order_totals;
+             COPY staged FROM STDIN;";
+        let touched = touched("postgres", script).expect("parsed");
+        assert_eq!(
+            touched.writes,
+            set(&["order_totals", "snapshot", "staged", "totals"])
+        );
+        assert_eq!(touched.reads, set(&["orders", "users"]));
+        assert!(touched.qualified_writes.is_empty());
+    }
+
+    #[test]
     fn the_catalogs_schemas_are_the_databases_own_whatever_their_tables_are_called() {
         let sql = "SELECT column_name FROM information_schema.columns WHERE table_name = 'x';
              SELECT relname FROM pg_catalog.pg_class;
@@ -461,6 +549,22 @@ mod tests {
                 "CREATE TABLE Analytics.orders (id int)",
                 "DELETE FROM \"public\".orders",
                 "CREATE INDEX orders_by_id ON public.orders (id)",
+                "MERGE INTO public.orders o USING staging s ON o.id = s.id \
+                 WHEN MATCHED THEN UPDATE SET total = s.total",
+                "COPY public.orders FROM STDIN",
+                "SELECT * INTO public.orders_copy FROM orders",
+                "REFRESH MATERIALIZED VIEW public.order_totals",
+                "ALTER VIEW public.recent RENAME TO latest",
+                "ALTER INDEX public.orders_by_id RENAME TO by_id",
+                "COMMENT ON TABLE public.orders IS 'orders'",
+                "COMMENT ON COLUMN public.orders.total IS 'in cents'",
+                "GRANT SELECT ON public.orders TO reporting",
+                "REVOKE ALL ON public.orders FROM reporting",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reporting",
+                "CREATE TRIGGER audit BEFORE INSERT ON public.orders \
+                 FOR EACH ROW EXECUTE FUNCTION audit()",
+                "CREATE RULE ignore AS ON INSERT TO public.orders DO INSTEAD NOTHING",
+                "CREATE POLICY mine ON public.orders USING (true)",
             ] {
                 let err = declared
                     .check("warehouse", "postgres", test, sql)
@@ -476,6 +580,10 @@ mod tests {
                 "INSERT INTO orders VALUES (1)",
                 "INSERT INTO pipeline_test.orders VALUES (1)",
                 "CREATE TEMP TABLE scratch AS SELECT 1",
+                "SELECT * INTO TEMP scratch FROM public.orders",
+                "COMMENT ON TABLE orders IS 'orders'",
+                "GRANT SELECT ON orders TO reporting",
+                "COPY public.orders TO STDOUT",
             ] {
                 declared
                     .check("warehouse", "postgres", test, sql)
