@@ -649,24 +649,12 @@ fn daily_cancel_stops_a_distributed_and_an_in_process_run_from_elsewhere() {
 #[test]
 fn a_killed_coordinators_attempts_stop_when_the_next_run_breaks_its_lock() {
     let (sandbox, _db) = sandbox("dist-dead-coordinator");
-    sandbox.write("sleep-slow", "40000");
-    let worker = worker(&sandbox, PIPELINE, &["--slots", "1"]);
-    wait_for_workers(&sandbox, PIPELINE, 1);
-    let args = [
-        "run",
-        "--distributed",
-        "slow",
-        "--date",
-        "2026-11-25",
-        "--json",
-    ];
-    let dead = sandbox.spawn(PIPELINE, &args, &[]);
-    sandbox.wait_for("ran.log", "slow started");
+    let (worker, dead) = one_worker_running(&sandbox, "slow", 40_000);
     signal(&dead, "KILL");
     let _ = finish(dead);
     sandbox.remove("sleep-slow");
     let started = Instant::now();
-    let next = finish(sandbox.spawn(PIPELINE, &args, &[]));
+    let next = finish(sandbox.spawn(PIPELINE, &["run", "--distributed", "slow", "--json"], &[]));
     assert_eq!(next.code, Some(0), "{}\n{}", next.stdout, next.stderr);
     assert_eq!(task(&next.json(), "slow")["status"], "succeeded");
     assert!(

@@ -721,6 +721,20 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     );
 }
 
+/// A worker's outcome of an attempt that simply succeeded.
+fn succeeded() -> pipeline_core::testing::WorkOutcome {
+    pipeline_core::testing::WorkOutcome {
+        status: TaskStatus::Succeeded,
+        error: None,
+        fatal: false,
+        note: None,
+        value: None,
+        targets: None,
+        handed_back: false,
+        log: None,
+    }
+}
+
 /// A PostgreSQL store with a started run of pipeline `daily`, whose attempts it queues, and
 /// claims as worker `worker-1` of graph `graph`.
 struct Queue {
@@ -784,16 +798,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     let (database, store) = (&queue.database, &queue.store);
     let work = |task: &str| queue.work(task, None);
     let mut line = store.line("a worker").expect("a line");
-    let outcome = WorkOutcome {
-        status: TaskStatus::Succeeded,
-        error: None,
-        fatal: false,
-        note: None,
-        value: None,
-        targets: None,
-        handed_back: false,
-        log: None,
-    };
+    let outcome = succeeded();
     // Another session holds one row, then, once the write holds the other and waits for it,
     // asks for the other: whichever of the two rows the write takes first, one of the two
     // orders deadlocks. Both orders are tried.
@@ -1008,8 +1013,6 @@ async fn postgres_a_pooled_attempt_whose_lease_ran_out_frees_its_pool_slot() {
 /// Another partition's queue is left alone.
 #[tokio::test]
 async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work() {
-    use pipeline_core::testing::WorkOutcome;
-
     let queue = Queue::new("2026-12-07").await;
     let store = &queue.store;
     let mut line = store.line("a worker").expect("a line");
@@ -1076,16 +1079,7 @@ async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work(
         ["other"],
         "only the other partition's attempt is left"
     );
-    let outcome = WorkOutcome {
-        status: TaskStatus::Succeeded,
-        error: None,
-        fatal: false,
-        note: None,
-        value: None,
-        targets: None,
-        handed_back: false,
-        log: None,
-    };
+    let outcome = succeeded();
     assert!(
         !store
             .finish_work(running[0].id, &running[0].token, &outcome)
