@@ -32,13 +32,16 @@ const LINE_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct LeaseLine {
     options: Arc<PgConnectOptions>,
     conn: Option<LeaseConn>,
+    /// The pool's connection after it failed, kept until the line closes: its place in the
+    /// pool stays taken, so that the pool never opens more than the role allows beside the
+    /// line's own connection, and the pool gets it back (and closes it) when the worker stops.
+    failed_place: Option<PoolConnection<Postgres>>,
     clock: &'static str,
 }
 
 /// The lease line's connection: the pool's at first, so that the pool counts it against the
 /// connections the role allows and takes it back when the worker stops; its own after a
-/// failure (a renewal never waits for a pooled connection). The first one's place in the pool
-/// stays taken after it failed, so that the pool never opens more than the role allows.
+/// failure (a renewal never waits for a pooled connection).
 enum LeaseConn {
     Pooled(PoolConnection<Postgres>),
     Own(PgConnection),
@@ -49,14 +52,6 @@ impl LeaseConn {
         match self {
             LeaseConn::Pooled(conn) => conn,
             LeaseConn::Own(conn) => conn,
-        }
-    }
-
-    /// Dropped after a failure: a pooled one's place stays taken (see [`LeaseConn`]).
-    fn discard(self) {
-        match self {
-            LeaseConn::Pooled(conn) => drop(conn.leak()),
-            LeaseConn::Own(conn) => drop(conn),
         }
     }
 }
@@ -73,6 +68,7 @@ impl LeaseLine {
     /// Ends the connection as the server expects (dropped, it is logged as reset by peer): the
     /// pool's goes back to the pool, which closes it with the others.
     pub async fn close(self) {
+        drop(self.failed_place);
         match self.conn {
             Some(LeaseConn::Pooled(conn)) => drop(conn),
             Some(LeaseConn::Own(conn)) => {
@@ -142,8 +138,10 @@ impl LeaseLine {
         };
         if renewed.is_err() {
             // Broken, or left with a statement under way: the next renewal connects afresh.
-            if let Some(conn) = self.conn.take() {
-                conn.discard();
+            match self.conn.take() {
+                Some(LeaseConn::Pooled(conn)) => self.failed_place = Some(conn),
+                Some(LeaseConn::Own(conn)) => drop(conn),
+                None => {}
             }
         }
         renewed
@@ -303,6 +301,7 @@ impl StateStore {
         Ok(LeaseLine {
             options: pool.connect_options(),
             conn: Some(LeaseConn::Pooled(conn)),
+            failed_place: None,
             clock: self.clock_ms(),
         })
     }
