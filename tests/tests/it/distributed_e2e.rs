@@ -675,12 +675,7 @@ fn a_killed_coordinators_attempts_stop_when_the_next_run_breaks_its_lock() {
     let ran = sandbox.read("ran.log");
     assert_eq!(ran.matches("slow started").count(), 2, "{ran}");
     assert_eq!(ran.matches("slow done").count(), 1, "{ran}");
-    let worker = stop(worker);
-    assert!(
-        worker.stderr.contains("no longer this worker's"),
-        "{}",
-        worker.stderr
-    );
+    stop(worker).assert_stderr_has("no longer this worker's");
 }
 
 /// The environment that sets a worker's clock `offset` off (`+1h`), with libfaketime; time
@@ -840,12 +835,7 @@ fn a_detached_run_is_coordinated_by_a_worker_and_taken_over_when_that_worker_die
         "what completed under the first coordinator is skipped: {log}"
     );
     assert_eq!(log.matches("slow started").count(), 2, "{log}");
-    let second = stop(second);
-    assert!(
-        second.stderr.contains("coordinating detached run"),
-        "{}",
-        second.stderr
-    );
+    stop(second).assert_stderr_has("coordinating detached run");
 }
 
 #[tokio::test]

@@ -351,9 +351,9 @@ async fn finishing_a_run_leaves_nothing_running(store: Arc<StateStore>) {
     );
 }
 
-async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
-    let key = key("2026-11-26", Namespace::Production);
-    let holder = |token: &str, pid: i64| LockHolder {
+/// A run lock's holder: process `pid` of host `host-a`, as it asks for the lock.
+fn holder(token: &str, pid: i64) -> LockHolder {
+    LockHolder {
         token: token.into(),
         host: "host-a".into(),
         pid,
@@ -361,7 +361,11 @@ async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
         started_at: 10,
         heartbeat_at: 0,
         heartbeat_age_ms: 0,
-    };
+    }
+}
+
+async fn the_lock_is_exclusive_and_breakable(store: Arc<StateStore>) {
+    let key = key("2026-11-26", Namespace::Production);
     let held_by = |attempt: LockAttempt| match attempt {
         LockAttempt::Held(holder) => holder,
         LockAttempt::Acquired => panic!("the lock should be held"),
@@ -1041,21 +1045,12 @@ async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work(
         .await
         .expect("queue the other partition's");
 
-    let holder = |token: &str| LockHolder {
-        token: token.into(),
-        host: "host-a".into(),
-        pid: 1,
-        pid_space: "space-a".into(),
-        started_at: 10,
-        heartbeat_at: 0,
-        heartbeat_age_ms: 0,
-    };
     store
-        .try_lock(&queue.key, &holder("dead"))
+        .try_lock(&queue.key, &holder("dead", 1))
         .await
         .expect("lock");
     let LockAttempt::Held(dead) = store
-        .try_lock(&queue.key, &holder("next"))
+        .try_lock(&queue.key, &holder("next", 2))
         .await
         .expect("lock")
     else {
