@@ -68,7 +68,7 @@ pub async fn list(runner: &Runner, schedules: &[Schedule], json: bool) -> anyhow
     }
     println!();
     match runner.store.scheduler_lease(&runner.pipeline).await? {
-        Some((host, pid)) => println!("active scheduler: {host} (pid {pid})"),
+        Some(holder) => println!("active scheduler: {} (pid {})", holder.host, holder.pid),
         None => println!(
             "no scheduler is active: start one with {}",
             crate::message::Command("schedule")

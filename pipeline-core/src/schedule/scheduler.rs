@@ -32,6 +32,9 @@ const SUBMITTED: &str = "submitted";
 const ON_TIME_MS: i64 = 60_000;
 /// Fired ticks older than this are no longer watched for their deadline.
 const WATCH_MS: i64 = 2 * 86_400_000;
+/// How often a stand-by asks for the lease, at most: it takes over within this of the lease
+/// running out, or of finding its holder gone.
+const STANDBY_LOOK: Duration = Duration::from_secs(1);
 
 /// How the scheduler runs.
 #[derive(Clone, Debug)]
@@ -182,9 +185,11 @@ impl Scheduler {
                             .scheduler_lease(&self.runner.pipeline)
                             .await
                             .unwrap_or_default();
-                        if let Some((host, pid)) = holder {
+                        if let Some(holder) = holder {
                             tracing::info!(
-                                "standing by: the scheduler on {host} (pid {pid}) is active"
+                                "standing by: the scheduler on {} (pid {}) is active",
+                                holder.host,
+                                holder.pid
                             );
                         }
                         announced_standby = true;
@@ -219,7 +224,7 @@ impl Scheduler {
             let clock = self.options.clock.clone();
             tokio::select! {
                 _ = clock.sleep_until(wake.unwrap_or(i64::MAX)) => {}
-                _ = tokio::time::sleep(renew) => {}
+                _ = tokio::time::sleep(if active { renew } else { renew.min(STANDBY_LOOK) }) => {}
                 _ = cancel.changed() => {}
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
                     self.finished(done).await;
@@ -240,17 +245,40 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Takes the scheduler lease or renews it: whether this process holds it now. A live
+    /// lease whose holder is surely gone (killed with -9 on this host or in this container, as
+    /// a crashed scheduler that its service manager restarts) is taken over at once, not when
+    /// it runs out: its token is taken only while it is still the dead holder's.
     async fn take_lease(&self) -> anyhow::Result<bool> {
-        self.runner
-            .store
-            .take_scheduler_lease(
-                &self.runner.pipeline,
-                &self.me.token,
-                &self.me.host,
-                self.me.pid,
-                self.options.lease.as_millis() as i64,
-            )
-            .await
+        let store = &self.runner.store;
+        let pipeline = &self.runner.pipeline;
+        let ttl_ms = self.options.lease.as_millis() as i64;
+        if store
+            .take_scheduler_lease(pipeline, &self.me, ttl_ms, None)
+            .await?
+        {
+            return Ok(true);
+        }
+        let Some(holder) = store.scheduler_lease(pipeline).await? else {
+            return Ok(false);
+        };
+        // Judged by its pid alone (the lease's expiry stands for a heartbeat): only a process
+        // of the holder's PID space can, and only the holder's token is taken.
+        if holder.pid_space.is_empty() || !crate::run::is_gone(&holder) {
+            return Ok(false);
+        }
+        let taken = store
+            .take_scheduler_lease(pipeline, &self.me, ttl_ms, Some(&holder.token))
+            .await?;
+        if taken {
+            tracing::info!(
+                "the scheduler on {} (pid {}) is gone ({}): taking its lease over",
+                holder.host,
+                holder.pid,
+                crate::run::why_gone(&holder)
+            );
+        }
+        Ok(taken)
     }
 
     /// Says that the ticks this process runs are still its own, lease or no lease.

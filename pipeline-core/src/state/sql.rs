@@ -76,6 +76,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "task history",
         include_str!("../../migrations/sqlite/0010_task_history.sql"),
     ),
+    (
+        11,
+        "scheduler pid space",
+        include_str!("../../migrations/sqlite/0011_scheduler_pid_space.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -142,6 +147,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "detached runs index",
         include_str!("../../migrations/postgres/0013_detached_runs_index.sql"),
+    ),
+    (
+        14,
+        "scheduler pid space",
+        include_str!("../../migrations/postgres/0014_scheduler_pid_space.sql"),
     ),
 ];
 

@@ -557,21 +557,31 @@ fn scheduler(token: &str) -> LockHolder {
 /// The scheduler's lease, its tick claims, and what a scheduler taking over reads.
 async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     let (a, b) = (scheduler("a"), scheduler("b"));
+    let mut a_holder = a.clone();
+    a_holder.pid_space = "boot/pid:[1]".into();
     assert!(
         store
-            .take_scheduler_lease("p", "a", "host-a", 1, 60_000)
+            .take_scheduler_lease("p", &a_holder, 60_000, None)
             .await
             .expect("lease")
     );
     assert!(
         !store
-            .take_scheduler_lease("p", "b", "host-b", 2, 60_000)
+            .take_scheduler_lease("p", &b, 60_000, None)
             .await
             .expect("lease")
     );
+    // A live lease goes to another only as its holder's, found gone: not another's.
+    assert!(
+        !store
+            .take_scheduler_lease("p", &b, 60_000, Some("x"))
+            .await
+            .expect("lease")
+    );
+    let holder = store.scheduler_lease("p").await.expect("holder");
     assert_eq!(
-        store.scheduler_lease("p").await.expect("holder"),
-        Some(("host-a".to_string(), 1))
+        holder.map(|h| (h.token, h.host, h.pid, h.pid_space)),
+        Some(("a".into(), "host-a".into(), 1, "boot/pid:[1]".into()))
     );
     // Only the holder records ticks, each once.
     assert!(
@@ -695,7 +705,7 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     assert_eq!(store.scheduler_lease("p").await.expect("holder"), None);
     assert!(
         store
-            .take_scheduler_lease("p", "b", "host-b", 2, 60_000)
+            .take_scheduler_lease("p", &b, 60_000, None)
             .await
             .expect("lease")
     );
@@ -723,6 +733,28 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
             .expect("fired ticks")
             .is_empty()
     );
+    // Taken over from b, found gone: b's renewal fails, and nobody takes it as b's again.
+    let c = scheduler("c");
+    assert!(
+        store
+            .take_scheduler_lease("p", &c, 60_000, Some("b"))
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .take_scheduler_lease("p", &b, 60_000, None)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .take_scheduler_lease("p", &a, 60_000, Some("b"))
+            .await
+            .expect("lease")
+    );
+    let holder = store.scheduler_lease("p").await.expect("holder");
+    assert_eq!(holder.map(|h| h.token), Some("c".into()));
 }
 
 /// A worker's outcome of an attempt that simply succeeded.

@@ -8,31 +8,37 @@ use crate::db::dispatch;
 use crate::state::{LockHolder, TickRecord};
 
 impl StateStore {
-    /// Takes the scheduler lease of a pipeline, or renews it, for `ttl_ms` by the store's
-    /// clock: whether `token` holds it now. An expired lease goes to whoever asks first.
+    /// Takes the scheduler lease of a pipeline for `holder`, or renews it, for `ttl_ms` by the
+    /// store's clock: whether `holder.token` holds it now. An expired lease goes to whoever
+    /// asks first; so does a live one held by `gone`, the token of a holder that the caller
+    /// found gone (its process, in the caller's PID space, ended: see `run::is_gone`).
     pub async fn take_scheduler_lease(
         &self,
         pipeline: &str,
-        token: &str,
-        host: &str,
-        pid: i64,
+        holder: &LockHolder,
         ttl_ms: i64,
+        gone: Option<&str>,
     ) -> anyhow::Result<bool> {
         let now = self.clock_ms();
         dispatch!(&self.pool, pool => {
             let taken = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO pipeline_scheduler_leases (pipeline, token, host, pid, expires_at) \
-                 VALUES ($1, $2, $3, $4, {now} + $5) \
+                "INSERT INTO pipeline_scheduler_leases \
+                 (pipeline, token, host, pid, pid_space, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, {now} + $6) \
                  ON CONFLICT (pipeline) DO UPDATE SET token = excluded.token, host = excluded.host, \
-                 pid = excluded.pid, expires_at = excluded.expires_at \
+                 pid = excluded.pid, pid_space = excluded.pid_space, \
+                 expires_at = excluded.expires_at \
                  WHERE pipeline_scheduler_leases.token = excluded.token \
-                 OR pipeline_scheduler_leases.expires_at < {now}",
+                 OR pipeline_scheduler_leases.expires_at < {now} \
+                 OR pipeline_scheduler_leases.token = $7",
             )))
             .bind(pipeline)
-            .bind(token)
-            .bind(host)
-            .bind(pid)
+            .bind(&holder.token)
+            .bind(&holder.host)
+            .bind(holder.pid)
+            .bind(&holder.pid_space)
             .bind(ttl_ms)
+            .bind(gone)
             .execute(pool)
             .await?
             .rows_affected();
@@ -40,19 +46,28 @@ impl StateStore {
         })
     }
 
-    /// Who holds the scheduler lease, if it is live: host and pid.
-    pub async fn scheduler_lease(&self, pipeline: &str) -> anyhow::Result<Option<(String, i64)>> {
+    /// Who holds the scheduler lease, if it is live: its token, host, pid and PID space (the
+    /// times are left at zero).
+    pub async fn scheduler_lease(&self, pipeline: &str) -> anyhow::Result<Option<LockHolder>> {
         let now = self.clock_ms();
         dispatch!(&self.pool, pool => {
             let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT host, pid FROM pipeline_scheduler_leases \
+                "SELECT token, host, pid, pid_space FROM pipeline_scheduler_leases \
                  WHERE pipeline = $1 AND expires_at >= {now}",
             )))
             .bind(pipeline)
             .fetch_optional(pool)
             .await?;
             match row {
-                Some(row) => Ok(Some((row.try_get("host")?, row.try_get("pid")?))),
+                Some(row) => Ok(Some(LockHolder {
+                    token: row.try_get("token")?,
+                    host: row.try_get("host")?,
+                    pid: row.try_get("pid")?,
+                    pid_space: row.try_get("pid_space")?,
+                    started_at: 0,
+                    heartbeat_at: 0,
+                    heartbeat_age_ms: 0,
+                })),
                 None => Ok(None),
             }
         })
