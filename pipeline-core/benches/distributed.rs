@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline_core::date::Date;
-use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
+use pipeline_core::sqlx::{self, Connection as _, PgConnection};
 use pipeline_core::testing::TaskStatus;
 use pipeline_core::testing::{Config, Setting};
 use pipeline_core::testing::{Quiet, RunOptions, Runner, STORE_CONNECTIONS, open_store_with};
@@ -41,8 +41,9 @@ fn main() {
 }
 
 async fn bench(tasks: usize) {
-    let (admin, name, url) = database::create("pipeline_bench").await;
-    let mut conn = PgConnection::connect(&admin)
+    let db = database::create("pipeline_bench").await;
+    let (name, url) = (&db.name, db.url.clone());
+    let mut conn = PgConnection::connect(&db.admin)
         .await
         .expect("PostgreSQL on DATABASE_URL");
     let mut config = Config::embedded();
@@ -64,9 +65,9 @@ async fn bench(tasks: usize) {
         ("4 workers", 4),
     ];
     for (day, (label, workers)) in (1..).zip(cases) {
-        let before = counters(&mut conn, &name).await;
+        let before = counters(&mut conn, name).await;
         let elapsed = run(&config, &dag, workers, day).await;
-        let after = counters(&mut conn, &name).await;
+        let after = counters(&mut conn, name).await;
         println!(
             "{label:<22} {:>7.2} s {:>12.0} {:>15.1} {:>16.1}",
             elapsed.as_secs_f64(),
@@ -75,15 +76,9 @@ async fn bench(tasks: usize) {
             (after.1 - before.1) as f64 / tasks as f64
         );
     }
-    let idle = idle_worker(&config, &dag, &mut conn, &name).await;
+    let idle = idle_worker(&config, &dag, &mut conn, name).await;
     println!("an idle worker: {idle:.2} transactions per second");
     drop(conn);
-    let mut conn = PgConnection::connect(&admin).await.expect("PostgreSQL");
-    let _ = sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await;
 }
 
 fn build(tasks: usize) -> Dag {

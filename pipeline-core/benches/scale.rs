@@ -18,9 +18,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
+use pipeline_core::sqlx::{self, Connection as _, PgConnection};
 use pipeline_core::{Dag, TaskSpec};
 
 mod database;
@@ -110,12 +112,123 @@ fn finish(child: Child, what: &str) -> u64 {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "{what}: wait4 failed");
+    succeeded(status, what);
+    usage.ru_maxrss as u64 / 1024
+}
+
+/// Fails the benchmark unless a child's wait `status` says it exited with 0.
+fn succeeded(status: libc::c_int, what: &str) {
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{what} failed ({status}); its log is in {}",
         output_path("err-*").display()
     );
-    usage.ru_maxrss as u64 / 1024
+}
+
+/// The distributed row's worker processes, each waited for by a thread of its own. A worker
+/// that exits before it is stopped (it crashed, or refused to start) kills the run under way,
+/// so that the benchmark fails with its log instead of waiting for workers that are gone;
+/// dropped without [`Workers::stop`] (the benchmark failed), they are killed.
+struct Workers {
+    pids: Vec<libc::pid_t>,
+    watchers: Vec<std::thread::JoinHandle<libc::c_int>>,
+    /// The run under way, killed when a worker exits early (0: none).
+    run: Arc<AtomicI32>,
+    stopping: Arc<AtomicBool>,
+    exited_early: Arc<AtomicBool>,
+}
+
+impl Workers {
+    fn start(count: usize, graph: &str, state: &str) -> Workers {
+        let run = Arc::new(AtomicI32::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let exited_early = Arc::new(AtomicBool::new(false));
+        let mut workers = Workers {
+            pids: Vec::new(),
+            watchers: Vec::new(),
+            run: Arc::clone(&run),
+            stopping: Arc::clone(&stopping),
+            exited_early: Arc::clone(&exited_early),
+        };
+        for _ in 0..count {
+            let worker = pipeline(graph, state, &["worker", "--slots", "8"])
+                .spawn()
+                .expect("start a worker");
+            let pid = worker.id() as libc::pid_t;
+            let (run, stopping, exited_early) = (
+                Arc::clone(&run),
+                Arc::clone(&stopping),
+                Arc::clone(&exited_early),
+            );
+            workers.pids.push(pid);
+            workers.watchers.push(std::thread::spawn(move || {
+                drop(worker);
+                let mut status = 0;
+                // SAFETY: waits for our own child, which nothing else waits for.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                if !stopping.load(Ordering::SeqCst) {
+                    exited_early.store(true, Ordering::SeqCst);
+                    let run = run.load(Ordering::SeqCst);
+                    if run != 0 {
+                        // SAFETY: a signal to our own child, not yet waited for.
+                        unsafe { libc::kill(run, libc::SIGKILL) };
+                    }
+                }
+                status
+            }));
+        }
+        workers
+    }
+
+    /// Runs `command` to its end while the workers run: its wall time. Fails the benchmark if
+    /// a worker exited meanwhile, or the run failed.
+    fn timed(&self, mut command: Command, what: &str) -> Duration {
+        let started = Instant::now();
+        let child = command.spawn().expect("start the pipeline");
+        let pid = child.id() as libc::pid_t;
+        self.run.store(pid, Ordering::SeqCst);
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        self.run.store(0, Ordering::SeqCst);
+        let elapsed = started.elapsed();
+        assert_eq!(waited, pid, "{what}: waitpid failed");
+        assert!(
+            !self.exited_early.load(Ordering::SeqCst),
+            "a worker exited during the {what}; its log is in {}",
+            output_path("err-worker").display()
+        );
+        succeeded(status, what);
+        elapsed
+    }
+
+    /// SIGTERM: each worker drains and stops; fails the benchmark unless each exited with 0.
+    fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.signal(libc::SIGTERM);
+        for watcher in std::mem::take(&mut self.watchers) {
+            succeeded(watcher.join().expect("a worker's watcher"), "a worker");
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        for (pid, watcher) in self.pids.iter().zip(&self.watchers) {
+            if !watcher.is_finished() {
+                // SAFETY: a signal to our own child, not yet waited for.
+                unsafe { libc::kill(*pid, signal) };
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.signal(libc::SIGKILL);
+        for watcher in std::mem::take(&mut self.watchers) {
+            let _ = watcher.join();
+        }
+    }
 }
 
 /// Runs `command` to its end: wall time and peak RSS in MB.
@@ -246,48 +359,20 @@ fn layered(samples: usize) {
 }
 
 /// A PostgreSQL database of this benchmark's own, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(runtime: &tokio::runtime::Runtime) -> Database {
-        let (admin, name, url) = runtime.block_on(database::create("pipeline_scale"));
-        Database { admin, name, url }
-    }
-
-    /// Tuples fetched in the database so far.
-    fn tuples(&self, runtime: &tokio::runtime::Runtime) -> i64 {
-        runtime.block_on(async {
-            // Backends report their statistics within a second of a transaction.
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            let mut conn = PgConnection::connect(&self.admin)
+/// Tuples fetched in the benchmark's database so far.
+fn tuples_fetched(db: &database::BenchDatabase, runtime: &tokio::runtime::Runtime) -> i64 {
+    runtime.block_on(async {
+        // Backends report their statistics within a second of a transaction.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut conn = PgConnection::connect(&db.admin).await.expect("PostgreSQL");
+        let (tuples,): (i64,) =
+            sqlx::query_as("SELECT tup_fetched FROM pg_stat_database WHERE datname = $1")
+                .bind(&db.name)
+                .fetch_one(&mut conn)
                 .await
-                .expect("PostgreSQL");
-            let (tuples,): (i64,) =
-                sqlx::query_as("SELECT tup_fetched FROM pg_stat_database WHERE datname = $1")
-                    .bind(&self.name)
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("the database's statistics");
-            tuples
-        })
-    }
-
-    fn drop_now(&self, runtime: &tokio::runtime::Runtime) {
-        runtime.block_on(async {
-            if let Ok(mut conn) = PgConnection::connect(&self.admin).await {
-                let _ = sqlx::query(AssertSqlSafe(format!(
-                    "DROP DATABASE \"{}\" WITH (FORCE)",
-                    self.name
-                )))
-                .execute(&mut conn)
-                .await;
-            }
-        });
-    }
+                .expect("the database's statistics");
+        tuples
+    })
 }
 
 fn distributed(samples: usize) {
@@ -297,7 +382,7 @@ fn distributed(samples: usize) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let db = Database::create(&runtime);
+    let db = runtime.block_on(database::create("pipeline_scale"));
     // Migrations and the pipeline's first registration happen once, outside the timings.
     timed(
         pipeline("layered:100", &db.url, &["run", "--date", "2026-01-01"]),
@@ -316,17 +401,11 @@ fn distributed(samples: usize) {
         );
         single.push(TASKS as f64 / elapsed.as_secs_f64());
 
-        let workers: Vec<Child> = (0..4)
-            .map(|_| {
-                pipeline(GRAPH_10K, &db.url, &["worker", "--slots", "8"])
-                    .spawn()
-                    .expect("start a worker")
-            })
-            .collect();
+        let workers = Workers::start(4, GRAPH_10K, &db.url);
         std::thread::sleep(Duration::from_secs(1));
-        let before = db.tuples(&runtime);
+        let before = tuples_fetched(&db, &runtime);
         let date = format!("2026-03-{day:02}");
-        let (elapsed, _) = timed(
+        let elapsed = workers.timed(
             pipeline(
                 GRAPH_10K,
                 &db.url,
@@ -334,17 +413,12 @@ fn distributed(samples: usize) {
             ),
             "distributed run",
         );
-        let after = db.tuples(&runtime);
-        for worker in workers {
-            // SIGTERM: a worker drains and stops. SAFETY: a signal to our own child, which
-            // has not been waited for yet, so its pid is still its own.
-            unsafe { libc::kill(worker.id() as libc::pid_t, libc::SIGTERM) };
-            finish(worker, "a worker");
-        }
+        let after = tuples_fetched(&db, &runtime);
+        workers.stop();
         rates.push(TASKS as f64 / elapsed.as_secs_f64());
         tuples.push((after - before) as f64 / TASKS as f64);
     }
-    db.drop_now(&runtime);
+    drop(db);
     let (best, median) = best_median_rate(&mut single);
     row(
         "10,000 tasks, single process, PG state",

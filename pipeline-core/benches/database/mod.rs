@@ -3,8 +3,17 @@
 
 use pipeline_core::sqlx::{self, AssertSqlSafe, Connection as _, PgConnection};
 
-/// The server's URL (`DATABASE_URL`), and the URL of a new database `<prefix>_<pid>` on it.
-pub async fn create(prefix: &str) -> (String, String, String) {
+/// A benchmark's database, dropped with this value: at the benchmark's end, and when it fails
+/// (a panic unwinds through it), so that a failed benchmark leaves no database behind.
+pub struct BenchDatabase {
+    /// The server's URL (`DATABASE_URL`).
+    pub admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+/// A new database `<prefix>_<pid>` on the server of `DATABASE_URL`.
+pub async fn create(prefix: &str) -> BenchDatabase {
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("{prefix}_{}", std::process::id());
@@ -19,5 +28,29 @@ pub async fn create(prefix: &str) -> (String, String, String) {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("DATABASE_URL has no database part"),
     };
-    (admin, name, url)
+    BenchDatabase { admin, name, url }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // On a thread of its own: it may be dropped inside a runtime, which cannot start
+        // another.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(AssertSqlSafe(format!(
+                        "DROP DATABASE \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
