@@ -116,6 +116,16 @@ fn finish(child: Child, what: &str) -> u64 {
     usage.ru_maxrss as u64 / 1024
 }
 
+/// Waits for `child`: its wait status (as `waitpid` gives it, for [`succeeded`]).
+fn wait_status(child: Child) -> libc::c_int {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: waits for our own child, which nothing else waits for.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid, "waitpid failed");
+    status
+}
+
 /// Fails the benchmark unless a child's wait `status` says it exited with 0.
 fn succeeded(status: libc::c_int, what: &str) {
     assert!(
@@ -162,10 +172,7 @@ impl Workers {
             );
             workers.pids.push(pid);
             workers.watchers.push(std::thread::spawn(move || {
-                drop(worker);
-                let mut status = 0;
-                // SAFETY: waits for our own child, which nothing else waits for.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
+                let status = wait_status(worker);
                 if !stopping.load(Ordering::SeqCst) {
                     exited_early.store(true, Ordering::SeqCst);
                     let run = run.load(Ordering::SeqCst);
@@ -185,14 +192,10 @@ impl Workers {
     fn timed(&self, mut command: Command, what: &str) -> Duration {
         let started = Instant::now();
         let child = command.spawn().expect("start the pipeline");
-        let pid = child.id() as libc::pid_t;
-        self.run.store(pid, Ordering::SeqCst);
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        self.run.store(child.id() as libc::pid_t, Ordering::SeqCst);
+        let status = wait_status(child);
         self.run.store(0, Ordering::SeqCst);
         let elapsed = started.elapsed();
-        assert_eq!(waited, pid, "{what}: waitpid failed");
         assert!(
             !self.exited_early.load(Ordering::SeqCst),
             "a worker exited during the {what}; its log is in {}",
