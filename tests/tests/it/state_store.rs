@@ -554,30 +554,24 @@ fn scheduler(token: &str) -> LockHolder {
     }
 }
 
+/// Whether `holder` takes (or renews) the scheduler lease of pipeline `p` for a minute, as the
+/// holder found gone in `gone`.
+async fn takes_lease(store: &StateStore, holder: &LockHolder, gone: Option<&str>) -> bool {
+    store
+        .take_scheduler_lease("p", holder, 60_000, gone)
+        .await
+        .expect("lease")
+}
+
 /// The scheduler's lease, its tick claims, and what a scheduler taking over reads.
 async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     let (a, b) = (scheduler("a"), scheduler("b"));
     let mut a_holder = a.clone();
     a_holder.pid_space = "boot/pid:[1]".into();
-    assert!(
-        store
-            .take_scheduler_lease("p", &a_holder, 60_000, None)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        !store
-            .take_scheduler_lease("p", &b, 60_000, None)
-            .await
-            .expect("lease")
-    );
+    assert!(takes_lease(&store, &a_holder, None).await);
+    assert!(!takes_lease(&store, &b, None).await);
     // A live lease goes to another only as its holder's, found gone: not another's.
-    assert!(
-        !store
-            .take_scheduler_lease("p", &b, 60_000, Some("x"))
-            .await
-            .expect("lease")
-    );
+    assert!(!takes_lease(&store, &b, Some("x")).await);
     let holder = store.scheduler_lease("p").await.expect("holder");
     assert_eq!(
         holder.map(|h| (h.token, h.host, h.pid, h.pid_space)),
@@ -703,12 +697,7 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
         .await
         .expect("release");
     assert_eq!(store.scheduler_lease("p").await.expect("holder"), None);
-    assert!(
-        store
-            .take_scheduler_lease("p", &b, 60_000, None)
-            .await
-            .expect("lease")
-    );
+    assert!(takes_lease(&store, &b, None).await);
     // With it, once; then the tick and its outcome are the new holder's.
     assert!(store.adopt_tick(&b, open, "a").await.expect("adopt"));
     assert!(!store.adopt_tick(&b, open, "a").await.expect("adopt"));
@@ -735,24 +724,9 @@ async fn scheduler_lease_and_ticks(store: Arc<StateStore>) {
     );
     // Taken over from b, found gone: b's renewal fails, and nobody takes it as b's again.
     let c = scheduler("c");
-    assert!(
-        store
-            .take_scheduler_lease("p", &c, 60_000, Some("b"))
-            .await
-            .expect("lease")
-    );
-    assert!(
-        !store
-            .take_scheduler_lease("p", &b, 60_000, None)
-            .await
-            .expect("lease")
-    );
-    assert!(
-        !store
-            .take_scheduler_lease("p", &a, 60_000, Some("b"))
-            .await
-            .expect("lease")
-    );
+    assert!(takes_lease(&store, &c, Some("b")).await);
+    assert!(!takes_lease(&store, &b, None).await);
+    assert!(!takes_lease(&store, &a, Some("b")).await);
     let holder = store.scheduler_lease("p").await.expect("holder");
     assert_eq!(holder.map(|h| h.token), Some("c".into()));
 }
