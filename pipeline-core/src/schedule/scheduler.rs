@@ -156,6 +156,12 @@ impl Scheduler {
         let mut announced_standby = false;
         while !*cancel.borrow() {
             let leader = self.take_lease().await;
+            // A stand-by asks often; the active scheduler renews, and one that cannot reach
+            // the store tries again (and says so) at the renewal's pace.
+            let next_look = match leader {
+                Ok(false) => renew.min(STANDBY_LOOK),
+                _ => renew,
+            };
             match (leader, active) {
                 (Ok(true), false) => match self.become_active(&cancel).await {
                     Ok(()) => {
@@ -224,7 +230,7 @@ impl Scheduler {
             let clock = self.options.clock.clone();
             tokio::select! {
                 _ = clock.sleep_until(wake.unwrap_or(i64::MAX)) => {}
-                _ = tokio::time::sleep(if active { renew } else { renew.min(STANDBY_LOOK) }) => {}
+                _ = tokio::time::sleep(next_look) => {}
                 _ = cancel.changed() => {}
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
                     self.finished(done).await;
