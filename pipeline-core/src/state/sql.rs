@@ -352,6 +352,7 @@ impl StateStore {
     ) -> anyhow::Result<bool> {
         let mut broken = false;
         let queues_work = matches!(self.pool, DbPool::Postgres(_));
+        let store_now = self.clock_ms();
         dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
             // Only the lock as it was judged: a holder that has beaten since keeps it.
@@ -369,14 +370,14 @@ impl StateStore {
                 broken = true;
                 // One run per partition at a time: whatever is still running there died.
                 if queues_work {
-                    // Running ones stop at their worker's next renewal, as a cancelled run's.
-                    sqlx::query(
-                        "UPDATE pipeline_work SET state = 'cancelled', finished_at = $1 \
+                    // Running ones stop at their worker's next renewal, as a cancelled run's;
+                    // the queue's times are the store's, as everywhere in it.
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE pipeline_work SET state = 'cancelled', finished_at = {store_now} \
                          WHERE kind = 'attempt' AND state IN ('queued', 'running') \
-                         AND run_id IN (SELECT id FROM pipeline_runs WHERE pipeline = $2 \
-                         AND partition = $3 AND namespace = $4 AND status = $5)",
-                    )
-                    .bind(now)
+                         AND run_id IN (SELECT id FROM pipeline_runs WHERE pipeline = $1 \
+                         AND partition = $2 AND namespace = $3 AND status = $4)",
+                    )))
                     .bind_key(key)
                     .bind(RunStatus::Running.as_str())
                     .execute(&mut *tx)

@@ -1088,4 +1088,14 @@ async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work(
             .expect("an outcome write"),
         "the running attempt was cancelled: its outcome is not taken"
     );
+    // The queue's times are the store's clock, not the caller's (5 s after the epoch here).
+    assert_eq!(
+        psql(
+            &queue.database.url,
+            "SELECT count(*) || ' ' || bool_and(abs(finished_at - \
+             CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)) < 60000) \
+             FROM pipeline_work WHERE state = 'cancelled'"
+        ),
+        "2 true"
+    );
 }
