@@ -546,10 +546,19 @@ impl Db {
     /// Runs a script of statements in one transaction: all or nothing.
     pub async fn execute_script(&self, sql: &str) -> anyhow::Result<()> {
         self.check_access(sql)?;
-        self.own
-            .execute_script(sql)
-            .await
-            .with_context(|| format!("script on database `{}` failed", self.name))
+        self.own.execute_script(sql).await.map_err(|err| {
+            // sqlx says only that the server answered unexpectedly; what the script asked for
+            // is what the reader needs. Nothing after the `COPY` ran: the script stops there
+            // (and its transaction is rolled back), test mode or not.
+            let copy = format!("{err:#}").contains("CopyInResponse");
+            let why = if copy {
+                ": `COPY .. FROM STDIN` waits for rows that a script cannot send; send them with \
+                 sqlx's `copy_in_raw` on `Db::pool()`, or load the table with a loader"
+            } else {
+                ""
+            };
+            err.context(format!("script on database `{}` failed{why}", self.name))
+        })
     }
 }
 

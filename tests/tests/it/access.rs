@@ -149,3 +149,59 @@ async fn a_test_run_refuses_a_write_that_names_a_production_schema() {
         "2"
     );
 }
+
+/// `COPY .. FROM STDIN` without the `\.` that ends its rows takes the rest of a script as its
+/// rows, so test mode, which parses the script, does not see a statement after it. PostgreSQL
+/// never runs one either: the script stops at the `COPY`, which waits for rows a script cannot
+/// send, and the production table stays as it was; the task's error says why.
+#[tokio::test]
+async fn a_test_run_runs_nothing_that_a_copy_from_stdin_hides_in_its_script() {
+    let sandbox = Sandbox::new("access_pg_copy");
+    let database = PgDatabase::create();
+    psql(
+        &database.url,
+        "CREATE TABLE public.refunds (id BIGINT); INSERT INTO public.refunds VALUES (1)",
+    );
+    let config = sandbox.config(&[("warehouse", &database.url)]);
+    let spec = TaskSpec::new("hidden", |ctx| {
+        Box::pin(async move {
+            let db = ctx.warehouse().await?;
+            db.execute_script(
+                "CREATE TABLE scratch (x INT);\nCOPY scratch FROM STDIN;\nDROP TABLE public.refunds;\n",
+            )
+            .await
+        })
+    });
+
+    let report = pipeline_tests::run_task(&config, spec, true).await;
+
+    assert_eq!(report.status, TaskStatus::Failed, "{:?}", report.error);
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("`COPY .. FROM STDIN` waits for rows that a script cannot send"),
+        "{error}"
+    );
+    assert_eq!(
+        psql(&database.url, "SELECT count(*) FROM public.refunds"),
+        "1"
+    );
+    // A `COPY` that ends its rows, as psql reads them, hides nothing: test mode refuses the
+    // statement after it.
+    let spec = TaskSpec::new("hidden", |ctx| {
+        Box::pin(async move {
+            let db = ctx.warehouse().await?;
+            db.execute_script("COPY scratch FROM STDIN;\n1\n\\.\nDROP TABLE public.refunds;\n")
+                .await
+        })
+    });
+    let report = pipeline_tests::run_task(&config, spec, true).await;
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains("writes `public.refunds` in database `warehouse`, outside the test schema"),
+        "{error}"
+    );
+    assert_eq!(
+        psql(&database.url, "SELECT count(*) FROM public.refunds"),
+        "1"
+    );
+}
