@@ -470,18 +470,25 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<LineageView> {
         ids.iter().map(|id| dag.task(*id).name.clone()).collect()
     };
     let now = now_millis();
-    // Family members write the same tables: each task's last success is asked once.
-    let mut successes: HashMap<String, Option<(i64, String, i64)>> = HashMap::new();
+    // The loaders of the first tables, each asked once (family members write the same
+    // tables), in one statement.
+    let mut loading: Vec<String> = Vec::new();
+    for (name, table) in lineage.tables.iter().take(LAST_LOADS) {
+        let writers = names(&table.writers);
+        loading.extend(loaders(name, &writers).cloned());
+    }
+    loading.sort_unstable();
+    loading.dedup();
+    let successes = runner
+        .store
+        .last_successes(&runner.pipeline, &loading)
+        .await?;
     let mut tables = Vec::with_capacity(lineage.tables.len());
     for (at, (name, table)) in lineage.tables.iter().enumerate() {
         let writers = names(&table.writers);
         let mut last_load: Option<LoadView> = None;
         for task in loaders(name, &writers).filter(|_| at < LAST_LOADS) {
-            if !successes.contains_key(task) {
-                let success = runner.store.last_success(&runner.pipeline, task).await?;
-                successes.insert(task.clone(), success);
-            }
-            let Some(Some((run_id, partition, finished_at))) = successes.get(task) else {
+            let Some((run_id, partition, finished_at)) = successes.get(task) else {
                 continue;
             };
             if last_load

@@ -78,6 +78,7 @@ on_both_backends!(
     scheduler_lease_and_ticks,
     awkward_text_and_large_numbers_are_written_as_given,
     one_tasks_attempts_of_a_partition,
+    each_tasks_last_success_in_production,
 );
 
 fn key(partition: &str, namespace: Namespace) -> PartitionKey {
@@ -276,6 +277,68 @@ async fn one_tasks_attempts_of_a_partition(store: Arc<StateStore>) {
             .partition_task_attempts(&key, "report")
             .await
             .expect("none")
+            .is_empty()
+    );
+}
+
+/// The tables page's last loads: each task's newest succeeded attempt in production, asked
+/// for many tasks at once; test runs, failures and attempts still running do not count.
+async fn each_tasks_last_success_in_production(store: Arc<StateStore>) {
+    let (first, second) = (
+        key("2026-11-26", Namespace::Production),
+        key("2026-11-27", Namespace::Production),
+    );
+    let test = key("2026-11-28", Namespace::Test);
+    let (a, b, t) = (
+        start(&store, &first).await,
+        start(&store, &second).await,
+        start(&store, &test).await,
+    );
+    let odd = "load[o'rders \"x\"]";
+    let records = [
+        (&first, a, "extract", 1, TaskStatus::Failed),
+        (&first, a, "extract", 2, TaskStatus::Succeeded),
+        (&first, a, "load", 1, TaskStatus::Succeeded),
+        (&first, a, odd, 1, TaskStatus::Succeeded),
+        (&second, b, "extract", 1, TaskStatus::Succeeded),
+        (&second, b, "load", 1, TaskStatus::Failed),
+        (&second, b, "report", 1, TaskStatus::Running),
+        (&test, t, "load", 1, TaskStatus::Succeeded),
+    ];
+    for (key, run, task, number, status) in records {
+        store
+            .record(key, &[attempt(run, task, number, status)], &[])
+            .await
+            .expect("record");
+    }
+    let asked: Vec<String> = ["extract", "load", odd, "report", "never"]
+        .map(String::from)
+        .to_vec();
+    let successes = store
+        .last_successes("daily", &asked)
+        .await
+        .expect("last successes");
+    let mut found: Vec<(String, i64, String)> = successes
+        .into_iter()
+        .map(|(task, (run, partition, finished_at))| {
+            assert_eq!(finished_at, 3_000);
+            (task, run, partition)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("extract".to_string(), b, "2026-11-27".to_string()),
+            ("load".to_string(), a, "2026-11-26".to_string()),
+            (odd.to_string(), a, "2026-11-26".to_string()),
+        ]
+    );
+    assert!(
+        store
+            .last_successes("another", &asked)
+            .await
+            .expect("another pipeline's")
             .is_empty()
     );
 }
