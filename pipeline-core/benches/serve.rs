@@ -1,7 +1,9 @@
 //! Web view benchmark: a run of 5,000 no-op tasks in a SQLite state store, then the time
 //! `daily serve` takes to answer its run page (the graph laid out and drawn as SVG on the
 //! server, the timeline, the task table), with families collapsed (the default) and all
-//! expanded, and its JSON. Measured through a real HTTP request to the in-process server.
+//! expanded, and its JSON; and, with every task writing a table of its own and reading its
+//! dependencies', the tables page (the lineage drawn, each table's last load read from the
+//! store) and its JSON. Measured through a real HTTP request to the in-process server.
 //!
 //! `cargo bench -p pipeline-core --bench serve [-- --tasks N]`. Target: every page under 1 s at
 //! 5,000 tasks.
@@ -39,22 +41,35 @@ fn main() {
     );
     let mut cases: Vec<(String, Dag)> = shapes::SHAPES
         .iter()
-        .map(|shape| (shape.to_string(), build(shape, tasks, false)))
+        .map(|shape| (shape.to_string(), build(shape, tasks, false, false)))
         .collect();
-    cases.push(("layered+families".into(), build("layered", tasks, true)));
+    cases.push((
+        "layered+families".into(),
+        build("layered", tasks, true, false),
+    ));
+    cases.push((
+        "layered+tables".into(),
+        build("layered", tasks, false, true),
+    ));
     for (name, dag) in cases {
         runtime.block_on(case(&name, dag));
     }
 }
 
-/// A graph of `shape`; with `families`, every 100 tasks form a family.
-fn build(shape: &str, tasks: usize, families: bool) -> Dag {
+/// A graph of `shape`; with `families`, every 100 tasks form a family; with `tables`, task
+/// `t<i>` writes table `warehouse.t<i>` and reads its dependencies' tables.
+fn build(shape: &str, tasks: usize, families: bool, tables: bool) -> Dag {
     let mut builder = Dag::builder();
     for (i, deps) in shapes::dependencies(shape, tasks).into_iter().enumerate() {
         let mut spec = TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }))
-            .requires(deps.into_iter().map(|j| format!("t{j}")));
+            .requires(deps.iter().map(|j| format!("t{j}")));
         if families {
             spec = spec.family(format!("family{}", i / 100));
+        }
+        if tables {
+            spec = spec
+                .writes([format!("warehouse.t{i}")])
+                .reads(deps.iter().map(|j| format!("warehouse.t{j}")));
         }
         builder.task(spec);
     }
@@ -103,12 +118,17 @@ async fn case(name: &str, dag: Dag) {
     }
     let client = reqwest::Client::new();
     let id = report.run_id;
-    for (page, path) in [
+    let mut pages = vec![
         ("run page", format!("/runs/{id}")),
         ("run page, all expanded", format!("/runs/{id}?expand=*")),
         ("run JSON", format!("/api/runs/{id}")),
         ("task page", format!("/runs/{id}/tasks/t0")),
-    ] {
+    ];
+    if name.ends_with("+tables") {
+        pages.push(("tables page", "/lineage".into()));
+        pages.push(("tables JSON", "/api/lineage".into()));
+    }
+    for (page, path) in pages {
         let mut times = Vec::new();
         let mut size = 0;
         for _ in 0..REPEATS {
