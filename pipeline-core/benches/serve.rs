@@ -5,8 +5,8 @@
 //! dependencies', the tables page (the lineage drawn, each table's last load read from the
 //! store) and its JSON. Measured through a real HTTP request to the in-process server.
 //!
-//! `cargo bench -p pipeline-core --bench serve [-- --tasks N]`. Target: every page under 1 s at
-//! 5,000 tasks.
+//! `cargo bench -p pipeline-core --features web --bench serve [-- --tasks N]`. Target: every
+//! page under 1 s at 5,000 tasks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
