@@ -155,7 +155,7 @@ impl Scheduler {
         let mut active = false;
         let mut announced_standby = false;
         while !*cancel.borrow() {
-            let leader = self.take_lease().await;
+            let leader = self.take_lease(active).await;
             // A stand-by asks often; the active scheduler renews, and one that cannot reach
             // the store tries again (and says so) at the renewal's pace.
             let next_look = match leader {
@@ -251,22 +251,29 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Takes the scheduler lease or renews it: whether this process holds it now. A live
-    /// lease whose holder is surely gone (killed with -9 on this host or in this container, as
-    /// a crashed scheduler that its service manager restarts) is taken over at once, not when
-    /// it runs out: its token is taken only while it is still the dead holder's.
-    async fn take_lease(&self) -> anyhow::Result<bool> {
+    /// Renews the scheduler lease (`active`) or asks for it: whether this process holds it
+    /// now. A live lease whose holder is surely gone (killed with -9 on this host or in this
+    /// container, as a crashed scheduler that its service manager restarts) is taken over at
+    /// once, not when it runs out: its token is taken only while it is still the dead holder's.
+    async fn take_lease(&self, active: bool) -> anyhow::Result<bool> {
         let store = &self.runner.store;
         let pipeline = &self.runner.pipeline;
         let ttl_ms = self.options.lease.as_millis() as i64;
-        if store
-            .take_scheduler_lease(pipeline, &self.me, ttl_ms, None)
-            .await?
-        {
-            return Ok(true);
+        if active {
+            return store
+                .take_scheduler_lease(pipeline, &self.me, ttl_ms, None)
+                .await;
         }
-        let Some(holder) = store.scheduler_lease(pipeline).await? else {
-            return Ok(false);
+        // A stand-by reads who holds the lease before it asks: asking locks the lease's row
+        // even when it takes nothing, and a stand-by asks every second.
+        let holder = match store.scheduler_lease(pipeline).await? {
+            Some(holder) if holder.token != self.me.token => holder,
+            // Free, run out, or this process's own.
+            _ => {
+                return store
+                    .take_scheduler_lease(pipeline, &self.me, ttl_ms, None)
+                    .await;
+            }
         };
         // Judged by its pid alone (the lease's expiry stands for a heartbeat): only a process
         // of the holder's PID space can, and only the holder's token is taken.
