@@ -233,8 +233,22 @@ fn process_alive(pid: i64) -> bool {
             .rsplit(')')
             .next()
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
+        Err(_) => exists_unseen(pid),
     }
+}
+
+/// Whether a process that `/proc` does not show exists anyway: where `/proc` hides other
+/// users' processes (`hidepid`), the kernel still says that one exists and is not ours to
+/// signal. Taking such a holder for gone would break a live run's lock.
+fn exists_unseen(pid: i64) -> bool {
+    // 0 and negative pids name process groups, or every process.
+    let Some(pid) = libc::pid_t::try_from(pid).ok().filter(|pid| *pid > 0) else {
+        return false;
+    };
+    // SAFETY: signal 0 sends nothing; the kernel only checks that the process exists and may
+    // be signalled by this one.
+    let checked = unsafe { libc::kill(pid, 0) };
+    checked == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]
@@ -259,6 +273,16 @@ mod tests {
         assert!(!pid_space().is_empty(), "Linux tells the PID space");
         assert!(!is_gone(&holder(pid_space(), me, 10 * STALE_AFTER_MS)));
         assert!(is_gone(&holder(pid_space(), i64::from(i32::MAX), 0)));
+    }
+
+    #[test]
+    fn a_process_that_proc_does_not_show_is_asked_of_the_kernel() {
+        assert!(exists_unseen(i64::from(std::process::id())));
+        assert!(!exists_unseen(i64::from(i32::MAX)));
+        // Process groups and every process are never a holder.
+        assert!(!exists_unseen(0));
+        assert!(!exists_unseen(-1));
+        assert!(!exists_unseen(i64::MAX));
     }
 
     #[test]
