@@ -450,3 +450,56 @@ fn a_binary_that_names_the_wrong_crate_for_its_tasks_says_so() {
     assert_eq!(output.code, Some(2), "{}", output.stderr);
     output.assert_stderr_has("the crate `pipeline_tests` named in `main!` registers no task");
 }
+
+/// Where `/proc` hides other users' processes (`hidepid=2`), a run of another user on this
+/// host is still seen alive: a second run refuses, as anywhere else. It took the hidden holder
+/// for gone, broke its lock and ran beside it. Runs as root, as CI does: it mounts a `/proc` of
+/// its own and becomes another user.
+#[test]
+fn a_run_that_proc_hides_keeps_its_lock() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let sandbox = Sandbox::new("hidepid");
+    let database = pipeline_tests::PgDatabase::create();
+    let state = [("PIPELINE_STATE_URL", database.url.as_str())];
+    sandbox.write("gate-slow", "");
+    let first = sandbox.spawn(PIPELINE, &["run", "--date", DATE], &state);
+    sandbox.wait_for("ran.log", "slow started");
+    // The binary where another user may run it, and the sandbox theirs to write.
+    let binary = sandbox.path("pipeline");
+    std::fs::copy(PIPELINE, &binary).expect("copy the binary");
+    let open = |path: &std::path::Path| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))
+            .expect("open the sandbox to another user");
+    };
+    open(&sandbox.path(""));
+    for entry in std::fs::read_dir(sandbox.path("")).expect("the sandbox") {
+        open(&entry.expect("an entry").path());
+    }
+    let script = "mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=65534 \
+                  --regid=65534 --clear-groups \"$0\" run --date 2026-11-26 --only extract --json";
+    let binary = binary.display().to_string();
+    let mut hidden = sandbox.command("unshare", &["--mount", "sh", "-c", script, &binary]);
+    hidden.envs(state).env("HOME", sandbox.path(""));
+    let output = hidden.output().expect("start unshare");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("unshare:") && !stderr.contains("mount:") && !stderr.contains("setpriv:"),
+        "this test mounts a /proc of its own and runs as another user: run it as root, as CI \
+         does\n{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another run of `e2e-pipeline` for 2026-11-26 is in progress")
+            && stderr.contains(&format!("pid {}", first.id())),
+        "{stderr}"
+    );
+    sandbox.write("open-slow", "");
+    let first = finish(first);
+    assert_eq!(
+        first.code,
+        Some(0),
+        "the first run kept its lock\n{}",
+        first.stderr
+    );
+}
