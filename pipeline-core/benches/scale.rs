@@ -361,7 +361,6 @@ fn layered(samples: usize) {
     );
 }
 
-/// A PostgreSQL database of this benchmark's own, dropped at the end.
 /// Tuples fetched in the benchmark's database so far.
 fn tuples_fetched(db: &database::BenchDatabase, runtime: &tokio::runtime::Runtime) -> i64 {
     runtime.block_on(async {

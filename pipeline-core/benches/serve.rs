@@ -77,6 +77,7 @@ fn build(shape: &str, tasks: usize, families: bool, tables: bool) -> Dag {
 }
 
 async fn case(name: &str, dag: Dag) {
+    let declares_tables = !dag.lineage().tables.is_empty();
     let dir = std::env::temp_dir().join(format!("pipeline-bench-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let mut config = Config::embedded();
@@ -124,7 +125,7 @@ async fn case(name: &str, dag: Dag) {
         ("run JSON", format!("/api/runs/{id}")),
         ("task page", format!("/runs/{id}/tasks/t0")),
     ];
-    if name.ends_with("+tables") {
+    if declares_tables {
         pages.push(("tables page", "/lineage".into()));
         pages.push(("tables JSON", "/api/lineage".into()));
     }

@@ -32,8 +32,8 @@ const SUBMITTED: &str = "submitted";
 const ON_TIME_MS: i64 = 60_000;
 /// Fired ticks older than this are no longer watched for their deadline.
 const WATCH_MS: i64 = 2 * 86_400_000;
-/// How often a stand-by asks for the lease, at most: it takes over within this of the lease
-/// running out, or of finding its holder gone.
+/// How often a stand-by looks at the lease, at most: it takes over within this of the lease
+/// running out, or of its holder's process ending on this host.
 const STANDBY_LOOK: Duration = Duration::from_secs(1);
 
 /// How the scheduler runs.

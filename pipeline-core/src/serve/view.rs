@@ -472,10 +472,14 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<LineageView> {
     let now = now_millis();
     // The loaders of the first tables, each asked once (family members write the same
     // tables), in one statement.
+    let writers: Vec<Vec<String>> = lineage
+        .tables
+        .values()
+        .map(|table| names(&table.writers))
+        .collect();
     let mut loading: Vec<String> = Vec::new();
-    for (name, table) in lineage.tables.iter().take(LAST_LOADS) {
-        let writers = names(&table.writers);
-        loading.extend(loaders(name, &writers).cloned());
+    for ((name, _), writers) in lineage.tables.iter().zip(&writers).take(LAST_LOADS) {
+        loading.extend(loaders(name, writers).cloned());
     }
     loading.sort_unstable();
     loading.dedup();
@@ -484,8 +488,7 @@ pub async fn lineage(runner: &Runner) -> anyhow::Result<LineageView> {
         .last_successes(&runner.pipeline, &loading)
         .await?;
     let mut tables = Vec::with_capacity(lineage.tables.len());
-    for (at, (name, table)) in lineage.tables.iter().enumerate() {
-        let writers = names(&table.writers);
+    for (at, ((name, table), writers)) in lineage.tables.iter().zip(writers).enumerate() {
         let mut last_load: Option<LoadView> = None;
         for task in loaders(name, &writers).filter(|_| at < LAST_LOADS) {
             let Some((run_id, partition, finished_at)) = successes.get(task) else {

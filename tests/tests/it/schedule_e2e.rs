@@ -33,9 +33,13 @@ fn wait_for_last_tick(sandbox: &Sandbox, mut done: impl FnMut(&serde_json::Value
 /// The UTC time of the newest recorded tick.
 fn last_tick_utc(sandbox: &Sandbox) -> String {
     let mut utc = String::new();
-    wait_for_last_tick(sandbox, |last| {
-        utc = last["utc"].as_str().unwrap_or_default().to_string();
-        true
+    // A tick, not a listing that failed: an empty time would make any later tick newer.
+    wait_for_last_tick(sandbox, |last| match last["utc"].as_str() {
+        Some(time) => {
+            utc = time.to_string();
+            true
+        }
+        None => false,
     });
     utc
 }
