@@ -29,7 +29,7 @@ use crate::db::{Databases, Target};
 use crate::host::hostname;
 use crate::openlineage::RunLineage;
 use crate::pool::Pools;
-use crate::state::{Namespace, NewRun, PartitionKey, StateStore};
+use crate::state::{Completion, Namespace, NewRun, PartitionKey, StateStore};
 use crate::status::RunStatus;
 
 pub(crate) use attempt::run_attempt;
@@ -240,8 +240,10 @@ impl Runner {
     /// The tasks complete for the partition: marked so, and written to the databases their
     /// names point at now (a task that loaded into a warehouse since replaced is not complete).
     pub async fn complete(&self, key: &PartitionKey) -> anyhow::Result<HashSet<String>> {
-        let mut complete = self.store.completed(key).await?;
-        let targets = self.store.marker_targets(key).await?;
+        let Completion {
+            mut complete,
+            targets,
+        } = self.store.completion(key).await?;
         if targets.is_empty() {
             return Ok(complete);
         }

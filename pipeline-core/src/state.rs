@@ -5,6 +5,7 @@
 
 mod sql;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 #[cfg(feature = "web")]
@@ -158,6 +159,15 @@ pub struct MarkerRecord {
     /// The databases the task wrote to: `name=identity` pairs joined by `;` (see
     /// `Config::identity`); `None` when it wrote through none.
     pub targets: Option<String>,
+}
+
+/// What a partition's markers say, as a run reads them before it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// The tasks marked complete.
+    pub complete: HashSet<String>,
+    /// Of those, the ones that wrote to databases: [`MarkerRecord::targets`] by task.
+    pub targets: HashMap<String, String>,
 }
 
 /// A run as `daily history` shows it.

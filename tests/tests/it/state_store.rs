@@ -1,11 +1,12 @@
 //! One suite, run against both state-store backends: SQLite (a real file) and PostgreSQL (a
 //! database of its own per test).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use pipeline_core::testing::Setting;
 use pipeline_core::testing::{
-    AttemptRecord, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
+    AttemptRecord, Completion, Heartbeat, LockAttempt, LockHolder, MarkerRecord, Namespace, NewRun,
     PartitionKey, StateStore, TickRecord,
 };
 use pipeline_core::testing::{RunStatus, TaskStatus};
@@ -218,10 +219,9 @@ async fn awkward_text_and_large_numbers_are_written_as_given(store: Arc<StateSto
         store.attempt_log(run, task, 1).await.expect("the log"),
         Some((TaskStatus::Succeeded, record.log.clone()))
     );
-    let completed = store.completed(&key).await.expect("markers");
-    assert_eq!(completed.into_iter().collect::<Vec<_>>(), [task]);
-    let targets = store.marker_targets(&key).await.expect("targets");
-    assert_eq!(targets.get(task), marker.targets.as_ref());
+    let completion = store.completion(&key).await.expect("markers");
+    assert_eq!(completion.complete.into_iter().collect::<Vec<_>>(), [task]);
+    assert_eq!(completion.targets.get(task), marker.targets.as_ref());
     // Numbers at the ends of a float's range come back as they went (the rows travel as JSON).
     let extremes = [f64::MAX, f64::MIN_POSITIVE, 5e-324, -1.0 / 3.0];
     let records: Vec<AttemptRecord> = (2..)
@@ -361,26 +361,43 @@ async fn markers_are_per_partition_and_namespace(store: Arc<StateStore>) {
         .record(&production, &[], &[marker])
         .await
         .expect("mark again");
-    assert!(
-        store
-            .completed(&production)
-            .await
-            .expect("markers")
-            .contains("load")
+    // A task that wrote to a database, beside one that did not, and the same task in test.
+    let wrote = |task: &str, warehouse: &str| MarkerRecord {
+        task: task.into(),
+        run_id: run,
+        completed_at: 2,
+        targets: Some(format!("warehouse={warehouse}")),
+    };
+    store
+        .record(&production, &[], &[wrote("report", "w1")])
+        .await
+        .expect("mark with targets");
+    let test = key("2026-11-26", Namespace::Test);
+    store
+        .record(&test, &[], &[wrote("report", "test")])
+        .await
+        .expect("mark in test");
+    let completion = store.completion(&production).await.expect("markers");
+    assert_eq!(
+        completion.complete,
+        HashSet::from(["load".to_string(), "report".to_string()])
     );
-    assert!(
-        store
-            .completed(&key("2026-11-25", Namespace::Production))
-            .await
-            .expect("markers")
-            .is_empty()
+    assert_eq!(
+        completion.targets,
+        HashMap::from([("report".to_string(), "warehouse=w1".to_string())])
     );
-    assert!(
+    assert_eq!(
         store
-            .completed(&key("2026-11-26", Namespace::Test))
+            .completion(&key("2026-11-25", Namespace::Production))
             .await
-            .expect("markers")
-            .is_empty()
+            .expect("markers"),
+        Completion::default()
+    );
+    let completion = store.completion(&test).await.expect("markers");
+    assert_eq!(completion.complete, HashSet::from(["report".to_string()]));
+    assert_eq!(
+        completion.targets,
+        HashMap::from([("report".to_string(), "warehouse=test".to_string())])
     );
 }
 
