@@ -86,6 +86,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "marker targets index",
         include_str!("../../migrations/sqlite/0012_marker_targets_index.sql"),
     ),
+    (
+        13,
+        "running attempts index",
+        include_str!("../../migrations/sqlite/0013_running_attempts_index.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -162,6 +167,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         15,
         "marker targets index",
         include_str!("../../migrations/postgres/0015_marker_targets_index.sql"),
+    ),
+    (
+        16,
+        "running attempts index",
+        include_str!("../../migrations/postgres/0016_running_attempts_index.sql"),
     ),
 ];
 
@@ -572,11 +582,11 @@ impl StateStore {
     ) -> anyhow::Result<()> {
         dispatch!(&self.pool, pool => {
             let mut tx = pool.begin_write().await?;
-            sqlx::query("UPDATE pipeline_attempts SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = $4")
+            // `running` as a literal: only then can SQLite use the index of running attempts.
+            sqlx::query("UPDATE pipeline_attempts SET status = $1, finished_at = $2 WHERE run_id = $3 AND status = 'running'")
                 .bind(TaskStatus::Cancelled.as_str())
                 .bind(now)
                 .bind(run_id)
-                .bind(TaskStatus::Running.as_str())
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
