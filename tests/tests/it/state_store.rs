@@ -416,19 +416,47 @@ async fn one_batch_may_hold_a_start_and_its_end(store: Arc<StateStore>) {
 async fn finishing_a_run_leaves_nothing_running(store: Arc<StateStore>) {
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
+    // Another run's attempt still running is not this run's to end.
+    let other_key = self::key("2026-11-25", Namespace::Production);
+    let other = start(&store, &other_key).await;
     store
-        .record(&key, &[attempt(run, "slow", 1, TaskStatus::Running)], &[])
+        .record(
+            &other_key,
+            &[attempt(other, "slow", 1, TaskStatus::Running)],
+            &[],
+        )
+        .await
+        .expect("record the other run's");
+    store
+        .record(
+            &key,
+            &[
+                attempt(run, "slow", 1, TaskStatus::Running),
+                attempt(run, "fast", 1, TaskStatus::Succeeded),
+            ],
+            &[],
+        )
         .await
         .expect("record");
     store
-        .finish_run(run, RunStatus::Cancelled, (1, 1), 9_000)
+        .finish_run(run, RunStatus::Cancelled, (2, 1), 9_000)
         .await
         .expect("finish");
-    let attempts = store.attempts(&key).await.expect("attempts");
-    assert_eq!(
-        (attempts[0].status, attempts[0].finished_at),
-        (TaskStatus::Cancelled, Some(9_000))
+    let ended: Vec<(String, TaskStatus, Option<i64>)> = store
+        .attempts(&key)
+        .await
+        .expect("attempts")
+        .into_iter()
+        .map(|a| (a.task, a.status, a.finished_at))
+        .collect();
+    assert!(
+        ended.contains(&("slow".into(), TaskStatus::Cancelled, Some(9_000)))
+            && ended.contains(&("fast".into(), TaskStatus::Succeeded, Some(3_000)))
+            && ended.len() == 2,
+        "{ended:?}"
     );
+    let others = store.attempts(&other_key).await.expect("the other run's");
+    assert_eq!(others[0].status, TaskStatus::Running);
 }
 
 /// A run lock's holder: process `pid` of host `host-a`, as it asks for the lock.
