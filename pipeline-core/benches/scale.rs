@@ -193,6 +193,11 @@ impl Workers {
         let started = Instant::now();
         let child = command.spawn().expect("start the pipeline");
         self.run.store(child.id() as libc::pid_t, Ordering::SeqCst);
+        // A worker that exited before the run's pid was known could not kill it.
+        if self.exited_early.load(Ordering::SeqCst) {
+            // SAFETY: a signal to our own child, not yet waited for.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+        }
         let status = wait_status(child);
         self.run.store(0, Ordering::SeqCst);
         let elapsed = started.elapsed();

@@ -403,15 +403,16 @@ impl StateStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+                // `running` as a literal, as in `finish_run`: the index of running attempts
+                // serves it (a bound status walked every attempt of the dead run).
                 sqlx::query(
                     "UPDATE pipeline_attempts SET status = $1, finished_at = $2, \
                      error = 'its process died before it finished (the run was abandoned)' \
-                     WHERE status = $3 AND run_id IN (SELECT id FROM pipeline_runs \
-                     WHERE pipeline = $4 AND partition = $5 AND namespace = $6 AND status = $7)",
+                     WHERE status = 'running' AND run_id IN (SELECT id FROM pipeline_runs \
+                     WHERE pipeline = $3 AND partition = $4 AND namespace = $5 AND status = $6)",
                 )
                 .bind(TaskStatus::Cancelled.as_str())
                 .bind(now)
-                .bind(TaskStatus::Running.as_str())
                 .bind_key(key)
                 .bind(RunStatus::Running.as_str())
                 .execute(&mut *tx)

@@ -414,10 +414,10 @@ async fn one_batch_may_hold_a_start_and_its_end(store: Arc<StateStore>) {
 }
 
 async fn finishing_a_run_leaves_nothing_running(store: Arc<StateStore>) {
+    // Another run's attempt still running is not this run's to end.
+    let other_key = key("2026-11-25", Namespace::Production);
     let key = key("2026-11-26", Namespace::Production);
     let run = start(&store, &key).await;
-    // Another run's attempt still running is not this run's to end.
-    let other_key = self::key("2026-11-25", Namespace::Production);
     let other = start(&store, &other_key).await;
     store
         .record(
