@@ -14,7 +14,9 @@
 //!   single-process run on the same store.
 //!
 //! `cargo bench -p pipeline-core --bench scale [-- --samples N] [-- --only ROW]` where ROW is
-//! `100k`, `rerun`, `layered` or `distributed`.
+//! `100k`, `rerun`, `layered` or `distributed`; `-- --workers N --slots M` runs the
+//! distributed row with other workers than the targets' 4 of 8 slots (their targets are not
+//! shown then).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -149,7 +151,7 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(count: usize, graph: &str, state: &str) -> Workers {
+    fn start(count: usize, slots: usize, graph: &str, state: &str) -> Workers {
         let run = Arc::new(AtomicI32::new(0));
         let stopping = Arc::new(AtomicBool::new(false));
         let exited_early = Arc::new(AtomicBool::new(false));
@@ -160,8 +162,9 @@ impl Workers {
             stopping: Arc::clone(&stopping),
             exited_early: Arc::clone(&exited_early),
         };
+        let slots = slots.to_string();
         for _ in 0..count {
-            let worker = pipeline(graph, state, &["worker", "--slots", "8"])
+            let worker = pipeline(graph, state, &["worker", "--slots", &slots])
                 .spawn()
                 .expect("start a worker");
             let pid = worker.id() as libc::pid_t;
@@ -385,6 +388,18 @@ fn tuples_fetched(db: &database::BenchDatabase, runtime: &tokio::runtime::Runtim
 fn distributed(samples: usize) {
     const TASKS: usize = 10_000;
     const GRAPH_10K: &str = "layered:10000";
+    let number = |name: &str, default: usize| {
+        shapes::flag(name).map_or(default, |n| n.parse().expect("a number"))
+    };
+    let (workers_count, slots) = (number("--workers", 4), number("--slots", 8));
+    // The targets are for 4 workers of 8 slots.
+    let target = |target: &'static str| {
+        if (workers_count, slots) == (4, 8) {
+            target
+        } else {
+            ""
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -408,7 +423,7 @@ fn distributed(samples: usize) {
         );
         single.push(TASKS as f64 / elapsed.as_secs_f64());
 
-        let workers = Workers::start(4, GRAPH_10K, &db.url);
+        let workers = Workers::start(workers_count, slots, GRAPH_10K, &db.url);
         std::thread::sleep(Duration::from_secs(1));
         let before = tuples_fetched(&db, &runtime);
         let date = format!("2026-03-{day:02}");
@@ -436,22 +451,25 @@ fn distributed(samples: usize) {
     let single_median = median;
     let (best, median) = best_median_rate(&mut rates);
     row(
-        "10,000 tasks, 4 worker processes x 8 slots",
+        &format!(
+            "10,000 tasks, {workers_count} worker process{} x {slots} slots",
+            if workers_count == 1 { "" } else { "es" }
+        ),
         format!("{best:.0}/s"),
         format!("{median:.0}/s"),
-        ">= 4,000/s",
+        target(">= 4,000/s"),
     );
     row(
         "  share of the single-process rate",
         format!("{:.2}x", best / single_median),
         format!("{:.2}x", median / single_median),
-        ">= 0.25x",
+        target(">= 0.25x"),
     );
     let (best, median) = best_median(&mut tuples);
     row(
         "  tuples fetched per task",
         format!("{best:.1}"),
         format!("{median:.1}"),
-        "<= 10",
+        target("<= 10"),
     );
 }
