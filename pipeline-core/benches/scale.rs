@@ -388,8 +388,11 @@ fn tuples_fetched(db: &database::BenchDatabase, runtime: &tokio::runtime::Runtim
 fn distributed(samples: usize) {
     const TASKS: usize = 10_000;
     const GRAPH_10K: &str = "layered:10000";
+    // At least one: a distributed run without workers would wait forever.
     let number = |name: &str, default: usize| {
-        shapes::flag(name).map_or(default, |n| n.parse().expect("a number"))
+        let n = shapes::flag(name).map_or(default, |n| n.parse().expect("a number"));
+        assert!(n >= 1, "{name} takes a number of at least 1");
+        n
     };
     let (workers_count, slots) = (number("--workers", 4), number("--slots", 8));
     // The targets are for 4 workers of 8 slots.
