@@ -1078,6 +1078,108 @@ async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
     );
 }
 
+/// An outcome write reads only its own attempts' rows, whatever the statistics say. With the
+/// statistics taken while little ran (here: the queue's history of 20,000 attempts and 2
+/// running at the `ANALYZE`, 800 more running for other workers since), the planner read every
+/// running attempt of the store for each write, by a scan of the lease tokens' index.
+#[tokio::test]
+async fn postgres_an_outcome_write_reads_only_its_own_rows_whatever_the_statistics() {
+    use pipeline_core::sqlx::{self, Connection as _, PgConnection, Row as _};
+
+    let queue = Queue::new("2026-12-07").await;
+    let (database, store) = (&queue.database, &queue.store);
+    let mut line = store.line("a worker").expect("a line");
+    store
+        .queue_work(&[queue.work("a", None), queue.work("b", None)])
+        .await
+        .expect("queue two attempts");
+    let claimed = store
+        .claim_work(&mut line, &Queue::request(2))
+        .await
+        .expect("claim them")
+        .work;
+    assert_eq!(claimed.len(), 2);
+    psql(
+        &database.url,
+        "ALTER TABLE pipeline_work SET (autovacuum_enabled = false); \
+         INSERT INTO pipeline_work (run_id, pipeline, partition, namespace, unit_mode, task, \
+         attempt, fingerprint, priority, state, queued_at, finished_at) \
+         SELECT 0, 'daily', 'p', 'prod', FALSE, 'old' || n, 1, 'graph', 0, 'done', 0, 0 \
+         FROM generate_series(1, 20000) AS n; ANALYZE pipeline_work; \
+         INSERT INTO pipeline_work (run_id, pipeline, partition, namespace, unit_mode, task, \
+         attempt, fingerprint, priority, state, queued_at, worker_id, lease_token, lease_until, \
+         claimed_at) SELECT 0, 'daily', 'p', 'prod', FALSE, 'other' || n, 1, 'graph', 0, \
+         'running', 0, 'worker-2', 'worker-2:0:' || n, 9000000000000, 0 \
+         FROM generate_series(1, 800) AS n",
+    );
+    let ids: Vec<String> = claimed.iter().map(|work| work.id.to_string()).collect();
+    let tokens: Vec<String> = claimed
+        .iter()
+        .map(|work| format!("'{}'", work.token))
+        .collect();
+    let execute = format!(
+        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE outcome(ARRAY[{}], ARRAY[{}], \
+         ARRAY['done', 'done'], ARRAY['succeeded', 'succeeded'], ARRAY[NULL, NULL]::TEXT[], \
+         ARRAY[FALSE, FALSE], ARRAY[NULL, NULL]::TEXT[], ARRAY[NULL, NULL]::FLOAT8[], \
+         ARRAY[NULL, NULL]::TEXT[], ARRAY[NULL, NULL]::TEXT[])",
+        ids.join(", "),
+        tokens.join(", ")
+    );
+    let mut conn = PgConnection::connect(&database.url).await.expect("connect");
+    let prepare = format!("PREPARE outcome AS {}", store.outcome_write_sql());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+        .execute(&mut conn)
+        .await
+        .expect("prepare the outcome write");
+    // sqlx's statements are prepared: PostgreSQL plans the first five executions for their
+    // values, and may keep a generic plan after.
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        let plan_for = format!("BEGIN; SET LOCAL plan_cache_mode = {mode}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(plan_for))
+            .execute(&mut conn)
+            .await
+            .expect("a transaction");
+        let plan: serde_json::Value = serde_json::from_str(
+            &sqlx::raw_sql(sqlx::AssertSqlSafe(execute.as_str()))
+                .fetch_one(&mut conn)
+                .await
+                .expect("the write's plan")
+                .try_get_unchecked::<String, _>(0)
+                .expect("the plan as JSON text"),
+        )
+        .expect("JSON");
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut conn)
+            .await
+            .expect("roll back");
+        let read = rows_read(&plan[0]["Plan"], "pipeline_work");
+        assert!(
+            read <= 2 * claimed.len() as u64,
+            "{mode}: the write of {} outcomes read {read} rows of the queue: {plan:#}",
+            claimed.len()
+        );
+    }
+}
+
+/// The rows the scans of `table` in a plan (`EXPLAIN (ANALYZE, FORMAT JSON)`) read: those they
+/// returned and those their filters removed, over every loop.
+fn rows_read(node: &serde_json::Value, table: &str) -> u64 {
+    let own = if node["Relation Name"] == table
+        && node["Node Type"]
+            .as_str()
+            .is_some_and(|t| t.contains("Scan"))
+    {
+        let loops = node["Actual Loops"].as_u64().unwrap_or(1);
+        let returned = node["Actual Rows"].as_u64().unwrap_or(0);
+        let removed = node["Rows Removed by Filter"].as_u64().unwrap_or(0);
+        (returned + removed) * loops
+    } else {
+        0
+    };
+    let children = node["Plans"].as_array().into_iter().flatten();
+    own + children.map(|child| rows_read(child, table)).sum::<u64>()
+}
+
 /// An attempt in a pool holds its slot while its lease lives: one whose lease ran out has
 /// stopped on its worker, and with no coordinator left to mark it lost (a worker killed while
 /// it coordinated a detached run), it kept the slot for good and the pool's next attempts
