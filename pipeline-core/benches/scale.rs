@@ -2,7 +2,8 @@
 //! the targets of the scale work. This file is both the benchmark and the pipeline: run with
 //! `SCALE_BENCH_GRAPH=<shape>:<tasks>` in its environment it is a pipeline of that many no-op
 //! tasks behind the same command line as `daily` (`run --json`, `worker`, ...), and without it
-//! it measures itself as one.
+//! it measures itself as one. `SCALE_BENCH_TASK_MS=<ms>` beside it makes each task sleep that
+//! long (by hand only: no row uses it).
 //!
 //! Rows (each the best and the median of `--samples` runs, 5 by default):
 //! - 100,000 no-op tasks, `run --json`, SQLite state: wall time and peak RSS of the process;
@@ -71,9 +72,19 @@ fn graph() -> pipeline_core::cli::Graph {
             .split_once(':')
             .and_then(|(shape, tasks)| Some((shape.to_string(), tasks.parse::<usize>().ok()?)))
             .ok_or_else(|| anyhow::anyhow!("{GRAPH} takes <shape>:<tasks>, e.g. layered:5000"))?;
+        let sleeping = task_sleep().is_some();
         let mut builder = Dag::builder();
         for (i, deps) in shapes::dependencies(&shape, tasks).into_iter().enumerate() {
-            let spec = TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }));
+            let spec = if sleeping {
+                TaskSpec::new(format!("t{i}"), |_ctx| {
+                    Box::pin(async {
+                        tokio::time::sleep(task_sleep().unwrap_or_default()).await;
+                        Ok(())
+                    })
+                })
+            } else {
+                TaskSpec::new(format!("t{i}"), |_ctx| Box::pin(async { Ok(()) }))
+            };
             builder.task(spec.requires(deps.into_iter().map(|j| format!("t{j}"))));
         }
         Ok(builder.build()?)
@@ -81,6 +92,20 @@ fn graph() -> pipeline_core::cli::Graph {
 }
 
 /// Where the pipeline processes write their output and log, as an operator's redirections.
+/// How long each task of the pipeline sleeps, from `SCALE_BENCH_TASK_MS` (unset or empty: no-op
+/// tasks, as every row measures): for trying workers with long tasks by hand, many running at once.
+fn task_sleep() -> Option<Duration> {
+    static SLEEP: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *SLEEP.get_or_init(|| {
+        let ms = std::env::var("SCALE_BENCH_TASK_MS")
+            .ok()
+            .filter(|ms| !ms.is_empty())?;
+        Some(Duration::from_millis(
+            ms.parse().expect("SCALE_BENCH_TASK_MS takes milliseconds"),
+        ))
+    })
+}
+
 fn output_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("pipeline-scale-{}.{name}", std::process::id()))
 }
