@@ -1,8 +1,9 @@
 //! The coordinating side of a distributed run: the run's executor decides as in one process
 //! (dependencies, retries and backoff, pools, alerts), but each attempt is queued in the state
 //! store for a worker instead of run here. Attempts that become ready together are queued in
-//! one statement. One watcher per run hears of finished attempts (`LISTEN`), looks every
-//! second as well, and rescues attempts whose lease ran out.
+//! one statement. One watcher per run hears of finished attempts (`LISTEN`), rescues attempts
+//! whose lease ran out every second, and reads every attempt it waits for now and then, should
+//! a notification have gone astray.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,14 @@ use crate::state::{
 };
 use crate::sync::LockUnpoisoned as _;
 
-/// How often the watcher looks without being woken: the bound on noticing a lost worker
-/// after its lease ran out, and the fallback when a notification is missed.
+/// How often the watcher rescues attempts whose lease ran out: the bound on noticing a lost
+/// worker after that.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// How often the watcher reads every attempt it waits for: the fallback for a notification
+/// missed other than by a lost connection (after which it reads them all at once). Every
+/// second, it read each of a run's queued attempts each second: 4,000 waiting, 4,000 lookups a
+/// second.
+const READ_ALL_EVERY: Duration = Duration::from_secs(10);
 /// Attempts per statement, at most.
 const BATCH_MAX: usize = 1000;
 
@@ -247,7 +253,7 @@ impl Dispatch {
                             .collect()
                     };
                     if !ended_already.is_empty() {
-                        self.deliver(Some(ended_already), false).await;
+                        self.deliver(Some(ended_already)).await;
                     }
                 }
                 Err(err) => {
@@ -281,6 +287,7 @@ impl Dispatch {
         let (mut heard, forwarder) = forward(listener);
         let _forwarder = AbortOnDrop(forwarder);
         let mut next_look = tokio::time::Instant::now() + LOOK_EVERY;
+        let mut next_read_all = tokio::time::Instant::now() + READ_ALL_EVERY;
         loop {
             let wanted = tokio::select! {
                 notification = heard.recv() => match notification {
@@ -303,15 +310,20 @@ impl Dispatch {
                     None => return,
                 },
                 () = tokio::time::sleep_until(next_look) => {
-                    next_look = tokio::time::Instant::now() + LOOK_EVERY;
-                    self.deliver(None, true).await;
+                    let now = tokio::time::Instant::now();
+                    next_look = now + LOOK_EVERY;
+                    self.rescue().await;
+                    if now >= next_read_all {
+                        next_read_all = now + READ_ALL_EVERY;
+                        self.deliver(None).await;
+                    }
                     continue;
                 }
             };
             self.succeeded(wanted.plain);
             match wanted {
-                Ended { all: true, .. } => self.deliver(None, false).await,
-                Ended { ids, .. } if !ids.is_empty() => self.deliver(Some(ids), false).await,
+                Ended { all: true, .. } => self.deliver(None).await,
+                Ended { ids, .. } if !ids.is_empty() => self.deliver(Some(ids)).await,
                 Ended { .. } => {}
             }
         }
@@ -335,11 +347,20 @@ impl Dispatch {
         }
     }
 
+    /// Rescues the attempts waited for whose lease ran out (their worker was lost), and hands
+    /// them to their waiters.
+    async fn rescue(&self) {
+        let ids: Vec<i64> = self.waiting.lock_unpoisoned().keys().copied().collect();
+        match self.store.rescue_lost(self.run_id, &ids).await {
+            Ok(lost) => self.hand_over(lost),
+            Err(err) => tracing::warn!("cannot rescue the run's lost attempts: {err:#}"),
+        }
+    }
+
     /// Hands each attempt that ended to its waiter: of those announced (`ended`), or of every
-    /// attempt waited for (`None`); on a `look`, first rescues the attempts whose lease ran
-    /// out. Reading only the announced ones keeps a poll's cost to what ended, not to what the
-    /// run has outstanding.
-    async fn deliver(&self, ended: Option<Vec<i64>>, look: bool) {
+    /// attempt waited for (`None`). Reading only the announced ones keeps the cost to what
+    /// ended, not to what the run has outstanding.
+    async fn deliver(&self, ended: Option<Vec<i64>>) {
         let ids: Vec<i64> = {
             let waiting = self.waiting.lock_unpoisoned();
             let mut early = self.early.lock_unpoisoned();
@@ -360,16 +381,19 @@ impl Dispatch {
         if ids.is_empty() {
             return;
         }
-        match self.store.finished_work(self.run_id, &ids, look).await {
-            Ok(finished) => {
-                let mut waiting = self.waiting.lock_unpoisoned();
-                for work in finished {
-                    if let Some(waiter) = waiting.remove(&work.id) {
-                        let _ = waiter.send(work);
-                    }
-                }
-            }
+        match self.store.finished_work(self.run_id, &ids).await {
+            Ok(finished) => self.hand_over(finished),
             Err(err) => tracing::warn!("cannot read the run's finished attempts: {err:#}"),
+        }
+    }
+
+    /// Gives each ended attempt to its waiter, if it still has one.
+    fn hand_over(&self, ended: Vec<FinishedWork>) {
+        let mut waiting = self.waiting.lock_unpoisoned();
+        for work in ended {
+            if let Some(waiter) = waiting.remove(&work.id) {
+                let _ = waiter.send(work);
+            }
         }
     }
 }

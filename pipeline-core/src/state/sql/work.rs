@@ -700,60 +700,53 @@ impl StateStore {
     }
 
     /// Of a run's attempts `ids`, those that ended: on their worker, by a cancel, or because
-    /// their lease ran out (which `rescue` marks `lost` first, once: the check is inside the
-    /// update, so an attempt is never both rescued and finished by its worker).
+    /// their lease ran out (marked `lost` by [`StateStore::rescue_lost`]).
     pub async fn finished_work(
         &self,
         run_id: i64,
         ids: &[i64],
-        rescue: bool,
     ) -> anyhow::Result<Vec<FinishedWork>> {
         let pool = self.postgres(crate::message::Command("run --distributed"))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let now = self.clock_ms();
-        if rescue {
-            sqlx::query(AssertSqlSafe(format!(
-                "UPDATE pipeline_work SET state = 'lost', finished_at = {now} \
-                 WHERE run_id = $1 AND id = ANY($2) AND state = 'running' \
-                 AND (lease_until IS NULL OR lease_until < {now})"
-            )))
-            .bind(run_id)
-            .bind(ids)
-            .execute(pool)
-            .await?;
-        }
         // Each id by the primary key (`OFFSET 0` keeps the planner from flattening the lookup):
         // the `(run_id, state)` index would read every finished attempt of the run on every
         // poll, which grows with the run.
-        let rows = sqlx::query(
-            "SELECT w.id, w.state, w.status, w.error, w.fatal, w.note, w.value, w.targets, \
-             w.worker_id, w.log \
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {FINISHED_COLUMNS} \
              FROM unnest($2::BIGINT[]) AS wanted(id) \
              CROSS JOIN LATERAL (SELECT * FROM pipeline_work w WHERE w.id = wanted.id OFFSET 0) w \
-             WHERE w.run_id = $1 AND w.state IN ('done', 'lost', 'handed_back', 'cancelled')",
-        )
+             WHERE w.run_id = $1 AND w.state IN ('done', 'lost', 'handed_back', 'cancelled')"
+        )))
         .bind(run_id)
         .bind(ids)
         .fetch_all(pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(FinishedWork {
-                    id: row.try_get("id")?,
-                    state: row.try_get("state")?,
-                    status: row.try_get("status")?,
-                    error: row.try_get("error")?,
-                    fatal: row.try_get::<Option<bool>, _>("fatal")?.unwrap_or(false),
-                    note: row.try_get("note")?,
-                    value: row.try_get("value")?,
-                    targets: row.try_get("targets")?,
-                    worker: row.try_get("worker_id")?,
-                    log: row.try_get("log")?,
-                })
-            })
-            .collect()
+        rows.iter().map(ended_work).collect()
+    }
+
+    /// Marks `lost` those of a run's attempts `ids` still running under a lease that ran out,
+    /// and returns them as ended. The check is inside the update, so an attempt is never both
+    /// rescued and finished by its worker. Through the index of the run's attempts by state:
+    /// it reads the run's running attempts, not every one it waits for.
+    pub async fn rescue_lost(&self, run_id: i64, ids: &[i64]) -> anyhow::Result<Vec<FinishedWork>> {
+        let pool = self.postgres(crate::message::Command("run --distributed"))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.clock_ms();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE pipeline_work w SET state = 'lost', finished_at = {now} \
+             WHERE w.run_id = $1 AND w.state = 'running' AND w.id = ANY($2) \
+             AND (w.lease_until IS NULL OR w.lease_until < {now}) \
+             RETURNING {FINISHED_COLUMNS}"
+        )))
+        .bind(run_id)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(ended_work).collect()
     }
 
     /// Cancels a run's attempts that have not ended: queued ones are never claimed, and the
@@ -846,6 +839,26 @@ fn outcome_sql(now: &str) -> String {
          FROM numbered GROUP BY run_id, part) \
          SELECT id FROM done, (SELECT count(*) FROM woken) AS sent"
     )
+}
+
+/// What a run reads of an attempt that ended, from a row of `pipeline_work` named `w`.
+const FINISHED_COLUMNS: &str =
+    "w.id, w.state, w.status, w.error, w.fatal, w.note, w.value, w.targets, w.worker_id, w.log";
+
+/// An ended attempt from a row of [`FINISHED_COLUMNS`].
+fn ended_work(row: &sqlx::postgres::PgRow) -> anyhow::Result<FinishedWork> {
+    Ok(FinishedWork {
+        id: row.try_get("id")?,
+        state: row.try_get("state")?,
+        status: row.try_get("status")?,
+        error: row.try_get("error")?,
+        fatal: row.try_get::<Option<bool>, _>("fatal")?.unwrap_or(false),
+        note: row.try_get("note")?,
+        value: row.try_get("value")?,
+        targets: row.try_get("targets")?,
+        worker: row.try_get("worker_id")?,
+        log: row.try_get("log")?,
+    })
 }
 
 /// A claimed attempt from a row that a claim returned.
