@@ -26,9 +26,9 @@ pub use crate::secrets::redact;
 #[cfg(feature = "web")]
 pub use crate::serve::{ServeOptions, serve};
 pub use crate::state::{
-    AttemptRecord, ClaimRequest, Completion, Heartbeat, LockAttempt, LockHolder, MarkerRecord,
-    Namespace, NewRun, NewWork, PartitionKey, STORE_CONNECTIONS, StateStore, TickRecord,
-    WorkOutcome,
+    AttemptRecord, ClaimRequest, ClaimedWork, Completion, Heartbeat, LockAttempt, LockHolder,
+    MarkerRecord, Namespace, NewRun, NewWork, PartitionKey, STORE_CONNECTIONS, StateStore,
+    TickRecord, WorkOutcome,
 };
 pub use crate::status::{RunStatus, TaskStatus};
 pub use crate::task::TaskFuture;

@@ -890,6 +890,23 @@ impl Queue {
         }
     }
 
+    /// Queues attempts of tasks `a` and `b` and claims both, as worker `worker-1`.
+    async fn two_claimed(&self) -> Vec<pipeline_core::testing::ClaimedWork> {
+        let mut line = self.store.line("a worker").expect("a line");
+        self.store
+            .queue_work(&[self.work("a", None), self.work("b", None)])
+            .await
+            .expect("queue two attempts");
+        let claimed = self
+            .store
+            .claim_work(&mut line, &Queue::request(2))
+            .await
+            .expect("claim them")
+            .work;
+        assert_eq!(claimed.len(), 2);
+        claimed
+    }
+
     /// A claim of up to `limit` attempts.
     fn request(limit: usize) -> pipeline_core::testing::ClaimRequest<'static> {
         pipeline_core::testing::ClaimRequest {
@@ -914,23 +931,12 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
 
     let queue = Queue::new("2026-12-05").await;
     let (database, store) = (&queue.database, &queue.store);
-    let work = |task: &str| queue.work(task, None);
-    let mut line = store.line("a worker").expect("a line");
     let outcome = succeeded();
     // Another session holds one row, then, once the write holds the other and waits for it,
     // asks for the other: whichever of the two rows the write takes first, one of the two
     // orders deadlocks. Both orders are tried.
     for held_first in [0, 1] {
-        store
-            .queue_work(&[work("a"), work("b")])
-            .await
-            .expect("queue two attempts");
-        let claimed = store
-            .claim_work(&mut line, &Queue::request(2))
-            .await
-            .expect("claim them")
-            .work;
-        assert_eq!(claimed.len(), 2);
+        let claimed = queue.two_claimed().await;
         let outcomes: Vec<(i64, String, WorkOutcome)> = claimed
             .iter()
             .map(|work| (work.id, work.token.clone(), outcome.clone()))
@@ -1088,17 +1094,7 @@ async fn postgres_an_outcome_write_reads_only_its_own_rows_whatever_the_statisti
 
     let queue = Queue::new("2026-12-07").await;
     let (database, store) = (&queue.database, &queue.store);
-    let mut line = store.line("a worker").expect("a line");
-    store
-        .queue_work(&[queue.work("a", None), queue.work("b", None)])
-        .await
-        .expect("queue two attempts");
-    let claimed = store
-        .claim_work(&mut line, &Queue::request(2))
-        .await
-        .expect("claim them")
-        .work;
-    assert_eq!(claimed.len(), 2);
+    let claimed = queue.two_claimed().await;
     psql(
         &database.url,
         "ALTER TABLE pipeline_work SET (autovacuum_enabled = false); \
