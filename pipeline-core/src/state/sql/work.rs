@@ -728,8 +728,9 @@ impl StateStore {
 
     /// Marks `lost` those of a run's attempts `ids` still running under a lease that ran out,
     /// and returns them as ended. The check is inside the update, so an attempt is never both
-    /// rescued and finished by its worker. Through the index of the run's attempts by state:
-    /// it reads the run's running attempts, not every one it waits for.
+    /// rescued and finished by its worker. It reads running attempts through an index (the
+    /// run's, or, with statistics taken while little ran, the store's), never every attempt
+    /// the run waits for.
     pub async fn rescue_lost(&self, run_id: i64, ids: &[i64]) -> anyhow::Result<Vec<FinishedWork>> {
         let pool = self.postgres(crate::message::Command("run --distributed"))?;
         if ids.is_empty() {
