@@ -326,8 +326,10 @@ fn a_run_waiting_for_workers_does_not_read_its_queued_attempts_every_second() {
     )
     .parse()
     .expect("a count");
+    // One read of them all may fall in the run's first seconds on a slow machine (its start
+    // before the 5 s counts towards the ten); a read every second comes to five or more.
     assert!(
-        lookups < queued,
+        lookups < 2 * queued,
         "{lookups} lookups of the queue's rows by id in 5 s, for {queued} queued attempts"
     );
 }
