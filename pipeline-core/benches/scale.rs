@@ -91,7 +91,6 @@ fn graph() -> pipeline_core::cli::Graph {
     })
 }
 
-/// Where the pipeline processes write their output and log, as an operator's redirections.
 /// How long each task of the pipeline sleeps, from `SCALE_BENCH_TASK_MS` (unset or empty: no-op
 /// tasks, as every row measures): for trying workers with long tasks by hand, many running at once.
 fn task_sleep() -> Option<Duration> {
@@ -106,6 +105,7 @@ fn task_sleep() -> Option<Duration> {
     })
 }
 
+/// Where the pipeline processes write their output and log, as an operator's redirections.
 fn output_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("pipeline-scale-{}.{name}", std::process::id()))
 }

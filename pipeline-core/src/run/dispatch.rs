@@ -22,9 +22,9 @@ use crate::sync::LockUnpoisoned as _;
 /// worker after that.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How often the watcher reads every attempt it waits for: the fallback for a notification
-/// missed other than by a lost connection (after which it reads them all at once). Every
-/// second, it read each of a run's queued attempts each second: 4,000 waiting, 4,000 lookups a
-/// second.
+/// missed other than by a lost connection (after which it reads them all at once). Read at
+/// every look, once a second, it looked each queued attempt up by its primary key: 4,000
+/// waiting, 4,000 lookups a second.
 const READ_ALL_EVERY: Duration = Duration::from_secs(10);
 /// Attempts per statement, at most.
 const BATCH_MAX: usize = 1000;

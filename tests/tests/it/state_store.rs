@@ -1087,7 +1087,8 @@ async fn postgres_a_claim_says_whether_it_left_the_queue_drained() {
 /// An outcome write reads only its own attempts' rows, whatever the statistics say. With the
 /// statistics taken while little ran (here: the queue's history of 20,000 attempts and 2
 /// running at the `ANALYZE`, 800 more running for other workers since), the planner read every
-/// running attempt of the store for each write, by a scan of the lease tokens' index.
+/// running attempt of the store for each write: by a scan of the table or of the lease tokens'
+/// index, or a hash of all of them.
 #[tokio::test]
 async fn postgres_an_outcome_write_reads_only_its_own_rows_whatever_the_statistics() {
     use pipeline_core::sqlx::{self, Connection as _, PgConnection, Row as _};
