@@ -36,10 +36,11 @@ pub fn init(quiet: bool, terminal: bool) {
         .with_target(false)
         .with_ansi(terminal)
         .with_writer(Buffered { at_once: terminal });
-    // Each attempt's own lines are kept with it as well (`daily logs`).
+    // Each attempt's own lines are kept with it as well (`daily logs`). The capture comes
+    // first: it writes the fields of an attempt's span for the stderr layer.
     let _ = tracing_subscriber::registry()
-        .with(stderr)
         .with(crate::task_log::Capture)
+        .with(stderr)
         .with(filter)
         .try_init();
 }

@@ -72,12 +72,7 @@ pub(super) fn start(action: Action, ctx: Ctx) -> Running {
     let handle = task_runtime().clone();
     static POOL: OnceLock<pool::Pool<Option<WorkResult>>> = OnceLock::new();
     let submitted = pool::shared(&POOL).submit(Box::new(move || {
-        let span = tracing::info_span!(
-            "task",
-            task = %ctx.task(),
-            attempt = ctx.attempt(),
-            run = ctx.run_id()
-        );
+        let span = crate::task_log::attempt_span(ctx.run_id(), ctx.task(), ctx.attempt());
         handle.block_on(
             async move {
                 let work = Watched {

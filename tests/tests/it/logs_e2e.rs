@@ -12,6 +12,12 @@ fn an_attempts_log_is_kept_with_it_and_printed_by_daily_logs() {
     sandbox.write("fail-validate-once", "");
     let run = sandbox.run(PIPELINE, &["run", "validate", "--date", "2026-11-26"], &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
+    // On stderr, each attempt's lines say whose they are.
+    for attempt in [1, 2] {
+        run.assert_stderr_has(&format!(
+            "task{{task=validate attempt={attempt} run=1}}: checked 12 rows"
+        ));
+    }
 
     let latest = sandbox.run(PIPELINE, &["logs", "validate", "--date", "2026-11-26"], &[]);
     assert_eq!(latest.code, Some(0), "{}", latest.stderr);
