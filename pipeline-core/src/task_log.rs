@@ -245,6 +245,63 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// What a test's stderr layer wrote.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock_unpoisoned().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The names of the fields of the spans it sees, as another program's subscriber would.
+    #[derive(Clone, Default)]
+    struct SpanFieldNames(Arc<Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> tracing_subscriber::Layer<S> for SpanFieldNames {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            let names = attrs.fields().iter().map(|field| field.name().to_string());
+            self.0.lock_unpoisoned().extend(names);
+        }
+    }
+
+    #[test]
+    fn an_attempts_span_names_it_on_stderr_in_its_log_and_to_other_subscribers() {
+        let written = Written::default();
+        let seen = SpanFieldNames::default();
+        let stderr = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(false)
+            .without_time()
+            .with_writer({
+                let written = written.clone();
+                move || written.clone()
+            });
+        let subscriber = tracing_subscriber::registry()
+            .with(Capture)
+            .with(stderr)
+            .with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let _entered = attempt_span(7, "load_users", 2).entered();
+            tracing::info!("loaded 12 rows");
+        });
+        let stderr = String::from_utf8_lossy(&written.0.lock_unpoisoned()).to_string();
+        assert_eq!(
+            stderr.trim(),
+            "INFO task{task=load_users attempt=2 run=7}: loaded 12 rows"
+        );
+        let log = take(7, "load_users", 2).expect("the attempt's log");
+        assert!(log.ends_with(" INFO loaded 12 rows\n"), "{log}");
+        assert_eq!(*seen.0.lock_unpoisoned(), ["task", "attempt", "run"]);
+    }
 
     #[test]
     fn a_long_log_keeps_its_start_and_its_end_and_says_how_much_is_left_out() {
