@@ -101,9 +101,11 @@ pub(crate) fn snapshot(run_id: i64, task: &str, attempt: u32) -> Option<String> 
 }
 
 /// The span an attempt runs in: what is logged inside it is kept with the attempt, and its
-/// fields say whose it is (on stderr: `task{task=.. attempt=.. run=..}`).
+/// fields say whose it is (on stderr: `task{task=.. attempt=.. run=..}`). At the error level,
+/// so that it exists whatever level the log is at: as an INFO span it was left out at WARN
+/// (the default on a terminal), and so were the attempt's warnings and errors from its log.
 pub(crate) fn attempt_span(run: i64, task: &str, attempt: u32) -> tracing::Span {
-    tracing::info_span!("task", task = %task, attempt, run)
+    tracing::error_span!("task", task = %task, attempt, run)
 }
 
 /// The layer that keeps the lines of events inside a `task` span with its attempt. Placed
@@ -271,6 +273,22 @@ mod tests {
             let names = attrs.fields().iter().map(|field| field.name().to_string());
             self.0.lock_unpoisoned().extend(names);
         }
+    }
+
+    #[test]
+    fn at_the_warn_level_an_attempts_warnings_are_kept_with_it() {
+        // As on a terminal, where a run's progress bar stands for its INFO lines.
+        let subscriber = tracing_subscriber::registry()
+            .with(Capture)
+            .with(tracing_subscriber::filter::LevelFilter::WARN);
+        tracing::subscriber::with_default(subscriber, || {
+            let _entered = attempt_span(8, "export", 1).entered();
+            tracing::info!("wrote 3 files");
+            tracing::warn!("the bucket is 95% full");
+        });
+        let log = take(8, "export", 1).expect("the attempt's log");
+        assert!(log.ends_with(" WARN the bucket is 95% full\n"), "{log}");
+        assert!(!log.contains("wrote 3 files"), "{log}");
     }
 
     #[test]

@@ -64,6 +64,28 @@ fn an_attempts_log_is_kept_with_it_and_printed_by_daily_logs() {
 }
 
 #[test]
+fn at_the_warn_level_an_attempts_warnings_are_still_kept_with_it() {
+    // WARN is the level of a run on a terminal, whose progress bar stands for its INFO lines.
+    let sandbox = Sandbox::new("logs-warn");
+    sandbox.write("log-validate", "checked 12 rows");
+    sandbox.write("warn-validate", "3 rows have no country");
+    let run = sandbox.run(
+        PIPELINE,
+        &["run", "validate", "--date", "2026-11-26"],
+        &[("PIPELINE_LOG", "warn")],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let logs = sandbox.run(PIPELINE, &["logs", "validate", "--date", "2026-11-26"], &[]);
+    assert_eq!(logs.code, Some(0), "{}", logs.stderr);
+    assert!(
+        logs.stdout.contains("WARN 3 rows have no country"),
+        "{}",
+        logs.stdout
+    );
+    assert!(!logs.stdout.contains("checked 12 rows"), "{}", logs.stdout);
+}
+
+#[test]
 fn a_log_is_bounded_and_holds_no_secret() {
     let sandbox = Sandbox::new("logs-bounded");
     let webhook = "https://hooks.slack.com/services/T0000/B0000/s3cretT0ken";
