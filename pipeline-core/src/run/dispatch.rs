@@ -347,11 +347,13 @@ impl Dispatch {
         }
     }
 
-    /// Rescues the attempts waited for whose lease ran out (their worker was lost), and hands
-    /// them to their waiters.
+    /// Rescues the run's attempts whose lease ran out (their worker was lost), and hands them
+    /// to their waiters (one cancelled meanwhile has none, and is dropped).
     async fn rescue(&self) {
-        let ids: Vec<i64> = self.waiting.lock_unpoisoned().keys().copied().collect();
-        match self.store.rescue_lost(self.run_id, &ids).await {
+        if self.waiting.lock_unpoisoned().is_empty() {
+            return;
+        }
+        match self.store.rescue_lost(self.run_id).await {
             Ok(lost) => self.hand_over(lost),
             Err(err) => tracing::warn!("cannot rescue the run's lost attempts: {err:#}"),
         }

@@ -275,7 +275,7 @@ fn a_killed_workers_attempt_is_rescued_after_its_lease_and_retried_elsewhere() {
 }
 
 /// A run waiting for workers does not read its queued attempts every second: its watcher
-/// rescues lost attempts every second through the index of running ones, and reads every
+/// rescues lost attempts every second from the run's running ones, and reads every
 /// attempt it waits for only every ten seconds. It read them all every second, by primary
 /// key: 40,000 outstanding attempts cost the database 50-80 ms of every second.
 #[test]

@@ -726,25 +726,21 @@ impl StateStore {
         rows.iter().map(ended_work).collect()
     }
 
-    /// Marks `lost` those of a run's attempts `ids` still running under a lease that ran out,
-    /// and returns them as ended. The check is inside the update, so an attempt is never both
-    /// rescued and finished by its worker. It reads running attempts through an index (the
-    /// run's, or, with statistics taken while little ran, the store's), never every attempt
-    /// the run waits for.
-    pub async fn rescue_lost(&self, run_id: i64, ids: &[i64]) -> anyhow::Result<Vec<FinishedWork>> {
+    /// Marks `lost` the run's attempts still running under a lease that ran out, and returns
+    /// them as ended. The check is inside the update, so an attempt is never both rescued and
+    /// finished by its worker. It reads the run's running attempts through the index of its
+    /// attempts by state: its cost is what runs, not what the run waits for (sent the ids of
+    /// all 40,000 attempts a run waited for, every second, it took 7 ms instead of 0.1 ms).
+    pub async fn rescue_lost(&self, run_id: i64) -> anyhow::Result<Vec<FinishedWork>> {
         let pool = self.postgres(crate::message::Command("run --distributed"))?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let now = self.clock_ms();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "UPDATE pipeline_work w SET state = 'lost', finished_at = {now} \
-             WHERE w.run_id = $1 AND w.state = 'running' AND w.id = ANY($2) \
+             WHERE w.run_id = $1 AND w.state = 'running' \
              AND (w.lease_until IS NULL OR w.lease_until < {now}) \
              RETURNING {FINISHED_COLUMNS}"
         )))
         .bind(run_id)
-        .bind(ids)
         .fetch_all(pool)
         .await?;
         rows.iter().map(ended_work).collect()
