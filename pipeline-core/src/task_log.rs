@@ -143,12 +143,7 @@ impl Visit for SpanFields {
         }
     }
 
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "task" {
-            self.task = Some(value.to_string());
-        }
-    }
-
+    /// `task` comes as `%task` ([`attempt_span`]): its `Debug` is its `Display`.
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "task" {
             self.task = Some(format!("{value:?}"));
