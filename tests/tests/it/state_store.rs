@@ -890,20 +890,21 @@ impl Queue {
         }
     }
 
-    /// Queues attempts of tasks `a` and `b` and claims both, as worker `worker-1`.
-    async fn two_claimed(&self) -> Vec<pipeline_core::testing::ClaimedWork> {
+    /// Queues an attempt of each of `tasks` and claims them all, as worker `worker-1`.
+    async fn claimed(&self, tasks: &[&str]) -> Vec<pipeline_core::testing::ClaimedWork> {
         let mut line = self.store.line("a worker").expect("a line");
+        let work: Vec<_> = tasks.iter().map(|task| self.work(task, None)).collect();
         self.store
-            .queue_work(&[self.work("a", None), self.work("b", None)])
+            .queue_work(&work)
             .await
-            .expect("queue two attempts");
+            .expect("queue the attempts");
         let claimed = self
             .store
-            .claim_work(&mut line, &Queue::request(2))
+            .claim_work(&mut line, &Queue::request(tasks.len()))
             .await
             .expect("claim them")
             .work;
-        assert_eq!(claimed.len(), 2);
+        assert_eq!(claimed.len(), tasks.len());
         claimed
     }
 
@@ -936,7 +937,7 @@ async fn postgres_an_outcome_write_aborted_by_a_deadlock_is_written_again() {
     // asks for the other: whichever of the two rows the write takes first, one of the two
     // orders deadlocks. Both orders are tried.
     for held_first in [0, 1] {
-        let claimed = queue.two_claimed().await;
+        let claimed = queue.claimed(&["a", "b"]).await;
         let outcomes: Vec<(i64, String, WorkOutcome)> = claimed
             .iter()
             .map(|work| (work.id, work.token.clone(), outcome.clone()))
@@ -1095,7 +1096,7 @@ async fn postgres_an_outcome_write_reads_only_its_own_rows_whatever_the_statisti
 
     let queue = Queue::new("2026-12-07").await;
     let (database, store) = (&queue.database, &queue.store);
-    let claimed = queue.two_claimed().await;
+    let claimed = queue.claimed(&["a", "b"]).await;
     psql(
         &database.url,
         "ALTER TABLE pipeline_work SET (autovacuum_enabled = false); \
@@ -1239,16 +1240,7 @@ async fn postgres_breaking_a_dead_runs_lock_cancels_its_queued_and_running_work(
         key: other_key,
         ..queue.work("other", None)
     };
-    store
-        .queue_work(&[queue.work("running", None)])
-        .await
-        .expect("queue an attempt");
-    let running = store
-        .claim_work(&mut line, &Queue::request(1))
-        .await
-        .expect("a claim")
-        .work;
-    assert_eq!(running.len(), 1);
+    let running = queue.claimed(&["running"]).await;
     store
         .queue_work(&[queue.work("queued", None)])
         .await
